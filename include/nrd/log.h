@@ -1,0 +1,43 @@
+#ifndef NRD_LOG_H
+#define NRD_LOG_H
+
+#include <stdbool.h>
+
+/* One JSON object per line on stdout:
+ *   {"ts":"2026-...Z","level":"info","msg":"recreated","requestId":"...","k":"v",...}
+ * Fields are NULL-terminated key/value pairs of strings. A key starting with
+ * '#' carries a value that is already JSON (a number, true/false), written raw
+ * under the key without the '#'. A NULL value is written as null.
+ * Never pass secrets (API keys, env values, image auth): there is no filter
+ * here, the callers own that rule. Level is checked before the arguments are
+ * evaluated (the macros). Thread-safe: each line is one write(2). */
+
+enum nrd_log_level { NRD_LOG_ERROR = 0, NRD_LOG_WARN, NRD_LOG_INFO, NRD_LOG_DEBUG };
+
+void nrd_log_set_level(enum nrd_log_level level);
+bool nrd_log_enabled(enum nrd_log_level level);
+/* Parses "error", "warn", "info", "debug"; false if unknown. */
+bool nrd_log_level_parse(const char *s, enum nrd_log_level *out);
+/* Where lines go (default fd 1). For tests. */
+void nrd_log_set_fd(int fd);
+
+/* Thread-local context added to each line of this thread: requestId and runId. */
+void nrd_log_set_request_id(const char *request_id);  /* NULL clears; copied */
+void nrd_log_set_run_id(const char *run_id);          /* NULL clears; copied */
+
+void nrd_log_write(enum nrd_log_level level, const char *msg, ...);
+
+#define NRD_LOG(level, ...) \
+  do { if (nrd_log_enabled(level)) nrd_log_write(level, __VA_ARGS__, (const char *)0); } while (0)
+#define LOG_ERROR(...) NRD_LOG(NRD_LOG_ERROR, __VA_ARGS__)
+#define LOG_WARN(...)  NRD_LOG(NRD_LOG_WARN, __VA_ARGS__)
+#define LOG_INFO(...)  NRD_LOG(NRD_LOG_INFO, __VA_ARGS__)
+#define LOG_DEBUG(...) NRD_LOG(NRD_LOG_DEBUG, __VA_ARGS__)
+
+/* Formats an integer for a '#' field: NRD_I64(n) is a char * valid in the
+ * enclosing block (compound literal). */
+const char *nrd_log_i64(char buf[24], long long v);
+#define NRD_I64(v) nrd_log_i64((char[24]){0}, (long long)(v))
+#define NRD_BOOL(v) ((v) ? "true" : "false")
+
+#endif

@@ -1,0 +1,78 @@
+#ifndef NRD_MODEL_H
+#define NRD_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Plain data shared by the layers: a Novita instance as we keep it (decoded
+ * from Novita, stored as a snapshot, read by the recreation rule), a migration
+ * job and a product. Every char * is heap-owned by the struct and NULL when the
+ * value was absent (missing key, null, or a value of the wrong type). Free with
+ * the matching *_cleanup, which also zeroes the struct. */
+
+struct nrd_port {
+  char *port;  /* as Novita sent it, number printed as text ("8080"); NULL if absent */
+  char *type;  /* "tcp", "http", anything else is kept so the rule can refuse it */
+};
+
+struct nrd_env {
+  char *key;
+  char *value;  /* secret: never logged, never reported */
+};
+
+struct nrd_mount {
+  char *type;        /* "network", "local", ... */
+  char *id;
+  char *mount_path;
+};
+
+struct nrd_instance {
+  char *id, *name, *status;
+  char *cluster_id, *cluster_name;
+  char *product_id, *product_name;
+  char *image_url, *image_auth_id;
+  char *command;
+  char *gpu_num;       /* raw text: Novita sends a string; a number is printed as text */
+  char *rootfs_size;   /* raw text, as gpu_num */
+  char *kind, *billing_mode;
+  /* Lists: *_present is false when the key was missing or null; true with
+   * n == 0 for a present empty list (which does replace a stored one). */
+  bool ports_present, envs_present, mounts_present;
+  size_t n_ports, n_envs, n_mounts;
+  struct nrd_port *ports;
+  struct nrd_env *envs;
+  struct nrd_mount *mounts;
+  int64_t created_at;  /* Unix seconds when Novita gave it, else 0 */
+  char *raw_json;      /* the instance object as received, with passwords and
+                          connect components removed; NULL if not kept */
+};
+
+void nrd_instance_cleanup(struct nrd_instance *inst);
+
+struct nrd_job {
+  char *id;           /* Novita's "Id" */
+  char *type;         /* instanceMigrate | autoInstanceMigrate | ... */
+  char *instance_id;
+  char *state;        /* state.state: fail, success, running, pulling, break, ... */
+  char *error;        /* state.error, else state.message, else errorMessage */
+  int64_t created_at; /* Unix seconds */
+};
+
+void nrd_job_cleanup(struct nrd_job *job);
+
+struct nrd_product {
+  char *id, *name;
+  char **regions;     /* region strings as sent, e.g. "CN-HK-01 (Hong Kong)" */
+  size_t n_regions;
+  bool available;     /* availableDeploy */
+  bool has_spot_price;
+  double spot_price;  /* 1/100000 USD per hour */
+};
+
+void nrd_product_cleanup(struct nrd_product *p);
+
+/* Instance statuses after which a snapshot may be refreshed (not transitional). */
+bool nrd_status_is_settled(const char *status);
+
+#endif

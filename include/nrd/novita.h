@@ -1,0 +1,129 @@
+#ifndef NRD_NOVITA_H
+#define NRD_NOVITA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "nrd/model.h"
+
+/* Typed Novita operations over one libcurl transport.
+ *
+ * struct nrd_novita is the shared client: base URLs, keys, timeouts, the one
+ * token bucket, the circuit breaker. Thread-safe; create once after
+ * curl_global_init. struct nrd_novita_conn is one easy handle (keep-alive),
+ * owned by one thread for its life.
+ *
+ * Every call goes through the transport, which: waits for a token; refuses
+ * when the circuit is open; sets connect and total timeouts, auth, no
+ * redirects, a response-size cap (enforced in the write callback); retries
+ * network errors, 408, 429, 5xx and Novita's transient 400 codes with
+ * exponential backoff and full jitter (honouring Retry-After), up to
+ * max_retry_attempts retries; never retries a create (an unknown create
+ * outcome is NRD_NV_AMBIGUOUS: look the name up first). */
+
+enum nrd_nv_rc {
+  NRD_NV_OK = 0,
+  NRD_NV_NOT_FOUND,     /* 404, or 400 RESOURCE_NOT_FOUND */
+  NRD_NV_TRANSIENT,     /* retryable failure that outlived its retries */
+  NRD_NV_FINAL,         /* permanent refusal (other 4xx): Novita's message in err */
+  NRD_NV_AMBIGUOUS,     /* a create whose outcome is unknown (timeout, reset after send) */
+  NRD_NV_BAD_RESPONSE,  /* 2xx with a body we cannot use (HTML, truncated, wrong types) */
+  NRD_NV_CIRCUIT_OPEN,  /* not sent: the breaker is open */
+  NRD_NV_DEADLINE       /* not sent: the caller's deadline passed */
+};
+const char *nrd_nv_rc_name(enum nrd_nv_rc rc);
+
+struct nrd_nv_error {
+  int http_status;        /* 0 when no HTTP answer */
+  char code[64];          /* Novita's code/reason from the body, "" if none */
+  char message[256];      /* a clear one-line reason, never holding secrets */
+};
+
+struct nrd_novita_options {
+  const char *base_url;            /* public API, no trailing slash needed */
+  const char *api_key;
+  const char *internal_base_url;   /* jobs host; used only when both internal fields set */
+  const char *internal_api_key;
+  unsigned page_size;              /* asked per page */
+  unsigned request_timeout_ms;     /* total per attempt */
+  unsigned connect_timeout_ms;     /* 0: min(5000, request_timeout_ms) */
+  unsigned max_retry_attempts;
+  double rate_limit_rps;           /* 0: unlimited */
+  unsigned circuit_failure_threshold;  /* 0: no breaker */
+  unsigned circuit_cooldown_ms;
+  size_t max_response_bytes;       /* 0: 16 MiB */
+  unsigned backoff_base_ms;        /* 0: 500 */
+  unsigned backoff_cap_ms;         /* 0: 30000 */
+};
+
+struct nrd_novita;
+struct nrd_novita_conn;
+
+struct nrd_novita *nrd_novita_create(const struct nrd_novita_options *opt);
+void nrd_novita_destroy(struct nrd_novita *nv);
+struct nrd_novita_conn *nrd_novita_conn_create(struct nrd_novita *nv);
+void nrd_novita_conn_destroy(struct nrd_novita_conn *c);
+
+/* Optional absolute deadline (nrd_mono_ms clock) for calls on this
+ * connection: no new attempt starts after it (NRD_NV_DEADLINE). 0 clears. */
+void nrd_novita_conn_set_deadline(struct nrd_novita_conn *c, int64_t deadline_mono_ms);
+
+/* Circuit state: 0 closed, 1 open, 2 half-open. */
+int nrd_novita_circuit_state(struct nrd_novita *nv);
+
+/* Calls made since creation (every attempt sent). */
+uint64_t nrd_novita_calls(struct nrd_novita *nv);
+
+/* Lists every instance, page after page, by DESIGN.md's stop rule (stop at
+ * `total` distinct ids, an empty page, or a page with no new id; a short page
+ * does not stop). Duplicates across pages are dropped. name (may be NULL)
+ * is passed as the fuzzy `name` filter. on_page gets each page's new instances;
+ * it owns nothing (the items are cleaned up after it returns); a non-zero
+ * return stops the listing with NRD_NV_OK and *stopped set. */
+typedef int (*nrd_nv_page_fn)(void *ud, const struct nrd_instance *items, size_t n);
+enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name,
+                                     nrd_nv_page_fn on_page, void *ud,
+                                     size_t *total_seen, struct nrd_nv_error *err);
+
+/* Every job of type within [start_s, end_s], all pages (same stop rule, by Id).
+ * *jobs is an array the caller frees with nrd_jobs_free. */
+enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
+                                int64_t start_s, int64_t end_s,
+                                struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err);
+void nrd_jobs_free(struct nrd_job *jobs, size_t n);
+
+/* POST /v1/gpu/instance/delete. NRD_NV_NOT_FOUND when Novita says not found. */
+enum nrd_nv_rc nrd_nv_delete_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                      struct nrd_nv_error *err);
+
+/* POST /v1/gpu/instance/create with request (not retried). *new_id heap-owned. */
+enum nrd_nv_rc nrd_nv_create_instance(struct nrd_novita_conn *c, const cJSON *request,
+                                      char **new_id, struct nrd_nv_error *err);
+
+/* Exact-name look-up: lists with the fuzzy name filter and keeps only exact
+ * matches. NRD_NV_OK with *found_id set (heap) when one exists, NULL when none. */
+enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
+                                   char **found_id, struct nrd_nv_error *err);
+
+/* GET /v1/products?productName=…&billingMethod=spot. Caller frees with nrd_products_free. */
+enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,
+                                    struct nrd_product **products, size_t *n,
+                                    struct nrd_nv_error *err);
+void nrd_products_free(struct nrd_product *p, size_t n);
+
+/* Decoders, exposed for tests and fuzzing: JSON text -> structs. They accept
+ * any input without crashing; 0 on success, -1 when the body is unusable. */
+int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
+                            size_t *n, int64_t *total);
+int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
+                       int64_t *total);
+int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n);
+/* Decodes one instance object (also used by the store for raw JSON). */
+void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out);
+/* Pulls code and message out of an error body of any shape. */
+void nrd_nv_decode_error(const char *body, size_t len, int http_status, struct nrd_nv_error *err);
+
+#endif

@@ -1,0 +1,74 @@
+#ifndef NRD_RUN_H
+#define NRD_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nrd/config.h"
+#include "nrd/novita.h"
+#include "nrd/store.h"
+
+/* The run coordinator: one run at a time; callers that arrive during a run
+ * join it when their dry-run setting matches, otherwise they join (or create)
+ * the one queued run that starts after it. A run: sync -> detect -> recover
+ * (on the worker pool) -> report. */
+
+enum nrd_trigger { NRD_TRIGGER_API = 0, NRD_TRIGGER_SCHEDULER, NRD_TRIGGER_CLI };
+const char *nrd_trigger_name(enum nrd_trigger t);
+
+/* What waiters are told at the end of a run. Valid only during the callback. */
+struct nrd_run_result {
+  const char *run_id;
+  bool completed;            /* false: Novita unavailable / circuit open / listing failed */
+  const char *error_message; /* when !completed */
+  const char *result_json;   /* the report's "result" object, always present */
+  int64_t started_ms, finished_ms;
+  int errors;                /* rows that failed in this run */
+};
+typedef void (*nrd_run_done_fn)(void *ud, const struct nrd_run_result *res);
+
+struct nrd_runner;
+
+/* The runner owns a worker pool of cfg->migration_max_concurrent threads, each
+ * with its own Novita connection and store connection, and one coordinator
+ * thread. cfg and nv must outlive it. */
+struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv,
+                                     char *err, size_t errlen);
+/* Stops starting work, parks in-flight rows, tells every waiter, joins. */
+void nrd_runner_destroy(struct nrd_runner *r);
+/* Ask the current run to stop starting new work (shutdown begins). */
+void nrd_runner_stop(struct nrd_runner *r);
+
+/* Joins or queues a run. done (may be NULL) is called once, from the
+ * coordinator thread, when that run ends (also when it is cancelled at
+ * shutdown). run_id gets the id of the run joined. Returns 0, or -1 when the
+ * runner is stopping (done is then not called). */
+int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
+                       nrd_run_done_fn done, void *ud, char run_id[64]);
+
+/* Runs (or joins) one run and waits for it: for the CLI. *result_json (heap,
+ * caller frees) gets the report's result; returns 0 when the run completed with
+ * no failed row, 1 when a row failed, 2 when the run could not complete. */
+int nrd_runner_run_sync(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
+                        char **result_json, char **error_message);
+
+/* True while a run executes. */
+bool nrd_runner_busy(struct nrd_runner *r);
+
+/* ---- queries for the HTTP layer (thread-safe; each takes the runner's
+ * query connection under a lock). Heap results: caller frees. ---- */
+
+/* {"runId","state","trigger","dryRun","startedAt","finishedAt","result"} or NRD_NONE. */
+int nrd_runner_get_run(struct nrd_runner *r, const char *run_id, char **json);
+/* {"recoveries":[...],"count":n}; state NULL for all; NRD_ERR on a bad state name. */
+int nrd_runner_list_recoveries(struct nrd_runner *r, const char *state, size_t limit, char **json);
+/* Operator control; NRD_NONE when no such row or wrong state. */
+int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id);
+int nrd_runner_abandon_recovery(struct nrd_runner *r, const char *job_id, const char *reason);
+/* Ledger rows per state, for /metrics. */
+int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_COUNT]);
+/* The database answers (for /ready). */
+bool nrd_runner_store_ok(struct nrd_runner *r);
+
+#endif

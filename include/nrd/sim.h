@@ -1,0 +1,116 @@
+#ifndef NRD_SIM_H
+#define NRD_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* A Novita simulator: real HTTP on 127.0.0.1 (libmicrohttpd), faithful to the
+ * parts of Novita's API we use (../shared/reference/novita-api.yaml), with
+ * fault injection and a log of every request. Used by the tests, the
+ * benchmark and `novita-recoveryd demo`; never by serve or check-failed.
+ *
+ * Paths (base URL = nrd_sim_base_url):
+ *   GET  {base}/v1/gpu/instances?pageSize&pageNum&name&status
+ *   POST {base}/v1/gpu/instance/delete {instanceId}
+ *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
+ *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
+ *   GET  {base}/v1/products?productName&billingMethod
+ *   GET  /api/v1/jobs (the internal jobs host, internal key)
+ * Control (no auth, for out-of-process tests and scripts):
+ *   POST /__sim/scenario (body: scenario JSON, replaces state)
+ *   POST /__sim/faults (body: one fault object or an array; {} clears)
+ *   GET  /__sim/state  -> {"instances":[...], "requests": n}
+ *   GET  /__sim/requests -> [{method,path,query,body,authorization}, ...]
+ *
+ * Scenario JSON: {"instances":[instance objects as Novita lists them],
+ *   "jobs":[job objects], "products":[product objects]}. */
+
+struct nrd_sim_options {
+  unsigned port;              /* 0: a free port */
+  const char *api_key;        /* required Bearer key of the public API; NULL: any */
+  const char *internal_api_key; /* key of /api/v1/jobs; NULL: any */
+  int page_base;              /* 0 or 1 (default 1 when page_base_set is false) */
+  bool page_base_set;
+  unsigned page_cap;          /* server-side largest page; 0: no cap */
+  unsigned latency_ms;        /* added to every request */
+  unsigned threads;           /* 0: thread per connection */
+  const char *new_status;     /* status of created instances; NULL: "running" */
+};
+
+/* Fault kinds. A fault matches requests whose "METHOD path" contains match
+ * (NULL or "" matches all), fires with probability (0 = always) from a seeded
+ * RNG, at most count times (0 = unlimited). */
+enum nrd_sim_fault_kind {
+  NRD_SIM_STATUS = 0,      /* answer status with body (NULL: {"code":..,"message":..}) */
+  NRD_SIM_RETRY_AFTER,     /* 429 with Retry-After: retry_after (text: seconds or a date) */
+  NRD_SIM_DELAY,           /* sleep delay_ms, then answer normally */
+  NRD_SIM_APPLY_THEN_DELAY,/* apply the effect (create/delete), then sleep delay_ms */
+  NRD_SIM_HTML,            /* 200/status with an HTML page */
+  NRD_SIM_TRUNCATED,       /* the normal body cut in half */
+  NRD_SIM_MALFORMED,       /* "{not json" */
+  NRD_SIM_OVERSIZED,       /* a JSON body of size bytes */
+  NRD_SIM_DEEP,            /* JSON nested size levels deep */
+  NRD_SIM_EMPTY,           /* 200 with an empty body */
+  NRD_SIM_WRONG_TYPES,     /* the normal body with fields retyped (strings<->numbers, lists->objects) */
+  NRD_SIM_DROP_FIELDS,     /* the normal body with fields removed */
+  NRD_SIM_SLOW_DRIP,       /* body sent one byte per delay_ms */
+  NRD_SIM_RESET            /* close the connection without an answer */
+};
+
+struct nrd_sim_fault {
+  enum nrd_sim_fault_kind kind;
+  const char *match;
+  int status;
+  const char *body;
+  const char *retry_after;
+  unsigned delay_ms;
+  size_t size;
+  double probability;
+  unsigned count;
+  uint64_t seed;
+};
+
+struct nrd_sim_request {
+  char *method, *path, *query, *body, *authorization;
+  int64_t at_ms;
+};
+
+struct nrd_sim;
+
+struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size_t errlen);
+void nrd_sim_stop(struct nrd_sim *s);
+unsigned nrd_sim_port(const struct nrd_sim *s);
+/* "http://127.0.0.1:PORT/gpu-instance/openapi" and "http://127.0.0.1:PORT". */
+void nrd_sim_base_url(const struct nrd_sim *s, char out[128]);
+void nrd_sim_internal_base_url(const struct nrd_sim *s, char out[128]);
+
+/* Replaces the state. 0, or -1 on bad JSON. */
+int nrd_sim_load(struct nrd_sim *s, const char *scenario_json);
+/* A scenario generator: fleet instances (ids "i-0".."i-N"), the first failed
+ * of them migrating with a failed job; products for their productName. Used by
+ * demo, tests and the bench. Caller frees with cJSON_Delete. */
+cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s);
+
+void nrd_sim_set_latency(struct nrd_sim *s, unsigned ms);
+int nrd_sim_add_fault(struct nrd_sim *s, const struct nrd_sim_fault *f);
+void nrd_sim_clear_faults(struct nrd_sim *s);
+
+/* Request log: a copy the caller frees with nrd_sim_requests_free. */
+size_t nrd_sim_requests(struct nrd_sim *s, struct nrd_sim_request **out);
+void nrd_sim_requests_free(struct nrd_sim_request *r, size_t n);
+void nrd_sim_clear_requests(struct nrd_sim *s);
+/* Requests whose method equals method (NULL: any) and path ends with suffix. */
+size_t nrd_sim_count(struct nrd_sim *s, const char *method, const char *path_suffix);
+/* Instances currently present whose name equals name exactly. */
+size_t nrd_sim_count_by_name(struct nrd_sim *s, const char *name);
+size_t nrd_sim_instance_count(struct nrd_sim *s);
+/* The current instances as a JSON array (caller deletes). */
+cJSON *nrd_sim_instances(struct nrd_sim *s);
+/* Adds or removes one instance/job at run time. */
+int nrd_sim_put_instance(struct nrd_sim *s, const cJSON *instance);
+int nrd_sim_remove_instance(struct nrd_sim *s, const char *id);
+
+#endif

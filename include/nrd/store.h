@@ -1,0 +1,187 @@
+#ifndef NRD_STORE_H
+#define NRD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nrd/model.h"
+
+/* SQLite storage behind one narrow interface. One struct nrd_store is one
+ * connection: use it from one thread at a time (one per thread). WAL, a busy
+ * timeout, statements prepared once and reset after use, BEGIN IMMEDIATE for
+ * every write transaction (busy retried a bounded number of times).
+ *
+ * Results are tri-state: NRD_OK (done / a row), NRD_NONE (no such row, or the
+ * conditional write did not apply), NRD_BUSY (locked past the retries: try
+ * later), NRD_ERR (our bug or a broken database: logged). */
+
+enum nrd_store_rc { NRD_ERR = -1, NRD_OK = 0, NRD_NONE = 1, NRD_BUSY = 2 };
+
+struct nrd_store;
+
+/* Opens (creating the folder 0700 and the file 0600 when missing) and applies
+ * pending migrations. Refuses a database whose schema is newer than this
+ * binary. err gets one line on failure. applied (may be NULL) gets the number
+ * of migrations applied now. */
+int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied,
+                   char *err, size_t errlen);
+void nrd_store_close(struct nrd_store *st);
+/* Highest applied migration version. */
+int nrd_store_schema_version(struct nrd_store *st, int *version);
+/* A cheap read that proves the database answers (for /ready). */
+int nrd_store_ping(struct nrd_store *st);
+
+/* ---- snapshots ---- */
+
+/* Upserts a page of instances in one transaction, following DESIGN.md:
+ * first sight stores any status; later, the configuration is refreshed only
+ * when the new status is settled (nrd_status_is_settled), a known value is
+ * never replaced by an absent one (NULL scalar; list not present), a present
+ * empty list does replace. status, last_seen_ms and seen_run always update. */
+int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items,
+                               size_t n, const char *run_id, int64_t now_ms);
+/* Fills out (caller cleans up with nrd_instance_cleanup). NRD_NONE if unknown. */
+int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id,
+                           struct nrd_instance *out);
+/* True (NRD_OK) when the instance was listed by the sync of run_id, NRD_NONE if not. */
+int nrd_store_snapshot_seen_in_run(struct nrd_store *st, const char *instance_id,
+                                   const char *run_id);
+
+/* ---- recovery ledger ---- */
+
+enum nrd_row_state {
+  NRD_ROW_PENDING = 0,  /* found; nothing sent */
+  NRD_ROW_DELETING,     /* delete is about to be / was sent; outcome unknown */
+  NRD_ROW_DELETED,      /* delete confirmed (or not-found after our delete) */
+  NRD_ROW_CREATING,     /* create is about to be / was sent; outcome unknown */
+  NRD_ROW_CREATED,      /* replacement exists: new_instance_id set (done) */
+  NRD_ROW_FAILED,       /* final failure, reason in last_error (done until retried) */
+  NRD_ROW_ABANDONED,    /* nothing to do, reason in last_error (done) */
+  NRD_ROW_STATE_COUNT
+};
+const char *nrd_row_state_name(enum nrd_row_state s);        /* "pending", ... */
+bool nrd_row_state_parse(const char *s, enum nrd_row_state *out);
+bool nrd_row_state_is_open(enum nrd_row_state s);           /* pending..creating */
+
+struct nrd_ledger_row {
+  char *job_id, *job_type, *instance_id, *instance_name;
+  enum nrd_row_state state;
+  char *new_name;             /* fixed when the row is first written */
+  int64_t name_ms;            /* the <ms> of new_name */
+  char *new_instance_id;
+  bool delete_sent;           /* we sent a delete for this row (ever) */
+  bool create_sent;           /* we sent a create (ever): look up by name before another */
+  bool adopted;               /* the replacement was found by name, not created by us */
+  int attempts;               /* recovery attempts (claims that ran) */
+  char *last_error;
+  char *owner;                /* lease holder, NULL when free */
+  int64_t lease_until_ms;
+  char *run_id;               /* the last run that touched it */
+  int64_t created_ms, updated_ms;
+};
+void nrd_ledger_row_cleanup(struct nrd_ledger_row *row);
+void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n);
+
+/* Inserts a pending row unless one exists for job_id. NRD_OK inserted,
+ * NRD_NONE already there. */
+int nrd_store_ledger_insert(struct nrd_store *st, const char *job_id, const char *job_type,
+                            const char *instance_id, const char *instance_name,
+                            const char *new_name, int64_t name_ms, int64_t now_ms);
+
+/* Open rows (pending..creating), oldest first, at most limit. Caller frees. */
+int nrd_store_ledger_open(struct nrd_store *st, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n);
+/* Rows in a state (or all when state < 0), newest first, at most limit. */
+int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n);
+int nrd_store_ledger_get(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out);
+/* Rows touched by run_id (run_id column), for reports. */
+int nrd_store_ledger_count_by_state(struct nrd_store *st, int64_t counts[NRD_ROW_STATE_COUNT]);
+
+/* Claims an open row for owner until now+lease (BEGIN IMMEDIATE): succeeds when
+ * the row is open and free, its lease expired, or already owner's. Sets run_id
+ * and increments attempts. NRD_NONE when another owner holds it or it is done.
+ * out (may be NULL) gets the row as claimed. */
+int nrd_store_ledger_claim(struct nrd_store *st, const char *job_id, const char *owner,
+                           const char *run_id, int64_t now_ms, int64_t lease_ms,
+                           struct nrd_ledger_row *out);
+/* Extends the lease; NRD_NONE if owner lost it. */
+int nrd_store_ledger_renew(struct nrd_store *st, const char *job_id, const char *owner,
+                           int64_t lease_until_ms);
+/* Gives the row back (owner cleared), state untouched. */
+int nrd_store_ledger_release(struct nrd_store *st, const char *job_id, const char *owner);
+
+/* A state change by the lease owner, in one transaction. Fields left NULL/false
+ * keep their stored value. An event (may be NULL) is inserted into the outbox
+ * in the same transaction. NRD_NONE when owner no longer holds the row. */
+struct nrd_event;
+struct nrd_ledger_update {
+  enum nrd_row_state state;
+  const char *new_instance_id;
+  const char *last_error;      /* NULL keeps; "" clears */
+  bool set_delete_sent;
+  bool set_create_sent;
+  bool set_adopted;
+  bool release;                /* clear owner and lease in the same write */
+  const struct nrd_event *event;
+};
+int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char *owner,
+                            const struct nrd_ledger_update *u, int64_t now_ms);
+
+/* Operator control. retry: failed -> deleted when delete_sent else pending,
+ * last_error kept; abandon: any open or failed row -> abandoned with reason.
+ * NRD_NONE if no such row or not in a state that allows it. */
+int nrd_store_ledger_retry(struct nrd_store *st, const char *job_id, int64_t now_ms);
+int nrd_store_ledger_abandon(struct nrd_store *st, const char *job_id, const char *reason,
+                             int64_t now_ms);
+
+/* ---- runs ---- */
+
+struct nrd_run_record {
+  char *run_id, *trigger, *state;  /* state: running | done | failed */
+  bool dry_run;
+  int64_t started_ms, finished_ms; /* finished 0 while running */
+  char *report_json;               /* NULL while running */
+};
+void nrd_run_record_cleanup(struct nrd_run_record *r);
+
+int nrd_store_run_insert(struct nrd_store *st, const char *run_id, const char *trigger,
+                         bool dry_run, int64_t started_ms);
+int nrd_store_run_finish(struct nrd_store *st, const char *run_id, const char *state,
+                         const char *report_json, int64_t finished_ms);
+int nrd_store_run_get(struct nrd_store *st, const char *run_id, struct nrd_run_record *out);
+/* Marks runs left 'running' by a dead process as failed (at start-up). */
+int nrd_store_run_fail_stale(struct nrd_store *st, int64_t now_ms);
+
+/* ---- outbox (webhook events) ---- */
+
+struct nrd_event {
+  char *id;           /* evt_... */
+  char *type;         /* instance.recreated | instance.recovery_failed | run.completed */
+  char *body_json;    /* the whole event as sent */
+  int64_t created_ms;
+  char *state;        /* pending | delivered | dead */
+  int attempts;
+  int64_t next_attempt_ms;
+  char *last_error;
+  int64_t seq;        /* insertion order */
+};
+void nrd_event_cleanup(struct nrd_event *e);
+void nrd_events_free(struct nrd_event *e, size_t n);
+
+int nrd_store_event_insert(struct nrd_store *st, const struct nrd_event *e);
+/* Oldest pending event (in seq order), whatever its next_attempt_ms. */
+int nrd_store_event_next(struct nrd_store *st, struct nrd_event *out);
+int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state,
+                         int attempts, int64_t next_attempt_ms, const char *last_error);
+/* Events after since_id (all when NULL or unknown), oldest first, at most limit. */
+int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limit,
+                         struct nrd_event **out, size_t *n);
+
+/* ---- retention ---- */
+/* Deletes finished runs, done ledger rows (created/abandoned) and delivered or
+ * dead events older than cutoff. */
+int nrd_store_prune(struct nrd_store *st, int64_t cutoff_ms, int64_t *deleted);
+
+#endif

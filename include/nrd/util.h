@@ -1,0 +1,57 @@
+#ifndef NRD_UTIL_H
+#define NRD_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Small helpers every layer uses. Allocation failure of small internal buffers
+ * aborts the process (xmalloc and friends): there is no sane way on. */
+
+void *nrd_xmalloc(size_t n);
+void *nrd_xcalloc(size_t n, size_t size);
+void *nrd_xrealloc(void *p, size_t n);
+char *nrd_xstrdup(const char *s);          /* NULL in, NULL out */
+char *nrd_xstrndup(const char *s, size_t n);
+
+/* Growable byte buffer, always NUL-terminated. init/cleanup: caller-owned struct. */
+struct nrd_buf {
+  char *data;
+  size_t len, cap;
+};
+void nrd_buf_init(struct nrd_buf *b);
+void nrd_buf_cleanup(struct nrd_buf *b);
+void nrd_buf_reset(struct nrd_buf *b);
+void nrd_buf_append(struct nrd_buf *b, const void *p, size_t n);
+void nrd_buf_puts(struct nrd_buf *b, const char *s);
+void nrd_buf_printf(struct nrd_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal with quotes and escapes. */
+void nrd_buf_json_str(struct nrd_buf *b, const char *s);
+/* Hands the data over (caller frees with free); leaves b empty. */
+char *nrd_buf_steal(struct nrd_buf *b);
+
+int64_t nrd_now_ms(void);         /* wall clock, Unix epoch milliseconds */
+int64_t nrd_mono_ms(void);        /* monotonic milliseconds */
+void nrd_sleep_ms(int64_t ms);
+/* "2026-11-28T15:20:00.123Z" into out (at least 25 bytes). */
+void nrd_iso8601(int64_t epoch_ms, char out[32]);
+
+/* Random bytes from the OS (getrandom); aborts if none can be had. */
+void nrd_random_bytes(void *out, size_t n);
+/* Uniform double in [0, 1). Thread-safe. */
+double nrd_random_unit(void);
+/* "<prefix>_<epoch ms>_<6 chars [a-z0-9]>", e.g. "run_1764345600123_k3j9x2". */
+void nrd_make_id(const char *prefix, char out[64]);
+
+/* Strict parsers: whole string, no sign surprises, range checked. */
+bool nrd_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+bool nrd_parse_double(const char *s, double min, double max, double *out);
+/* true/false/1/0/yes/no, case-insensitive. */
+bool nrd_parse_bool(const char *s, bool *out);
+
+/* Constant-time comparison of two byte strings (length differences leak only length). */
+bool nrd_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+#endif
