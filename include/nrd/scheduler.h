@@ -1,0 +1,28 @@
+#ifndef NRD_SCHEDULER_H
+#define NRD_SCHEDULER_H
+
+#include <stdbool.h>
+
+#include "nrd/config.h"
+#include "nrd/run.h"
+
+/* Runs check-failed every cfg->migration_interval_minutes (0: never on its
+ * own; trigger still works). Pausing stops scheduled and triggered runs from
+ * starting; a run in progress is not interrupted. */
+
+struct nrd_scheduler;
+
+struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct nrd_runner *r);
+void nrd_scheduler_destroy(struct nrd_scheduler *s);
+
+/* {"enabled","paused","running","intervalMinutes","lastRunId","lastRunAt",
+ *  "nextRunAt","totalRuns","totalTriggered"}; heap JSON, caller frees. */
+char *nrd_scheduler_status_json(struct nrd_scheduler *s);
+/* Requests a run now (joins one in progress). 0 with run_id set; -1 when
+ * paused or stopping. */
+int nrd_scheduler_trigger(struct nrd_scheduler *s, char run_id[64]);
+void nrd_scheduler_pause(struct nrd_scheduler *s);
+void nrd_scheduler_resume(struct nrd_scheduler *s);
+bool nrd_scheduler_paused(struct nrd_scheduler *s);
+
+#endif
