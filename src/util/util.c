@@ -1,0 +1,370 @@
+/* Small helpers: aborting allocators, a growable buffer, clocks, randomness,
+ * identifiers, strict number parsers, constant-time comparison. */
+
+#include "nrd/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+static void oom(size_t n)
+{
+  fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+  abort();
+}
+
+void *nrd_xmalloc(size_t n)
+{
+  void *p = malloc(n ? n : 1);
+  if (!p)
+    oom(n);
+  return p;
+}
+
+void *nrd_xcalloc(size_t n, size_t size)
+{
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p)
+    oom(n * size);
+  return p;
+}
+
+void *nrd_xrealloc(void *p, size_t n)
+{
+  void *q = realloc(p, n ? n : 1);
+  if (!q)
+    oom(n);
+  return q;
+}
+
+char *nrd_xstrdup(const char *s)
+{
+  if (!s)
+    return NULL;
+  return nrd_xstrndup(s, strlen(s));
+}
+
+char *nrd_xstrndup(const char *s, size_t n)
+{
+  if (!s)
+    return NULL;
+  size_t len = strnlen(s, n);
+  char *p = nrd_xmalloc(len + 1);
+  memcpy(p, s, len);
+  p[len] = '\0';
+  return p;
+}
+
+/* ---- growable buffer ---- */
+
+void nrd_buf_init(struct nrd_buf *b)
+{
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+}
+
+void nrd_buf_cleanup(struct nrd_buf *b)
+{
+  free(b->data);
+  nrd_buf_init(b);
+}
+
+void nrd_buf_reset(struct nrd_buf *b)
+{
+  b->len = 0;
+  if (b->data)
+    b->data[0] = '\0';
+}
+
+/* Makes room for extra more bytes plus the terminating NUL. */
+static void buf_reserve(struct nrd_buf *b, size_t extra)
+{
+  if (extra > SIZE_MAX - b->len - 1)
+    oom(SIZE_MAX);
+  size_t need = b->len + extra + 1;
+  if (need <= b->cap)
+    return;
+  size_t cap = b->cap ? b->cap : 64;
+  while (cap < need)
+    cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  b->data = nrd_xrealloc(b->data, cap);
+  b->cap = cap;
+}
+
+void nrd_buf_append(struct nrd_buf *b, const void *p, size_t n)
+{
+  buf_reserve(b, n);
+  if (n)
+    memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void nrd_buf_puts(struct nrd_buf *b, const char *s)
+{
+  nrd_buf_append(b, s, strlen(s));
+}
+
+void nrd_buf_printf(struct nrd_buf *b, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    va_end(ap2);
+    return;
+  }
+  buf_reserve(b, (size_t)n);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most avail bytes), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+  unsigned char c = s[0];
+  size_t len;
+  unsigned cp;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    cp = c & 0x1Fu;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    cp = c & 0x0Fu;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    cp = c & 0x07u;
+  } else {
+    return 0;
+  }
+  if (avail < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3Fu);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+    return 0;
+  if (cp >= 0xD800 && cp <= 0xDFFF)
+    return 0;
+  return len;
+}
+
+void nrd_buf_json_str(struct nrd_buf *b, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = strlen(s);
+  nrd_buf_append(b, "\"", 1);
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c == '"' || c == '\\') {
+      char esc[2] = { '\\', (char)c };
+      nrd_buf_append(b, esc, 2);
+      i++;
+    } else if (c < 0x20 || c == 0x7F) {
+      const char *short_esc = NULL;
+      switch (c) {
+      case '\n': short_esc = "\\n"; break;
+      case '\r': short_esc = "\\r"; break;
+      case '\t': short_esc = "\\t"; break;
+      case '\b': short_esc = "\\b"; break;
+      case '\f': short_esc = "\\f"; break;
+      default: break;
+      }
+      if (short_esc) {
+        nrd_buf_append(b, short_esc, 2);
+      } else {
+        char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF] };
+        nrd_buf_append(b, esc, 6);
+      }
+      i++;
+    } else {
+      size_t len = utf8_seq_len(p + i, n - i);
+      if (len == 0) {
+        nrd_buf_puts(b, "\\ufffd");  /* invalid byte: replacement character */
+        i++;
+      } else {
+        nrd_buf_append(b, p + i, len);
+        i += len;
+      }
+    }
+  }
+  nrd_buf_append(b, "\"", 1);
+}
+
+char *nrd_buf_steal(struct nrd_buf *b)
+{
+  char *p = b->data ? b->data : nrd_xstrdup("");
+  nrd_buf_init(b);
+  return p;
+}
+
+/* ---- time ---- */
+
+static int64_t clock_ms(clockid_t id)
+{
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t nrd_now_ms(void)
+{
+  return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t nrd_mono_ms(void)
+{
+  return clock_ms(CLOCK_MONOTONIC);
+}
+
+void nrd_sleep_ms(int64_t ms)
+{
+  if (ms <= 0)
+    return;
+  struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+void nrd_iso8601(int64_t epoch_ms, char out[32])
+{
+  int64_t secs = epoch_ms / 1000;
+  int64_t ms = epoch_ms % 1000;
+  if (ms < 0) {
+    ms += 1000;
+    secs -= 1;
+  }
+  time_t t = (time_t)secs;
+  struct tm tm;
+  if (!gmtime_r(&t, &tm)) {
+    snprintf(out, 32, "1970-01-01T00:00:00.000Z");
+    return;
+  }
+  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, 32 - n, ".%03uZ", (unsigned)ms % 1000u);
+}
+
+/* ---- randomness ---- */
+
+void nrd_random_bytes(void *out, size_t n)
+{
+  unsigned char *p = out;
+  while (n > 0) {
+    ssize_t got = getrandom(p, n, 0);
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      fprintf(stderr, "fatal: getrandom failed\n");
+      abort();
+    }
+    p += got;
+    n -= (size_t)got;
+  }
+}
+
+double nrd_random_unit(void)
+{
+  uint64_t r;
+  nrd_random_bytes(&r, sizeof r);
+  return (double)(r >> 11) * (1.0 / 9007199254740992.0);  /* 53 bits / 2^53 */
+}
+
+void nrd_make_id(const char *prefix, char out[64])
+{
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char rnd[6];
+  char suffix[7];
+  nrd_random_bytes(rnd, sizeof rnd);
+  for (size_t i = 0; i < sizeof rnd; i++)
+    suffix[i] = alphabet[rnd[i] % 36];  /* slight bias is harmless for ids */
+  suffix[6] = '\0';
+  snprintf(out, 64, "%.40s_%lld_%s", prefix ? prefix : "id", (long long)nrd_now_ms(), suffix);
+}
+
+/* ---- strict parsers ---- */
+
+bool nrd_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+  if (!s || !*s)
+    return false;
+  const char *p = s;
+  if (*p == '-' || *p == '+')
+    p++;
+  if (*p < '0' || *p > '9')
+    return false;  /* rejects "", "-", leading spaces, "+-1" */
+  errno = 0;
+  char *end = NULL;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || !end || *end != '\0')
+    return false;
+  if (v < min || v > max)
+    return false;
+  *out = (int64_t)v;
+  return true;
+}
+
+bool nrd_parse_double(const char *s, double min, double max, double *out)
+{
+  if (!s || !*s)
+    return false;
+  const char *p = s;
+  if (*p == '-' || *p == '+')
+    p++;
+  if ((*p < '0' || *p > '9') && *p != '.')
+    return false;  /* rejects spaces, "inf", "nan", hex is caught below */
+  if (strchr(s, 'x') || strchr(s, 'X'))
+    return false;
+  errno = 0;
+  char *end = NULL;
+  double v = strtod(s, &end);
+  if (errno != 0 || !end || *end != '\0' || !isfinite(v))
+    return false;
+  if (v < min || v > max)
+    return false;
+  *out = v;
+  return true;
+}
+
+bool nrd_parse_bool(const char *s, bool *out)
+{
+  static const struct { const char *text; bool value; } words[] = {
+    { "true", true }, { "1", true }, { "yes", true },
+    { "false", false }, { "0", false }, { "no", false },
+  };
+  if (!s)
+    return false;
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    if (strcasecmp(s, words[i].text) == 0) {
+      *out = words[i].value;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool nrd_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+  const volatile unsigned char *x = a;
+  const volatile unsigned char *y = b;
+  size_t n = alen < blen ? alen : blen;
+  unsigned char diff = (unsigned char)(alen != blen);
+  for (size_t i = 0; i < n; i++)
+    diff |= (unsigned char)(x[i] ^ y[i]);
+  return diff == 0;
+}
