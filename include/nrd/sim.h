@@ -113,4 +113,12 @@ cJSON *nrd_sim_instances(struct nrd_sim *s);
 int nrd_sim_put_instance(struct nrd_sim *s, const cJSON *instance);
 int nrd_sim_remove_instance(struct nrd_sim *s, const char *id);
 
+/* Checks a create request against CreateInstanceRequest of Novita's API
+ * reference: required productId, gpuNum (integer 1-8), rootfsSize (integer
+ * 10-6144), imageUrl, kind (gpu|cpu); types, lengths and enums of the optional
+ * fields; envs <= 100 of {key, value}; ports one string "80/http, 22/tcp"
+ * (tcp or http, at most 15); no unknown fields. false with a reason in why.
+ * The simulator's create answers 400 INVALID_PARAMS when this fails. */
+bool nrd_sim_check_create_request(const cJSON *req, char *why, size_t whylen);
+
 #endif
