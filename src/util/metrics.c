@@ -1,0 +1,283 @@
+/* Process-wide metrics rendered as Prometheus text.
+ *
+ * Enum-indexed series (Novita endpoints) are C11 atomics: the hot path takes
+ * no lock. Series labelled by caller strings (routes, triggers, actions) live
+ * in small fixed tables under one mutex; their label values are static strings
+ * from the callers, so the table keeps the pointers. */
+
+#include "nrd/metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+enum status_class { CLASS_2XX = 0, CLASS_3XX, CLASS_4XX, CLASS_5XX, CLASS_OTHER, CLASS_NETWORK,
+                    CLASS_COUNT };
+
+static const char *const class_names[CLASS_COUNT] = {
+  "2xx", "3xx", "4xx", "5xx", "other", "network",
+};
+
+static const char *const endpoint_names[NRD_EP_COUNT] = {
+  "list_instances", "list_jobs", "delete", "create", "products",
+};
+
+static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+#define N_BUCKETS (sizeof buckets / sizeof buckets[0])
+
+static atomic_uint_fast64_t novita_requests[NRD_EP_COUNT][CLASS_COUNT];
+static atomic_uint_fast64_t novita_retries[NRD_EP_COUNT];
+/* Per-bucket (not cumulative) counts; the last slot is above the largest bound. */
+static atomic_uint_fast64_t latency_bucket[NRD_EP_COUNT][N_BUCKETS + 1];
+static atomic_uint_fast64_t latency_sum_us[NRD_EP_COUNT];
+static atomic_int circuit_state;
+
+/* A labelled counter: up to two string labels and an optional status code. */
+struct labelled {
+  const char *a, *b;
+  unsigned status;
+  uint64_t count;
+};
+
+#define TABLE_CAP 256
+struct table {
+  struct labelled rows[TABLE_CAP];
+  size_t n;
+  uint64_t dropped;  /* increments that found the table full */
+};
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct table http_requests, runs, recoveries, webhooks;
+
+const char *nrd_endpoint_name(enum nrd_endpoint ep)
+{
+  if ((unsigned)ep >= NRD_EP_COUNT)
+    return "unknown";
+  return endpoint_names[ep];
+}
+
+static enum status_class classify(int status)
+{
+  if (status == 0)
+    return CLASS_NETWORK;
+  if (status >= 200 && status < 300)
+    return CLASS_2XX;
+  if (status >= 300 && status < 400)
+    return CLASS_3XX;
+  if (status >= 400 && status < 500)
+    return CLASS_4XX;
+  if (status >= 500 && status < 600)
+    return CLASS_5XX;
+  return CLASS_OTHER;
+}
+
+void nrd_metrics_novita_request(enum nrd_endpoint ep, int http_status, double seconds)
+{
+  if ((unsigned)ep >= NRD_EP_COUNT)
+    return;
+  atomic_fetch_add(&novita_requests[ep][classify(http_status)], 1);
+  if (!(seconds >= 0))
+    seconds = 0;  /* also catches NaN */
+  size_t i = 0;
+  while (i < N_BUCKETS && seconds > buckets[i])
+    i++;
+  atomic_fetch_add(&latency_bucket[ep][i], 1);
+  double us = seconds * 1e6;
+  atomic_fetch_add(&latency_sum_us[ep], us < 1e15 ? (uint_fast64_t)us : (uint_fast64_t)1e15);
+}
+
+void nrd_metrics_novita_retry(enum nrd_endpoint ep)
+{
+  if ((unsigned)ep < NRD_EP_COUNT)
+    atomic_fetch_add(&novita_retries[ep], 1);
+}
+
+void nrd_metrics_circuit_set(int open)
+{
+  atomic_store(&circuit_state, open);
+}
+
+static bool same(const char *x, const char *y)
+{
+  if (!x || !y)
+    return x == y;
+  return x == y || strcmp(x, y) == 0;
+}
+
+static void table_inc(struct table *t, const char *a, const char *b, unsigned status)
+{
+  pthread_mutex_lock(&table_lock);
+  size_t i = 0;
+  while (i < t->n && !(same(t->rows[i].a, a) && same(t->rows[i].b, b) && t->rows[i].status == status))
+    i++;
+  if (i == t->n) {
+    if (t->n == TABLE_CAP) {
+      t->dropped++;
+      goto out;
+    }
+    t->rows[i] = (struct labelled){ .a = a, .b = b, .status = status, .count = 0 };
+    t->n++;
+  }
+  t->rows[i].count++;
+out:
+  pthread_mutex_unlock(&table_lock);
+}
+
+void nrd_metrics_http_request(const char *route, unsigned status)
+{
+  table_inc(&http_requests, route ? route : "unmatched", NULL, status);
+}
+
+void nrd_metrics_run(const char *trigger, const char *outcome)
+{
+  table_inc(&runs, trigger ? trigger : "unknown", outcome ? outcome : "unknown", 0);
+}
+
+void nrd_metrics_recovery(const char *action)
+{
+  table_inc(&recoveries, action ? action : "unknown", NULL, 0);
+}
+
+void nrd_metrics_webhook(const char *result)
+{
+  table_inc(&webhooks, result ? result : "unknown", NULL, 0);
+}
+
+/* ---- rendering ---- */
+
+static void header(struct nrd_buf *out, const char *name, const char *type, const char *help)
+{
+  nrd_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value with Prometheus escapes for backslash, quote and newline. */
+static void label_value(struct nrd_buf *out, const char *s)
+{
+  for (; *s; s++) {
+    if (*s == '\\')
+      nrd_buf_puts(out, "\\\\");
+    else if (*s == '"')
+      nrd_buf_puts(out, "\\\"");
+    else if (*s == '\n')
+      nrd_buf_puts(out, "\\n");
+    else
+      nrd_buf_append(out, s, 1);
+  }
+}
+
+static void label(struct nrd_buf *out, const char *sep, const char *name, const char *value)
+{
+  nrd_buf_printf(out, "%s%s=\"", sep, name);
+  label_value(out, value);
+  nrd_buf_puts(out, "\"");
+}
+
+static void render_novita(struct nrd_buf *out)
+{
+  header(out, "nrd_novita_requests_total", "counter",
+         "Novita API request attempts by endpoint and status class.");
+  for (int ep = 0; ep < NRD_EP_COUNT; ep++) {
+    for (int c = 0; c < CLASS_COUNT; c++) {
+      nrd_buf_printf(out, "nrd_novita_requests_total{endpoint=\"%s\",class=\"%s\"} %llu\n",
+                     endpoint_names[ep], class_names[c],
+                     (unsigned long long)atomic_load(&novita_requests[ep][c]));
+    }
+  }
+
+  header(out, "nrd_novita_request_duration_seconds", "histogram",
+         "Novita API request attempt latency by endpoint.");
+  for (int ep = 0; ep < NRD_EP_COUNT; ep++) {
+    unsigned long long cumulative = 0;
+    for (size_t i = 0; i <= N_BUCKETS; i++) {
+      cumulative += (unsigned long long)atomic_load(&latency_bucket[ep][i]);
+      if (i < N_BUCKETS)
+        nrd_buf_printf(out, "nrd_novita_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
+                       endpoint_names[ep], buckets[i], cumulative);
+      else
+        nrd_buf_printf(out, "nrd_novita_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n",
+                       endpoint_names[ep], cumulative);
+    }
+    nrd_buf_printf(out, "nrd_novita_request_duration_seconds_sum{endpoint=\"%s\"} %.6f\n",
+                   endpoint_names[ep], (double)atomic_load(&latency_sum_us[ep]) / 1e6);
+    nrd_buf_printf(out, "nrd_novita_request_duration_seconds_count{endpoint=\"%s\"} %llu\n",
+                   endpoint_names[ep], cumulative);
+  }
+
+  header(out, "nrd_novita_retries_total", "counter", "Novita API retries by endpoint.");
+  for (int ep = 0; ep < NRD_EP_COUNT; ep++)
+    nrd_buf_printf(out, "nrd_novita_retries_total{endpoint=\"%s\"} %llu\n", endpoint_names[ep],
+                   (unsigned long long)atomic_load(&novita_retries[ep]));
+
+  header(out, "nrd_novita_circuit_state", "gauge",
+         "Novita circuit breaker: 0 closed, 1 open, 2 half-open.");
+  nrd_buf_printf(out, "nrd_novita_circuit_state %d\n", atomic_load(&circuit_state));
+}
+
+/* Renders one table; la/lb name the string labels (lb may be NULL), with_status
+ * adds a "status" label. Called with table_lock held. */
+static void render_table(struct nrd_buf *out, const struct table *t, const char *name,
+                         const char *help, const char *la, const char *lb, bool with_status)
+{
+  header(out, name, "counter", help);
+  for (size_t i = 0; i < t->n; i++) {
+    const struct labelled *r = &t->rows[i];
+    nrd_buf_puts(out, name);
+    label(out, "{", la, r->a);
+    if (lb)
+      label(out, ",", lb, r->b);
+    if (with_status)
+      nrd_buf_printf(out, ",status=\"%u\"", r->status);
+    nrd_buf_printf(out, "} %llu\n", (unsigned long long)r->count);
+  }
+}
+
+void nrd_metrics_render(struct nrd_buf *out)
+{
+  render_novita(out);
+  pthread_mutex_lock(&table_lock);
+  render_table(out, &http_requests, "nrd_http_requests_total",
+               "HTTP requests served by route and status code.", "route", NULL, true);
+  render_table(out, &runs, "nrd_runs_total", "Check-failed runs by trigger and outcome.",
+               "trigger", "outcome", false);
+  render_table(out, &recoveries, "nrd_recoveries_total", "Recovery outcomes by action.",
+               "action", NULL, false);
+  render_table(out, &webhooks, "nrd_webhook_events_total", "Webhook deliveries by result.",
+               "result", NULL, false);
+  header(out, "nrd_metrics_dropped_total", "counter",
+         "Increments lost because a label table was full (a bug if not 0).");
+  nrd_buf_printf(out, "nrd_metrics_dropped_total %llu\n",
+                 (unsigned long long)(http_requests.dropped + runs.dropped + recoveries.dropped +
+                                      webhooks.dropped));
+  pthread_mutex_unlock(&table_lock);
+}
+
+void nrd_metrics_reset(void)
+{
+  for (int ep = 0; ep < NRD_EP_COUNT; ep++) {
+    for (int c = 0; c < CLASS_COUNT; c++)
+      atomic_store(&novita_requests[ep][c], 0);
+    for (size_t i = 0; i <= N_BUCKETS; i++)
+      atomic_store(&latency_bucket[ep][i], 0);
+    atomic_store(&latency_sum_us[ep], 0);
+    atomic_store(&novita_retries[ep], 0);
+  }
+  atomic_store(&circuit_state, 0);
+  pthread_mutex_lock(&table_lock);
+  struct table *tables[] = { &http_requests, &runs, &recoveries, &webhooks };
+  for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+    tables[i]->n = 0;
+    tables[i]->dropped = 0;
+  }
+  pthread_mutex_unlock(&table_lock);
+}
+
+double nrd_metrics_novita_requests_total(enum nrd_endpoint ep)
+{
+  if ((unsigned)ep >= NRD_EP_COUNT)
+    return 0;
+  uint64_t total = 0;
+  for (int c = 0; c < CLASS_COUNT; c++)
+    total += atomic_load(&novita_requests[ep][c]);
+  return (double)total;
+}
