@@ -31,14 +31,17 @@ void nrd_recreate_name(const char *old_name, const char *instance_id, int64_t ms
 void nrd_recreate_region(const struct nrd_instance *snap, const char *default_region,
                          char out[64]);
 
-/* Checks everything that does not need Novita: imageUrl present; gpuNum absent
- * or an integer 1-8; rootfsSize absent or an integer >= 10 (and <= 6144); every
- * port a number 1-65535 with type tcp/http/absent; at most 15 ports; at most
- * 100 envs, each with a non-empty key; command at most 2047 bytes; kind and
- * billingMode absent or one of their values; when productId is absent, a
- * productName to look up. Returns true when buildable; false with a reason
- * ending in "; instance left untouched". needs_product is set when productId
- * is absent (the caller must look one up). */
+/* Checks everything that does not need Novita: imageUrl present (at most 500
+ * bytes); gpuNum absent or an integer 1-8; rootfsSize absent or an integer
+ * >= 10 (and <= 6144); every port a number 1-65535 with type tcp/http/absent
+ * (case-insensitive; sent in lower case); at most 15 ports; at most 100 envs,
+ * each with a non-empty key; command at most 2047 bytes; at most 30 network
+ * mounts carried over; kind and billingMode absent or one of their values
+ * (exact case); when productId is absent, a productName to look up. Returns
+ * true when buildable; false with a reason ending in "; instance left
+ * untouched" (reason may be NULL). needs_product (may be NULL) is set when
+ * productId is absent (the caller must look one up). Reasons never contain
+ * env values. */
 bool nrd_recreate_check(const struct nrd_instance *snap, bool *needs_product,
                         char reason[NRD_REASON_MAX]);
 
@@ -48,16 +51,19 @@ bool nrd_recreate_check(const struct nrd_instance *snap, bool *needs_product,
  * name, productId, gpuNum (integer), rootfsSize (integer), imageUrl,
  * imageAuthId?, ports? ("80/http, 3306/tcp"), envs?, command?, clusterId?,
  * networkStorages? ([{Id, mountPoint}] from mounts of type "network"), kind,
- * billingMode. */
+ * billingMode. A network mount is carried over only with both id and
+ * mountPath; an env value that was absent is sent as "". */
 cJSON *nrd_recreate_build(const struct nrd_instance *snap, const char *product_id,
                           const char *new_name);
 
-/* A deep copy with secrets replaced by "***": every env value, imageAuthId. */
+/* A deep copy (caller deletes; NULL in, NULL out) with secrets replaced by
+ * "***": every env value, imageAuthId, and imageAuth when present. */
 cJSON *nrd_recreate_redact(const cJSON *request);
 
-/* The product fallback: the index of the cheapest product named exactly name
- * whose availableDeploy is true, spot price > 0, and one region whose code
- * (text before the first space) equals region. -1 when none. Ties: first. */
+/* The product fallback: the index of the cheapest product named exactly name,
+ * with an id, whose availableDeploy is true, spot price > 0, and one region
+ * whose code (text before the first space) equals region. -1 when none.
+ * Ties: first. */
 long nrd_recreate_pick_product(const struct nrd_product *products, size_t n,
                                const char *name, const char *region);
 
