@@ -71,6 +71,10 @@ void nrd_novita_conn_destroy(struct nrd_novita_conn *c);
  * connection: no new attempt starts after it (NRD_NV_DEADLINE). 0 clears. */
 void nrd_novita_conn_set_deadline(struct nrd_novita_conn *c, int64_t deadline_mono_ms);
 
+/* Shutdown: aborts transfers in flight (their outcome is unknown: a create
+ * reports NRD_NV_AMBIGUOUS) and refuses new ones. NULL is a no-op. */
+void nrd_novita_abort(struct nrd_novita *nv);
+
 /* Circuit state: 0 closed, 1 open, 2 half-open. */
 int nrd_novita_circuit_state(struct nrd_novita *nv);
 

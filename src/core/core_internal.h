@@ -1,0 +1,93 @@
+#ifndef NRD_CORE_INTERNAL_H
+#define NRD_CORE_INTERNAL_H
+
+/* Private to src/core: the runner, one run's context, the row executor. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "nrd/config.h"
+#include "nrd/novita.h"
+#include "nrd/pool.h"
+#include "nrd/run.h"
+#include "nrd/store.h"
+
+/* Per worker thread: its own Novita connection and store connection. */
+struct nrd_worker {
+  struct nrd_runner *runner;
+  struct nrd_novita_conn *conn;
+  struct nrd_store *store;
+};
+
+/* Product fallback look-ups of one run, each (name, region) fetched at most
+ * once: the first worker to ask loads it, the others wait for it. */
+struct product_entry {
+  char *name, *region;
+  bool loading, loaded;
+  enum nrd_nv_rc rc;
+  char *product_id;      /* NULL when none fits */
+  char error[256];
+  struct product_entry *next;
+};
+
+struct run_ctx {
+  struct nrd_runner *runner;
+  char run_id[64];
+  enum nrd_trigger trigger;
+  bool dry_run;
+  int64_t started_ms;
+  int64_t deadline_mono_ms;
+
+  pthread_mutex_t lock;          /* guards everything below */
+  pthread_cond_t product_cond;
+  struct product_entry *products;
+  cJSON *outcomes;               /* array */
+  int total_checked, failed_found, recreated, errors, deferred;
+  bool circuit_tripped;
+};
+
+struct nrd_runner {
+  const struct nrd_config *cfg;
+  struct nrd_novita *nv;
+  char owner[96];                /* lease owner: host:pid:random */
+
+  struct nrd_pool *pool;
+  struct nrd_worker coord;       /* the coordinator thread's own connections */
+
+  pthread_mutex_t query_lock;    /* guards query_store */
+  struct nrd_store *query_store;
+
+  pthread_mutex_t lock;          /* guards the queue below and stopping */
+  pthread_cond_t cond;
+  struct queued_run *current, *queue;
+  bool stopping;
+  atomic_bool stop_work;         /* read by workers without the lock */
+  pthread_t thread;
+
+  /* Lease keeper: renews the leases of rows being worked on. */
+  pthread_mutex_t lease_lock;
+  pthread_cond_t lease_cond;
+  char **active;                 /* job ids held by this process */
+  size_t n_active, cap_active;
+  pthread_t lease_thread;
+};
+
+/* Executes one run start to end on the coordinator thread. */
+void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json,
+                     bool *completed, char **error_message);
+
+/* Drives one ledger row as far as it goes in this run (worker thread). */
+void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *row);
+
+/* Appends an outcome (takes item). Counts it. */
+void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item);
+
+/* The lease keeper's list of rows in hand. */
+void nrd_runner_hold(struct nrd_runner *r, const char *job_id);
+void nrd_runner_unhold(struct nrd_runner *r, const char *job_id);
+
+#endif

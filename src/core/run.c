@@ -1,0 +1,267 @@
+/* One run of check-failed: sync -> detect -> recover -> report. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "nrd/json.h"
+#include "nrd/log.h"
+#include "nrd/metrics.h"
+#include "nrd/recreate.h"
+#include "nrd/util.h"
+
+/* The migrating instances this run's sync saw: id and name, sorted by id. */
+struct migrating {
+  char *id, *name;
+  const struct nrd_job *newest;   /* newest migration job, borrowed from the job lists */
+};
+
+struct sync_state {
+  struct run_ctx *ctx;
+  struct nrd_store *store;
+  struct migrating *items;
+  size_t n, cap;
+  size_t listed;
+  bool store_failed;
+};
+
+static int on_page(void *ud, const struct nrd_instance *items, size_t n)
+{
+  struct sync_state *s = ud;
+  if(nrd_store_snapshots_upsert(s->store, items, n, s->ctx->run_id, nrd_now_ms()) != NRD_OK) {
+    s->store_failed = true;
+    return 1;
+  }
+  s->listed += n;
+  for(size_t i = 0; i < n; i++) {
+    if(!items[i].id || !items[i].status || strcmp(items[i].status, "migrating"))
+      continue;
+    if(s->n == s->cap) {
+      s->cap = s->cap ? s->cap * 2 : 64;
+      s->items = nrd_xrealloc(s->items, s->cap * sizeof(*s->items));
+    }
+    s->items[s->n++] = (struct migrating){nrd_xstrdup(items[i].id), nrd_xstrdup(items[i].name),
+                                          NULL};
+  }
+  return 0;
+}
+
+static int cmp_migrating(const void *a, const void *b)
+{
+  return strcmp(((const struct migrating *)a)->id, ((const struct migrating *)b)->id);
+}
+
+static struct migrating *find_migrating(struct sync_state *s, const char *id)
+{
+  struct migrating key = {.id = (char *)id};
+  return id ? bsearch(&key, s->items, s->n, sizeof(*s->items), cmp_migrating) : NULL;
+}
+
+/* Newer by createdAt; ties broken by job id so the choice is stable. */
+static bool job_newer(const struct nrd_job *a, const struct nrd_job *b)
+{
+  if(a->created_at != b->created_at)
+    return a->created_at > b->created_at;
+  return strcmp(a->id, b->id) > 0;
+}
+
+void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item)
+{
+  const char *action = nrd_json_str(item, "action");
+  pthread_mutex_lock(&ctx->lock);
+  if(action && (!strcmp(action, "recreated") || !strcmp(action, "adopted")))
+    ctx->recreated++;
+  else if(action && !strcmp(action, "failed"))
+    ctx->errors++;
+  else if(action && !strcmp(action, "deferred"))
+    ctx->deferred++;
+  cJSON_AddItemToArray(ctx->outcomes, item);
+  pthread_mutex_unlock(&ctx->lock);
+  if(action)
+    nrd_metrics_recovery(action);
+}
+
+struct pool_job {
+  struct run_ctx *ctx;
+  struct nrd_ledger_row row;
+};
+
+static void pool_process(void *job, void *worker_ctx)
+{
+  struct pool_job *pj = job;
+  nrd_recover_row(pj->ctx, worker_ctx, &pj->row);
+}
+
+static void pool_free(void *job)
+{
+  struct pool_job *pj = job;
+  nrd_ledger_row_cleanup(&pj->row);
+  free(pj);
+}
+
+static void defer_outcome(struct run_ctx *ctx, const struct nrd_ledger_row *row,
+                          const char *reason)
+{
+  cJSON *o = cJSON_CreateObject();
+  if(!o)
+    abort();
+  nrd_json_add_str(o, "instanceId", row->instance_id);
+  nrd_json_add_str(o, "instanceName", row->instance_name);
+  nrd_json_add_str(o, "jobId", row->job_id);
+  nrd_json_add_str(o, "action", "deferred");
+  nrd_json_add_str(o, "reason", reason);
+  nrd_run_add_outcome(ctx, o);
+}
+
+/* Lists both migration job types over the look-back window and records the
+ * newest job of each migrating instance. */
+static enum nrd_nv_rc detect(struct run_ctx *ctx, struct nrd_worker *w, struct sync_state *s,
+                             struct nrd_job **jobs, size_t *n_jobs, struct nrd_nv_error *err)
+{
+  static const char *const types[2] = {"instanceMigrate", "autoInstanceMigrate"};
+  const struct nrd_config *cfg = ctx->runner->cfg;
+  int64_t end_s = nrd_now_ms() / 1000;
+  int64_t start_s = end_s - (int64_t)cfg->migration_job_lookback_hours * 3600;
+
+  for(int t = 0; t < 2; t++) {
+    enum nrd_nv_rc rc = nrd_nv_list_jobs(w->conn, types[t], start_s, end_s, &jobs[t],
+                                         &n_jobs[t], err);
+    if(rc != NRD_NV_OK)
+      return rc;
+    for(size_t i = 0; i < n_jobs[t]; i++) {
+      const struct nrd_job *job = &jobs[t][i];
+      struct migrating *m;
+      if(!job->id)
+        continue;
+      m = find_migrating(s, job->instance_id);
+      if(m && (!m->newest || job_newer(job, m->newest)))
+        m->newest = job;
+    }
+  }
+  return NRD_NV_OK;
+}
+
+static cJSON *report_new(struct run_ctx *ctx)
+{
+  cJSON *res = cJSON_CreateObject();
+  if(!res)
+    abort();
+  pthread_mutex_lock(&ctx->lock);
+  nrd_json_add_num(res, "totalChecked", ctx->total_checked);
+  nrd_json_add_num(res, "failedJobsFound", ctx->failed_found);
+  nrd_json_add_num(res, "instancesRecreated", ctx->recreated);
+  nrd_json_add_num(res, "errors", ctx->errors);
+  nrd_json_add_num(res, "deferred", ctx->deferred);
+  nrd_json_add_bool(res, "dryRun", ctx->dry_run);
+  nrd_json_add_str(res, "runId", ctx->run_id);
+  cJSON_AddItemToObject(res, "outcomes", cJSON_Duplicate(ctx->outcomes, 1));
+  pthread_mutex_unlock(&ctx->lock);
+  return res;
+}
+
+void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json,
+                     bool *completed, char **error_message)
+{
+  const struct nrd_config *cfg = r->cfg;
+  struct nrd_worker *w = &r->coord;
+  struct sync_state s = {.ctx = ctx, .store = w->store};
+  struct nrd_nv_error err = {0};
+  struct nrd_job *jobs[2] = {NULL, NULL};
+  size_t n_jobs[2] = {0, 0};
+  struct nrd_ledger_row *rows = NULL;
+  size_t n_rows = 0;
+  char msg[512] = "";
+  enum nrd_nv_rc rc;
+
+  *completed = false;
+  nrd_log_set_run_id(ctx->run_id);
+  LOG_INFO("run started", "trigger", nrd_trigger_name(ctx->trigger),
+           "#dryRun", NRD_BOOL(ctx->dry_run));
+  nrd_novita_conn_set_deadline(w->conn, ctx->deadline_mono_ms);
+
+  /* 1. sync */
+  rc = nrd_nv_list_instances(w->conn, NULL, on_page, &s, NULL, &err);
+  if(s.store_failed) {
+    snprintf(msg, sizeof(msg), "storing instance snapshots failed");
+    goto out;
+  }
+  if(rc != NRD_NV_OK) {
+    snprintf(msg, sizeof(msg), "listing instances failed: %s", err.message);
+    goto out;
+  }
+  qsort(s.items, s.n, sizeof(*s.items), cmp_migrating);
+  ctx->total_checked = (int)s.n;
+
+  /* 2. detect */
+  if(s.n) {
+    rc = detect(ctx, w, &s, jobs, n_jobs, &err);
+    if(rc != NRD_NV_OK) {
+      snprintf(msg, sizeof(msg), "listing migration jobs failed: %s", err.message);
+      goto out;
+    }
+  }
+  int64_t now = nrd_now_ms();
+  for(size_t i = 0; i < s.n; i++) {
+    const struct nrd_job *job = s.items[i].newest;
+    if(!job || !job->state || strcmp(job->state, "fail"))
+      continue;
+    char new_name[NRD_NAME_MAX + 1];
+    ctx->failed_found++;
+    nrd_recreate_name(s.items[i].name, s.items[i].id, now, new_name);
+    int ins = nrd_store_ledger_insert(w->store, job->id, job->type, s.items[i].id,
+                                      s.items[i].name, new_name, now, now);
+    if(ins == NRD_OK)
+      LOG_INFO("failed migration found", "instanceId", s.items[i].id, "jobId", job->id,
+               "jobType", job->type, "error", job->error);
+    else if(ins != NRD_NONE) {
+      snprintf(msg, sizeof(msg), "recording failed job %s in the ledger failed", job->id);
+      goto out;
+    }
+  }
+
+  /* 3. recover: every open row, the oldest first, up to the brake. */
+  if(nrd_store_ledger_open(w->store, (size_t)-1 / 2, &rows, &n_rows) != NRD_OK) {
+    snprintf(msg, sizeof(msg), "reading the ledger failed");
+    goto out;
+  }
+  for(size_t i = 0; i < n_rows; i++) {
+    if(i >= cfg->max_recoveries_per_run) {
+      defer_outcome(ctx, &rows[i], "MAX_RECOVERIES_PER_RUN reached; the next run takes it");
+      continue;
+    }
+    struct pool_job *pj = nrd_xcalloc(1, sizeof(*pj));
+    pj->ctx = ctx;
+    pj->row = rows[i];
+    memset(&rows[i], 0, sizeof(rows[i]));  /* handed over */
+    while(nrd_pool_submit(r->pool, pool_process, pool_free, pj) != 0)
+      nrd_sleep_ms(5);  /* queue full: wait for a worker to take one */
+  }
+  nrd_pool_wait_idle(r->pool, 0);
+  *completed = !ctx->circuit_tripped;
+  if(ctx->circuit_tripped)
+    snprintf(msg, sizeof(msg), "Novita circuit opened during the run; %d rows deferred",
+             ctx->deferred);
+
+out:
+  {
+    cJSON *res = report_new(ctx);
+    *result_json = nrd_json_print(res);
+    cJSON_Delete(res);
+  }
+  *error_message = msg[0] ? nrd_xstrdup(msg) : NULL;
+  if(msg[0])
+    LOG_WARN("run could not complete", "reason", msg);
+  LOG_INFO("run finished", "#totalChecked", NRD_I64(ctx->total_checked),
+           "#failedJobsFound", NRD_I64(ctx->failed_found),
+           "#instancesRecreated", NRD_I64(ctx->recreated), "#errors", NRD_I64(ctx->errors),
+           "#completed", NRD_BOOL(*completed));
+  nrd_ledger_rows_free(rows, n_rows);
+  nrd_jobs_free(jobs[0], n_jobs[0]);
+  nrd_jobs_free(jobs[1], n_jobs[1]);
+  for(size_t i = 0; i < s.n; i++) {
+    free(s.items[i].id);
+    free(s.items[i].name);
+  }
+  free(s.items);
+  nrd_log_set_run_id(NULL);
+}
