@@ -25,8 +25,9 @@ void nrd_metrics_run(const char *trigger, const char *outcome);   /* outcome: do
 void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned */
 void nrd_metrics_webhook(const char *result);        /* delivered|retried|dead */
 
-/* Appends all metrics to out. extra (may be NULL) is appended after, for
- * gauges read elsewhere (ledger rows by state). */
+/* Appends all metrics to out as Prometheus text (version 0.0.4). Gauges read
+ * elsewhere (ledger rows by state) are appended to the same buffer by the
+ * caller afterwards. */
 void nrd_metrics_render(struct nrd_buf *out);
 
 /* For tests. */
