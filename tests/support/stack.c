@@ -1,0 +1,130 @@
+#include "stack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/json.h"
+#include "nrd/util.h"
+#include "testutil.h"
+
+static void die(const char *what, const char *err)
+{
+  fprintf(stderr, "test stack: %s: %s\n", what, err);
+  abort();
+}
+
+static void set_str(char **field, const char *v)
+{
+  free(*field);
+  *field = nrd_xstrdup(v);
+}
+
+void tu_stack_init(struct tu_stack *s, const struct nrd_sim_options *sim_opt)
+{
+  char err[256];
+  char url[128];
+  char db[512];
+  struct nrd_sim_options defaults = {.api_key = "test-key"};
+
+  memset(s, 0, sizeof(*s));
+  s->dir = tu_tempdir();
+  s->sim = nrd_sim_start(sim_opt ? sim_opt : &defaults, err, sizeof(err));
+  if(!s->sim)
+    die("simulator", err);
+  nrd_config_defaults(&s->cfg);
+  nrd_sim_base_url(s->sim, url);
+  set_str(&s->cfg.novita_api_base_url, url);
+  set_str(&s->cfg.novita_api_key, sim_opt && sim_opt->api_key ? sim_opt->api_key : "test-key");
+  snprintf(db, sizeof(db), "%s/data/recovery.db", s->dir);
+  set_str(&s->cfg.database_path, db);
+  s->cfg.port = 0;
+  s->cfg.novita_rate_limit_rps = 0;
+  s->cfg.migration_interval_minutes = 0;
+  s->cfg.request_timeout_ms = 5000;
+  s->cfg.log_level = NRD_LOG_WARN;
+}
+
+void tu_stack_start(struct tu_stack *s)
+{
+  char err[256];
+  struct nrd_novita_options o = {
+    .base_url = s->cfg.novita_api_base_url,
+    .api_key = s->cfg.novita_api_key,
+    .internal_base_url = s->cfg.novita_internal_api_base_url,
+    .internal_api_key = s->cfg.novita_internal_api_key,
+    .page_size = s->cfg.novita_page_size,
+    .request_timeout_ms = s->cfg.request_timeout_ms,
+    .max_retry_attempts = s->cfg.max_retry_attempts,
+    .rate_limit_rps = s->cfg.novita_rate_limit_rps,
+    .circuit_failure_threshold = s->cfg.circuit_failure_threshold,
+    .circuit_cooldown_ms = s->cfg.circuit_cooldown_seconds * 1000u,
+    .backoff_base_ms = 20,
+    .backoff_cap_ms = 200,
+  };
+  nrd_log_set_level(s->cfg.log_level);
+  s->nv = nrd_novita_create(&o);
+  s->runner = nrd_runner_create(&s->cfg, s->nv, err, sizeof(err));
+  if(!s->runner)
+    die("runner", err);
+  if(s->cfg.migration_interval_minutes > 0)
+    s->sched = nrd_scheduler_create(&s->cfg, s->runner);
+  s->http = nrd_http_start(&s->cfg, s->runner, s->sched, err, sizeof(err));
+  if(!s->http)
+    die("http", err);
+  snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%u", nrd_http_port(s->http));
+}
+
+void tu_stack_stop_service(struct tu_stack *s)
+{
+  if(s->http)
+    nrd_http_quiesce(s->http);
+  nrd_scheduler_destroy(s->sched);
+  nrd_runner_destroy(s->runner);
+  if(s->http)
+    nrd_http_stop(s->http);
+  nrd_novita_destroy(s->nv);
+  s->http = NULL;
+  s->sched = NULL;
+  s->runner = NULL;
+  s->nv = NULL;
+}
+
+void tu_stack_cleanup(struct tu_stack *s)
+{
+  tu_stack_stop_service(s);
+  if(s->sim)
+    nrd_sim_stop(s->sim);
+  nrd_config_cleanup(&s->cfg);
+  tu_rmrf(s->dir);
+  free(s->dir);
+  memset(s, 0, sizeof(*s));
+}
+
+void tu_stack_load(struct tu_stack *s, const cJSON *scenario)
+{
+  char *json = nrd_json_print(scenario);
+  if(nrd_sim_load(s->sim, json) != 0)
+    die("scenario", "the simulator refused it");
+  free(json);
+}
+
+cJSON *tu_stack_request(struct tu_stack *s, const char *method, const char *path,
+                        const char *body, long *status)
+{
+  char url[512];
+  struct tu_resp r = {0};
+  const char *const json_headers[] = {"Content-Type: application/json", NULL};
+  snprintf(url, sizeof(url), "%s%s", s->base, path);
+  if(tu_http(method, url, body ? json_headers : NULL, body, &r) != 0)
+    die("request", url);
+  *status = r.status;
+  cJSON *j = nrd_json_parse(r.body, r.body_len);
+  tu_resp_cleanup(&r);
+  return j;
+}
+
+cJSON *tu_stack_check_failed(struct tu_stack *s, const char *body, long *status)
+{
+  return tu_stack_request(s, "POST", "/api/instances/migration/check-failed", body, status);
+}

@@ -1,0 +1,50 @@
+#ifndef NRD_TEST_STACK_H
+#define NRD_TEST_STACK_H
+
+/* The whole service in-process for integration tests: a Novita simulator, a
+ * real Novita client, a runner on a temporary SQLite file and the HTTP server,
+ * both on 127.0.0.1 port 0. */
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "nrd/config.h"
+#include "nrd/http.h"
+#include "nrd/novita.h"
+#include "nrd/run.h"
+#include "nrd/scheduler.h"
+#include "nrd/sim.h"
+
+struct tu_stack {
+  char *dir;                 /* temp dir holding the database */
+  struct nrd_sim *sim;
+  struct nrd_config cfg;     /* defaults, then the test's changes */
+  struct nrd_novita *nv;
+  struct nrd_runner *runner;
+  struct nrd_scheduler *sched;
+  struct nrd_http *http;
+  char base[64];             /* "http://127.0.0.1:PORT" of the service */
+};
+
+/* Step 1: the simulator with sim_opt (NULL: defaults, key "test-key") and cfg
+ * defaults pointing at it (rate limit off, short timeouts). The test may then
+ * load a scenario and change s->cfg before step 2. */
+void tu_stack_init(struct tu_stack *s, const struct nrd_sim_options *sim_opt);
+/* Step 2: client, runner, scheduler (when interval > 0) and HTTP server. */
+void tu_stack_start(struct tu_stack *s);
+/* Stops the service parts only (the database and simulator stay). */
+void tu_stack_stop_service(struct tu_stack *s);
+/* Stops everything and removes the temp dir. */
+void tu_stack_cleanup(struct tu_stack *s);
+
+/* Loads a scenario object into the simulator (does not take it). */
+void tu_stack_load(struct tu_stack *s, const cJSON *scenario);
+/* POST check-failed with body (NULL: none) and parse the JSON answer
+ * (caller deletes). status gets the HTTP status. */
+cJSON *tu_stack_check_failed(struct tu_stack *s, const char *body, long *status);
+/* GET/POST path on the service, parsed JSON answer (NULL if not JSON). */
+cJSON *tu_stack_request(struct tu_stack *s, const char *method, const char *path,
+                        const char *body, long *status);
+
+#endif
