@@ -1,0 +1,408 @@
+/* The recovery ledger: one row per failed migration job, claimed with a lease
+ * before any Novita call, changed only by its lease owner. */
+
+#include "store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/log.h"
+#include "nrd/util.h"
+
+static const char *const row_state_names[NRD_ROW_STATE_COUNT] = {
+  [NRD_ROW_PENDING] = "pending",
+  [NRD_ROW_DELETING] = "deleting",
+  [NRD_ROW_DELETED] = "deleted",
+  [NRD_ROW_CREATING] = "creating",
+  [NRD_ROW_CREATED] = "created",
+  [NRD_ROW_FAILED] = "failed",
+  [NRD_ROW_ABANDONED] = "abandoned",
+};
+
+const char *nrd_row_state_name(enum nrd_row_state s)
+{
+  if ((unsigned)s >= NRD_ROW_STATE_COUNT)
+    return "unknown";
+  return row_state_names[s];
+}
+
+bool nrd_row_state_parse(const char *s, enum nrd_row_state *out)
+{
+  if (!s)
+    return false;
+  for (int i = 0; i < NRD_ROW_STATE_COUNT; i++) {
+    if (strcmp(s, row_state_names[i]) == 0) {
+      *out = (enum nrd_row_state)i;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool nrd_row_state_is_open(enum nrd_row_state s)
+{
+  return s >= NRD_ROW_PENDING && s <= NRD_ROW_CREATING;
+}
+
+void nrd_ledger_row_cleanup(struct nrd_ledger_row *row)
+{
+  if (!row)
+    return;
+  free(row->job_id);
+  free(row->job_type);
+  free(row->instance_id);
+  free(row->instance_name);
+  free(row->new_name);
+  free(row->new_instance_id);
+  free(row->last_error);
+  free(row->owner);
+  free(row->run_id);
+  memset(row, 0, sizeof *row);
+}
+
+void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n)
+{
+  for (size_t i = 0; i < n && rows; i++)
+    nrd_ledger_row_cleanup(&rows[i]);
+  free(rows);
+}
+
+/* Columns in STORE_LEDGER_COLS order. */
+enum {
+  COL_JOB_ID, COL_JOB_TYPE, COL_INSTANCE_ID, COL_INSTANCE_NAME, COL_STATE, COL_NEW_NAME,
+  COL_NAME_MS, COL_NEW_INSTANCE_ID, COL_DELETE_SENT, COL_CREATE_SENT, COL_ADOPTED,
+  COL_ATTEMPTS, COL_LAST_ERROR, COL_OWNER, COL_LEASE_UNTIL, COL_RUN_ID, COL_CREATED,
+  COL_UPDATED
+};
+
+static bool read_row(sqlite3_stmt *s, struct nrd_ledger_row *out)
+{
+  memset(out, 0, sizeof *out);
+  const char *state = (const char *)sqlite3_column_text(s, COL_STATE);
+  if (!nrd_row_state_parse(state, &out->state)) {
+    LOG_ERROR("store: ledger row with unknown state", "state", state);
+    return false;
+  }
+  out->job_id = store_col_text(s, COL_JOB_ID);
+  out->job_type = store_col_text(s, COL_JOB_TYPE);
+  out->instance_id = store_col_text(s, COL_INSTANCE_ID);
+  out->instance_name = store_col_text(s, COL_INSTANCE_NAME);
+  out->new_name = store_col_text(s, COL_NEW_NAME);
+  out->name_ms = sqlite3_column_int64(s, COL_NAME_MS);
+  out->new_instance_id = store_col_text(s, COL_NEW_INSTANCE_ID);
+  out->delete_sent = sqlite3_column_int(s, COL_DELETE_SENT) != 0;
+  out->create_sent = sqlite3_column_int(s, COL_CREATE_SENT) != 0;
+  out->adopted = sqlite3_column_int(s, COL_ADOPTED) != 0;
+  out->attempts = sqlite3_column_int(s, COL_ATTEMPTS);
+  out->last_error = store_col_text(s, COL_LAST_ERROR);
+  out->owner = store_col_text(s, COL_OWNER);
+  out->lease_until_ms = sqlite3_column_int64(s, COL_LEASE_UNTIL);
+  out->run_id = store_col_text(s, COL_RUN_ID);
+  out->created_ms = sqlite3_column_int64(s, COL_CREATED);
+  out->updated_ms = sqlite3_column_int64(s, COL_UPDATED);
+  return true;
+}
+
+/* Steps s (bound) and reads every row into a grown array (caller frees). */
+static int read_rows(struct nrd_store *st, sqlite3_stmt *s, struct nrd_ledger_row **rows,
+                     size_t *n)
+{
+  struct nrd_ledger_row *arr = NULL;
+  size_t len = 0, cap = 0;
+  int rc;
+  for (;;) {
+    int src = sqlite3_step(s);
+    if (src == SQLITE_DONE) {
+      rc = NRD_OK;
+      break;
+    }
+    if (src != SQLITE_ROW) {
+      rc = store_fail(st, src, "ledger read");
+      break;
+    }
+    if (len == cap) {
+      cap = cap ? cap * 2 : 16;
+      arr = nrd_xrealloc(arr, cap * sizeof *arr);
+    }
+    if (!read_row(s, &arr[len])) {
+      rc = NRD_ERR;
+      break;
+    }
+    len++;
+  }
+  if (rc != NRD_OK) {
+    nrd_ledger_rows_free(arr, len);
+    arr = NULL;
+    len = 0;
+  }
+  *rows = arr;
+  *n = len;
+  return rc;
+}
+
+/* SQLite limits are signed: a size_t limit beyond INT64_MAX means no limit. */
+static int64_t sql_limit(size_t limit)
+{
+  return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+int nrd_store_ledger_insert(struct nrd_store *st, const char *job_id, const char *job_type,
+                            const char *instance_id, const char *instance_name,
+                            const char *new_name, int64_t name_ms, int64_t now_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_INSERT);
+  if (!s)
+    return NRD_ERR;
+  bool ok = store_bind_text(s, ":job", job_id) && store_bind_text(s, ":type", job_type) &&
+            store_bind_text(s, ":instance", instance_id) &&
+            store_bind_text(s, ":instance_name", instance_name) &&
+            store_bind_text(s, ":new_name", new_name) &&
+            store_bind_i64(s, ":name_ms", name_ms) && store_bind_i64(s, ":now", now_ms);
+  if (!ok) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "ledger insert", NULL);
+}
+
+int nrd_store_ledger_open(struct nrd_store *st, size_t limit, struct nrd_ledger_row **rows,
+                          size_t *n)
+{
+  *rows = NULL;
+  *n = 0;
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_OPEN);
+  if (!s)
+    return NRD_ERR;
+  int rc = NRD_ERR;
+  if (store_bind_i64(s, ":limit", sql_limit(limit)))
+    rc = read_rows(st, s, rows, n);
+  store_done(s);
+  return rc;
+}
+
+int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n)
+{
+  *rows = NULL;
+  *n = 0;
+  if (state >= NRD_ROW_STATE_COUNT)
+    return NRD_ERR;
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_LIST);
+  if (!s)
+    return NRD_ERR;
+  int rc = NRD_ERR;
+  const char *name = state < 0 ? NULL : nrd_row_state_name((enum nrd_row_state)state);
+  if (store_bind_text(s, ":state", name) && store_bind_i64(s, ":limit", sql_limit(limit)))
+    rc = read_rows(st, s, rows, n);
+  store_done(s);
+  return rc;
+}
+
+/* Reads one row by job id with the cached statement. */
+static int get_row(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_GET);
+  if (!s)
+    return NRD_ERR;
+  int rc = NRD_ERR;
+  if (!store_bind_text(s, ":job", job_id))
+    goto out;
+  int src = sqlite3_step(s);
+  if (src == SQLITE_DONE)
+    rc = NRD_NONE;
+  else if (src != SQLITE_ROW)
+    rc = store_fail(st, src, "ledger get");
+  else if (read_row(s, out))
+    rc = NRD_OK;
+out:
+  store_done(s);
+  return rc;
+}
+
+int nrd_store_ledger_get(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out)
+{
+  memset(out, 0, sizeof *out);
+  return get_row(st, job_id, out);
+}
+
+int nrd_store_ledger_count_by_state(struct nrd_store *st, int64_t counts[NRD_ROW_STATE_COUNT])
+{
+  memset(counts, 0, sizeof(int64_t) * NRD_ROW_STATE_COUNT);
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_COUNT);
+  if (!s)
+    return NRD_ERR;
+  int rc;
+  for (;;) {
+    int src = sqlite3_step(s);
+    if (src == SQLITE_DONE) {
+      rc = NRD_OK;
+      break;
+    }
+    if (src != SQLITE_ROW) {
+      rc = store_fail(st, src, "ledger count");
+      break;
+    }
+    enum nrd_row_state state;
+    if (!nrd_row_state_parse((const char *)sqlite3_column_text(s, 0), &state)) {
+      LOG_ERROR("store: ledger row with unknown state");
+      rc = NRD_ERR;
+      break;
+    }
+    counts[state] = sqlite3_column_int64(s, 1);
+  }
+  store_done(s);
+  return rc;
+}
+
+/* ---- claim ---- */
+
+struct claim_ctx {
+  const char *job_id, *owner, *run_id;
+  int64_t now_ms, lease_ms;
+  struct nrd_ledger_row *out;
+};
+
+static int claim_fn(struct nrd_store *st, void *arg)
+{
+  struct claim_ctx *ctx = arg;
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_CLAIM);
+  if (!s)
+    return NRD_ERR;
+  int changes = 0;
+  int rc = NRD_ERR;
+  bool ok = store_bind_text(s, ":owner", ctx->owner) &&
+            store_bind_i64(s, ":lease_until", ctx->now_ms + ctx->lease_ms) &&
+            store_bind_text(s, ":run", ctx->run_id) && store_bind_i64(s, ":now", ctx->now_ms) &&
+            store_bind_text(s, ":job", ctx->job_id);
+  if (ok)
+    rc = store_step_write(st, s, "ledger claim", &changes);
+  store_done(s);
+  if (rc != NRD_OK)
+    return rc;
+  if (changes == 0)
+    return NRD_NONE;
+  if (!ctx->out)
+    return NRD_OK;
+  nrd_ledger_row_cleanup(ctx->out);  /* a retried transaction may have filled it */
+  return get_row(st, ctx->job_id, ctx->out);
+}
+
+int nrd_store_ledger_claim(struct nrd_store *st, const char *job_id, const char *owner,
+                           const char *run_id, int64_t now_ms, int64_t lease_ms,
+                           struct nrd_ledger_row *out)
+{
+  struct claim_ctx ctx = { .job_id = job_id, .owner = owner, .run_id = run_id,
+                           .now_ms = now_ms, .lease_ms = lease_ms, .out = out };
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (!owner || !*owner)
+    return NRD_ERR;
+  int rc = store_tx(st, claim_fn, &ctx);
+  if (rc != NRD_OK && out)
+    nrd_ledger_row_cleanup(out);
+  return rc;
+}
+
+int nrd_store_ledger_renew(struct nrd_store *st, const char *job_id, const char *owner,
+                           int64_t lease_until_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RENEW);
+  if (!s)
+    return NRD_ERR;
+  if (!(store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner) &&
+        store_bind_i64(s, ":lease_until", lease_until_ms))) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "ledger renew", NULL);
+}
+
+int nrd_store_ledger_release(struct nrd_store *st, const char *job_id, const char *owner)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RELEASE);
+  if (!s)
+    return NRD_ERR;
+  if (!(store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner))) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "ledger release", NULL);
+}
+
+/* ---- update by the owner ---- */
+
+struct update_ctx {
+  const char *job_id, *owner;
+  const struct nrd_ledger_update *u;
+  int64_t now_ms;
+};
+
+static int update_fn(struct nrd_store *st, void *arg)
+{
+  const struct update_ctx *ctx = arg;
+  const struct nrd_ledger_update *u = ctx->u;
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_UPDATE);
+  if (!s)
+    return NRD_ERR;
+  int changes = 0;
+  int rc = NRD_ERR;
+  bool ok = store_bind_text(s, ":state", nrd_row_state_name(u->state)) &&
+            store_bind_text_opt(s, ":new_instance_id", u->new_instance_id) &&
+            store_bind_text(s, ":error", u->last_error) &&
+            store_bind_i64(s, ":delete_sent", u->set_delete_sent) &&
+            store_bind_i64(s, ":create_sent", u->set_create_sent) &&
+            store_bind_i64(s, ":adopted", u->set_adopted) &&
+            store_bind_i64(s, ":release", u->release) &&
+            store_bind_i64(s, ":now", ctx->now_ms) &&
+            store_bind_text(s, ":job", ctx->job_id) &&
+            store_bind_text(s, ":owner", ctx->owner);
+  if (ok)
+    rc = store_step_write(st, s, "ledger update", &changes);
+  store_done(s);
+  if (rc != NRD_OK)
+    return rc;
+  if (changes == 0)
+    return NRD_NONE;
+  if (!u->event)
+    return NRD_OK;
+  rc = store_event_insert_in_tx(st, u->event);
+  /* An event already in the outbox (same id) is not a failure: at least once. */
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
+int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char *owner,
+                            const struct nrd_ledger_update *u, int64_t now_ms)
+{
+  if (!owner || !*owner || (unsigned)u->state >= NRD_ROW_STATE_COUNT)
+    return NRD_ERR;
+  struct update_ctx ctx = { .job_id = job_id, .owner = owner, .u = u, .now_ms = now_ms };
+  return store_tx(st, update_fn, &ctx);
+}
+
+/* ---- operator control ---- */
+
+int nrd_store_ledger_retry(struct nrd_store *st, const char *job_id, int64_t now_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RETRY);
+  if (!s)
+    return NRD_ERR;
+  if (!(store_bind_text(s, ":job", job_id) && store_bind_i64(s, ":now", now_ms))) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "ledger retry", NULL);
+}
+
+int nrd_store_ledger_abandon(struct nrd_store *st, const char *job_id, const char *reason,
+                             int64_t now_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_ABANDON);
+  if (!s)
+    return NRD_ERR;
+  if (!(store_bind_text(s, ":job", job_id) && store_bind_text(s, ":reason", reason) &&
+        store_bind_i64(s, ":now", now_ms))) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "ledger abandon", NULL);
+}

@@ -1,0 +1,160 @@
+/* The webhook outbox: events written beside the state change that caused
+ * them, delivered in seq order. */
+
+#include "store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/util.h"
+
+void nrd_event_cleanup(struct nrd_event *e)
+{
+  if (!e)
+    return;
+  free(e->id);
+  free(e->type);
+  free(e->body_json);
+  free(e->state);
+  free(e->last_error);
+  memset(e, 0, sizeof *e);
+}
+
+void nrd_events_free(struct nrd_event *e, size_t n)
+{
+  for (size_t i = 0; i < n && e; i++)
+    nrd_event_cleanup(&e[i]);
+  free(e);
+}
+
+/* Columns in STORE_EVENT_COLS order. */
+static void read_event(sqlite3_stmt *s, struct nrd_event *out)
+{
+  out->id = store_col_text(s, 0);
+  out->type = store_col_text(s, 1);
+  out->body_json = store_col_text(s, 2);
+  out->created_ms = sqlite3_column_int64(s, 3);
+  out->state = store_col_text(s, 4);
+  out->attempts = sqlite3_column_int(s, 5);
+  out->next_attempt_ms = sqlite3_column_int64(s, 6);
+  out->last_error = store_col_text(s, 7);
+  out->seq = sqlite3_column_int64(s, 8);
+}
+
+/* Binds e to the insert statement; false on a binding failure. */
+static bool bind_event(sqlite3_stmt *s, const struct nrd_event *e)
+{
+  return store_bind_text(s, ":id", e->id) && store_bind_text(s, ":type", e->type) &&
+         store_bind_text(s, ":body", e->body_json) &&
+         store_bind_i64(s, ":created", e->created_ms) &&
+         store_bind_text_opt(s, ":state", e->state) &&
+         store_bind_i64(s, ":attempts", e->attempts) &&
+         store_bind_i64(s, ":next_attempt", e->next_attempt_ms) &&
+         store_bind_text(s, ":error", e->last_error);
+}
+
+int store_event_insert_in_tx(struct nrd_store *st, const struct nrd_event *e)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_EVENT_INSERT);
+  if (!s)
+    return NRD_ERR;
+  int changes = 0;
+  int rc = NRD_ERR;
+  if (bind_event(s, e))
+    rc = store_step_write(st, s, "event insert", &changes);
+  store_done(s);
+  if (rc == NRD_OK && changes == 0)
+    rc = NRD_NONE;
+  return rc;
+}
+
+int nrd_store_event_insert(struct nrd_store *st, const struct nrd_event *e)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_EVENT_INSERT);
+  if (!s)
+    return NRD_ERR;
+  if (!bind_event(s, e)) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "event insert", NULL);
+}
+
+int nrd_store_event_next(struct nrd_store *st, struct nrd_event *out)
+{
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *s = store_stmt(st, STMT_EVENT_NEXT);
+  if (!s)
+    return NRD_ERR;
+  int rc;
+  int src = sqlite3_step(s);
+  if (src == SQLITE_ROW) {
+    read_event(s, out);
+    rc = NRD_OK;
+  } else if (src == SQLITE_DONE) {
+    rc = NRD_NONE;
+  } else {
+    rc = store_fail(st, src, "event next");
+  }
+  store_done(s);
+  return rc;
+}
+
+int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state,
+                         int attempts, int64_t next_attempt_ms, const char *last_error)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_EVENT_MARK);
+  if (!s)
+    return NRD_ERR;
+  if (!(store_bind_text(s, ":id", id) && store_bind_text(s, ":state", state) &&
+        store_bind_i64(s, ":attempts", attempts) &&
+        store_bind_i64(s, ":next_attempt", next_attempt_ms) &&
+        store_bind_text(s, ":error", last_error))) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "event mark", NULL);
+}
+
+int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limit,
+                         struct nrd_event **out, size_t *n)
+{
+  *out = NULL;
+  *n = 0;
+  sqlite3_stmt *s = store_stmt(st, STMT_EVENT_LIST);
+  if (!s)
+    return NRD_ERR;
+  struct nrd_event *arr = NULL;
+  size_t len = 0, cap = 0;
+  int rc = NRD_ERR;
+  int64_t lim = limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+  if (!(store_bind_text(s, ":since", since_id) && store_bind_i64(s, ":limit", lim)))
+    goto out;
+  for (;;) {
+    int src = sqlite3_step(s);
+    if (src == SQLITE_DONE) {
+      rc = NRD_OK;
+      break;
+    }
+    if (src != SQLITE_ROW) {
+      rc = store_fail(st, src, "event list");
+      break;
+    }
+    if (len == cap) {
+      cap = cap ? cap * 2 : 16;
+      arr = nrd_xrealloc(arr, cap * sizeof *arr);
+    }
+    memset(&arr[len], 0, sizeof arr[len]);
+    read_event(s, &arr[len]);
+    len++;
+  }
+out:
+  store_done(s);
+  if (rc != NRD_OK) {
+    nrd_events_free(arr, len);
+    return rc;
+  }
+  *out = arr;
+  *n = len;
+  return NRD_OK;
+}

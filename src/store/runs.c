@@ -1,0 +1,125 @@
+/* Run records and retention. */
+
+#include "store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/util.h"
+
+void nrd_run_record_cleanup(struct nrd_run_record *r)
+{
+  if (!r)
+    return;
+  free(r->run_id);
+  free(r->trigger);
+  free(r->state);
+  free(r->report_json);
+  memset(r, 0, sizeof *r);
+}
+
+int nrd_store_run_insert(struct nrd_store *st, const char *run_id, const char *trigger,
+                         bool dry_run, int64_t started_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_RUN_INSERT);
+  if (!s)
+    return NRD_ERR;
+  if (!(store_bind_text(s, ":run", run_id) && store_bind_text(s, ":trigger", trigger) &&
+        store_bind_i64(s, ":dry_run", dry_run) && store_bind_i64(s, ":started", started_ms))) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "run insert", NULL);
+}
+
+int nrd_store_run_finish(struct nrd_store *st, const char *run_id, const char *state,
+                         const char *report_json, int64_t finished_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_RUN_FINISH);
+  if (!s)
+    return NRD_ERR;
+  if (!(store_bind_text(s, ":run", run_id) && store_bind_text(s, ":state", state) &&
+        store_bind_text(s, ":report", report_json) &&
+        store_bind_i64(s, ":finished", finished_ms))) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, "run finish", NULL);
+}
+
+int nrd_store_run_get(struct nrd_store *st, const char *run_id, struct nrd_run_record *out)
+{
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *s = store_stmt(st, STMT_RUN_GET);
+  if (!s)
+    return NRD_ERR;
+  int rc = NRD_ERR;
+  if (!store_bind_text(s, ":run", run_id))
+    goto out;
+  int src = sqlite3_step(s);
+  if (src == SQLITE_ROW) {
+    out->run_id = store_col_text(s, 0);
+    out->trigger = store_col_text(s, 1);
+    out->state = store_col_text(s, 2);
+    out->dry_run = sqlite3_column_int(s, 3) != 0;
+    out->started_ms = sqlite3_column_int64(s, 4);
+    out->finished_ms = sqlite3_column_int64(s, 5);
+    out->report_json = store_col_text(s, 6);
+    rc = NRD_OK;
+  } else if (src == SQLITE_DONE) {
+    rc = NRD_NONE;
+  } else {
+    rc = store_fail(st, src, "run get");
+  }
+out:
+  store_done(s);
+  return rc;
+}
+
+int nrd_store_run_fail_stale(struct nrd_store *st, int64_t now_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_RUN_FAIL_STALE);
+  if (!s)
+    return NRD_ERR;
+  if (!store_bind_i64(s, ":now", now_ms)) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  int rc = store_write_one(st, s, "run fail stale", NULL);
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
+struct prune_ctx {
+  int64_t cutoff_ms;
+  int64_t deleted;
+};
+
+static int prune_fn(struct nrd_store *st, void *arg)
+{
+  static const enum store_stmt which[] = { STMT_PRUNE_RUNS, STMT_PRUNE_LEDGER, STMT_PRUNE_EVENTS };
+  struct prune_ctx *ctx = arg;
+  ctx->deleted = 0;
+  for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
+    sqlite3_stmt *s = store_stmt(st, which[i]);
+    if (!s)
+      return NRD_ERR;
+    int changes = 0;
+    int rc = NRD_ERR;
+    if (store_bind_i64(s, ":cutoff", ctx->cutoff_ms))
+      rc = store_step_write(st, s, "prune", &changes);
+    store_done(s);
+    if (rc != NRD_OK)
+      return rc;
+    ctx->deleted += changes;
+  }
+  return NRD_OK;
+}
+
+int nrd_store_prune(struct nrd_store *st, int64_t cutoff_ms, int64_t *deleted)
+{
+  struct prune_ctx ctx = { .cutoff_ms = cutoff_ms, .deleted = 0 };
+  int rc = store_tx(st, prune_fn, &ctx);
+  if (deleted)
+    *deleted = rc == NRD_OK ? ctx.deleted : 0;
+  return rc;
+}

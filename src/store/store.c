@@ -1,0 +1,434 @@
+/* The connection: opening (folder 0700, file 0600, pragmas, migrations), the
+ * statement cache, the transaction runner and small binding helpers. */
+
+#include "store_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nrd/log.h"
+#include "nrd/util.h"
+
+/* Whole-transaction attempts when SQLite stays busy past busy_timeout. */
+#define STORE_TX_ATTEMPTS 4
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+static const char *const stmt_sql[STMT_COUNT] = {
+  [STMT_BEGIN] = "BEGIN IMMEDIATE",
+  [STMT_COMMIT] = "COMMIT",
+  [STMT_ROLLBACK] = "ROLLBACK",
+  [STMT_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
+  [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = :version",
+  [STMT_MIGRATION_RECORD] =
+    "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (:version, :name, :now)",
+
+  /* Config columns follow the settled rule: refreshed only when :settled,
+   * and never from an absent (NULL) value. */
+#define SETTLED(col) #col " = CASE WHEN :settled THEN coalesce(excluded." #col ", " #col ") ELSE " #col " END"
+  [STMT_SNAPSHOT_UPSERT] =
+    "INSERT INTO snapshots (instance_id, name, status, cluster_id, cluster_name, product_id,"
+    " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"
+    " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
+    " last_seen_ms, seen_run, config_updated_ms)"
+    " VALUES (:id, :name, :status, :cluster_id, :cluster_name, :product_id, :product_name,"
+    " :image_url, :image_auth_id, :command, :gpu_num, :rootfs_size, :kind, :billing_mode,"
+    " :ports, :envs, :mounts, :raw, :created_at, :now, :now, :run, :now)"
+    " ON CONFLICT (instance_id) DO UPDATE SET"
+    " status = coalesce(excluded.status, status),"
+    " last_seen_ms = excluded.last_seen_ms,"
+    " seen_run = excluded.seen_run, "
+    SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", "
+    SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(image_url) ", "
+    SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
+    SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
+    SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
+    SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
+    " config_updated_ms = CASE WHEN :settled THEN excluded.config_updated_ms"
+    " ELSE config_updated_ms END",
+#undef SETTLED
+  [STMT_SNAPSHOT_GET] =
+    "SELECT instance_id, name, status, cluster_id, cluster_name, product_id, product_name,"
+    " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode, ports_json,"
+    " envs_json, mounts_json, raw_json, novita_created_at FROM snapshots WHERE instance_id = :id",
+  [STMT_SNAPSHOT_SEEN] = "SELECT 1 FROM snapshots WHERE instance_id = :id AND seen_run = :run",
+
+  [STMT_LEDGER_INSERT] =
+    "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"
+    " created_ms, updated_ms) VALUES (:job, :type, :instance, :instance_name, 'pending',"
+    " :new_name, :name_ms, :now, :now) ON CONFLICT (job_id) DO NOTHING",
+  [STMT_LEDGER_OPEN] =
+    "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE state IN (" STORE_OPEN_STATES ")"
+    " ORDER BY created_ms, job_id LIMIT :limit",
+  [STMT_LEDGER_LIST] =
+    "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE :state IS NULL OR state = :state"
+    " ORDER BY created_ms DESC, job_id DESC LIMIT :limit",
+  [STMT_LEDGER_GET] = "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE job_id = :job",
+  [STMT_LEDGER_COUNT] = "SELECT state, count(*) FROM ledger GROUP BY state",
+  [STMT_LEDGER_CLAIM] =
+    "UPDATE ledger SET owner = :owner, lease_until_ms = :lease_until, run_id = :run,"
+    " attempts = attempts + 1, updated_ms = :now"
+    " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ")"
+    " AND (owner IS NULL OR owner = :owner OR lease_until_ms < :now)",
+  [STMT_LEDGER_RENEW] =
+    "UPDATE ledger SET lease_until_ms = :lease_until WHERE job_id = :job AND owner = :owner",
+  [STMT_LEDGER_RELEASE] =
+    "UPDATE ledger SET owner = NULL, lease_until_ms = 0 WHERE job_id = :job AND owner = :owner",
+  [STMT_LEDGER_UPDATE] =
+    "UPDATE ledger SET state = :state,"
+    " new_instance_id = coalesce(:new_instance_id, new_instance_id),"
+    " last_error = CASE WHEN :error IS NULL THEN last_error"
+    " WHEN :error = '' THEN NULL ELSE :error END,"
+    " delete_sent = delete_sent OR :delete_sent,"
+    " create_sent = create_sent OR :create_sent,"
+    " adopted = adopted OR :adopted,"
+    " owner = CASE WHEN :release THEN NULL ELSE owner END,"
+    " lease_until_ms = CASE WHEN :release THEN 0 ELSE lease_until_ms END,"
+    " updated_ms = :now"
+    " WHERE job_id = :job AND owner = :owner",
+  [STMT_LEDGER_RETRY] =
+    "UPDATE ledger SET state = CASE WHEN delete_sent THEN 'deleted' ELSE 'pending' END,"
+    " owner = NULL, lease_until_ms = 0, updated_ms = :now"
+    " WHERE job_id = :job AND state = 'failed'",
+  [STMT_LEDGER_ABANDON] =
+    "UPDATE ledger SET state = 'abandoned', last_error = :reason, owner = NULL,"
+    " lease_until_ms = 0, updated_ms = :now"
+    " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ", 'failed')",
+
+  [STMT_RUN_INSERT] =
+    "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms)"
+    " VALUES (:run, :trigger, :dry_run, 'running', :started)",
+  [STMT_RUN_FINISH] =
+    "UPDATE runs SET state = :state, report_json = :report, finished_ms = :finished"
+    " WHERE run_id = :run",
+  [STMT_RUN_GET] =
+    "SELECT run_id, trigger, state, dry_run, started_ms, finished_ms, report_json"
+    " FROM runs WHERE run_id = :run",
+  [STMT_RUN_FAIL_STALE] =
+    "UPDATE runs SET state = 'failed', finished_ms = :now WHERE state = 'running'",
+
+  [STMT_EVENT_INSERT] =
+    "INSERT INTO events (id, type, body_json, created_ms, state, attempts, next_attempt_ms,"
+    " last_error) VALUES (:id, :type, :body, :created, coalesce(:state, 'pending'), :attempts,"
+    " :next_attempt, :error) ON CONFLICT (id) DO NOTHING",
+  [STMT_EVENT_NEXT] =
+    "SELECT " STORE_EVENT_COLS " FROM events WHERE state = 'pending' ORDER BY seq LIMIT 1",
+  [STMT_EVENT_MARK] =
+    "UPDATE events SET state = :state, attempts = :attempts, next_attempt_ms = :next_attempt,"
+    " last_error = :error WHERE id = :id",
+  [STMT_EVENT_LIST] =
+    "SELECT " STORE_EVENT_COLS " FROM events"
+    " WHERE seq > coalesce((SELECT seq FROM events WHERE id = :since), 0)"
+    " ORDER BY seq LIMIT :limit",
+
+  [STMT_PRUNE_RUNS] =
+    "DELETE FROM runs WHERE state <> 'running' AND finished_ms < :cutoff",
+  [STMT_PRUNE_LEDGER] =
+    "DELETE FROM ledger WHERE state IN ('created', 'abandoned') AND updated_ms < :cutoff",
+  [STMT_PRUNE_EVENTS] =
+    "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < :cutoff",
+};
+
+sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)
+{
+  if (st->stmts[id])
+    return st->stmts[id];
+  int rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                              &st->stmts[id], NULL);
+  if (rc != SQLITE_OK) {
+    LOG_ERROR("store: cannot prepare statement", "#stmt", NRD_I64(id),
+              "error", sqlite3_errmsg(st->db));
+    sqlite3_finalize(st->stmts[id]);
+    st->stmts[id] = NULL;
+  }
+  return st->stmts[id];
+}
+
+void store_done(sqlite3_stmt *s)
+{
+  if (!s)
+    return;
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+}
+
+int store_fail(struct nrd_store *st, int rc, const char *what)
+{
+  int primary = rc & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    LOG_DEBUG("store: database busy", "op", what);
+    return NRD_BUSY;
+  }
+  LOG_ERROR("store: sqlite error", "op", what, "error", sqlite3_errmsg(st->db),
+            "#code", NRD_I64(rc));
+  return NRD_ERR;
+}
+
+int store_step_write(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes)
+{
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE)
+    return store_fail(st, rc, what);
+  if (changes)
+    *changes = sqlite3_changes(st->db);
+  return NRD_OK;
+}
+
+/* Runs BEGIN, COMMIT or ROLLBACK. */
+static int tx_control(struct nrd_store *st, enum store_stmt id, const char *what)
+{
+  sqlite3_stmt *s = store_stmt(st, id);
+  if (!s)
+    return NRD_ERR;
+  int rc = store_step_write(st, s, what, NULL);
+  store_done(s);
+  return rc;
+}
+
+static void tx_rollback(struct nrd_store *st)
+{
+  /* A failed statement may already have rolled the transaction back. */
+  if (!sqlite3_get_autocommit(st->db))
+    tx_control(st, STMT_ROLLBACK, "rollback");
+}
+
+int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg)
+{
+  int rc = NRD_BUSY;
+  for (int attempt = 0; attempt < STORE_TX_ATTEMPTS && rc == NRD_BUSY; attempt++) {
+    if (attempt > 0)
+      nrd_sleep_ms(10 * attempt + (int64_t)(nrd_random_unit() * 20));
+    rc = tx_control(st, STMT_BEGIN, "begin immediate");
+    if (rc != NRD_OK)
+      continue;
+    rc = fn(st, arg);
+    if (rc == NRD_OK || rc == NRD_NONE) {
+      int crc = tx_control(st, STMT_COMMIT, "commit");
+      if (crc != NRD_OK) {
+        tx_rollback(st);
+        rc = crc;
+      }
+    } else {
+      tx_rollback(st);
+    }
+  }
+  return rc;
+}
+
+struct write_one {
+  sqlite3_stmt *s;
+  const char *what;
+  int changes;
+};
+
+static int write_one_fn(struct nrd_store *st, void *arg)
+{
+  struct write_one *w = arg;
+  int rc = store_step_write(st, w->s, w->what, &w->changes);
+  sqlite3_reset(w->s);  /* bindings stay for a retry */
+  return rc;
+}
+
+int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes)
+{
+  struct write_one w = { .s = s, .what = what, .changes = 0 };
+  int rc = store_tx(st, write_one_fn, &w);
+  store_done(s);
+  if (changes)
+    *changes = w.changes;
+  if (rc == NRD_OK && w.changes == 0)
+    rc = NRD_NONE;
+  return rc;
+}
+
+static int param_index(sqlite3_stmt *s, const char *name)
+{
+  int i = sqlite3_bind_parameter_index(s, name);
+  if (i == 0)
+    LOG_ERROR("store: no such statement parameter", "name", name);
+  return i;
+}
+
+bool store_bind_text(sqlite3_stmt *s, const char *name, const char *v)
+{
+  int i = param_index(s, name);
+  if (i == 0)
+    return false;
+  if (!v)
+    return sqlite3_bind_null(s, i) == SQLITE_OK;
+  return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) == SQLITE_OK;
+}
+
+bool store_bind_text_opt(sqlite3_stmt *s, const char *name, const char *v)
+{
+  return store_bind_text(s, name, (v && *v) ? v : NULL);
+}
+
+bool store_bind_i64(sqlite3_stmt *s, const char *name, int64_t v)
+{
+  int i = param_index(s, name);
+  return i != 0 && sqlite3_bind_int64(s, i, v) == SQLITE_OK;
+}
+
+char *store_col_text(sqlite3_stmt *s, int col)
+{
+  const unsigned char *t = sqlite3_column_text(s, col);
+  return t ? nrd_xstrdup((const char *)t) : NULL;
+}
+
+/* Creates dir and its missing parents with mode 0700 (umask-proof). */
+static int make_dirs(char *dir, char *err, size_t errlen)
+{
+  struct stat sb;
+  if (stat(dir, &sb) == 0) {
+    if (S_ISDIR(sb.st_mode))
+      return 0;
+    snprintf(err, errlen, "%s exists and is not a directory", dir);
+    return -1;
+  }
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = '\0';
+    int rc = make_dirs(dir, err, errlen);
+    *slash = '/';
+    if (rc != 0)
+      return rc;
+  }
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  if (chmod(dir, 0700) != 0) {
+    snprintf(err, errlen, "cannot set mode 0700 on %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Makes sure the folder and the file exist; a file created here gets 0600. */
+static int prepare_file(const char *path, char *err, size_t errlen)
+{
+  int rc = -1;
+  char *dir = nrd_xstrdup(path);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = '\0';
+    if (make_dirs(dir, err, errlen) != 0)
+      goto out;
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      rc = 0;
+      goto out;
+    }
+    snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+    goto out;
+  }
+  if (fchmod(fd, 0600) != 0) {
+    snprintf(err, errlen, "cannot set mode 0600 on %s: %s", path, strerror(errno));
+    close(fd);
+    goto out;
+  }
+  close(fd);
+  rc = 0;
+out:
+  free(dir);
+  return rc;
+}
+
+static int journal_mode_cb(void *arg, int ncols, char **values, char **names)
+{
+  char *mode = arg;
+  if (ncols > 0 && values[0])
+    snprintf(mode, 16, "%s", values[0]);
+  return 0;
+}
+
+static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
+{
+  char mode[16] = "";
+  sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+  if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL", journal_mode_cb, mode, NULL) != SQLITE_OK ||
+      sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", NULL, NULL,
+                   NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot configure database: %s", sqlite3_errmsg(st->db));
+    return -1;
+  }
+  if (strcmp(mode, "wal") != 0) {
+    snprintf(err, errlen, "database refused WAL journal mode (got %s)", mode);
+    return -1;
+  }
+  return 0;
+}
+
+int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied,
+                   char *err, size_t errlen)
+{
+  int rc = NRD_ERR;
+  int src;
+  struct nrd_store *st = NULL;
+  *out = NULL;
+  if (applied)
+    *applied = 0;
+  if (!path || !*path) {
+    snprintf(err, errlen, "database path is empty");
+    goto out;
+  }
+  if (prepare_file(path, err, errlen) != 0)
+    goto out;
+  st = nrd_xcalloc(1, sizeof *st);
+  src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (src != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open database %s: %s", path,
+             st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
+    goto out;
+  }
+  sqlite3_extended_result_codes(st->db, 1);
+  if (set_pragmas(st, err, errlen) != 0)
+    goto out;
+  rc = store_migrate(st, applied, err, errlen);
+out:
+  if (rc != NRD_OK) {
+    nrd_store_close(st);
+    return rc;
+  }
+  *out = st;
+  return NRD_OK;
+}
+
+void nrd_store_close(struct nrd_store *st)
+{
+  if (!st)
+    return;
+  for (int i = 0; i < STMT_COUNT; i++)
+    sqlite3_finalize(st->stmts[i]);
+  sqlite3_close_v2(st->db);
+  free(st);
+}
+
+int nrd_store_schema_version(struct nrd_store *st, int *version)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_SCHEMA_VERSION);
+  if (!s)
+    return NRD_ERR;
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    *version = sqlite3_column_int(s, 0);
+    rc = NRD_OK;
+  } else {
+    rc = store_fail(st, rc, "schema version");
+  }
+  store_done(s);
+  return rc;
+}
+
+int nrd_store_ping(struct nrd_store *st)
+{
+  int version;
+  return nrd_store_schema_version(st, &version);
+}

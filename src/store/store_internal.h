@@ -1,0 +1,106 @@
+#ifndef NRD_STORE_INTERNAL_H
+#define NRD_STORE_INTERNAL_H
+
+/* Shared by the files of src/store only: the connection, its statement cache
+ * and the transaction runner. Nothing outside src/store sees sqlite3.h. */
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nrd/store.h"
+
+/* Every statement the store runs, prepared once per connection on first use. */
+enum store_stmt {
+  STMT_BEGIN,
+  STMT_COMMIT,
+  STMT_ROLLBACK,
+  STMT_SCHEMA_VERSION,
+  STMT_MIGRATION_APPLIED,
+  STMT_MIGRATION_RECORD,
+  STMT_SNAPSHOT_UPSERT,
+  STMT_SNAPSHOT_GET,
+  STMT_SNAPSHOT_SEEN,
+  STMT_LEDGER_INSERT,
+  STMT_LEDGER_OPEN,
+  STMT_LEDGER_LIST,
+  STMT_LEDGER_GET,
+  STMT_LEDGER_COUNT,
+  STMT_LEDGER_CLAIM,
+  STMT_LEDGER_RENEW,
+  STMT_LEDGER_RELEASE,
+  STMT_LEDGER_UPDATE,
+  STMT_LEDGER_RETRY,
+  STMT_LEDGER_ABANDON,
+  STMT_RUN_INSERT,
+  STMT_RUN_FINISH,
+  STMT_RUN_GET,
+  STMT_RUN_FAIL_STALE,
+  STMT_EVENT_INSERT,
+  STMT_EVENT_NEXT,
+  STMT_EVENT_MARK,
+  STMT_EVENT_LIST,
+  STMT_PRUNE_RUNS,
+  STMT_PRUNE_LEDGER,
+  STMT_PRUNE_EVENTS,
+  STMT_COUNT
+};
+
+/* Column lists shared by the SQL in store.c and the row readers. */
+#define STORE_OPEN_STATES "'pending', 'deleting', 'deleted', 'creating'"
+#define STORE_LEDGER_COLS                                                               \
+  "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
+  " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id,"  \
+  " created_ms, updated_ms"
+#define STORE_EVENT_COLS \
+  "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"
+
+struct nrd_store {
+  sqlite3 *db;
+  sqlite3_stmt *stmts[STMT_COUNT];
+};
+
+/* The cached statement, prepared on first use; NULL (logged) if it cannot be
+ * prepared. Borrowed: hand it back with store_done after use. */
+sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id);
+/* Resets the statement and clears its bindings. NULL is fine. */
+void store_done(sqlite3_stmt *s);
+
+/* Maps a SQLite result code to NRD_BUSY or NRD_ERR, logging errors with what. */
+int store_fail(struct nrd_store *st, int rc, const char *what);
+
+/* Steps a bound statement that returns no row; changes (may be NULL) gets the
+ * number of rows it wrote. Does not reset it. */
+int store_step_write(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes);
+
+/* Runs fn inside BEGIN IMMEDIATE ... COMMIT. fn returns NRD_OK or NRD_NONE
+ * (committed, and returned), NRD_BUSY (rolled back and the whole transaction
+ * retried a bounded number of times, then NRD_BUSY) or NRD_ERR (rolled back).
+ * fn must therefore be safe to run again from the start. */
+typedef int (*store_tx_fn)(struct nrd_store *st, void *arg);
+int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg);
+
+/* Runs one bound write statement in its own transaction (retried on busy;
+ * the bindings survive the retries), then resets it. NRD_OK when it changed
+ * at least one row, NRD_NONE when it changed none. changes may be NULL. */
+int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes);
+
+/* Binders by parameter name (":job"), false on failure (a wrong name is our
+ * bug). NULL binds SQL NULL; store_bind_text_opt binds "" as NULL too. The
+ * text is copied. */
+bool store_bind_text(sqlite3_stmt *s, const char *name, const char *v);
+bool store_bind_text_opt(sqlite3_stmt *s, const char *name, const char *v);
+bool store_bind_i64(sqlite3_stmt *s, const char *name, int64_t v);
+
+/* The column as a heap copy (caller frees), NULL for SQL NULL. */
+char *store_col_text(sqlite3_stmt *s, int col);
+
+/* Inserts an event inside the caller's transaction (outbox.c). NRD_NONE when
+ * an event with that id is already there. */
+int store_event_insert_in_tx(struct nrd_store *st, const struct nrd_event *e);
+
+/* Applies the embedded migrations (migrate.c). */
+int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t errlen);
+
+#endif
