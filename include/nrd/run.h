@@ -66,6 +66,9 @@ int nrd_runner_list_recoveries(struct nrd_runner *r, const char *state, size_t l
 /* Operator control; NRD_NONE when no such row or wrong state. */
 int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id);
 int nrd_runner_abandon_recovery(struct nrd_runner *r, const char *job_id, const char *reason);
+/* {"events":[{id,type,createdAt,state,attempts,lastError,event}],"count":n}:
+ * events after since (all when NULL or unknown), oldest first. */
+int nrd_runner_list_events(struct nrd_runner *r, const char *since, size_t limit, char **json);
 /* Ledger rows per state, for /metrics. */
 int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_COUNT]);
 /* The database answers (for /ready). */

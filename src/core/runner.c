@@ -142,6 +142,41 @@ static void *lease_main(void *arg)
 
 /* ---- the coordinator ---- */
 
+/* The run.completed event for the outbox: the report's counts. */
+static void record_completed(struct nrd_runner *r, struct run_ctx *ctx, const char *state,
+                             bool completed, int64_t finished_ms)
+{
+  char id[64], at[32];
+  cJSON *body = cJSON_CreateObject();
+  if(!body)
+    abort();
+  nrd_make_id("evt", id);
+  nrd_iso8601(finished_ms, at);
+  nrd_json_add_str(body, "id", id);
+  nrd_json_add_str(body, "type", "run.completed");
+  nrd_json_add_str(body, "createdAt", at);
+  cJSON *d = cJSON_AddObjectToObject(body, "data");
+  nrd_json_add_str(d, "runId", ctx->run_id);
+  nrd_json_add_str(d, "trigger", nrd_trigger_name(ctx->trigger));
+  nrd_json_add_str(d, "state", state);
+  nrd_json_add_bool(d, "completed", completed);
+  nrd_json_add_bool(d, "dryRun", ctx->dry_run);
+  pthread_mutex_lock(&ctx->lock);
+  nrd_json_add_num(d, "totalChecked", ctx->total_checked);
+  nrd_json_add_num(d, "failedJobsFound", ctx->failed_found);
+  nrd_json_add_num(d, "instancesRecreated", ctx->recreated);
+  nrd_json_add_num(d, "errors", ctx->errors);
+  nrd_json_add_num(d, "deferred", ctx->deferred);
+  pthread_mutex_unlock(&ctx->lock);
+  struct nrd_event ev = {.id = id, .type = "run.completed", .created_ms = finished_ms,
+                         .state = "pending"};
+  ev.body_json = nrd_json_print(body);
+  if(nrd_store_event_insert(r->coord.store, &ev) != NRD_OK)
+    LOG_ERROR("could not record the run.completed event", "runId", ctx->run_id);
+  free(ev.body_json);
+  cJSON_Delete(body);
+}
+
 static void run_one(struct nrd_runner *r, struct queued_run *q)
 {
   struct run_ctx ctx = {.runner = r, .trigger = q->trigger, .dry_run = q->dry_run};
@@ -163,6 +198,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   if(nrd_store_run_finish(r->coord.store, ctx.run_id, state, result_json, finished) != NRD_OK)
     LOG_ERROR("could not record the run's end", "runId", ctx.run_id);
   nrd_metrics_run(nrd_trigger_name(ctx.trigger), state);
+  record_completed(r, &ctx, state, completed, finished);
   int64_t pruned = 0;
   int64_t cutoff = finished - (int64_t)r->cfg->retention_days * 86400 * 1000;
   if(nrd_store_prune(r->coord.store, cutoff, &pruned) == NRD_OK && pruned > 0)
@@ -548,4 +584,42 @@ bool nrd_runner_store_ok(struct nrd_runner *r)
   bool ok = nrd_store_ping(r->query_store) == NRD_OK;
   pthread_mutex_unlock(&r->query_lock);
   return ok;
+}
+
+int nrd_runner_list_events(struct nrd_runner *r, const char *since, size_t limit, char **json)
+{
+  struct nrd_event *ev = NULL;
+  size_t n = 0;
+  char at[32];
+  *json = NULL;
+  pthread_mutex_lock(&r->query_lock);
+  int rc = nrd_store_event_list(r->query_store, since, limit, &ev, &n);
+  pthread_mutex_unlock(&r->query_lock);
+  if(rc != NRD_OK)
+    return rc;
+  cJSON *o = cJSON_CreateObject();
+  cJSON *arr = cJSON_CreateArray();
+  if(!o || !arr)
+    abort();
+  for(size_t i = 0; i < n; i++) {
+    cJSON *e = cJSON_CreateObject();
+    if(!e)
+      abort();
+    nrd_json_add_str(e, "id", ev[i].id);
+    nrd_json_add_str(e, "type", ev[i].type);
+    nrd_iso8601(ev[i].created_ms, at);
+    nrd_json_add_str(e, "createdAt", at);
+    nrd_json_add_str(e, "state", ev[i].state);
+    nrd_json_add_num(e, "attempts", ev[i].attempts);
+    nrd_json_add_str(e, "lastError", ev[i].last_error);
+    cJSON *body = ev[i].body_json ? cJSON_Parse(ev[i].body_json) : NULL;
+    cJSON_AddItemToObject(e, "event", body ? body : cJSON_CreateNull());
+    cJSON_AddItemToArray(arr, e);
+  }
+  cJSON_AddItemToObject(o, "events", arr);
+  nrd_json_add_num(o, "count", (double)n);
+  *json = nrd_json_print(o);
+  cJSON_Delete(o);
+  nrd_events_free(ev, n);
+  return NRD_OK;
 }
