@@ -96,7 +96,7 @@ int nrd_store_ledger_open(struct nrd_store *st, size_t limit,
 int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
                           struct nrd_ledger_row **rows, size_t *n);
 int nrd_store_ledger_get(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out);
-/* Rows touched by run_id (run_id column), for reports. */
+/* Number of rows in each state (all rows), indexed by enum nrd_row_state. */
 int nrd_store_ledger_count_by_state(struct nrd_store *st, int64_t counts[NRD_ROW_STATE_COUNT]);
 
 /* Claims an open row for owner until now+lease (BEGIN IMMEDIATE): succeeds when
