@@ -1,16 +1,84 @@
 #ifndef NRD_SIM_INTERNAL_H
 #define NRD_SIM_INTERNAL_H
 
-/* Helpers shared by the simulator's files; not part of the public contract. */
+/* What the simulator's files share; not part of the public contract. */
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "nrd/sim.h"
+
+#define SIM_BASE_PATH "/gpu-instance/openapi"
+
+struct sim_fault {
+  struct nrd_sim_fault f;   /* match, body, retry_after owned */
+  unsigned fired;
+  uint64_t rng;             /* xorshift64 state */
+};
+
+struct nrd_sim {
+  struct MHD_Daemon *daemon;
+  unsigned port;
+  atomic_uint latency_ms;
+  atomic_bool stopping;     /* wakes sleeping handlers at stop */
+  char *api_key, *internal_key, *new_status;   /* owned; NULL: any / "running" */
+  int page_base;
+  unsigned page_cap;
+
+  pthread_mutex_t mu;       /* guards everything below */
+  cJSON *instances, *jobs, *products;          /* arrays */
+  unsigned long next_id;
+  struct nrd_sim_request *log;
+  size_t nlog, caplog;
+  struct sim_fault *faults;
+  size_t nfaults;
+};
+
+/* One Novita endpoint: reads the query through c and the request body, sets
+ * the HTTP status and a JSON body (owned by the caller). Takes s->mu itself. */
+typedef int (*sim_handler)(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                           size_t body_len, cJSON **out);
+
+int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                       size_t body_len, cJSON **out);
+int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                        size_t body_len, cJSON **out);
+int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                        size_t body_len, cJSON **out);
+int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                  size_t body_len, cJSON **out);
+int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                      size_t body_len, cJSON **out);
+
+/* {"code": code, "message": message}; caller deletes. */
+cJSON *sim_error(const char *code, const char *message);
+
+/* Sleeps ms in short slices, returning early once the simulator stops. */
+void sim_sleep(struct nrd_sim *s, unsigned ms);
 
 /* Parses a create request's "ports" string ("80/http, 3306/tcp": port 1-65535,
- * type tcp or http, defaulting to tcp, at most 15) into portMappings objects
- * {port, endpoint, type} as Novita lists them. 0 with *out (caller deletes),
- * or -1 with a reason in why. */
+ * type tcp or http, at most 15) into portMappings objects {port, endpoint,
+ * type} as Novita lists them. 0 with *out (caller deletes), or -1 with a
+ * reason in why. */
 int nrd_sim_parse_ports(const char *ports, cJSON **out, char *why, size_t whylen);
+
+/* Fault bodies and rewrites (fault.c). */
+/* WRONG_TYPES: a copy of body (caller deletes) where the top-level lists stay
+ * lists but everything in them, and every other top-level field, is retyped:
+ * strings become numbers, numbers and booleans strings, lists objects. */
+cJSON *sim_retyped(const cJSON *body);
+/* DROP_FIELDS, in place: top-level fields other than lists are removed, and
+ * the objects in the lists keep only id/Id. */
+void sim_drop_fields(cJSON *body);
+/* Streamed responses, never holding a large body in memory; NULL on failure. */
+struct MHD_Response *sim_oversized_response(size_t size);
+struct MHD_Response *sim_deep_response(size_t depth);
+/* text (taken over, heap) sent one byte per delay_ms. */
+struct MHD_Response *sim_drip_response(struct nrd_sim *s, char *text, size_t len,
+                                       unsigned delay_ms);
 
 #endif

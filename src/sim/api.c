@@ -1,0 +1,394 @@
+/* The simulated Novita endpoints: list instances, jobs and products; create
+ * and delete instances. Shapes follow Novita's API reference (gpuNum, cpuNum
+ * and memory are strings; jobs carry Id with a capital I). */
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/json.h"
+#include "nrd/util.h"
+#include "sim_internal.h"
+
+#define DEFAULT_PAGE_SIZE 10
+
+cJSON *sim_error(const char *code, const char *message)
+{
+  cJSON *e = cJSON_CreateObject();
+  if (!e)
+    abort();
+  nrd_json_add_str(e, "code", code);
+  nrd_json_add_str(e, "message", message);
+  return e;
+}
+
+static cJSON *new_object(void)
+{
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    abort();
+  return o;
+}
+
+static cJSON *new_array(void)
+{
+  cJSON *a = cJSON_CreateArray();
+  if (!a)
+    abort();
+  return a;
+}
+
+static cJSON *dup_item(const cJSON *item)
+{
+  cJSON *d = cJSON_Duplicate(item, true);
+  if (!d)
+    abort();
+  return d;
+}
+
+/* Case-insensitive substring, as Novita's fuzzy filters match. */
+static bool fuzzy_match(const char *haystack, const char *needle)
+{
+  size_t n = strlen(needle);
+  if (!haystack)
+    return n == 0;
+  for (const char *h = haystack; ; h++) {
+    size_t i = 0;
+    while (i < n && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+      i++;
+    if (i == n)
+      return true;
+    if (!*h)
+      return false;
+  }
+}
+
+static const char *arg(struct MHD_Connection *c, const char *key)
+{
+  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+  return v && *v ? v : NULL;
+}
+
+struct page {
+  int64_t offset, size;   /* size 0: an empty page */
+};
+
+/* pageNum and pageSize as Novita takes them: size defaults to 10 (0 too) and
+ * is capped by page_cap; a page number below the base gives an empty page. */
+static bool parse_page(struct nrd_sim *s, struct MHD_Connection *c, struct page *p,
+                       cJSON **err)
+{
+  int64_t num = s->page_base, size = DEFAULT_PAGE_SIZE;
+  const char *v = arg(c, "pageSize");
+  if (v && !nrd_parse_i64(v, 0, 1000000000, &size)) {
+    *err = sim_error("INVALID_PARAMS", "pageSize must be a non-negative integer");
+    return false;
+  }
+  v = arg(c, "pageNum");
+  if (v && !nrd_parse_i64(v, 0, 1000000000, &num)) {
+    *err = sim_error("INVALID_PARAMS", "pageNum must be a non-negative integer");
+    return false;
+  }
+  if (size == 0)
+    size = DEFAULT_PAGE_SIZE;
+  if (s->page_cap && size > s->page_cap)
+    size = s->page_cap;
+  if (num < s->page_base) {
+    p->offset = 0;
+    p->size = 0;
+  } else {
+    p->offset = (num - s->page_base) * size;
+    p->size = size;
+  }
+  return true;
+}
+
+/* Walks items, keeping those match accepts; copies the page's slice into a
+ * new array and counts all matches into *total. Call with s->mu held. */
+typedef bool (*match_fn)(const cJSON *item, struct MHD_Connection *c);
+
+static cJSON *select_page(const cJSON *items, match_fn match, struct MHD_Connection *c,
+                          const struct page *p, int64_t *total)
+{
+  cJSON *out = new_array();
+  const cJSON *it;
+  int64_t n = 0;
+  cJSON_ArrayForEach(it, items) {
+    if (match && !match(it, c))
+      continue;
+    if (n >= p->offset && n < p->offset + p->size)
+      cJSON_AddItemToArray(out, dup_item(it));
+    n++;
+  }
+  *total = n;
+  return out;
+}
+
+static cJSON *list_body(const char *key, cJSON *items, int64_t total)
+{
+  cJSON *o = new_object();
+  cJSON_AddItemToObject(o, key, items);
+  nrd_json_add_num(o, "total", (double)total);
+  return o;
+}
+
+static bool instance_matches(const cJSON *inst, struct MHD_Connection *c)
+{
+  const char *name = arg(c, "name"), *status = arg(c, "status");
+  const char *product = arg(c, "productName");
+  if (name && !fuzzy_match(nrd_json_str(inst, "name"), name))
+    return false;
+  if (product && !fuzzy_match(nrd_json_str(inst, "productName"), product))
+    return false;
+  if (status) {
+    const char *st = nrd_json_str(inst, "status");
+    if (!st || strcmp(st, status) != 0)
+      return false;
+  }
+  return true;
+}
+
+int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                       size_t body_len, cJSON **out)
+{
+  struct page p;
+  int64_t total;
+  cJSON *items;
+
+  if (!parse_page(s, c, &p, out))
+    return 400;
+  pthread_mutex_lock(&s->mu);
+  items = select_page(s->instances, instance_matches, c, &p, &total);
+  pthread_mutex_unlock(&s->mu);
+  *out = list_body("instances", items, total);
+  return 200;
+}
+
+static bool job_matches(const cJSON *job, struct MHD_Connection *c)
+{
+  const char *type = arg(c, "type"), *state = arg(c, "state"), *id = arg(c, "jobId");
+  const char *start = arg(c, "startTime"), *end = arg(c, "endTime");
+  int64_t created = 0, bound;
+
+  if (type && !(nrd_json_str(job, "type") && strcmp(nrd_json_str(job, "type"), type) == 0))
+    return false;
+  if (id && !(nrd_json_str(job, "Id") && strcmp(nrd_json_str(job, "Id"), id) == 0))
+    return false;
+  if (state) {
+    const char *st = nrd_json_str(cJSON_GetObjectItemCaseSensitive(job, "state"), "state");
+    if (!st || strcmp(st, state) != 0)
+      return false;
+  }
+  if (start || end)
+    nrd_json_i64(job, "createdAt", &created);
+  if (start && nrd_parse_i64(start, 0, INT64_MAX, &bound) && bound > 0 && created < bound)
+    return false;
+  if (end && nrd_parse_i64(end, 0, INT64_MAX, &bound) && bound > 0 && created > bound)
+    return false;
+  return true;
+}
+
+int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                  size_t body_len, cJSON **out)
+{
+  struct page p;
+  int64_t total;
+  cJSON *items;
+
+  if (!parse_page(s, c, &p, out))
+    return 400;
+  pthread_mutex_lock(&s->mu);
+  items = select_page(s->jobs, job_matches, c, &p, &total);
+  pthread_mutex_unlock(&s->mu);
+  *out = list_body("jobs", items, total);
+  return 200;
+}
+
+static bool product_matches(const cJSON *prod, struct MHD_Connection *c)
+{
+  const char *name = arg(c, "productName"), *billing = arg(c, "billingMethod");
+  const cJSON *methods = cJSON_GetObjectItemCaseSensitive(prod, "billingMethods");
+  const cJSON *m;
+
+  if (name && !fuzzy_match(nrd_json_str(prod, "name"), name))
+    return false;
+  if (!billing || !cJSON_IsArray(methods))
+    return true;
+  cJSON_ArrayForEach(m, methods) {
+    if (cJSON_IsString(m) && strcmp(m->valuestring, billing) == 0)
+      return true;
+  }
+  return false;
+}
+
+int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                      size_t body_len, cJSON **out)
+{
+  cJSON *data = new_array();
+  const cJSON *it;
+
+  pthread_mutex_lock(&s->mu);
+  cJSON_ArrayForEach(it, s->products) {
+    if (product_matches(it, c))
+      cJSON_AddItemToArray(data, dup_item(it));
+  }
+  pthread_mutex_unlock(&s->mu);
+  *out = new_object();
+  cJSON_AddItemToObject(*out, "data", data);
+  return 200;
+}
+
+static cJSON *find_by_id(const cJSON *items, const char *key, const char *id)
+{
+  cJSON *it;
+  cJSON_ArrayForEach(it, items) {
+    const char *v = nrd_json_str(it, key);
+    if (v && strcmp(v, id) == 0)
+      return it;
+  }
+  return NULL;
+}
+
+int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                        size_t body_len, cJSON **out)
+{
+  cJSON *req = nrd_json_parse(body, body_len);
+  const char *id = nrd_json_str_nonempty(req, "instanceId");
+  cJSON *inst;
+  int status;
+
+  if (!id) {
+    *out = sim_error("INVALID_PARAMS", "instanceId is required");
+    status = 400;
+    goto out;
+  }
+  pthread_mutex_lock(&s->mu);
+  inst = find_by_id(s->instances, "id", id);
+  if (inst)
+    cJSON_Delete(cJSON_DetachItemViaPointer(s->instances, inst));
+  pthread_mutex_unlock(&s->mu);
+  if (!inst) {
+    *out = sim_error("RESOURCE_NOT_FOUND", "instance not found");
+    status = 400;
+    goto out;
+  }
+  *out = new_object();
+  status = 200;
+out:
+  cJSON_Delete(req);
+  return status;
+}
+
+static void copy_member(cJSON *to, const char *to_key, const cJSON *from, const char *key)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+  if (v && !cJSON_IsNull(v))
+    cJSON_AddItemToObject(to, to_key, dup_item(v));
+}
+
+static void add_int_text(cJSON *o, const char *key, long long v)
+{
+  char buf[24];
+  snprintf(buf, sizeof buf, "%lld", v);
+  nrd_json_add_str(o, key, buf);
+}
+
+/* networkStorages [{Id, mountPoint}] listed back as volumeMounts. */
+static cJSON *volume_mounts(const cJSON *req)
+{
+  cJSON *mounts = new_array();
+  const cJSON *ns;
+  cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(req, "networkStorages")) {
+    cJSON *m = new_object();
+    nrd_json_add_str(m, "type", "network");
+    nrd_json_add_str(m, "size", "100");
+    nrd_json_add_str(m, "id", nrd_json_str(ns, "Id"));
+    nrd_json_add_str(m, "mountPath", nrd_json_str(ns, "mountPoint"));
+    cJSON_AddItemToArray(mounts, m);
+  }
+  return mounts;
+}
+
+/* The instance Novita would list after accepting req (already checked). */
+static cJSON *instance_from_request(const cJSON *req, const char *id, const char *status,
+                                    const char *product_name, cJSON *port_mappings)
+{
+  cJSON *inst = new_object();
+  int64_t gpus = 1;
+  const char *cluster = nrd_json_str(req, "clusterId");
+  char password[64];
+
+  nrd_json_i64(req, "gpuNum", &gpus);
+  nrd_json_add_str(inst, "id", id);
+  nrd_json_add_str(inst, "name", nrd_json_str(req, "name") ? nrd_json_str(req, "name") : "");
+  nrd_json_add_str(inst, "clusterId", cluster ? cluster : "cl-hk-01");
+  nrd_json_add_str(inst, "clusterName", "CN-HK-01 (Hong Kong)");
+  nrd_json_add_str(inst, "status", status);
+  copy_member(inst, "imageUrl", req, "imageUrl");
+  copy_member(inst, "imageAuthId", req, "imageAuthId");
+  nrd_json_add_str(inst, "command", nrd_json_str(req, "command") ? nrd_json_str(req, "command")
+                                                                 : "");
+  add_int_text(inst, "cpuNum", gpus * 16);
+  add_int_text(inst, "memory", gpus * 62);
+  add_int_text(inst, "gpuNum", gpus);
+  copy_member(inst, "productId", req, "productId");
+  nrd_json_add_str(inst, "productName", product_name);
+  copy_member(inst, "rootfsSize", req, "rootfsSize");
+  cJSON_AddItemToObject(inst, "portMappings", port_mappings ? port_mappings : new_array());
+  if (cJSON_GetObjectItemCaseSensitive(req, "envs"))
+    copy_member(inst, "envs", req, "envs");
+  else
+    cJSON_AddItemToObject(inst, "envs", new_array());
+  cJSON_AddItemToObject(inst, "volumeMounts", volume_mounts(req));
+  copy_member(inst, "kind", req, "kind");
+  nrd_json_add_str(inst, "billingMode", nrd_json_str(req, "billingMode")
+                                            ? nrd_json_str(req, "billingMode") : "onDemand");
+  nrd_json_add_str(inst, "spotStatus", "");
+  nrd_json_add_str(inst, "spotReclaimTime", "0");
+  add_int_text(inst, "createdAt", nrd_now_ms() / 1000);
+  snprintf(password, sizeof password, "sim-pass-%s", id);
+  nrd_json_add_str(inst, "sshPassword", password);
+  cJSON *ssh = new_object();
+  nrd_json_add_str(ssh, "user", "root");
+  nrd_json_add_str(ssh, "password", password);
+  nrd_json_add_str(ssh, "command", "ssh root@127.0.0.1 -p 22022");
+  cJSON_AddItemToObject(inst, "connectComponentSSH", ssh);
+  return inst;
+}
+
+int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                        size_t body_len, cJSON **out)
+{
+  cJSON *req = nrd_json_parse(body, body_len);
+  cJSON *mappings = NULL, *inst;
+  const cJSON *product;
+  const char *ports;
+  char why[256], id[48];
+  int status = 400;
+
+  if (!nrd_sim_check_create_request(req, why, sizeof why)) {
+    *out = sim_error("INVALID_PARAMS", req ? why : "the body is not JSON");
+    goto out;
+  }
+  ports = nrd_json_str(req, "ports");
+  if (ports && nrd_sim_parse_ports(ports, &mappings, why, sizeof why) != 0) {
+    *out = sim_error("INVALID_PARAMS", why);
+    goto out;
+  }
+  pthread_mutex_lock(&s->mu);
+  product = find_by_id(s->products, "id", nrd_json_str(req, "productId"));
+  snprintf(id, sizeof id, "i-sim-%lu", ++s->next_id);
+  inst = instance_from_request(req, id, s->new_status ? s->new_status : "running",
+                               nrd_json_str(product, "name") ? nrd_json_str(product, "name")
+                                                            : "",
+                               mappings);
+  cJSON_AddItemToArray(s->instances, inst);
+  pthread_mutex_unlock(&s->mu);
+  *out = new_object();
+  nrd_json_add_str(*out, "id", id);
+  status = 200;
+out:
+  cJSON_Delete(req);
+  return status;
+}
