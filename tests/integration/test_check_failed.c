@@ -12,103 +12,11 @@
 
 #include "nrd/json.h"
 #include "nrd/util.h"
+#include "scenario.h"
 #include "stack.h"
 #include "testutil.h"
 
 static int64_t now_s(void) { return nrd_now_ms() / 1000; }
-
-static cJSON *instance(const char *id, const char *name, const char *status)
-{
-  cJSON *o = cJSON_CreateObject();
-  nrd_json_add_str(o, "id", id);
-  nrd_json_add_str(o, "name", name);
-  nrd_json_add_str(o, "status", status);
-  nrd_json_add_str(o, "clusterId", "c-hk");
-  nrd_json_add_str(o, "clusterName", "CN-HK-01 (Hong Kong)");
-  nrd_json_add_str(o, "productId", "prod-4090");
-  nrd_json_add_str(o, "productName", "RTX 4090 24GB");
-  nrd_json_add_str(o, "imageUrl", "docker.io/acme/trainer:1.2");
-  nrd_json_add_str(o, "gpuNum", "2");
-  nrd_json_add_num(o, "rootfsSize", 80);
-  nrd_json_add_str(o, "kind", "gpu");
-  nrd_json_add_str(o, "billingMode", "spot");
-  nrd_json_add_str(o, "sshPassword", "hunter2-ssh");
-  return o;
-}
-
-static cJSON *job(const char *id, const char *type, const char *inst, int64_t created,
-                  const char *state)
-{
-  cJSON *o = cJSON_CreateObject();
-  nrd_json_add_str(o, "Id", id);
-  nrd_json_add_str(o, "type", type);
-  nrd_json_add_str(o, "instanceId", inst);
-  nrd_json_add_num(o, "createdAt", (double)created);
-  cJSON *st = cJSON_AddObjectToObject(o, "state");
-  nrd_json_add_str(st, "state", state);
-  nrd_json_add_str(st, "error", strcmp(state, "fail") ? "" : "no capacity on target node");
-  return o;
-}
-
-static cJSON *product(const char *id, const char *region, const char *spot, bool available)
-{
-  cJSON *o = cJSON_CreateObject();
-  nrd_json_add_str(o, "id", id);
-  nrd_json_add_str(o, "name", "RTX 4090 24GB");
-  cJSON *regions = cJSON_AddArrayToObject(o, "regions");
-  cJSON_AddItemToArray(regions, cJSON_CreateString(region));
-  nrd_json_add_str(o, "spotPrice", spot);
-  nrd_json_add_str(o, "price", "69000");
-  nrd_json_add_bool(o, "availableDeploy", available);
-  return o;
-}
-
-static cJSON *scenario(void)
-{
-  cJSON *s = cJSON_CreateObject();
-  cJSON_AddArrayToObject(s, "instances");
-  cJSON_AddArrayToObject(s, "jobs");
-  cJSON_AddArrayToObject(s, "products");
-  return s;
-}
-
-static void add(cJSON *s, const char *list, cJSON *item)
-{
-  cJSON_AddItemToArray(cJSON_GetObjectItem(s, list), item);
-}
-
-static const cJSON *outcome_for(const cJSON *report, const char *instance_id)
-{
-  const cJSON *o;
-  cJSON_ArrayForEach(o, cJSON_GetObjectItem(cJSON_GetObjectItem(report, "result"), "outcomes")) {
-    const char *id = nrd_json_str(o, "instanceId");
-    if(id && !strcmp(id, instance_id))
-      return o;
-  }
-  return NULL;
-}
-
-static int64_t result_int(const cJSON *report, const char *key)
-{
-  int64_t v = -1;
-  nrd_json_i64(cJSON_GetObjectItem(report, "result"), key, &v);
-  return v;
-}
-
-/* The create requests the simulator received, parsed (caller deletes). */
-static cJSON *creates(struct tu_stack *s)
-{
-  struct nrd_sim_request *reqs = NULL;
-  size_t n = nrd_sim_requests(s->sim, &reqs);
-  cJSON *arr = cJSON_CreateArray();
-  for(size_t i = 0; i < n; i++) {
-    size_t len = strlen(reqs[i].path);
-    if(len >= 20 && !strcmp(reqs[i].path + len - 20, "/gpu/instance/create"))
-      cJSON_AddItemToArray(arr, cJSON_Parse(reqs[i].body));
-  }
-  nrd_sim_requests_free(reqs, n);
-  return arr;
-}
 
 /* 300 instances over several pages: 40 failed, 10 whose newest job still
  * runs, 5 migrating without any job; older failed jobs superseded by a newer
@@ -119,22 +27,22 @@ static void test_fleet_recovers_exactly_the_failed(void **state)
   struct tu_stack s;
   struct nrd_sim_options so = {.api_key = "test-key", .page_cap = 50};
   tu_stack_init(&s, &so);
-  cJSON *sc = scenario();
+  cJSON *sc = tu_scenario();
   char id[32], name[32], jid[32];
   int64_t t = now_s() - 600;
   for(int i = 0; i < 300; i++) {
     snprintf(id, sizeof(id), "i-%03d", i);
     snprintf(name, sizeof(name), "trainer-%03d", i);
     const char *status = i < 55 ? "migrating" : "running";
-    add(sc, "instances", instance(id, name, status));
+    tu_add(sc, "instances", tu_instance(id, name, status));
     snprintf(jid, sizeof(jid), "job-%03d", i);
     if(i < 40) {
-      add(sc, "jobs", job(jid, i % 2 ? "instanceMigrate" : "autoInstanceMigrate", id, t, "fail"));
+      tu_add(sc, "jobs", tu_job(jid, i % 2 ? "instanceMigrate" : "autoInstanceMigrate", id, t, "fail"));
     } else if(i < 50) {
       /* An older failure, then a newer job still running: not recovered. */
-      add(sc, "jobs", job(jid, "autoInstanceMigrate", id, t - 100, "fail"));
+      tu_add(sc, "jobs", tu_job(jid, "autoInstanceMigrate", id, t - 100, "fail"));
       snprintf(jid, sizeof(jid), "job-%03d-b", i);
-      add(sc, "jobs", job(jid, "instanceMigrate", id, t, "running"));
+      tu_add(sc, "jobs", tu_job(jid, "instanceMigrate", id, t, "running"));
     }
   }
   tu_stack_load(&s, sc);
@@ -146,15 +54,15 @@ static void test_fleet_recovers_exactly_the_failed(void **state)
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
   assert_true(cJSON_IsTrue(cJSON_GetObjectItem(rep, "success")));
-  assert_int_equal(result_int(rep, "totalChecked"), 55);
-  assert_int_equal(result_int(rep, "failedJobsFound"), 40);
-  assert_int_equal(result_int(rep, "instancesRecreated"), 40);
-  assert_int_equal(result_int(rep, "errors"), 0);
+  assert_int_equal(tu_result_int(rep, "totalChecked"), 55);
+  assert_int_equal(tu_result_int(rep, "failedJobsFound"), 40);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 40);
+  assert_int_equal(tu_result_int(rep, "errors"), 0);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"),
                                                           "outcomes")), 40);
   for(int i = 0; i < 55; i++) {
     snprintf(id, sizeof(id), "i-%03d", i);
-    const cJSON *o = outcome_for(rep, id);
+    const cJSON *o = tu_outcome_for(rep, id);
     if(i < 40) {
       assert_non_null(o);
       assert_string_equal(nrd_json_str(o, "action"), "recreated");
@@ -174,7 +82,7 @@ static void test_fleet_recovers_exactly_the_failed(void **state)
   nrd_sim_clear_requests(s.sim);
   rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
-  assert_int_equal(result_int(rep, "instancesRecreated"), 0);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 0);
   assert_int_equal(nrd_sim_count(s.sim, "POST", NULL), 0);
   cJSON_Delete(rep);
   tu_stack_cleanup(&s);
@@ -187,8 +95,8 @@ static void test_create_request_carries_the_configuration(void **state)
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
-  cJSON *sc = scenario();
-  cJSON *inst = instance("i-full", "web-1-recreated-1700000000000", "migrating");
+  cJSON *sc = tu_scenario();
+  cJSON *inst = tu_instance("i-full", "web-1-recreated-1700000000000", "migrating");
   nrd_json_add_str(inst, "imageAuthId", "auth-77");
   nrd_json_add_str(inst, "command", "python serve.py --port 8080");
   cJSON *ports = cJSON_AddArrayToObject(inst, "portMappings");
@@ -215,8 +123,8 @@ static void test_create_request_carries_the_configuration(void **state)
   nrd_json_add_str(m, "id", "lv-1");
   nrd_json_add_str(m, "mountPath", "/scratch");
   cJSON_AddItemToArray(mounts, m);
-  add(sc, "instances", inst);
-  add(sc, "jobs", job("job-full", "instanceMigrate", "i-full", now_s() - 60, "fail"));
+  tu_add(sc, "instances", inst);
+  tu_add(sc, "jobs", tu_job("job-full", "instanceMigrate", "i-full", now_s() - 60, "fail"));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
   tu_stack_start(&s);
@@ -224,8 +132,8 @@ static void test_create_request_carries_the_configuration(void **state)
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
-  assert_int_equal(result_int(rep, "instancesRecreated"), 1);
-  cJSON *cr = creates(&s);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 1);
+  cJSON *cr = tu_sim_creates(s.sim);
   assert_int_equal(cJSON_GetArraySize(cr), 1);
   cJSON *req = cJSON_GetArrayItem(cr, 0);
   char why[256] = "";
@@ -265,25 +173,25 @@ static void test_product_fallback_and_defaults(void **state)
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
-  cJSON *sc = scenario();
+  cJSON *sc = tu_scenario();
   for(int i = 0; i < 3; i++) {
     char id[16], jid[16];
     snprintf(id, sizeof(id), "i-p%d", i);
     snprintf(jid, sizeof(jid), "job-p%d", i);
-    cJSON *inst = instance(id, id, "migrating");
+    cJSON *inst = tu_instance(id, id, "migrating");
     cJSON_DeleteItemFromObject(inst, "productId");
     cJSON_DeleteItemFromObject(inst, "gpuNum");
     cJSON_DeleteItemFromObject(inst, "rootfsSize");
     cJSON_DeleteItemFromObject(inst, "kind");
     cJSON_DeleteItemFromObject(inst, "billingMode");
-    add(sc, "instances", inst);
-    add(sc, "jobs", job(jid, "autoInstanceMigrate", id, now_s() - 60, "fail"));
+    tu_add(sc, "instances", inst);
+    tu_add(sc, "jobs", tu_job(jid, "autoInstanceMigrate", id, now_s() - 60, "fail"));
   }
-  add(sc, "products", product("p-expensive", "CN-HK-01 (Hong Kong)", "40000", true));
-  add(sc, "products", product("p-cheapest", "CN-HK-01 (Hong Kong)", "30000", true));
-  add(sc, "products", product("p-unavailable", "CN-HK-01 (Hong Kong)", "10000", false));
-  add(sc, "products", product("p-free", "CN-HK-01 (Hong Kong)", "0", true));
-  add(sc, "products", product("p-elsewhere", "US-CA-01 (California)", "5000", true));
+  tu_add(sc, "products", tu_product("p-expensive", "CN-HK-01 (Hong Kong)", "40000", true));
+  tu_add(sc, "products", tu_product("p-cheapest", "CN-HK-01 (Hong Kong)", "30000", true));
+  tu_add(sc, "products", tu_product("p-unavailable", "CN-HK-01 (Hong Kong)", "10000", false));
+  tu_add(sc, "products", tu_product("p-free", "CN-HK-01 (Hong Kong)", "0", true));
+  tu_add(sc, "products", tu_product("p-elsewhere", "US-CA-01 (California)", "5000", true));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
   tu_stack_start(&s);
@@ -291,9 +199,9 @@ static void test_product_fallback_and_defaults(void **state)
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
-  assert_int_equal(result_int(rep, "instancesRecreated"), 3);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
   assert_int_equal(nrd_sim_count(s.sim, "GET", "/v1/products"), 1);
-  cJSON *cr = creates(&s);
+  cJSON *cr = tu_sim_creates(s.sim);
   assert_int_equal(cJSON_GetArraySize(cr), 3);
   const cJSON *req;
   cJSON_ArrayForEach(req, cr) {
@@ -319,16 +227,16 @@ static void test_unbuildable_rows_delete_nothing(void **state)
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
-  cJSON *sc = scenario();
-  cJSON *inst = instance("i-noimage", "web-f", "migrating");
+  cJSON *sc = tu_scenario();
+  cJSON *inst = tu_instance("i-noimage", "web-f", "migrating");
   cJSON_DeleteItemFromObject(inst, "imageUrl");
-  add(sc, "instances", inst);
-  add(sc, "jobs", job("job-noimage", "instanceMigrate", "i-noimage", now_s() - 60, "fail"));
-  inst = instance("i-noproduct", "web-g", "migrating");
+  tu_add(sc, "instances", inst);
+  tu_add(sc, "jobs", tu_job("job-noimage", "instanceMigrate", "i-noimage", now_s() - 60, "fail"));
+  inst = tu_instance("i-noproduct", "web-g", "migrating");
   cJSON_DeleteItemFromObject(inst, "productId");
-  add(sc, "instances", inst);
-  add(sc, "jobs", job("job-noproduct", "instanceMigrate", "i-noproduct", now_s() - 60, "fail"));
-  add(sc, "products", product("p-elsewhere", "US-CA-01 (California)", "5000", true));
+  tu_add(sc, "instances", inst);
+  tu_add(sc, "jobs", tu_job("job-noproduct", "instanceMigrate", "i-noproduct", now_s() - 60, "fail"));
+  tu_add(sc, "products", tu_product("p-elsewhere", "US-CA-01 (California)", "5000", true));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
   tu_stack_start(&s);
@@ -336,12 +244,12 @@ static void test_unbuildable_rows_delete_nothing(void **state)
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
-  assert_int_equal(result_int(rep, "errors"), 2);
-  assert_int_equal(result_int(rep, "instancesRecreated"), 0);
-  const cJSON *o = outcome_for(rep, "i-noimage");
+  assert_int_equal(tu_result_int(rep, "errors"), 2);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 0);
+  const cJSON *o = tu_outcome_for(rep, "i-noimage");
   assert_string_equal(nrd_json_str(o, "action"), "failed");
   assert_non_null(strstr(nrd_json_str(o, "reason"), "no imageUrl"));
-  o = outcome_for(rep, "i-noproduct");
+  o = tu_outcome_for(rep, "i-noproduct");
   assert_string_equal(nrd_json_str(o, "action"), "failed");
   assert_non_null(strstr(nrd_json_str(o, "reason"), "left untouched"));
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
@@ -357,15 +265,15 @@ static void test_dry_run_sends_nothing(void **state)
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
-  cJSON *sc = scenario();
-  cJSON *inst = instance("i-dry", "dry-1", "migrating");
+  cJSON *sc = tu_scenario();
+  cJSON *inst = tu_instance("i-dry", "dry-1", "migrating");
   cJSON *envs = cJSON_AddArrayToObject(inst, "envs");
   cJSON *e = cJSON_CreateObject();
   nrd_json_add_str(e, "key", "DB_PASSWORD");
   nrd_json_add_str(e, "value", "very-secret-value");
   cJSON_AddItemToArray(envs, e);
-  add(sc, "instances", inst);
-  add(sc, "jobs", job("job-dry", "instanceMigrate", "i-dry", now_s() - 60, "fail"));
+  tu_add(sc, "instances", inst);
+  tu_add(sc, "jobs", tu_job("job-dry", "instanceMigrate", "i-dry", now_s() - 60, "fail"));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
   tu_stack_start(&s);
@@ -374,7 +282,7 @@ static void test_dry_run_sends_nothing(void **state)
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true,\"dryRun\":true}", &status);
   assert_int_equal(status, 200);
   assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"), "dryRun")));
-  const cJSON *o = outcome_for(rep, "i-dry");
+  const cJSON *o = tu_outcome_for(rep, "i-dry");
   assert_non_null(o);
   assert_string_equal(nrd_json_str(o, "action"), "planned");
   const cJSON *req = cJSON_GetObjectItem(o, "request");
@@ -397,9 +305,9 @@ static void test_background_run(void **state)
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
-  cJSON *sc = scenario();
-  add(sc, "instances", instance("i-bg", "bg-1", "migrating"));
-  add(sc, "jobs", job("job-bg", "instanceMigrate", "i-bg", now_s() - 60, "fail"));
+  cJSON *sc = tu_scenario();
+  tu_add(sc, "instances", tu_instance("i-bg", "bg-1", "migrating"));
+  tu_add(sc, "jobs", tu_job("job-bg", "instanceMigrate", "i-bg", now_s() - 60, "fail"));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
   nrd_sim_set_latency(s.sim, 100);

@@ -1,0 +1,221 @@
+/* Exactly one replacement per failed job, across retries, ambiguous creates,
+ * vanished instances and concurrent callers (in-process service). The crash
+ * rounds with kill -9 live in test_crash.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/json.h"
+#include "nrd/util.h"
+#include "scenario.h"
+#include "stack.h"
+#include "testutil.h"
+
+static const char *immediate = "{\"immediate\":true}";
+
+static void start_with(struct tu_stack *s, cJSON *sc)
+{
+  tu_stack_load(s, sc);
+  cJSON_Delete(sc);
+  tu_stack_start(s);
+}
+
+static cJSON *run_now(struct tu_stack *s)
+{
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(s, immediate, &status);
+  assert_non_null(rep);
+  assert_true(status == 200 || status == 502);
+  return rep;
+}
+
+/* Every failed instance "trainer-NNN" has exactly one replacement. */
+static void assert_one_replacement_each(struct tu_stack *s, int failed)
+{
+  cJSON *all = nrd_sim_instances(s->sim);
+  for(int i = 0; i < failed; i++) {
+    char prefix[48];
+    int found = 0;
+    const cJSON *inst;
+    snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
+    cJSON_ArrayForEach(inst, all) {
+      const char *name = nrd_json_str(inst, "name");
+      if(name && !strncmp(name, prefix, strlen(prefix)))
+        found++;
+    }
+    if(found != 1)
+      fail_msg("%s: %d replacements", prefix, found);
+  }
+  cJSON_Delete(all);
+}
+
+/* (a) The delete answers 500 (past every retry) once: the row stays open,
+ * the next run deletes and creates; one create in all. */
+static void test_failed_delete_then_one_create(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.max_retry_attempts = 0;
+  start_with(&s, tu_failed_fleet(1, 2));
+  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "delete", .status = 500, .count = 1};
+  nrd_sim_add_fault(s.sim, &f);
+
+  cJSON *rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "errors"), 1);
+  assert_string_equal(nrd_json_str(tu_outcome_for(rep, "i-000"), "action"), "failed");
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 0);
+
+  rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 1);
+  cJSON_Delete(rep);
+  rep = run_now(&s);  /* and nothing more afterwards */
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 0);
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
+  assert_one_replacement_each(&s, 1);
+  tu_stack_cleanup(&s);
+}
+
+/* (b) The create times out after the simulator accepted it: no blind second
+ * create; the next run finds the fixed name and adopts that instance. */
+static void test_ambiguous_create_is_adopted(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.request_timeout_ms = 300;
+  start_with(&s, tu_failed_fleet(1, 0));
+  struct nrd_sim_fault f = {.kind = NRD_SIM_APPLY_THEN_DELAY, .match = "create",
+                            .delay_ms = 1000, .count = 1};
+  nrd_sim_add_fault(s.sim, &f);
+
+  cJSON *rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 0);
+  assert_string_equal(nrd_json_str(tu_outcome_for(rep, "i-000"), "action"), "failed");
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
+
+  rep = run_now(&s);
+  const cJSON *o = tu_outcome_for(rep, "i-000");
+  assert_non_null(o);
+  assert_string_equal(nrd_json_str(o, "action"), "adopted");
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 1);
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
+  assert_one_replacement_each(&s, 1);
+  tu_stack_cleanup(&s);
+}
+
+/* An instance that vanished before we sent its delete was removed by someone
+ * else: abandoned, nothing created. */
+static void test_vanished_before_delete_is_abandoned(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.max_retry_attempts = 0;
+  start_with(&s, tu_failed_fleet(1, 0));
+  /* Run 1: the product look-up is not needed; make the delete fail so the
+   * row stays pending... then the instance disappears on its own. */
+  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "delete", .status = 503,
+                            .count = 1};
+  nrd_sim_add_fault(s.sim, &f);
+  cJSON *rep = run_now(&s);
+  cJSON_Delete(rep);
+  /* The row is now 'deleting' (delete sent): gone means deleted by us. */
+  nrd_sim_remove_instance(s.sim, "i-000");
+  rep = run_now(&s);
+  assert_string_equal(nrd_json_str(tu_outcome_for(rep, "i-000"), "action"), "recreated");
+  cJSON_Delete(rep);
+  tu_stack_cleanup(&s);
+
+  /* Never acted on: a new failed job whose instance is gone by the time the
+   * row is driven is abandoned. Simulate with a ledger row from a first run
+   * in dry-run mode, then the instance removed. */
+  tu_stack_init(&s, NULL);
+  start_with(&s, tu_failed_fleet(1, 0));
+  long status = 0;
+  rep = tu_stack_check_failed(&s, "{\"immediate\":true,\"dryRun\":true}", &status);
+  assert_int_equal(status, 200);
+  cJSON_Delete(rep);
+  nrd_sim_remove_instance(s.sim, "i-000");
+  rep = run_now(&s);
+  const cJSON *o = tu_outcome_for(rep, "i-000");
+  assert_non_null(o);
+  assert_string_equal(nrd_json_str(o, "action"), "abandoned");
+  assert_non_null(strstr(nrd_json_str(o, "reason"), "someone else"));
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 0);
+  tu_stack_cleanup(&s);
+}
+
+struct poster {
+  struct tu_stack *s;
+  bool immediate;
+  char run_id[64];
+  long status;
+};
+
+static void *post_one(void *arg)
+{
+  struct poster *p = arg;
+  cJSON *rep = tu_stack_check_failed(p->s, p->immediate ? immediate : NULL, &p->status);
+  const char *id = p->immediate ? nrd_json_str(cJSON_GetObjectItem(rep, "result"), "runId")
+                                : nrd_json_str(rep, "runId");
+  snprintf(p->run_id, sizeof(p->run_id), "%s", id ? id : "");
+  cJSON_Delete(rep);
+  return NULL;
+}
+
+/* (d) 20 concurrent POSTs (immediate and background) join one run. */
+static void test_concurrent_posts_join_one_run(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  start_with(&s, tu_failed_fleet(10, 10));
+  nrd_sim_set_latency(s.sim, 100);  /* a run long enough for all to arrive */
+  struct poster p[20];
+  pthread_t th[20];
+  /* The first caller starts the run; the others arrive while it runs. */
+  long status = 0;
+  cJSON *acc = tu_stack_check_failed(&s, NULL, &status);
+  assert_int_equal(status, 202);
+  char first[64];
+  snprintf(first, sizeof(first), "%s", nrd_json_str(acc, "runId"));
+  cJSON_Delete(acc);
+  for(int i = 0; i < 20; i++) {
+    p[i] = (struct poster){.s = &s, .immediate = i % 2 == 0};
+    assert_int_equal(pthread_create(&th[i], NULL, post_one, &p[i]), 0);
+  }
+  for(int i = 0; i < 20; i++) {
+    pthread_join(th[i], NULL);
+    assert_true(p[i].status == 200 || p[i].status == 202);
+    assert_string_equal(p[i].run_id, first);
+  }
+  /* One run: the instances were listed once (one page at pageSize 100). */
+  assert_int_equal(nrd_sim_count(s.sim, "GET", "/v1/gpu/instances"), 1);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 10);
+  assert_one_replacement_each(&s, 10);
+  tu_stack_cleanup(&s);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_failed_delete_then_one_create),
+    cmocka_unit_test(test_ambiguous_create_is_adopted),
+    cmocka_unit_test(test_vanished_before_delete_is_abandoned),
+    cmocka_unit_test(test_concurrent_posts_join_one_run),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
