@@ -1,7 +1,7 @@
 # Writes OUT: a C file holding every SRC_DIR/NNNN_name.sql as a string, in order.
 file(GLOB files ${SRC_DIR}/*.sql)
 list(SORT files)
-set(body "/* generated from migrations/*.sql: do not edit */\n#include \"nrd/migrations.h\"\n\n")
+set(body "/* generated from the files in migrations/: do not edit */\n#include \"nrd/migrations.h\"\n\n")
 set(table "const struct nrd_migration nrd_migrations[] = {\n")
 set(i 0)
 foreach(f ${files})
