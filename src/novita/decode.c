@@ -1,0 +1,390 @@
+/* Decoders for Novita's answers. Every input is untrusted: each field is
+ * type-checked where it is read, anything of the wrong type counts as absent,
+ * non-object list items are skipped, and nothing here can crash on any body. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "nrd/json.h"
+#include "nrd/novita.h"
+#include "transport.h"
+
+/* Timestamps above this are taken as milliseconds (seconds would be past
+ * the year 5000), and brought back to seconds. */
+#define NV_MS_THRESHOLD 100000000000LL
+
+static char *dup_str(const cJSON *obj, const char *key)
+{
+  return nrd_xstrdup(nrd_json_str(obj, key));
+}
+
+static int64_t epoch_seconds(const cJSON *obj, const char *key)
+{
+  int64_t v = 0;
+  if (!nrd_json_i64(obj, key, &v) || v < 0)
+    return 0;
+  return v > NV_MS_THRESHOLD ? v / 1000 : v;
+}
+
+/* The list under key: *arr set and true for an array; true with *arr NULL
+ * for null (no items); false when the key is missing or of another type. */
+static bool get_list(const cJSON *root, const char *key, const cJSON **arr)
+{
+  const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+  *arr = NULL;
+  if (cJSON_IsNull(it))
+    return true;
+  if (!cJSON_IsArray(it))
+    return false;
+  *arr = it;
+  return true;
+}
+
+/* Objects in arr (NULL: none). */
+static size_t count_objects(const cJSON *arr)
+{
+  size_t n = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (cJSON_IsObject(it))
+      n++;
+  }
+  return n;
+}
+
+/* ---- secrets in raw JSON ---- */
+
+static bool secret_key(const char *k)
+{
+  if (!k)
+    return false;
+  if (strncasecmp(k, "connect", 7) == 0)
+    return true;
+  for (const char *p = k; *p; p++) {
+    if (strncasecmp(p, "password", 8) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Removes, at any depth, object members whose key names a secret. The tree's
+ * depth is bounded by the parser (NRD_JSON_MAX_DEPTH), so recursion is too. */
+static void strip_secrets(cJSON *node)
+{
+  cJSON *it = node->child;
+  while (it) {
+    cJSON *next = it->next;
+    if (cJSON_IsObject(node) && secret_key(it->string))
+      cJSON_Delete(cJSON_DetachItemViaPointer(node, it));
+    else if (cJSON_IsObject(it) || cJSON_IsArray(it))
+      strip_secrets(it);
+    it = next;
+  }
+}
+
+static char *raw_without_secrets(const cJSON *obj)
+{
+  cJSON *copy = cJSON_Duplicate(obj, 1);
+  if (!copy)
+    return NULL;
+  strip_secrets(copy);
+  char *text = nrd_json_print(copy);
+  cJSON_Delete(copy);
+  return text;
+}
+
+/* ---- instances ---- */
+
+static void decode_ports(const cJSON *obj, struct nrd_instance *out)
+{
+  const cJSON *arr;
+  if (!get_list(obj, "portMappings", &arr) || !arr)
+    return;
+  out->ports_present = true;
+  out->ports = nrd_xcalloc(count_objects(arr) + 1, sizeof *out->ports);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (!cJSON_IsObject(it))
+      continue;
+    struct nrd_port *p = &out->ports[out->n_ports++];
+    p->port = nrd_json_scalar_text(it, "port");
+    p->type = dup_str(it, "type");
+  }
+}
+
+static void decode_envs(const cJSON *obj, struct nrd_instance *out)
+{
+  const cJSON *arr;
+  if (!get_list(obj, "envs", &arr) || !arr)
+    return;
+  out->envs_present = true;
+  out->envs = nrd_xcalloc(count_objects(arr) + 1, sizeof *out->envs);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (!cJSON_IsObject(it))
+      continue;
+    struct nrd_env *e = &out->envs[out->n_envs++];
+    e->key = dup_str(it, "key");
+    e->value = nrd_json_scalar_text(it, "value");
+  }
+}
+
+static void decode_mounts(const cJSON *obj, struct nrd_instance *out)
+{
+  const cJSON *arr;
+  if (!get_list(obj, "volumeMounts", &arr) || !arr)
+    return;
+  out->mounts_present = true;
+  out->mounts = nrd_xcalloc(count_objects(arr) + 1, sizeof *out->mounts);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (!cJSON_IsObject(it))
+      continue;
+    struct nrd_mount *m = &out->mounts[out->n_mounts++];
+    m->type = dup_str(it, "type");
+    m->id = nrd_json_scalar_text(it, "id");
+    m->mount_path = dup_str(it, "mountPath");
+  }
+}
+
+void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
+{
+  memset(out, 0, sizeof *out);
+  if (!cJSON_IsObject(obj))
+    return;
+  out->id = nrd_json_scalar_text(obj, "id");
+  out->name = dup_str(obj, "name");
+  out->status = dup_str(obj, "status");
+  out->cluster_id = nrd_json_scalar_text(obj, "clusterId");
+  out->cluster_name = dup_str(obj, "clusterName");
+  out->product_id = nrd_json_scalar_text(obj, "productId");
+  out->product_name = dup_str(obj, "productName");
+  out->image_url = dup_str(obj, "imageUrl");
+  out->image_auth_id = nrd_json_scalar_text(obj, "imageAuthId");
+  out->command = dup_str(obj, "command");
+  out->gpu_num = nrd_json_scalar_text(obj, "gpuNum");
+  out->rootfs_size = nrd_json_scalar_text(obj, "rootfsSize");
+  out->kind = dup_str(obj, "kind");
+  out->billing_mode = dup_str(obj, "billingMode");
+  decode_ports(obj, out);
+  decode_envs(obj, out);
+  decode_mounts(obj, out);
+  out->created_at = epoch_seconds(obj, "createdAt");
+  out->raw_json = raw_without_secrets(obj);
+}
+
+/* `total` when it is a non-negative integer, else -1 (unknown). */
+static int64_t read_total(const cJSON *root)
+{
+  int64_t t;
+  if (!nrd_json_i64(root, "total", &t) || t < 0)
+    return -1;
+  return t;
+}
+
+int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
+                            size_t *n, int64_t *total)
+{
+  int rc = -1;
+  const cJSON *arr;
+  cJSON *root = nrd_json_parse(body, len);
+  *items = NULL;
+  *n = 0;
+  *total = -1;
+  if (!cJSON_IsObject(root) || !get_list(root, "instances", &arr))
+    goto out;
+  *items = nrd_xcalloc(count_objects(arr) + 1, sizeof **items);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (cJSON_IsObject(it))
+      nrd_nv_decode_instance(it, &(*items)[(*n)++]);
+  }
+  *total = read_total(root);
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* ---- jobs ---- */
+
+static void decode_job(const cJSON *obj, struct nrd_job *out)
+{
+  memset(out, 0, sizeof *out);
+  out->id = nrd_json_scalar_text(obj, "Id");
+  if (!out->id)
+    out->id = nrd_json_scalar_text(obj, "id");
+  out->type = dup_str(obj, "type");
+  out->instance_id = nrd_json_scalar_text(obj, "instanceId");
+  const cJSON *state = cJSON_GetObjectItemCaseSensitive(obj, "state");
+  if (cJSON_IsObject(state)) {
+    out->state = dup_str(state, "state");
+    const char *e = nrd_json_str_nonempty(state, "error");
+    if (!e)
+      e = nrd_json_str_nonempty(state, "message");
+    out->error = nrd_xstrdup(e);
+  } else {
+    out->state = dup_str(obj, "state");  /* tolerated: a bare state string */
+  }
+  if (!out->error)
+    out->error = nrd_xstrdup(nrd_json_str_nonempty(obj, "errorMessage"));
+  out->created_at = epoch_seconds(obj, "createdAt");
+}
+
+int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
+                       int64_t *total)
+{
+  int rc = -1;
+  const cJSON *arr;
+  cJSON *root = nrd_json_parse(body, len);
+  *jobs = NULL;
+  *n = 0;
+  *total = -1;
+  if (!cJSON_IsObject(root) || !get_list(root, "jobs", &arr))
+    goto out;
+  *jobs = nrd_xcalloc(count_objects(arr) + 1, sizeof **jobs);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (cJSON_IsObject(it))
+      decode_job(it, &(*jobs)[(*n)++]);
+  }
+  *total = read_total(root);
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* ---- products ---- */
+
+static void decode_product(const cJSON *obj, struct nrd_product *out)
+{
+  memset(out, 0, sizeof *out);
+  out->id = nrd_json_scalar_text(obj, "id");
+  out->name = dup_str(obj, "name");
+  const cJSON *regions = cJSON_GetObjectItemCaseSensitive(obj, "regions");
+  if (cJSON_IsArray(regions)) {
+    out->regions = nrd_xcalloc((size_t)cJSON_GetArraySize(regions) + 1, sizeof *out->regions);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, regions) {
+      if (cJSON_IsString(it) && it->valuestring)
+        out->regions[out->n_regions++] = nrd_xstrdup(it->valuestring);
+    }
+  }
+  bool avail = false;
+  out->available = nrd_json_bool(obj, "availableDeploy", &avail) && avail;
+  out->has_spot_price = nrd_json_double(obj, "spotPrice", &out->spot_price);
+  if (!out->has_spot_price)
+    out->spot_price = 0;
+}
+
+int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n)
+{
+  int rc = -1;
+  const cJSON *arr;
+  cJSON *root = nrd_json_parse(body, len);
+  *p = NULL;
+  *n = 0;
+  if (!cJSON_IsObject(root) || !get_list(root, "data", &arr))
+    goto out;
+  *p = nrd_xcalloc(count_objects(arr) + 1, sizeof **p);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (cJSON_IsObject(it))
+      decode_product(it, &(*p)[(*n)++]);
+  }
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+void nrd_products_free(struct nrd_product *p, size_t n)
+{
+  for (size_t i = 0; p && i < n; i++)
+    nrd_product_cleanup(&p[i]);
+  free(p);
+}
+
+void nrd_jobs_free(struct nrd_job *jobs, size_t n)
+{
+  for (size_t i = 0; jobs && i < n; i++)
+    nrd_job_cleanup(&jobs[i]);
+  free(jobs);
+}
+
+/* ---- error bodies ---- */
+
+/* The first string at one of keys in obj that holds a letter (a code such as
+ * "RESOURCE_NOT_FOUND" rather than "400"). */
+static const char *first_word(const cJSON *obj, const char *const *keys, size_t nkeys)
+{
+  for (size_t i = 0; i < nkeys; i++) {
+    const char *s = nrd_json_str(obj, keys[i]);
+    for (const char *p = s; p && *p; p++) {
+      if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
+        return s;
+    }
+  }
+  return NULL;
+}
+
+static const char *first_nonempty(const cJSON *obj, const char *const *keys, size_t nkeys)
+{
+  for (size_t i = 0; i < nkeys; i++) {
+    const char *s = nrd_json_str_nonempty(obj, keys[i]);
+    if (s)
+      return s;
+  }
+  return NULL;
+}
+
+void nrd_nv_decode_error(const char *body, size_t len, int http_status, struct nrd_nv_error *err)
+{
+  static const char *const code_keys[] = { "code", "reason" };
+  static const char *const msg_keys[] = { "message", "error", "msg", "reason" };
+  memset(err, 0, sizeof *err);
+  if (!body || len == 0) {
+    nrd_nv_set_error(err, http_status, NULL, "empty error body (HTTP %d)", http_status);
+    return;
+  }
+  cJSON *root = nrd_json_parse(body, len);
+  if (!cJSON_IsObject(root)) {
+    nrd_nv_set_error(err, http_status, NULL, "%s error body (HTTP %d)",
+                     root ? "unrecognised" : "non-JSON", http_status);
+    cJSON_Delete(root);
+    return;
+  }
+  const cJSON *inner = cJSON_GetObjectItemCaseSensitive(root, "error");
+  if (!cJSON_IsObject(inner))
+    inner = NULL;
+
+  const char *code = first_word(root, code_keys, 2);
+  if (!code)
+    code = first_word(inner, code_keys, 2);
+  char *numeric = code ? NULL : nrd_json_scalar_text(root, "code");
+  const char *msg = first_nonempty(root, msg_keys, 4);
+  if (!msg)
+    msg = first_nonempty(inner, msg_keys, 4);
+
+  /* Codes are identifiers: keep printable ASCII without quotes or spaces. */
+  char clean[sizeof err->code] = "";
+  size_t k = 0;
+  for (const char *p = code ? code : numeric; p && *p && k + 1 < sizeof clean; p++) {
+    if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+      clean[k++] = *p;
+  }
+  clean[k] = '\0';
+
+  if (msg)
+    nrd_nv_set_error(err, http_status, clean, "%s", msg);
+  else if (*clean)
+    nrd_nv_set_error(err, http_status, clean, "HTTP %d (%s)", http_status, clean);
+  else
+    nrd_nv_set_error(err, http_status, clean, "error body without a message (HTTP %d)",
+                     http_status);
+  free(numeric);
+  cJSON_Delete(root);
+}

@@ -1,0 +1,422 @@
+/* Typed Novita operations: URLs, paging by DESIGN.md's stop rule, and the
+ * decoding of each answer. Everything goes through nrd_nv_transport. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/json.h"
+#include "nrd/log.h"
+#include "transport.h"
+
+/* A listing longer than this many pages is junk (a server that never stops
+ * handing out new ids). At 10 per page that is still a million items. */
+#define NV_MAX_PAGES 100000u
+
+/* ---- URLs ---- */
+
+/* Appends s percent-encoded (everything but RFC 3986 unreserved bytes). */
+static void url_escape(struct nrd_buf *b, const char *s)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                 (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+    if (plain) {
+      nrd_buf_append(b, p, 1);
+    } else {
+      char enc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+      nrd_buf_append(b, enc, 3);
+    }
+  }
+}
+
+/* ---- a set of ids (open addressing, grows at half full) ---- */
+
+struct idset {
+  char **slots;
+  size_t cap, n;
+};
+
+static uint64_t hash_str(const char *s)
+{
+  uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+static void idset_init(struct idset *s)
+{
+  s->cap = 64;
+  s->n = 0;
+  s->slots = nrd_xcalloc(s->cap, sizeof *s->slots);
+}
+
+static void idset_cleanup(struct idset *s)
+{
+  for (size_t i = 0; i < s->cap; i++)
+    free(s->slots[i]);
+  free(s->slots);
+  memset(s, 0, sizeof *s);
+}
+
+/* Places an owned string into slots (no duplicate check). */
+static void idset_place(char **slots, size_t cap, char *id)
+{
+  size_t i = (size_t)(hash_str(id) & (cap - 1));
+  while (slots[i])
+    i = (i + 1) & (cap - 1);
+  slots[i] = id;
+}
+
+/* true when id was new (a copy is kept). */
+static bool idset_add(struct idset *s, const char *id)
+{
+  size_t i = (size_t)(hash_str(id) & (s->cap - 1));
+  for (; s->slots[i]; i = (i + 1) & (s->cap - 1)) {
+    if (strcmp(s->slots[i], id) == 0)
+      return false;
+  }
+  if ((s->n + 1) * 2 > s->cap) {
+    size_t cap = s->cap * 2;
+    char **slots = nrd_xcalloc(cap, sizeof *slots);
+    for (size_t k = 0; k < s->cap; k++) {
+      if (s->slots[k])
+        idset_place(slots, cap, s->slots[k]);
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->cap = cap;
+  }
+  idset_place(s->slots, s->cap, nrd_xstrdup(id));
+  s->n++;
+  return true;
+}
+
+/* ---- paging ---- */
+
+/* Fetches one page: *n_items decoded items, *n_new ids not seen before,
+ * *total as the page said (-1: unknown), *stop when the consumer is done. */
+typedef enum nrd_nv_rc (*page_fn)(void *ud, unsigned page, size_t *n_items, size_t *n_new,
+                                  int64_t *total, bool *stop, struct nrd_nv_error *err);
+
+/* DESIGN.md's stop rule: from page 1, go on until `total` distinct ids, an
+ * empty page, or a page with no new id (a short page does not stop). When
+ * that leaves fewer than `total`, the server may count from 0: ask page 0
+ * once and, if it brings new ids, go on from there. */
+static enum nrd_nv_rc page_all(page_fn fetch, void *ud, const struct idset *seen,
+                               struct nrd_nv_error *err)
+{
+  unsigned page = 1, pages = 0;
+  bool zero_asked = false;
+  int64_t total = -1;
+
+  for (;;) {
+    size_t n_items = 0, n_new = 0;
+    int64_t t = -1;
+    bool stop = false;
+    if (++pages > NV_MAX_PAGES) {
+      nrd_nv_set_error(err, 200, NULL, "listing did not end after %u pages", NV_MAX_PAGES);
+      return NRD_NV_BAD_RESPONSE;
+    }
+    enum nrd_nv_rc rc = fetch(ud, page, &n_items, &n_new, &t, &stop, err);
+    if (rc == NRD_NV_FINAL && page == 0) {
+      /* A 1-based server may refuse page 0: what we hold is the listing. */
+      memset(err, 0, sizeof *err);
+      return NRD_NV_OK;
+    }
+    if (rc != NRD_NV_OK || stop)
+      return rc;
+    if (page == 0)
+      zero_asked = true;
+    if (t >= 0)
+      total = t;
+    bool have_all = total >= 0 && (int64_t)seen->n >= total;
+    if (n_items > 0 && n_new > 0 && !have_all) {
+      page++;
+      continue;
+    }
+    if (zero_asked || have_all || total < 0)
+      return NRD_NV_OK;
+    page = 0;
+  }
+}
+
+/* ---- instances ---- */
+
+struct inst_pager {
+  struct nrd_novita_conn *c;
+  const char *name;
+  nrd_nv_page_fn on_page;
+  void *ud;
+  struct idset seen;
+  struct nrd_buf url, body;
+};
+
+static enum nrd_nv_rc inst_page(void *ud, unsigned page, size_t *n_items, size_t *n_new,
+                                int64_t *total, bool *stop, struct nrd_nv_error *err)
+{
+  struct inst_pager *pg = ud;
+  struct nrd_novita *nv = pg->c->nv;
+  struct nrd_instance *items = NULL;
+  size_t n = 0, fresh = 0;
+  int status;
+
+  nrd_buf_reset(&pg->url);
+  nrd_buf_printf(&pg->url, "%s/v1/gpu/instances?pageSize=%u&pageNum=%u", nv->base_url,
+                 nv->page_size, page);
+  if (pg->name) {
+    nrd_buf_puts(&pg->url, "&name=");
+    url_escape(&pg->url, pg->name);
+  }
+  enum nrd_nv_rc rc = nrd_nv_transport(pg->c, NRD_EP_LIST_INSTANCES, "GET", pg->url.data, NULL,
+                                       false, true, &pg->body, &status, err);
+  if (rc != NRD_NV_OK)
+    return rc;
+  if (nrd_nv_decode_instances(pg->body.data, pg->body.len, &items, &n, total) != 0) {
+    nrd_nv_set_error(err, status, NULL, "unusable instances page %u (HTTP %d, %zu bytes)", page,
+                     status, pg->body.len);
+    LOG_WARN("novita answer unusable", "endpoint", "list_instances", "message", err->message);
+    return NRD_NV_BAD_RESPONSE;
+  }
+  /* New instances move to the front of items, in order. */
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].id && idset_add(&pg->seen, items[i].id)) {
+      struct nrd_instance tmp = items[i];
+      items[i] = items[fresh];
+      items[fresh++] = tmp;
+    }
+  }
+  if (fresh > 0 && pg->on_page(pg->ud, items, fresh) != 0)
+    *stop = true;
+  for (size_t i = 0; i < n; i++)
+    nrd_instance_cleanup(&items[i]);
+  free(items);
+  *n_items = n;
+  *n_new = fresh;
+  return NRD_NV_OK;
+}
+
+enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name,
+                                     nrd_nv_page_fn on_page, void *ud,
+                                     size_t *total_seen, struct nrd_nv_error *err)
+{
+  struct inst_pager pg = { .c = c, .name = name, .on_page = on_page, .ud = ud };
+  idset_init(&pg.seen);
+  nrd_buf_init(&pg.url);
+  nrd_buf_init(&pg.body);
+  memset(err, 0, sizeof *err);
+
+  enum nrd_nv_rc rc = page_all(inst_page, &pg, &pg.seen, err);
+  if (total_seen)
+    *total_seen = pg.seen.n;
+
+  idset_cleanup(&pg.seen);
+  nrd_buf_cleanup(&pg.url);
+  nrd_buf_cleanup(&pg.body);
+  return rc;
+}
+
+/* ---- jobs ---- */
+
+struct job_pager {
+  struct nrd_novita_conn *c;
+  const char *type;
+  int64_t start_s, end_s;
+  struct idset seen;
+  struct nrd_job *jobs;
+  size_t n, cap;
+  struct nrd_buf url, body;
+};
+
+static enum nrd_nv_rc job_page(void *ud, unsigned page, size_t *n_items, size_t *n_new,
+                               int64_t *total, bool *stop, struct nrd_nv_error *err)
+{
+  struct job_pager *pg = ud;
+  struct nrd_novita *nv = pg->c->nv;
+  bool internal = nv->internal_base_url != NULL;
+  struct nrd_job *items = NULL;
+  size_t n = 0, fresh = 0;
+  int status;
+
+  nrd_buf_reset(&pg->url);
+  if (internal)
+    nrd_buf_printf(&pg->url, "%s/api/v1/jobs?type=", nv->internal_base_url);
+  else
+    nrd_buf_printf(&pg->url, "%s/v1/jobs?type=", nv->base_url);
+  url_escape(&pg->url, pg->type ? pg->type : "");
+  nrd_buf_printf(&pg->url, "&startTime=%lld&endTime=%lld&pageNum=%u&pageSize=%u",
+                 (long long)pg->start_s, (long long)pg->end_s, page, nv->page_size);
+  enum nrd_nv_rc rc = nrd_nv_transport(pg->c, NRD_EP_LIST_JOBS, "GET", pg->url.data, NULL,
+                                       internal, true, &pg->body, &status, err);
+  if (rc != NRD_NV_OK)
+    return rc;
+  if (nrd_nv_decode_jobs(pg->body.data, pg->body.len, &items, &n, total) != 0) {
+    nrd_nv_set_error(err, status, NULL, "unusable jobs page %u (HTTP %d, %zu bytes)", page,
+                     status, pg->body.len);
+    LOG_WARN("novita answer unusable", "endpoint", "list_jobs", "message", err->message);
+    return NRD_NV_BAD_RESPONSE;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!items[i].id || !idset_add(&pg->seen, items[i].id)) {
+      nrd_job_cleanup(&items[i]);
+      continue;
+    }
+    if (pg->n == pg->cap) {
+      pg->cap = pg->cap ? pg->cap * 2 : 64;
+      pg->jobs = nrd_xrealloc(pg->jobs, pg->cap * sizeof *pg->jobs);
+    }
+    pg->jobs[pg->n++] = items[i];  /* moved: the strings now belong to pg->jobs */
+    fresh++;
+  }
+  free(items);
+  *n_items = n;
+  *n_new = fresh;
+  *stop = false;
+  return NRD_NV_OK;
+}
+
+enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
+                                int64_t start_s, int64_t end_s,
+                                struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err)
+{
+  struct job_pager pg = { .c = c, .type = type, .start_s = start_s, .end_s = end_s };
+  idset_init(&pg.seen);
+  nrd_buf_init(&pg.url);
+  nrd_buf_init(&pg.body);
+  memset(err, 0, sizeof *err);
+  *jobs = NULL;
+  *n = 0;
+
+  enum nrd_nv_rc rc = page_all(job_page, &pg, &pg.seen, err);
+  if (rc == NRD_NV_OK) {
+    *jobs = pg.jobs;
+    *n = pg.n;
+  } else {
+    nrd_jobs_free(pg.jobs, pg.n);
+  }
+  idset_cleanup(&pg.seen);
+  nrd_buf_cleanup(&pg.url);
+  nrd_buf_cleanup(&pg.body);
+  return rc;
+}
+
+/* ---- delete, create, look-up, products ---- */
+
+enum nrd_nv_rc nrd_nv_delete_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                      struct nrd_nv_error *err)
+{
+  struct nrd_buf url, req, resp;
+  int status;
+  nrd_buf_init(&url);
+  nrd_buf_init(&req);
+  nrd_buf_init(&resp);
+  nrd_buf_printf(&url, "%s/v1/gpu/instance/delete", c->nv->base_url);
+  nrd_buf_puts(&req, "{\"instanceId\":");
+  nrd_buf_json_str(&req, instance_id ? instance_id : "");
+  nrd_buf_puts(&req, "}");
+
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_DELETE, "POST", url.data, req.data, false, true,
+                                       &resp, &status, err);
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&req);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}
+
+enum nrd_nv_rc nrd_nv_create_instance(struct nrd_novita_conn *c, const cJSON *request,
+                                      char **new_id, struct nrd_nv_error *err)
+{
+  struct nrd_buf url, resp;
+  int status;
+  cJSON *root = NULL;
+  char *req = nrd_json_print(request);
+  *new_id = NULL;
+  nrd_buf_init(&url);
+  nrd_buf_init(&resp);
+  nrd_buf_printf(&url, "%s/v1/gpu/instance/create", c->nv->base_url);
+
+  /* Never retried: create has no idempotency key. */
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_CREATE, "POST", url.data, req, false, false,
+                                       &resp, &status, err);
+  if (rc != NRD_NV_OK)
+    goto out;
+  root = nrd_json_parse(resp.data, resp.len);
+  char *id = nrd_json_scalar_text(root, "id");
+  if (!id || !*id) {
+    free(id);
+    /* Novita said yes but gave no id: the instance may well exist. */
+    nrd_nv_set_error(err, status, NULL, "create answered HTTP %d without an id", status);
+    LOG_WARN("novita answer unusable", "endpoint", "create", "message", err->message);
+    rc = NRD_NV_AMBIGUOUS;
+    goto out;
+  }
+  *new_id = id;
+out:
+  cJSON_Delete(root);
+  memset(req, 0, strlen(req));  /* it carries env values */
+  free(req);
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}
+
+struct name_match {
+  const char *name;
+  char *id;
+};
+
+static int match_name(void *ud, const struct nrd_instance *items, size_t n)
+{
+  struct name_match *m = ud;
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].name && strcmp(items[i].name, m->name) == 0) {
+      m->id = nrd_xstrdup(items[i].id);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
+                                   char **found_id, struct nrd_nv_error *err)
+{
+  struct name_match m = { .name = name ? name : "" };
+  *found_id = NULL;
+  enum nrd_nv_rc rc = nrd_nv_list_instances(c, m.name, match_name, &m, NULL, err);
+  if (rc == NRD_NV_OK)
+    *found_id = m.id;
+  else
+    free(m.id);
+  return rc;
+}
+
+enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,
+                                    struct nrd_product **products, size_t *n,
+                                    struct nrd_nv_error *err)
+{
+  struct nrd_buf url, resp;
+  int status;
+  *products = NULL;
+  *n = 0;
+  nrd_buf_init(&url);
+  nrd_buf_init(&resp);
+  nrd_buf_printf(&url, "%s/v1/products?productName=", c->nv->base_url);
+  url_escape(&url, product_name ? product_name : "");
+  nrd_buf_puts(&url, "&billingMethod=spot");
+
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true,
+                                       &resp, &status, err);
+  if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0) {
+    nrd_nv_set_error(err, status, NULL, "unusable products answer (HTTP %d, %zu bytes)", status,
+                     resp.len);
+    LOG_WARN("novita answer unusable", "endpoint", "products", "message", err->message);
+    rc = NRD_NV_BAD_RESPONSE;
+  }
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}

@@ -1,0 +1,385 @@
+/* The one transport call every Novita operation goes through: deadline,
+ * circuit breaker, token bucket, one libcurl request per attempt, the
+ * classification of the answer, and retries with backoff. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "nrd/log.h"
+#include "transport.h"
+
+/* Longest Retry-After we honour. */
+#define NV_RETRY_AFTER_CAP_MS 120000
+/* A body slower than 1 byte/s for this long (or the total timeout, if
+ * shorter) is cut off. */
+#define NV_LOW_SPEED_MAX_S 10
+
+/* Error codes Novita sends with a 4xx (mostly 400) for conditions that pass:
+ * the same request may succeed later, so they are retried (never counted as
+ * circuit failures: Novita is up and answering). A code is transient when it
+ * contains one of transient_codes, or when it names a cluster or a node
+ * (contains CLUSTER or NODE) together with one of busy_words. */
+static const char *const transient_codes[] = {
+  "INSUFFICIENT_RESOURCE",   /* also MIGRATE_INSUFFICIENT_RESOURCE */
+  "RATE_LIMIT",              /* RATE_LIMIT_EXCEEDED sent with a 400 */
+};
+static const char *const busy_words[] = {
+  "NOT_READY", "BUSY", "UNAVAILABLE", "NOT_AVAILABLE",
+};
+
+enum verdict { V_OK, V_NOT_FOUND, V_FINAL, V_BAD, V_RETRY };
+
+/* What one attempt produced. */
+struct attempt {
+  CURLcode cc;
+  long status;                 /* 0: no HTTP answer */
+  bool sent;                   /* some of the request went out */
+  bool overflow;               /* the body passed max_response_bytes */
+  int64_t retry_after_ms;      /* -1: no usable Retry-After */
+  char retry_after[64];
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+struct body_sink {
+  struct nrd_buf *buf;
+  size_t max;
+  bool *overflow;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+  struct body_sink *s = ud;
+  size_t n = size * nmemb;
+  if (n > s->max - s->buf->len) {
+    *s->overflow = true;
+    return 0;  /* a short count makes curl stop with CURLE_WRITE_ERROR */
+  }
+  nrd_buf_append(s->buf, ptr, n);
+  return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud)
+{
+  struct attempt *a = ud;
+  size_t n = size * nitems;
+  static const char name[] = "Retry-After:";
+  if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+    a->retry_after[0] = '\0';  /* a new response (after a 1xx) */
+  } else if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
+    const char *v = ptr + sizeof name - 1;
+    const char *end = ptr + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+      v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+      end--;
+    size_t len = (size_t)(end - v);
+    if (len >= sizeof a->retry_after)
+      len = 0;  /* longer than any date or delay: ignore it */
+    memcpy(a->retry_after, v, len);
+    a->retry_after[len] = '\0';
+  }
+  return n;
+}
+
+/* Retry-After as delay-seconds or an HTTP date, in ms, capped; -1 if unusable. */
+static int64_t parse_retry_after(const char *v)
+{
+  int64_t secs;
+  if (!*v)
+    return -1;
+  if (!nrd_parse_i64(v, 0, NV_RETRY_AFTER_CAP_MS / 1000, &secs)) {
+    time_t when = curl_getdate(v, NULL);
+    if (when == (time_t)-1) {
+      if (!nrd_parse_i64(v, 0, INT64_MAX, &secs))
+        return -1;
+      secs = NV_RETRY_AFTER_CAP_MS / 1000;  /* a huge delay: capped */
+    } else {
+      secs = (int64_t)(when - time(NULL));
+      if (secs < 0)
+        secs = 0;
+      if (secs > NV_RETRY_AFTER_CAP_MS / 1000)
+        secs = NV_RETRY_AFTER_CAP_MS / 1000;
+    }
+  }
+  return secs * 1000;
+}
+
+static struct curl_slist *slist_add(struct curl_slist *l, const char *s)
+{
+  struct curl_slist *n = curl_slist_append(l, s);
+  if (!n) {
+    fprintf(stderr, "fatal: curl_slist_append failed\n");
+    abort();
+  }
+  return n;
+}
+
+/* One HTTP request on the connection's handle; once: it must not be sent twice. */
+static void perform(struct nrd_novita_conn *c, const char *method, const char *url,
+                    const char *body, const char *key, bool once, struct nrd_buf *resp,
+                    struct attempt *a)
+{
+  const struct nrd_novita *nv = c->nv;
+  CURL *h = c->curl;
+  struct curl_slist *hdrs = NULL;
+  struct nrd_buf auth;
+  struct body_sink sink = { .buf = resp, .max = nv->max_response_bytes, .overflow = &a->overflow };
+  long low_speed_s = (long)(nv->request_timeout_ms / 1000);
+
+  if (low_speed_s > NV_LOW_SPEED_MAX_S)
+    low_speed_s = NV_LOW_SPEED_MAX_S;
+  if (low_speed_s < 1)
+    low_speed_s = 1;
+  memset(a, 0, sizeof *a);
+  a->retry_after_ms = -1;
+  nrd_buf_reset(resp);
+  nrd_buf_init(&auth);
+
+  if (*key) {
+    nrd_buf_printf(&auth, "Authorization: Bearer %s", key);
+    hdrs = slist_add(hdrs, auth.data);
+  }
+  hdrs = slist_add(hdrs, "Accept: application/json");
+  hdrs = slist_add(hdrs, "Expect:");
+  if (body)
+    hdrs = slist_add(hdrs, "Content-Type: application/json");
+
+  /* reset keeps the connection cache: keep-alive survives between calls. */
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)nv->connect_timeout_ms);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)nv->request_timeout_ms);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, low_speed_s);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, a->errbuf);
+  /* curl silently sends a request again when a reused connection dies before
+   * any answer: a request that must go out at most once takes a new one. */
+  curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, once ? 1L : 0L);
+  if (strcmp(method, "GET") == 0) {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+  }
+
+  a->cc = curl_easy_perform(h);
+
+  long req_size = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+  curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_size);
+  a->sent = req_size > 0 || a->status > 0;
+  if (a->cc != CURLE_OK && !a->overflow)
+    a->status = 0;  /* a broken answer counts as no answer */
+  a->retry_after_ms = parse_retry_after(a->retry_after);
+
+  /* Drop our references to the header list and the key before freeing them. */
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+  curl_slist_free_all(hdrs);
+  if (auth.data)
+    memset(auth.data, 0, auth.len);
+  nrd_buf_cleanup(&auth);
+}
+
+/* Upper-cased copy of code (for the table), cut to fit. */
+static void upcase(const char *code, char out[64])
+{
+  size_t i = 0;
+  for (; code[i] && i < 63; i++)
+    out[i] = (char)(code[i] >= 'a' && code[i] <= 'z' ? code[i] - 32 : code[i]);
+  out[i] = '\0';
+}
+
+static bool transient_code(const char *code)
+{
+  char up[64];
+  upcase(code, up);
+  for (size_t i = 0; i < sizeof transient_codes / sizeof transient_codes[0]; i++) {
+    if (strstr(up, transient_codes[i]))
+      return true;
+  }
+  if (!strstr(up, "CLUSTER") && !strstr(up, "NODE"))
+    return false;
+  for (size_t i = 0; i < sizeof busy_words / sizeof busy_words[0]; i++) {
+    if (strstr(up, busy_words[i]))
+      return true;
+  }
+  return false;
+}
+
+/* Replaces each occurrence of secret in err->message with "***". */
+static void scrub(struct nrd_nv_error *err, const char *secret)
+{
+  size_t sl = secret ? strlen(secret) : 0;
+  char *hit;
+  if (sl == 0)
+    return;
+  while ((hit = strstr(err->message, secret)) != NULL) {
+    size_t tail = strlen(hit + sl);
+    memcpy(hit, "***", 3);
+    memmove(hit + 3, hit + sl, tail + 1);
+  }
+}
+
+/* Turns an attempt into a verdict, filling err for anything but V_OK.
+ * *breaker_failure: the attempt says Novita is down or overloaded. */
+static enum verdict classify(const struct nrd_novita *nv, const struct attempt *a,
+                             const struct nrd_buf *resp, struct nrd_nv_error *err,
+                             bool *breaker_failure)
+{
+  long st = a->status;
+  *breaker_failure = false;
+  memset(err, 0, sizeof *err);
+
+  if (a->overflow) {
+    nrd_nv_set_error(err, (int)st, NULL, "response larger than %zu bytes (HTTP %ld)",
+                     nv->max_response_bytes, st);
+    return V_BAD;
+  }
+  if (a->cc != CURLE_OK) {
+    nrd_nv_set_error(err, 0, NULL, "network error: %s",
+                     a->errbuf[0] ? a->errbuf : curl_easy_strerror(a->cc));
+    *breaker_failure = true;
+    return V_RETRY;
+  }
+  if (st >= 200 && st < 300)
+    return V_OK;
+
+  nrd_nv_decode_error(resp->data, resp->len, (int)st, err);
+  scrub(err, nv->api_key);
+  scrub(err, nv->internal_api_key);
+  if (st == 404 || (st >= 400 && st < 500 && strcasecmp(err->code, "RESOURCE_NOT_FOUND") == 0))
+    return V_NOT_FOUND;
+  if (st == 408 || st == 429 || st >= 500) {
+    *breaker_failure = true;
+    return V_RETRY;
+  }
+  if (st >= 400 && st < 500 && transient_code(err->code))
+    return V_RETRY;
+  return V_FINAL;
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^attempt)). */
+static int64_t backoff_ms(const struct nrd_novita *nv, unsigned attempt)
+{
+  double ceiling = (double)nv->backoff_base_ms;
+  for (unsigned i = 0; i < attempt && ceiling < nv->backoff_cap_ms; i++)
+    ceiling *= 2;
+  if (ceiling > nv->backoff_cap_ms)
+    ceiling = nv->backoff_cap_ms;
+  return (int64_t)(nrd_random_unit() * ceiling);
+}
+
+static void log_failure(enum nrd_endpoint ep, const struct nrd_nv_error *err, unsigned attempt,
+                        const char *outcome)
+{
+  LOG_WARN("novita request failed", "endpoint", nrd_endpoint_name(ep),
+           "#status", NRD_I64(err->http_status), "code", err->code, "message", err->message,
+           "#attempt", NRD_I64(attempt + 1), "outcome", outcome);
+}
+
+enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
+                                const char *method, const char *url, const char *body,
+                                bool use_internal_key, bool allow_retry,
+                                struct nrd_buf *resp, int *http_status,
+                                struct nrd_nv_error *err)
+{
+  struct nrd_novita *nv = c->nv;
+  const char *key = use_internal_key && nv->internal_api_key ? nv->internal_api_key : nv->api_key;
+  struct attempt a;
+  bool sent_before = false;
+
+  memset(err, 0, sizeof *err);
+  *http_status = 0;
+  for (unsigned attempt = 0;; attempt++) {
+    /* A retry that may not start keeps the last attempt's error. */
+    if (c->deadline_ms && nrd_mono_ms() >= c->deadline_ms) {
+      if (sent_before)
+        return NRD_NV_TRANSIENT;
+      nrd_nv_set_error(err, 0, NULL, "deadline passed before the request was sent");
+      return NRD_NV_DEADLINE;
+    }
+    /* Refuse before waiting for a token while the circuit cools down... */
+    if (nrd_novita_circuit_state(nv) == NV_CIRCUIT_OPEN) {
+      if (sent_before)
+        return NRD_NV_TRANSIENT;
+      nrd_nv_set_error(err, 0, NULL, "circuit open: Novita failed repeatedly; not sent");
+      return NRD_NV_CIRCUIT_OPEN;
+    }
+    if (!nrd_nv_bucket_take(nv, c->deadline_ms)) {
+      if (sent_before)
+        return NRD_NV_TRANSIENT;
+      nrd_nv_set_error(err, 0, NULL, "deadline passes before the rate limit allows a request");
+      return NRD_NV_DEADLINE;
+    }
+    /* ...and ask again after it: the half-open probe is taken only here. */
+    bool probe;
+    if (!nrd_nv_circuit_admit(nv, &probe)) {
+      if (sent_before)
+        return NRD_NV_TRANSIENT;
+      nrd_nv_set_error(err, 0, NULL, "circuit open: Novita failed repeatedly; not sent");
+      return NRD_NV_CIRCUIT_OPEN;
+    }
+
+    int64_t t0 = nrd_mono_ms();
+    perform(c, method, url, body, key, !allow_retry, resp, &a);
+    atomic_fetch_add(&nv->calls, 1);
+    nrd_metrics_novita_request(ep, (int)a.status, (double)(nrd_mono_ms() - t0) / 1000.0);
+    sent_before = true;
+    *http_status = (int)a.status;
+
+    bool breaker_failure;
+    enum verdict v = classify(nv, &a, resp, err, &breaker_failure);
+    switch (v) {
+    case V_OK:
+      nrd_nv_circuit_record(nv, false, probe);
+      return NRD_NV_OK;
+    case V_NOT_FOUND:
+      nrd_nv_circuit_record(nv, false, probe);
+      return NRD_NV_NOT_FOUND;
+    case V_FINAL:
+      nrd_nv_circuit_record(nv, false, probe);
+      log_failure(ep, err, attempt, "final");
+      return NRD_NV_FINAL;
+    case V_BAD:
+      nrd_nv_circuit_record(nv, false, probe);
+      log_failure(ep, err, attempt, allow_retry ? "bad_response" : "ambiguous");
+      return allow_retry ? NRD_NV_BAD_RESPONSE : NRD_NV_AMBIGUOUS;
+    case V_RETRY:
+      break;
+    }
+
+    if (!allow_retry) {
+      /* No second try: a request Novita may have acted on has an unknown outcome. */
+      bool maybe_applied = a.sent && (a.status == 0 || a.status >= 500);
+      nrd_nv_circuit_record(nv, breaker_failure, probe);
+      log_failure(ep, err, attempt, maybe_applied ? "ambiguous" : "transient");
+      return maybe_applied ? NRD_NV_AMBIGUOUS : NRD_NV_TRANSIENT;
+    }
+    int64_t wait = backoff_ms(nv, attempt);
+    if (a.retry_after_ms > wait)
+      wait = a.retry_after_ms;
+    bool last = probe || attempt >= nv->max_retry_attempts ||
+                (c->deadline_ms && nrd_mono_ms() + wait >= c->deadline_ms);
+    if (last) {
+      nrd_nv_circuit_record(nv, breaker_failure, probe);
+      log_failure(ep, err, attempt, "transient");
+      return NRD_NV_TRANSIENT;
+    }
+    log_failure(ep, err, attempt, "retry");
+    nrd_metrics_novita_retry(ep);
+    nrd_sleep_ms(wait);
+  }
+}
