@@ -1,0 +1,47 @@
+/* Operations endpoints, open without a token: /health (liveness), /ready
+ * (the database answers), /metrics (Prometheus text). */
+
+#include <stdio.h>
+
+#include "http_internal.h"
+#include "nrd/metrics.h"
+#include "nrd/run.h"
+#include "nrd/store.h"
+#include "nrd/util.h"
+
+enum http_handler_rc http_h_health(struct http_ctx *c, struct http_reply *out)
+{
+  char body[128];
+  snprintf(body, sizeof body, "{\"status\":\"ok\",\"version\":\"%s\",\"uptimeSeconds\":%lld}",
+           NRD_VERSION, (long long)http_uptime_seconds(c));
+  http_reply_json(out, 200, nrd_xstrdup(body));
+  return HTTP_REPLY;
+}
+
+enum http_handler_rc http_h_ready(struct http_ctx *c, struct http_reply *out)
+{
+  if (nrd_runner_store_ok(http_runner(c)))
+    http_reply_json(out, 200, nrd_xstrdup("{\"status\":\"ready\"}"));
+  else
+    http_error(out, HTTP_E_NOT_READY, NULL, NULL);
+  return HTTP_REPLY;
+}
+
+enum http_handler_rc http_h_metrics(struct http_ctx *c, struct http_reply *out)
+{
+  int64_t counts[NRD_ROW_STATE_COUNT];
+  struct nrd_buf b;
+
+  nrd_buf_init(&b);
+  nrd_metrics_render(&b);
+  if (nrd_runner_count_states(http_runner(c), counts) == NRD_OK) {
+    nrd_buf_puts(&b, "# HELP nrd_ledger_rows Recovery ledger rows by state.\n"
+                     "# TYPE nrd_ledger_rows gauge\n");
+    for (int s = 0; s < NRD_ROW_STATE_COUNT; s++)
+      nrd_buf_printf(&b, "nrd_ledger_rows{state=\"%s\"} %lld\n",
+                     nrd_row_state_name((enum nrd_row_state)s), (long long)counts[s]);
+  }
+  http_reply_json(out, 200, nrd_buf_steal(&b));
+  out->content_type = "text/plain; version=0.0.4";
+  return HTTP_REPLY;
+}

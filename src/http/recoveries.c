@@ -1,0 +1,109 @@
+/* The recovery ledger for operators: list rows, retry a failed row, abandon
+ * a row. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "nrd/json.h"
+#include "nrd/run.h"
+#include "nrd/store.h"
+#include "nrd/util.h"
+
+#define LIMIT_DEFAULT 100
+#define LIMIT_MAX 1000
+#define REASON_MAX 1000
+
+static void allowed_states(struct nrd_buf *b)
+{
+  for (int s = 0; s < NRD_ROW_STATE_COUNT; s++)
+    nrd_buf_printf(b, "%s%s", s ? ", " : "", nrd_row_state_name((enum nrd_row_state)s));
+}
+
+enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_reply *out)
+{
+  char state[32], limit_text[32];
+  enum nrd_row_state parsed;
+  int64_t limit = LIMIT_DEFAULT;
+  int has_state = http_query(c, "state", state, sizeof state);
+  int has_limit = http_query(c, "limit", limit_text, sizeof limit_text);
+  char *json = NULL;
+
+  if (has_state < 0 || (has_state > 0 && !nrd_row_state_parse(state, &parsed))) {
+    struct nrd_buf allowed;
+    nrd_buf_init(&allowed);
+    allowed_states(&allowed);
+    http_errorf(out, HTTP_E_INVALID_STATE, "unknown state '%s'; allowed: %s",
+                has_state > 0 ? state : "?", allowed.data);
+    nrd_buf_cleanup(&allowed);
+    return HTTP_REPLY;
+  }
+  if (has_limit < 0 || (has_limit > 0 && !nrd_parse_i64(limit_text, 1, LIMIT_MAX, &limit))) {
+    http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
+    return HTTP_REPLY;
+  }
+  if (nrd_runner_list_recoveries(http_runner(c), has_state > 0 ? state : NULL, (size_t)limit,
+                                 &json) != NRD_OK || !json) {
+    free(json);
+    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+    return HTTP_REPLY;
+  }
+  http_reply_json(out, 200, json);
+  return HTTP_REPLY;
+}
+
+static void render_done(struct http_reply *out, const char *job_id, const char *message)
+{
+  struct nrd_buf b;
+  nrd_buf_init(&b);
+  nrd_buf_puts(&b, "{\"success\":true,\"jobId\":");
+  nrd_buf_json_str(&b, job_id);
+  nrd_buf_puts(&b, ",\"message\":");
+  nrd_buf_json_str(&b, message);
+  nrd_buf_puts(&b, "}");
+  http_reply_json(out, 200, nrd_buf_steal(&b));
+}
+
+static void render_store_rc(struct http_reply *out, int rc, const char *job_id,
+                            const char *done_message, const char *what)
+{
+  if (rc == NRD_OK)
+    render_done(out, job_id, done_message);
+  else if (rc == NRD_NONE)
+    http_errorf(out, HTTP_E_RECOVERY_NOT_FOUND,
+                "no recovery for job '%.64s' in a state that allows %s", job_id, what);
+  else
+    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+}
+
+enum http_handler_rc http_h_retry_recovery(struct http_ctx *c, struct http_reply *out)
+{
+  const char *job_id = c->params[0];
+
+  if (http_body_fields(c->json, NULL, 0, out) != 0)
+    return HTTP_REPLY;
+  render_store_rc(out, nrd_runner_retry_recovery(http_runner(c), job_id), job_id,
+                  "Recovery queued for retry on the next run", "a retry (failed)");
+  return HTTP_REPLY;
+}
+
+enum http_handler_rc http_h_abandon_recovery(struct http_ctx *c, struct http_reply *out)
+{
+  static const struct http_field fields[] = { { "reason", HTTP_FIELD_STRING } };
+  const char *job_id = c->params[0];
+  const char *reason;
+
+  if (http_body_fields(c->json, fields, 1, out) != 0)
+    return HTTP_REPLY;
+  reason = nrd_json_str_nonempty(c->json, "reason");
+  if (reason && strlen(reason) > REASON_MAX) {
+    http_errorf(out, HTTP_E_INVALID_FIELD, "field 'reason' must be at most %d characters",
+                REASON_MAX);
+    return HTTP_REPLY;
+  }
+  render_store_rc(out,
+                  nrd_runner_abandon_recovery(http_runner(c), job_id,
+                                              reason ? reason : "abandoned by an operator"),
+                  job_id, "Recovery abandoned", "abandoning (open or failed)");
+  return HTTP_REPLY;
+}
