@@ -692,6 +692,52 @@ static void test_token_bucket(void **state)
   fix_stop(&f);
 }
 
+static int count_items(void *ud, const struct nrd_instance *items, size_t n)
+{
+  *(size_t *)ud += n;
+  return 0;
+}
+
+/* 100k instances: the id set and the paging scale. Page base 0 makes the
+ * client walk every page, then come back for page 0. */
+static void test_large_fleet(void **state)
+{
+  enum { BIG = 100000 };
+  char err[256] = "", base[128];
+  struct nrd_sim_options so = { .page_cap = 1000, .page_base = 0, .page_base_set = true };
+  struct nrd_sim *sim = nrd_sim_start(&so, err, sizeof err);
+  assert_non_null(sim);
+  nrd_sim_base_url(sim, base);
+  cJSON *root = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(root, "instances");
+  for (int i = 0; i < BIG; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "i-%d", i);
+    cJSON *o = cJSON_CreateObject();
+    nrd_json_add_str(o, "id", id);
+    cJSON_AddItemToArray(arr, o);
+  }
+  char *text = nrd_json_print(root);
+  cJSON_Delete(root);
+  assert_int_equal(nrd_sim_load(sim, text), 0);
+  free(text);
+
+  struct nrd_novita_options o = { .base_url = base, .api_key = PUBLIC_KEY, .page_size = 1000,
+                                  .request_timeout_ms = 30000 };
+  struct nrd_novita *nv = nrd_novita_create(&o);
+  struct nrd_novita_conn *c = nrd_novita_conn_create(nv);
+  size_t delivered = 0, seen = 0;
+  struct nrd_nv_error e;
+  assert_int_equal(nrd_nv_list_instances(c, NULL, count_items, &delivered, &seen, &e), NRD_NV_OK);
+  assert_int_equal(delivered, BIG);
+  assert_int_equal(seen, BIG);
+  /* Pages 1..99, the empty page 100, then page 0. */
+  assert_int_equal(nrd_novita_calls(nv), 101);
+  nrd_novita_conn_destroy(c);
+  nrd_novita_destroy(nv);
+  nrd_sim_stop(sim);
+}
+
 int main(void)
 {
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -709,6 +755,7 @@ int main(void)
     cmocka_unit_test(test_no_key_in_errors_or_logs),
     cmocka_unit_test(test_circuit),
     cmocka_unit_test(test_token_bucket),
+    cmocka_unit_test(test_large_fleet),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
