@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nrd/log.h"
 #include "transport.h"
@@ -77,6 +78,13 @@ struct nrd_novita *nrd_novita_create(const struct nrd_novita_options *opt)
   nv->backoff_cap_ms = opt->backoff_cap_ms ? opt->backoff_cap_ms : 30000;
 
   atomic_init(&nv->calls, 0);
+  atomic_init(&nv->aborted, false);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);  /* sleeps count nrd_mono_ms time */
+  pthread_mutex_init(&nv->wait_mu, NULL);
+  pthread_cond_init(&nv->wait_cv, &ca);
+  pthread_condattr_destroy(&ca);
   pthread_mutex_init(&nv->circuit_mu, NULL);
   pthread_mutex_init(&nv->bucket_mu, NULL);
   nv->circuit = NV_CIRCUIT_CLOSED;
@@ -92,6 +100,8 @@ void nrd_novita_destroy(struct nrd_novita *nv)
 {
   if (!nv)
     return;
+  pthread_cond_destroy(&nv->wait_cv);
+  pthread_mutex_destroy(&nv->wait_mu);
   pthread_mutex_destroy(&nv->circuit_mu);
   pthread_mutex_destroy(&nv->bucket_mu);
   free(nv->base_url);
@@ -125,6 +135,34 @@ void nrd_novita_conn_destroy(struct nrd_novita_conn *c)
 void nrd_novita_conn_set_deadline(struct nrd_novita_conn *c, int64_t deadline_mono_ms)
 {
   c->deadline_ms = deadline_mono_ms > 0 ? deadline_mono_ms : 0;
+}
+
+void nrd_novita_abort(struct nrd_novita *nv)
+{
+  if (!nv)
+    return;
+  atomic_store(&nv->aborted, true);
+  pthread_mutex_lock(&nv->wait_mu);
+  pthread_cond_broadcast(&nv->wait_cv);
+  pthread_mutex_unlock(&nv->wait_mu);
+}
+
+bool nrd_nv_aborted(struct nrd_novita *nv)
+{
+  return atomic_load(&nv->aborted);
+}
+
+void nrd_nv_sleep(struct nrd_novita *nv, int64_t ms)
+{
+  if (ms <= 0)
+    return;
+  int64_t until = nrd_mono_ms() + ms;
+  struct timespec ts = { .tv_sec = (time_t)(until / 1000),
+                         .tv_nsec = (long)(until % 1000) * 1000000L };
+  pthread_mutex_lock(&nv->wait_mu);
+  while (!atomic_load(&nv->aborted) && nrd_mono_ms() < until)
+    pthread_cond_timedwait(&nv->wait_cv, &nv->wait_mu, &ts);
+  pthread_mutex_unlock(&nv->wait_mu);
 }
 
 uint64_t nrd_novita_calls(struct nrd_novita *nv)
@@ -228,7 +266,7 @@ bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms)
     nv->tokens -= 1;
   pthread_mutex_unlock(&nv->bucket_mu);
   if (ok)
-    nrd_sleep_ms(wait_ms);
+    nrd_nv_sleep(nv, wait_ms);
   return ok;
 }
 

@@ -107,6 +107,13 @@ static int64_t parse_retry_after(const char *v)
   return secs * 1000;
 }
 
+/* Called by curl during a transfer: non-zero aborts it (shutdown). */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+  return nrd_nv_aborted(ud) ? 1 : 0;
+}
+
 static struct curl_slist *slist_add(struct curl_slist *l, const char *s)
 {
   struct curl_slist *n = curl_slist_append(l, s);
@@ -163,6 +170,9 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, a->errbuf);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, c->nv);
   /* curl silently sends a request again when a reused connection dies before
    * any answer: a request that must go out at most once takes a new one. */
   curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, once ? 1L : 0L);
@@ -311,6 +321,12 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
       nrd_nv_set_error(err, 0, NULL, "deadline passed before the request was sent");
       return NRD_NV_DEADLINE;
     }
+    if (nrd_nv_aborted(nv)) {
+      if (sent_before)
+        return NRD_NV_TRANSIENT;
+      nrd_nv_set_error(err, 0, NULL, "shutting down: not sent");
+      return NRD_NV_DEADLINE;
+    }
     /* Refuse before waiting for a token while the circuit cools down... */
     if (nrd_novita_circuit_state(nv) == NV_CIRCUIT_OPEN) {
       if (sent_before)
@@ -340,6 +356,14 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
     sent_before = true;
     *http_status = (int)a.status;
 
+    if (a.cc == CURLE_ABORTED_BY_CALLBACK) {
+      /* Shutdown cut it short: no verdict on Novita (the breaker is left
+       * as it is: an aborted client sends nothing more), and no retry. */
+      bool maybe_applied = !allow_retry && a.sent;
+      nrd_nv_set_error(err, 0, NULL, "aborted by shutdown while in flight");
+      log_failure(ep, err, attempt, maybe_applied ? "ambiguous" : "transient");
+      return maybe_applied ? NRD_NV_AMBIGUOUS : NRD_NV_TRANSIENT;
+    }
     bool breaker_failure;
     enum verdict v = classify(nv, &a, resp, err, &breaker_failure);
     switch (v) {
@@ -380,6 +404,6 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
     }
     log_failure(ep, err, attempt, "retry");
     nrd_metrics_novita_retry(ep);
-    nrd_sleep_ms(wait);
+    nrd_nv_sleep(nv, wait);
   }
 }

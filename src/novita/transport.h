@@ -29,6 +29,10 @@ struct nrd_novita {
 
   atomic_uint_least64_t calls;
 
+  atomic_bool aborted;            /* nrd_novita_abort was called */
+  pthread_mutex_t wait_mu;        /* with wait_cv: sleeps that abort cuts short */
+  pthread_cond_t wait_cv;
+
   pthread_mutex_t circuit_mu;     /* guards the circuit fields */
   enum nv_circuit circuit;
   unsigned consecutive_failures;
@@ -65,6 +69,10 @@ void nrd_nv_circuit_record(struct nrd_novita *nv, bool failed, bool probe);
 /* Token bucket (client.c): waits for a token. false, without taking one,
  * when the wait would end after deadline_ms (0: no deadline). */
 bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms);
+
+/* Sleeps ms, or less when nrd_novita_abort is called meanwhile. */
+void nrd_nv_sleep(struct nrd_novita *nv, int64_t ms);
+bool nrd_nv_aborted(struct nrd_novita *nv);
 
 /* Writes a printf-formatted message into err->message (sanitized, cut). */
 void nrd_nv_set_error(struct nrd_nv_error *err, int http_status, const char *code,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -692,6 +693,72 @@ static void test_token_bucket(void **state)
   fix_stop(&f);
 }
 
+struct abort_call {
+  struct nrd_novita_conn *c;
+  bool create;
+  enum nrd_nv_rc rc;
+  int64_t took_ms;
+};
+
+static void *abort_call_main(void *arg)
+{
+  struct abort_call *a = arg;
+  struct nrd_nv_error err;
+  int64_t t0 = nrd_mono_ms();
+  if (a->create) {
+    cJSON *req = create_request("abort-create");
+    char *id = NULL;
+    a->rc = nrd_nv_create_instance(a->c, req, &id, &err);
+    free(id);
+    cJSON_Delete(req);
+  } else {
+    a->rc = nrd_nv_delete_instance(a->c, "i-2", &err);
+  }
+  a->took_ms = nrd_mono_ms() - t0;
+  return NULL;
+}
+
+/* Shutdown: transfers in flight end quickly (a create as ambiguous), calls
+ * sleeping in backoff wake up, and nothing new is sent. */
+static void test_abort(void **state)
+{
+  struct fix f;
+  struct nrd_novita_options o = { .api_key = PUBLIC_KEY, .request_timeout_ms = 20000,
+                                  .max_retry_attempts = 3 };
+  fix_start(&f, &keyed, &o);
+  struct nrd_novita_conn *c2 = nrd_novita_conn_create(f.nv);
+  struct nrd_sim_fault slow = { .kind = NRD_SIM_DELAY, .match = "create", .delay_ms = 8000 };
+  struct nrd_sim_fault ra = { .kind = NRD_SIM_RETRY_AFTER, .match = "delete",
+                              .retry_after = "60" };
+  nrd_sim_add_fault(f.sim, &slow);
+  nrd_sim_add_fault(f.sim, &ra);
+
+  struct abort_call create = { .c = f.c, .create = true }, del = { .c = c2 };
+  pthread_t t1, t2;
+  assert_int_equal(pthread_create(&t1, NULL, abort_call_main, &create), 0);
+  assert_int_equal(pthread_create(&t2, NULL, abort_call_main, &del), 0);
+  int64_t until = nrd_mono_ms() + 5000;
+  while ((nrd_sim_count(f.sim, "POST", "/create") < 1 || nrd_sim_count(f.sim, "POST", "/delete") < 1)
+         && nrd_mono_ms() < until)
+    nrd_sleep_ms(10);
+  nrd_sleep_ms(100);
+  nrd_novita_abort(f.nv);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  assert_int_equal(create.rc, NRD_NV_AMBIGUOUS);
+  assert_true(create.took_ms < 4000);
+  assert_int_equal(del.rc, NRD_NV_TRANSIENT);
+  assert_true(del.took_ms < 4000);
+
+  struct nrd_nv_error err;
+  size_t before = nrd_sim_count(f.sim, NULL, NULL);
+  assert_int_equal(nrd_nv_delete_instance(f.c, "i-3", &err), NRD_NV_DEADLINE);
+  assert_int_equal(nrd_sim_count(f.sim, NULL, NULL), before);
+  nrd_novita_abort(NULL);
+  nrd_novita_conn_destroy(c2);
+  fix_stop(&f);
+}
+
 static int count_items(void *ud, const struct nrd_instance *items, size_t n)
 {
   *(size_t *)ud += n;
@@ -755,6 +822,7 @@ int main(void)
     cmocka_unit_test(test_no_key_in_errors_or_logs),
     cmocka_unit_test(test_circuit),
     cmocka_unit_test(test_token_bucket),
+    cmocka_unit_test(test_abort),
     cmocka_unit_test(test_large_fleet),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
