@@ -198,6 +198,7 @@ enum http_handler_rc http_h_scheduler_status(struct http_ctx *c, struct http_rep
 enum http_handler_rc http_h_scheduler_trigger(struct http_ctx *c, struct http_reply *out);
 enum http_handler_rc http_h_scheduler_pause(struct http_ctx *c, struct http_reply *out);
 enum http_handler_rc http_h_scheduler_resume(struct http_ctx *c, struct http_reply *out);
+enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *out);
 enum http_handler_rc http_h_health(struct http_ctx *c, struct http_reply *out);
 enum http_handler_rc http_h_ready(struct http_ctx *c, struct http_reply *out);
 enum http_handler_rc http_h_metrics(struct http_ctx *c, struct http_reply *out);

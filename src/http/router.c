@@ -19,6 +19,7 @@ static const struct http_route routes[] = {
   { "POST", API "/scheduler/trigger", http_h_scheduler_trigger, "scheduler_trigger", true },
   { "POST", API "/scheduler/pause", http_h_scheduler_pause, "scheduler_pause", true },
   { "POST", API "/scheduler/resume", http_h_scheduler_resume, "scheduler_resume", true },
+  { "GET", API "/events", http_h_list_events, "list_events", false },
   { "GET", "/health", http_h_health, "health", false },
   { "GET", "/ready", http_h_ready, "ready", false },
   { "GET", "/metrics", http_h_metrics, "metrics", false },

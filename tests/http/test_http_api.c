@@ -510,6 +510,39 @@ static void test_recoveries(void **state)
   answer_cleanup(&a);
 }
 
+static void test_events(void **state)
+{
+  struct answer a;
+  char path[256];
+  const cJSON *events, *first;
+
+  /* the runs of the earlier tests each recorded run.completed */
+  request("GET", API "/events?limit=2", NULL, NULL, &a);
+  assert_int_equal(a.status, 200);
+  events = cJSON_GetObjectItem(a.json, "events");
+  assert_true(cJSON_IsArray(events));
+  assert_int_equal(cJSON_GetArraySize(events), 2);
+  first = cJSON_GetArrayItem(events, 0);
+  assert_non_null(nrd_json_str(first, "id"));
+  snprintf(path, sizeof path, API "/events?since=%s", nrd_json_str(first, "id"));
+  answer_cleanup(&a);
+
+  request("GET", path, NULL, NULL, &a);
+  assert_int_equal(a.status, 200);
+  events = cJSON_GetObjectItem(a.json, "events");
+  assert_true(cJSON_IsArray(events));
+  assert_true(cJSON_GetArraySize(events) >= 1);
+  answer_cleanup(&a);
+
+  request("GET", API "/events?limit=abc", NULL, NULL, &a);
+  assert_error(&a, 400, "INVALID_LIMIT", NULL);
+  answer_cleanup(&a);
+
+  request("GET", API "/events?since=%00x", NULL, NULL, &a);
+  assert_error(&a, 400, "INVALID_QUERY", NULL);
+  answer_cleanup(&a);
+}
+
 static void test_scheduler_disabled(void **state)
 {
   static const char *const paths[][2] = {
@@ -732,6 +765,65 @@ static void test_stop_while_waiting(void **state)
   nrd_sim_set_latency(g_stack.sim, 0);
 }
 
+/* ---- with a scheduler ---- */
+
+static int setup_scheduler(void **state)
+{
+  cJSON *fleet;
+  tu_stack_init(&g_stack, NULL);
+  fleet = nrd_sim_make_fleet(FLEET, FAILED, nrd_now_ms() / 1000);
+  tu_stack_load(&g_stack, fleet);
+  cJSON_Delete(fleet);
+  g_stack.cfg.migration_interval_minutes = 600;  /* never fires on its own here */
+  tu_stack_start(&g_stack);
+  return 0;
+}
+
+static void test_scheduler(void **state)
+{
+  struct answer a;
+  char *final;
+
+  request("GET", API "/scheduler/status", NULL, NULL, &a);
+  assert_int_equal(a.status, 200);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a.json, "enabled")));
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a.json, "paused")));
+  answer_cleanup(&a);
+
+  request("POST", API "/scheduler/pause", NULL, "{\"now\":true}", &a);
+  assert_error(&a, 400, "UNKNOWN_FIELD", "allowed: none");
+  answer_cleanup(&a);
+
+  request("POST", API "/scheduler/pause", NULL, NULL, &a);
+  assert_int_equal(a.status, 200);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a.json, "paused")));
+  answer_cleanup(&a);
+
+  request("GET", API "/scheduler/status", NULL, NULL, &a);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a.json, "paused")));
+  answer_cleanup(&a);
+
+  request("POST", API "/scheduler/trigger", NULL, "{}", &a);
+  assert_error(&a, 409, "SCHEDULER_PAUSED", NULL);
+  answer_cleanup(&a);
+
+  request("POST", API "/scheduler/resume", NULL, NULL, &a);
+  assert_int_equal(a.status, 200);
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a.json, "paused")));
+  answer_cleanup(&a);
+
+  request("POST", API "/scheduler/trigger", NULL, NULL, &a);
+  assert_int_equal(a.status, 202);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a.json, "success")));
+  const char *run_id = nrd_json_str(a.json, "runId");
+  assert_non_null(run_id);
+  assert_string_equal(nrd_json_str(a.json, "jobId"), run_id);
+  final = wait_run(run_id);
+  assert_string_equal(final, "done");
+  free(final);
+  answer_cleanup(&a);
+}
+
 int main(void)
 {
   const struct CMUnitTest open_tests[] = {
@@ -746,6 +838,7 @@ int main(void)
     cmocka_unit_test(test_request_id),
     cmocka_unit_test(test_ops),
     cmocka_unit_test(test_recoveries),
+    cmocka_unit_test(test_events),
     cmocka_unit_test(test_scheduler_disabled),
   };
   const struct CMUnitTest token_tests[] = {
@@ -758,6 +851,10 @@ int main(void)
   };
   int failed = cmocka_run_group_tests_name("open", open_tests, setup_open, teardown);
   failed += cmocka_run_group_tests_name("token", token_tests, setup_token, teardown_token);
+  const struct CMUnitTest scheduler_tests[] = {
+    cmocka_unit_test(test_scheduler),
+  };
+  failed += cmocka_run_group_tests_name("scheduler", scheduler_tests, setup_scheduler, teardown);
   failed += cmocka_run_group_tests_name("waiting", waiting_tests, setup_open, teardown);
   return failed;
 }

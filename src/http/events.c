@@ -1,0 +1,40 @@
+/* GET /api/instances/migration/events?since=<eventId>&limit=: the outbox,
+ * oldest first, for a backend that polls instead of taking webhooks. */
+
+#include <stdlib.h>
+
+#include "http_internal.h"
+#include "nrd/run.h"
+#include "nrd/store.h"
+#include "nrd/util.h"
+
+#define LIMIT_DEFAULT 100
+#define LIMIT_MAX 1000
+#define SINCE_MAX 64
+
+enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *out)
+{
+  char since[SINCE_MAX + 1], limit_text[32];
+  int64_t limit = LIMIT_DEFAULT;
+  int has_since = http_query(c, "since", since, sizeof since);
+  int has_limit = http_query(c, "limit", limit_text, sizeof limit_text);
+  char *json = NULL;
+
+  if (has_since < 0) {
+    http_errorf(out, HTTP_E_INVALID_QUERY, "since must be an event id of at most %d characters",
+                SINCE_MAX);
+    return HTTP_REPLY;
+  }
+  if (has_limit < 0 || (has_limit > 0 && !nrd_parse_i64(limit_text, 1, LIMIT_MAX, &limit))) {
+    http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
+    return HTTP_REPLY;
+  }
+  if (nrd_runner_list_events(http_runner(c), has_since > 0 ? since : NULL, (size_t)limit,
+                             &json) != NRD_OK || !json) {
+    free(json);
+    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+    return HTTP_REPLY;
+  }
+  http_reply_json(out, 200, json);
+  return HTTP_REPLY;
+}
