@@ -17,6 +17,7 @@
 #include "nrd/sim.h"
 #include "nrd/store.h"
 #include "nrd/util.h"
+#include "nrd/webhook.h"
 
 #define DEFAULT_DB "./data/recovery.db"
 
@@ -66,11 +67,19 @@ static int serve(const struct nrd_config *cfg)
   struct nrd_runner *runner = NULL;
   struct nrd_scheduler *sched = NULL;
   struct nrd_http *http = NULL;
+  struct nrd_webhook *wh = NULL;
 
   runner = nrd_runner_create(cfg, nv, err, sizeof(err));
   if(!runner) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     goto out;
+  }
+  if(cfg->webhook_url) {
+    wh = nrd_webhook_start(cfg, err, sizeof(err));
+    if(!wh) {
+      fprintf(stderr, "novita-recoveryd: %s\n", err);
+      goto out;
+    }
   }
   sched = nrd_scheduler_create(cfg, runner);
   http = nrd_http_start(cfg, runner, sched, err, sizeof(err));
@@ -97,6 +106,7 @@ out:
   nrd_novita_abort(nv);
   nrd_scheduler_destroy(sched);
   nrd_runner_destroy(runner);
+  nrd_webhook_stop(wh);
   if(http)
     nrd_http_stop(http);
   nrd_novita_destroy(nv);

@@ -17,14 +17,23 @@
 
 struct nrd_webhook;
 
-/* NULL with err when the URL is unset or the database cannot be opened. */
+/* Starts the sender thread (its own store connection on cfg->database_path
+ * and one curl handle; curl_global_init must have run). cfg's strings are
+ * copied. NULL with err when the URL is unset or the database cannot be
+ * opened. Freed by nrd_webhook_stop. */
 struct nrd_webhook *nrd_webhook_start(const struct nrd_config *cfg, char *err, size_t errlen);
 /* Wakes the sender (new events were written). Safe from any thread; NULL ok. */
 void nrd_webhook_notify(struct nrd_webhook *wh);
-/* Stops the sender (an attempt in flight is aborted and retried after restart). */
+/* Stops the sender (an attempt in flight is aborted and retried after
+ * restart), joins its thread and frees wh. NULL ok. */
 void nrd_webhook_stop(struct nrd_webhook *wh);
 
 /* "sha256=<64 hex>" of body under secret into out. */
 void nrd_webhook_sign(const char *secret, const char *body, size_t len, char out[72]);
+
+/* Test hook: the retry backoff's base and cap in milliseconds (defaults 1000
+ * and 300000; values < 1 restore them). Process-wide, read by senders when
+ * they schedule a retry. Production code never calls it. */
+void nrd_webhook_set_backoff_ms(int64_t base_ms, int64_t cap_ms);
 
 #endif
