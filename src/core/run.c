@@ -67,18 +67,25 @@ static bool job_newer(const struct nrd_job *a, const struct nrd_job *b)
 
 void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item)
 {
+  /* The metric label must be a static string: the item's own goes away. */
+  static const char *const actions[] = {"recreated", "adopted", "planned", "deferred",
+                                        "failed", "abandoned"};
   const char *action = nrd_json_str(item, "action");
+  const char *label = NULL;
+  for(size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
+    if(!strcmp(action, actions[i]))
+      label = actions[i];
   pthread_mutex_lock(&ctx->lock);
-  if(action && (!strcmp(action, "recreated") || !strcmp(action, "adopted")))
+  if(label == actions[0] || label == actions[1])
     ctx->recreated++;
-  else if(action && !strcmp(action, "failed"))
+  else if(label == actions[4])
     ctx->errors++;
-  else if(action && !strcmp(action, "deferred"))
+  else if(label == actions[3])
     ctx->deferred++;
   cJSON_AddItemToArray(ctx->outcomes, item);
   pthread_mutex_unlock(&ctx->lock);
-  if(action)
-    nrd_metrics_recovery(action);
+  if(label)
+    nrd_metrics_recovery(label);
 }
 
 struct pool_job {
