@@ -196,7 +196,8 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
     snprintf(msg, sizeof(msg), "listing instances failed: %s", err.message);
     goto out;
   }
-  qsort(s.items, s.n, sizeof(*s.items), cmp_migrating);
+  if(s.n)
+    qsort(s.items, s.n, sizeof(*s.items), cmp_migrating);
   ctx->total_checked = (int)s.n;
 
   /* 2. detect */
