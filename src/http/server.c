@@ -610,7 +610,6 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
     free(h);
     return NULL;
   }
-  LOG_INFO("http listening", "host", host, "#port", NRD_I64(nrd_http_port(h)));
   return h;
 }
 

@@ -824,6 +824,22 @@ static void test_scheduler(void **state)
   answer_cleanup(&a);
 }
 
+/* The run cannot list instances: 502 with what was gathered. */
+static void test_novita_unavailable(void **state)
+{
+  struct answer a;
+  struct nrd_sim_fault f = { .kind = NRD_SIM_STATUS,
+                             .match = "GET /gpu-instance/openapi/v1/gpu/instances",
+                             .status = 500 };
+
+  assert_int_equal(nrd_sim_add_fault(g_stack.sim, &f), 0);
+  request("POST", API "/check-failed", NULL, "{\"immediate\":true,\"dryRun\":true}", &a);
+  nrd_sim_clear_faults(g_stack.sim);
+  assert_error(&a, 502, "NOVITA_UNAVAILABLE", NULL);
+  assert_true(cJSON_IsObject(cJSON_GetObjectItem(a.json, "result")));
+  answer_cleanup(&a);
+}
+
 int main(void)
 {
   const struct CMUnitTest open_tests[] = {
@@ -853,6 +869,7 @@ int main(void)
   failed += cmocka_run_group_tests_name("token", token_tests, setup_token, teardown_token);
   const struct CMUnitTest scheduler_tests[] = {
     cmocka_unit_test(test_scheduler),
+    cmocka_unit_test(test_novita_unavailable),
   };
   failed += cmocka_run_group_tests_name("scheduler", scheduler_tests, setup_scheduler, teardown);
   failed += cmocka_run_group_tests_name("waiting", waiting_tests, setup_open, teardown);
