@@ -44,9 +44,10 @@ int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *
 /* Fills out (caller cleans up with nrd_instance_cleanup). NRD_NONE if unknown. */
 int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id,
                            struct nrd_instance *out);
-/* True (NRD_OK) when the instance was listed by the sync of run_id, NRD_NONE if not. */
-int nrd_store_snapshot_seen_in_run(struct nrd_store *st, const char *instance_id,
-                                   const char *run_id);
+/* NRD_OK when a listing saw the instance at or after since_ms (by any
+ * process sharing the database), NRD_NONE if not. */
+int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id,
+                                  int64_t since_ms);
 
 /* ---- recovery ledger ---- */
 
@@ -129,8 +130,9 @@ struct nrd_ledger_update {
 int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char *owner,
                             const struct nrd_ledger_update *u, int64_t now_ms);
 
-/* Operator control. retry: failed -> deleted when delete_sent else pending,
- * last_error kept; abandon: any open or failed row -> abandoned with reason.
+/* Operator control. retry: failed -> pending, last_error kept (delete_sent and
+ * create_sent stay, so the state machine resumes safely: a sent delete is
+ * never abandoned, a sent create is looked up by name first); abandon: any open or failed row -> abandoned with reason.
  * NRD_NONE if no such row or not in a state that allows it. */
 int nrd_store_ledger_retry(struct nrd_store *st, const char *job_id, int64_t now_ms);
 int nrd_store_ledger_abandon(struct nrd_store *st, const char *job_id, const char *reason,

@@ -40,6 +40,7 @@ struct run_ctx {
   enum nrd_trigger trigger;
   bool dry_run;
   int64_t started_ms;
+  int64_t sync_started_ms;       /* wall clock when this run's listing began */
   int64_t deadline_mono_ms;
 
   pthread_mutex_t lock;          /* guards everything below */
@@ -71,6 +72,7 @@ struct nrd_runner {
   /* Lease keeper: renews the leases of rows being worked on. */
   pthread_mutex_t lease_lock;
   pthread_cond_t lease_cond;
+  bool lease_stop;               /* guarded by lease_lock */
   char **active;                 /* job ids held by this process */
   size_t n_active, cap_active;
   pthread_t lease_thread;

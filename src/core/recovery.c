@@ -451,8 +451,9 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
   j.have_snap = nrd_store_snapshot_get(w->store, j.row.instance_id, &j.snap) == NRD_OK;
   nrd_novita_conn_set_deadline(w->conn, ctx->deadline_mono_ms);
 
-  bool listed = j.have_snap && nrd_store_snapshot_seen_in_run(w->store, j.row.instance_id,
-                                                               ctx->run_id) == NRD_OK;
+  /* Listed by this run's sync, or by a later one of another process. */
+  bool listed = j.have_snap && nrd_store_snapshot_seen_since(w->store, j.row.instance_id,
+                                                              ctx->sync_started_ms) == NRD_OK;
   enum nrd_step step = nrd_recovery_next(&j.row, listed, listed ? j.snap.status : NULL);
 
   if(step == NRD_STEP_DELETE || step == NRD_STEP_CREATE)

@@ -187,6 +187,7 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   nrd_novita_conn_set_deadline(w->conn, ctx->deadline_mono_ms);
 
   /* 1. sync */
+  ctx->sync_started_ms = nrd_now_ms();
   rc = nrd_nv_list_instances(w->conn, NULL, on_page, &s, NULL, &err);
   if(s.store_failed) {
     snprintf(msg, sizeof(msg), "storing instance snapshots failed");

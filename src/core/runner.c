@@ -113,14 +113,14 @@ static void *lease_main(void *arg)
     return NULL;
   }
   pthread_mutex_lock(&r->lease_lock);
-  while(!r->stopping) {
+  while(!r->lease_stop) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t wake = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + lease_ms / 3;
     ts.tv_sec = (time_t)(wake / 1000);
     ts.tv_nsec = (long)(wake % 1000) * 1000000;
     pthread_cond_timedwait(&r->lease_cond, &r->lease_lock, &ts);
-    if(r->stopping)
+    if(r->lease_stop)
       break;
     /* Copy the ids so no store call happens under the lock. */
     size_t n = r->n_active;
@@ -443,6 +443,7 @@ void nrd_runner_destroy(struct nrd_runner *r)
   pthread_join(r->thread, NULL);
 
   pthread_mutex_lock(&r->lease_lock);
+  r->lease_stop = true;
   pthread_cond_broadcast(&r->lease_cond);
   pthread_mutex_unlock(&r->lease_lock);
   pthread_join(r->lease_thread, NULL);

@@ -297,14 +297,14 @@ out:
   return rc;
 }
 
-int nrd_store_snapshot_seen_in_run(struct nrd_store *st, const char *instance_id,
-                                   const char *run_id)
+int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id,
+                                  int64_t since_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_SEEN);
   if (!s)
     return NRD_ERR;
   int rc = NRD_ERR;
-  if (!store_bind_text(s, ":id", instance_id) || !store_bind_text(s, ":run", run_id))
+  if (!store_bind_text(s, ":id", instance_id) || !store_bind_i64(s, ":since", since_ms))
     goto out;
   int src = sqlite3_step(s);
   if (src == SQLITE_ROW)

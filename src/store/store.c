@@ -55,7 +55,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "SELECT instance_id, name, status, cluster_id, cluster_name, product_id, product_name,"
     " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode, ports_json,"
     " envs_json, mounts_json, raw_json, novita_created_at FROM snapshots WHERE instance_id = :id",
-  [STMT_SNAPSHOT_SEEN] = "SELECT 1 FROM snapshots WHERE instance_id = :id AND seen_run = :run",
+  [STMT_SNAPSHOT_SEEN] = "SELECT 1 FROM snapshots WHERE instance_id = :id AND last_seen_ms >= :since",
 
   [STMT_LEDGER_INSERT] =
     "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"
@@ -91,7 +91,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " updated_ms = :now"
     " WHERE job_id = :job AND owner = :owner",
   [STMT_LEDGER_RETRY] =
-    "UPDATE ledger SET state = CASE WHEN delete_sent THEN 'deleted' ELSE 'pending' END,"
+    "UPDATE ledger SET state = 'pending',"
     " owner = NULL, lease_until_ms = 0, updated_ms = :now"
     " WHERE job_id = :job AND state = 'failed'",
   [STMT_LEDGER_ABANDON] =

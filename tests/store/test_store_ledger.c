@@ -199,8 +199,10 @@ static void test_retry_abandon(void **state)
   assert_string_equal(row.last_error, "no product");
   assert_int_equal(row.updated_ms, 3000);
   nrd_ledger_row_cleanup(&row);
+  /* After a sent delete too: pending, with delete_sent kept for the machine. */
   assert_int_equal(nrd_store_ledger_get(f->st, "job-2", &row), NRD_OK);
-  assert_int_equal(row.state, NRD_ROW_DELETED);
+  assert_int_equal(row.state, NRD_ROW_PENDING);
+  assert_true(row.delete_sent);
   nrd_ledger_row_cleanup(&row);
 
   /* Abandon a claimed open row: its owner loses it. */

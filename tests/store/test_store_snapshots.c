@@ -104,8 +104,8 @@ static void test_first_sight_migrating(void **state)
   assert_string_equal(got.mounts[0].id, "ns-1");
   nrd_instance_cleanup(&got);
 
-  assert_int_equal(nrd_store_snapshot_seen_in_run(f->st, "i-mig", "run_1"), NRD_OK);
-  assert_int_equal(nrd_store_snapshot_seen_in_run(f->st, "i-mig", "run_2"), NRD_NONE);
+  assert_int_equal(nrd_store_snapshot_seen_since(f->st, "i-mig", 1000), NRD_OK);
+  assert_int_equal(nrd_store_snapshot_seen_since(f->st, "i-mig", 1001), NRD_NONE);
   assert_int_equal(nrd_store_snapshot_get(f->st, "i-unknown", &got), NRD_NONE);
   nrd_instance_cleanup(&got);
   nrd_instance_cleanup(&in);
@@ -132,7 +132,7 @@ static void test_migrating_does_not_refresh(void **state)
   assert_string_equal(got.raw_json, "{\"id\":\"x\"}");
   assert_int_equal(got.n_envs, 1);
   assert_int_equal(got.n_ports, 2);
-  assert_int_equal(nrd_store_snapshot_seen_in_run(f->st, "i-a", "run_2"), NRD_OK);
+  assert_int_equal(nrd_store_snapshot_seen_since(f->st, "i-a", 2000), NRD_OK);
   nrd_instance_cleanup(&got);
   nrd_instance_cleanup(&in);
 }
@@ -212,8 +212,9 @@ static void test_page_in_one_call(void **state)
   make_instance(&items[1], "", "running", "img:skipped");
   make_instance(&items[2], "i-3", "migrating", "img:3");
   assert_int_equal(nrd_store_snapshots_upsert(f->st, items, 3, "run_9", 5000), NRD_OK);
-  assert_int_equal(nrd_store_snapshot_seen_in_run(f->st, "i-1", "run_9"), NRD_OK);
-  assert_int_equal(nrd_store_snapshot_seen_in_run(f->st, "i-3", "run_9"), NRD_OK);
+  assert_int_equal(nrd_store_snapshot_seen_since(f->st, "i-1", 5000), NRD_OK);
+  assert_int_equal(nrd_store_snapshot_seen_since(f->st, "i-3", 5000), NRD_OK);
+  assert_int_equal(nrd_store_snapshot_seen_since(f->st, "i-3", 5001), NRD_NONE);
   assert_int_equal(nrd_store_snapshot_get(f->st, "", &got), NRD_NONE);
   for (size_t i = 0; i < 3; i++)
     nrd_instance_cleanup(&items[i]);
