@@ -56,6 +56,11 @@ static struct nrd_novita *novita_from_config(const struct nrd_config *cfg)
   return nrd_novita_create(&o);
 }
 
+static void notify_webhook(void *ud)
+{
+  nrd_webhook_notify(ud);
+}
+
 /* Runs the service until SIGINT or SIGTERM (already blocked by main). */
 static int serve(const struct nrd_config *cfg)
 {
@@ -80,6 +85,7 @@ static int serve(const struct nrd_config *cfg)
       fprintf(stderr, "novita-recoveryd: %s\n", err);
       goto out;
     }
+    nrd_runner_set_event_hook(runner, notify_webhook, wh);
   }
   sched = nrd_scheduler_create(cfg, runner);
   http = nrd_http_start(cfg, runner, sched, err, sizeof(err));

@@ -35,6 +35,10 @@ struct nrd_runner;
  * thread. cfg and nv must outlive it. */
 struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv,
                                      char *err, size_t errlen);
+/* Called (from a worker or the coordinator) after a write that put events
+ * in the outbox, so a sender can go at once. Set before the first run. */
+void nrd_runner_set_event_hook(struct nrd_runner *r, void (*fn)(void *ud), void *ud);
+
 /* Stops starting work, parks in-flight rows, tells every waiter, joins. */
 void nrd_runner_destroy(struct nrd_runner *r);
 /* Ask the current run to stop starting new work (shutdown begins). */

@@ -55,6 +55,8 @@ struct nrd_runner {
   const struct nrd_config *cfg;
   struct nrd_novita *nv;
   char owner[96];                /* lease owner: host:pid:random */
+  void (*event_hook)(void *ud);  /* new events in the outbox (may be NULL) */
+  void *event_hook_ud;
 
   struct nrd_pool *pool;
   struct nrd_worker coord;       /* the coordinator thread's own connections */

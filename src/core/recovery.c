@@ -76,6 +76,8 @@ static bool ledger_write(struct row_job *j, struct nrd_worker *w,
                          const struct nrd_ledger_update *u)
 {
   int rc = nrd_store_ledger_update(w->store, j->row.job_id, w->runner->owner, u, nrd_now_ms());
+  if(rc == NRD_OK && u->event && w->runner->event_hook)
+    w->runner->event_hook(w->runner->event_hook_ud);
   if(rc == NRD_OK) {
     j->row.state = u->state;
     if(u->set_delete_sent)

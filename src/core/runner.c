@@ -173,6 +173,8 @@ static void record_completed(struct nrd_runner *r, struct run_ctx *ctx, const ch
   ev.body_json = nrd_json_print(body);
   if(nrd_store_event_insert(r->coord.store, &ev) != NRD_OK)
     LOG_ERROR("could not record the run.completed event", "runId", ctx->run_id);
+  else if(r->event_hook)
+    r->event_hook(r->event_hook_ud);
   free(ev.body_json);
   cJSON_Delete(body);
 }
@@ -424,6 +426,12 @@ fail:
     nrd_store_close(r->query_store);
   free(r);
   return NULL;
+}
+
+void nrd_runner_set_event_hook(struct nrd_runner *r, void (*fn)(void *ud), void *ud)
+{
+  r->event_hook = fn;
+  r->event_hook_ud = ud;
 }
 
 void nrd_runner_stop(struct nrd_runner *r)
