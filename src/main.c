@@ -74,6 +74,7 @@ static int serve(const struct nrd_config *cfg)
   struct nrd_http *http = NULL;
   struct nrd_webhook *wh = NULL;
 
+  nrd_config_log(cfg);  /* as served (demo has pointed it at the simulator) */
   runner = nrd_runner_create(cfg, nv, err, sizeof(err));
   if(!runner) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
@@ -328,7 +329,6 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
-  nrd_config_log(&cfg);
   status = !strcmp(cmd, "demo") ? demo(&cfg) : serve(&cfg);
 
 out_curl:
