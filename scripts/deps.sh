@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev
       libsqlite3-dev libcmocka-dev libssl-dev curl ca-certificates)
 if [ "${1:-}" = "--full" ]; then
-  pkgs+=(clang-14 libclang-rt-14-dev valgrind nginx-light wrk)
+  pkgs+=(clang-14 libclang-rt-14-dev valgrind nginx wrk)
 fi
 
 missing=()
