@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// Checks docker/compose.yaml against docker/nginx.conf and docker/Dockerfile.
+// usage: node check-compose.mjs <docker folder>; exits 1 on the first list of
+// problems, 0 when all agree.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const YAML = createRequire(path.resolve(here, '..', '..', 'tools', 'node_modules', 'x.js'))('yaml');
+
+const dir = process.argv[2];
+if (!dir) {
+  console.error('usage: check-compose.mjs <docker folder>');
+  process.exit(2);
+}
+const compose = YAML.parse(readFileSync(path.join(dir, 'compose.yaml'), 'utf8'));
+const nginxConf = readFileSync(path.join(dir, 'nginx.conf'), 'utf8');
+const dockerfile = readFileSync(path.join(dir, 'Dockerfile'), 'utf8');
+const problems = [];
+const check = (ok, what) => {
+  if (!ok)
+    problems.push(what);
+};
+
+// IPv4 CIDR -> [network as uint32, prefix length], or null.
+function cidr(text) {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(String(text).trim());
+  if (!m)
+    return null;
+  const len = Number(m[5]);
+  const addr = m.slice(1, 5).reduce((acc, o) => acc * 256 + Number(o), 0);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return [(addr & mask) >>> 0, len];
+}
+
+const services = compose.services ?? {};
+const svcName = Object.keys(services).find((n) => services[n].build);
+const svc = services[svcName] ?? {};
+const proxyName = Object.keys(services).find((n) => String(services[n].image ?? '').startsWith('nginx'));
+const proxy = services[proxyName] ?? {};
+check(svcName, 'no service built from the Dockerfile');
+check(proxyName, 'no nginx service');
+
+// The service: built from docker/Dockerfile, secrets from an env_file, /data on a named volume.
+check(svc.build && svc.build.dockerfile === 'docker/Dockerfile', 'the service is not built from docker/Dockerfile');
+check(svc.build && existsSync(path.resolve(dir, svc.build.context ?? '.', 'docker', 'Dockerfile')),
+      'the build context does not hold docker/Dockerfile');
+check(svc.env_file, 'the service takes no env_file (secrets)');
+const envFile = Array.isArray(svc.env_file) ? svc.env_file[0] : svc.env_file;
+const envPath = typeof envFile === 'object' ? envFile?.path : envFile;
+check(envPath && existsSync(path.join(dir, `${envPath}.example`)), `no ${envPath}.example beside compose.yaml`);
+const env = svc.environment ?? {};
+for (const secret of ['NOVITA_API_KEY', 'API_TOKEN', 'WEBHOOK_SECRET', 'NOVITA_INTERNAL_API_KEY'])
+  check(!(secret in env), `${secret} is written in compose.yaml; keep it in the env_file`);
+const dataVolume = (svc.volumes ?? []).map(String).find((v) => v.endsWith(':/data'));
+check(dataVolume, 'no volume mounted at /data');
+const volumeName = dataVolume ? dataVolume.split(':')[0] : '';
+check(volumeName && compose.volumes && volumeName in compose.volumes, `/data is not a named volume (${volumeName})`);
+check(/VOLUME \/data/.test(dockerfile) && /DATABASE_PATH=\/data\//.test(dockerfile),
+      'the Dockerfile does not keep the database under the /data volume');
+
+// TRUSTED_PROXIES is exactly the subnet of the network the two share.
+const shared = (svc.networks ?? []).filter((n) => (proxy.networks ?? []).includes(n));
+check(shared.length === 1, `the service and nginx should share one network (share: ${shared.join(', ')})`);
+const subnets = shared.flatMap((n) => compose.networks?.[n]?.ipam?.config ?? []).map((c) => c.subnet);
+check(subnets.length === 1 && cidr(subnets[0]), 'the shared network has no explicit IPv4 subnet');
+const trusted = String(env.TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+check(trusted.length > 0, 'TRUSTED_PROXIES is not set on the service');
+if (subnets.length === 1 && cidr(subnets[0])) {
+  const [net, len] = cidr(subnets[0]);
+  for (const t of trusted) {
+    const c = cidr(t.includes('/') ? t : `${t}/32`);
+    check(c && c[1] >= len && ((c[0] & ((0xffffffff << (32 - len)) >>> 0)) >>> 0) === net,
+          `TRUSTED_PROXIES entry ${t} is outside the proxy network ${subnets[0]}`);
+  }
+}
+
+// nginx: our nginx.conf, the upstream by service name and port, the listen port published.
+const confMount = (proxy.volumes ?? []).map(String).find((v) => v.startsWith('./nginx.conf:'));
+check(confMount, 'nginx does not mount ./nginx.conf');
+const confTarget = confMount ? confMount.split(':')[1] : '';
+const cmd = (proxy.command ?? []).map(String);
+check(cmd.includes('-c') && cmd[cmd.indexOf('-c') + 1] === confTarget,
+      `nginx is not started with -c ${confTarget}`);
+check(cmd.includes('-p'), 'nginx is not started with a prefix (-p) for its writable paths');
+check(!cmd.includes('-g'), "nginx.conf already says 'daemon off;': no -g");
+const upstream = /^\s*server\s+([^\s;]+);\s*# nrd:upstream$/m.exec(nginxConf);
+const listen = /^\s*listen\s+([^\s;]+);\s*# nrd:listen$/m.exec(nginxConf);
+check(upstream, 'nginx.conf has no nrd:upstream line');
+check(listen, 'nginx.conf has no nrd:listen line');
+const svcPort = (/^ENV[\s\S]*?PORT=(\d+)/m.exec(dockerfile) ?? [])[1];
+if (upstream)
+  check(upstream[1] === `${svcName}:${svcPort}`, `the upstream ${upstream[1]} is not ${svcName}:${svcPort}`);
+check((svc.expose ?? []).map(String).includes(svcPort), `the service does not expose ${svcPort}`);
+if (listen) {
+  const port = listen[1].split(':').pop();
+  check((proxy.ports ?? []).map(String).some((p) => p.endsWith(`:${port}`)),
+        `nginx listens on ${port} but compose does not publish it`);
+}
+check(proxy.depends_on?.[svcName]?.condition === 'service_healthy',
+      'nginx does not wait for the service to be healthy');
+check(/^HEALTHCHECK .*CMD \["novita-recoveryd", "healthcheck"\]/ms.test(dockerfile),
+      'the Dockerfile has no HEALTHCHECK running novita-recoveryd healthcheck');
+check(/^USER nrd$/m.test(dockerfile), 'the Dockerfile does not run as user nrd');
+check(/^ENV[\s\S]*?HOST=0\.0\.0\.0/m.test(dockerfile), 'the Dockerfile does not set HOST=0.0.0.0');
+
+if (problems.length > 0) {
+  for (const p of problems)
+    console.log(`check-compose: ${p}`);
+  process.exit(1);
+}
+console.log(`check-compose: compose.yaml agrees with nginx.conf and the Dockerfile (TRUSTED_PROXIES ${trusted.join(',')})`);
