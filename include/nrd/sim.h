@@ -19,11 +19,26 @@
  *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
  *   GET  {base}/v1/products?productName&billingMethod
  *   GET  /api/v1/jobs (the internal jobs host, internal key)
- * Control (no auth, for out-of-process tests and scripts):
+ * Control (no auth, for out-of-process tests and scripts; not logged):
  *   POST /__sim/scenario (body: scenario JSON, replaces state)
- *   POST /__sim/faults (body: one fault object or an array; {} clears)
+ *   POST /__sim/faults (body: one fault object or an array, added; {} clears)
+ *        {"kind": "status" | "retry_after" | "delay" | "apply_then_delay" | "html" |
+ *                 "truncated" | "malformed" | "oversized" | "deep" | "empty" |
+ *                 "wrong_types" | "drop_fields" | "slow_drip" | "reset",
+ *         "match", "status", "body", "retry_after", "delay_ms", "size",
+ *         "probability", "count", "seed"}  (fields of struct nrd_sim_fault)
  *   GET  /__sim/state  -> {"instances":[...], "requests": n}
- *   GET  /__sim/requests -> [{method,path,query,body,authorization}, ...]
+ *   GET  /__sim/requests -> [{method,path,query,body,authorization,atMs}, ...]
+ *
+ * Listings page with pageNum (from page_base; a number below it gives an
+ * empty page) and pageSize (default 10, also for 0; capped by page_cap), and
+ * answer {"instances"|"jobs": [...], "total": matches}. name and productName
+ * filter as case-insensitive substrings, status exactly; jobs filter on
+ * type, state, jobId and startTime/endTime (Unix seconds, on createdAt).
+ * Create answers 400 INVALID_PARAMS when nrd_sim_check_create_request
+ * refuses the body, else adds "i-sim-<n>" and answers {"id"}. Delete of an
+ * unknown id answers 400 RESOURCE_NOT_FOUND. Wrong keys get 401
+ * {"code":"UNAUTHORIZED"}. Request bodies over 1 MiB get 413.
  *
  * Scenario JSON: {"instances":[instance objects as Novita lists them],
  *   "jobs":[job objects], "products":[product objects]}. */
@@ -89,9 +104,16 @@ void nrd_sim_internal_base_url(const struct nrd_sim *s, char out[128]);
 
 /* Replaces the state. 0, or -1 on bad JSON. */
 int nrd_sim_load(struct nrd_sim *s, const char *scenario_json);
-/* A scenario generator: fleet instances (ids "i-0".."i-N"), the first failed
- * of them migrating with a failed job; products for their productName. Used by
- * demo, tests and the bench. Caller frees with cJSON_Delete. */
+/* A scenario generator: fleet instances (ids "i-0".."i-N", names
+ * "worker-0000"..., productName "RTX 4090 24GB" in "CN-HK-01 (Hong Kong)"),
+ * the first failed of them migrating with a failed migration job (types
+ * alternate, created within the last hour before now_s, each with an older
+ * successful one), the rest running. Every fifth instance (i % 5 == 4) has no
+ * productId; every third a network volume; all carry passwords, env values
+ * and connect components. Products: the cheapest deployable one with a
+ * non-zero spot price in CN-HK-01 is "prod-4090-hk-b"; cheaper ones are not
+ * deployable, zero-priced or in another region. Used by demo, tests and the
+ * bench. Caller frees with cJSON_Delete. */
 cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s);
 
 void nrd_sim_set_latency(struct nrd_sim *s, unsigned ms);

@@ -175,7 +175,8 @@ int nrd_sim_parse_ports(const char *ports, cJSON **out, char *why, size_t whylen
       fail(why, whylen, "ports item %d is not \"port/tcp\" or \"port/http\"", n + 1);
       goto bad;
     }
-    if (++n > MAX_PORTS) {
+    n++;
+    if (n > MAX_PORTS) {
       fail(why, whylen, "ports has more than %d items", MAX_PORTS);
       goto bad;
     }

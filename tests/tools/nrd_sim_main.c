@@ -106,7 +106,7 @@ static char *read_file(const char *path)
     return NULL;
   }
   nrd_buf_init(&b);
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+  for (n = fread(chunk, 1, sizeof chunk, f); n > 0; n = fread(chunk, 1, sizeof chunk, f)) {
     if (b.len + n > (size_t)MAX_SCENARIO_BYTES) {
       fprintf(stderr, "nrd-sim: %s is larger than %ld bytes\n", path, MAX_SCENARIO_BYTES);
       fclose(f);
