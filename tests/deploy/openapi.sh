@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The API contract: openapi.yaml passes `redocly lint` cleanly, every schema in
-# it compiles under ajv's strict mode, and the response validator accepts
-# known-good responses and reports each known-bad one. Skips (77) when Node or
+# The API contract: openapi.yaml passes `redocly lint` cleanly, names exactly
+# the routes and error codes the service has, every schema in it compiles
+# under ajv's strict mode, and the response validator accepts known-good
+# responses and reports each known-bad one. Skips (77) when Node or
 # the tools from scripts/tools.sh are missing.
 set -euo pipefail
 : "${NRD_SOURCE_DIR:?set by CTest}"
@@ -31,6 +32,10 @@ if grep -Eq "You have [0-9]+ warning" "$work/lint"; then
   fail "redocly lint reports warnings"
 fi
 echo "ok: redocly lint openapi.yaml is clean"
+
+# The document and the route table / error catalogue agree.
+node "$NRD_SOURCE_DIR/tests/deploy/check-routes.mjs" "$NRD_SOURCE_DIR" ||
+  fail "openapi.yaml and the service's routes or error codes differ"
 
 # Good records: all match.
 node "$validator" "$spec" "$fixtures/good.jsonl" || fail "known-good responses rejected"

@@ -236,6 +236,43 @@ grep -q '"requestId":"deploy-too-large"' "$work/service.log" &&
   fail "the 70000-byte body reached the service"
 echo "ok: 404, 405, 415, 400 and 413 keep the JSON error shape through nginx"
 
+# ---- the rest of the API through nginx (from 127.0.0.5, so the rate limit
+# of the requests above does not apply); every response is checked against
+# openapi.yaml below ----
+o=(--interface 127.0.0.5)
+json=(-H 'Content-Type: application/json')
+req POST /api/instances/migration/check-failed "$api/check-failed" "${o[@]}" "${json[@]}" \
+  --data '{"immediate":true,"dryRun":true}'
+expect_status 200 "immediate dry run"
+expect_body '"dryRun":true' "immediate dry run"
+req POST /api/instances/migration/check-failed "$api/check-failed" "${o[@]}"
+expect_status 202 "background check-failed without a body"
+expect_body '"jobId":"run_' "background check-failed"
+req GET '/api/instances/migration/runs/{runId}' "$api/runs/run_0_nothing" "${o[@]}"
+expect_error 404 RUN_NOT_FOUND "unknown run"
+req GET /api/instances/migration/recoveries "$api/recoveries?state=bogus" "${o[@]}"
+expect_error 400 INVALID_STATE "unknown state"
+req GET /api/instances/migration/events "$api/events?limit=5" "${o[@]}"
+expect_status 200 "events"
+req GET /api/instances/migration/events "$api/events?limit=0" "${o[@]}"
+expect_error 400 INVALID_LIMIT "events limit 0"
+req POST '/api/instances/migration/recoveries/{jobId}/retry' "$api/recoveries/no-such-job/retry" "${o[@]}"
+expect_error 404 RECOVERY_NOT_FOUND "retry of an unknown row"
+req POST '/api/instances/migration/recoveries/{jobId}/abandon' "$api/recoveries/no-such-job/abandon" \
+  "${o[@]}" "${json[@]}" --data '{"reason":"test"}'
+expect_error 404 RECOVERY_NOT_FOUND "abandon of an unknown row"
+req POST /api/instances/migration/scheduler/pause "$api/scheduler/pause" "${o[@]}"
+expect_status 200 "pause"
+expect_body '"paused":true' "pause"
+req POST /api/instances/migration/scheduler/trigger "$api/scheduler/trigger" "${o[@]}"
+expect_error 409 SCHEDULER_PAUSED "trigger while paused"
+req POST /api/instances/migration/scheduler/resume "$api/scheduler/resume" "${o[@]}"
+expect_status 200 "resume"
+expect_body '"paused":false' "resume"
+req GET /ready "$base/ready" "${o[@]}"
+expect_status 200 "/ready"
+echo "ok: the rest of the API answers through nginx"
+
 # ---- the per-client rate limit on /api/ (10 r/s, burst 20) ----
 # 40 quick requests from 127.0.0.3 meet 429 in the JSON shape; another client
 # (127.0.0.4) is not limited by them.
@@ -264,4 +301,17 @@ fi
 if [ -n "${NRD_RESPONSE_LOG:-}" ]; then
   cat "$work/responses.jsonl" >> "$NRD_RESPONSE_LOG"
 fi
+
+# ---- graceful shutdown: SIGTERM, exit 0 within 10 s (Docker's grace) ----
+kill -TERM "$svc_pid"
+for _ in $(seq 1 100); do
+  kill -0 "$svc_pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$svc_pid" 2>/dev/null && fail "the service did not exit within 10 s of SIGTERM"
+svc_rc=0
+wait "$svc_pid" || svc_rc=$?
+svc_pid=""
+[ "$svc_rc" -eq 0 ] || fail "the service exited $svc_rc after SIGTERM"
+echo "ok: SIGTERM: the service exited 0"
 echo "PASS: service behind nginx"
