@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --full
+scripts/tools.sh   # Node tools that lint openapi.yaml and validate responses against it
 
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-60}

@@ -50,6 +50,7 @@ static void request(const char *method, const char *path, const char *const *hea
   memset(a, 0, sizeof *a);
   assert_int_equal(tu_http(method, url, headers, body, &a->resp), 0);
   a->status = a->resp.status;
+  tu_record_response(method, path, &a->resp);
   a->json = nrd_json_parse(a->resp.body, a->resp.body_len);
 }
 

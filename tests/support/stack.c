@@ -119,6 +119,7 @@ cJSON *tu_stack_request(struct tu_stack *s, const char *method, const char *path
   if(tu_http(method, url, body ? json_headers : NULL, body, &r) != 0)
     die("request", url);
   *status = r.status;
+  tu_record_response(method, path, &r);
   cJSON *j = nrd_json_parse(r.body, r.body_len);
   tu_resp_cleanup(&r);
   return j;

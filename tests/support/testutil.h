@@ -27,6 +27,12 @@ void tu_resp_cleanup(struct tu_resp *r);
 /* The value of a response header (case-insensitive name), heap, or NULL. */
 char *tu_header(const struct tu_resp *r, const char *name);
 
+/* When NRD_RESPONSE_LOG names a file, appends one JSON line for a response
+ * of the service: {method, path (as openapi.yaml's template), status,
+ * contentType, body}. The deploy suite validates the file against
+ * openapi.yaml after the integration tests (tests/CMakeLists.txt). */
+void tu_record_response(const char *method, const char *path, const struct tu_resp *r);
+
 /* Checks a create request against CreateInstanceRequest of
  * ../shared/reference/novita-api.yaml (required fields, types, ranges,
  * enums, envs <= 100, ports a string, no unknown fields). */
