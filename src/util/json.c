@@ -37,11 +37,25 @@ static bool depth_ok(const char *buf, size_t len)
   return true;
 }
 
+/* cJSON stops after the first value and ignores what follows; a document is
+ * one value, so anything but whitespace after it is refused. */
 cJSON *nrd_json_parse(const char *buf, size_t len)
 {
+  const char *end = NULL;
+  cJSON *root;
+
   if (!buf || !depth_ok(buf, len))
     return NULL;
-  return cJSON_ParseWithLength(buf, len);
+  root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
+  if (!root)
+    return NULL;
+  for (; end < buf + len; end++) {
+    if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+      cJSON_Delete(root);
+      return NULL;
+    }
+  }
+  return root;
 }
 
 static const cJSON *get(const cJSON *obj, const char *key)
