@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "nrd/log.h"
+#include "nrd/retry.h"
 #include "transport.h"
 
 /* Longest Retry-After we honour. */
@@ -64,47 +65,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud)
 {
   struct attempt *a = ud;
-  size_t n = size * nitems;
-  static const char name[] = "Retry-After:";
-  if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) {
-    a->retry_after[0] = '\0';  /* a new response (after a 1xx) */
-  } else if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
-    const char *v = ptr + sizeof name - 1;
-    const char *end = ptr + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-      v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-      end--;
-    size_t len = (size_t)(end - v);
-    if (len >= sizeof a->retry_after)
-      len = 0;  /* longer than any date or delay: ignore it */
-    memcpy(a->retry_after, v, len);
-    a->retry_after[len] = '\0';
-  }
-  return n;
-}
-
-/* Retry-After as delay-seconds or an HTTP date, in ms, capped; -1 if unusable. */
-static int64_t parse_retry_after(const char *v)
-{
-  int64_t secs;
-  if (!*v)
-    return -1;
-  if (!nrd_parse_i64(v, 0, NV_RETRY_AFTER_CAP_MS / 1000, &secs)) {
-    time_t when = curl_getdate(v, NULL);
-    if (when == (time_t)-1) {
-      if (!nrd_parse_i64(v, 0, INT64_MAX, &secs))
-        return -1;
-      secs = NV_RETRY_AFTER_CAP_MS / 1000;  /* a huge delay: capped */
-    } else {
-      secs = (int64_t)(when - time(NULL));
-      if (secs < 0)
-        secs = 0;
-      if (secs > NV_RETRY_AFTER_CAP_MS / 1000)
-        secs = NV_RETRY_AFTER_CAP_MS / 1000;
-    }
-  }
-  return secs * 1000;
+  nrd_retry_after_header(ptr, size * nitems, a->retry_after);
+  return size * nitems;
 }
 
 /* Called by curl during a transfer: non-zero aborts it (shutdown). */
@@ -192,7 +154,7 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
   a->sent = req_size > 0 || a->status > 0;
   if (a->cc != CURLE_OK && !a->overflow)
     a->status = 0;  /* a broken answer counts as no answer */
-  a->retry_after_ms = parse_retry_after(a->retry_after);
+  a->retry_after_ms = nrd_retry_after_ms(a->retry_after, nrd_now_ms(), NV_RETRY_AFTER_CAP_MS);
 
   /* Drop our references to the header list and the key before freeing them. */
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
@@ -281,16 +243,6 @@ static enum verdict classify(const struct nrd_novita *nv, const struct attempt *
   return V_FINAL;
 }
 
-/* Full jitter: uniform in [0, min(cap, base * 2^attempt)). */
-static int64_t backoff_ms(const struct nrd_novita *nv, unsigned attempt)
-{
-  double ceiling = (double)nv->backoff_base_ms;
-  for (unsigned i = 0; i < attempt && ceiling < nv->backoff_cap_ms; i++)
-    ceiling *= 2;
-  if (ceiling > nv->backoff_cap_ms)
-    ceiling = nv->backoff_cap_ms;
-  return (int64_t)(nrd_random_unit() * ceiling);
-}
 
 static void log_failure(enum nrd_endpoint ep, const struct nrd_nv_error *err, unsigned attempt,
                         const char *outcome)
@@ -392,7 +344,7 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
       log_failure(ep, err, attempt, maybe_applied ? "ambiguous" : "transient");
       return maybe_applied ? NRD_NV_AMBIGUOUS : NRD_NV_TRANSIENT;
     }
-    int64_t wait = backoff_ms(nv, attempt);
+    int64_t wait = nrd_backoff_ms(attempt, nv->backoff_base_ms, nv->backoff_cap_ms);
     if (a.retry_after_ms > wait)
       wait = a.retry_after_ms;
     bool last = probe || attempt >= nv->max_retry_attempts ||

@@ -25,6 +25,7 @@
 #include "nrd/log.h"
 #include "nrd/metrics.h"
 #include "nrd/store.h"
+#include "nrd/retry.h"
 #include "nrd/util.h"
 
 #define WH_IDLE_WAIT_MS 1000          /* nothing due: look again after this */
@@ -90,43 +91,6 @@ void nrd_webhook_sign(const char *secret, const char *body, size_t len, char out
   out[7 + 2 * md_len] = '\0';
 }
 
-/* Full-jitter backoff after `attempts` failed attempts: uniform in
- * [0, min(cap, base * 2^(attempts-1))]. */
-static int64_t backoff_ms(int attempts)
-{
-  int64_t base = atomic_load(&backoff_base_ms);
-  int64_t cap = atomic_load(&backoff_cap_ms);
-  int64_t ceiling = base;
-  for (int i = 1; i < attempts && ceiling < cap; i++)
-    ceiling *= 2;
-  if (ceiling > cap)
-    ceiling = cap;
-  return (int64_t)(nrd_random_unit() * (double)(ceiling + 1));
-}
-
-/* Retry-After as delay-seconds or an HTTP date, in ms, capped; -1 if absent
- * or unusable. */
-static int64_t retry_after_ms(const char *v)
-{
-  int64_t secs;
-  if (!*v)
-    return -1;
-  if (nrd_parse_i64(v, 0, INT64_MAX, &secs)) {
-    if (secs > WH_RETRY_AFTER_CAP_MS / 1000)
-      secs = WH_RETRY_AFTER_CAP_MS / 1000;
-    return secs * 1000;
-  }
-  time_t when = curl_getdate(v, NULL);
-  if (when == (time_t)-1)
-    return -1;
-  secs = (int64_t)(when - time(NULL));
-  if (secs < 0)
-    secs = 0;
-  if (secs > WH_RETRY_AFTER_CAP_MS / 1000)
-    secs = WH_RETRY_AFTER_CAP_MS / 1000;
-  return secs * 1000;
-}
-
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
   struct attempt *a = ud;
@@ -141,24 +105,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud)
 {
   struct attempt *a = ud;
-  size_t n = size * nitems;
-  static const char name[] = "Retry-After:";
-  if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) {
-    a->retry_after[0] = '\0';  /* a new response (after a 1xx) */
-  } else if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
-    const char *v = ptr + sizeof name - 1;
-    const char *end = ptr + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-      v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-      end--;
-    size_t len = (size_t)(end - v);
-    if (len >= sizeof a->retry_after)
-      len = 0;  /* longer than any date or delay: ignore it */
-    memcpy(a->retry_after, v, len);
-    a->retry_after[len] = '\0';
-  }
-  return n;
+  nrd_retry_after_header(ptr, size * nitems, a->retry_after);
+  return size * nitems;
 }
 
 /* Aborts a transfer in flight once stop was asked. */
@@ -281,8 +229,9 @@ static void deliver(struct nrd_webhook *wh, const struct nrd_event *ev)
              "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
     return;
   }
-  int64_t delay = backoff_ms(attempt);
-  int64_t after = retry_after_ms(a.retry_after);
+  int64_t delay = nrd_backoff_ms(attempt > 0 ? (unsigned)attempt - 1 : 0, atomic_load(&backoff_base_ms),
+                                 atomic_load(&backoff_cap_ms));
+  int64_t after = nrd_retry_after_ms(a.retry_after, nrd_now_ms(), WH_RETRY_AFTER_CAP_MS);
   if (after > delay)
     delay = after;
   mark(wh, ev, "pending", attempt, nrd_now_ms() + delay, why, "retried");
