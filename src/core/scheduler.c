@@ -42,7 +42,6 @@ static void *scheduler_main(void *arg)
   struct nrd_scheduler *s = arg;
   int64_t period = (int64_t)s->cfg->migration_interval_minutes * 60000;
   pthread_mutex_lock(&s->lock);
-  s->next_run_ms = nrd_now_ms() + period;
   while(!s->stopping) {
     struct timespec ts = {.tv_sec = (time_t)(s->next_run_ms / 1000),
                           .tv_nsec = (long)(s->next_run_ms % 1000) * 1000000};
@@ -70,6 +69,8 @@ struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct 
   pthread_condattr_init(&attr);
   pthread_cond_init(&s->cond, &attr);  /* CLOCK_REALTIME: next_run_ms is wall time */
   pthread_condattr_destroy(&attr);
+  /* Set before the thread starts, so a status asked at once shows it. */
+  s->next_run_ms = nrd_now_ms() + (int64_t)cfg->migration_interval_minutes * 60000;
   if(cfg->migration_interval_minutes > 0 &&
      pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
     abort();
