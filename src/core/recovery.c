@@ -110,21 +110,31 @@ static void fail_row(struct row_job *j, struct nrd_worker *w, const char *reason
   nrd_run_add_outcome(j->ctx, o);
 }
 
-/* A failure that a later run retries: the row stays open where it is. */
-static void fail_for_now(struct row_job *j, struct nrd_worker *w, const char *reason)
+static void defer_row(struct row_job *j, const char *reason)
 {
-  struct nrd_ledger_update u = {.state = j->row.state, .last_error = reason, .release = true};
-  LOG_WARN("recovery step failed; next run retries", "instanceId", j->row.instance_id,
-           "jobId", j->row.job_id, "state", nrd_row_state_name(j->row.state), "reason", reason);
-  ledger_write(j, w, &u);
-  cJSON *o = outcome_new(&j->row, "failed");
+  cJSON *o = outcome_new(&j->row, "deferred");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(j->ctx, o);
 }
 
-static void defer_row(struct row_job *j, const char *reason)
+/* A failure that a later run retries: the row stays open where it is. When
+ * shutdown aborted the call, the row is parked: deferred, not an error. */
+static void fail_for_now(struct row_job *j, struct nrd_worker *w, const char *reason)
 {
-  cJSON *o = outcome_new(&j->row, "deferred");
+  bool parked = atomic_load(&j->ctx->runner->stop_work);
+  struct nrd_ledger_update u = {.state = j->row.state, .last_error = reason, .release = true};
+  if(parked)
+    LOG_INFO("recovery parked by shutdown", "instanceId", j->row.instance_id, "jobId",
+             j->row.job_id, "state", nrd_row_state_name(j->row.state), "reason", reason);
+  else
+    LOG_WARN("recovery step failed; next run retries", "instanceId", j->row.instance_id,
+             "jobId", j->row.job_id, "state", nrd_row_state_name(j->row.state), "reason", reason);
+  ledger_write(j, w, &u);
+  if(parked) {
+    defer_row(j, "service is shutting down; the next run resumes this row");
+    return;
+  }
+  cJSON *o = outcome_new(&j->row, "failed");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(j->ctx, o);
 }
