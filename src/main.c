@@ -33,8 +33,7 @@ static void usage(FILE *out)
           "  migrate-db      apply pending database migrations and exit\n"
           "  demo            serve against the bundled Novita simulator with a sample fleet\n"
           "  healthcheck     exit 0 when the local /health answers (for Docker)\n"
-          "  --help, --version\n\n"
-          "options (each also an environment variable; a flag beats the variable):\n",
+          "  --help, --version\n\n",
           NRD_VERSION);
   nrd_config_print_help(out);
 }

@@ -48,6 +48,7 @@ done
 for c in serve check-failed migrate-db demo healthcheck; do
   grep -qw -- "$c" <<<"$help" || fail "--help does not list the command $c"
 done
+[ "$(grep -ci 'flag beats the variable' <<<"$help")" -eq 1 ] || fail "--help repeats its options header"
 ok "--help lists every variable, its flag and every command"
 
 ver=$(run "$bin" --version) || fail "--version exited non-zero"
