@@ -104,18 +104,20 @@ static bool parse_page(struct nrd_sim *s, struct MHD_Connection *c, struct page 
   return true;
 }
 
-/* Walks items, keeping those match accepts; copies the page's slice into a
- * new array and counts all matches into *total. Call with s->mu held. */
-typedef bool (*match_fn)(const cJSON *item, struct MHD_Connection *c);
+/* Walks items, keeping those match accepts; copies the
+ * page's slice into a new array and counts all matches into *total. The
+ * filter's arguments are read from the request once, not once per item.
+ * Call with s->mu held. */
+typedef bool (*match_fn)(const cJSON *item, const void *filter);
 
-static cJSON *select_page(const cJSON *items, match_fn match, struct MHD_Connection *c,
+static cJSON *select_page(const cJSON *items, match_fn match, const void *filter,
                           const struct page *p, int64_t *total)
 {
   cJSON *out = new_array();
   const cJSON *it;
   int64_t n = 0;
   cJSON_ArrayForEach(it, items) {
-    if (match && !match(it, c))
+    if (!match(it, filter))
       continue;
     if (n >= p->offset && n < p->offset + p->size)
       cJSON_AddItemToArray(out, dup_item(it));
@@ -133,25 +135,65 @@ static cJSON *list_body(const char *key, cJSON *items, int64_t total)
   return o;
 }
 
-static bool instance_matches(const cJSON *inst, struct MHD_Connection *c)
+struct instance_filter {
+  const char *name, *status, *product;
+};
+
+static bool instance_matches(const cJSON *inst, const void *filter)
 {
-  const char *name = arg(c, "name"), *status = arg(c, "status");
-  const char *product = arg(c, "productName");
-  if (name && !fuzzy_match(nrd_json_str(inst, "name"), name))
+  const struct instance_filter *f = filter;
+  if (f->name && !fuzzy_match(nrd_json_str(inst, "name"), f->name))
     return false;
-  if (product && !fuzzy_match(nrd_json_str(inst, "productName"), product))
+  if (f->product && !fuzzy_match(nrd_json_str(inst, "productName"), f->product))
     return false;
-  if (status) {
+  if (f->status) {
     const char *st = nrd_json_str(inst, "status");
-    if (!st || strcmp(st, status) != 0)
+    if (!st || strcmp(st, f->status) != 0)
       return false;
   }
   return true;
 }
 
+void sim_instances_changed(struct nrd_sim *s)
+{
+  for (size_t i = 0; i < s->n_listed; i++)
+    free(s->listed[i].text);
+  free(s->listed);
+  s->listed = NULL;
+  s->n_listed = 0;
+}
+
+/* An unfiltered page from the listing index (built here when stale): items
+ * as raw JSON nodes holding their printed text. Call with s->mu held. */
+static cJSON *select_listed(struct nrd_sim *s, const struct page *p, int64_t *total)
+{
+  cJSON *out = new_array();
+  const cJSON *it;
+  if (!s->listed) {
+    size_t n = 0;
+    s->listed = nrd_xcalloc((size_t)cJSON_GetArraySize(s->instances) + 1, sizeof *s->listed);
+    cJSON_ArrayForEach(it, s->instances)
+      s->listed[n++].item = it;
+    s->n_listed = n;
+  }
+  *total = (int64_t)s->n_listed;
+  for (int64_t i = p->offset; i < p->offset + p->size && i < *total; i++) {
+    struct sim_listed *l = &s->listed[i];
+    if (!l->text)
+      l->text = nrd_json_print(l->item);
+    cJSON *raw = cJSON_CreateRaw(l->text);
+    if (!raw)
+      abort();
+    cJSON_AddItemToArray(out, raw);
+  }
+  return out;
+}
+
 int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                        size_t body_len, cJSON **out)
 {
+  struct instance_filter f = {arg(c, "name"), arg(c, "status"), arg(c, "productName")};
+  bool filtered = f.name || f.status || f.product;
   struct page p;
   int64_t total;
   cJSON *items;
@@ -159,32 +201,46 @@ int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *
   if (!parse_page(s, c, &p, out))
     return 400;
   pthread_mutex_lock(&s->mu);
-  items = select_page(s->instances, instance_matches, c, &p, &total);
+  if (filtered)
+    items = select_page(s->instances, instance_matches, &f, &p, &total);
+  else
+    items = select_listed(s, &p, &total);
   pthread_mutex_unlock(&s->mu);
   *out = list_body("instances", items, total);
   return 200;
 }
 
-static bool job_matches(const cJSON *job, struct MHD_Connection *c)
-{
-  const char *type = arg(c, "type"), *state = arg(c, "state"), *id = arg(c, "jobId");
-  const char *start = arg(c, "startTime"), *end = arg(c, "endTime");
-  int64_t created = 0, bound;
+struct job_filter {
+  const char *type, *state, *id;
+  int64_t start, end;   /* 0: no bound */
+};
 
-  if (type && !(nrd_json_str(job, "type") && strcmp(nrd_json_str(job, "type"), type) == 0))
+static int64_t time_bound(struct MHD_Connection *c, const char *key)
+{
+  int64_t v;
+  const char *text = arg(c, key);
+  return text && nrd_parse_i64(text, 0, INT64_MAX, &v) ? v : 0;
+}
+
+static bool job_matches(const cJSON *job, const void *filter)
+{
+  const struct job_filter *f = filter;
+  int64_t created = 0;
+
+  if (f->type && !(nrd_json_str(job, "type") && strcmp(nrd_json_str(job, "type"), f->type) == 0))
     return false;
-  if (id && !(nrd_json_str(job, "Id") && strcmp(nrd_json_str(job, "Id"), id) == 0))
+  if (f->id && !(nrd_json_str(job, "Id") && strcmp(nrd_json_str(job, "Id"), f->id) == 0))
     return false;
-  if (state) {
+  if (f->state) {
     const char *st = nrd_json_str(cJSON_GetObjectItemCaseSensitive(job, "state"), "state");
-    if (!st || strcmp(st, state) != 0)
+    if (!st || strcmp(st, f->state) != 0)
       return false;
   }
-  if (start || end)
+  if (f->start || f->end)
     nrd_json_i64(job, "createdAt", &created);
-  if (start && nrd_parse_i64(start, 0, INT64_MAX, &bound) && bound > 0 && created < bound)
+  if (f->start && created < f->start)
     return false;
-  if (end && nrd_parse_i64(end, 0, INT64_MAX, &bound) && bound > 0 && created > bound)
+  if (f->end && created > f->end)
     return false;
   return true;
 }
@@ -192,6 +248,8 @@ static bool job_matches(const cJSON *job, struct MHD_Connection *c)
 int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                   size_t body_len, cJSON **out)
 {
+  struct job_filter f = {arg(c, "type"), arg(c, "state"), arg(c, "jobId"),
+                         time_bound(c, "startTime"), time_bound(c, "endTime")};
   struct page p;
   int64_t total;
   cJSON *items;
@@ -199,7 +257,7 @@ int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
   if (!parse_page(s, c, &p, out))
     return 400;
   pthread_mutex_lock(&s->mu);
-  items = select_page(s->jobs, job_matches, c, &p, &total);
+  items = select_page(s->jobs, job_matches, &f, &p, &total);
   pthread_mutex_unlock(&s->mu);
   *out = list_body("jobs", items, total);
   return 200;
@@ -265,8 +323,10 @@ int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
   }
   pthread_mutex_lock(&s->mu);
   inst = find_by_id(s->instances, "id", id);
-  if (inst)
+  if (inst) {
     cJSON_Delete(cJSON_DetachItemViaPointer(s->instances, inst));
+    sim_instances_changed(s);
+  }
   pthread_mutex_unlock(&s->mu);
   if (!inst) {
     *out = sim_error("RESOURCE_NOT_FOUND", "instance not found");
@@ -384,6 +444,7 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
                                                             : "",
                                mappings);
   cJSON_AddItemToArray(s->instances, inst);
+  sim_instances_changed(s);
   pthread_mutex_unlock(&s->mu);
   *out = new_object();
   nrd_json_add_str(*out, "id", id);

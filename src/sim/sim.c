@@ -1,12 +1,14 @@
 /* The simulator's daemon: libmicrohttpd on 127.0.0.1, the route table, fault
  * injection, the request log, the control endpoints and the public API. */
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "nrd/json.h"
 #include "nrd/util.h"
@@ -47,14 +49,28 @@ struct req_ctx {
   bool too_big;
 };
 
+static int64_t mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Slices end at absolute times: the wake-up delay of each slice does not add
+ * up, so the latency added is ms plus one wake-up (tens of microseconds). */
 void sim_sleep(struct nrd_sim *s, unsigned ms)
 {
-  int64_t end = nrd_mono_ms() + ms;
+  int64_t end = mono_ns() + (int64_t)ms * 1000000;
   while (!atomic_load(&s->stopping)) {
-    int64_t left = end - nrd_mono_ms();
-    if (left <= 0)
+    int64_t now = mono_ns();
+    if (now >= end)
       break;
-    nrd_sleep_ms(left < SLEEP_SLICE_MS ? left : SLEEP_SLICE_MS);
+    int64_t next = now + (int64_t)SLEEP_SLICE_MS * 1000000;
+    if (next > end)
+      next = end;
+    struct timespec ts = {.tv_sec = (time_t)(next / 1000000000), .tv_nsec = (long)(next % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+      ;
   }
 }
 
@@ -320,7 +336,7 @@ static enum MHD_Result answer_api(struct nrd_sim *s, struct MHD_Connection *c,
                                   const char *method, const char *url,
                                   const struct req_ctx *ctx)
 {
-  struct nrd_sim_fault f;
+  struct nrd_sim_fault f = {0};
   bool faulted, done = false;
   enum MHD_Result ret = MHD_YES;
   cJSON *body = NULL;
@@ -340,6 +356,13 @@ static enum MHD_Result answer_api(struct nrd_sim *s, struct MHD_Connection *c,
   status = dispatch(s, c, method, url, ctx, &body, &allow);
   if (faulted && f.kind == NRD_SIM_APPLY_THEN_DELAY)
     sim_sleep(s, f.delay_ms);
+  if (faulted && (f.kind == NRD_SIM_WRONG_TYPES || f.kind == NRD_SIM_DROP_FIELDS)) {
+    /* Listed items may be printed text (raw nodes): make them objects again. */
+    char *printed = nrd_json_print(body);
+    cJSON_Delete(body);
+    body = nrd_json_parse(printed, strlen(printed));
+    free(printed);
+  }
   if (faulted && f.kind == NRD_SIM_WRONG_TYPES) {
     cJSON *retyped = sim_retyped(body);
     cJSON_Delete(body);
@@ -562,6 +585,7 @@ static cJSON *new_array(void)
 
 static void sim_free(struct nrd_sim *s)
 {
+  sim_instances_changed(s);
   cJSON_Delete(s->instances);
   cJSON_Delete(s->jobs);
   cJSON_Delete(s->products);
@@ -687,6 +711,7 @@ static int sim_load_len(struct nrd_sim *s, const char *text, size_t len)
   cJSON_Delete(s->jobs);
   cJSON_Delete(s->products);
   s->instances = inst;
+  sim_instances_changed(s);
   s->jobs = jobs;
   s->products = prods;
   pthread_mutex_unlock(&s->mu);
@@ -856,6 +881,7 @@ int nrd_sim_put_instance(struct nrd_sim *s, const cJSON *instance)
     cJSON_ReplaceItemViaPointer(s->instances, old, copy);
   else
     cJSON_AddItemToArray(s->instances, copy);
+  sim_instances_changed(s);
   pthread_mutex_unlock(&s->mu);
   return 0;
 }
@@ -865,8 +891,10 @@ int nrd_sim_remove_instance(struct nrd_sim *s, const char *id)
   cJSON *old;
   pthread_mutex_lock(&s->mu);
   old = id ? find_instance(s, id) : NULL;
-  if (old)
+  if (old) {
     cJSON_Delete(cJSON_DetachItemViaPointer(s->instances, old));
+    sim_instances_changed(s);
+  }
   pthread_mutex_unlock(&s->mu);
   return old ? 0 : -1;
 }

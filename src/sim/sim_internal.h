@@ -20,6 +20,11 @@ struct sim_fault {
   uint64_t rng;             /* xorshift64 state */
 };
 
+struct sim_listed {
+  const cJSON *item;        /* borrowed from s->instances */
+  char *text;               /* owned; NULL until first listed */
+};
+
 struct nrd_sim {
   struct MHD_Daemon *daemon;
   unsigned port;
@@ -31,6 +36,12 @@ struct nrd_sim {
 
   pthread_mutex_t mu;       /* guards everything below */
   cJSON *instances, *jobs, *products;          /* arrays */
+  /* s->instances as an array with each item's printed JSON (printed on first
+   * use), so that a page of a big fleet is neither walked to nor printed
+   * again. NULL when stale: every change to s->instances drops it through
+   * sim_instances_changed. */
+  struct sim_listed *listed;
+  size_t n_listed;
   unsigned long next_id;
   struct nrd_sim_request *log;
   size_t nlog, caplog;
@@ -53,6 +64,9 @@ int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                   size_t body_len, cJSON **out);
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
+
+/* Drops the listing index after a change to s->instances. Call with s->mu held. */
+void sim_instances_changed(struct nrd_sim *s);
 
 /* {"code": code, "message": message}; caller deletes. */
 cJSON *sim_error(const char *code, const char *message);
