@@ -90,6 +90,15 @@ int nrd_store_ledger_insert(struct nrd_store *st, const char *job_id, const char
                             const char *instance_id, const char *instance_name,
                             const char *new_name, int64_t name_ms, int64_t now_ms);
 
+/* The same for many rows in one transaction (a run finds thousands at once).
+ * inserted (may be NULL) gets, per row, whether it was new. */
+struct nrd_ledger_new {
+  const char *job_id, *job_type, *instance_id, *instance_name, *new_name;
+  int64_t name_ms;
+};
+int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows,
+                                 size_t n, int64_t now_ms, bool *inserted);
+
 /* Open rows (pending..creating), oldest first, at most limit. Caller frees. */
 int nrd_store_ledger_open(struct nrd_store *st, size_t limit,
                           struct nrd_ledger_row **rows, size_t *n);

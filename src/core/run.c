@@ -177,6 +177,9 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   size_t n_jobs[2] = {0, 0};
   struct nrd_ledger_row *rows = NULL;
   size_t n_rows = 0;
+  struct nrd_ledger_new *found = NULL;
+  size_t n_found = 0;
+  bool *inserted = NULL;
   char msg[512] = "";
   enum nrd_nv_rc rc;
 
@@ -209,23 +212,29 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
       goto out;
     }
   }
+  /* One ledger row per failed job, all in one transaction. */
   int64_t now = nrd_now_ms();
+  found = nrd_xcalloc(s.n + 1, sizeof(*found));
   for(size_t i = 0; i < s.n; i++) {
     const struct nrd_job *job = s.items[i].newest;
     if(!job || !job->state || strcmp(job->state, "fail"))
       continue;
     char new_name[NRD_NAME_MAX + 1];
-    ctx->failed_found++;
     nrd_recreate_name(s.items[i].name, s.items[i].id, now, new_name);
-    int ins = nrd_store_ledger_insert(w->store, job->id, job->type, s.items[i].id,
-                                      s.items[i].name, new_name, now, now);
-    if(ins == NRD_OK)
-      LOG_INFO("failed migration found", "instanceId", s.items[i].id, "jobId", job->id,
+    found[n_found++] = (struct nrd_ledger_new){job->id, job->type, s.items[i].id,
+                                               s.items[i].name, nrd_xstrdup(new_name), now};
+  }
+  ctx->failed_found = (int)n_found;
+  inserted = nrd_xcalloc(n_found + 1, sizeof(*inserted));
+  if(nrd_store_ledger_insert_many(w->store, found, n_found, now, inserted) != NRD_OK) {
+    snprintf(msg, sizeof(msg), "recording %zu failed jobs in the ledger failed", n_found);
+    goto out;
+  }
+  for(size_t i = 0; i < n_found; i++) {
+    const struct nrd_job *job = find_migrating(&s, found[i].instance_id)->newest;
+    if(inserted[i])
+      LOG_INFO("failed migration found", "instanceId", found[i].instance_id, "jobId", job->id,
                "jobType", job->type, "error", job->error);
-    else if(ins != NRD_NONE) {
-      snprintf(msg, sizeof(msg), "recording failed job %s in the ledger failed", job->id);
-      goto out;
-    }
   }
 
   /* 3. recover: every open row, the oldest first, up to the brake. */
@@ -265,6 +274,10 @@ out:
            "#instancesRecreated", NRD_I64(ctx->recreated), "#errors", NRD_I64(ctx->errors),
            "#completed", NRD_BOOL(*completed));
   nrd_ledger_rows_free(rows, n_rows);
+  for(size_t i = 0; i < n_found; i++)
+    free((char *)found[i].new_name);
+  free(found);
+  free(inserted);
   nrd_jobs_free(jobs[0], n_jobs[0]);
   nrd_jobs_free(jobs[1], n_jobs[1]);
   for(size_t i = 0; i < s.n; i++) {

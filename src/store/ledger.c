@@ -146,23 +146,63 @@ static int64_t sql_limit(size_t limit)
   return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
 }
 
+static bool bind_insert(sqlite3_stmt *s, const struct nrd_ledger_new *r, int64_t now_ms)
+{
+  return store_bind_text(s, ":job", r->job_id) && store_bind_text(s, ":type", r->job_type) &&
+         store_bind_text(s, ":instance", r->instance_id) &&
+         store_bind_text(s, ":instance_name", r->instance_name) &&
+         store_bind_text(s, ":new_name", r->new_name) &&
+         store_bind_i64(s, ":name_ms", r->name_ms) && store_bind_i64(s, ":now", now_ms);
+}
+
 int nrd_store_ledger_insert(struct nrd_store *st, const char *job_id, const char *job_type,
                             const char *instance_id, const char *instance_name,
                             const char *new_name, int64_t name_ms, int64_t now_ms)
 {
+  const struct nrd_ledger_new r = {job_id, job_type, instance_id, instance_name, new_name,
+                                   name_ms};
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_INSERT);
   if (!s)
     return NRD_ERR;
-  bool ok = store_bind_text(s, ":job", job_id) && store_bind_text(s, ":type", job_type) &&
-            store_bind_text(s, ":instance", instance_id) &&
-            store_bind_text(s, ":instance_name", instance_name) &&
-            store_bind_text(s, ":new_name", new_name) &&
-            store_bind_i64(s, ":name_ms", name_ms) && store_bind_i64(s, ":now", now_ms);
-  if (!ok) {
+  if (!bind_insert(s, &r, now_ms)) {
     store_done(s);
     return NRD_ERR;
   }
   return store_write_one(st, s, "ledger insert", NULL);
+}
+
+struct insert_many_ctx {
+  const struct nrd_ledger_new *rows;
+  size_t n;
+  int64_t now_ms;
+  bool *inserted;
+};
+
+static int insert_many_fn(struct nrd_store *st, void *arg)
+{
+  struct insert_many_ctx *ctx = arg;
+  sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_INSERT);
+  int rc = s ? NRD_OK : NRD_ERR;
+  for (size_t i = 0; i < ctx->n && rc == NRD_OK; i++) {
+    int changes = 0;
+    if (!bind_insert(s, &ctx->rows[i], ctx->now_ms))
+      rc = NRD_ERR;
+    else
+      rc = store_step_write(st, s, "ledger insert", &changes);
+    store_done(s);
+    if (ctx->inserted)
+      ctx->inserted[i] = changes > 0;
+  }
+  return rc;
+}
+
+int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows,
+                                 size_t n, int64_t now_ms, bool *inserted)
+{
+  struct insert_many_ctx ctx = {rows, n, now_ms, inserted};
+  if (n == 0)
+    return NRD_OK;
+  return store_tx(st, insert_many_fn, &ctx);
 }
 
 int nrd_store_ledger_open(struct nrd_store *st, size_t limit, struct nrd_ledger_row **rows,

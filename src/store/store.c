@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,15 +197,24 @@ static void tx_rollback(struct nrd_store *st)
     tx_control(st, STMT_ROLLBACK, "rollback");
 }
 
+/* The write transactions of this process queue on this lock rather than in
+ * SQLite's busy handler, which polls in sleeps of 1 ms and more: a waiting
+ * worker starts the moment the transaction before it commits. Another
+ * process on the same file still meets busy_timeout and the retries. */
+static pthread_mutex_t g_write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg)
 {
   int rc = NRD_BUSY;
   for (int attempt = 0; attempt < STORE_TX_ATTEMPTS && rc == NRD_BUSY; attempt++) {
     if (attempt > 0)
       nrd_sleep_ms(10 * attempt + (int64_t)(nrd_random_unit() * 20));
+    pthread_mutex_lock(&g_write_lock);
     rc = tx_control(st, STMT_BEGIN, "begin immediate");
-    if (rc != NRD_OK)
+    if (rc != NRD_OK) {
+      pthread_mutex_unlock(&g_write_lock);
       continue;
+    }
     rc = fn(st, arg);
     if (rc == NRD_OK || rc == NRD_NONE) {
       int crc = tx_control(st, STMT_COMMIT, "commit");
@@ -215,6 +225,7 @@ int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg)
     } else {
       tx_rollback(st);
     }
+    pthread_mutex_unlock(&g_write_lock);
   }
   return rc;
 }
