@@ -36,7 +36,7 @@
 #define CONNECTION_LIMIT 1024u
 #define PER_IP_CONNECTION_LIMIT 256u
 #define CONNECTION_TIMEOUT_S 30u
-#define CONNECTION_MEMORY_LIMIT ((size_t)128 * 1024)
+#define CONNECTION_MEMORY_LIMIT ((size_t)32 * 1024)
 /* A chunked body over the limit is read and dropped up to this much more, so
  * the client still gets its 413; past it the connection is closed. */
 #define DISCARD_BUDGET ((size_t)1024 * 1024)

@@ -193,6 +193,14 @@ void nrd_buf_json_str(struct nrd_buf *b, const char *s)
         nrd_buf_append(b, esc, 6);
       }
       i++;
+    } else if (c < 0x80) {
+      /* A run of plain ASCII goes in one append. */
+      size_t run = 1;
+      while (i + run < n && p[i + run] >= 0x20 && p[i + run] < 0x7F && p[i + run] != '"' &&
+             p[i + run] != '\\')
+        run++;
+      nrd_buf_append(b, p + i, run);
+      i += run;
     } else {
       size_t len = utf8_seq_len(p + i, n - i);
       if (len == 0) {
@@ -285,14 +293,25 @@ double nrd_random_unit(void)
   return (double)(r >> 11) * (1.0 / 9007199254740992.0);  /* 53 bits / 2^53 */
 }
 
+/* Ids need to be unique, not secret: a per-thread xorshift64 seeded once
+ * from getrandom saves a system call per id (one per HTTP request). */
+static _Thread_local uint64_t t_id_state;
+
 void nrd_make_id(const char *prefix, char out[64])
 {
   static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char rnd[6];
   char suffix[7];
-  nrd_random_bytes(rnd, sizeof rnd);
-  for (size_t i = 0; i < sizeof rnd; i++)
-    suffix[i] = alphabet[rnd[i] % 36];  /* slight bias is harmless for ids */
+  while (t_id_state == 0)
+    nrd_random_bytes(&t_id_state, sizeof t_id_state);
+  uint64_t x = t_id_state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  t_id_state = x;
+  for (size_t i = 0; i < 6; i++) {
+    suffix[i] = alphabet[x % 36];
+    x /= 36;
+  }
   suffix[6] = '\0';
   snprintf(out, 64, "%.40s_%lld_%s", prefix ? prefix : "id", (long long)nrd_now_ms(), suffix);
 }
