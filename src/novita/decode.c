@@ -149,11 +149,10 @@ static void decode_mounts(const cJSON *obj, struct nrd_instance *out)
   }
 }
 
-void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
+/* Every field but raw_json. */
+static void decode_fields(const cJSON *obj, struct nrd_instance *out)
 {
   memset(out, 0, sizeof *out);
-  if (!cJSON_IsObject(obj))
-    return;
   out->id = nrd_json_scalar_text(obj, "id");
   out->name = dup_str(obj, "name");
   out->status = dup_str(obj, "status");
@@ -172,6 +171,14 @@ void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
   decode_envs(obj, out);
   decode_mounts(obj, out);
   out->created_at = epoch_seconds(obj, "createdAt");
+}
+
+void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
+{
+  memset(out, 0, sizeof *out);
+  if (!cJSON_IsObject(obj))
+    return;
+  decode_fields(obj, out);
   out->raw_json = raw_without_secrets(obj);
 }
 
@@ -196,10 +203,16 @@ int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **
   if (!cJSON_IsObject(root) || !get_list(root, "instances", &arr))
     goto out;
   *items = nrd_xcalloc(count_objects(arr) + 1, sizeof **items);
-  const cJSON *it;
+  cJSON *it;
   cJSON_ArrayForEach(it, arr) {
-    if (cJSON_IsObject(it))
-      nrd_nv_decode_instance(it, &(*items)[(*n)++]);
+    if (!cJSON_IsObject(it))
+      continue;
+    /* The tree is ours: secrets are cut from it in place (no field read
+     * below is one), which saves a copy per instance. */
+    strip_secrets(it);
+    struct nrd_instance *in = &(*items)[(*n)++];
+    decode_fields(it, in);
+    in->raw_json = nrd_json_print(it);
   }
   *total = read_total(root);
   rc = 0;
