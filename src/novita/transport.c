@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/retry.h"
 #include "transport.h"
@@ -205,6 +206,33 @@ static void scrub(struct nrd_nv_error *err, const char *secret)
   }
 }
 
+/* Shorter env values cannot be told from ordinary words of a message. */
+#define SCRUB_MIN_LEN 4
+
+/* Scrubs from err->message what Novita may echo back from our request body:
+ * the image auth and every env value (of SCRUB_MIN_LEN bytes or more). */
+static void scrub_request_secrets(struct nrd_nv_error *err, const char *body)
+{
+  static const char *const auth_keys[] = { "imageAuthId", "imageAuth" };
+  cJSON *req;
+  const cJSON *env;
+
+  if (!body || !err->message[0])
+    return;
+  req = nrd_json_parse(body, strlen(body));
+  for (size_t i = 0; i < sizeof auth_keys / sizeof auth_keys[0]; i++) {
+    const char *v = nrd_json_str(req, auth_keys[i]);
+    if (v && strlen(v) >= SCRUB_MIN_LEN)
+      scrub(err, v);
+  }
+  cJSON_ArrayForEach(env, cJSON_GetObjectItemCaseSensitive(req, "envs")) {
+    const char *v = nrd_json_str(env, "value");
+    if (v && strlen(v) >= SCRUB_MIN_LEN)
+      scrub(err, v);
+  }
+  cJSON_Delete(req);
+}
+
 /* Turns an attempt into a verdict, filling err for anything but V_OK.
  * *breaker_failure: the attempt says Novita is down or overloaded. */
 static enum verdict classify(const struct nrd_novita *nv, const struct attempt *a,
@@ -318,6 +346,7 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
     }
     bool breaker_failure;
     enum verdict v = classify(nv, &a, resp, err, &breaker_failure);
+    scrub_request_secrets(err, body);
     switch (v) {
     case V_OK:
       nrd_nv_circuit_record(nv, false, probe);
