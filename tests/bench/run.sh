@@ -218,7 +218,9 @@ wait_200 "http://127.0.0.1:$port/health"
 hello_rps=$(wrk_rps "http://127.0.0.1:$port/health")
 stop_pid "$HELLO_PID"; HELLO_PID=
 port=$("$PROBE" port)
-svc_env NOVITA_API_BASE_URL=http://127.0.0.1:9 DATABASE_PATH="$WORK/empty.db" PORT="$port" \
+# Started by env itself, not through svc_env: $! of a function is a subshell.
+env -i PATH="$PATH" NOVITA_API_KEY=$KEY MIGRATION_INTERVAL_MINUTES=0 \
+  NOVITA_API_BASE_URL=http://127.0.0.1:9 DATABASE_PATH="$WORK/empty.db" PORT="$port" \
   "$SVC" serve >/dev/null 2>&1 &
 SERVE_PID=$!
 wait_200 "http://127.0.0.1:$port/health"
