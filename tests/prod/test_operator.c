@@ -219,7 +219,7 @@ static void test_brake_defers_the_rest(void **state)
   cJSON *sc = tu_failed_fleet(failed, 3);
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
-  s.cfg.max_recoveries_per_run = brake;
+  s.cfg.max_recoveries_per_run = (unsigned)brake;
   tu_stack_start(&s);
 
   for(int run = 0; run < 3; run++) {
