@@ -22,6 +22,7 @@ struct row_job {
   bool have_snap;
   char reason[512];
   cJSON *request;              /* built create request, when we got that far */
+  bool released;               /* a write gave the lease back: no release needed */
 };
 
 static cJSON *outcome_new(const struct nrd_ledger_row *row, const char *action)
@@ -80,6 +81,7 @@ static bool ledger_write(struct row_job *j, struct nrd_worker *w,
     w->runner->event_hook(w->runner->event_hook_ud);
   if(rc == NRD_OK) {
     j->row.state = u->state;
+    j->released = u->release;
     if(u->set_delete_sent)
       j->row.delete_sent = true;
     if(u->set_create_sent)
@@ -323,10 +325,16 @@ static void step_delete(struct row_job *j, struct nrd_worker *w)
     return;
   enum nrd_nv_rc rc = nrd_nv_delete_instance(w->conn, j->row.instance_id, &err);
   if(rc == NRD_NV_OK || rc == NRD_NV_NOT_FOUND) {
-    struct nrd_ledger_update d = {.state = NRD_ROW_DELETED};
-    if(ledger_write(j, w, &d))
-      LOG_INFO("deleted stuck instance", "instanceId", j->row.instance_id, "jobId", j->row.job_id,
-               "#notFound", NRD_BOOL(rc == NRD_NV_NOT_FOUND));
+    /* DELETED is not written on its own: the create step's next write (CREATING
+     * before the create leaves, or DELETED itself when it stops short) records
+     * the confirmed delete in the same transaction, one write fewer per row
+     * while every worker queues on the one writer. A crash before that write
+     * leaves DELETING, and the next run sees the instance gone and confirms
+     * it; a crash after CREATING only costs one name look-up before the
+     * create on resume, since the create may have been sent. */
+    j->row.state = NRD_ROW_DELETED;
+    LOG_INFO("deleted stuck instance", "instanceId", j->row.instance_id, "jobId", j->row.job_id,
+             "#notFound", NRD_BOOL(rc == NRD_NV_NOT_FOUND));
     return;
   }
   if(rc == NRD_NV_FINAL) {
@@ -525,7 +533,8 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
 
 out:
   if(held) {
-    nrd_store_ledger_release(w->store, in->job_id, r->owner);
+    if(!j.released)
+      nrd_store_ledger_release(w->store, in->job_id, r->owner);
     nrd_runner_unhold(r, in->job_id);
   }
   cJSON_Delete(j.request);
