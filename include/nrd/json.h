@@ -23,6 +23,9 @@ const char *nrd_json_str_nonempty(const cJSON *obj, const char *key);
 /* A string, or a number printed as text (integers without ".0"), heap-owned;
  * NULL for missing, null, bools, objects, arrays. */
 char *nrd_json_scalar_text(const cJSON *obj, const char *key);
+/* A number printed as short as it round-trips, integers without a fraction
+ * (as nrd_json_scalar_text prints one), heap-owned; NULL when not finite. */
+char *nrd_json_number_text(double v);
 /* An integer from a number or a numeric string; false otherwise. */
 bool nrd_json_i64(const cJSON *obj, const char *key, int64_t *out);
 /* A double from a number or a numeric string; false otherwise. */

@@ -1,6 +1,7 @@
-/* Decoders for Novita's answers. Every input is untrusted: each field is
- * type-checked where it is read, anything of the wrong type counts as absent,
- * non-object list items are skipped, and nothing here can crash on any body. */
+/* Decoders for Novita's answers (instance pages: instances.c). Every input is
+ * untrusted: each field is type-checked where it is read, anything of the
+ * wrong type counts as absent, non-object list items are skipped, and nothing
+ * here can crash on any body. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,134 +55,6 @@ static size_t count_objects(const cJSON *arr)
   return n;
 }
 
-/* ---- secrets in raw JSON ---- */
-
-static bool secret_key(const char *k)
-{
-  if (!k)
-    return false;
-  if (strncasecmp(k, "connect", 7) == 0)
-    return true;
-  for (const char *p = k; *p; p++) {
-    if (strncasecmp(p, "password", 8) == 0)
-      return true;
-  }
-  return false;
-}
-
-/* Removes, at any depth, object members whose key names a secret. The tree's
- * depth is bounded by the parser (NRD_JSON_MAX_DEPTH), so recursion is too. */
-static void strip_secrets(cJSON *node)
-{
-  cJSON *it = node->child;
-  while (it) {
-    cJSON *next = it->next;
-    if (cJSON_IsObject(node) && secret_key(it->string))
-      cJSON_Delete(cJSON_DetachItemViaPointer(node, it));
-    else if (cJSON_IsObject(it) || cJSON_IsArray(it))
-      strip_secrets(it);
-    it = next;
-  }
-}
-
-static char *raw_without_secrets(const cJSON *obj)
-{
-  cJSON *copy = cJSON_Duplicate(obj, 1);
-  if (!copy)
-    return NULL;
-  strip_secrets(copy);
-  char *text = nrd_json_print(copy);
-  cJSON_Delete(copy);
-  return text;
-}
-
-/* ---- instances ---- */
-
-static void decode_ports(const cJSON *obj, struct nrd_instance *out)
-{
-  const cJSON *arr;
-  if (!get_list(obj, "portMappings", &arr) || !arr)
-    return;
-  out->ports_present = true;
-  out->ports = nrd_xcalloc(count_objects(arr) + 1, sizeof *out->ports);
-  const cJSON *it;
-  cJSON_ArrayForEach(it, arr) {
-    if (!cJSON_IsObject(it))
-      continue;
-    struct nrd_port *p = &out->ports[out->n_ports++];
-    p->port = nrd_json_scalar_text(it, "port");
-    p->type = dup_str(it, "type");
-  }
-}
-
-static void decode_envs(const cJSON *obj, struct nrd_instance *out)
-{
-  const cJSON *arr;
-  if (!get_list(obj, "envs", &arr) || !arr)
-    return;
-  out->envs_present = true;
-  out->envs = nrd_xcalloc(count_objects(arr) + 1, sizeof *out->envs);
-  const cJSON *it;
-  cJSON_ArrayForEach(it, arr) {
-    if (!cJSON_IsObject(it))
-      continue;
-    struct nrd_env *e = &out->envs[out->n_envs++];
-    e->key = dup_str(it, "key");
-    e->value = nrd_json_scalar_text(it, "value");
-  }
-}
-
-static void decode_mounts(const cJSON *obj, struct nrd_instance *out)
-{
-  const cJSON *arr;
-  if (!get_list(obj, "volumeMounts", &arr) || !arr)
-    return;
-  out->mounts_present = true;
-  out->mounts = nrd_xcalloc(count_objects(arr) + 1, sizeof *out->mounts);
-  const cJSON *it;
-  cJSON_ArrayForEach(it, arr) {
-    if (!cJSON_IsObject(it))
-      continue;
-    struct nrd_mount *m = &out->mounts[out->n_mounts++];
-    m->type = dup_str(it, "type");
-    m->id = nrd_json_scalar_text(it, "id");
-    m->mount_path = dup_str(it, "mountPath");
-  }
-}
-
-/* Every field but raw_json. */
-static void decode_fields(const cJSON *obj, struct nrd_instance *out)
-{
-  memset(out, 0, sizeof *out);
-  out->id = nrd_json_scalar_text(obj, "id");
-  out->name = dup_str(obj, "name");
-  out->status = dup_str(obj, "status");
-  out->cluster_id = nrd_json_scalar_text(obj, "clusterId");
-  out->cluster_name = dup_str(obj, "clusterName");
-  out->product_id = nrd_json_scalar_text(obj, "productId");
-  out->product_name = dup_str(obj, "productName");
-  out->image_url = dup_str(obj, "imageUrl");
-  out->image_auth_id = nrd_json_scalar_text(obj, "imageAuthId");
-  out->command = dup_str(obj, "command");
-  out->gpu_num = nrd_json_scalar_text(obj, "gpuNum");
-  out->rootfs_size = nrd_json_scalar_text(obj, "rootfsSize");
-  out->kind = dup_str(obj, "kind");
-  out->billing_mode = dup_str(obj, "billingMode");
-  decode_ports(obj, out);
-  decode_envs(obj, out);
-  decode_mounts(obj, out);
-  out->created_at = epoch_seconds(obj, "createdAt");
-}
-
-void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
-{
-  memset(out, 0, sizeof *out);
-  if (!cJSON_IsObject(obj))
-    return;
-  decode_fields(obj, out);
-  out->raw_json = raw_without_secrets(obj);
-}
-
 /* `total` when it is a non-negative integer, else -1 (unknown). */
 static int64_t read_total(const cJSON *root)
 {
@@ -189,36 +62,6 @@ static int64_t read_total(const cJSON *root)
   if (!nrd_json_i64(root, "total", &t) || t < 0)
     return -1;
   return t;
-}
-
-int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
-                            size_t *n, int64_t *total)
-{
-  int rc = -1;
-  const cJSON *arr;
-  cJSON *root = nrd_json_parse(body, len);
-  *items = NULL;
-  *n = 0;
-  *total = -1;
-  if (!cJSON_IsObject(root) || !get_list(root, "instances", &arr))
-    goto out;
-  *items = nrd_xcalloc(count_objects(arr) + 1, sizeof **items);
-  cJSON *it;
-  cJSON_ArrayForEach(it, arr) {
-    if (!cJSON_IsObject(it))
-      continue;
-    /* The tree is ours: secrets are cut from it in place (no field read
-     * below is one), which saves a copy per instance. */
-    strip_secrets(it);
-    struct nrd_instance *in = &(*items)[(*n)++];
-    decode_fields(it, in);
-    in->raw_json = nrd_json_print(it);
-  }
-  *total = read_total(root);
-  rc = 0;
-out:
-  cJSON_Delete(root);
-  return rc;
 }
 
 /* ---- jobs ---- */

@@ -79,19 +79,28 @@ const char *nrd_json_str_nonempty(const cJSON *obj, const char *key)
   return (s && *s) ? s : NULL;
 }
 
-/* Prints a number as short as it round-trips; integers without a fraction. */
-static char *number_text(double v)
+char *nrd_json_number_text(double v)
 {
   char tmp[64];
   if (!isfinite(v))
     return NULL;
-  if (v == floor(v) && fabs(v) < 9007199254740992.0) {
-    snprintf(tmp, sizeof tmp, "%.0f", v);
-  } else {
-    snprintf(tmp, sizeof tmp, "%.15g", v);
-    if (strtod(tmp, NULL) != v)
-      snprintf(tmp, sizeof tmp, "%.17g", v);
+  if (v == floor(v) && fabs(v) < 9007199254740992.0 && !(v == 0 && signbit(v))) {
+    /* What "%.0f" prints, without printf's floating-point path (ports and
+     * sizes of every listed instance come through here). */
+    uint64_t u = (uint64_t)fabs(v);
+    char *p = tmp + sizeof tmp;
+    *--p = '\0';
+    do {
+      *--p = (char)('0' + u % 10);
+      u /= 10;
+    } while (u);
+    if (v < 0)
+      *--p = '-';
+    return nrd_xstrdup(p);
   }
+  snprintf(tmp, sizeof tmp, "%.15g", v);
+  if (strtod(tmp, NULL) != v)
+    snprintf(tmp, sizeof tmp, "%.17g", v);
   return nrd_xstrdup(tmp);
 }
 
@@ -101,7 +110,7 @@ char *nrd_json_scalar_text(const cJSON *obj, const char *key)
   if (cJSON_IsString(it) && it->valuestring)
     return nrd_xstrdup(it->valuestring);
   if (cJSON_IsNumber(it))
-    return number_text(it->valuedouble);
+    return nrd_json_number_text(it->valuedouble);
   return NULL;
 }
 
