@@ -17,67 +17,65 @@ static void put_field(struct nrd_buf *b, bool *first, const char *key, const cha
   if (!value)
     return;
   if (!*first)
-    nrd_buf_puts(b, ",");
+    nrd_buf_append(b, ",", 1);
   *first = false;
   nrd_buf_json_str(b, key);
-  nrd_buf_puts(b, ":");
+  nrd_buf_append(b, ":", 1);
   nrd_buf_json_str(b, value);
 }
 
-/* The list as JSON text (caller frees), or NULL when it was not present. */
-static char *ports_json(const struct nrd_instance *in)
+/* The lists as JSON text written into b (reset here); the text, borrowed
+ * from b, or NULL when the list was not present. */
+static const char *ports_json(const struct nrd_instance *in, struct nrd_buf *b)
 {
   if (!in->ports_present)
     return NULL;
-  struct nrd_buf b;
-  nrd_buf_init(&b);
-  nrd_buf_puts(&b, "[");
+  nrd_buf_reset(b);
+  nrd_buf_append(b, "[", 1);
   for (size_t i = 0; i < in->n_ports; i++) {
     bool first = true;
-    nrd_buf_puts(&b, i ? ",{" : "{");
-    put_field(&b, &first, "port", in->ports[i].port);
-    put_field(&b, &first, "type", in->ports[i].type);
-    nrd_buf_puts(&b, "}");
+    nrd_buf_puts(b, i ? ",{" : "{");
+    put_field(b, &first, "port", in->ports[i].port);
+    put_field(b, &first, "type", in->ports[i].type);
+    nrd_buf_append(b, "}", 1);
   }
-  nrd_buf_puts(&b, "]");
-  return nrd_buf_steal(&b);
+  nrd_buf_append(b, "]", 1);
+  return b->data;
 }
 
-static char *envs_json(const struct nrd_instance *in)
+static const char *envs_json(const struct nrd_instance *in, struct nrd_buf *b)
 {
   if (!in->envs_present)
     return NULL;
-  struct nrd_buf b;
-  nrd_buf_init(&b);
-  nrd_buf_puts(&b, "[");
+  nrd_buf_reset(b);
+  nrd_buf_append(b, "[", 1);
   for (size_t i = 0; i < in->n_envs; i++) {
     bool first = true;
-    nrd_buf_puts(&b, i ? ",{" : "{");
-    put_field(&b, &first, "key", in->envs[i].key);
-    put_field(&b, &first, "value", in->envs[i].value);
-    nrd_buf_puts(&b, "}");
+    nrd_buf_puts(b, i ? ",{" : "{");
+    put_field(b, &first, "key", in->envs[i].key);
+    put_field(b, &first, "value", in->envs[i].value);
+    nrd_buf_append(b, "}", 1);
   }
-  nrd_buf_puts(&b, "]");
-  return nrd_buf_steal(&b);
+  nrd_buf_append(b, "]", 1);
+  return b->data;
 }
 
-static char *mounts_json(const struct nrd_instance *in)
+static const char *mounts_json(const struct nrd_instance *in, struct nrd_buf *b)
 {
   if (!in->mounts_present)
     return NULL;
-  struct nrd_buf b;
-  nrd_buf_init(&b);
-  nrd_buf_puts(&b, "[");
+  nrd_buf_reset(b);
+  nrd_buf_append(b, "[", 1);
   for (size_t i = 0; i < in->n_mounts; i++) {
     bool first = true;
-    nrd_buf_puts(&b, i ? ",{" : "{");
-    put_field(&b, &first, "type", in->mounts[i].type);
-    put_field(&b, &first, "id", in->mounts[i].id);
-    put_field(&b, &first, "mountPath", in->mounts[i].mount_path);
-    nrd_buf_puts(&b, "}");
+    nrd_buf_puts(b, i ? ",{" : "{");
+    put_field(b, &first, "type", in->mounts[i].type);
+    put_field(b, &first, "id", in->mounts[i].id);
+    put_field(b, &first, "mountPath", in->mounts[i].mount_path);
+    nrd_buf_append(b, "}", 1);
   }
-  nrd_buf_puts(&b, "]");
-  return nrd_buf_steal(&b);
+  nrd_buf_append(b, "]", 1);
+  return b->data;
 }
 
 /* Parses a stored list column: an array of objects. n gets its size. NULL
@@ -157,70 +155,90 @@ static bool read_mounts(const char *text, struct nrd_instance *out)
 
 /* ---- upsert ---- */
 
+/* The parameters of STMT_SNAPSHOT_UPSERT, looked up once per page. */
+enum {
+  P_ID, P_NAME, P_STATUS, P_CLUSTER_ID, P_CLUSTER_NAME, P_PRODUCT_ID, P_PRODUCT_NAME,
+  P_IMAGE_URL, P_IMAGE_AUTH_ID, P_COMMAND, P_GPU_NUM, P_ROOTFS_SIZE, P_KIND, P_BILLING_MODE,
+  P_PORTS, P_ENVS, P_MOUNTS, P_RAW, P_CREATED_AT, P_NOW, P_RUN, P_SETTLED, P_COUNT
+};
+static const char *const upsert_params[P_COUNT] = {
+  ":id", ":name", ":status", ":cluster_id", ":cluster_name", ":product_id", ":product_name",
+  ":image_url", ":image_auth_id", ":command", ":gpu_num", ":rootfs_size", ":kind",
+  ":billing_mode", ":ports", ":envs", ":mounts", ":raw", ":created_at", ":now", ":run",
+  ":settled",
+};
+
 struct upsert_ctx {
   const struct nrd_instance *items;
   size_t n;
   const char *run_id;
   int64_t now_ms;
+  int param[P_COUNT];
+  struct nrd_buf ports, envs, mounts;
 };
 
-static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, const struct nrd_instance *in,
-                      const char *run_id, int64_t now_ms)
+/* Binds text without a copy: every string outlives the step, and the
+ * bindings are cleared right after it. "" binds NULL when empty_is_null. */
+static bool bind_text(sqlite3_stmt *s, int i, const char *v, bool empty_is_null)
 {
-  int rc = NRD_ERR;
-  char *ports = ports_json(in);
-  char *envs = envs_json(in);
-  char *mounts = mounts_json(in);
+  if (!v || (empty_is_null && !*v))
+    return sqlite3_bind_null(s, i) == SQLITE_OK;
+  return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) == SQLITE_OK;
+}
 
-  bool ok = store_bind_text(s, ":id", in->id) &&
-            store_bind_text_opt(s, ":name", in->name) &&
-            store_bind_text_opt(s, ":status", in->status) &&
-            store_bind_text_opt(s, ":cluster_id", in->cluster_id) &&
-            store_bind_text_opt(s, ":cluster_name", in->cluster_name) &&
-            store_bind_text_opt(s, ":product_id", in->product_id) &&
-            store_bind_text_opt(s, ":product_name", in->product_name) &&
-            store_bind_text_opt(s, ":image_url", in->image_url) &&
-            store_bind_text_opt(s, ":image_auth_id", in->image_auth_id) &&
-            store_bind_text_opt(s, ":command", in->command) &&
-            store_bind_text_opt(s, ":gpu_num", in->gpu_num) &&
-            store_bind_text_opt(s, ":rootfs_size", in->rootfs_size) &&
-            store_bind_text_opt(s, ":kind", in->kind) &&
-            store_bind_text_opt(s, ":billing_mode", in->billing_mode) &&
-            store_bind_text(s, ":ports", ports) &&
-            store_bind_text(s, ":envs", envs) &&
-            store_bind_text(s, ":mounts", mounts) &&
-            store_bind_text_opt(s, ":raw", in->raw_json) &&
-            store_bind_i64(s, ":now", now_ms) &&
-            store_bind_text(s, ":run", run_id) &&
-            store_bind_i64(s, ":settled", nrd_status_is_settled(in->status));
+static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *ctx,
+                      const struct nrd_instance *in)
+{
+  const int *p = ctx->param;
+  const char *opt[] = {
+    [P_NAME] = in->name, [P_STATUS] = in->status, [P_CLUSTER_ID] = in->cluster_id,
+    [P_CLUSTER_NAME] = in->cluster_name, [P_PRODUCT_ID] = in->product_id,
+    [P_PRODUCT_NAME] = in->product_name, [P_IMAGE_URL] = in->image_url,
+    [P_IMAGE_AUTH_ID] = in->image_auth_id, [P_COMMAND] = in->command,
+    [P_GPU_NUM] = in->gpu_num, [P_ROOTFS_SIZE] = in->rootfs_size, [P_KIND] = in->kind,
+    [P_BILLING_MODE] = in->billing_mode,
+  };
+  bool ok = bind_text(s, p[P_ID], in->id, false);
+  for (int i = P_NAME; i <= P_BILLING_MODE && ok; i++)
+    ok = bind_text(s, p[i], opt[i], true);
+  ok = ok && bind_text(s, p[P_PORTS], ports_json(in, &ctx->ports), false) &&
+       bind_text(s, p[P_ENVS], envs_json(in, &ctx->envs), false) &&
+       bind_text(s, p[P_MOUNTS], mounts_json(in, &ctx->mounts), false) &&
+       bind_text(s, p[P_RAW], in->raw_json, true) &&
+       sqlite3_bind_int64(s, p[P_NOW], ctx->now_ms) == SQLITE_OK &&
+       bind_text(s, p[P_RUN], ctx->run_id, false) &&
+       sqlite3_bind_int64(s, p[P_SETTLED], nrd_status_is_settled(in->status)) == SQLITE_OK;
   if (ok && in->created_at > 0)
-    ok = store_bind_i64(s, ":created_at", in->created_at);
-  if (!ok) {
+    ok = sqlite3_bind_int64(s, p[P_CREATED_AT], in->created_at) == SQLITE_OK;
+  int rc = NRD_ERR;
+  if (ok)
+    rc = store_step_write(st, s, "snapshot upsert", NULL);
+  else
     LOG_ERROR("store: cannot bind snapshot upsert");
-    goto out;
-  }
-  rc = store_step_write(st, s, "snapshot upsert", NULL);
-out:
   store_done(s);
-  free(ports);
-  free(envs);
-  free(mounts);
   return rc;
 }
 
 static int upsert_fn(struct nrd_store *st, void *arg)
 {
-  const struct upsert_ctx *ctx = arg;
+  struct upsert_ctx *ctx = arg;
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_UPSERT);
   if (!s)
     return NRD_ERR;
+  for (int i = 0; i < P_COUNT; i++) {
+    ctx->param[i] = sqlite3_bind_parameter_index(s, upsert_params[i]);
+    if (ctx->param[i] == 0) {
+      LOG_ERROR("store: no such statement parameter", "name", upsert_params[i]);
+      return NRD_ERR;
+    }
+  }
   for (size_t i = 0; i < ctx->n; i++) {
     const struct nrd_instance *in = &ctx->items[i];
     if (!in->id || !*in->id) {
       LOG_WARN("store: instance without id not snapshotted");
       continue;
     }
-    int rc = upsert_one(st, s, in, ctx->run_id, ctx->now_ms);
+    int rc = upsert_one(st, s, ctx, in);
     if (rc != NRD_OK)
       return rc;
   }
@@ -233,7 +251,14 @@ int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *
   struct upsert_ctx ctx = { .items = items, .n = n, .run_id = run_id, .now_ms = now_ms };
   if (n == 0)
     return NRD_OK;
-  return store_tx(st, upsert_fn, &ctx);
+  nrd_buf_init(&ctx.ports);
+  nrd_buf_init(&ctx.envs);
+  nrd_buf_init(&ctx.mounts);
+  int rc = store_tx(st, upsert_fn, &ctx);
+  nrd_buf_cleanup(&ctx.ports);
+  nrd_buf_cleanup(&ctx.envs);
+  nrd_buf_cleanup(&ctx.mounts);
+  return rc;
 }
 
 /* ---- reads ---- */

@@ -377,9 +377,18 @@ static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
   return 0;
 }
 
+/* SQLite's memory statistics take a process-wide mutex on every allocation
+ * it makes: off, before SQLite initializes (afterwards the call is refused
+ * and changes nothing). */
+static void sqlite_configure(void)
+{
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied,
                    char *err, size_t errlen)
 {
+  static pthread_once_t configured = PTHREAD_ONCE_INIT;
   int rc = NRD_ERR;
   int src;
   struct nrd_store *st = NULL;
@@ -392,6 +401,7 @@ int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied,
   }
   if (prepare_file(path, err, errlen) != 0)
     goto out;
+  pthread_once(&configured, sqlite_configure);
   st = nrd_xcalloc(1, sizeof *st);
   src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
   if (src != SQLITE_OK) {
