@@ -12,6 +12,9 @@
 void *nrd_xmalloc(size_t n);
 void *nrd_xcalloc(size_t n, size_t size);
 void *nrd_xrealloc(void *p, size_t n);
+/* Gives the allocator's free pages back to the system (after a phase that
+ * freed much: the peak RSS of what follows starts lower). */
+void nrd_memory_trim(void);
 char *nrd_xstrdup(const char *s);          /* NULL in, NULL out */
 char *nrd_xstrndup(const char *s, size_t n);
 

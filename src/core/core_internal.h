@@ -15,6 +15,7 @@
 #include "nrd/pool.h"
 #include "nrd/run.h"
 #include "nrd/store.h"
+#include "nrd/util.h"
 
 /* Per worker thread: its own Novita connection and store connection. */
 struct nrd_worker {
@@ -46,7 +47,8 @@ struct run_ctx {
   pthread_mutex_t lock;          /* guards everything below */
   pthread_cond_t product_cond;
   struct product_entry *products;
-  cJSON *outcomes;               /* array */
+  struct nrd_buf outcomes;       /* the outcomes printed, comma-separated: the
+                                    report's array without its brackets */
   int total_checked, failed_found, recreated, errors, deferred;
   bool circuit_tripped;
 };
@@ -87,7 +89,8 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
 /* Drives one ledger row as far as it goes in this run (worker thread). */
 void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *row);
 
-/* Appends an outcome (takes item). Counts it. */
+/* Appends an outcome (takes item: printed into ctx->outcomes and freed).
+ * Counts it. */
 void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item);
 
 /* The lease keeper's list of rows in hand. */

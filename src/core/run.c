@@ -75,6 +75,10 @@ void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item)
   for(size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
     if(!strcmp(action, actions[i]))
       label = actions[i];
+  /* Kept as text: a tree per outcome held for the whole run, duplicated for
+   * the report, cost 2 MB per 5000 rows. */
+  char *text = nrd_json_print(item);
+  cJSON_Delete(item);
   pthread_mutex_lock(&ctx->lock);
   if(label == actions[0] || label == actions[1])
     ctx->recreated++;
@@ -82,8 +86,11 @@ void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item)
     ctx->errors++;
   else if(label == actions[3])
     ctx->deferred++;
-  cJSON_AddItemToArray(ctx->outcomes, item);
+  if(ctx->outcomes.len)
+    nrd_buf_append(&ctx->outcomes, ",", 1);
+  nrd_buf_puts(&ctx->outcomes, text);
   pthread_mutex_unlock(&ctx->lock);
+  free(text);
   if(label)
     nrd_metrics_recovery(label);
 }
@@ -148,8 +155,33 @@ static enum nrd_nv_rc detect(struct run_ctx *ctx, struct nrd_worker *w, struct s
   return NRD_NV_OK;
 }
 
-static cJSON *report_new(struct run_ctx *ctx)
+/* Frees what the sync and the detection listed, and the found rows' new
+ * names, leaving the lists empty. */
+static void listings_free(struct sync_state *s, struct nrd_job *jobs[2], size_t n_jobs[2],
+                          struct nrd_ledger_new *found, size_t n_found)
 {
+  for(size_t i = 0; i < n_found; i++)
+    free((char *)found[i].new_name);
+  for(int t = 0; t < 2; t++) {
+    nrd_jobs_free(jobs[t], n_jobs[t]);
+    jobs[t] = NULL;
+    n_jobs[t] = 0;
+  }
+  for(size_t i = 0; i < s->n; i++) {
+    free(s->items[i].id);
+    free(s->items[i].name);
+  }
+  free(s->items);
+  s->items = NULL;
+  s->n = s->cap = 0;
+}
+
+/* The report as JSON text (caller frees), its outcomes last. The outcomes'
+ * buffer becomes the report (moved up to make room for the head), so the
+ * largest text of the run is never held twice. */
+static char *report_text(struct run_ctx *ctx)
+{
+  static const char outcomes_key[] = ",\"outcomes\":[";
   cJSON *res = cJSON_CreateObject();
   if(!res)
     abort();
@@ -161,9 +193,20 @@ static cJSON *report_new(struct run_ctx *ctx)
   nrd_json_add_num(res, "deferred", ctx->deferred);
   nrd_json_add_bool(res, "dryRun", ctx->dry_run);
   nrd_json_add_str(res, "runId", ctx->run_id);
-  cJSON_AddItemToObject(res, "outcomes", cJSON_Duplicate(ctx->outcomes, 1));
+  char *head = nrd_json_print(res);
+  size_t head_len = strlen(head) - 1;  /* without its closing brace */
+  size_t key_len = sizeof(outcomes_key) - 1;
+  size_t n = ctx->outcomes.len;
+  char *text = nrd_buf_steal(&ctx->outcomes);
+  text = nrd_xrealloc(text, head_len + key_len + n + 3);
+  memmove(text + head_len + key_len, text, n);
+  memcpy(text, head, head_len);
+  memcpy(text + head_len, outcomes_key, key_len);
+  memcpy(text + head_len + key_len + n, "]}", 3);
   pthread_mutex_unlock(&ctx->lock);
-  return res;
+  free(head);
+  cJSON_Delete(res);
+  return text;
 }
 
 void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json,
@@ -192,6 +235,7 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   /* 1. sync */
   ctx->sync_started_ms = nrd_now_ms();
   rc = nrd_nv_list_instances(w->conn, NULL, on_page, &s, NULL, &err);
+  nrd_store_release_memory(w->store);  /* the sync's pages are not read again */
   if(s.store_failed) {
     snprintf(msg, sizeof(msg), "storing instance snapshots failed");
     goto out;
@@ -236,6 +280,9 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
       LOG_INFO("failed migration found", "instanceId", found[i].instance_id, "jobId", job->id,
                "jobType", job->type, "error", job->error);
   }
+  /* The listings are done with: freed before the rows are worked on. */
+  listings_free(&s, jobs, n_jobs, found, n_found);
+  n_found = 0;
 
   /* 3. recover: every open row, the oldest first, up to the brake. */
   if(nrd_store_ledger_open(w->store, (size_t)-1 / 2, &rows, &n_rows) != NRD_OK) {
@@ -254,18 +301,18 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
     while(nrd_pool_submit(r->pool, pool_process, pool_free, pj) != 0)
       nrd_sleep_ms(5);  /* queue full: wait for a worker to take one */
   }
+  nrd_ledger_rows_free(rows, n_rows);  /* every row handed over or deferred */
+  rows = NULL;
+  n_rows = 0;
   nrd_pool_wait_idle(r->pool, 0);
+  nrd_memory_trim();  /* before the report, the run's largest allocation */
   *completed = !ctx->circuit_tripped;
   if(ctx->circuit_tripped)
     snprintf(msg, sizeof(msg), "Novita circuit opened during the run; %d rows deferred",
              ctx->deferred);
 
 out:
-  {
-    cJSON *res = report_new(ctx);
-    *result_json = nrd_json_print(res);
-    cJSON_Delete(res);
-  }
+  *result_json = report_text(ctx);
   *error_message = msg[0] ? nrd_xstrdup(msg) : NULL;
   if(msg[0])
     LOG_WARN("run could not complete", "reason", msg);
@@ -274,16 +321,8 @@ out:
            "#instancesRecreated", NRD_I64(ctx->recreated), "#errors", NRD_I64(ctx->errors),
            "#completed", NRD_BOOL(*completed));
   nrd_ledger_rows_free(rows, n_rows);
-  for(size_t i = 0; i < n_found; i++)
-    free((char *)found[i].new_name);
+  listings_free(&s, jobs, n_jobs, found, n_found);
   free(found);
   free(inserted);
-  nrd_jobs_free(jobs[0], n_jobs[0]);
-  nrd_jobs_free(jobs[1], n_jobs[1]);
-  for(size_t i = 0; i < s.n; i++) {
-    free(s.items[i].id);
-    free(s.items[i].name);
-  }
-  free(s.items);
   nrd_log_set_run_id(NULL);
 }

@@ -188,9 +188,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   memcpy(ctx.run_id, q->id, sizeof(ctx.run_id));
   ctx.started_ms = nrd_now_ms();
   ctx.deadline_mono_ms = nrd_mono_ms() + (int64_t)r->cfg->run_deadline_seconds * 1000;
-  ctx.outcomes = cJSON_CreateArray();
-  if(!ctx.outcomes)
-    abort();
+  nrd_buf_init(&ctx.outcomes);
   pthread_mutex_init(&ctx.lock, NULL);
   pthread_cond_init(&ctx.product_cond, NULL);
 
@@ -199,6 +197,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   const char *state = completed ? "done" : "failed";
   if(nrd_store_run_finish(r->coord.store, ctx.run_id, state, result_json, finished) != NRD_OK)
     LOG_ERROR("could not record the run's end", "runId", ctx.run_id);
+  nrd_store_release_memory(r->coord.store);  /* the report's pages, up to a MB */
   nrd_metrics_run(nrd_trigger_name(ctx.trigger), state);
   record_completed(r, &ctx, state, completed, finished);
   int64_t pruned = 0;
@@ -226,7 +225,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
 
   free(result_json);
   free(error_message);
-  cJSON_Delete(ctx.outcomes);
+  nrd_buf_cleanup(&ctx.outcomes);
   for(struct product_entry *e = ctx.products; e;) {
     struct product_entry *next = e->next;
     free(e->name);

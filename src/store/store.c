@@ -360,13 +360,16 @@ static int journal_mode_cb(void *arg, int ncols, char **values, char **names)
   return 0;
 }
 
+/* A page cache of 512 KB per connection (SQLite's default is 2 MB): one
+ * connection per worker, and in WAL mode each one's cache is dropped anyway
+ * whenever another commits. The sync is as fast with it (measured). */
 static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
 {
   char mode[16] = "";
   sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
   if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL", journal_mode_cb, mode, NULL) != SQLITE_OK ||
-      sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", NULL, NULL,
-                   NULL) != SQLITE_OK) {
+      sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                   " PRAGMA cache_size=-512", NULL, NULL, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "cannot configure database: %s", sqlite3_errmsg(st->db));
     return -1;
   }
@@ -377,12 +380,14 @@ static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
   return 0;
 }
 
-/* SQLite's memory statistics take a process-wide mutex on every allocation
- * it makes: off, before SQLite initializes (afterwards the call is refused
- * and changes nothing). */
+/* Set before SQLite initializes (afterwards the calls are refused and change
+ * nothing). Memory statistics take a process-wide mutex on every allocation
+ * SQLite makes: off. No up-front page-cache block per connection (about
+ * 100 KB each, 17 connections): pages are allocated as they are used. */
 static void sqlite_configure(void)
 {
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 }
 
 int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied,
@@ -446,6 +451,11 @@ int nrd_store_schema_version(struct nrd_store *st, int *version)
   }
   store_done(s);
   return rc;
+}
+
+void nrd_store_release_memory(struct nrd_store *st)
+{
+  sqlite3_db_release_memory(st->db);
 }
 
 int nrd_store_ping(struct nrd_store *st)

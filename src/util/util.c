@@ -4,6 +4,7 @@
 #include "nrd/util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,11 @@ void *nrd_xrealloc(void *p, size_t n)
   if (!q)
     oom(n);
   return q;
+}
+
+void nrd_memory_trim(void)
+{
+  malloc_trim(0);
 }
 
 char *nrd_xstrdup(const char *s)
