@@ -360,6 +360,21 @@ static int journal_mode_cb(void *arg, int ncols, char **values, char **names)
   return 0;
 }
 
+/* Runs sql; SQLITE_BUSY is tried again a few times. Two processes opening a
+ * new database at once both ask for WAL, and SQLite refuses one of them at
+ * once, without its busy handler (the lock cannot be waited for without a
+ * deadlock): the second try finds WAL in place. */
+static int exec_retry(struct nrd_store *st, const char *sql,
+                      int (*cb)(void *, int, char **, char **), void *arg)
+{
+  int rc = sqlite3_exec(st->db, sql, cb, arg, NULL);
+  for (int attempt = 1; (rc & 0xff) == SQLITE_BUSY && attempt < STORE_TX_ATTEMPTS; attempt++) {
+    nrd_sleep_ms(10 * attempt + (int64_t)(nrd_random_unit() * 20));
+    rc = sqlite3_exec(st->db, sql, cb, arg, NULL);
+  }
+  return rc;
+}
+
 /* A page cache of 512 KB per connection (SQLite's default is 2 MB): one
  * connection per worker, and in WAL mode each one's cache is dropped anyway
  * whenever another commits. The sync is as fast with it (measured). */
@@ -367,9 +382,9 @@ static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
 {
   char mode[16] = "";
   sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-  if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL", journal_mode_cb, mode, NULL) != SQLITE_OK ||
-      sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                   " PRAGMA cache_size=-512", NULL, NULL, NULL) != SQLITE_OK) {
+  if (exec_retry(st, "PRAGMA journal_mode=WAL", journal_mode_cb, mode) != SQLITE_OK ||
+      exec_retry(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                 " PRAGMA cache_size=-512", NULL, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "cannot configure database: %s", sqlite3_errmsg(st->db));
     return -1;
   }
