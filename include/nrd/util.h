@@ -27,6 +27,8 @@ void nrd_buf_init(struct nrd_buf *b);
 void nrd_buf_cleanup(struct nrd_buf *b);
 void nrd_buf_reset(struct nrd_buf *b);
 void nrd_buf_append(struct nrd_buf *b, const void *p, size_t n);
+/* Makes room for extra more bytes, so that many small appends allocate once. */
+void nrd_buf_reserve(struct nrd_buf *b, size_t extra);
 void nrd_buf_puts(struct nrd_buf *b, const char *s);
 void nrd_buf_printf(struct nrd_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

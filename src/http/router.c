@@ -101,7 +101,9 @@ enum http_match http_route_find(const char *method, const char *path,
 
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     const struct http_route *rt = &routes[i];
-    if (!pattern_match(rt->pattern, path, NULL))
+    /* A pattern without parameters is its one path: a strcmp decides. */
+    bool literal = !strchr(rt->pattern, '{');
+    if (literal ? strcmp(rt->pattern, path) != 0 : !pattern_match(rt->pattern, path, NULL))
       continue;
     if (strcmp(rt->method, method) == 0) {
       pattern_match(rt->pattern, path, params);

@@ -159,6 +159,27 @@ static bool request_id_ok(const char *s)
   return true;
 }
 
+/* Dotted quad, as inet_ntop writes it but without its printf (once per
+ * request). false when it does not fit. */
+static bool ipv4_text(const unsigned char a[4], char *text, size_t textlen)
+{
+  char tmp[16];
+  size_t n = 0;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = a[i];
+    if (v >= 100)
+      tmp[n++] = (char)('0' + v / 100);
+    if (v >= 10)
+      tmp[n++] = (char)('0' + v / 10 % 10);
+    tmp[n++] = (char)('0' + v % 10);
+    tmp[n++] = i < 3 ? '.' : '\0';
+  }
+  if (n > textlen)
+    return false;
+  memcpy(text, tmp, n);
+  return true;
+}
+
 /* The peer as 16 bytes (IPv4 v4-mapped) and as text; false if unknown. */
 static bool peer_address(struct MHD_Connection *conn, unsigned char addr[16], char *text,
                          size_t textlen)
@@ -174,7 +195,7 @@ static bool peer_address(struct MHD_Connection *conn, unsigned char addr[16], ch
     memset(addr, 0, 10);
     addr[10] = addr[11] = 0xff;
     memcpy(addr + 12, &in->sin_addr, 4);
-    return inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)textlen) != NULL;
+    return ipv4_text(addr + 12, text, textlen);
   }
   if (sa->sa_family == AF_INET6) {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
@@ -204,8 +225,11 @@ static void client_address(const struct nrd_config *cfg, struct MHD_Connection *
   unsigned char addr[16];
   struct nrd_buf xff;
 
-  snprintf(out, outlen, "unknown");
-  if (!peer_address(conn, addr, out, outlen) || !nrd_config_is_trusted_proxy(cfg, addr))
+  if (!peer_address(conn, addr, out, outlen)) {
+    snprintf(out, outlen, "unknown");
+    return;
+  }
+  if (!nrd_config_is_trusted_proxy(cfg, addr))
     return;
 
   nrd_buf_init(&xff);
@@ -241,10 +265,12 @@ static struct http_ctx *ctx_create(struct nrd_http *h, struct MHD_Connection *co
   pthread_mutex_init(&c->mu, NULL);
   c->start_mono_ms = nrd_mono_ms();
   if (request_id_ok(rid))
-    snprintf(c->request_id, sizeof c->request_id, "%s", rid);
+    memcpy(c->request_id, rid, strlen(rid) + 1);  /* fits: request_id_ok checked */
   else
     nrd_make_id("req", c->request_id);
-  snprintf(c->method, sizeof c->method, "%s", method);
+  size_t mlen = strnlen(method, sizeof c->method - 1);
+  memcpy(c->method, method, mlen);
+  c->method[mlen] = '\0';
   c->path = nrd_xstrndup(url, HTTP_MAX_PATH + 1);
   client_address(h->cfg, conn, c->client, sizeof c->client);
   nrd_buf_init(&c->body);

@@ -16,9 +16,11 @@
 static atomic_int g_level = NRD_LOG_INFO;
 static atomic_int g_fd = 1;
 
-/* Per-thread context; the strings are owned by the thread's slots. */
-static _Thread_local char *t_request_id;
-static _Thread_local char *t_run_id;
+/* Per-thread context, copied into fixed slots (set and cleared around every
+ * HTTP request: no allocation). Longer values are cut. */
+#define LOG_ID_MAX 160
+static _Thread_local char t_request_id[LOG_ID_MAX];
+static _Thread_local char t_run_id[LOG_ID_MAX];
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -50,27 +52,28 @@ void nrd_log_set_fd(int fd)
   atomic_store(&g_fd, fd);
 }
 
-static void set_slot(char **slot, const char *value)
+static void set_slot(char slot[LOG_ID_MAX], const char *value)
 {
-  free(*slot);
-  *slot = nrd_xstrdup(value);
+  size_t n = value ? strnlen(value, LOG_ID_MAX - 1) : 0;
+  memcpy(slot, value ? value : "", n);
+  slot[n] = '\0';
 }
 
 void nrd_log_set_request_id(const char *request_id)
 {
-  set_slot(&t_request_id, request_id);
+  set_slot(t_request_id, request_id);
 }
 
 void nrd_log_set_run_id(const char *run_id)
 {
-  set_slot(&t_run_id, run_id);
+  set_slot(t_run_id, run_id);
 }
 
 static void add_field(struct nrd_buf *b, const char *key, const char *value, bool raw)
 {
-  nrd_buf_puts(b, ",");
+  nrd_buf_append(b, ",", 1);
   nrd_buf_json_str(b, key);
-  nrd_buf_puts(b, ":");
+  nrd_buf_append(b, ":", 1);
   if (!value)
     nrd_buf_puts(b, "null");
   else if (raw)
@@ -102,6 +105,7 @@ void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
     lv = NRD_LOG_ERROR;
 
   nrd_buf_init(&b);
+  nrd_buf_reserve(&b, 512);  /* one allocation for a usual line */
   nrd_iso8601(nrd_now_ms(), ts);
   nrd_buf_puts(&b, "{\"ts\":");
   nrd_buf_json_str(&b, ts);
@@ -109,9 +113,9 @@ void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
   nrd_buf_json_str(&b, level_names[lv]);
   nrd_buf_puts(&b, ",\"msg\":");
   nrd_buf_json_str(&b, msg ? msg : "");
-  if (t_request_id)
+  if (t_request_id[0])
     add_field(&b, "requestId", t_request_id, false);
-  if (t_run_id)
+  if (t_run_id[0])
     add_field(&b, "runId", t_run_id, false);
 
   va_list ap;
@@ -138,6 +142,15 @@ void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
 
 const char *nrd_log_i64(char buf[24], long long v)
 {
-  snprintf(buf, 24, "%lld", v);
-  return buf;
+  /* Digits from the end, without printf (several per access line). */
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  char *p = buf + 23;
+  *p = '\0';
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    *--p = '-';
+  return p;
 }

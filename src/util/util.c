@@ -89,7 +89,7 @@ void nrd_buf_reset(struct nrd_buf *b)
 }
 
 /* Makes room for extra more bytes plus the terminating NUL. */
-static void buf_reserve(struct nrd_buf *b, size_t extra)
+void nrd_buf_reserve(struct nrd_buf *b, size_t extra)
 {
   if (extra > SIZE_MAX - b->len - 1)
     oom(SIZE_MAX);
@@ -105,7 +105,7 @@ static void buf_reserve(struct nrd_buf *b, size_t extra)
 
 void nrd_buf_append(struct nrd_buf *b, const void *p, size_t n)
 {
-  buf_reserve(b, n);
+  nrd_buf_reserve(b, n);
   if (n)
     memcpy(b->data + b->len, p, n);
   b->len += n;
@@ -129,7 +129,7 @@ void nrd_buf_printf(struct nrd_buf *b, const char *fmt, ...)
     va_end(ap2);
     return;
   }
-  buf_reserve(b, (size_t)n);
+  nrd_buf_reserve(b, (size_t)n);
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
   va_end(ap2);
   b->len += (size_t)n;
@@ -173,52 +173,62 @@ void nrd_buf_json_str(struct nrd_buf *b, const char *s)
 {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s;
-  size_t n = strlen(s);
-  nrd_buf_append(b, "\"", 1);
-  size_t i = 0;
+  size_t n = strlen(s), i = 0;
+  nrd_buf_reserve(b, 1);
+  b->data[b->len++] = '"';
   while (i < n) {
-    unsigned char c = p[i];
-    if (c == '"' || c == '\\') {
-      char esc[2] = { '\\', (char)c };
-      nrd_buf_append(b, esc, 2);
-      i++;
-    } else if (c < 0x20 || c == 0x7F) {
-      const char *short_esc = NULL;
-      switch (c) {
-      case '\n': short_esc = "\\n"; break;
-      case '\r': short_esc = "\\r"; break;
-      case '\t': short_esc = "\\t"; break;
-      case '\b': short_esc = "\\b"; break;
-      case '\f': short_esc = "\\f"; break;
-      default: break;
-      }
-      if (short_esc) {
-        nrd_buf_append(b, short_esc, 2);
-      } else {
-        char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF] };
-        nrd_buf_append(b, esc, 6);
-      }
-      i++;
-    } else if (c < 0x80) {
-      /* A run of plain ASCII goes in one append. */
-      size_t run = 1;
-      while (i + run < n && p[i + run] >= 0x20 && p[i + run] < 0x7F && p[i + run] != '"' &&
-             p[i + run] != '\\')
-        run++;
-      nrd_buf_append(b, p + i, run);
-      i += run;
-    } else {
-      size_t len = utf8_seq_len(p + i, n - i);
-      if (len == 0) {
-        nrd_buf_puts(b, "\\ufffd");  /* invalid byte: replacement character */
+    /* Up to 256 input bytes at a time, written straight into room for their
+     * worst case (6 output bytes each; a UTF-8 sequence that runs past the
+     * chunk is copied as it is, fewer bytes than that). */
+    size_t end = n - i > 256 ? i + 256 : n;
+    nrd_buf_reserve(b, (end - i) * 6);
+    char *o = b->data + b->len;
+    while (i < end) {
+      unsigned char c = p[i];
+      if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+        *o++ = (char)c;
+        i++;
+      } else if (c == '"' || c == '\\') {
+        *o++ = '\\';
+        *o++ = (char)c;
+        i++;
+      } else if (c < 0x20 || c == 0x7F) {
+        const char *short_esc = NULL;
+        switch (c) {
+        case '\n': short_esc = "\\n"; break;
+        case '\r': short_esc = "\\r"; break;
+        case '\t': short_esc = "\\t"; break;
+        case '\b': short_esc = "\\b"; break;
+        case '\f': short_esc = "\\f"; break;
+        default: break;
+        }
+        if (short_esc) {
+          memcpy(o, short_esc, 2);
+          o += 2;
+        } else {
+          char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF] };
+          memcpy(o, esc, 6);
+          o += 6;
+        }
         i++;
       } else {
-        nrd_buf_append(b, p + i, len);
-        i += len;
+        size_t len = utf8_seq_len(p + i, n - i);
+        if (len == 0) {
+          memcpy(o, "\\ufffd", 6);  /* invalid byte: replacement character */
+          o += 6;
+          i++;
+        } else {
+          memcpy(o, p + i, len);
+          o += len;
+          i += len;
+        }
       }
     }
+    b->len = (size_t)(o - b->data);
   }
-  nrd_buf_append(b, "\"", 1);
+  nrd_buf_reserve(b, 1);
+  b->data[b->len++] = '"';
+  b->data[b->len] = '\0';
 }
 
 char *nrd_buf_steal(struct nrd_buf *b)
@@ -256,6 +266,12 @@ void nrd_sleep_ms(int64_t ms)
     ;
 }
 
+/* The second last formatted by this thread: every log line has a time, and
+ * most lines fall in the same second as the one before. */
+static _Thread_local int64_t t_iso_secs = INT64_MIN;
+static _Thread_local char t_iso_text[26];  /* leaves room for ".mmmZ" in 32 */
+static _Thread_local size_t t_iso_len;
+
 void nrd_iso8601(int64_t epoch_ms, char out[32])
 {
   int64_t secs = epoch_ms / 1000;
@@ -264,14 +280,24 @@ void nrd_iso8601(int64_t epoch_ms, char out[32])
     ms += 1000;
     secs -= 1;
   }
-  time_t t = (time_t)secs;
-  struct tm tm;
-  if (!gmtime_r(&t, &tm)) {
-    snprintf(out, 32, "1970-01-01T00:00:00.000Z");
-    return;
+  if (secs != t_iso_secs) {
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+      snprintf(out, 32, "1970-01-01T00:00:00.000Z");
+      return;
+    }
+    t_iso_len = strftime(t_iso_text, sizeof t_iso_text, "%Y-%m-%dT%H:%M:%S", &tm);
+    t_iso_secs = secs;
   }
-  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, 32 - n, ".%03uZ", (unsigned)ms % 1000u);
+  memcpy(out, t_iso_text, t_iso_len);
+  char *p = out + t_iso_len;
+  p[0] = '.';
+  p[1] = (char)('0' + ms / 100);
+  p[2] = (char)('0' + ms / 10 % 10);
+  p[3] = (char)('0' + ms % 10);
+  p[4] = 'Z';
+  p[5] = '\0';
 }
 
 /* ---- randomness ---- */
@@ -319,7 +345,22 @@ void nrd_make_id(const char *prefix, char out[64])
     x /= 36;
   }
   suffix[6] = '\0';
-  snprintf(out, 64, "%.40s_%lld_%s", prefix ? prefix : "id", (long long)nrd_now_ms(), suffix);
+  /* prefix (at most 40 bytes) _ ms _ suffix, without printf (one per request) */
+  const char *pre = prefix ? prefix : "id";
+  size_t n = strnlen(pre, 40);
+  char ms[24];
+  char *digits = ms + sizeof ms;
+  uint64_t now = (uint64_t)nrd_now_ms();
+  do {
+    *--digits = (char)('0' + now % 10);
+    now /= 10;
+  } while (now);
+  size_t dn = (size_t)(ms + sizeof ms - digits);
+  memcpy(out, pre, n);
+  out[n] = '_';
+  memcpy(out + n + 1, digits, dn);
+  out[n + 1 + dn] = '_';
+  memcpy(out + n + 2 + dn, suffix, 7);
 }
 
 /* ---- strict parsers ---- */
