@@ -16,6 +16,19 @@ struct migrating {
   const struct nrd_job *newest;   /* newest migration job, borrowed from the job lists */
 };
 
+/* One migration job type, listed on a pool worker while the coordinator
+ * goes on with the instance pages (the listing is owned by the run). */
+struct job_listing {
+  struct run_ctx *ctx;
+  const char *type;
+  int64_t start_s, end_s;
+  bool queued;                    /* handed to the pool (else listed inline) */
+  enum nrd_nv_rc rc;
+  struct nrd_nv_error err;
+  struct nrd_job *jobs;
+  size_t n;
+};
+
 struct sync_state {
   struct run_ctx *ctx;
   struct nrd_store *store;
@@ -23,7 +36,42 @@ struct sync_state {
   size_t n, cap;
   size_t listed;
   bool store_failed;
+  struct job_listing listings[2];
+  bool listings_started;
 };
+
+static void listing_process(void *job, void *worker_ctx)
+{
+  struct job_listing *l = job;
+  struct nrd_worker *w = worker_ctx;
+  nrd_novita_conn_set_deadline(w->conn, l->ctx->deadline_mono_ms);
+  l->rc = nrd_nv_list_jobs(w->conn, l->type, l->start_s, l->end_s, &l->jobs, &l->n, &l->err);
+}
+
+static void listing_free(void *job)
+{
+  (void)job;  /* owned by the run, which waits for the pool */
+}
+
+/* Starts both job listings on the pool. The jobs are needed exactly when
+ * the listing shows a migrating instance, so starting at the first one
+ * adds no call, and their pages overlap the remaining instance pages. */
+static void listings_start(struct sync_state *s)
+{
+  static const char *const types[2] = {"instanceMigrate", "autoInstanceMigrate"};
+  const struct nrd_config *cfg = s->ctx->runner->cfg;
+  int64_t end_s = nrd_now_ms() / 1000;
+  int64_t start_s = end_s - (int64_t)cfg->migration_job_lookback_hours * 3600;
+
+  s->listings_started = true;
+  for(int t = 0; t < 2; t++) {
+    struct job_listing *l = &s->listings[t];
+    *l = (struct job_listing){.ctx = s->ctx, .type = types[t], .start_s = start_s,
+                              .end_s = end_s, .rc = NRD_NV_TRANSIENT};
+    snprintf(l->err.message, sizeof(l->err.message), "not listed: the service is stopping");
+    l->queued = nrd_pool_submit(s->ctx->runner->pool, listing_process, listing_free, l) == 0;
+  }
+}
 
 static int on_page(void *ud, const struct nrd_instance *items, size_t n)
 {
@@ -43,6 +91,8 @@ static int on_page(void *ud, const struct nrd_instance *items, size_t n)
     s->items[s->n++] = (struct migrating){nrd_xstrdup(items[i].id), nrd_xstrdup(items[i].name),
                                           NULL};
   }
+  if(s->n > 0 && !s->listings_started)
+    listings_start(s);
   return 0;
 }
 
@@ -127,21 +177,29 @@ static void defer_outcome(struct run_ctx *ctx, const struct nrd_ledger_row *row,
   nrd_run_add_outcome(ctx, o);
 }
 
-/* Lists both migration job types over the look-back window and records the
- * newest job of each migrating instance. */
-static enum nrd_nv_rc detect(struct run_ctx *ctx, struct nrd_worker *w, struct sync_state *s,
+/* Waits for both job listings (one the pool refused is listed here), then
+ * records the newest job of each migrating instance. */
+static enum nrd_nv_rc detect(struct nrd_worker *w, struct sync_state *s,
                              struct nrd_job **jobs, size_t *n_jobs, struct nrd_nv_error *err)
 {
-  static const char *const types[2] = {"instanceMigrate", "autoInstanceMigrate"};
-  const struct nrd_config *cfg = ctx->runner->cfg;
-  int64_t end_s = nrd_now_ms() / 1000;
-  int64_t start_s = end_s - (int64_t)cfg->migration_job_lookback_hours * 3600;
-
+  enum nrd_nv_rc rc = NRD_NV_OK;
+  nrd_pool_wait_idle(s->ctx->runner->pool, 0);
   for(int t = 0; t < 2; t++) {
-    enum nrd_nv_rc rc = nrd_nv_list_jobs(w->conn, types[t], start_s, end_s, &jobs[t],
-                                         &n_jobs[t], err);
-    if(rc != NRD_NV_OK)
-      return rc;
+    struct job_listing *l = &s->listings[t];
+    if(!l->queued)
+      listing_process(l, w);
+    jobs[t] = l->jobs;
+    n_jobs[t] = l->n;
+    l->jobs = NULL;
+    l->n = 0;
+    if(l->rc != NRD_NV_OK && rc == NRD_NV_OK) {
+      rc = l->rc;
+      *err = l->err;
+    }
+  }
+  if(rc != NRD_NV_OK)
+    return rc;
+  for(int t = 0; t < 2; t++) {
     for(size_t i = 0; i < n_jobs[t]; i++) {
       const struct nrd_job *job = &jobs[t][i];
       struct migrating *m;
@@ -232,10 +290,16 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
            "#dryRun", NRD_BOOL(ctx->dry_run));
   nrd_novita_conn_set_deadline(w->conn, ctx->deadline_mono_ms);
 
-  /* 1. sync */
+  /* 1. sync (and, from the first migrating instance on, the job listings
+   * of step 2 on pool workers) */
   ctx->sync_started_ms = nrd_now_ms();
   rc = nrd_nv_list_instances(w->conn, NULL, on_page, &s, NULL, &err);
   nrd_store_release_memory(w->store);  /* the sync's pages are not read again */
+  if(s.listings_started && (s.store_failed || rc != NRD_NV_OK)) {
+    nrd_pool_wait_idle(r->pool, 0);  /* the listings point into this frame */
+    for(int t = 0; t < 2; t++)
+      nrd_jobs_free(s.listings[t].jobs, s.listings[t].n);
+  }
   if(s.store_failed) {
     snprintf(msg, sizeof(msg), "storing instance snapshots failed");
     goto out;
@@ -250,7 +314,7 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
 
   /* 2. detect */
   if(s.n) {
-    rc = detect(ctx, w, &s, jobs, n_jobs, &err);
+    rc = detect(w, &s, jobs, n_jobs, &err);
     if(rc != NRD_NV_OK) {
       snprintf(msg, sizeof(msg), "listing migration jobs failed: %s", err.message);
       goto out;
