@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct capture {
 enum field_kind { F_STR, F_SCALAR, F_EPOCH, F_PORTS, F_ENVS, F_MOUNTS, F_INSTANCES, F_TOTAL };
 struct field {
   const char *name;
+  size_t len;              /* strlen(name) */
   enum field_kind kind;
   size_t off;              /* of the char * (or int64_t) in the struct read into */
 };
@@ -203,6 +205,33 @@ static bool string_special(unsigned char c)
   return c == '"' || c == '\\' || c < 0x20;
 }
 
+/* The same test on eight bytes at once (most of a page is plain string
+ * text): non-zero when one of them is special. */
+static uint64_t word_special(uint64_t x)
+{
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t quote = x ^ (ones * '"'), slash = x ^ (ones * '\\');
+  uint64_t zero_quote = (quote - ones) & ~quote;
+  uint64_t zero_slash = (slash - ones) & ~slash;
+  uint64_t below_space = (x - ones * 0x20) & ~x;
+  return (zero_quote | zero_slash | below_space) & highs;
+}
+
+/* Skips plain string bytes from p (at most to end). */
+static const char *plain_run(const char *p, const char *end)
+{
+  uint64_t x;
+  while (end - p >= 8) {
+    memcpy(&x, p, 8);
+    if (word_special(x))
+      break;
+    p += 8;
+  }
+  while (p < end && !string_special((unsigned char)*p))
+    p++;
+  return p;
+}
+
 /* A string at s->p (its opening quote); escapes are decoded into dec, raw
  * control bytes are written escaped. cap (may be NULL) says where its text
  * is. */
@@ -211,8 +240,7 @@ static bool string(struct scan *s, struct nrd_buf *dec, struct capture *cap)
   const char *start = ++s->p;
   bool escaped = false, control = false;
   for (;;) {
-    while (s->p < s->end && !string_special((unsigned char)*s->p))
-      s->p++;
+    s->p = plain_run(s->p, s->end);
     if (s->p >= s->end || *s->p == '"')
       break;
     if (*s->p == '\\') {
@@ -324,7 +352,7 @@ static bool member_key(struct scan *s, bool *secret)
 
 /* ---- the fields read ---- */
 
-#define FIELD(name, kind, type, member) { name, kind, offsetof(type, member) }
+#define FIELD(name, kind, type, member) { name, sizeof(name) - 1, kind, offsetof(type, member) }
 
 static const struct field instance_fields[] = {
   FIELD("id", F_SCALAR, struct nrd_instance, id),
@@ -364,8 +392,8 @@ static const struct field mount_fields[] = {
 };
 
 static const struct field page_fields[] = {
-  { "instances", F_INSTANCES, 0 },
-  { "total", F_TOTAL, 0 },
+  { "instances", 9, F_INSTANCES, 0 },
+  { "total", 5, F_TOTAL, 0 },
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -579,8 +607,7 @@ static const struct field *find_field(const struct field *fields, size_t n, cons
                                       size_t len)
 {
   for (size_t i = 0; i < n; i++) {
-    if (len && key[0] == fields[i].name[0] && strncmp(key, fields[i].name, len) == 0 &&
-        fields[i].name[len] == '\0')
+    if (len == fields[i].len && memcmp(key, fields[i].name, len) == 0)
       return &fields[i];
   }
   return NULL;
