@@ -11,7 +11,8 @@
 # in the same run. BENCHMARKS.md explains the figures. Settings (environment):
 #   BENCH_BUILD_DIR (build-bench), BENCH_N ("100 1000 5000"), BENCH_LATENCY_MS (50),
 #   BENCH_CONCURRENCY (16), BENCH_PAGE_SIZE (1000), BENCH_SYNC_FLEET (100000),
-#   BENCH_READY_TRIES (7), BENCH_WRK_SECONDS (10), BENCH_KEEP (keep the work dir).
+#   BENCH_READY_TRIES (7), BENCH_WRK_SECONDS (10), BENCH_KEEP (keep the work dir),
+#   BENCH_PARTS ("recover sync ready health": the parts to run).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,6 +24,7 @@ PAGE=${BENCH_PAGE_SIZE:-1000}
 SYNC_FLEET=${BENCH_SYNC_FLEET:-100000}
 READY_TRIES=${BENCH_READY_TRIES:-7}
 WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
+PARTS=" ${BENCH_PARTS:-recover sync ready health} "
 KEY=bench-key
 
 for tool in curl jq wrk cmake awk; do
@@ -39,7 +41,7 @@ PROBE=$BUILD/tests/bench/nrd-bench-probe
 HELLO=$BUILD/tests/bench/nrd-bench-hello
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nrd-bench.XXXXXX")
 HZ=$(getconf CLK_TCK)
-SIM_PID= SERVE_PID= HELLO_PID=
+SIM_PID='' SERVE_PID='' HELLO_PID=''
 
 stop_pid() {  # stops one process this script started, by its id
   [ -n "$1" ] || return 0
@@ -99,7 +101,10 @@ median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 
 echo "work dir $WORK; $(nproc) cores; latency ${LAT} ms; concurrency $CONC; page size $PAGE"
 
+part() { [[ "$PARTS" == *" $1 "* ]]; }
+
 # ---- 1. check-failed: N failed migrations in a fleet of 2N ----
+if part recover; then
 echo
 echo "== check-failed, L = $LAT ms, MIGRATION_MAX_CONCURRENT = $CONC, NOVITA_PAGE_SIZE = $PAGE"
 printf '%6s %8s %8s %7s %7s %6s %13s %7s %7s %7s %8s\n' N wall_s bound_s ratio ratio_m \
@@ -146,8 +151,10 @@ done
 echo "ratio: wall / bound at the nominal L; ratio_m: against the bound at L_m, the latency"
 echo "the simulator was measured to add (20 sequential keep-alive requests) in the same run."
 echo "bound = (pages + ceil(N/$CONC) x 2 + product look-ups) x L; wall includes process start."
+fi
 
 # ---- 2. snapshot sync ----
+if part sync || part ready; then
 echo
 echo "== snapshot sync, $SYNC_FLEET instances, latency 0, pages of $PAGE"
 start_sim "$SYNC_FLEET" 0 0
@@ -181,8 +188,10 @@ done
 stop_sim
 echo "sync_s: from the run's 'run started' to 'run finished' log lines (no failed jobs,"
 echo "so the run is the sync); sim_cpu: the simulator's CPU over the service's wall time."
+fi
 
 # ---- 3. start-up to a ready /ready ----
+if part ready; then
 echo
 echo "== start-up to a ready /ready (median of $READY_TRIES, fork to the first 200)"
 svc_env DATABASE_PATH="$WORK/empty.db" "$SVC" migrate-db >/dev/null
@@ -196,8 +205,10 @@ printf '%-44s %8.2f ms  (%.1fx the hello-world)\n' "serve, empty database" "$emp
   "$(awk -v a="$empty_ready" -v b="$hello_ready" 'BEGIN{print a/b}')"
 printf '%-44s %8.2f ms  (%.1fx the hello-world)\n' "serve, database of $SYNC_FLEET snapshots" \
   "$full_ready" "$(awk -v a="$full_ready" -v b="$hello_ready" 'BEGIN{print a/b}')"
+fi
 
 # ---- 4. /health under wrk ----
+if part health; then
 echo
 echo "== /health under wrk -t1 -c32 -d${WRK_SECONDS}s"
 wrk_rps() {
@@ -229,3 +240,4 @@ stop_pid "$SERVE_PID"; SERVE_PID=
 printf '%-44s %10.0f req/s\n' "bare libmicrohttpd hello-world" "$hello_rps"
 printf '%-44s %10.0f req/s  (%.3f of the hello-world)\n' "novita-recoveryd /health (access log on)" \
   "$svc_rps" "$(awk -v a="$svc_rps" -v b="$hello_rps" 'BEGIN{print a/b}')"
+fi
