@@ -89,6 +89,9 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
 /* Drives one ledger row as far as it goes in this run (worker thread). */
 void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *row);
 
+/* A new outcome of row: {instanceId, instanceName, jobId, action}. */
+cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action);
+
 /* Appends an outcome (takes item: printed into ctx->outcomes and freed).
  * Counts it. */
 void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item);

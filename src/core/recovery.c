@@ -25,7 +25,7 @@ struct row_job {
   bool released;               /* a write gave the lease back: no release needed */
 };
 
-static cJSON *outcome_new(const struct nrd_ledger_row *row, const char *action)
+cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action)
 {
   cJSON *o = cJSON_CreateObject();
   if(!o)
@@ -107,14 +107,14 @@ static void fail_row(struct row_job *j, struct nrd_worker *w, const char *reason
            "reason", reason);
   ledger_write(j, w, &u);
   nrd_event_cleanup(&ev);
-  cJSON *o = outcome_new(&j->row, "failed");
+  cJSON *o = nrd_outcome_new(&j->row, "failed");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(j->ctx, o);
 }
 
 static void defer_row(struct row_job *j, const char *reason)
 {
-  cJSON *o = outcome_new(&j->row, "deferred");
+  cJSON *o = nrd_outcome_new(&j->row, "deferred");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(j->ctx, o);
 }
@@ -136,7 +136,7 @@ static void fail_for_now(struct row_job *j, struct nrd_worker *w, const char *re
     defer_row(j, "service is shutting down; the next run resumes this row");
     return;
   }
-  cJSON *o = outcome_new(&j->row, "failed");
+  cJSON *o = nrd_outcome_new(&j->row, "failed");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(j->ctx, o);
 }
@@ -147,7 +147,7 @@ static void abandon_row(struct row_job *j, struct nrd_worker *w, const char *rea
   LOG_INFO("recovery abandoned", "instanceId", j->row.instance_id, "jobId", j->row.job_id,
            "reason", reason);
   ledger_write(j, w, &u);
-  cJSON *o = outcome_new(&j->row, "abandoned");
+  cJSON *o = nrd_outcome_new(&j->row, "abandoned");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(j->ctx, o);
 }
@@ -311,7 +311,7 @@ static void recreated(struct row_job *j, struct nrd_worker *w, const char *new_i
   LOG_INFO(adopted ? "adopted existing replacement" : "recreated", "instanceId",
            j->row.instance_id, "newInstanceId", new_id, "newName", j->row.new_name,
            "jobId", j->row.job_id, "#usedExistingData", "true");
-  cJSON *o = outcome_new(&j->row, adopted ? "adopted" : "recreated");
+  cJSON *o = nrd_outcome_new(&j->row, adopted ? "adopted" : "recreated");
   nrd_json_add_str(o, "newInstanceId", new_id);
   nrd_json_add_str(o, "newName", j->row.new_name);
   nrd_run_add_outcome(j->ctx, o);
@@ -408,7 +408,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   bool needs_product = false;
   cJSON *o;
   if(step == NRD_STEP_ABANDON_GONE || step == NRD_STEP_ABANDON_HEALTHY) {
-    o = outcome_new(&j->row, "abandoned");
+    o = nrd_outcome_new(&j->row, "abandoned");
     nrd_json_add_str(o, "reason", step == NRD_STEP_ABANDON_GONE
                      ? "instance no longer listed; it was removed by someone else"
                      : "instance is no longer migrating; left alone");
@@ -416,7 +416,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
     return;
   }
   if(!j->have_snap || !nrd_recreate_check(&j->snap, &needs_product, reason)) {
-    o = outcome_new(&j->row, "failed");
+    o = nrd_outcome_new(&j->row, "failed");
     nrd_json_add_str(o, "reason", j->have_snap ? reason : "no snapshot of this instance");
     nrd_run_add_outcome(j->ctx, o);
     return;
@@ -426,7 +426,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   if(needs_product) {
     enum nrd_nv_rc rc = resolve_product(j, w, &product_id, &err);
     if(rc != NRD_NV_OK || !product_id) {
-      o = outcome_new(&j->row, "failed");
+      o = nrd_outcome_new(&j->row, "failed");
       nrd_json_add_str(o, "reason", rc != NRD_NV_OK ? err.message
                        : "no available spot product in the instance's region");
       nrd_run_add_outcome(j->ctx, o);
@@ -436,7 +436,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   cJSON *req = nrd_recreate_build(&j->snap, product_id ? product_id : j->snap.product_id,
                                   j->row.new_name);
   free(product_id);
-  o = outcome_new(&j->row, "planned");
+  o = nrd_outcome_new(&j->row, "planned");
   nrd_json_add_str(o, "newName", j->row.new_name);
   nrd_json_add_str(o, "step", nrd_step_name(step));
   nrd_json_add_bool(o, "delete", step == NRD_STEP_DELETE);

@@ -166,13 +166,7 @@ static void pool_free(void *job)
 static void defer_outcome(struct run_ctx *ctx, const struct nrd_ledger_row *row,
                           const char *reason)
 {
-  cJSON *o = cJSON_CreateObject();
-  if(!o)
-    abort();
-  nrd_json_add_str(o, "instanceId", row->instance_id);
-  nrd_json_add_str(o, "instanceName", row->instance_name);
-  nrd_json_add_str(o, "jobId", row->job_id);
-  nrd_json_add_str(o, "action", "deferred");
+  cJSON *o = nrd_outcome_new(row, "deferred");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(ctx, o);
 }
