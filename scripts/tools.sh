@@ -10,7 +10,12 @@ cd "$(dirname "$0")/.."
 
 if [ ! -x tools/node_modules/.bin/redocly ] || [ ! -d tools/node_modules/ajv-formats ] ||
    [ ! -d tools/node_modules/yaml ]; then
-  command -v npm >/dev/null || { echo "scripts/tools.sh: npm is required (apt-get install npm)" >&2; exit 1; }
+  if ! command -v npm >/dev/null; then  # a fresh Debian machine: Debian's Node.js
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
   npm ci --prefix tools --no-audit --no-fund --loglevel=error
 fi
 
