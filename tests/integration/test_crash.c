@@ -86,30 +86,13 @@ static int wait_exit(pid_t pid)
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Replacements per failed instance, by name; fails on 0 or 2+. */
+/* Exactly one replacement per failed instance, old ones gone: the running
+ * half plus one each. */
 static void assert_exactly_one_each(struct world *w)
 {
-  cJSON *all = nrd_sim_instances(w->sim);
-  int total = cJSON_GetArraySize(all);
-  for(int i = 0; i < FAILED; i++) {
-    char prefix[48], old[16];
-    int found = 0;
-    const cJSON *inst;
-    snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
-    snprintf(old, sizeof(old), "i-%03d", i);
-    cJSON_ArrayForEach(inst, all) {
-      const char *name = nrd_json_str(inst, "name");
-      const char *id = nrd_json_str(inst, "id");
-      if(name && !strncmp(name, prefix, strlen(prefix)))
-        found++;
-      if(id && !strcmp(id, old))
-        fail_msg("%s was never deleted", old);
-    }
-    if(found != 1)
-      fail_msg("%s*: %d replacements", prefix, found);
-  }
-  assert_int_equal(total, 2 * FAILED);  /* the running half, plus one each */
-  cJSON_Delete(all);
+  char why[128] = "";
+  if(!tu_one_replacement_each(w->sim, FAILED, 2 * FAILED, why, sizeof(why)))
+    fail_msg("%s", why);
 }
 
 /* Runs check-failed to the end until a run leaves nothing open. */

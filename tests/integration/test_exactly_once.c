@@ -39,21 +39,9 @@ static cJSON *run_now(struct tu_stack *s)
 /* Every failed instance "trainer-NNN" has exactly one replacement. */
 static void assert_one_replacement_each(struct tu_stack *s, int failed)
 {
-  cJSON *all = nrd_sim_instances(s->sim);
-  for(int i = 0; i < failed; i++) {
-    char prefix[48];
-    int found = 0;
-    const cJSON *inst;
-    snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
-    cJSON_ArrayForEach(inst, all) {
-      const char *name = nrd_json_str(inst, "name");
-      if(name && !strncmp(name, prefix, strlen(prefix)))
-        found++;
-    }
-    if(found != 1)
-      fail_msg("%s: %d replacements", prefix, found);
-  }
-  cJSON_Delete(all);
+  char why[128] = "";
+  if(!tu_one_replacement_each(s->sim, failed, -1, why, sizeof(why)))
+    fail_msg("%s", why);
 }
 
 /* (a) The delete answers 500 (past every retry) once: the row stays open,

@@ -25,22 +25,6 @@ static void start_with(struct tu_stack *s, cJSON *sc)
   tu_stack_start(s);
 }
 
-static size_t replacements_of(struct tu_stack *s, int i)
-{
-  char prefix[48];
-  size_t found = 0;
-  const cJSON *inst;
-  cJSON *all = nrd_sim_instances(s->sim);
-  snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
-  cJSON_ArrayForEach(inst, all) {
-    const char *name = nrd_json_str(inst, "name");
-    if(name && !strncmp(name, prefix, strlen(prefix)))
-      found++;
-  }
-  cJSON_Delete(all);
-  return found;
-}
-
 /* 30% random 500s on every endpoint (fixed seed): within 5 runs every
  * recovery completes, each with exactly one replacement. */
 static void test_random_500s(void **state)
@@ -61,12 +45,12 @@ static void test_random_500s(void **state)
     runs++;
     done = true;
     for(int i = 0; i < 20; i++)
-      done = done && replacements_of(&s, i) == 1;
+      done = done && tu_replacements_of(s.sim, i) == 1;
     cJSON_Delete(rep);
   }
   assert_true(done);
   for(int i = 0; i < 20; i++)
-    assert_int_equal(replacements_of(&s, i), 1);
+    assert_int_equal(tu_replacements_of(s.sim, i), 1);
   assert_int_equal(nrd_sim_instance_count(s.sim), 40);
   tu_stack_cleanup(&s);
 }
@@ -140,7 +124,7 @@ static void test_outage_opens_circuit(void **state)
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 12);
   cJSON_Delete(rep);
   for(int i = 0; i < 12; i++)
-    assert_int_equal(replacements_of(&s, i), 1);
+    assert_int_equal(tu_replacements_of(s.sim, i), 1);
   tu_stack_cleanup(&s);
 }
 

@@ -50,26 +50,9 @@ static void *caller_main(void *arg)
 /* Replacements per failed instance, by name: exactly one each, old ones gone. */
 static void assert_exactly_one_each(struct prod_world *w)
 {
-  cJSON *all = nrd_sim_instances(w->sim);
-  for(int i = 0; i < FAILED; i++) {
-    char prefix[48], old[16];
-    int found = 0;
-    const cJSON *inst;
-    snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
-    snprintf(old, sizeof(old), "i-%03d", i);
-    cJSON_ArrayForEach(inst, all) {
-      const char *name = nrd_json_str(inst, "name");
-      const char *id = nrd_json_str(inst, "id");
-      if(name && !strncmp(name, prefix, strlen(prefix)))
-        found++;
-      if(id && !strcmp(id, old))
-        fail_msg("%s was never deleted", old);
-    }
-    if(found != 1)
-      fail_msg("%s*: %d replacements", prefix, found);
-  }
-  assert_int_equal(cJSON_GetArraySize(all), FAILED + RUNNING);
-  cJSON_Delete(all);
+  char why[128] = "";
+  if(!tu_one_replacement_each(w->sim, FAILED, FAILED + RUNNING, why, sizeof(why)))
+    fail_msg("%s", why);
 }
 
 /* sig at a moment of the run: after min_deletes deletes were sent, or (0)

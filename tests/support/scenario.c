@@ -116,3 +116,56 @@ cJSON *tu_sim_creates(struct nrd_sim *sim)
   nrd_sim_requests_free(reqs, n);
   return arr;
 }
+
+static int count_prefix(const cJSON *all, const char *prefix)
+{
+  int found = 0;
+  const cJSON *inst;
+  cJSON_ArrayForEach(inst, all) {
+    const char *name = nrd_json_str(inst, "name");
+    if(name && !strncmp(name, prefix, strlen(prefix)))
+      found++;
+  }
+  return found;
+}
+
+int tu_replacements_of(struct nrd_sim *sim, int i)
+{
+  char prefix[48];
+  cJSON *all = nrd_sim_instances(sim);
+  snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
+  int found = count_prefix(all, prefix);
+  cJSON_Delete(all);
+  return found;
+}
+
+bool tu_one_replacement_each(struct nrd_sim *sim, int failed, int total, char *why,
+                             size_t whylen)
+{
+  bool ok = true;
+  cJSON *all = nrd_sim_instances(sim);
+  for(int i = 0; ok && i < failed; i++) {
+    char prefix[48], old[16];
+    const cJSON *inst;
+    snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
+    snprintf(old, sizeof(old), "i-%03d", i);
+    int found = count_prefix(all, prefix);
+    if(found != 1) {
+      snprintf(why, whylen, "%s*: %d replacements", prefix, found);
+      ok = false;
+    }
+    cJSON_ArrayForEach(inst, all) {
+      const char *id = nrd_json_str(inst, "id");
+      if(ok && id && !strcmp(id, old)) {
+        snprintf(why, whylen, "%s was never deleted", old);
+        ok = false;
+      }
+    }
+  }
+  if(ok && total >= 0 && cJSON_GetArraySize(all) != total) {
+    snprintf(why, whylen, "%d instances, expected %d", cJSON_GetArraySize(all), total);
+    ok = false;
+  }
+  cJSON_Delete(all);
+  return ok;
+}
