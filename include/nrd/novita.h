@@ -84,12 +84,24 @@ uint64_t nrd_novita_calls(struct nrd_novita *nv);
 /* Lists every instance, page after page, by DESIGN.md's stop rule (stop at
  * `total` distinct ids, an empty page, or a page with no new id; a short page
  * does not stop). Duplicates across pages are dropped. name (may be NULL)
- * is passed as the fuzzy `name` filter. on_page gets each page's new instances;
- * it owns nothing (the items are cleaned up after it returns); a non-zero
- * return stops the listing with NRD_NV_OK and *stopped set. */
-typedef int (*nrd_nv_page_fn)(void *ud, const struct nrd_instance *items, size_t n);
+ * is passed as the fuzzy `name` filter.
+ *
+ * A page's new instances reach sink->items in runs, in order, as the page
+ * is read (a page is never held decoded whole). items owns nothing, but may
+ * take an instance by moving it out and zeroing its slot; what is left is
+ * cleaned up after it returns. A non-zero return stops the listing with
+ * NRD_NV_OK. sink->page_end (may be NULL) follows every page that was read:
+ * usable is false when the page turned out unusable after some of its runs
+ * were delivered (the listing then ends with NRD_NV_BAD_RESPONSE) or was
+ * stopped; a consumer that keeps pages whole drops that page's runs. */
+typedef int (*nrd_nv_run_fn)(void *ud, struct nrd_instance *items, size_t n);
+struct nrd_nv_instance_sink {
+  nrd_nv_run_fn items;
+  void (*page_end)(void *ud, bool usable);
+  void *ud;
+};
 enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name,
-                                     nrd_nv_page_fn on_page, void *ud,
+                                     const struct nrd_nv_instance_sink *sink,
                                      size_t *total_seen, struct nrd_nv_error *err);
 
 /* Every job of type within [start_s, end_s], all pages (same stop rule, by Id).
@@ -122,6 +134,13 @@ void nrd_products_free(struct nrd_product *p, size_t n);
  * any input without crashing; 0 on success, -1 when the body is unusable. */
 int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
                             size_t *n, int64_t *total);
+/* The same, handing the instances to run (in order, at most run_max at a
+ * time) as they are read instead of keeping the page: run owns nothing but
+ * may take an item by moving it out and zeroing its slot; a non-zero return
+ * stops the reading. 0 when the page was read whole, 1 when run stopped it,
+ * -1 when the body is unusable (the runs before the fault were delivered). */
+int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max,
+                                nrd_nv_run_fn run, void *ud, int64_t *total);
 int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
                        int64_t *total);
 int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n);

@@ -44,6 +44,15 @@ void nrd_store_release_memory(struct nrd_store *st);
  * empty list does replace. status, last_seen_ms and seen_run always update. */
 int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items,
                                size_t n, const char *run_id, int64_t now_ms);
+/* The same for a page whose instances arrive in runs while it is stored, in
+ * one transaction: next(ud, &items, &n) returns 1 with the next run (the
+ * caller's, borrowed until next is called again), 0 at the page's end
+ * (commit), -1 when the page is to be dropped (rolled back: NRD_NONE). The
+ * process's write lock is held from the first call of next to the end, so
+ * next must not wait for anything that writes to the store. */
+typedef int (*nrd_snapshot_run_fn)(void *ud, const struct nrd_instance **items, size_t *n);
+int nrd_store_snapshots_upsert_runs(struct nrd_store *st, nrd_snapshot_run_fn next, void *ud,
+                                    const char *run_id, int64_t now_ms);
 /* Fills out (caller cleans up with nrd_instance_cleanup). NRD_NONE if unknown. */
 int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id,
                            struct nrd_instance *out);
@@ -102,9 +111,11 @@ struct nrd_ledger_new {
 int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows,
                                  size_t n, int64_t now_ms, bool *inserted);
 
-/* Open rows (pending..creating), oldest first, at most limit. Caller frees. */
-int nrd_store_ledger_open(struct nrd_store *st, size_t limit,
-                          struct nrd_ledger_row **rows, size_t *n);
+/* Open rows (pending..creating), oldest first (created_ms, then job_id), at
+ * most limit, after the row `after` in that order (NULL: from the first).
+ * Caller frees. */
+int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *after,
+                          size_t limit, struct nrd_ledger_row **rows, size_t *n);
 /* Rows in a state (or all when state < 0), newest first, at most limit. */
 int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
                           struct nrd_ledger_row **rows, size_t *n);

@@ -65,12 +65,17 @@ struct field {
   size_t off;              /* of the char * (or int64_t) in the struct read into */
 };
 
-/* The page being read. */
+/* The page being read. With a run function, the items are handed over
+ * every run_max of them, and the list starts again. */
 struct page {
   struct nrd_instance *items;
   size_t n, cap;
   bool instances_ok;       /* "instances" was an array or null */
   int64_t total;
+  nrd_nv_run_fn run;
+  void *ud;
+  size_t run_max;
+  bool stopped;            /* run asked to stop */
 };
 
 static bool value(struct scan *s, struct capture *cap);
@@ -427,11 +432,13 @@ static bool captured_i64(const struct scan *s, const struct capture *c, int64_t 
 
 /* ---- values ---- */
 
-/* A list: growable array of elem-sized items, zeroed as they are added. */
+/* A list: growable array of elem-sized items, zeroed as they are added.
+ * The page's list of instances has page set (its runs are handed over). */
 struct list {
   void **items;
   size_t *n;
   size_t cap, elem;
+  struct page *page;
 };
 
 static void *list_add(struct list *l)
@@ -443,6 +450,18 @@ static void *list_add(struct list *l)
     l->cap = cap;
   }
   return (char *)*l->items + (*l->n)++ * l->elem;
+}
+
+/* Hands the instances read so far to the page's run function, then cleans
+ * up what it left; false when it asked to stop. */
+static bool page_flush(struct page *pg)
+{
+  bool go_on = pg->n == 0 || pg->run(pg->ud, pg->items, pg->n) == 0;
+  for (size_t i = 0; i < pg->n; i++)
+    nrd_instance_cleanup(&pg->items[i]);
+  pg->n = 0;
+  pg->stopped = !go_on;
+  return go_on;
 }
 
 /* An array at s->p; its objects are read with fields into items added to
@@ -466,6 +485,9 @@ static bool array(struct scan *s, struct list *list, const struct field *fields,
     else
       ok = value(s, NULL);
     if (!ok)
+      return false;
+    struct page *pg = list ? list->page : NULL;
+    if (pg && pg->run && pg->n >= pg->run_max && !page_flush(pg))
       return false;
     ws(s);
     if (s->p >= s->end)
@@ -522,19 +544,19 @@ static bool list_field(struct scan *s, const struct field *f, struct nrd_instanc
     return value(s, NULL);  /* null or another type: not present */
   switch (f->kind) {
   case F_PORTS:
-    l = (struct list){(void **)&in->ports, &in->n_ports, 0, sizeof *in->ports};
+    l = (struct list){(void **)&in->ports, &in->n_ports, 0, sizeof *in->ports, NULL};
     fields = port_fields;
     n_fields = COUNT(port_fields);
     present = &in->ports_present;
     break;
   case F_ENVS:
-    l = (struct list){(void **)&in->envs, &in->n_envs, 0, sizeof *in->envs};
+    l = (struct list){(void **)&in->envs, &in->n_envs, 0, sizeof *in->envs, NULL};
     fields = env_fields;
     n_fields = COUNT(env_fields);
     present = &in->envs_present;
     break;
   default:
-    l = (struct list){(void **)&in->mounts, &in->n_mounts, 0, sizeof *in->mounts};
+    l = (struct list){(void **)&in->mounts, &in->n_mounts, 0, sizeof *in->mounts, NULL};
     fields = mount_fields;
     n_fields = COUNT(mount_fields);
     present = &in->mounts_present;
@@ -560,7 +582,7 @@ static bool field_value(struct scan *s, const struct field *f, void *dst)
     return list_field(s, f, dst);
   case F_INSTANCES: {
     struct page *pg = dst;
-    struct list l = {(void **)&pg->items, &pg->n, pg->cap, sizeof *pg->items};
+    struct list l = {(void **)&pg->items, &pg->n, pg->cap, sizeof *pg->items, pg};
     ws(s);
     if (s->p < s->end && *s->p == '[') {
       pg->instances_ok = true;
@@ -736,35 +758,66 @@ static bool object_starts(struct scan *s)
   return s->p < s->end && *s->p == '{';
 }
 
+/* Reads a page into pg (items handed over in runs when pg->run is set): 0,
+ * 1 when a run asked to stop, -1 when the body is unusable. What is left in
+ * pg->items is the caller's. */
+static int decode_page(const char *body, size_t len, struct page *pg)
+{
+  struct scan s;
+  int rc = -1;
+
+  if (!body || len == 0)
+    return -1;
+  scan_init(&s, body, len);
+  pg->items = nrd_xcalloc(1, sizeof *pg->items);  /* an empty page has an array too */
+  pg->cap = 1;
+  if (object_starts(&s) && object(&s, page_fields, COUNT(page_fields), pg) && at_end(&s) &&
+      pg->instances_ok)
+    rc = 0;
+  else if (pg->stopped)
+    rc = 1;
+  scan_cleanup(&s);
+  return rc;
+}
+
+static void page_free(struct page *pg)
+{
+  for (size_t i = 0; i < pg->n; i++)
+    nrd_instance_cleanup(&pg->items[i]);
+  free(pg->items);
+}
+
 int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
                             size_t *n, int64_t *total)
 {
   struct page pg = { .total = -1 };
-  struct scan s;
-  int rc = -1;
 
   *items = NULL;
   *n = 0;
   *total = -1;
-  if (!body || len == 0)
-    return -1;
-  scan_init(&s, body, len);
-  pg.items = nrd_xcalloc(1, sizeof *pg.items);  /* an empty page has an array too */
-  pg.cap = 1;
-  if (object_starts(&s) && object(&s, page_fields, COUNT(page_fields), &pg) && at_end(&s) &&
-      pg.instances_ok)
-    rc = 0;
-  scan_cleanup(&s);
-  if (rc != 0) {
-    for (size_t i = 0; i < pg.n; i++)
-      nrd_instance_cleanup(&pg.items[i]);
-    free(pg.items);
+  if (decode_page(body, len, &pg) != 0) {
+    page_free(&pg);
     return -1;
   }
   *items = pg.items;
   *n = pg.n;
   *total = pg.total;
   return 0;
+}
+
+int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max,
+                                nrd_nv_run_fn run, void *ud, int64_t *total)
+{
+  struct page pg = { .total = -1, .run = run, .ud = ud, .run_max = run_max ? run_max : 1 };
+
+  *total = -1;
+  int rc = decode_page(body, len, &pg);
+  if (rc == 0 && !page_flush(&pg))
+    rc = 1;
+  page_free(&pg);
+  if (rc == 0)
+    *total = pg.total;
+  return rc;
 }
 
 void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)

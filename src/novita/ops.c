@@ -147,22 +147,43 @@ static enum nrd_nv_rc page_all(page_fn fetch, void *ud, const struct idset *seen
 
 /* ---- instances ---- */
 
+/* Instances handed to the sink at a time: a page is never held decoded in
+ * full (1000 instances are about 1.5 MB), and a consumer on another thread
+ * starts on a page's first run while the rest is read. */
+#define NV_INSTANCE_RUN 64u
+
 struct inst_pager {
   struct nrd_novita_conn *c;
   const char *name;
-  nrd_nv_page_fn on_page;
-  void *ud;
+  const struct nrd_nv_instance_sink *sink;
   struct idset seen;
+  size_t page_items, page_new;  /* of the page being read */
   struct nrd_buf url, body;
 };
+
+/* One run of a page: its new instances move to the front, in order, and go
+ * to the sink. */
+static int inst_run(void *ud, struct nrd_instance *items, size_t n)
+{
+  struct inst_pager *pg = ud;
+  size_t fresh = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].id && idset_add(&pg->seen, items[i].id)) {
+      struct nrd_instance tmp = items[i];
+      items[i] = items[fresh];
+      items[fresh++] = tmp;
+    }
+  }
+  pg->page_items += n;
+  pg->page_new += fresh;
+  return fresh > 0 ? pg->sink->items(pg->sink->ud, items, fresh) : 0;
+}
 
 static enum nrd_nv_rc inst_page(void *ud, unsigned page, size_t *n_items, size_t *n_new,
                                 int64_t *total, bool *stop, struct nrd_nv_error *err)
 {
   struct inst_pager *pg = ud;
   struct nrd_novita *nv = pg->c->nv;
-  struct nrd_instance *items = NULL;
-  size_t n = 0, fresh = 0;
   int status;
 
   nrd_buf_reset(&pg->url);
@@ -176,35 +197,28 @@ static enum nrd_nv_rc inst_page(void *ud, unsigned page, size_t *n_items, size_t
                                        false, true, &pg->body, &status, err);
   if (rc != NRD_NV_OK)
     return rc;
-  if (nrd_nv_decode_instances(pg->body.data, pg->body.len, &items, &n, total) != 0) {
+  pg->page_items = pg->page_new = 0;
+  int drc = nrd_nv_decode_instance_runs(pg->body.data, pg->body.len, NV_INSTANCE_RUN, inst_run,
+                                        pg, total);
+  if (pg->sink->page_end)
+    pg->sink->page_end(pg->sink->ud, drc == 0);
+  if (drc < 0) {
     nrd_nv_set_error(err, status, NULL, "unusable instances page %u (HTTP %d, %zu bytes)", page,
                      status, pg->body.len);
     LOG_WARN("novita answer unusable", "endpoint", "list_instances", "message", err->message);
     return NRD_NV_BAD_RESPONSE;
   }
-  /* New instances move to the front of items, in order. */
-  for (size_t i = 0; i < n; i++) {
-    if (items[i].id && idset_add(&pg->seen, items[i].id)) {
-      struct nrd_instance tmp = items[i];
-      items[i] = items[fresh];
-      items[fresh++] = tmp;
-    }
-  }
-  if (fresh > 0 && pg->on_page(pg->ud, items, fresh) != 0)
-    *stop = true;
-  for (size_t i = 0; i < n; i++)
-    nrd_instance_cleanup(&items[i]);
-  free(items);
-  *n_items = n;
-  *n_new = fresh;
+  *stop = drc > 0;
+  *n_items = pg->page_items;
+  *n_new = pg->page_new;
   return NRD_NV_OK;
 }
 
 enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name,
-                                     nrd_nv_page_fn on_page, void *ud,
+                                     const struct nrd_nv_instance_sink *sink,
                                      size_t *total_seen, struct nrd_nv_error *err)
 {
-  struct inst_pager pg = { .c = c, .name = name, .on_page = on_page, .ud = ud };
+  struct inst_pager pg = { .c = c, .name = name, .sink = sink };
   idset_init(&pg.seen);
   nrd_buf_init(&pg.url);
   nrd_buf_init(&pg.body);
@@ -369,7 +383,7 @@ struct name_match {
   char *id;
 };
 
-static int match_name(void *ud, const struct nrd_instance *items, size_t n)
+static int match_name(void *ud, struct nrd_instance *items, size_t n)
 {
   struct name_match *m = ud;
   for (size_t i = 0; i < n; i++) {
@@ -386,7 +400,8 @@ enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
 {
   struct name_match m = { .name = name ? name : "" };
   *found_id = NULL;
-  enum nrd_nv_rc rc = nrd_nv_list_instances(c, m.name, match_name, &m, NULL, err);
+  const struct nrd_nv_instance_sink sink = { .items = match_name, .ud = &m };
+  enum nrd_nv_rc rc = nrd_nv_list_instances(c, m.name, &sink, NULL, err);
   if (rc == NRD_NV_OK)
     *found_id = m.id;
   else

@@ -169,8 +169,10 @@ static const char *const upsert_params[P_COUNT] = {
 };
 
 struct upsert_ctx {
-  const struct nrd_instance *items;
-  size_t n;
+  nrd_snapshot_run_fn next;
+  void *ud;
+  bool pulled;   /* a run was taken: the transaction cannot be run again */
+  bool dropped;  /* the caller dropped the page: rolled back */
   const char *run_id;
   int64_t now_ms;
   int param[P_COUNT];
@@ -232,25 +234,34 @@ static int upsert_fn(struct nrd_store *st, void *arg)
       return NRD_ERR;
     }
   }
-  for (size_t i = 0; i < ctx->n; i++) {
-    const struct nrd_instance *in = &ctx->items[i];
-    if (!in->id || !*in->id) {
-      LOG_WARN("store: instance without id not snapshotted");
-      continue;
+  for (;;) {
+    const struct nrd_instance *items = NULL;
+    size_t n = 0;
+    int more = ctx->next(ctx->ud, &items, &n);
+    if (more == 0)
+      return NRD_OK;
+    ctx->pulled = true;
+    if (more < 0) {
+      ctx->dropped = true;
+      return NRD_ERR;  /* rolled back */
     }
-    int rc = upsert_one(st, s, ctx, in);
-    if (rc != NRD_OK)
-      return rc;
+    for (size_t i = 0; i < n; i++) {
+      const struct nrd_instance *in = &items[i];
+      if (!in->id || !*in->id) {
+        LOG_WARN("store: instance without id not snapshotted");
+        continue;
+      }
+      int rc = upsert_one(st, s, ctx, in);
+      if (rc != NRD_OK)
+        return rc == NRD_BUSY ? NRD_ERR : rc;  /* the runs taken cannot be taken again */
+    }
   }
-  return NRD_OK;
 }
 
-int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items,
-                               size_t n, const char *run_id, int64_t now_ms)
+int nrd_store_snapshots_upsert_runs(struct nrd_store *st, nrd_snapshot_run_fn next, void *ud,
+                                    const char *run_id, int64_t now_ms)
 {
-  struct upsert_ctx ctx = { .items = items, .n = n, .run_id = run_id, .now_ms = now_ms };
-  if (n == 0)
-    return NRD_OK;
+  struct upsert_ctx ctx = { .next = next, .ud = ud, .run_id = run_id, .now_ms = now_ms };
   nrd_buf_init(&ctx.ports);
   nrd_buf_init(&ctx.envs);
   nrd_buf_init(&ctx.mounts);
@@ -258,7 +269,38 @@ int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *
   nrd_buf_cleanup(&ctx.ports);
   nrd_buf_cleanup(&ctx.envs);
   nrd_buf_cleanup(&ctx.mounts);
+  if (ctx.dropped)
+    return NRD_NONE;
+  if (rc == NRD_BUSY && ctx.pulled)
+    rc = NRD_ERR;
   return rc;
+}
+
+/* The one run of nrd_store_snapshots_upsert. */
+struct one_run {
+  const struct nrd_instance *items;
+  size_t n;
+  bool taken;
+};
+
+static int one_run_next(void *ud, const struct nrd_instance **items, size_t *n)
+{
+  struct one_run *r = ud;
+  if (r->taken)
+    return 0;
+  r->taken = true;
+  *items = r->items;
+  *n = r->n;
+  return 1;
+}
+
+int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items,
+                               size_t n, const char *run_id, int64_t now_ms)
+{
+  struct one_run r = { .items = items, .n = n };
+  if (n == 0)
+    return NRD_OK;
+  return nrd_store_snapshots_upsert_runs(st, one_run_next, &r, run_id, now_ms);
 }
 
 /* ---- reads ---- */

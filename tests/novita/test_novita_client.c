@@ -129,15 +129,14 @@ static const struct nrd_sim_options keyed = { .api_key = PUBLIC_KEY,
 
 struct seen {
   int count[FLEET];
-  size_t pages, items;
+  size_t pages, unusable_pages, items;
   bool bad;      /* an id outside i-0..i-249 */
   bool leaked;   /* a password in raw_json */
 };
 
-static int collect(void *ud, const struct nrd_instance *items, size_t n)
+static int collect(void *ud, struct nrd_instance *items, size_t n)
 {
   struct seen *s = ud;
-  s->pages++;
   for (size_t i = 0; i < n; i++) {
     int k = -1;
     if (!items[i].id || sscanf(items[i].id, "i-%d", &k) != 1 || k < 0 || k >= FLEET) {
@@ -150,6 +149,14 @@ static int collect(void *ud, const struct nrd_instance *items, size_t n)
       s->leaked = true;
   }
   return 0;
+}
+
+static void count_page(void *ud, bool usable)
+{
+  struct seen *s = ud;
+  s->pages++;
+  if (!usable)
+    s->unusable_pages++;
 }
 
 static void check_all_once(const struct seen *s)
@@ -217,9 +224,11 @@ static void paging_case(int base, unsigned cap, bool internal)
   }
 
   struct seen s = { 0 };
+
+  const struct nrd_nv_instance_sink sink = { collect, count_page, &s };
   size_t total_seen = 0;
   struct nrd_nv_error err;
-  assert_int_equal(nrd_nv_list_instances(f.c, NULL, collect, &s, &total_seen, &err), NRD_NV_OK);
+  assert_int_equal(nrd_nv_list_instances(f.c, NULL, &sink, &total_seen, &err), NRD_NV_OK);
   assert_int_equal(total_seen, FLEET);
   check_all_once(&s);
   size_t pages = nrd_sim_count(f.sim, "GET", "/v1/gpu/instances");
@@ -227,6 +236,8 @@ static void paging_case(int base, unsigned cap, bool internal)
   unsigned size = cap && cap < 100 ? cap : 100;
   assert_true(pages >= (FLEET + size - 1) / size);
   assert_true(pages <= (FLEET + size - 1) / size + 3);
+  assert_int_equal(s.pages, pages);  /* every page read is ended once */
+  assert_int_equal(s.unusable_pages, 0);
 
   struct nrd_job *jobs;
   size_t n;
@@ -271,8 +282,9 @@ static void test_wrong_key_is_final(void **state)
                                   .request_timeout_ms = 5000, .max_retry_attempts = 3 };
   fix_start(&f, &keyed, &o);
   struct seen s = { 0 };
+  const struct nrd_nv_instance_sink sink = { collect, count_page, &s };
   struct nrd_nv_error err;
-  assert_int_equal(nrd_nv_list_instances(f.c, NULL, collect, &s, NULL, &err), NRD_NV_FINAL);
+  assert_int_equal(nrd_nv_list_instances(f.c, NULL, &sink, NULL, &err), NRD_NV_FINAL);
   assert_int_equal(err.http_status, 401);
   assert_int_equal(nrd_sim_count(f.sim, NULL, "/v1/gpu/instances"), 1);  /* not retried */
   fix_stop(&f);
@@ -410,6 +422,7 @@ static void test_retries(void **state)
   struct fix f;
   struct nrd_nv_error err;
   struct seen s = { 0 };
+  const struct nrd_nv_instance_sink sink = { collect, count_page, &s };
   fix_start(&f, &keyed, NULL);
 
   /* 500 once, then success: two requests for the first page. */
@@ -450,7 +463,7 @@ static void test_retries(void **state)
   nrd_sim_clear_requests(f.sim);
   struct nrd_sim_fault e503 = { .kind = NRD_SIM_STATUS, .match = "instances", .status = 503 };
   nrd_sim_add_fault(f.sim, &e503);
-  assert_int_equal(nrd_nv_list_instances(f.c, NULL, collect, &s, NULL, &err), NRD_NV_TRANSIENT);
+  assert_int_equal(nrd_nv_list_instances(f.c, NULL, &sink, NULL, &err), NRD_NV_TRANSIENT);
   assert_int_equal(err.http_status, 503);
   assert_int_equal(nrd_sim_count(f.sim, "GET", "/v1/gpu/instances"), 4);
   nrd_sim_clear_faults(f.sim);
@@ -541,7 +554,8 @@ static void test_hostile_bodies(void **state)
       int64_t t0 = nrd_mono_ms();
       if (t == 0) {
         struct seen s = { 0 };
-        rc = nrd_nv_list_instances(f.c, NULL, collect, &s, NULL, &err);
+        const struct nrd_nv_instance_sink sink = { collect, count_page, &s };
+        rc = nrd_nv_list_instances(f.c, NULL, &sink, NULL, &err);
         assert_false(s.leaked);
       } else if (t == 1) {
         struct nrd_job *jobs = NULL;
@@ -759,7 +773,7 @@ static void test_abort(void **state)
   fix_stop(&f);
 }
 
-static int count_items(void *ud, const struct nrd_instance *items, size_t n)
+static int count_items(void *ud, struct nrd_instance *items, size_t n)
 {
   *(size_t *)ud += n;
   return 0;
@@ -795,7 +809,7 @@ static void test_large_fleet(void **state)
   struct nrd_novita_conn *c = nrd_novita_conn_create(nv);
   size_t delivered = 0, seen = 0;
   struct nrd_nv_error e;
-  assert_int_equal(nrd_nv_list_instances(c, NULL, count_items, &delivered, &seen, &e), NRD_NV_OK);
+  assert_int_equal(nrd_nv_list_instances(c, NULL, &(struct nrd_nv_instance_sink){count_items, NULL, &delivered}, &seen, &e), NRD_NV_OK);
   assert_int_equal(delivered, BIG);
   assert_int_equal(seen, BIG);
   /* Pages 1..99, the empty page 100, then page 0. */

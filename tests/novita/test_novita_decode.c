@@ -353,6 +353,97 @@ static void test_decode_instance_non_object(void **state)
   cJSON_Delete(arr);
 }
 
+/* The page read in runs: the same instances as the whole page, in order,
+ * at most run_max at a time; a taken item is the taker's; a stop ends the
+ * reading; a fault after some runs is still a fault. */
+struct runs_seen {
+  size_t runs, items, max_run, stop_after;
+  struct nrd_instance taken[4];
+  size_t n_taken;
+  bool in_order;
+};
+
+static int on_run(void *ud, struct nrd_instance *items, size_t n)
+{
+  struct runs_seen *r = ud;
+  for (size_t i = 0; i < n; i++) {
+    char want[16];
+    snprintf(want, sizeof want, "i-%zu", r->items + i);
+    r->in_order = r->in_order && items[i].id && strcmp(items[i].id, want) == 0;
+  }
+  if (r->n_taken < 4) {  /* the first item of each of the first runs is taken */
+    r->taken[r->n_taken++] = items[0];
+    memset(&items[0], 0, sizeof items[0]);
+  }
+  r->runs++;
+  r->items += n;
+  if (n > r->max_run)
+    r->max_run = n;
+  return r->stop_after && r->runs >= r->stop_after;
+}
+
+static char *page_of(size_t count)
+{
+  struct nrd_buf b;
+  nrd_buf_init(&b);
+  nrd_buf_puts(&b, "{\"instances\":[");
+  for (size_t i = 0; i < count; i++)
+    nrd_buf_printf(&b, "%s{\"id\":\"i-%zu\",\"name\":\"n\",\"envs\":[{\"key\":\"K\","
+                   "\"value\":\"v\"}],\"sshPassword\":\"x\"}", i ? "," : "", i);
+  nrd_buf_printf(&b, "],\"total\":%zu}", count);
+  return nrd_buf_steal(&b);
+}
+
+static void release_taken(struct runs_seen *r)
+{
+  for (size_t i = 0; i < r->n_taken; i++) {
+    assert_non_null(r->taken[i].id);
+    assert_null(strstr(r->taken[i].raw_json, "sshPassword"));
+    nrd_instance_cleanup(&r->taken[i]);
+  }
+}
+
+static void test_instance_runs(void **state)
+{
+  char *body = page_of(150);
+  size_t len = strlen(body);
+  int64_t total = 0;
+
+  struct runs_seen r = { .in_order = true };
+  assert_int_equal(nrd_nv_decode_instance_runs(body, len, 64, on_run, &r, &total), 0);
+  assert_int_equal(r.runs, 3);  /* 64 + 64 + 22 */
+  assert_int_equal(r.items, 150);
+  assert_int_equal(r.max_run, 64);
+  assert_true(r.in_order);
+  assert_int_equal(total, 150);
+  release_taken(&r);
+
+  /* A stop after the second run: 1, and nothing more is read. */
+  r = (struct runs_seen){ .in_order = true, .stop_after = 2 };
+  assert_int_equal(nrd_nv_decode_instance_runs(body, len, 64, on_run, &r, &total), 1);
+  assert_int_equal(r.runs, 2);
+  assert_int_equal(r.items, 128);
+  release_taken(&r);
+
+  /* Cut after 100 instances: the first run was delivered, the page is
+   * unusable all the same. */
+  char *cut = strstr(body, "{\"id\":\"i-100\"");
+  assert_non_null(cut);
+  r = (struct runs_seen){ .in_order = true };
+  assert_int_equal(nrd_nv_decode_instance_runs(body, (size_t)(cut - body) + 5, 64, on_run, &r,
+                                               &total), -1);
+  assert_int_equal(r.runs, 1);
+  assert_int_equal(total, -1);
+  release_taken(&r);
+
+  /* An empty page: no run. */
+  r = (struct runs_seen){ .in_order = true };
+  assert_int_equal(nrd_nv_decode_instance_runs("{\"instances\":[]}", 16, 64, on_run, &r, &total),
+                   0);
+  assert_int_equal(r.runs, 0);
+  free(body);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -364,6 +455,7 @@ int main(void)
     cmocka_unit_test(test_products),
     cmocka_unit_test(test_errors),
     cmocka_unit_test(test_decode_instance_non_object),
+    cmocka_unit_test(test_instance_runs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 
 #include "store_test.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "nrd/util.h"
@@ -220,6 +221,58 @@ static void test_page_in_one_call(void **state)
     nrd_instance_cleanup(&items[i]);
 }
 
+/* A page arriving in runs: stored in one transaction when it ends well,
+ * nothing of it when it is dropped, even after runs were taken. */
+struct runs_feed {
+  struct nrd_instance *items;
+  size_t n, at, per_run;
+  int end;  /* what next returns after the last run: 0 or -1 */
+  size_t calls;
+};
+
+static int feed_next(void *ud, const struct nrd_instance **items, size_t *n)
+{
+  struct runs_feed *r = ud;
+  r->calls++;
+  if (r->at >= r->n)
+    return r->end;
+  *items = r->items + r->at;
+  *n = r->n - r->at < r->per_run ? r->n - r->at : r->per_run;
+  r->at += *n;
+  return 1;
+}
+
+static void test_page_in_runs(void **state)
+{
+  struct store_fixture *f = *state;
+  struct nrd_instance items[5];
+  char id[16];
+  for (size_t i = 0; i < 5; i++) {
+    snprintf(id, sizeof id, "i-%zu", i);
+    make_instance(&items[i], id, "running", "img:1");
+  }
+  struct runs_feed drop = { .items = items, .n = 5, .per_run = 2, .end = -1 };
+  assert_int_equal(nrd_store_snapshots_upsert_runs(f->st, feed_next, &drop, "run_1", 1000),
+                   NRD_NONE);
+  assert_int_equal(drop.calls, 4);  /* three runs, then the drop */
+  for (size_t i = 0; i < 5; i++) {
+    snprintf(id, sizeof id, "i-%zu", i);
+    assert_int_equal(nrd_store_snapshot_seen_since(f->st, id, 0), NRD_NONE);
+  }
+  struct runs_feed keep = { .items = items, .n = 5, .per_run = 2, .end = 0 };
+  assert_int_equal(nrd_store_snapshots_upsert_runs(f->st, feed_next, &keep, "run_2", 2000),
+                   NRD_OK);
+  for (size_t i = 0; i < 5; i++) {
+    snprintf(id, sizeof id, "i-%zu", i);
+    assert_int_equal(nrd_store_snapshot_seen_since(f->st, id, 2000), NRD_OK);
+  }
+  /* The store still takes writes after a dropped page. */
+  upsert(f->st, &items[0], "run_3", 3000);
+  assert_int_equal(nrd_store_snapshot_seen_since(f->st, "i-0", 3000), NRD_OK);
+  for (size_t i = 0; i < 5; i++)
+    nrd_instance_cleanup(&items[i]);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -232,6 +285,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_absent_lists_on_first_sight, store_fixture_setup,
                                     store_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_page_in_one_call, store_fixture_setup,
+                                    store_fixture_teardown),
+    cmocka_unit_test_setup_teardown(test_page_in_runs, store_fixture_setup,
                                     store_fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
