@@ -96,6 +96,19 @@ cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action);
  * Counts it. */
 void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item);
 
+/* The sync's snapshot writer (snapshot_writer.c): runs of instances are
+ * stored on a pool worker, one transaction per page, while the coordinator
+ * reads on. start: NULL when the pool refuses it (stopping). push takes the
+ * items (moves them out, zeroing the slots) and waits while the bounded
+ * queue is full; false once storing failed. page_end ends the page's
+ * transaction (usable: commit, else roll back). finish waits for the
+ * writer, frees it, and says whether every page was stored. */
+struct snapshot_writer;
+struct snapshot_writer *nrd_snapshot_writer_start(struct run_ctx *ctx);
+bool nrd_snapshot_writer_push(struct snapshot_writer *sw, struct nrd_instance *items, size_t n);
+void nrd_snapshot_writer_page_end(struct snapshot_writer *sw, bool usable);
+bool nrd_snapshot_writer_finish(struct snapshot_writer *sw);
+
 /* The lease keeper's list of rows in hand. */
 void nrd_runner_hold(struct nrd_runner *r, const char *job_id);
 void nrd_runner_unhold(struct nrd_runner *r, const char *job_id);

@@ -38,6 +38,7 @@ struct sync_state {
   bool store_failed;
   struct job_listing listings[2];
   bool listings_started;
+  struct snapshot_writer *writer;
 };
 
 static void listing_process(void *job, void *worker_ctx)
@@ -73,13 +74,11 @@ static void listings_start(struct sync_state *s)
   }
 }
 
-static int on_page(void *ud, const struct nrd_instance *items, size_t n)
+/* A run of the sync's instances: the migrating ones are noted, then all go
+ * to the snapshot writer. */
+static int on_items(void *ud, struct nrd_instance *items, size_t n)
 {
   struct sync_state *s = ud;
-  if(nrd_store_snapshots_upsert(s->store, items, n, s->ctx->run_id, nrd_now_ms()) != NRD_OK) {
-    s->store_failed = true;
-    return 1;
-  }
   s->listed += n;
   for(size_t i = 0; i < n; i++) {
     if(!items[i].id || !items[i].status || strcmp(items[i].status, "migrating"))
@@ -93,7 +92,17 @@ static int on_page(void *ud, const struct nrd_instance *items, size_t n)
   }
   if(s->n > 0 && !s->listings_started)
     listings_start(s);
+  if(!nrd_snapshot_writer_push(s->writer, items, n)) {
+    s->store_failed = true;
+    return 1;
+  }
   return 0;
+}
+
+static void on_page_end(void *ud, bool usable)
+{
+  struct sync_state *s = ud;
+  nrd_snapshot_writer_page_end(s->writer, usable);
 }
 
 static int cmp_migrating(const void *a, const void *b)
@@ -287,8 +296,15 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   /* 1. sync (and, from the first migrating instance on, the job listings
    * of step 2 on pool workers) */
   ctx->sync_started_ms = nrd_now_ms();
-  rc = nrd_nv_list_instances(w->conn, NULL, on_page, &s, NULL, &err);
-  nrd_store_release_memory(w->store);  /* the sync's pages are not read again */
+  s.writer = nrd_snapshot_writer_start(ctx);
+  if(!s.writer) {
+    snprintf(msg, sizeof(msg), "storing instance snapshots failed: the service is stopping");
+    goto out;
+  }
+  const struct nrd_nv_instance_sink sink = {on_items, on_page_end, &s};
+  rc = nrd_nv_list_instances(w->conn, NULL, &sink, NULL, &err);
+  if(!nrd_snapshot_writer_finish(s.writer))
+    s.store_failed = true;
   if(s.listings_started && (s.store_failed || rc != NRD_NV_OK)) {
     nrd_pool_wait_idle(r->pool, 0);  /* the listings point into this frame */
     for(int t = 0; t < 2; t++)
@@ -342,26 +358,43 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   listings_free(&s, jobs, n_jobs, found, n_found);
   n_found = 0;
 
-  /* 3. recover: every open row, the oldest first, up to the brake. */
-  if(nrd_store_ledger_open(w->store, (size_t)-1 / 2, &rows, &n_rows) != NRD_OK) {
-    snprintf(msg, sizeof(msg), "reading the ledger failed");
-    goto out;
-  }
-  for(size_t i = 0; i < n_rows; i++) {
-    if(i >= cfg->max_recoveries_per_run) {
-      defer_outcome(ctx, &rows[i], "MAX_RECOVERIES_PER_RUN reached; the next run takes it");
-      continue;
+  /* 3. recover: every open row, the oldest first, up to the brake. The rows
+   * are read a batch at a time while the pool's queue is short, so a run of
+   * thousands never holds them all (5000 rows were 2 MB). */
+  unsigned threads = nrd_pool_threads(r->pool);
+  size_t batch = 2 * (size_t)threads, handed = 0;
+  struct nrd_ledger_row after = {0};
+  for(;;) {
+    nrd_pool_wait_queue_below(r->pool, threads);
+    if(nrd_store_ledger_open(w->store, after.job_id ? &after : NULL, batch, &rows, &n_rows) !=
+       NRD_OK) {
+      snprintf(msg, sizeof(msg), "reading the ledger failed");
+      nrd_ledger_row_cleanup(&after);
+      nrd_pool_wait_idle(r->pool, 0);  /* the rows handed over point into ctx */
+      goto out;
     }
-    struct pool_job *pj = nrd_xcalloc(1, sizeof(*pj));
-    pj->ctx = ctx;
-    pj->row = rows[i];
-    memset(&rows[i], 0, sizeof(rows[i]));  /* handed over */
-    while(nrd_pool_submit(r->pool, pool_process, pool_free, pj) != 0)
-      nrd_sleep_ms(5);  /* queue full: wait for a worker to take one */
+    if(n_rows == 0)
+      break;
+    nrd_ledger_row_cleanup(&after);
+    after.job_id = nrd_xstrdup(rows[n_rows - 1].job_id);
+    after.created_ms = rows[n_rows - 1].created_ms;
+    for(size_t i = 0; i < n_rows; i++, handed++) {
+      if(handed >= cfg->max_recoveries_per_run) {
+        defer_outcome(ctx, &rows[i], "MAX_RECOVERIES_PER_RUN reached; the next run takes it");
+        continue;
+      }
+      struct pool_job *pj = nrd_xcalloc(1, sizeof(*pj));
+      pj->ctx = ctx;
+      pj->row = rows[i];
+      memset(&rows[i], 0, sizeof(rows[i]));  /* handed over */
+      while(nrd_pool_submit(r->pool, pool_process, pool_free, pj) != 0)
+        nrd_sleep_ms(5);  /* queue full: wait for a worker to take one */
+    }
+    nrd_ledger_rows_free(rows, n_rows);  /* every row handed over or deferred */
+    rows = NULL;
+    n_rows = 0;
   }
-  nrd_ledger_rows_free(rows, n_rows);  /* every row handed over or deferred */
-  rows = NULL;
-  n_rows = 0;
+  nrd_ledger_row_cleanup(&after);
   nrd_pool_wait_idle(r->pool, 0);
   nrd_memory_trim();  /* before the report, the run's largest allocation */
   *completed = !ctx->circuit_tripped;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "nrd/json.h"
+#include "nrd/store.h"
 #include "nrd/util.h"
 #include "scenario.h"
 #include "stack.h"
@@ -171,6 +172,46 @@ static void test_hostile_listing_bodies(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* A page that turns out unusable after some of its runs were read (a body
+ * cut in half): nothing of it is stored; the next clean run stores it. */
+static bool snapshot_seen(struct tu_stack *s, const char *id)
+{
+  struct nrd_store *st = NULL;
+  char err[256];
+  assert_int_equal(nrd_store_open(s->cfg.database_path, &st, NULL, err, sizeof(err)), NRD_OK);
+  int rc = nrd_store_snapshot_seen_since(st, id, 0);
+  nrd_store_close(st);
+  return rc == NRD_OK;
+}
+
+static void test_cut_page_stores_nothing_of_it(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.max_retry_attempts = 0;
+  s.cfg.circuit_failure_threshold = 0;
+  s.cfg.novita_page_size = 200;  /* half a page holds a full run of instances */
+  start_with(&s, tu_failed_fleet(1, 299));
+  struct nrd_sim_fault f = {.kind = NRD_SIM_TRUNCATED, .match = "/v1/gpu/instances",
+                            .count = 1};
+  nrd_sim_add_fault(s.sim, &f);
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(&s, immediate, &status);
+  assert_int_equal(status, 502);
+  cJSON_Delete(rep);
+  assert_false(snapshot_seen(&s, "i-000"));
+  assert_false(snapshot_seen(&s, "i-063"));
+
+  rep = tu_stack_check_failed(&s, immediate, &status);
+  assert_int_equal(status, 200);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 1);
+  cJSON_Delete(rep);
+  assert_true(snapshot_seen(&s, "i-000"));
+  assert_true(snapshot_seen(&s, "i-299"));
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -178,6 +219,7 @@ int main(void)
     cmocka_unit_test(test_retry_after_is_honoured),
     cmocka_unit_test(test_outage_opens_circuit),
     cmocka_unit_test(test_hostile_listing_bodies),
+    cmocka_unit_test(test_cut_page_stores_nothing_of_it),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
