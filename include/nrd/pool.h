@@ -33,6 +33,10 @@ int nrd_pool_submit(struct nrd_pool *p, nrd_pool_process_fn process, nrd_pool_fr
 /* Waits until the queue is empty and no job runs, or until deadline_mono_ms
  * (0: no deadline). true when idle. */
 bool nrd_pool_wait_idle(struct nrd_pool *p, int64_t deadline_mono_ms);
+/* Waits until fewer than n jobs are queued (not counting the running ones)
+ * or the pool is stopping: a producer that keeps the queue short keeps its
+ * memory short too. */
+void nrd_pool_wait_queue_below(struct nrd_pool *p, size_t n);
 /* Stops taking jobs, drops the queued ones (their free_job runs), waits for the
  * running ones, joins threads. */
 void nrd_pool_destroy(struct nrd_pool *p);

@@ -205,8 +205,8 @@ int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_n
   return store_tx(st, insert_many_fn, &ctx);
 }
 
-int nrd_store_ledger_open(struct nrd_store *st, size_t limit, struct nrd_ledger_row **rows,
-                          size_t *n)
+int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *after,
+                          size_t limit, struct nrd_ledger_row **rows, size_t *n)
 {
   *rows = NULL;
   *n = 0;
@@ -214,7 +214,9 @@ int nrd_store_ledger_open(struct nrd_store *st, size_t limit, struct nrd_ledger_
   if (!s)
     return NRD_ERR;
   int rc = NRD_ERR;
-  if (store_bind_i64(s, ":limit", sql_limit(limit)))
+  if (store_bind_text(s, ":after_job", after ? after->job_id : NULL) &&
+      store_bind_i64(s, ":after_ms", after ? after->created_ms : 0) &&
+      store_bind_i64(s, ":limit", sql_limit(limit)))
     rc = read_rows(st, s, rows, n);
   store_done(s);
   return rc;

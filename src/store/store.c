@@ -64,6 +64,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " :new_name, :name_ms, :now, :now) ON CONFLICT (job_id) DO NOTHING",
   [STMT_LEDGER_OPEN] =
     "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE state IN (" STORE_OPEN_STATES ")"
+    " AND (:after_job IS NULL OR (created_ms, job_id) > (:after_ms, :after_job))"
     " ORDER BY created_ms, job_id LIMIT :limit",
   [STMT_LEDGER_LIST] =
     "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE :state IS NULL OR state = :state"

@@ -21,7 +21,7 @@ struct pool_job {
 struct nrd_pool {
   pthread_mutex_t mu;
   pthread_cond_t work;   /* a job was queued, or the pool is stopping */
-  pthread_cond_t idle;   /* a job finished */
+  pthread_cond_t idle;   /* a job finished, or one was taken */
   struct pool_job *ring;
   size_t cap, head, count;
   unsigned running;      /* jobs being processed right now */
@@ -54,6 +54,7 @@ static void *worker_main(void *arg)
     p->head = (p->head + 1) % p->cap;
     p->count--;
     p->running++;
+    pthread_cond_broadcast(&p->idle);  /* the queue is shorter */
     pthread_mutex_unlock(&p->mu);
 
     j.process(j.job, wctx);
@@ -79,6 +80,7 @@ static void pool_stop(struct nrd_pool *p, unsigned n)
   size_t first = p->head;
   p->count = 0;
   pthread_cond_broadcast(&p->work);
+  pthread_cond_broadcast(&p->idle);
   pthread_mutex_unlock(&p->mu);
 
   /* No worker touches the ring once stopping is set, and submit refuses. */
@@ -147,6 +149,14 @@ int nrd_pool_submit(struct nrd_pool *p, nrd_pool_process_fn process, nrd_pool_fr
   }
   pthread_mutex_unlock(&p->mu);
   return rc;
+}
+
+void nrd_pool_wait_queue_below(struct nrd_pool *p, size_t n)
+{
+  pthread_mutex_lock(&p->mu);
+  while (!p->stopping && p->count >= n)
+    pthread_cond_wait(&p->idle, &p->mu);
+  pthread_mutex_unlock(&p->mu);
 }
 
 bool nrd_pool_wait_idle(struct nrd_pool *p, int64_t deadline_mono_ms)

@@ -235,22 +235,40 @@ static void test_lists_and_counts(void **state)
 
   struct nrd_ledger_row *rows = NULL;
   size_t n = 0;
-  assert_int_equal(nrd_store_ledger_open(f->st, 10, &rows, &n), NRD_OK);
+  assert_int_equal(nrd_store_ledger_open(f->st, NULL, 10, &rows, &n), NRD_OK);
   assert_int_equal(n, 3);
   assert_string_equal(rows[0].job_id, "job-a");
   assert_string_equal(rows[1].job_id, "job-b");
   assert_string_equal(rows[2].job_id, "job-d");
   nrd_ledger_rows_free(rows, n);
 
-  assert_int_equal(nrd_store_ledger_open(f->st, 1, &rows, &n), NRD_OK);
+  assert_int_equal(nrd_store_ledger_open(f->st, NULL, 1, &rows, &n), NRD_OK);
   assert_int_equal(n, 1);
   assert_string_equal(rows[0].job_id, "job-a");
+
+  /* Page on from a row: the ones after it in (created_ms, job_id) order. */
+  struct nrd_ledger_row *next = NULL;
+  size_t n_next = 0;
+  assert_int_equal(nrd_store_ledger_open(f->st, &rows[0], 10, &next, &n_next), NRD_OK);
+  assert_int_equal(n_next, 2);
+  assert_string_equal(next[0].job_id, "job-b");
+  assert_string_equal(next[1].job_id, "job-d");
   nrd_ledger_rows_free(rows, n);
+  insert(f->st, "job-b2", "i-b2", 2000);  /* same time as job-b: after it by id */
+  assert_int_equal(nrd_store_ledger_open(f->st, &next[0], 10, &rows, &n), NRD_OK);
+  assert_int_equal(n, 2);
+  assert_string_equal(rows[0].job_id, "job-b2");
+  assert_string_equal(rows[1].job_id, "job-d");
+  nrd_ledger_rows_free(rows, n);
+  assert_int_equal(nrd_store_ledger_open(f->st, &next[1], 10, &rows, &n), NRD_OK);
+  assert_int_equal(n, 0);
+  nrd_ledger_rows_free(rows, n);
+  nrd_ledger_rows_free(next, n_next);
 
   assert_int_equal(nrd_store_ledger_list(f->st, -1, 100, &rows, &n), NRD_OK);
-  assert_int_equal(n, 4);
+  assert_int_equal(n, 5);
   assert_string_equal(rows[0].job_id, "job-d");
-  assert_string_equal(rows[3].job_id, "job-a");
+  assert_string_equal(rows[4].job_id, "job-a");
   nrd_ledger_rows_free(rows, n);
 
   assert_int_equal(nrd_store_ledger_list(f->st, NRD_ROW_ABANDONED, 100, &rows, &n), NRD_OK);
@@ -265,7 +283,7 @@ static void test_lists_and_counts(void **state)
 
   int64_t counts[NRD_ROW_STATE_COUNT];
   assert_int_equal(nrd_store_ledger_count_by_state(f->st, counts), NRD_OK);
-  assert_int_equal(counts[NRD_ROW_PENDING], 3);
+  assert_int_equal(counts[NRD_ROW_PENDING], 4);
   assert_int_equal(counts[NRD_ROW_ABANDONED], 1);
   assert_int_equal(counts[NRD_ROW_CREATED], 0);
 }

@@ -196,12 +196,36 @@ static void test_wait_idle_no_deadline_and_bad_args(void **state)
   assert_int_equal(atomic_load(&c.inits), 0);
 }
 
+/* wait_queue_below returns once the workers have taken enough jobs: one
+ * worker held at the gate, three jobs behind it; below 1 waits for all
+ * three to be taken, which needs the gate open. */
+static void test_wait_queue_below(void **state)
+{
+  struct counters c;
+  counters_init(&c);
+  struct job jobs[4] = { { .c = &c, .block = true }, { .c = &c }, { .c = &c }, { .c = &c } };
+  struct nrd_pool *p = nrd_pool_create(1, 8, t_init, t_fini, &c);
+  assert_non_null(p);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(nrd_pool_submit(p, t_process, t_free, &jobs[i]), 0);
+  wait_entered(&c, 1);
+  nrd_pool_wait_queue_below(p, 4);  /* 3 queued: returns at once */
+  assert_int_equal(atomic_load(&c.processed), 1);
+  open_gate(&c);
+  nrd_pool_wait_queue_below(p, 1);
+  assert_true(atomic_load(&c.processed) >= 3);  /* the last one is taken, maybe not done */
+  assert_true(nrd_pool_wait_idle(p, nrd_mono_ms() + 10000));
+  assert_int_equal(atomic_load(&c.processed), 4);
+  nrd_pool_destroy(p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_runs_all_jobs),
     cmocka_unit_test(test_full_queue_refuses_and_destroy_frees_queued),
     cmocka_unit_test(test_wait_idle_no_deadline_and_bad_args),
+    cmocka_unit_test(test_wait_queue_below),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
