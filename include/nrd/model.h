@@ -9,7 +9,8 @@
  * from Novita, stored as a snapshot, read by the recreation rule), a migration
  * job and a product. Every char * is heap-owned by the struct and NULL when the
  * value was absent (missing key, null, or a value of the wrong type). Free with
- * the matching *_cleanup, which also zeroes the struct. */
+ * the matching *_cleanup, which also zeroes the struct. (An instance read
+ * from a page keeps its strings in one block: treat them as read-only.) */
 
 struct nrd_port {
   char *port;  /* as Novita sent it, number printed as text ("8080"); NULL if absent */
@@ -46,6 +47,9 @@ struct nrd_instance {
   int64_t created_at;  /* Unix seconds when Novita gave it, else 0 */
   char *raw_json;      /* the instance object as received, with passwords and
                           connect components removed; NULL if not kept */
+  void *strings;       /* when not NULL, every string above and in the lists
+                          lives in this one allocation (the page reader's):
+                          cleanup frees it instead of each string */
 };
 
 void nrd_instance_cleanup(struct nrd_instance *inst);

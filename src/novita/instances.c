@@ -42,6 +42,10 @@ struct scan {
   struct nrd_buf key_buf;  /* the decoded key, when it has escapes */
   struct nrd_buf text;     /* the decoded text of the last escaped string */
   struct nrd_buf raw;      /* the raw JSON of the instance being read */
+  bool in_instance;        /* reading an instance: its strings go to strs */
+  struct nrd_buf strs;     /* the instance's strings, NUL-terminated, one after
+                              another; its fields hold offsets + 1 until the
+                              instance is read (then they point into one block) */
 };
 
 enum vtype { V_OTHER, V_NULL, V_NUM, V_STR };
@@ -403,21 +407,100 @@ static const struct field page_fields[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The captured string as a heap C string (cut at a NUL, as cJSON's is). */
-static char *captured_text(const struct scan *s, const struct capture *c)
+/* A field's string: outside an instance a heap copy; inside, appended to
+ * s->strs and returned as its offset + 1 (instance_strings makes it a
+ * pointer). An instance's ~25 strings were as many allocations, which a
+ * page's reader and its writer (on another thread) then queued for in
+ * malloc's one arena. */
+static char *field_text(struct scan *s, const char *text, size_t len)
+{
+  if (!s->in_instance)
+    return nrd_xstrndup(text, len);
+  size_t off = s->strs.len;
+  len = strnlen(text, len);  /* cut at a NUL, as cJSON's strings are */
+  nrd_buf_append(&s->strs, text, len);
+  nrd_buf_append(&s->strs, "", 1);
+  return (char *)(uintptr_t)(off + 1);
+}
+
+static char *captured_field(struct scan *s, const struct capture *c)
 {
   if (c->escaped)
-    return nrd_xstrdup(s->text.data ? s->text.data : "");
-  return nrd_xstrndup(c->raw, c->raw_len);
+    return field_text(s, s->text.data ? s->text.data : "", s->text.len);
+  return field_text(s, c->raw, c->raw_len);
+}
+
+static char *number_field(struct scan *s, double v)
+{
+  char *text = nrd_json_number_text(v);
+  if (!text || !s->in_instance)
+    return text;
+  char *field = field_text(s, text, strlen(text));
+  free(text);
+  return field;
+}
+
+/* Turns an offset + 1 left by field_text into a pointer into block. */
+static void relocate(char **field, char *block)
+{
+  if (*field)
+    *field = block + ((uintptr_t)*field - 1);
+}
+
+/* The instance is read: its strings and its raw JSON move into one block. */
+static void instance_strings(struct scan *s, struct nrd_instance *in)
+{
+  char *block = nrd_xmalloc(s->strs.len + s->raw.len + 1);
+  memcpy(block, s->strs.data ? s->strs.data : "", s->strs.len);
+  memcpy(block + s->strs.len, s->raw.data ? s->raw.data : "", s->raw.len);
+  block[s->strs.len + s->raw.len] = '\0';
+  char **fields[] = {
+    &in->id, &in->name, &in->status, &in->cluster_id, &in->cluster_name, &in->product_id,
+    &in->product_name, &in->image_url, &in->image_auth_id, &in->command, &in->gpu_num,
+    &in->rootfs_size, &in->kind, &in->billing_mode,
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    relocate(fields[i], block);
+  for (size_t i = 0; i < in->n_ports; i++) {
+    relocate(&in->ports[i].port, block);
+    relocate(&in->ports[i].type, block);
+  }
+  for (size_t i = 0; i < in->n_envs; i++) {
+    relocate(&in->envs[i].key, block);
+    relocate(&in->envs[i].value, block);
+  }
+  for (size_t i = 0; i < in->n_mounts; i++) {
+    relocate(&in->mounts[i].type, block);
+    relocate(&in->mounts[i].id, block);
+    relocate(&in->mounts[i].mount_path, block);
+  }
+  in->raw_json = block + s->strs.len;
+  in->strings = block;
+}
+
+/* An instance that could not be read whole: its fields hold offsets, not
+ * strings, so only its lists are freed. */
+static void instance_drop_offsets(struct nrd_instance *in)
+{
+  free(in->ports);
+  free(in->envs);
+  free(in->mounts);
+  memset(in, 0, sizeof *in);
 }
 
 /* nrd_json_i64 over a captured value. */
 static bool captured_i64(const struct scan *s, const struct capture *c, int64_t *out)
 {
   if (c->type == V_STR) {
-    char *text = captured_text(s, c);
+    char small[32];
+    const char *src = c->escaped ? (s->text.data ? s->text.data : "") : c->raw;
+    size_t len = c->escaped ? s->text.len : c->raw_len;
+    char *text = len < sizeof small ? small : nrd_xmalloc(len + 1);
+    memcpy(text, src, len);
+    text[len] = '\0';  /* an embedded NUL cuts it, as in cJSON */
     bool ok = nrd_parse_i64(text, INT64_MIN, INT64_MAX, out);
-    free(text);
+    if (text != small)
+      free(text);
     return ok;
   }
   if (c->type != V_NUM)
@@ -603,13 +686,13 @@ static bool field_value(struct scan *s, const struct field *f, void *dst)
   switch (f->kind) {
   case F_STR:
     if (c.type == V_STR)
-      *str = captured_text(s, &c);
+      *str = captured_field(s, &c);
     break;
   case F_SCALAR:
     if (c.type == V_STR)
-      *str = captured_text(s, &c);
+      *str = captured_field(s, &c);
     else if (c.type == V_NUM)
-      *str = nrd_json_number_text(c.num);
+      *str = number_field(s, c.num);
     break;
   case F_EPOCH:
     if (captured_i64(s, &c, &v) && v >= 0)
@@ -651,8 +734,10 @@ static bool object(struct scan *s, const struct field *fields, size_t n_fields, 
     return false;
   if (fields == instance_fields) {
     nrd_buf_reset(&s->raw);
+    nrd_buf_reset(&s->strs);
     s->out = &s->raw;
     s->flush = s->p;
+    s->in_instance = true;
   }
   s->p++;
   ws(s);
@@ -710,11 +795,16 @@ static bool object(struct scan *s, const struct field *fields, size_t n_fields, 
   }
   if (fields == instance_fields) {
     emit(s, s->p);
-    ((struct nrd_instance *)dst)->raw_json = nrd_xstrndup(s->raw.data, s->raw.len);
+    instance_strings(s, dst);
   }
   s->depth--;
   ok = true;
 out:
+  if (fields == instance_fields) {
+    if (!ok)
+      instance_drop_offsets(dst);
+    s->in_instance = false;
+  }
   s->out = outer;
   return ok;
 }
@@ -729,6 +819,7 @@ static void scan_init(struct scan *s, const char *body, size_t len)
   nrd_buf_init(&s->key_buf);
   nrd_buf_init(&s->text);
   nrd_buf_init(&s->raw);
+  nrd_buf_init(&s->strs);
 }
 
 static void scan_cleanup(struct scan *s)
@@ -736,6 +827,7 @@ static void scan_cleanup(struct scan *s)
   nrd_buf_cleanup(&s->key_buf);
   nrd_buf_cleanup(&s->text);
   nrd_buf_cleanup(&s->raw);
+  nrd_buf_cleanup(&s->strs);
 }
 
 /* After the document's one value: only JSON whitespace (nrd_json_parse). */

@@ -9,29 +9,32 @@ void nrd_instance_cleanup(struct nrd_instance *inst)
 {
   if (!inst)
     return;
-  char **strings[] = {
-    &inst->id, &inst->name, &inst->status, &inst->cluster_id, &inst->cluster_name,
-    &inst->product_id, &inst->product_name, &inst->image_url, &inst->image_auth_id,
-    &inst->command, &inst->gpu_num, &inst->rootfs_size, &inst->kind, &inst->billing_mode,
-    &inst->raw_json,
-  };
-  for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
-    free(*strings[i]);
-  for (size_t i = 0; i < inst->n_ports && inst->ports; i++) {
-    free(inst->ports[i].port);
-    free(inst->ports[i].type);
+  if (!inst->strings) {
+    char **strings[] = {
+      &inst->id, &inst->name, &inst->status, &inst->cluster_id, &inst->cluster_name,
+      &inst->product_id, &inst->product_name, &inst->image_url, &inst->image_auth_id,
+      &inst->command, &inst->gpu_num, &inst->rootfs_size, &inst->kind, &inst->billing_mode,
+      &inst->raw_json,
+    };
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+      free(*strings[i]);
+    for (size_t i = 0; i < inst->n_ports && inst->ports; i++) {
+      free(inst->ports[i].port);
+      free(inst->ports[i].type);
+    }
+    for (size_t i = 0; i < inst->n_envs && inst->envs; i++) {
+      free(inst->envs[i].key);
+      free(inst->envs[i].value);
+    }
+    for (size_t i = 0; i < inst->n_mounts && inst->mounts; i++) {
+      free(inst->mounts[i].type);
+      free(inst->mounts[i].id);
+      free(inst->mounts[i].mount_path);
+    }
   }
+  free(inst->strings);
   free(inst->ports);
-  for (size_t i = 0; i < inst->n_envs && inst->envs; i++) {
-    free(inst->envs[i].key);
-    free(inst->envs[i].value);
-  }
   free(inst->envs);
-  for (size_t i = 0; i < inst->n_mounts && inst->mounts; i++) {
-    free(inst->mounts[i].type);
-    free(inst->mounts[i].id);
-    free(inst->mounts[i].mount_path);
-  }
   free(inst->mounts);
   memset(inst, 0, sizeof *inst);
 }

@@ -444,6 +444,37 @@ static void test_instance_runs(void **state)
   free(body);
 }
 
+/* An instance's strings live in one block with its raw JSON; an instance
+ * cut anywhere inside leaves nothing behind (ASan and valgrind watch). */
+static void test_instance_strings_block(void **state)
+{
+  const char *body = "{\"instances\":[{\"id\":\"i-1\",\"name\":\"a\\u0000b\",\"rootfsSize\":60,"
+                     "\"portMappings\":[{\"port\":22,\"type\":\"tcp\"}],\"envs\":[{\"key\":\"K\","
+                     "\"value\":\"v\"}],\"volumeMounts\":[{\"type\":\"local\",\"mountPath\":\"/d\"}]}]}";
+  struct nrd_instance *items;
+  size_t n;
+  int64_t total;
+  assert_int_equal(decode_inst(body, &items, &n, &total), 0);
+  assert_int_equal(n, 1);
+  const struct nrd_instance *in = &items[0];
+  assert_non_null(in->strings);
+  assert_ptr_equal(in->id, in->strings);
+  assert_string_equal(in->name, "a");  /* cut at the escaped NUL, as cJSON does */
+  assert_string_equal(in->rootfs_size, "60");
+  assert_string_equal(in->ports[0].port, "22");
+  assert_string_equal(in->envs[0].value, "v");
+  assert_string_equal(in->mounts[0].mount_path, "/d");
+  assert_null(in->mounts[0].id);
+  assert_non_null(strstr(in->raw_json, "\"mountPath\":\"/d\""));
+  free_insts(items, n);
+
+  size_t len = strlen(body);
+  for (size_t cut = 1; cut < len; cut++) {
+    int rc = nrd_nv_decode_instances(body, cut, &items, &n, &total);
+    assert_int_equal(rc, -1);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -456,6 +487,7 @@ int main(void)
     cmocka_unit_test(test_errors),
     cmocka_unit_test(test_decode_instance_non_object),
     cmocka_unit_test(test_instance_runs),
+    cmocka_unit_test(test_instance_strings_block),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
