@@ -61,6 +61,8 @@ struct nrd_job {
   char *state;        /* state.state: fail, success, running, pulling, break, ... */
   char *error;        /* state.error, else state.message, else errorMessage */
   int64_t created_at; /* Unix seconds */
+  void *strings;      /* when not NULL, the strings above live in this one
+                         allocation (the decoder's): cleanup frees it */
 };
 
 void nrd_job_cleanup(struct nrd_job *job);

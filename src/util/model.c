@@ -43,6 +43,11 @@ void nrd_job_cleanup(struct nrd_job *job)
 {
   if (!job)
     return;
+  if (job->strings) {
+    free(job->strings);
+    memset(job, 0, sizeof *job);
+    return;
+  }
   free(job->id);
   free(job->type);
   free(job->instance_id);

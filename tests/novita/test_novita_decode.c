@@ -226,6 +226,8 @@ static void test_jobs(void **state)
   assert_string_equal(jobs[0].state, "fail");
   assert_string_equal(jobs[0].error, "E1");
   assert_int_equal(jobs[0].created_at, 1764345600);
+  assert_ptr_equal(jobs[0].id, jobs[0].strings);  /* one block per job */
+  assert_ptr_equal(jobs[0].type, jobs[0].id + 3);
   assert_string_equal(jobs[1].id, "j2");
   assert_string_equal(jobs[1].error, "only message");
   assert_int_equal(jobs[1].created_at, 1764345601);
