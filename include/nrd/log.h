@@ -10,7 +10,8 @@
  * under the key without the '#'. A NULL value is written as null.
  * Never pass secrets (API keys, env values, image auth): there is no filter
  * here, the callers own that rule. Level is checked before the arguments are
- * evaluated (the macros). Thread-safe: each line is one write(2). */
+ * evaluated (the macros). Thread-safe: a line is written whole, never mixed
+ * with another thread's, and lines are written in the order they were made. */
 
 enum nrd_log_level { NRD_LOG_ERROR = 0, NRD_LOG_WARN, NRD_LOG_INFO, NRD_LOG_DEBUG };
 
@@ -27,12 +28,36 @@ void nrd_log_set_run_id(const char *run_id);          /* NULL clears; copied */
 
 void nrd_log_write(enum nrd_log_level level, const char *msg, ...);
 
+/* Access lines (the HTTP server's one info line per request) may be held
+ * back, so a request costs no write(2) of its own. Between
+ * nrd_log_buffer_start and nrd_log_buffer_stop, nrd_log_write_access keeps
+ * its line in a buffer of NRD_LOG_BUFFER_BYTES, written out: when the next
+ * access line would not fit; before any other line (which is then written at
+ * once, so the order holds and nothing else waits); at most flush_ms after
+ * the oldest held line was logged (a flusher thread); by nrd_log_flush,
+ * nrd_log_set_fd, the last nrd_log_buffer_stop and at process exit. Outside
+ * that window an access line is written at once, like any other.
+ * Starts and stops are counted: the first start's flush_ms holds until the
+ * last stop. A kill -9 loses at most flush_ms of access lines. */
+#define NRD_LOG_BUFFER_BYTES ((size_t)32 * 1024)
+#define NRD_LOG_FLUSH_MS 100
+void nrd_log_buffer_start(int flush_ms);
+void nrd_log_buffer_stop(void);
+void nrd_log_flush(void);
+/* An info line that may be held back (see above). */
+void nrd_log_write_access(const char *msg, ...);
+
 #define NRD_LOG(level, ...) \
   do { if (nrd_log_enabled(level)) nrd_log_write(level, __VA_ARGS__, (const char *)0); } while (0)
 #define LOG_ERROR(...) NRD_LOG(NRD_LOG_ERROR, __VA_ARGS__)
 #define LOG_WARN(...)  NRD_LOG(NRD_LOG_WARN, __VA_ARGS__)
 #define LOG_INFO(...)  NRD_LOG(NRD_LOG_INFO, __VA_ARGS__)
 #define LOG_DEBUG(...) NRD_LOG(NRD_LOG_DEBUG, __VA_ARGS__)
+#define LOG_ACCESS(...) \
+  do { \
+    if (nrd_log_enabled(NRD_LOG_INFO)) \
+      nrd_log_write_access(__VA_ARGS__, (const char *)0); \
+  } while (0)
 
 /* Formats an integer for a '#' field: NRD_I64(n) is a char * valid in the
  * enclosing block (compound literal). */

@@ -2,7 +2,7 @@
  * (epoll). Every request gets a context on the first access-handler call; it
  * is answered on a later call (after the body), except early refusals (401,
  * 413 by Content-Length), and freed when both libmicrohttpd (completion
- * callback, which also writes the access-log line) and a pending run callback
+ * callback, which also logs the access line) and a pending run callback
  * have let go of it.
  *
  * Routing is on the raw path: the unescape callback leaves the URL as sent,
@@ -546,9 +546,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
   route = c->route ? c->route->name : "unmatched";
   nrd_log_set_request_id(c->request_id);
-  LOG_INFO("request", "method", c->method, "path", c->path, "#status", NRD_I64(c->status),
-           "#durationMs", NRD_I64(http_elapsed_ms(c)), "client", c->client, "route", route,
-           "termination", termination_name(toe));
+  LOG_ACCESS("request", "method", c->method, "path", c->path, "#status", NRD_I64(c->status),
+             "#durationMs", NRD_I64(http_elapsed_ms(c)), "client", c->client, "route", route,
+             "termination", termination_name(toe));
   nrd_log_set_request_id(NULL);
   if (c->status)
     nrd_metrics_http_request(route, c->status);
@@ -617,6 +617,7 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, NULL);
 
+  nrd_log_buffer_start(NRD_LOG_FLUSH_MS);  /* access lines: see nrd/log.h */
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, h,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
@@ -631,6 +632,7 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   if (!h->daemon) {
     snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)", host,
              cfg->port);
+    nrd_log_buffer_stop();
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -704,6 +706,7 @@ void nrd_http_stop(struct nrd_http *h)
     return;
   drain_waiting(h);
   MHD_stop_daemon(h->daemon);
+  nrd_log_buffer_stop();  /* after the last completion: every access line is out */
   if (h->quiesced_fd != MHD_INVALID_SOCKET)
     close(h->quiesced_fd);
   pthread_cond_destroy(&h->cv);

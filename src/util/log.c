@@ -1,20 +1,48 @@
-/* JSON-lines logger: one object per line, one write(2) per line. */
+/* JSON-lines logger: one object per line. Every line is written under one
+ * mutex, so lines never mix and keep their order; access lines may wait in a
+ * bounded buffer (below), every other line is written at once. */
 
 #include "nrd/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nrd/util.h"
 
 static atomic_int g_level = NRD_LOG_INFO;
-static atomic_int g_fd = 1;
+static int g_fd = 1;  /* under g_out_mu */
+
+/* Held access lines. Why: the access line's own write(2) was one of three
+ * syscalls per keep-alive request of /health (strace: recvfrom, sendmsg,
+ * write), against a bare libmicrohttpd server's two; held, a busy server
+ * writes ~100 access lines per write. Bounds: at most NRD_LOG_BUFFER_BYTES
+ * are held, and a line waits at most flush_ms (NRD_LOG_FLUSH_MS, 100 ms, for
+ * the server) plus a thread wake-up: the flusher sleeps until a line arrives
+ * in an empty buffer, then until that deadline (no wake-ups while idle).
+ * Every write happens under g_out_mu, which orders every line of the
+ * process. */
+static pthread_mutex_t g_out_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_held[NRD_LOG_BUFFER_BYTES];
+static size_t g_held_len;
+static bool g_holding;          /* a flusher runs: access lines may be held */
+static bool g_flusher_idle;     /* it waits for a line, without a deadline */
+static bool g_flusher_quit;
+static int g_flush_ms;
+static pthread_cond_t g_flush_cv;  /* CLOCK_MONOTONIC */
+static pthread_t g_flusher;
+
+/* Serializes start and stop (and the join); never taken under g_out_mu. */
+static pthread_mutex_t g_life_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned g_starts;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* Per-thread context, copied into fixed slots (set and cleared around every
  * HTTP request: no allocation). Longer values are cut. */
@@ -47,9 +75,169 @@ bool nrd_log_level_parse(const char *s, enum nrd_log_level *out)
   return false;
 }
 
+static void write_all(int fd, const char *p, size_t n)
+{
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return;  /* nowhere to report a failing log sink */
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Under g_out_mu. */
+static void flush_locked(void)
+{
+  if (g_held_len == 0)
+    return;
+  write_all(g_fd, g_held, g_held_len);
+  g_held_len = 0;
+}
+
+void nrd_log_flush(void)
+{
+  pthread_mutex_lock(&g_out_mu);
+  flush_locked();
+  pthread_mutex_unlock(&g_out_mu);
+}
+
 void nrd_log_set_fd(int fd)
 {
-  atomic_store(&g_fd, fd);
+  pthread_mutex_lock(&g_out_mu);
+  flush_locked();  /* held lines go where they were meant to go */
+  g_fd = fd;
+  pthread_mutex_unlock(&g_out_mu);
+}
+
+/* Writes one finished line, or holds it (access lines while a flusher
+ * runs). Any other line first writes what is held: in one write with it
+ * when both fit in the buffer. */
+static void emit(const char *line, size_t n, bool access)
+{
+  pthread_mutex_lock(&g_out_mu);
+  if (access && g_holding) {
+    if (g_held_len + n > sizeof g_held)
+      flush_locked();
+    if (n <= sizeof g_held) {
+      memcpy(g_held + g_held_len, line, n);
+      g_held_len += n;
+      if (g_flusher_idle) {
+        g_flusher_idle = false;
+        pthread_cond_signal(&g_flush_cv);
+      }
+      pthread_mutex_unlock(&g_out_mu);
+      return;
+    }
+  }
+  if (g_held_len > 0 && g_held_len + n <= sizeof g_held) {
+    memcpy(g_held + g_held_len, line, n);
+    g_held_len += n;
+    flush_locked();
+  } else {
+    flush_locked();
+    write_all(g_fd, line, n);
+  }
+  pthread_mutex_unlock(&g_out_mu);
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+/* Sleeps until a line is held, then writes the buffer flush_ms later (or
+ * sooner, when it is asked to quit). */
+static void *flusher_main(void *arg)
+{
+  pthread_mutex_lock(&g_out_mu);
+  while (!g_flusher_quit) {
+    if (g_held_len == 0) {
+      g_flusher_idle = true;
+      pthread_cond_wait(&g_flush_cv, &g_out_mu);
+      continue;
+    }
+    /* The oldest held line arrived at most a wake-up ago. A buffer written
+     * and filled again meanwhile keeps this deadline: earlier, never later. */
+    struct timespec deadline;
+    deadline_after(&deadline, g_flush_ms);
+    while (!g_flusher_quit && g_held_len > 0 &&
+           pthread_cond_timedwait(&g_flush_cv, &g_out_mu, &deadline) != ETIMEDOUT) {
+    }
+    flush_locked();
+  }
+  g_flusher_idle = false;
+  pthread_mutex_unlock(&g_out_mu);
+  return NULL;
+}
+
+/* Under g_life_mu: ends the flusher, if one runs; from then on access
+ * lines are written at once. What is held stays held. */
+static void end_flusher(void)
+{
+  bool join;
+
+  pthread_mutex_lock(&g_out_mu);
+  join = g_holding;
+  g_holding = false;
+  g_flusher_quit = true;
+  pthread_cond_signal(&g_flush_cv);
+  pthread_mutex_unlock(&g_out_mu);
+  if (join)
+    pthread_join(g_flusher, NULL);
+}
+
+/* A process that exits with a flusher running: the thread ends (no thread
+ * left behind at exit) and what is held is written. */
+static void flush_at_exit(void)
+{
+  pthread_mutex_lock(&g_life_mu);
+  end_flusher();
+  pthread_mutex_unlock(&g_life_mu);
+  nrd_log_flush();
+}
+
+static void init_once(void)
+{
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&g_flush_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  atexit(flush_at_exit);
+}
+
+void nrd_log_buffer_start(int flush_ms)
+{
+  pthread_once(&g_once, init_once);
+  pthread_mutex_lock(&g_life_mu);
+  if (g_starts++ == 0) {
+    pthread_mutex_lock(&g_out_mu);
+    g_flush_ms = flush_ms > 0 ? flush_ms : 1;
+    g_flusher_quit = false;
+    g_flusher_idle = false;
+    g_holding = pthread_create(&g_flusher, NULL, flusher_main, NULL) == 0;
+    pthread_mutex_unlock(&g_out_mu);  /* without a flusher nothing is held */
+  }
+  pthread_mutex_unlock(&g_life_mu);
+}
+
+void nrd_log_buffer_stop(void)
+{
+  pthread_mutex_lock(&g_life_mu);
+  if (g_starts > 0 && --g_starts == 0)
+    end_flusher();
+  pthread_mutex_unlock(&g_life_mu);
+  nrd_log_flush();
 }
 
 static void set_slot(char slot[LOG_ID_MAX], const char *value)
@@ -82,44 +270,28 @@ static void add_field(struct nrd_buf *b, const char *key, const char *value, boo
     nrd_buf_json_str(b, value);
 }
 
-static void write_all(int fd, const char *p, size_t n)
+/* Formats one line into b (empty, caller-owned). */
+static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char *msg,
+                        va_list ap)
 {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return;  /* nowhere to report a failing log sink */
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
-{
-  struct nrd_buf b;
   char ts[32];
   int lv = (int)level;
   if (lv < 0 || lv > NRD_LOG_DEBUG)
     lv = NRD_LOG_ERROR;
 
-  nrd_buf_init(&b);
-  nrd_buf_reserve(&b, 512);  /* one allocation for a usual line */
+  nrd_buf_reserve(b, 512);  /* one allocation for a usual line */
   nrd_iso8601(nrd_now_ms(), ts);
-  nrd_buf_puts(&b, "{\"ts\":");
-  nrd_buf_json_str(&b, ts);
-  nrd_buf_puts(&b, ",\"level\":");
-  nrd_buf_json_str(&b, level_names[lv]);
-  nrd_buf_puts(&b, ",\"msg\":");
-  nrd_buf_json_str(&b, msg ? msg : "");
+  nrd_buf_puts(b, "{\"ts\":");
+  nrd_buf_json_str(b, ts);
+  nrd_buf_puts(b, ",\"level\":");
+  nrd_buf_json_str(b, level_names[lv]);
+  nrd_buf_puts(b, ",\"msg\":");
+  nrd_buf_json_str(b, msg ? msg : "");
   if (t_request_id[0])
-    add_field(&b, "requestId", t_request_id, false);
+    add_field(b, "requestId", t_request_id, false);
   if (t_run_id[0])
-    add_field(&b, "runId", t_run_id, false);
+    add_field(b, "runId", t_run_id, false);
 
-  va_list ap;
-  va_start(ap, msg);
   for (;;) {
     const char *key = va_arg(ap, const char *);
     if (!key)
@@ -129,14 +301,36 @@ void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
     /* A raw value must be a non-empty token; anything else is quoted so the
      * line stays valid JSON. */
     if (raw && value && (!*value || strpbrk(value, "\r\n")))
-      add_field(&b, key + 1, value, false);
+      add_field(b, key + 1, value, false);
     else
-      add_field(&b, raw ? key + 1 : key, value, raw);
+      add_field(b, raw ? key + 1 : key, value, raw);
   }
-  va_end(ap);
-  nrd_buf_puts(&b, "}\n");
+  nrd_buf_puts(b, "}\n");
+}
 
-  write_all(atomic_load(&g_fd), b.data, b.len);
+void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
+{
+  struct nrd_buf b;
+  va_list ap;
+
+  nrd_buf_init(&b);
+  va_start(ap, msg);
+  format_line(&b, level, msg, ap);
+  va_end(ap);
+  emit(b.data, b.len, false);
+  nrd_buf_cleanup(&b);
+}
+
+void nrd_log_write_access(const char *msg, ...)
+{
+  struct nrd_buf b;
+  va_list ap;
+
+  nrd_buf_init(&b);
+  va_start(ap, msg);
+  format_line(&b, NRD_LOG_INFO, msg, ap);
+  va_end(ap);
+  emit(b.data, b.len, true);
   nrd_buf_cleanup(&b);
 }
 

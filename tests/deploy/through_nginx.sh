@@ -167,8 +167,14 @@ run_id=$(sed -n 's/.*"runId":"\([^"]*\)".*/\1/p' "$body" | head -n 1)
 echo "ok: immediate check-failed through nginx recreated $recreated instance(s) in $run_id"
 
 # The service logged the client nginx put in X-Forwarded-For, not the forged
-# entry and not nginx's own address.
-line=$(grep "\"requestId\":\"$rid\"" "$work/service.log" | grep '"msg":"request"' | head -n 1 || true)
+# entry and not nginx's own address. Access lines are written up to 100 ms
+# after the request (NRD_LOG_FLUSH_MS): wait for it.
+line=""
+for _ in $(seq 1 30); do
+  line=$(grep "\"requestId\":\"$rid\"" "$work/service.log" | grep '"msg":"request"' | head -n 1 || true)
+  [ -n "$line" ] && break
+  sleep 0.1
+done
 [ -n "$line" ] || fail "no access log line with requestId $rid"
 case "$line" in
   *'"client":"127.0.0.2"'*) ;;
@@ -232,6 +238,7 @@ req POST /api/instances/migration/check-failed "$api/check-failed" \
   --data-binary "@$work/big.json"
 expect_error 413 PAYLOAD_TOO_LARGE "70000-byte body"
 [ "$(header X-Request-Id)" = deploy-too-large ] || fail "413 from nginx lacks X-Request-Id"
+sleep 0.3  # past the access log's flush delay, so a line would be there
 grep -q '"requestId":"deploy-too-large"' "$work/service.log" &&
   fail "the 70000-byte body reached the service"
 echo "ok: 404, 405, 415, 400 and 413 keep the JSON error shape through nginx"

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -229,6 +230,281 @@ static void test_context_cleared(void **state)
   cJSON_Delete(obj);
 }
 
+/* ---- access lines held back (nrd_log_buffer_start) ---- */
+
+/* Long enough that the flusher never writes during a test that does not
+ * wait for it: what is written comes from the rule under test. */
+#define NO_TIMER_MS 600000
+
+/* The msg of each captured line, in order, joined by spaces. */
+static char *captured_msgs(struct capture *c)
+{
+  char *data = captured(c);
+  struct nrd_buf out;
+  char *save = NULL;
+  nrd_buf_init(&out);
+  nrd_buf_puts(&out, "");
+  for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    cJSON *obj = cJSON_Parse(line);
+    assert_non_null(obj);
+    if (out.len > 0)
+      nrd_buf_puts(&out, " ");
+    nrd_buf_puts(&out, cJSON_GetObjectItem(obj, "msg")->valuestring);
+    cJSON_Delete(obj);
+  }
+  free(data);
+  return nrd_buf_steal(&out);
+}
+
+static void assert_msgs(struct capture *c, const char *expected)
+{
+  char *msgs = captured_msgs(c);
+  assert_string_equal(msgs, expected);
+  free(msgs);
+}
+
+static void test_access_written_at_once_when_not_started(void **state)
+{
+  struct capture *c = *state;
+  LOG_ACCESS("a1", "k", "v");
+  assert_msgs(c, "a1");
+}
+
+static void test_access_held_until_flush(void **state)
+{
+  struct capture *c = *state;
+  nrd_log_set_request_id("req-7");
+  nrd_log_buffer_start(NO_TIMER_MS);
+  LOG_ACCESS("a1", "#status", NRD_I64(200));
+  LOG_ACCESS("a2");
+  assert_msgs(c, "");
+  nrd_log_flush();
+  assert_msgs(c, "a1 a2");
+
+  /* The line is the one LOG_INFO would have written. */
+  char *data = captured(c);
+  cJSON *obj = cJSON_ParseWithLength(data, (size_t)(strchr(data, '\n') - data));
+  free(data);
+  assert_non_null(obj);
+  assert_string_equal(cJSON_GetObjectItem(obj, "level")->valuestring, "info");
+  assert_string_equal(cJSON_GetObjectItem(obj, "requestId")->valuestring, "req-7");
+  assert_int_equal(cJSON_GetObjectItem(obj, "status")->valueint, 200);
+  cJSON_Delete(obj);
+  nrd_log_buffer_stop();
+}
+
+/* Any other line (warn, error, or an info line that is not an access line)
+ * writes what is held first, then itself, at once. */
+static void test_other_line_writes_held_first(void **state)
+{
+  struct capture *c = *state;
+  nrd_log_buffer_start(NO_TIMER_MS);
+  LOG_ACCESS("a1");
+  LOG_ACCESS("a2");
+  LOG_WARN("w1");
+  assert_msgs(c, "a1 a2 w1");
+  LOG_ACCESS("a3");
+  LOG_INFO("i1");
+  assert_msgs(c, "a1 a2 w1 a3 i1");
+  LOG_ACCESS("a4");
+  LOG_ERROR("e1");
+  LOG_ERROR("e2");  /* nothing held: written alone */
+  assert_msgs(c, "a1 a2 w1 a3 i1 a4 e1 e2");
+  nrd_log_buffer_stop();
+}
+
+/* The captured text is whole lines, a prefix of what was logged. */
+static size_t assert_whole_lines(struct capture *c)
+{
+  char *data = captured(c);
+  size_t len = strlen(data);
+  assert_true(len == 0 || data[len - 1] == '\n');
+  free(data);
+  return len;
+}
+
+static void test_full_buffer_written(void **state)
+{
+  struct capture *c = *state;
+  char big[1000];
+  size_t logged = 0, line_len = 0;
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+
+  nrd_log_buffer_start(NO_TIMER_MS);
+  /* Lines of ~1 KB, all of one length, until three buffers' worth: each time
+   * the next line would not fit, what is held is written, so at most a
+   * buffer is held. */
+  for (int i = 0; logged < 3 * NRD_LOG_BUFFER_BYTES; i++) {
+    char seq[16];
+    snprintf(seq, sizeof seq, "%06d", i);
+    LOG_ACCESS("a", "seq", seq, "big", big);
+    size_t written = assert_whole_lines(c);
+    if (i == 0) {
+      assert_int_equal(written, 0);
+      nrd_log_flush();
+      line_len = assert_whole_lines(c);
+      logged = line_len;
+      continue;
+    }
+    logged += line_len;
+    assert_true(written <= logged);
+    assert_true(logged - written <= NRD_LOG_BUFFER_BYTES);
+    assert_true(logged - written > 0);  /* the newest line is held */
+  }
+  nrd_log_flush();
+  assert_int_equal(assert_whole_lines(c), logged);
+
+  /* Every line is there, in order. */
+  char *data = captured(c);
+  char *save = NULL;
+  int want = 0;
+  for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    cJSON *obj = cJSON_Parse(line);
+    assert_non_null(obj);
+    assert_int_equal(atoi(cJSON_GetObjectItem(obj, "seq")->valuestring), want++);
+    cJSON_Delete(obj);
+  }
+  free(data);
+  assert_true((size_t)want * line_len >= 3 * NRD_LOG_BUFFER_BYTES);
+  nrd_log_buffer_stop();
+}
+
+/* A line larger than the buffer is written at once, after what is held. */
+static void test_line_over_buffer_written_at_once(void **state)
+{
+  struct capture *c = *state;
+  char *huge = nrd_xmalloc(NRD_LOG_BUFFER_BYTES + 1);
+  memset(huge, 'y', NRD_LOG_BUFFER_BYTES);
+  huge[NRD_LOG_BUFFER_BYTES] = '\0';
+  nrd_log_buffer_start(NO_TIMER_MS);
+  LOG_ACCESS("a1");
+  LOG_ACCESS("a2", "huge", huge);
+  assert_msgs(c, "a1 a2");
+  LOG_WARN("w1", "huge", huge);
+  assert_msgs(c, "a1 a2 w1");
+  nrd_log_buffer_stop();
+  free(huge);
+}
+
+static void test_flusher_writes_within_its_delay(void **state)
+{
+  struct capture *c = *state;
+  nrd_log_buffer_start(50);
+  for (int round = 0; round < 2; round++) {  /* the flusher sleeps and wakes again */
+    size_t before = assert_whole_lines(c);
+    int64_t t0 = nrd_mono_ms();
+    LOG_ACCESS("a");
+    while (assert_whole_lines(c) == before && nrd_mono_ms() - t0 < 5000)
+      nrd_sleep_ms(5);
+    int64_t waited = nrd_mono_ms() - t0;
+    assert_true(waited >= 40);   /* held for its delay, not written at once */
+    assert_true(waited < 5000);  /* and then written without anyone asking */
+    assert_msgs(c, round == 0 ? "a" : "a a");
+  }
+  nrd_log_buffer_stop();
+}
+
+static void test_stop_writes_held_lines(void **state)
+{
+  struct capture *c = *state;
+  nrd_log_buffer_start(NO_TIMER_MS);
+  nrd_log_buffer_start(NO_TIMER_MS);  /* counted: two servers */
+  LOG_ACCESS("a1");
+  nrd_log_buffer_stop();  /* writes, and the other start still holds */
+  assert_msgs(c, "a1");
+  LOG_ACCESS("a2");
+  assert_msgs(c, "a1");
+  nrd_log_buffer_stop();
+  assert_msgs(c, "a1 a2");
+  LOG_ACCESS("a3");  /* no longer held */
+  assert_msgs(c, "a1 a2 a3");
+  nrd_log_buffer_stop();  /* an extra stop is harmless */
+}
+
+static void test_set_fd_writes_held_lines_to_the_old_fd(void **state)
+{
+  struct capture *c = *state;
+  FILE *other = tmpfile();
+  assert_non_null(other);
+  nrd_log_buffer_start(NO_TIMER_MS);
+  LOG_ACCESS("a1");
+  nrd_log_set_fd(fileno(other));
+  assert_msgs(c, "a1");
+  LOG_ACCESS("a2");
+  nrd_log_buffer_stop();
+  assert_msgs(c, "a1");
+  nrd_log_set_fd(fileno(c->fp));
+  fclose(other);
+}
+
+/* A process that exits while lines are held writes them (atexit). */
+static void test_exit_writes_held_lines(void **state)
+{
+  struct capture *c = *state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    nrd_log_buffer_start(NO_TIMER_MS);
+    LOG_ACCESS("a1");
+    exit(0);
+  }
+  int st = 0;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  assert_msgs(c, "a1");
+}
+
+static void *mixed_writer(void *arg)
+{
+  char id[32];
+  snprintf(id, sizeof id, "req-%d", (int)(intptr_t)arg);
+  nrd_log_set_request_id(id);
+  char big[600];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  for (int i = 0; i < LINES; i++) {
+    if (i % 5 == 4)
+      LOG_WARN("line", "#i", NRD_I64(i), "big", big);
+    else
+      LOG_ACCESS("line", "#i", NRD_I64(i), "big", big);
+  }
+  nrd_log_set_request_id(NULL);
+  return NULL;
+}
+
+/* Held and direct lines of many threads, a short flush delay: every line
+ * whole, none lost, each thread's lines in the order it logged them. */
+static void test_threads_with_held_lines(void **state)
+{
+  struct capture *c = *state;
+  pthread_t t[THREADS];
+  nrd_log_buffer_start(2);
+  for (int i = 0; i < THREADS; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, mixed_writer, (void *)(intptr_t)i), 0);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+  nrd_log_buffer_stop();
+
+  char *data = captured(c);
+  int next[THREADS] = { 0 };
+  int lines = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    cJSON *obj = cJSON_Parse(line);
+    assert_non_null(obj);
+    int n = atoi(cJSON_GetObjectItem(obj, "requestId")->valuestring + 4);
+    assert_true(n >= 0 && n < THREADS);
+    assert_int_equal(cJSON_GetObjectItem(obj, "i")->valueint, next[n]);
+    next[n]++;
+    lines++;
+    cJSON_Delete(obj);
+  }
+  assert_int_equal(lines, THREADS * LINES);
+  free(data);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -238,6 +514,18 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_bad_raw_value_stays_json, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_context_cleared, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_access_written_at_once_when_not_started, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_access_held_until_flush, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_other_line_writes_held_first, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_full_buffer_written, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_line_over_buffer_written_at_once, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_flusher_writes_within_its_delay, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_stop_writes_held_lines, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_set_fd_writes_held_lines_to_the_old_fd, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_exit_writes_held_lines, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_threads_with_held_lines, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
