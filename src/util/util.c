@@ -169,66 +169,123 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail)
   return len;
 }
 
-void nrd_buf_json_str(struct nrd_buf *b, const char *s)
+/* 1 for a byte a JSON string carries as it is: printable ASCII other than
+ * '"' (0x22) and '\\' (0x5C). Bytes from 0x80 are 0 (UTF-8 is checked). */
+static const unsigned char json_plain[256] = {
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x00 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x10 */
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x20 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x30 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x40 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,  /* 0x50 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x60 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,  /* 0x70 */
+};
+
+/* The same test on eight bytes at once: zero when all eight are plain
+ * (non-zero may also mean a plain byte next to one that is not). Bytes
+ * below 0x20 wrap past 0x7F in the subtraction; 0x80 and up are caught by
+ * their own high bit; '"', '\\' and DEL by the zero-byte test of x ^ c. */
+static uint64_t json_word_special(uint64_t x)
+{
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t quote = x ^ (ones * '"'), slash = x ^ (ones * '\\'), del = x ^ (ones * 0x7F);
+  uint64_t zero = ((quote - ones) & ~quote) | ((slash - ones) & ~slash) | ((del - ones) & ~del);
+  return (zero | (x - ones * 0x20) | x) & highs;
+}
+
+/* Copies the run of plain bytes from p[i] (at most to end) to *o; returns
+ * where it stops. Most of what is logged and sent is plain: it goes eight
+ * bytes at a time, the rest byte by byte (no call for a short run). */
+static size_t json_plain_copy(const unsigned char *p, size_t i, size_t end, char **o)
+{
+  char *w = *o;
+  uint64_t x;
+  while (end - i >= 8) {
+    memcpy(&x, p + i, 8);
+    if (json_word_special(x))
+      break;
+    memcpy(w, &x, 8);
+    w += 8;
+    i += 8;
+  }
+  while (i < end && json_plain[p[i]])
+    *w++ = (char)p[i++];
+  *o = w;
+  return i;
+}
+
+/* Writes the escape of the byte (or UTF-8 sequence) at p[i] that is not
+ * plain to o; returns how many input bytes it took. */
+static size_t json_escape_at(const unsigned char *p, size_t i, size_t n, char **o)
 {
   static const char hex[] = "0123456789abcdef";
+  unsigned char c = p[i];
+  size_t used = 1;
+  char *w = *o;
+
+  if (c == '"' || c == '\\') {
+    *w++ = '\\';
+    *w++ = (char)c;
+  } else if (c < 0x20 || c == 0x7F) {
+    const char *short_esc = NULL;
+    switch (c) {
+    case '\n': short_esc = "\\n"; break;
+    case '\r': short_esc = "\\r"; break;
+    case '\t': short_esc = "\\t"; break;
+    case '\b': short_esc = "\\b"; break;
+    case '\f': short_esc = "\\f"; break;
+    default: break;
+    }
+    if (short_esc) {
+      memcpy(w, short_esc, 2);
+      w += 2;
+    } else {
+      char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF] };
+      memcpy(w, esc, 6);
+      w += 6;
+    }
+  } else {
+    used = utf8_seq_len(p + i, n - i);
+    if (used == 0) {
+      memcpy(w, "\\ufffd", 6);  /* invalid byte: replacement character */
+      w += 6;
+      used = 1;
+    } else {
+      memcpy(w, p + i, used);
+      w += used;
+    }
+  }
+  *o = w;
+  return used;
+}
+
+void nrd_buf_json_str(struct nrd_buf *b, const char *s)
+{
   const unsigned char *p = (const unsigned char *)s;
   size_t n = strlen(s), i = 0;
-  nrd_buf_reserve(b, 1);
-  b->data[b->len++] = '"';
+  /* Up to 256 input bytes at a time, written straight into room for their
+   * worst case (6 output bytes each; a UTF-8 sequence that runs past the
+   * chunk is copied as it is, fewer bytes than that), and the quotes. */
+  nrd_buf_reserve(b, (n < 256 ? n : 256) * 6 + 2);
+  char *o = b->data + b->len;
+  *o++ = '"';
   while (i < n) {
-    /* Up to 256 input bytes at a time, written straight into room for their
-     * worst case (6 output bytes each; a UTF-8 sequence that runs past the
-     * chunk is copied as it is, fewer bytes than that). */
     size_t end = n - i > 256 ? i + 256 : n;
-    nrd_buf_reserve(b, (end - i) * 6);
-    char *o = b->data + b->len;
-    while (i < end) {
-      unsigned char c = p[i];
-      if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
-        *o++ = (char)c;
-        i++;
-      } else if (c == '"' || c == '\\') {
-        *o++ = '\\';
-        *o++ = (char)c;
-        i++;
-      } else if (c < 0x20 || c == 0x7F) {
-        const char *short_esc = NULL;
-        switch (c) {
-        case '\n': short_esc = "\\n"; break;
-        case '\r': short_esc = "\\r"; break;
-        case '\t': short_esc = "\\t"; break;
-        case '\b': short_esc = "\\b"; break;
-        case '\f': short_esc = "\\f"; break;
-        default: break;
-        }
-        if (short_esc) {
-          memcpy(o, short_esc, 2);
-          o += 2;
-        } else {
-          char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF] };
-          memcpy(o, esc, 6);
-          o += 6;
-        }
-        i++;
-      } else {
-        size_t len = utf8_seq_len(p + i, n - i);
-        if (len == 0) {
-          memcpy(o, "\\ufffd", 6);  /* invalid byte: replacement character */
-          o += 6;
-          i++;
-        } else {
-          memcpy(o, p + i, len);
-          o += len;
-          i += len;
-        }
-      }
+    if (i > 0) {
+      b->len = (size_t)(o - b->data);
+      nrd_buf_reserve(b, (end - i) * 6 + 1);
+      o = b->data + b->len;
     }
-    b->len = (size_t)(o - b->data);
+    while (i < end) {
+      i = json_plain_copy(p, i, end, &o);
+      if (i < end)
+        i += json_escape_at(p, i, n, &o);
+    }
   }
-  nrd_buf_reserve(b, 1);
-  b->data[b->len++] = '"';
-  b->data[b->len] = '\0';
+  *o++ = '"';
+  *o = '\0';
+  b->len = (size_t)(o - b->data);
 }
 
 char *nrd_buf_steal(struct nrd_buf *b)

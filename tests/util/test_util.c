@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,160 @@ static void test_buf_json_str(void **state)
   json_str("\xc3", "\"\\ufffd\"");                 /* truncated sequence */
   json_str("\xc0\xaf", "\"\\ufffd\\ufffd\"");      /* overlong */
   json_str("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");  /* surrogate */
+}
+
+/* What nrd_buf_json_str must write, one byte at a time, from the rules:
+ * '"' and '\\' escaped, \n \r \t \b \f short, other controls and DEL as
+ * \u00xx, valid UTF-8 (no overlong form, no surrogate, at most U+10FFFF)
+ * kept, every other byte \ufffd. */
+static size_t ref_utf8_len(const unsigned char *s, size_t avail)
+{
+  unsigned c = s[0], cp, len;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
+  if (avail < len)
+    return 0;
+  for (unsigned i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    cp = cp << 6 | (s[i] & 0x3Fu);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+static void ref_json_str(struct nrd_buf *b, const char *in)
+{
+  const unsigned char *p = (const unsigned char *)in;
+  size_t n = strlen(in);
+  nrd_buf_puts(b, "\"");
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c == '"' || c == '\\') {
+      char esc[2] = { '\\', (char)c };
+      nrd_buf_append(b, esc, 2);
+    } else if (c == '\n') {
+      nrd_buf_puts(b, "\\n");
+    } else if (c == '\r') {
+      nrd_buf_puts(b, "\\r");
+    } else if (c == '\t') {
+      nrd_buf_puts(b, "\\t");
+    } else if (c == '\b') {
+      nrd_buf_puts(b, "\\b");
+    } else if (c == '\f') {
+      nrd_buf_puts(b, "\\f");
+    } else if (c < 0x20 || c == 0x7F) {
+      nrd_buf_printf(b, "\\u%04x", c);
+    } else if (c < 0x80) {
+      nrd_buf_append(b, &c, 1);
+    } else {
+      size_t len = ref_utf8_len(p + i, n - i);
+      if (len == 0) {
+        nrd_buf_puts(b, "\\ufffd");
+      } else {
+        nrd_buf_append(b, p + i, len);
+        i += len;
+        continue;
+      }
+    }
+    i++;
+  }
+  nrd_buf_puts(b, "\"");
+}
+
+/* nrd_buf_json_str(in) appended to a buffer that already holds a prefix
+ * equals the reference. */
+static void json_str_as_ref(const char *in)
+{
+  struct nrd_buf got, want;
+  nrd_buf_init(&got);
+  nrd_buf_init(&want);
+  nrd_buf_puts(&got, "p:");
+  nrd_buf_puts(&want, "p:");
+  nrd_buf_json_str(&got, in);
+  ref_json_str(&want, in);
+  assert_int_equal(got.len, want.len);
+  assert_string_equal(got.data, want.data);
+  assert_int_equal(got.data[got.len], '\0');
+  nrd_buf_cleanup(&got);
+  nrd_buf_cleanup(&want);
+}
+
+/* Plain text is copied in runs (eight bytes at a time) and in chunks of 256
+ * input bytes: every byte value at every offset of a short string, and the
+ * escapes and multi-byte sequences around the edges of runs and chunks. */
+static void test_buf_json_str_runs(void **state)
+{
+  char s[1100];
+  for (int c = 1; c < 256; c++) {
+    for (size_t pos = 0; pos < 20; pos++) {
+      memset(s, 'a', 20);
+      s[20] = '\0';
+      s[pos] = (char)c;
+      json_str_as_ref(s);
+      s[pos + 1] = '\0';  /* at the very end */
+      json_str_as_ref(s);
+    }
+  }
+
+  for (size_t len = 0; len < 48; len++) {  /* output that ends exactly at the room reserved */
+    memset(s, '\x01', len);
+    s[len] = '\0';
+    json_str_as_ref(s);
+  }
+
+  static const char *const specials[] = {
+    "\"", "\\", "\n", "\x01", "\x1f", "\x7f", "\x80", "\xff", "\xc3", "\xc3\xa9",
+    "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
+  };
+  static const size_t lens[] = { 7, 8, 9, 15, 16, 17, 255, 256, 257, 300, 512, 513, 1030 };
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+    size_t len = lens[li];
+    memset(s, 'x', len);
+    s[len] = '\0';
+    json_str_as_ref(s);  /* one long plain run */
+    memset(s, '\x01', len);
+    json_str_as_ref(s);  /* the worst case: six output bytes for each */
+    for (size_t si = 0; si < sizeof specials / sizeof specials[0]; si++) {
+      size_t sl = strlen(specials[si]);
+      for (size_t pos = 0; pos + sl <= len; pos++) {
+        bool edge = pos < 10 || pos + sl + 10 > len || (pos + 6 >= 256 && pos <= 258) ||
+                    (pos + 6 >= 512 && pos <= 514) || (pos % 8) == 7;
+        if (!edge)
+          continue;
+        memset(s, 'x', len);
+        memcpy(s + pos, specials[si], sl);
+        json_str_as_ref(s);
+      }
+    }
+  }
+}
+
+/* Random strings, mostly plain with every kind of byte among them. */
+static void test_buf_json_str_random(void **state)
+{
+  uint64_t seed = 0x9e3779b97f4a7c15u;
+  char s[700];
+  for (int round = 0; round < 3000; round++) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    size_t len = (size_t)(seed % 600);
+    for (size_t i = 0; i < len; i++) {
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      unsigned r = (unsigned)(seed >> 32);
+      unsigned char c = (unsigned char)(r % 4 ? 0x20 + (r >> 8) % 0x5F : 1 + (r >> 8) % 255);
+      s[i] = (char)c;
+    }
+    s[len] = '\0';
+    json_str_as_ref(s);
+  }
 }
 
 static void test_iso8601(void **state)
@@ -242,6 +397,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_buf),
     cmocka_unit_test(test_buf_json_str),
+    cmocka_unit_test(test_buf_json_str_runs),
+    cmocka_unit_test(test_buf_json_str_random),
     cmocka_unit_test(test_iso8601),
     cmocka_unit_test(test_clocks),
     cmocka_unit_test(test_random),
