@@ -257,15 +257,27 @@ void nrd_log_set_run_id(const char *run_id)
   set_slot(t_run_id, run_id);
 }
 
+/* Appends n bytes. A usual line fits the room reserved for it at the
+ * start, so a piece is a copy without a call (a line has some twenty). */
+static void put(struct nrd_buf *b, const char *s, size_t n)
+{
+  if (b->cap - b->len <= n)
+    nrd_buf_reserve(b, n);
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+#define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
 static void add_field(struct nrd_buf *b, const char *key, const char *value, bool raw)
 {
-  nrd_buf_append(b, ",", 1);
+  PUT_LIT(b, ",");
   nrd_buf_json_str(b, key);
-  nrd_buf_append(b, ":", 1);
+  PUT_LIT(b, ":");
   if (!value)
-    nrd_buf_puts(b, "null");
+    PUT_LIT(b, "null");
   else if (raw)
-    nrd_buf_puts(b, value);
+    put(b, value, strlen(value));
   else
     nrd_buf_json_str(b, value);
 }
@@ -281,16 +293,22 @@ static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char 
 
   nrd_buf_reserve(b, 512);  /* one allocation for a usual line */
   nrd_iso8601(nrd_now_ms(), ts);
-  nrd_buf_puts(b, "{\"ts\":");
-  nrd_buf_json_str(b, ts);
-  nrd_buf_puts(b, ",\"level\":");
-  nrd_buf_json_str(b, level_names[lv]);
-  nrd_buf_puts(b, ",\"msg\":");
+  /* The time, the level and the context keys are plain text: written
+   * without escaping. */
+  PUT_LIT(b, "{\"ts\":\"");
+  put(b, ts, strlen(ts));
+  PUT_LIT(b, "\",\"level\":\"");
+  put(b, level_names[lv], strlen(level_names[lv]));
+  PUT_LIT(b, "\",\"msg\":");
   nrd_buf_json_str(b, msg ? msg : "");
-  if (t_request_id[0])
-    add_field(b, "requestId", t_request_id, false);
-  if (t_run_id[0])
-    add_field(b, "runId", t_run_id, false);
+  if (t_request_id[0]) {
+    PUT_LIT(b, ",\"requestId\":");
+    nrd_buf_json_str(b, t_request_id);
+  }
+  if (t_run_id[0]) {
+    PUT_LIT(b, ",\"runId\":");
+    nrd_buf_json_str(b, t_run_id);
+  }
 
   for (;;) {
     const char *key = va_arg(ap, const char *);
@@ -305,7 +323,7 @@ static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char 
     else
       add_field(b, raw ? key + 1 : key, value, raw);
   }
-  nrd_buf_puts(b, "}\n");
+  PUT_LIT(b, "}\n");
 }
 
 void nrd_log_write(enum nrd_log_level level, const char *msg, ...)

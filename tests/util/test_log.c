@@ -113,6 +113,31 @@ static void test_fields_and_order(void **state)
   cJSON_Delete(obj);
 }
 
+/* The exact bytes of a line (the timestamp aside): what log readers parse. */
+static void test_exact_bytes(void **state)
+{
+  struct capture *c = *state;
+  nrd_log_set_request_id("req-1");
+  nrd_log_set_run_id("run_1");
+  LOG_WARN("m \"q\"", "k", "v\n", "#n", NRD_I64(-5), "#b", NRD_BOOL(0), "z", (const char *)NULL,
+           "#e", "", "k\"2", "\xff");
+  LOG_ACCESS("request", "method", "GET");
+  char *data = captured(c);
+  for (char *line = data; *line; line = strchr(line, '\n') + 1) {
+    assert_true(strlen(line) > 33);
+    assert_memory_equal(line, "{\"ts\":\"", 7);
+    assert_memory_equal(line + 31, "\",", 2);
+    memset(line + 7, 'T', 24);
+  }
+  assert_string_equal(data,
+                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\",\"msg\":\"m \\\"q\\\"\","
+                      "\"requestId\":\"req-1\",\"runId\":\"run_1\",\"k\":\"v\\n\",\"n\":-5,"
+                      "\"b\":false,\"z\":null,\"e\":\"\",\"k\\\"2\":\"\\ufffd\"}\n"
+                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"info\",\"msg\":\"request\","
+                      "\"requestId\":\"req-1\",\"runId\":\"run_1\",\"method\":\"GET\"}\n");
+  free(data);
+}
+
 static void test_escaping(void **state)
 {
   struct capture *c = *state;
@@ -509,6 +534,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_fields_and_order, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_exact_bytes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_raw_value_stays_json, setup, teardown),
