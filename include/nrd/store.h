@@ -31,7 +31,7 @@ void nrd_store_close(struct nrd_store *st);
 int nrd_store_schema_version(struct nrd_store *st, int *version);
 /* A cheap read that proves the database answers (for /ready). */
 int nrd_store_ping(struct nrd_store *st);
-/* Gives back the memory of the connection's page cache (up to 2 MB after a
+/* Gives back the memory of the connection's page cache (up to 128 KB after a
  * sync); the cache fills again as it is used. */
 void nrd_store_release_memory(struct nrd_store *st);
 

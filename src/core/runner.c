@@ -197,7 +197,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   const char *state = completed ? "done" : "failed";
   if(nrd_store_run_finish(r->coord.store, ctx.run_id, state, result_json, finished) != NRD_OK)
     LOG_ERROR("could not record the run's end", "runId", ctx.run_id);
-  nrd_store_release_memory(r->coord.store);  /* the report's pages, up to a MB */
+  nrd_store_release_memory(r->coord.store);  /* the report's pages */
   nrd_metrics_run(nrd_trigger_name(ctx.trigger), state);
   record_completed(r, &ctx, state, completed, finished);
   int64_t pruned = 0;

@@ -38,8 +38,10 @@ int nrd_store_run_finish(struct nrd_store *st, const char *run_id, const char *s
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_FINISH);
   if (!s)
     return NRD_ERR;
+  /* The report is bound without a copy (it can be a MB; it outlives the
+   * write, retries included). */
   if (!(store_bind_text(s, ":run", run_id) && store_bind_text(s, ":state", state) &&
-        store_bind_text(s, ":report", report_json) &&
+        store_bind_text_static(s, ":report", report_json) &&
         store_bind_i64(s, ":finished", finished_ms))) {
     store_done(s);
     return NRD_ERR;

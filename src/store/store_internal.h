@@ -91,6 +91,9 @@ int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int
  * text is copied. */
 bool store_bind_text(sqlite3_stmt *s, const char *name, const char *v);
 bool store_bind_text_opt(sqlite3_stmt *s, const char *name, const char *v);
+/* Without a copy: v must outlive every step of the statement (and its
+ * retries) until store_done. */
+bool store_bind_text_static(sqlite3_stmt *s, const char *name, const char *v);
 bool store_bind_i64(sqlite3_stmt *s, const char *name, int64_t v);
 
 /* The column as a heap copy (caller frees), NULL for SQL NULL. */
