@@ -1,7 +1,8 @@
 /* Operations endpoints, open without a token: /health (liveness), /ready
  * (the database answers), /metrics (Prometheus text). */
 
-#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "http_internal.h"
 #include "nrd/metrics.h"
@@ -9,12 +10,26 @@
 #include "nrd/store.h"
 #include "nrd/util.h"
 
+/* The body is built without printf: snprintf was two thirds of the
+ * handler's cost, and liveness probes call it often. */
 enum http_handler_rc http_h_health(struct http_ctx *c, struct http_reply *out)
 {
-  char body[128];
-  snprintf(body, sizeof body, "{\"status\":\"ok\",\"version\":\"%s\",\"uptimeSeconds\":%lld}",
-           NRD_VERSION, (long long)http_uptime_seconds(c));
-  http_reply_json(out, 200, nrd_xstrdup(body));
+  static const char head[] =
+      "{\"status\":\"ok\",\"version\":\"" NRD_VERSION "\",\"uptimeSeconds\":";
+  char digits[24];
+  char *p = digits + sizeof digits;
+  uint64_t up = (uint64_t)http_uptime_seconds(c);  /* a monotonic difference: never negative */
+
+  do {
+    *--p = (char)('0' + up % 10);
+    up /= 10;
+  } while (up);
+  size_t nd = (size_t)(digits + sizeof digits - p);
+  char *body = nrd_xmalloc(sizeof head - 1 + nd + 2);
+  memcpy(body, head, sizeof head - 1);
+  memcpy(body + sizeof head - 1, p, nd);
+  memcpy(body + sizeof head - 1 + nd, "}", 2);
+  http_reply_json(out, 200, body);
   return HTTP_REPLY;
 }
 

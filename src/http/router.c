@@ -101,6 +101,10 @@ enum http_match http_route_find(const char *method, const char *path,
 
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     const struct http_route *rt = &routes[i];
+    /* Both start with '/': a first segment that differs in its first byte
+     * (and is no {param}) rules the route out without a closer look. */
+    if (rt->pattern[1] != path[1] && rt->pattern[1] != '{')
+      continue;
     /* A pattern without parameters is its one path: a strcmp decides. */
     bool literal = !strchr(rt->pattern, '{');
     if (literal ? strcmp(rt->pattern, path) != 0 : !pattern_match(rt->pattern, path, NULL))

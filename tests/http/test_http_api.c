@@ -449,6 +449,13 @@ static void test_ops(void **state)
   assert_string_equal(nrd_json_str(a.json, "status"), "ok");
   assert_non_null(nrd_json_str(a.json, "version"));
   assert_true(cJSON_IsNumber(cJSON_GetObjectItem(a.json, "uptimeSeconds")));
+  /* The exact bytes: the body is built by hand. */
+  char expected[128];
+  snprintf(expected, sizeof expected,
+           "{\"status\":\"ok\",\"version\":\"%s\",\"uptimeSeconds\":%d}", NRD_VERSION,
+           cJSON_GetObjectItem(a.json, "uptimeSeconds")->valueint);
+  assert_string_equal(a.resp.body, expected);
+  assert_int_equal(a.resp.body_len, strlen(expected));
   answer_cleanup(&a);
 
   request("GET", "/ready", NULL, NULL, &a);

@@ -60,6 +60,19 @@ static void test_routes(void **state)
   assert_string_equal(rt->name, "health");
   assert_null(params[0]);
 
+  /* Near misses of a literal route, and paths that share only the first
+   * byte of a route's first segment. */
+  assert_int_equal(find("GET", "/healthz", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("GET", "/h", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("GET", "/", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("GET", "/r", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("GET", "/apx/instances/migration/events", &rt, params, allow),
+                   HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("GET", "/ready", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ready");
+  assert_int_equal(find("GET", "/metrics", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "metrics");
+
   assert_int_equal(find("POST", "/health", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
   assert_null(rt);
   assert_string_equal(allow, "GET");
