@@ -130,7 +130,8 @@ static void test_exact_bytes(void **state)
     memset(line + 7, 'T', 24);
   }
   assert_string_equal(data,
-                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\",\"msg\":\"m \\\"q\\\"\","
+                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\","
+                      "\"msg\":\"m \\\"q\\\"\","
                       "\"requestId\":\"req-1\",\"runId\":\"run_1\",\"k\":\"v\\n\",\"n\":-5,"
                       "\"b\":false,\"z\":null,\"e\":\"\",\"k\\\"2\":\"\\ufffd\"}\n"
                       "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"info\",\"msg\":\"request\","
