@@ -214,8 +214,9 @@ int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *aft
   if (!s)
     return NRD_ERR;
   int rc = NRD_ERR;
-  if (store_bind_text(s, ":after_job", after ? after->job_id : NULL) &&
-      store_bind_i64(s, ":after_ms", after ? after->created_ms : 0) &&
+  /* No row: before every row (created_ms is a time, job_id at least ""). */
+  if (store_bind_text(s, ":after_job", after ? after->job_id : "") &&
+      store_bind_i64(s, ":after_ms", after ? after->created_ms : INT64_MIN) &&
       store_bind_i64(s, ":limit", sql_limit(limit)))
     rc = read_rows(st, s, rows, n);
   store_done(s);

@@ -63,8 +63,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " created_ms, updated_ms) VALUES (:job, :type, :instance, :instance_name, 'pending',"
     " :new_name, :name_ms, :now, :now) ON CONFLICT (job_id) DO NOTHING",
   [STMT_LEDGER_OPEN] =
-    "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE state IN (" STORE_OPEN_STATES ")"
-    " AND (:after_job IS NULL OR (created_ms, job_id) > (:after_ms, :after_job))"
+    "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_open_order"
+    " WHERE state IN (" STORE_OPEN_STATES ") AND (created_ms, job_id) > (:after_ms, :after_job)"
     " ORDER BY created_ms, job_id LIMIT :limit",
   [STMT_LEDGER_LIST] =
     "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE :state IS NULL OR state = :state"

@@ -47,7 +47,9 @@ enum store_stmt {
   STMT_COUNT
 };
 
-/* Column lists shared by the SQL in store.c and the row readers. */
+/* Column lists shared by the SQL in store.c and the row readers. The open
+ * states are also the WHERE of the partial index ledger_open_order
+ * (migrations/0002), which the open-rows query names: keep them equal. */
 #define STORE_OPEN_STATES "'pending', 'deleting', 'deleted', 'creating'"
 #define STORE_LEDGER_COLS                                                               \
   "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
