@@ -144,7 +144,8 @@ int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max,
 int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
                        int64_t *total);
 int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n);
-/* Decodes one instance object (also used by the store for raw JSON). */
+/* Decodes one instance object. Unlike a page's instances, each of its
+ * strings is its own allocation: the caller may replace them. */
 void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out);
 /* Pulls code and message out of an error body of any shape. */
 void nrd_nv_decode_error(const char *body, size_t len, int http_status, struct nrd_nv_error *err);

@@ -440,11 +440,36 @@ static char *number_field(struct scan *s, double v)
   return field;
 }
 
-/* Turns an offset + 1 left by field_text into a pointer into block. */
-static void relocate(char **field, char *block)
+/* Calls fn on each string field of in and of its lists (raw_json apart). */
+static void each_string(struct nrd_instance *in, void (*fn)(char **field, void *arg), void *arg)
+{
+  char **fields[] = {
+    &in->id, &in->name, &in->status, &in->cluster_id, &in->cluster_name, &in->product_id,
+    &in->product_name, &in->image_url, &in->image_auth_id, &in->command, &in->gpu_num,
+    &in->rootfs_size, &in->kind, &in->billing_mode,
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    fn(fields[i], arg);
+  for (size_t i = 0; i < in->n_ports; i++) {
+    fn(&in->ports[i].port, arg);
+    fn(&in->ports[i].type, arg);
+  }
+  for (size_t i = 0; i < in->n_envs; i++) {
+    fn(&in->envs[i].key, arg);
+    fn(&in->envs[i].value, arg);
+  }
+  for (size_t i = 0; i < in->n_mounts; i++) {
+    fn(&in->mounts[i].type, arg);
+    fn(&in->mounts[i].id, arg);
+    fn(&in->mounts[i].mount_path, arg);
+  }
+}
+
+/* Turns an offset + 1 left by field_text into a pointer into the block. */
+static void relocate(char **field, void *block)
 {
   if (*field)
-    *field = block + ((uintptr_t)*field - 1);
+    *field = (char *)block + ((uintptr_t)*field - 1);
 }
 
 /* The instance is read: its strings and its raw JSON move into one block. */
@@ -454,28 +479,27 @@ static void instance_strings(struct scan *s, struct nrd_instance *in)
   memcpy(block, s->strs.data ? s->strs.data : "", s->strs.len);
   memcpy(block + s->strs.len, s->raw.data ? s->raw.data : "", s->raw.len);
   block[s->strs.len + s->raw.len] = '\0';
-  char **fields[] = {
-    &in->id, &in->name, &in->status, &in->cluster_id, &in->cluster_name, &in->product_id,
-    &in->product_name, &in->image_url, &in->image_auth_id, &in->command, &in->gpu_num,
-    &in->rootfs_size, &in->kind, &in->billing_mode,
-  };
-  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-    relocate(fields[i], block);
-  for (size_t i = 0; i < in->n_ports; i++) {
-    relocate(&in->ports[i].port, block);
-    relocate(&in->ports[i].type, block);
-  }
-  for (size_t i = 0; i < in->n_envs; i++) {
-    relocate(&in->envs[i].key, block);
-    relocate(&in->envs[i].value, block);
-  }
-  for (size_t i = 0; i < in->n_mounts; i++) {
-    relocate(&in->mounts[i].type, block);
-    relocate(&in->mounts[i].id, block);
-    relocate(&in->mounts[i].mount_path, block);
-  }
+  each_string(in, relocate, block);
   in->raw_json = block + s->strs.len;
   in->strings = block;
+}
+
+static void own_copy(char **field, void *arg)
+{
+  (void)arg;
+  if (*field)
+    *field = nrd_xstrdup(*field);
+}
+
+/* Gives each string of a one-block instance its own allocation. */
+static void instance_unblock(struct nrd_instance *in)
+{
+  if (!in->strings)
+    return;
+  each_string(in, own_copy, NULL);
+  own_copy(&in->raw_json, NULL);
+  free(in->strings);
+  in->strings = NULL;
 }
 
 /* An instance that could not be read whole: its fields hold offsets, not
@@ -923,6 +947,7 @@ void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
   if (!object_starts(&s) ||
       !object(&s, instance_fields, COUNT(instance_fields), out) || !at_end(&s))
     nrd_instance_cleanup(out);  /* nested deeper than NRD_JSON_MAX_DEPTH */
+  instance_unblock(out);  /* the caller may replace its strings */
   scan_cleanup(&s);
   free(text);
 }

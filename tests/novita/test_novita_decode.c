@@ -353,6 +353,22 @@ static void test_decode_instance_non_object(void **state)
   nrd_nv_decode_instance(NULL, &in);
   assert_null(in.id);
   cJSON_Delete(arr);
+
+  /* One object: every string its own, so a caller may replace them (the
+   * recreate fuzzer marks secrets that way). */
+  cJSON *obj = nrd_json_parse("{\"id\":\"i-1\",\"imageAuthId\":7,\"envs\":[{\"key\":\"K\","
+                              "\"value\":\"v\"}]}", 61);
+  assert_non_null(obj);
+  nrd_nv_decode_instance(obj, &in);
+  cJSON_Delete(obj);
+  assert_null(in.strings);
+  assert_string_equal(in.image_auth_id, "7");
+  free(in.image_auth_id);
+  in.image_auth_id = nrd_xstrdup("marked");
+  free(in.envs[0].value);
+  in.envs[0].value = nrd_xstrdup("marked");
+  assert_non_null(strstr(in.raw_json, "\"value\":\"v\""));
+  nrd_instance_cleanup(&in);
 }
 
 /* The page read in runs: the same instances as the whole page, in order,
