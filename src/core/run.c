@@ -31,10 +31,8 @@ struct job_listing {
 
 struct sync_state {
   struct run_ctx *ctx;
-  struct nrd_store *store;
   struct migrating *items;
   size_t n, cap;
-  size_t listed;
   bool store_failed;
   struct job_listing listings[2];
   bool listings_started;
@@ -79,7 +77,6 @@ static void listings_start(struct sync_state *s)
 static int on_items(void *ud, struct nrd_instance *items, size_t n)
 {
   struct sync_state *s = ud;
-  s->listed += n;
   for(size_t i = 0; i < n; i++) {
     if(!items[i].id || !items[i].status || strcmp(items[i].status, "migrating"))
       continue;
@@ -275,7 +272,7 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
 {
   const struct nrd_config *cfg = r->cfg;
   struct nrd_worker *w = &r->coord;
-  struct sync_state s = {.ctx = ctx, .store = w->store};
+  struct sync_state s = {.ctx = ctx};
   struct nrd_nv_error err = {0};
   struct nrd_job *jobs[2] = {NULL, NULL};
   size_t n_jobs[2] = {0, 0};

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "core_internal.h"
-#include "nrd/log.h"
 
 /* Runs waiting at most: with runs of 64 instances, about 400 KB. */
 #define WRITER_QUEUE 4u
