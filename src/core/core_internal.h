@@ -56,7 +56,7 @@ struct run_ctx {
 struct nrd_runner {
   const struct nrd_config *cfg;
   struct nrd_novita *nv;
-  char owner[96];                /* lease owner: host:pid:random */
+  char owner[160];               /* lease owner: host:pid:random, never cut */
   void (*event_hook)(void *ud);  /* new events in the outbox (may be NULL) */
   void *event_hook_ud;
 
