@@ -48,8 +48,8 @@ int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *
  * one transaction: next(ud, &items, &n) returns 1 with the next run (the
  * caller's, borrowed until next is called again), 0 at the page's end
  * (commit), -1 when the page is to be dropped (rolled back: NRD_NONE). The
- * process's write lock is held from the first call of next to the end, so
- * next must not wait for anything that writes to the store. */
+ * transaction and the process's write lock are held while next is called,
+ * so next must not wait for anything that writes to the store. */
 typedef int (*nrd_snapshot_run_fn)(void *ud, const struct nrd_instance **items, size_t *n);
 int nrd_store_snapshots_upsert_runs(struct nrd_store *st, nrd_snapshot_run_fn next, void *ud,
                                     const char *run_id, int64_t now_ms);

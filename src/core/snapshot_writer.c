@@ -6,10 +6,7 @@
  *
  * The queue carries runs and page ends. The worker opens a page's
  * transaction at its first run and ends it at the page's end: committed
- * when the page was read whole, rolled back when it turned out unusable.
- * Stored runs go back to the coordinator to be freed: the process has one
- * malloc arena, and frees on the worker while the coordinator allocates
- * made both wait on its lock (a sync took 1.7 times the CPU). */
+ * when the page was read whole, rolled back when it turned out unusable. */
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +32,6 @@ struct snapshot_writer {
   struct item *head, *tail;
   size_t runs_queued;
   struct item *current;  /* the run the store is reading (worker side) */
-  struct item *spent;    /* stored runs, for the coordinator to free */
   bool failed;           /* storing failed: what comes is dropped */
   bool finish_taken;
   bool done;             /* the worker let go (set by free_job, which runs last) */
@@ -57,17 +53,6 @@ static void items_free(struct item *it)
     item_free(it);
     it = next;
   }
-}
-
-/* Worker side: hands a stored run back. */
-static void spend(struct snapshot_writer *sw, struct item *it)
-{
-  if (!it)
-    return;
-  pthread_mutex_lock(&sw->mu);
-  it->next = sw->spent;
-  sw->spent = it;
-  pthread_mutex_unlock(&sw->mu);
 }
 
 /* Worker side: the next item, waiting for one. */
@@ -93,7 +78,7 @@ static struct item *take(struct snapshot_writer *sw)
 static int next_run(void *ud, const struct nrd_instance **items, size_t *n)
 {
   struct snapshot_writer *sw = ud;
-  spend(sw, sw->current);
+  item_free(sw->current);
   sw->current = NULL;
   struct item *it = take(sw);
   enum item_kind kind = it->kind;
@@ -120,12 +105,12 @@ static void writer_process(void *job, void *worker_ctx)
     bool failed = sw->failed;
     pthread_mutex_unlock(&sw->mu);
     if (kind != ITEM_RUN || failed) {
-      spend(sw, take(sw));  /* a page end with no run, the finish, or a drop */
+      item_free(take(sw));  /* a page end with no run, the finish, or a drop */
       continue;
     }
     int rc = nrd_store_snapshots_upsert_runs(w->store, next_run, sw, sw->ctx->run_id,
                                              nrd_now_ms());
-    spend(sw, sw->current);
+    item_free(sw->current);
     sw->current = NULL;
     if (rc != NRD_OK && rc != NRD_NONE) {
       pthread_mutex_lock(&sw->mu);
@@ -167,8 +152,6 @@ struct snapshot_writer *nrd_snapshot_writer_start(struct run_ctx *ctx)
 static bool put(struct snapshot_writer *sw, struct item *it)
 {
   pthread_mutex_lock(&sw->mu);
-  struct item *spent = sw->spent;
-  sw->spent = NULL;
   while (it->kind == ITEM_RUN && sw->runs_queued >= WRITER_QUEUE && !sw->done && !sw->failed)
     pthread_cond_wait(&sw->cv, &sw->mu);
   bool ok = !sw->done && !sw->failed;
@@ -186,7 +169,6 @@ static bool put(struct snapshot_writer *sw, struct item *it)
   }
   pthread_mutex_unlock(&sw->mu);
   item_free(it);
-  items_free(spent);
   return ok;
 }
 
@@ -220,7 +202,6 @@ bool nrd_snapshot_writer_finish(struct snapshot_writer *sw)
   bool ok = !sw->failed;
   pthread_mutex_unlock(&sw->mu);
   items_free(sw->head);  /* left by a writer the pool dropped */
-  items_free(sw->spent);
   pthread_cond_destroy(&sw->cv);
   pthread_mutex_destroy(&sw->mu);
   free(sw);
