@@ -72,6 +72,7 @@ struct nrd_product {
   char **regions;     /* region strings as sent, e.g. "CN-HK-01 (Hong Kong)" */
   size_t n_regions;
   bool available;     /* availableDeploy */
+  bool no_inventory;  /* inventoryState "none" */
   bool has_spot_price;
   double spot_price;  /* 1/100000 USD per hour */
 };

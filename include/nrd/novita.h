@@ -32,15 +32,42 @@ enum nrd_nv_rc {
   NRD_NV_AMBIGUOUS,     /* a create whose outcome is unknown (timeout, reset after send) */
   NRD_NV_BAD_RESPONSE,  /* 2xx with a body we cannot use (HTML, truncated, wrong types) */
   NRD_NV_CIRCUIT_OPEN,  /* not sent: the breaker is open */
-  NRD_NV_DEADLINE       /* not sent: the caller's deadline passed */
+  NRD_NV_DEADLINE,      /* not sent: the caller's deadline passed */
+  NRD_NV_ACCOUNT,       /* refused for an account-wide reason (balance, quota):
+                           every create fails until a person acts */
+  NRD_NV_PREPAID        /* delete refused: a prepaid (monthly) instance */
 };
 const char *nrd_nv_rc_name(enum nrd_nv_rc rc);
 
 struct nrd_nv_error {
   int http_status;        /* 0 when no HTTP answer */
-  char code[64];          /* Novita's code/reason from the body, "" if none */
+  char code[64];          /* Novita's reason (else a string code) from the body, "" if none */
   char message[256];      /* a clear one-line reason, never holding secrets */
 };
+
+/* Novita's error reasons, classified (src/novita/reasons.c holds the one
+ * table; README prints it). An answer is classified by its `reason`, then by
+ * `code` when that is a string, then by the HTTP status: 404 gone; no answer,
+ * 408, 429 and 5xx transient; any other 4xx row-final. */
+enum nrd_nv_class {
+  NRD_NV_CLASS_TRANSIENT = 0, /* passes: the same request may succeed later */
+  NRD_NV_CLASS_ACCOUNT,       /* account-wide: every create fails until a person acts */
+  NRD_NV_CLASS_ROW,           /* final for that row (the request is wrong) */
+  NRD_NV_CLASS_GONE,          /* the resource does not exist */
+  NRD_NV_CLASS_PREPAID        /* a prepaid instance cannot be deleted */
+};
+struct nrd_nv_reason {
+  const char *reason;
+  enum nrd_nv_class cls;
+  bool capacity;              /* the cluster lacks capacity for the product */
+};
+/* The table, in README's order. */
+const struct nrd_nv_reason *nrd_nv_reasons(size_t *n);
+/* The entry of reason (case-insensitive), NULL when not in the table. */
+const struct nrd_nv_reason *nrd_nv_reason_find(const char *reason);
+const char *nrd_nv_class_name(enum nrd_nv_class c);  /* "transient", "account-wide", ... */
+enum nrd_nv_class nrd_nv_classify(const char *reason, int http_status);
+bool nrd_nv_is_capacity(const char *reason);
 
 struct nrd_novita_options {
   const char *base_url;            /* public API, no trailing slash needed */
@@ -77,6 +104,16 @@ void nrd_novita_abort(struct nrd_novita *nv);
 
 /* Circuit state: 0 closed, 1 open, 2 half-open. */
 int nrd_novita_circuit_state(struct nrd_novita *nv);
+
+/* Host-wide not-before (wall clock ms, 0: none): set by a 429 or 503 with
+ * Retry-After; every call of every connection waits for it. set only moves it
+ * later; it carries Retry-After over to the next run (the runner stores it). */
+int64_t nrd_novita_not_before(struct nrd_novita *nv);
+void nrd_novita_set_not_before(struct nrd_novita *nv, int64_t wall_ms);
+
+/* Sleeps the backoff before retry number attempt (0 first) of a step the
+ * caller repeats itself (a create); cut short by nrd_novita_abort. */
+void nrd_novita_backoff(struct nrd_novita *nv, unsigned attempt);
 
 /* Calls made since creation (every attempt sent). */
 uint64_t nrd_novita_calls(struct nrd_novita *nv);
@@ -128,6 +165,12 @@ enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
 enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,
                                     struct nrd_product **products, size_t *n,
                                     struct nrd_nv_error *err);
+/* The same filtered by clusterId (when not NULL) and billingMethod (NULL: spot):
+ * the capacity check before a delete. */
+enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *product_name,
+                                       const char *cluster_id, const char *billing,
+                                       struct nrd_product **products, size_t *n,
+                                       struct nrd_nv_error *err);
 void nrd_products_free(struct nrd_product *p, size_t n);
 
 /* Decoders, exposed for tests and fuzzing: JSON text -> structs. They accept

@@ -25,6 +25,8 @@ const char *nrd_nv_rc_name(enum nrd_nv_rc rc)
     [NRD_NV_BAD_RESPONSE] = "bad_response",
     [NRD_NV_CIRCUIT_OPEN] = "circuit_open",
     [NRD_NV_DEADLINE] = "deadline",
+    [NRD_NV_ACCOUNT] = "account",
+    [NRD_NV_PREPAID] = "prepaid",
   };
   if ((unsigned)rc >= sizeof names / sizeof names[0])
     return "unknown";

@@ -151,6 +151,8 @@ static void decode_product(const cJSON *obj, struct nrd_product *out)
   }
   bool avail = false;
   out->available = nrd_json_bool(obj, "availableDeploy", &avail) && avail;
+  const char *inv = nrd_json_str(obj, "inventoryState");
+  out->no_inventory = inv && strcasecmp(inv, "none") == 0;
   out->has_spot_price = nrd_json_double(obj, "spotPrice", &out->spot_price);
   if (!out->has_spot_price)
     out->spot_price = 0;
@@ -217,9 +219,27 @@ static const char *first_nonempty(const cJSON *obj, const char *const *keys, siz
   return NULL;
 }
 
+/* The body's reason: `reason`, then a string `code`, at the top level then
+ * under `error`; the first that the reason table knows, else the first. */
+static const char *pick_reason(const cJSON *root, const cJSON *inner)
+{
+  static const char *const keys[] = { "reason", "code" };
+  const char *first = NULL;
+  const cJSON *objs[2] = { root, inner };
+  for (size_t o = 0; o < 2; o++) {
+    for (size_t k = 0; k < 2; k++) {
+      const char *v = first_word(objs[o], &keys[k], 1);
+      if (v && nrd_nv_reason_find(v))
+        return v;
+      if (v && !first)
+        first = v;
+    }
+  }
+  return first;
+}
+
 void nrd_nv_decode_error(const char *body, size_t len, int http_status, struct nrd_nv_error *err)
 {
-  static const char *const code_keys[] = { "code", "reason" };
   static const char *const msg_keys[] = { "message", "error", "msg", "reason" };
   memset(err, 0, sizeof *err);
   if (!body || len == 0) {
@@ -237,9 +257,9 @@ void nrd_nv_decode_error(const char *body, size_t len, int http_status, struct n
   if (!cJSON_IsObject(inner))
     inner = NULL;
 
-  const char *code = first_word(root, code_keys, 2);
-  if (!code)
-    code = first_word(inner, code_keys, 2);
+  /* Novita's `reason` first, then a string `code`; either one that the
+   * reason table knows wins over one it does not. */
+  const char *code = pick_reason(root, inner);
   char *numeric = code ? NULL : nrd_json_scalar_text(root, "code");
   const char *msg = first_nonempty(root, msg_keys, 4);
   if (!msg)

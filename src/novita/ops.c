@@ -413,6 +413,14 @@ enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *produ
                                     struct nrd_product **products, size_t *n,
                                     struct nrd_nv_error *err)
 {
+  return nrd_nv_list_products_in(c, product_name, NULL, NULL, products, n, err);
+}
+
+enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *product_name,
+                                       const char *cluster_id, const char *billing,
+                                       struct nrd_product **products, size_t *n,
+                                       struct nrd_nv_error *err)
+{
   struct nrd_buf url, resp;
   int status;
   *products = NULL;
@@ -421,7 +429,12 @@ enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *produ
   nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/products?productName=", c->nv->base_url);
   url_escape(&url, product_name ? product_name : "");
-  nrd_buf_puts(&url, "&billingMethod=spot");
+  if (cluster_id && *cluster_id) {
+    nrd_buf_puts(&url, "&clusterId=");
+    url_escape(&url, cluster_id);
+  }
+  nrd_buf_puts(&url, "&billingMethod=");
+  url_escape(&url, billing && *billing ? billing : "spot");
 
   enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true,
                                        &resp, &status, err);

@@ -19,20 +19,7 @@
  * shorter) is cut off. */
 #define NV_LOW_SPEED_MAX_S 10
 
-/* Error codes Novita sends with a 4xx (mostly 400) for conditions that pass:
- * the same request may succeed later, so they are retried (never counted as
- * circuit failures: Novita is up and answering). A code is transient when it
- * contains one of transient_codes, or when it names a cluster or a node
- * (contains CLUSTER or NODE) together with one of busy_words. */
-static const char *const transient_codes[] = {
-  "INSUFFICIENT_RESOURCE",   /* also MIGRATE_INSUFFICIENT_RESOURCE */
-  "RATE_LIMIT",              /* RATE_LIMIT_EXCEEDED sent with a 400 */
-};
-static const char *const busy_words[] = {
-  "NOT_READY", "BUSY", "UNAVAILABLE", "NOT_AVAILABLE",
-};
-
-enum verdict { V_OK, V_NOT_FOUND, V_FINAL, V_BAD, V_RETRY };
+enum verdict { V_OK, V_NOT_FOUND, V_FINAL, V_BAD, V_RETRY, V_ACCOUNT, V_PREPAID };
 
 /* What one attempt produced. */
 struct attempt {
@@ -166,32 +153,6 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
   nrd_buf_cleanup(&auth);
 }
 
-/* Upper-cased copy of code (for the table), cut to fit. */
-static void upcase(const char *code, char out[64])
-{
-  size_t i = 0;
-  for (; code[i] && i < 63; i++)
-    out[i] = (char)(code[i] >= 'a' && code[i] <= 'z' ? code[i] - 32 : code[i]);
-  out[i] = '\0';
-}
-
-static bool transient_code(const char *code)
-{
-  char up[64];
-  upcase(code, up);
-  for (size_t i = 0; i < sizeof transient_codes / sizeof transient_codes[0]; i++) {
-    if (strstr(up, transient_codes[i]))
-      return true;
-  }
-  if (!strstr(up, "CLUSTER") && !strstr(up, "NODE"))
-    return false;
-  for (size_t i = 0; i < sizeof busy_words / sizeof busy_words[0]; i++) {
-    if (strstr(up, busy_words[i]))
-      return true;
-  }
-  return false;
-}
-
 /* Replaces each occurrence of secret in err->message with "***". */
 static void scrub(struct nrd_nv_error *err, const char *secret)
 {
@@ -233,11 +194,30 @@ static void scrub_request_secrets(struct nrd_nv_error *err, const char *body)
   cJSON_Delete(req);
 }
 
-/* Turns an attempt into a verdict, filling err for anything but V_OK.
+/* A 2xx body of a create or delete that is Novita's error shape: a
+ * non-empty `reason`, a string `code`, or a non-zero numeric `code` with a
+ * `message`; and, for a create, no `id`. */
+static bool error_shaped(const struct nrd_buf *resp, bool create)
+{
+  cJSON *root = nrd_json_parse(resp->data ? resp->data : "", resp->len);
+  bool shaped = false;
+  if (cJSON_IsObject(root) && !(create && cJSON_GetObjectItemCaseSensitive(root, "id"))) {
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "code");
+    const char *reason = nrd_json_str(root, "reason");
+    shaped = (reason && *reason) || (cJSON_IsString(code) && code->valuestring[0]) ||
+             (cJSON_IsNumber(code) && code->valuedouble != 0 &&
+              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "message")));
+  }
+  cJSON_Delete(root);
+  return shaped;
+}
+
+/* Turns an attempt into a verdict, filling err for anything but V_OK: by the
+ * reason table (nrd_nv_classify), Novita's reason first, then the status.
  * *breaker_failure: the attempt says Novita is down or overloaded. */
-static enum verdict classify(const struct nrd_novita *nv, const struct attempt *a,
-                             const struct nrd_buf *resp, struct nrd_nv_error *err,
-                             bool *breaker_failure)
+static enum verdict classify(const struct nrd_novita *nv, enum nrd_endpoint ep,
+                             const struct attempt *a, const struct nrd_buf *resp,
+                             struct nrd_nv_error *err, bool *breaker_failure)
 {
   long st = a->status;
   *breaker_failure = false;
@@ -254,23 +234,61 @@ static enum verdict classify(const struct nrd_novita *nv, const struct attempt *
     *breaker_failure = true;
     return V_RETRY;
   }
-  if (st >= 200 && st < 300)
+  bool ok_status = st >= 200 && st < 300;
+  /* Novita may answer an error with HTTP 200: classified as a 4xx would be. */
+  if (ok_status && !((ep == NRD_EP_CREATE || ep == NRD_EP_DELETE) &&
+                     error_shaped(resp, ep == NRD_EP_CREATE)))
     return V_OK;
 
   nrd_nv_decode_error(resp->data, resp->len, (int)st, err);
   scrub(err, nv->api_key);
   scrub(err, nv->internal_api_key);
-  if (st == 404 || (st >= 400 && st < 500 && strcasecmp(err->code, "RESOURCE_NOT_FOUND") == 0))
+  switch (nrd_nv_classify(err->code, ok_status ? 400 : (int)st)) {
+  case NRD_NV_CLASS_GONE:
     return V_NOT_FOUND;
-  if (st == 408 || st == 429 || st >= 500) {
-    *breaker_failure = true;
-    return V_RETRY;
+  case NRD_NV_CLASS_ACCOUNT:
+    return V_ACCOUNT;
+  case NRD_NV_CLASS_PREPAID:
+    return V_PREPAID;
+  case NRD_NV_CLASS_ROW:
+    return V_FINAL;
+  case NRD_NV_CLASS_TRANSIENT:
+    break;
   }
-  if (st >= 400 && st < 500 && transient_code(err->code))
-    return V_RETRY;
-  return V_FINAL;
+  /* Novita is up and answering when it names a passing condition. */
+  *breaker_failure = st == 408 || st == 429 || st >= 500;
+  return V_RETRY;
 }
 
+/* Waits for the host-wide not-before (Retry-After). false when it would end
+ * after the connection's deadline. */
+static bool wait_not_before(struct nrd_novita_conn *c)
+{
+  int64_t wait = atomic_load(&c->nv->not_before_ms) - nrd_now_ms();
+  if (wait <= 0)
+    return true;
+  if (c->deadline_ms && nrd_mono_ms() + wait >= c->deadline_ms)
+    return false;
+  nrd_nv_sleep(c->nv, wait);
+  return true;
+}
+
+void nrd_novita_set_not_before(struct nrd_novita *nv, int64_t wall_ms)
+{
+  int64_t cur = atomic_load(&nv->not_before_ms);
+  while (wall_ms > cur && !atomic_compare_exchange_weak(&nv->not_before_ms, &cur, wall_ms))
+    ;
+}
+
+int64_t nrd_novita_not_before(struct nrd_novita *nv)
+{
+  return atomic_load(&nv->not_before_ms);
+}
+
+void nrd_novita_backoff(struct nrd_novita *nv, unsigned attempt)
+{
+  nrd_nv_sleep(nv, nrd_backoff_ms(attempt, nv->backoff_base_ms, nv->backoff_cap_ms));
+}
 
 static void log_failure(enum nrd_endpoint ep, const struct nrd_nv_error *err, unsigned attempt,
                         const char *outcome)
@@ -314,6 +332,12 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
       nrd_nv_set_error(err, 0, NULL, "circuit open: Novita failed repeatedly; not sent");
       return NRD_NV_CIRCUIT_OPEN;
     }
+    if (!wait_not_before(c)) {
+      if (sent_before)
+        return NRD_NV_TRANSIENT;
+      nrd_nv_set_error(err, 0, NULL, "deadline passes before Novita's Retry-After allows a request");
+      return NRD_NV_DEADLINE;
+    }
     if (!nrd_nv_bucket_take(nv, c->deadline_ms)) {
       if (sent_before)
         return NRD_NV_TRANSIENT;
@@ -344,8 +368,10 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
       log_failure(ep, err, attempt, maybe_applied ? "ambiguous" : "transient");
       return maybe_applied ? NRD_NV_AMBIGUOUS : NRD_NV_TRANSIENT;
     }
+    if ((a.status == 429 || a.status == 503) && a.retry_after_ms >= 0)
+      nrd_novita_set_not_before(nv, nrd_now_ms() + a.retry_after_ms);
     bool breaker_failure;
-    enum verdict v = classify(nv, &a, resp, err, &breaker_failure);
+    enum verdict v = classify(nv, ep, &a, resp, err, &breaker_failure);
     scrub_request_secrets(err, body);
     switch (v) {
     case V_OK:
@@ -358,6 +384,14 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
       nrd_nv_circuit_record(nv, false, probe);
       log_failure(ep, err, attempt, "final");
       return NRD_NV_FINAL;
+    case V_ACCOUNT:
+      nrd_nv_circuit_record(nv, false, probe);
+      log_failure(ep, err, attempt, "account");
+      return NRD_NV_ACCOUNT;
+    case V_PREPAID:
+      nrd_nv_circuit_record(nv, false, probe);
+      log_failure(ep, err, attempt, "prepaid");
+      return NRD_NV_PREPAID;
     case V_BAD:
       nrd_nv_circuit_record(nv, false, probe);
       log_failure(ep, err, attempt, allow_retry ? "bad_response" : "ambiguous");

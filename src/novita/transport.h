@@ -28,6 +28,7 @@ struct nrd_novita {
   unsigned backoff_base_ms, backoff_cap_ms;
 
   atomic_uint_least64_t calls;
+  atomic_int_least64_t not_before_ms;  /* wall clock; Retry-After for the whole host */
 
   atomic_bool aborted;            /* nrd_novita_abort was called */
   pthread_mutex_t wait_mu;        /* with wait_cv: sleeps that abort cuts short */

@@ -417,6 +417,91 @@ static void test_create_not_retried(void **state)
   cJSON_Delete(req);
 }
 
+/* Novita's reasons, classified by the one table: account-wide and prepaid
+ * get their own results, CLUSTER_STATUS on a create is transient (not a
+ * final refusal), the reason wins over a string code, and a 200 whose body
+ * is Novita's error shape is classified like a 4xx, never taken as success. */
+static void test_reasons(void **state)
+{
+  struct fix f;
+  struct nrd_nv_error err;
+  char *id = NULL;
+  fix_start(&f, &keyed, NULL);
+  cJSON *req = create_request("node-1-recreated-1764345600999");
+  static const struct { int status; const char *body; enum nrd_nv_rc rc; const char *code; } cases[] = {
+    { 400, "{\"code\":403,\"reason\":\"BALANCE_NOT_ENOUGH\",\"message\":\"top up\",\"metadata\":{}}",
+      NRD_NV_ACCOUNT, "BALANCE_NOT_ENOUGH" },
+    { 400, "{\"code\":400,\"reason\":\"CREATE_GPU_NUM_LIMIT\",\"message\":\"quota\"}",
+      NRD_NV_ACCOUNT, "CREATE_GPU_NUM_LIMIT" },
+    { 400, "{\"code\":400,\"reason\":\"CLUSTER_STATUS\",\"message\":\"not ready\"}",
+      NRD_NV_TRANSIENT, "CLUSTER_STATUS" },
+    { 400, "{\"code\":\"SOMETHING\",\"reason\":\"INSUFFICIENT_RESOURCE\",\"message\":\"full\"}",
+      NRD_NV_TRANSIENT, "INSUFFICIENT_RESOURCE" },
+    { 400, "{\"code\":\"CUDA_VERSION_INCOMPATIBLE\",\"message\":\"cuda\"}",
+      NRD_NV_FINAL, "CUDA_VERSION_INCOMPATIBLE" },
+    { 200, "{\"code\":400,\"reason\":\"VALIDATOR_PARAM\",\"message\":\"bad field\",\"metadata\":{}}",
+      NRD_NV_FINAL, "VALIDATOR_PARAM" },
+    { 200, "{\"code\":403,\"reason\":\"DE_BALANCE_NOT_ENOUGH\",\"message\":\"owed\"}",
+      NRD_NV_ACCOUNT, "DE_BALANCE_NOT_ENOUGH" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct nrd_sim_fault fl = { .kind = NRD_SIM_STATUS, .match = "create", .status = cases[i].status,
+                                .body = cases[i].body, .count = 1 };
+    nrd_sim_clear_faults(f.sim);
+    nrd_sim_add_fault(f.sim, &fl);
+    assert_int_equal(nrd_nv_create_instance(f.c, req, &id, &err), cases[i].rc);
+    assert_null(id);
+    assert_string_equal(err.code, cases[i].code);
+  }
+  /* Prepaid on delete; a 200 delete with an error body is not a delete. */
+  struct nrd_sim_fault pre = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400, .count = 1,
+    .body = "{\"code\":400,\"reason\":\"PREPAID_INSTANCE_NOT_SUPPORT_RELEASE\",\"message\":\"monthly\"}" };
+  nrd_sim_clear_faults(f.sim);
+  nrd_sim_add_fault(f.sim, &pre);
+  assert_int_equal(nrd_nv_delete_instance(f.c, "i-1", &err), NRD_NV_PREPAID);
+  pre.status = 200;
+  nrd_sim_add_fault(f.sim, &pre);
+  assert_int_equal(nrd_nv_delete_instance(f.c, "i-1", &err), NRD_NV_PREPAID);
+  assert_int_equal(nrd_sim_count_by_name(f.sim, "node-1"), 1);
+  cJSON_Delete(req);
+  fix_stop(&f);
+}
+
+/* README prints the reason table: every row of the code's table is there
+ * with its class, and README lists no reason the code does not know. */
+static void test_readme_table(void **state)
+{
+  const char *dir = getenv("NRD_SOURCE_DIR");
+  char path[1024];
+  assert_non_null(dir);
+  snprintf(path, sizeof path, "%s/README.md", dir);
+  FILE *fp = fopen(path, "r");
+  assert_non_null(fp);
+  char line[512];
+  size_t n, rows = 0;
+  const struct nrd_nv_reason *t = nrd_nv_reasons(&n);
+  bool *seen = calloc(n, sizeof *seen);
+  while (fgets(line, sizeof line, fp)) {
+    char reason[80], cls[40];
+    if (sscanf(line, "| `%79[A-Z_]` | %39[a-z-] |", reason, cls) != 2)
+      continue;
+    const struct nrd_nv_reason *r = nrd_nv_reason_find(reason);
+    if (!r)
+      fail_msg("README lists %s, which the code's table does not know", reason);
+    if (strcmp(cls, nrd_nv_class_name(r->cls)) != 0)
+      fail_msg("README: %s is %s, the code says %s", reason, cls, nrd_nv_class_name(r->cls));
+    seen[r - t] = true;
+    rows++;
+  }
+  fclose(fp);
+  for (size_t i = 0; i < n; i++) {
+    if (!seen[i])
+      fail_msg("README's reason table lacks %s", t[i].reason);
+  }
+  assert_int_equal(rows, n);
+  free(seen);
+}
+
 static void test_retries(void **state)
 {
   struct fix f;
@@ -437,7 +522,9 @@ static void test_retries(void **state)
   assert_true(nrd_metrics_novita_requests_total(NRD_EP_PRODUCTS) == 2.0);
   assert_int_equal(nrd_novita_calls(f.nv), 2);
 
-  /* A transient 400 code (Novita's way) is retried; a refusal is not. */
+  /* A transient 400 reason (Novita's way) is retried; a refusal is not. The
+   * node case was once an invented CLUSTER_NODE_NOT_READY; Novita's own name
+   * is NODE_STATUS. */
   struct nrd_sim_fault insuff = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400,
                                   .body = "{\"code\":\"MIGRATE_INSUFFICIENT_RESOURCE\","
                                           "\"message\":\"no capacity\"}",
@@ -446,7 +533,9 @@ static void test_retries(void **state)
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-3", &err), NRD_NV_OK);
   assert_int_equal(nrd_sim_count(f.sim, "POST", "/v1/gpu/instance/delete"), 2);
   struct nrd_sim_fault node = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400,
-                                .body = "{\"reason\":\"CLUSTER_NODE_NOT_READY\"}", .count = 1 };
+                                .body = "{\"code\":400,\"reason\":\"NODE_STATUS\","
+                                        "\"message\":\"node not ready\",\"metadata\":{}}",
+                                .count = 1 };
   nrd_sim_add_fault(f.sim, &node);
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-4", &err), NRD_NV_OK);
   assert_int_equal(nrd_sim_count(f.sim, "POST", "/v1/gpu/instance/delete"), 4);
@@ -831,6 +920,8 @@ int main(void)
     cmocka_unit_test(test_delete),
     cmocka_unit_test(test_create_not_retried),
     cmocka_unit_test(test_retries),
+    cmocka_unit_test(test_reasons),
+    cmocka_unit_test(test_readme_table),
     cmocka_unit_test(test_deadline),
     cmocka_unit_test(test_hostile_bodies),
     cmocka_unit_test(test_no_key_in_errors_or_logs),
