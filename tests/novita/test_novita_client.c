@@ -481,9 +481,16 @@ static void test_readme_table(void **state)
   size_t n, rows = 0;
   const struct nrd_nv_reason *t = nrd_nv_reasons(&n);
   bool *seen = calloc(n, sizeof *seen);
+  bool in_table = false;
   while (fgets(line, sizeof line, fp)) {
     char reason[80], cls[40];
-    if (sscanf(line, "| `%79[A-Z_]` | %39[a-z-] |", reason, cls) != 2)
+    if (strstr(line, "| reason | class |")) {
+      in_table = true;
+      continue;
+    }
+    if (in_table && !strchr(line, '|'))
+      break;
+    if (!in_table || sscanf(line, " | `%79[A-Z_]` | %39[a-z-] |", reason, cls) != 2)
       continue;
     const struct nrd_nv_reason *r = nrd_nv_reason_find(reason);
     if (!r)
