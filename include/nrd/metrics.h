@@ -22,8 +22,11 @@ void nrd_metrics_novita_retry(enum nrd_endpoint ep);
 void nrd_metrics_circuit_set(int open);               /* 0 closed, 1 open, 2 half-open */
 void nrd_metrics_http_request(const char *route, unsigned status);
 void nrd_metrics_run(const char *trigger, const char *outcome);   /* outcome: done|failed */
-void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned */
+void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned|skipped */
 void nrd_metrics_webhook(const char *result);        /* delivered|retried|dead */
+/* Rows a brake held in the last run: brake "account" or "capacity" (a gauge,
+ * both label values rendered from the start, at 0). */
+void nrd_metrics_brake_held(const char *brake, long rows);
 
 /* Appends all metrics to out as Prometheus text (version 0.0.4). Gauges read
  * elsewhere (ledger rows by state) are appended to the same buffer by the

@@ -204,6 +204,22 @@ int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state
 int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limit,
                          struct nrd_event **out, size_t *n);
 
+/* ---- brakes that outlive a run (migrations/0003) ---- */
+
+struct nrd_brake {
+  char *reason, *message, *job_id;  /* heap, may be NULL */
+  int64_t until_ms;                 /* a not-before time (wall clock), 0: none */
+  int64_t set_ms;
+};
+void nrd_brake_cleanup(struct nrd_brake *b);
+/* NRD_OK with *out filled, NRD_NONE when the brake name is not set. */
+int nrd_store_brake_get(struct nrd_store *st, const char *name, struct nrd_brake *out);
+/* Sets (or replaces) the brake name. */
+int nrd_store_brake_set(struct nrd_store *st, const char *name, const struct nrd_brake *b,
+                        int64_t now_ms);
+/* Releases it; NRD_OK also when it was not set. */
+int nrd_store_brake_clear(struct nrd_store *st, const char *name);
+
 /* ---- retention ---- */
 /* Deletes finished runs, done ledger rows (created/abandoned) and delivered or
  * dead events older than cutoff. */

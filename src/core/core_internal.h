@@ -35,6 +35,17 @@ struct product_entry {
   struct product_entry *next;
 };
 
+/* The capacity brake's look-ups of one run: each (product, cluster) once. */
+struct capacity_entry {
+  char *product, *cluster, *billing;
+  bool loading, loaded;
+  enum nrd_nv_rc rc;
+  bool offered;          /* false: no capacity (or a create was refused for it) */
+  bool event_sent;       /* recovery.blocked emitted for it in this run */
+  char error[256];
+  struct capacity_entry *next;
+};
+
 struct run_ctx {
   struct nrd_runner *runner;
   char run_id[64];
@@ -51,6 +62,16 @@ struct run_ctx {
                                     report's array without its brackets */
   int total_checked, failed_found, recreated, errors, deferred;
   bool circuit_tripped;
+
+  /* Brakes (issue "never delete what cannot be recreated"). */
+  struct capacity_entry *capacity;
+  bool account_blocked;          /* no delete (nor create) is sent in this run */
+  char account_reason[64], account_message[256];
+  bool account_event_sent;       /* recovery.blocked (account) emitted in this run */
+  bool account_persisted;        /* the stored brake says this row set it */
+  bool create_tried;             /* a create was sent in this run */
+  bool create_accepted;          /* a create was accepted: the canary passed */
+  long held_account, held_capacity;
 };
 
 struct nrd_runner {

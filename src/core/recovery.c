@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core_internal.h"
 #include "nrd/json.h"
@@ -150,6 +151,211 @@ static void abandon_row(struct row_job *j, struct nrd_worker *w, const char *rea
   cJSON *o = nrd_outcome_new(&j->row, "abandoned");
   nrd_json_add_str(o, "reason", reason);
   nrd_run_add_outcome(j->ctx, o);
+}
+
+static void novita_trouble(struct row_job *j, struct nrd_worker *w, enum nrd_nv_rc rc,
+                           const char *what, const struct nrd_nv_error *err);
+
+/* A prepaid (monthly) instance Novita refuses to delete: final, `skipped`,
+ * reported once (the row is done, no later run touches it). */
+static void skip_row(struct row_job *j, struct nrd_worker *w, const struct nrd_nv_error *err)
+{
+  char reason[512];
+  snprintf(reason, sizeof(reason),
+           "prepaid instance: Novita refuses to delete it (%s: %s); skipped, never deleted",
+           err->code[0] ? err->code : "PREPAID_INSTANCE_NOT_SUPPORT_RELEASE", err->message);
+  struct nrd_ledger_update u = {.state = NRD_ROW_ABANDONED, .last_error = reason, .release = true};
+  LOG_WARN("recovery skipped: prepaid instance", "instanceId", j->row.instance_id, "jobId",
+           j->row.job_id, "reason", err->code);
+  ledger_write(j, w, &u);
+  cJSON *o = nrd_outcome_new(&j->row, "skipped");
+  nrd_json_add_str(o, "reason", reason);
+  nrd_json_add_str(o, "novitaReason", err->code[0] ? err->code
+                                                    : "PREPAID_INSTANCE_NOT_SUPPORT_RELEASE");
+  nrd_run_add_outcome(j->ctx, o);
+}
+
+/* A row a brake holds: it stays where it is (nothing sent), deferred with the
+ * brake named; event (may be NULL) is a recovery.blocked for the outbox. */
+static void defer_brake(struct row_job *j, struct nrd_worker *w, const char *brake,
+                        const char *reason, const char *novita_reason, struct nrd_event *ev)
+{
+  struct nrd_ledger_update u = {.state = j->row.state, .release = true, .event = ev};
+  ledger_write(j, w, &u);
+  pthread_mutex_lock(&j->ctx->lock);
+  if(!strcmp(brake, "account"))
+    j->ctx->held_account++;
+  else
+    j->ctx->held_capacity++;
+  pthread_mutex_unlock(&j->ctx->lock);
+  LOG_WARN("recovery held by a brake", "instanceId", j->row.instance_id, "jobId", j->row.job_id,
+           "brake", brake, "reason", reason);
+  cJSON *o = nrd_outcome_new(&j->row, "deferred");
+  nrd_json_add_str(o, "reason", reason);
+  nrd_json_add_str(o, "brake", brake);
+  if(novita_reason && *novita_reason)
+    nrd_json_add_str(o, "novitaReason", novita_reason);
+  nrd_run_add_outcome(j->ctx, o);
+}
+
+/* A recovery.blocked event naming the brake and why. */
+static void blocked_event(struct row_job *j, struct nrd_event *ev, const char *brake,
+                          const char *reason, const char *message)
+{
+  cJSON *data = event_data(&j->row);
+  nrd_json_add_str(data, "brake", brake);
+  nrd_json_add_str(data, "reason", reason);
+  nrd_json_add_str(data, "message", message);
+  event_init(ev, "recovery.blocked", data);
+}
+
+/* The account brake holds the run: the row is deferred, nothing sent. */
+static bool account_held(struct row_job *j, struct nrd_worker *w)
+{
+  char reason[512], code[64];
+  struct run_ctx *ctx = j->ctx;
+  pthread_mutex_lock(&ctx->lock);
+  bool blocked = ctx->account_blocked;
+  snprintf(code, sizeof(code), "%s", ctx->account_reason);
+  snprintf(reason, sizeof(reason),
+           "account brake: Novita refused a create with %s (%s); no delete is sent until a "
+           "create succeeds", ctx->account_reason, ctx->account_message);
+  pthread_mutex_unlock(&ctx->lock);
+  if(blocked)
+    defer_brake(j, w, "account", reason, code, NULL);
+  return blocked;
+}
+
+/* A create (or delete) refused for an account-wide reason: the brake holds
+ * every row not yet sent, in this run and the next (stored); the row keeps
+ * its state (nothing was created) and is the next run's probe. */
+static void account_refused(struct row_job *j, struct nrd_worker *w, enum nrd_row_state back,
+                            const struct nrd_nv_error *err)
+{
+  struct run_ctx *ctx = j->ctx;
+  struct nrd_event ev;
+  char reason[512];
+  pthread_mutex_lock(&ctx->lock);
+  bool first_event = !ctx->account_event_sent;
+  ctx->account_event_sent = true;
+  ctx->account_blocked = true;
+  snprintf(ctx->account_reason, sizeof(ctx->account_reason), "%s", err->code);
+  snprintf(ctx->account_message, sizeof(ctx->account_message), "%s", err->message);
+  pthread_mutex_unlock(&ctx->lock);
+  struct nrd_brake b = {.reason = (char *)err->code, .message = (char *)err->message,
+                        .job_id = j->row.job_id};
+  if(nrd_store_brake_set(w->store, "account", &b, nrd_now_ms()) != NRD_OK)
+    LOG_ERROR("storing the account brake failed", "jobId", j->row.job_id);
+  LOG_ERROR("account brake set: Novita refuses creates account-wide", "reason", err->code,
+            "message", err->message, "instanceId", j->row.instance_id, "jobId", j->row.job_id);
+  snprintf(reason, sizeof(reason),
+           "account brake: Novita refused the create with %s (%s); no delete is sent until a "
+           "create succeeds; the next run probes with this row", err->code, err->message);
+  if(first_event)
+    blocked_event(j, &ev, "account", err->code, err->message);
+  j->row.state = back;
+  defer_brake(j, w, "account", reason, err->code, first_event ? &ev : NULL);
+  if(first_event)
+    nrd_event_cleanup(&ev);
+}
+
+/* The capacity entry of (product, cluster, billing), loaded once per run:
+ * offered when a product of that name (or the snapshot's id) is deployable
+ * there. Called with ctx->lock held; may drop it while loading. */
+static struct capacity_entry *capacity_entry(struct row_job *j, struct nrd_worker *w,
+                                             const char *billing)
+{
+  struct run_ctx *ctx = j->ctx;
+  const char *cluster = j->snap.cluster_id ? j->snap.cluster_id : "";
+  struct capacity_entry *e;
+  for(e = ctx->capacity; e; e = e->next)
+    if(!strcmp(e->product, j->snap.product_name) && !strcmp(e->cluster, cluster) &&
+       !strcmp(e->billing, billing))
+      break;
+  if(!e) {
+    e = nrd_xcalloc(1, sizeof(*e));
+    e->product = nrd_xstrdup(j->snap.product_name);
+    e->cluster = nrd_xstrdup(cluster);
+    e->billing = nrd_xstrdup(billing);
+    e->next = ctx->capacity;
+    ctx->capacity = e;
+  }
+  while(e->loading)
+    pthread_cond_wait(&ctx->product_cond, &ctx->lock);
+  if(e->loaded && e->rc == NRD_NV_OK)
+    return e;
+  struct nrd_product *list = NULL;
+  size_t n = 0;
+  struct nrd_nv_error err = {0};
+  e->loading = true;
+  pthread_mutex_unlock(&ctx->lock);
+  enum nrd_nv_rc rc = nrd_nv_list_products_in(w->conn, e->product, *cluster ? cluster : NULL,
+                                              billing, &list, &n, &err);
+  bool offered = false;
+  for(size_t i = 0; rc == NRD_NV_OK && i < n; i++) {
+    bool same = (list[i].name && !strcasecmp(list[i].name, e->product)) ||
+                (j->snap.product_id && list[i].id && !strcmp(list[i].id, j->snap.product_id));
+    if(same && list[i].available && !list[i].no_inventory)
+      offered = true;
+  }
+  nrd_products_free(list, n);
+  pthread_mutex_lock(&ctx->lock);
+  e->rc = rc;
+  e->offered = offered;
+  snprintf(e->error, sizeof(e->error), "%s", err.message);
+  e->loading = false;
+  e->loaded = true;
+  pthread_cond_broadcast(&ctx->product_cond);
+  return e;
+}
+
+/* The capacity brake, before a delete: true when the row may go on. */
+static bool capacity_ok(struct row_job *j, struct nrd_worker *w)
+{
+  struct run_ctx *ctx = j->ctx;
+  struct nrd_event ev;
+  char reason[512], code[16] = "";
+  if(!j->snap.product_name || !*j->snap.product_name)
+    return true;  /* nothing to look up: the create says */
+  const char *billing = j->snap.billing_mode && *j->snap.billing_mode ? j->snap.billing_mode
+                                                                      : "spot";
+  pthread_mutex_lock(&ctx->lock);
+  struct capacity_entry *e = capacity_entry(j, w, billing);
+  enum nrd_nv_rc rc = e->rc;
+  bool offered = e->offered, first_event = !offered && rc == NRD_NV_OK && !e->event_sent;
+  if(first_event)
+    e->event_sent = true;
+  struct nrd_nv_error err = {0};
+  memcpy(err.message, e->error, sizeof(err.message));
+  pthread_mutex_unlock(&ctx->lock);
+  if(rc != NRD_NV_OK) {
+    novita_trouble(j, w, rc, "capacity look-up", &err);
+    return false;
+  }
+  if(offered)
+    return true;
+  snprintf(reason, sizeof(reason), "no capacity for %s in %s", j->snap.product_name,
+           j->snap.cluster_id && *j->snap.cluster_id ? j->snap.cluster_id : "any cluster");
+  if(first_event)
+    blocked_event(j, &ev, "capacity", "no capacity", reason);
+  defer_brake(j, w, "capacity", reason, code, first_event ? &ev : NULL);
+  if(first_event)
+    nrd_event_cleanup(&ev);
+  return false;
+}
+
+/* A create refused for capacity: the rest of that (product, cluster) waits. */
+static void capacity_refused(struct row_job *j)
+{
+  struct run_ctx *ctx = j->ctx;
+  const char *cluster = j->snap.cluster_id ? j->snap.cluster_id : "";
+  if(!j->have_snap || !j->snap.product_name)
+    return;
+  pthread_mutex_lock(&ctx->lock);
+  for(struct capacity_entry *e = ctx->capacity; e; e = e->next)
+    if(!strcmp(e->product, j->snap.product_name) && !strcmp(e->cluster, cluster))
+      e->offered = false;
+  pthread_mutex_unlock(&ctx->lock);
 }
 
 /* Deferred when the run must stop starting work; true if so. */
@@ -337,6 +543,14 @@ static void step_delete(struct row_job *j, struct nrd_worker *w)
              "#notFound", NRD_BOOL(rc == NRD_NV_NOT_FOUND));
     return;
   }
+  if(rc == NRD_NV_PREPAID) {
+    skip_row(j, w, &err);
+    return;
+  }
+  if(rc == NRD_NV_ACCOUNT) {
+    account_refused(j, w, NRD_ROW_PENDING, &err);  /* refused: the instance is still there */
+    return;
+  }
   if(rc == NRD_NV_FINAL) {
     char reason[512];
     snprintf(reason, sizeof(reason), "delete refused by Novita: %s", err.message);
@@ -346,59 +560,134 @@ static void step_delete(struct row_job *j, struct nrd_worker *w)
   novita_trouble(j, w, rc, "delete", &err);
 }
 
-static void step_create(struct row_job *j, struct nrd_worker *w, bool lookup_first)
+/* What one create attempt left to do. */
+enum create_next {
+  CREATE_DONE = 0,     /* settled: created, adopted, failed, deferred or parked */
+  CREATE_RESEND,       /* not created (429, a transient reason): send it again */
+  CREATE_LOOKUP        /* may exist (5xx, timeout): look the name up, then create */
+};
+
+/* One look-up (when asked) and one create. On a retryable outcome the row is
+ * left as it is (its lease kept) and *err / *what say why. */
+static enum create_next create_once(struct row_job *j, struct nrd_worker *w, bool lookup_first,
+                                    struct nrd_nv_error *err, const char **what)
 {
-  struct nrd_nv_error err = {0};
   char *new_id = NULL;
   enum nrd_nv_rc rc;
 
   if(lookup_first) {
-    rc = nrd_nv_find_by_name(w->conn, j->row.new_name, &new_id, &err);
+    *what = "name look-up";
+    rc = nrd_nv_find_by_name(w->conn, j->row.new_name, &new_id, err);
+    if(rc == NRD_NV_TRANSIENT || rc == NRD_NV_BAD_RESPONSE)
+      return CREATE_LOOKUP;
     if(rc != NRD_NV_OK) {
-      novita_trouble(j, w, rc, "name look-up", &err);
-      return;
+      novita_trouble(j, w, rc, "name look-up", err);
+      return CREATE_DONE;
     }
     if(new_id) {
       recreated(j, w, new_id, true);
       free(new_id);
-      return;
+      return CREATE_DONE;
     }
   }
   if(!j->request && !plan_request(j, w))
-    return;
-  if(must_stop(j)) {
+    return CREATE_DONE;
+  if(must_stop(j) || account_held(j, w)) {
     struct nrd_ledger_update keep = {.state = j->row.state, .release = true};
-    ledger_write(j, w, &keep);
-    return;
+    if(!j->released)
+      ledger_write(j, w, &keep);
+    return CREATE_DONE;
   }
   struct nrd_ledger_update u = {.state = NRD_ROW_CREATING, .set_create_sent = true};
   if(!ledger_write(j, w, &u))
-    return;
+    return CREATE_DONE;
   LOG_INFO("creating replacement", "instanceId", j->row.instance_id, "jobId", j->row.job_id,
            "newName", j->row.new_name);
-  rc = nrd_nv_create_instance(w->conn, j->request, &new_id, &err);
-  if(rc == NRD_NV_OK) {
+  pthread_mutex_lock(&j->ctx->lock);
+  j->ctx->create_tried = true;
+  pthread_mutex_unlock(&j->ctx->lock);
+  *what = "create";
+  rc = nrd_nv_create_instance(w->conn, j->request, &new_id, err);
+  switch(rc) {
+  case NRD_NV_OK:
+    pthread_mutex_lock(&j->ctx->lock);
+    j->ctx->create_accepted = true;
+    pthread_mutex_unlock(&j->ctx->lock);
     recreated(j, w, new_id, false);
     free(new_id);
-    return;
-  }
-  if(rc == NRD_NV_FINAL) {
+    return CREATE_DONE;
+  case NRD_NV_ACCOUNT:
+    account_refused(j, w, NRD_ROW_DELETED, err);
+    return CREATE_DONE;
+  case NRD_NV_FINAL:
+  case NRD_NV_PREPAID:
+  case NRD_NV_NOT_FOUND: {
     char reason[512];
     snprintf(reason, sizeof(reason),
              "create refused by Novita: %s; the old instance is deleted, retry after fixing",
-             err.message);
+             err->message);
     fail_row(j, w, reason);
-    return;
+    return CREATE_DONE;
   }
-  if(rc == NRD_NV_AMBIGUOUS || rc == NRD_NV_BAD_RESPONSE) {
-    char reason[512];
-    snprintf(reason, sizeof(reason),
-             "create outcome unknown (%s); the next run looks the name up before creating again",
-             err.message);
-    fail_for_now(j, w, reason);
-    return;
+  case NRD_NV_TRANSIENT:
+    if(nrd_nv_is_capacity(err->code))
+      capacity_refused(j);
+    return CREATE_RESEND;  /* answered and refused, or never sent: nothing created */
+  case NRD_NV_AMBIGUOUS:
+  case NRD_NV_BAD_RESPONSE:
+    return CREATE_LOOKUP;
+  case NRD_NV_CIRCUIT_OPEN:
+  case NRD_NV_DEADLINE:
+    break;
   }
-  novita_trouble(j, w, rc, "create", &err);
+  novita_trouble(j, w, rc, "create", err);
+  return CREATE_DONE;
+}
+
+/* Look-up (when a create may exist) and create, retried in this run after a
+ * 429, a transient reason, a 5xx or a timeout, with backoff, up to
+ * MAX_RETRY_ATTEMPTS: the row is left between delete and create only when
+ * those are spent or the run stops, and its outcome says so. */
+static void step_create(struct row_job *j, struct nrd_worker *w, bool lookup_first)
+{
+  struct run_ctx *ctx = j->ctx;
+  unsigned max = ctx->runner->cfg->max_retry_attempts;
+  struct nrd_nv_error err = {0};
+  const char *what = "create";
+  for(unsigned attempt = 0;; attempt++) {
+    enum create_next next = create_once(j, w, lookup_first, &err, &what);
+    if(next == CREATE_DONE)
+      return;
+    bool stopping = atomic_load(&ctx->runner->stop_work) || nrd_mono_ms() >= ctx->deadline_mono_ms;
+    if(attempt >= max || stopping) {
+      char reason[512];
+      snprintf(reason, sizeof(reason),
+               "%s failed: %s; %s after %u attempts: the old instance is deleted and has no "
+               "replacement until the next run resumes this row", what, err.message,
+               stopping ? "the run is stopping" : "retries spent", attempt + 1);
+      if(!stopping) {
+        /* fail_for_now's outcome, marked: retries spent. */
+        struct nrd_ledger_update u = {.state = j->row.state, .last_error = reason, .release = true};
+        LOG_WARN("recovery left between delete and create: retries spent", "instanceId",
+                 j->row.instance_id, "jobId", j->row.job_id, "reason", reason);
+        ledger_write(j, w, &u);
+        cJSON *o = nrd_outcome_new(&j->row, "failed");
+        nrd_json_add_str(o, "reason", reason);
+        nrd_json_add_bool(o, "retriesSpent", true);
+        if(err.code[0])
+          nrd_json_add_str(o, "novitaReason", err.code);
+        nrd_run_add_outcome(ctx, o);
+        return;
+      }
+      fail_for_now(j, w, reason);
+      return;
+    }
+    LOG_INFO("create retried in this run", "instanceId", j->row.instance_id, "jobId",
+             j->row.job_id, "#attempt", NRD_I64(attempt + 2), "code", err.code,
+             "#lookUpFirst", NRD_BOOL(next == CREATE_LOOKUP));
+    nrd_novita_backoff(ctx->runner->nv, attempt);
+    lookup_first = next == CREATE_LOOKUP;
+  }
 }
 
 static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step step)
@@ -503,8 +792,9 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
       goto out;
     }
     case NRD_STEP_DELETE:
-      /* Check before delete: the replacement must be buildable first. */
-      if(!plan_request(&j, w))
+      /* Check before delete: the replacement must be buildable first, the
+       * account not refusing creates, the product offered in its cluster. */
+      if(!plan_request(&j, w) || account_held(&j, w) || !capacity_ok(&j, w))
         goto out;
       if(must_stop(&j)) {
         struct nrd_ledger_update keep = {.state = j.row.state, .release = true};

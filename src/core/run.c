@@ -125,7 +125,7 @@ void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item)
 {
   /* The metric label must be a static string: the item's own goes away. */
   static const char *const actions[] = {"recreated", "adopted", "planned", "deferred",
-                                        "failed", "abandoned"};
+                                        "failed", "abandoned", "skipped"};
   const char *action = nrd_json_str(item, "action");
   const char *label = NULL;
   for(size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
@@ -251,6 +251,17 @@ static char *report_text(struct run_ctx *ctx)
   nrd_json_add_num(res, "deferred", ctx->deferred);
   nrd_json_add_bool(res, "dryRun", ctx->dry_run);
   nrd_json_add_str(res, "runId", ctx->run_id);
+  if(ctx->account_blocked) {
+    cJSON *b = cJSON_CreateObject();
+    if(!b)
+      abort();
+    nrd_json_add_str(b, "reason", ctx->account_reason);
+    nrd_json_add_str(b, "message", ctx->account_message);
+    nrd_json_add_num(b, "heldRows", (double)ctx->held_account);
+    cJSON_AddItemToObject(res, "accountBrake", b);
+  }
+  if(ctx->held_capacity)
+    nrd_json_add_num(res, "capacityHeldRows", (double)ctx->held_capacity);
   char *head = nrd_json_print(res);
   size_t head_len = strlen(head) - 1;  /* without its closing brace */
   size_t key_len = sizeof(outcomes_key) - 1;
@@ -265,6 +276,83 @@ static char *report_text(struct run_ctx *ctx)
   free(head);
   cJSON_Delete(res);
   return text;
+}
+
+/* The brakes a previous run left: Novita's Retry-After (the client waits for
+ * it) and the account brake (*probe_job: its refused row, heap, may be NULL;
+ * returns whether it is set). */
+static bool brakes_load(struct run_ctx *ctx, struct nrd_worker *w, char **probe_job)
+{
+  struct nrd_brake b;
+  *probe_job = NULL;
+  if(nrd_store_brake_get(w->store, "retry_after", &b) == NRD_OK) {
+    nrd_novita_set_not_before(ctx->runner->nv, b.until_ms);
+    nrd_brake_cleanup(&b);
+  }
+  if(nrd_store_brake_get(w->store, "account", &b) != NRD_OK)
+    return false;
+  snprintf(ctx->account_reason, sizeof(ctx->account_reason), "%s", b.reason ? b.reason : "");
+  snprintf(ctx->account_message, sizeof(ctx->account_message), "%s",
+           b.message ? b.message : "");
+  LOG_WARN("account brake held from an earlier run: one probe first", "reason", b.reason,
+           "message", b.message, "jobId", b.job_id);
+  *probe_job = b.job_id;
+  b.job_id = NULL;
+  nrd_brake_cleanup(&b);
+  return true;
+}
+
+/* At the run's end: Retry-After carried over, the account brake released
+ * when a create went through, the brake gauges. */
+static void brakes_store(struct run_ctx *ctx, struct nrd_worker *w, bool held)
+{
+  int64_t nb = nrd_novita_not_before(ctx->runner->nv);
+  if(nb > nrd_now_ms()) {
+    struct nrd_brake b = {.until_ms = nb};
+    nrd_store_brake_set(w->store, "retry_after", &b, nrd_now_ms());
+  }
+  if(held && ctx->create_accepted && !ctx->account_blocked) {
+    nrd_store_brake_clear(w->store, "account");
+    LOG_INFO("account brake released: a create succeeded", "reason", ctx->account_reason);
+  }
+  nrd_metrics_brake_held("account", ctx->held_account);
+  nrd_metrics_brake_held("capacity", ctx->held_capacity);
+}
+
+/* The canary: until a create is accepted in this run, rows go one at a time
+ * on the coordinator, so an account-wide refusal stops the run after one
+ * delete. With the account brake held from an earlier run, the first create
+ * sent is its probe: if it is not accepted, the brake holds every other row. */
+static void canary_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *row,
+                       bool held)
+{
+  nrd_recover_row(ctx, w, row);
+  pthread_mutex_lock(&ctx->lock);
+  if(held && ctx->create_tried && !ctx->create_accepted)
+    ctx->account_blocked = true;
+  pthread_mutex_unlock(&ctx->lock);
+}
+
+static bool canary_open(struct run_ctx *ctx)
+{
+  pthread_mutex_lock(&ctx->lock);
+  bool open = ctx->create_accepted;
+  pthread_mutex_unlock(&ctx->lock);
+  return open || ctx->dry_run;
+}
+
+/* The account brake's probe when a row waits between delete and create: its
+ * create is sent again first. */
+static void probe_first(struct run_ctx *ctx, struct nrd_worker *w, const char *job_id)
+{
+  struct nrd_ledger_row row;
+  if(!job_id || nrd_store_ledger_get(w->store, job_id, &row) != NRD_OK)
+    return;
+  if(row.state == NRD_ROW_DELETED || row.state == NRD_ROW_CREATING) {
+    LOG_INFO("account brake probe: the refused create again", "jobId", job_id);
+    canary_row(ctx, w, &row, true);
+  }
+  nrd_ledger_row_cleanup(&row);
 }
 
 void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json,
@@ -282,6 +370,7 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   size_t n_found = 0;
   bool *inserted = NULL;
   char msg[512] = "";
+  char *probe_job = NULL;
   enum nrd_nv_rc rc;
 
   *completed = false;
@@ -361,6 +450,12 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   unsigned threads = nrd_pool_threads(r->pool);
   size_t batch = 2 * (size_t)threads, handed = 0;
   struct nrd_ledger_row after = {0};
+  bool held = !ctx->dry_run && brakes_load(ctx, w, &probe_job);
+  if(held) {
+    probe_first(ctx, w, probe_job);
+    if(ctx->create_tried)
+      handed++;
+  }
   for(;;) {
     nrd_pool_wait_queue_below(r->pool, threads);
     if(nrd_store_ledger_open(w->store, after.job_id ? &after : NULL, batch, &rows, &n_rows) !=
@@ -380,6 +475,12 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
         defer_outcome(ctx, &rows[i], "MAX_RECOVERIES_PER_RUN reached; the next run takes it");
         continue;
       }
+      if(held && probe_job && ctx->create_tried && !strcmp(rows[i].job_id, probe_job))
+        continue;  /* the probe, worked on above */
+      if(!canary_open(ctx)) {
+        canary_row(ctx, w, &rows[i], held);
+        continue;
+      }
       struct pool_job *pj = nrd_xcalloc(1, sizeof(*pj));
       pj->ctx = ctx;
       pj->row = rows[i];
@@ -393,6 +494,9 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   }
   nrd_ledger_row_cleanup(&after);
   nrd_pool_wait_idle(r->pool, 0);
+  brakes_store(ctx, w, held);
+  free(probe_job);
+  probe_job = NULL;
   nrd_memory_trim();  /* before the report, the run's largest allocation */
   *completed = !ctx->circuit_tripped;
   if(ctx->circuit_tripped)
@@ -409,6 +513,7 @@ out:
            "#instancesRecreated", NRD_I64(ctx->recreated), "#errors", NRD_I64(ctx->errors),
            "#completed", NRD_BOOL(*completed));
   nrd_ledger_rows_free(rows, n_rows);
+  free(probe_job);
   listings_free(&s, jobs, n_jobs, found, n_found);
   free(found);
   free(inserted);

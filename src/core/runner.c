@@ -234,6 +234,14 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
     free(e);
     e = next;
   }
+  for(struct capacity_entry *e = ctx.capacity; e;) {
+    struct capacity_entry *next = e->next;
+    free(e->product);
+    free(e->cluster);
+    free(e->billing);
+    free(e);
+    e = next;
+  }
   pthread_cond_destroy(&ctx.product_cond);
   pthread_mutex_destroy(&ctx.lock);
 }

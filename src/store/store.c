@@ -110,6 +110,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
   [STMT_RUN_GET] =
     "SELECT run_id, trigger, state, dry_run, started_ms, finished_ms, report_json"
     " FROM runs WHERE run_id = :run",
+  [STMT_BRAKE_GET] =
+    "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = :name",
+  [STMT_BRAKE_SET] =
+    "INSERT INTO brakes (name, reason, message, job_id, until_ms, set_ms)"
+    " VALUES (:name, :reason, :message, :job, :until, :now)"
+    " ON CONFLICT(name) DO UPDATE SET reason = excluded.reason, message = excluded.message,"
+    " job_id = excluded.job_id, until_ms = excluded.until_ms, set_ms = excluded.set_ms",
+  [STMT_BRAKE_CLEAR] = "DELETE FROM brakes WHERE name = :name",
   [STMT_RUN_FAIL_STALE] =
     "UPDATE runs SET state = 'failed', finished_ms = :now WHERE state = 'running'",
 

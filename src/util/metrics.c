@@ -32,6 +32,7 @@ static atomic_uint_fast64_t novita_retries[NRD_EP_COUNT];
 static atomic_uint_fast64_t latency_bucket[NRD_EP_COUNT][N_BUCKETS + 1];
 static atomic_uint_fast64_t latency_sum_us[NRD_EP_COUNT];
 static atomic_int circuit_state;
+static atomic_long brake_account_rows, brake_capacity_rows;
 
 /* A labelled counter: up to two string labels and an optional status code. */
 struct labelled {
@@ -144,6 +145,14 @@ void nrd_metrics_webhook(const char *result)
   table_inc(&webhooks, result ? result : "unknown", NULL, 0);
 }
 
+void nrd_metrics_brake_held(const char *brake, long rows)
+{
+  if (brake && strcmp(brake, "account") == 0)
+    atomic_store(&brake_account_rows, rows);
+  else if (brake && strcmp(brake, "capacity") == 0)
+    atomic_store(&brake_capacity_rows, rows);
+}
+
 /* ---- rendering ---- */
 
 static void header(struct nrd_buf *out, const char *name, const char *type, const char *help)
@@ -212,6 +221,13 @@ static void render_novita(struct nrd_buf *out)
   header(out, "nrd_novita_circuit_state", "gauge",
          "Novita circuit breaker: 0 closed, 1 open, 2 half-open.");
   nrd_buf_printf(out, "nrd_novita_circuit_state %d\n", atomic_load(&circuit_state));
+
+  header(out, "nrd_brake_held_rows", "gauge",
+         "Rows a brake held (deferred, nothing deleted) in the last run.");
+  nrd_buf_printf(out, "nrd_brake_held_rows{brake=\"account\"} %ld\n",
+                 atomic_load(&brake_account_rows));
+  nrd_buf_printf(out, "nrd_brake_held_rows{brake=\"capacity\"} %ld\n",
+                 atomic_load(&brake_capacity_rows));
 }
 
 /* Renders one table; la/lb name the string labels (lb may be NULL), with_status
@@ -263,6 +279,8 @@ void nrd_metrics_reset(void)
     atomic_store(&novita_retries[ep], 0);
   }
   atomic_store(&circuit_state, 0);
+  atomic_store(&brake_account_rows, 0);
+  atomic_store(&brake_capacity_rows, 0);
   pthread_mutex_lock(&table_lock);
   struct table *tables[] = { &http_requests, &runs, &recoveries, &webhooks };
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {

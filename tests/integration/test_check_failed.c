@@ -200,7 +200,9 @@ static void test_product_fallback_and_defaults(void **state)
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
-  assert_int_equal(nrd_sim_count(s.sim, "GET", "/v1/products"), 1);
+  /* Once per run each: the fallback's look-up by (name, region) and the
+   * capacity check's by (name, cluster) before the first delete. */
+  assert_int_equal(nrd_sim_count(s.sim, "GET", "/v1/products"), 2);
   cJSON *cr = tu_sim_creates(s.sim);
   assert_int_equal(cJSON_GetArraySize(cr), 3);
   const cJSON *req;

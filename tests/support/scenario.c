@@ -57,7 +57,15 @@ cJSON *tu_scenario(void)
   cJSON *s = cJSON_CreateObject();
   cJSON_AddArrayToObject(s, "instances");
   cJSON_AddArrayToObject(s, "jobs");
-  cJSON_AddArrayToObject(s, "products");
+  cJSON *products = cJSON_AddArrayToObject(s, "products");
+  /* Novita lists the product every instance runs on: tu_instance's, offered
+   * (the capacity check before a delete finds it). No region: the product
+   * fallback of a test picks only among the products that test adds. */
+  cJSON *p = tu_product("prod-4090", "", "99000", true);
+  cJSON_DeleteItemFromObject(p, "regions");
+  cJSON_AddArrayToObject(p, "regions");
+  nrd_json_add_str(p, "inventoryState", "normal");
+  cJSON_AddItemToArray(products, p);
   return s;
 }
 

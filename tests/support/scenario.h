@@ -19,7 +19,7 @@ cJSON *tu_job(const char *id, const char *type, const char *instance_id, int64_t
               const char *state);
 /* A product named "RTX 4090 24GB" in one region, spot price as a string. */
 cJSON *tu_product(const char *id, const char *region, const char *spot, bool available);
-/* {"instances":[],"jobs":[],"products":[]} */
+/* {"instances":[],"jobs":[],"products":[prod-4090, offered, no region]} */
 cJSON *tu_scenario(void);
 /* Appends item (taken) to the scenario's list "instances", "jobs" or "products". */
 void tu_add(cJSON *scenario, const char *list, cJSON *item);
