@@ -24,9 +24,15 @@
  *   POST /__sim/faults (body: one fault object or an array, added; {} clears)
  *        {"kind": "status" | "retry_after" | "delay" | "apply_then_delay" | "html" |
  *                 "truncated" | "malformed" | "oversized" | "deep" | "empty" |
- *                 "wrong_types" | "drop_fields" | "slow_drip" | "reset",
- *         "match", "status", "body", "retry_after", "delay_ms", "size",
+ *                 "wrong_types" | "drop_fields" | "slow_drip" | "reset" | "error_200",
+ *         "match", "reason", "status", "body", "retry_after", "delay_ms", "size",
  *         "probability", "count", "seed"}  (fields of struct nrd_sim_fault)
+ *   POST /__sim/account {"reason": "BALANCE_NOT_ENOUGH" | "CREATE_GPU_NUM_LIMIT" | ...}:
+ *        every create answers 400 with that reason until {} clears it
+ *   POST /__sim/capacity {"productName", "clusterId", "available": n}: n more
+ *        creates of that product in that cluster succeed, then INSUFFICIENT_RESOURCE;
+ *        products listed with that clusterId show availableDeploy/inventoryState
+ *        from it; "available": -1 removes the limit
  *   GET  /__sim/state  -> {"instances":[...], "requests": n}
  *   GET  /__sim/requests -> [{method,path,query,body,authorization,atMs}, ...]
  *
@@ -35,10 +41,14 @@
  * answer {"instances"|"jobs": [...], "total": matches}. name and productName
  * filter as case-insensitive substrings, status exactly; jobs filter on
  * type, state, jobId and startTime/endTime (Unix seconds, on createdAt).
- * Create answers 400 INVALID_PARAMS when nrd_sim_check_create_request
- * refuses the body, else adds "i-sim-<n>" and answers {"id"}. Delete of an
- * unknown id answers 400 RESOURCE_NOT_FOUND. Wrong keys get 401
- * {"code":"UNAUTHORIZED"}. Request bodies over 1 MiB get 413.
+ * Errors are Novita's shape {code: <int>, reason, message, metadata}.
+ * Create answers 400 VALIDATOR_PARAM when nrd_sim_check_create_request
+ * refuses the body, 400 with the account switch's reason while it is on, 400
+ * INSUFFICIENT_RESOURCE beyond a (product, cluster)'s capacity, else adds
+ * "i-sim-<n>" and answers {"id"}. Delete of an unknown id answers 404
+ * RESOURCE_NOT_FOUND; of a monthly (prepaid) instance 400
+ * PREPAID_INSTANCE_NOT_SUPPORT_RELEASE. Wrong keys get 401 UNAUTHORIZED.
+ * Request bodies over 1 MiB get 413.
  *
  * Scenario JSON: {"instances":[instance objects as Novita lists them],
  *   "jobs":[job objects], "products":[product objects]}. */
@@ -72,12 +82,15 @@ enum nrd_sim_fault_kind {
   NRD_SIM_WRONG_TYPES,     /* the normal body with fields retyped (strings<->numbers, lists->objects) */
   NRD_SIM_DROP_FIELDS,     /* the normal body with fields removed */
   NRD_SIM_SLOW_DRIP,       /* body sent one byte per delay_ms */
-  NRD_SIM_RESET            /* close the connection without an answer */
+  NRD_SIM_RESET,           /* close the connection without an answer */
+  NRD_SIM_ERROR_200        /* HTTP 200 whose body is Novita's error shape (reason; default
+                              VALIDATOR_PARAM), or body when set: Novita does this */
 };
 
 struct nrd_sim_fault {
   enum nrd_sim_fault_kind kind;
   const char *match;
+  const char *reason;     /* status / error_200: Novita's reason in the error body */
   int status;
   const char *body;
   const char *retry_after;
@@ -117,6 +130,11 @@ int nrd_sim_load(struct nrd_sim *s, const char *scenario_json);
 cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s);
 
 void nrd_sim_set_latency(struct nrd_sim *s, unsigned ms);
+/* The account switch: creates answer 400 with reason until NULL clears it. */
+void nrd_sim_set_account(struct nrd_sim *s, const char *reason);
+/* Capacity of (product name, cluster): available more creates; -1 removes. */
+void nrd_sim_set_capacity(struct nrd_sim *s, const char *product_name, const char *cluster_id,
+                          long available);
 int nrd_sim_add_fault(struct nrd_sim *s, const struct nrd_sim_fault *f);
 void nrd_sim_clear_faults(struct nrd_sim *s);
 
@@ -136,11 +154,16 @@ int nrd_sim_put_instance(struct nrd_sim *s, const cJSON *instance);
 int nrd_sim_remove_instance(struct nrd_sim *s, const char *id);
 
 /* Checks a create request against CreateInstanceRequest of Novita's API
- * reference: required productId, gpuNum (integer 1-8), rootfsSize (integer
- * 10-6144), imageUrl, kind (gpu|cpu); types, lengths and enums of the optional
- * fields; envs <= 100 of {key, value}; ports one string "80/http, 22/tcp"
- * (tcp or http, at most 15); no unknown fields. false with a reason in why.
- * The simulator's create answers 400 INVALID_PARAMS when this fails. */
+ * reference and documentation: required productId, imageUrl, kind (gpu|cpu),
+ * and for gpu gpuNum (integer 1-8) and rootfsSize (integer 10-6144); a cpu
+ * create needs no gpuNum/rootfsSize, may have localStorageMountPoint, and has
+ * at most 30 envs; types, lengths and enums of the documented optional fields
+ * (name, imageAuth, imageAuthId, ports, envs, tools, command, entrypoint,
+ * clusterId, networkStorages, networkId, month, billingMode, autoRenew,
+ * autoRenewMonth, minCudaVersion); envs <= 100 of {key, value}; ports one
+ * string "80/http, 22/tcp" (tcp or http, at most 15, none of the reserved
+ * 2222-2224); no unknown fields. false with a reason in why. The simulator's
+ * create answers 400 VALIDATOR_PARAM when this fails. */
 bool nrd_sim_check_create_request(const cJSON *req, char *why, size_t whylen);
 
 #endif

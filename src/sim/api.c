@@ -13,13 +13,16 @@
 
 #define DEFAULT_PAGE_SIZE 10
 
-cJSON *sim_error(const char *code, const char *message)
+cJSON *sim_error(int code, const char *reason, const char *message)
 {
   cJSON *e = cJSON_CreateObject();
   if (!e)
     abort();
-  nrd_json_add_str(e, "code", code);
+  nrd_json_add_num(e, "code", code);
+  nrd_json_add_str(e, "reason", reason);
   nrd_json_add_str(e, "message", message);
+  if (!cJSON_AddObjectToObject(e, "metadata"))
+    abort();
   return e;
 }
 
@@ -82,12 +85,12 @@ static bool parse_page(struct nrd_sim *s, struct MHD_Connection *c, struct page 
   int64_t num = s->page_base, size = DEFAULT_PAGE_SIZE;
   const char *v = arg(c, "pageSize");
   if (v && !nrd_parse_i64(v, 0, 1000000000, &size)) {
-    *err = sim_error("INVALID_PARAMS", "pageSize must be a non-negative integer");
+    *err = sim_error(400, "VALIDATOR_PARAM", "pageSize must be a non-negative integer");
     return false;
   }
   v = arg(c, "pageNum");
   if (v && !nrd_parse_i64(v, 0, 1000000000, &num)) {
-    *err = sim_error("INVALID_PARAMS", "pageNum must be a non-negative integer");
+    *err = sim_error(400, "VALIDATOR_PARAM", "pageNum must be a non-negative integer");
     return false;
   }
   if (size == 0)
@@ -286,10 +289,21 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
   cJSON *data = new_array();
   const cJSON *it;
 
+  const char *cluster = arg(c, "clusterId");
   pthread_mutex_lock(&s->mu);
   cJSON_ArrayForEach(it, s->products) {
-    if (product_matches(it, c))
-      cJSON_AddItemToArray(data, dup_item(it));
+    if (!product_matches(it, c))
+      continue;
+    cJSON *p = dup_item(it);
+    /* In a cluster with a capacity set, the product shows it. */
+    const struct sim_capacity *cap = sim_capacity_find(s, nrd_json_str(it, "name"), cluster);
+    if (cap) {
+      cJSON_DeleteItemFromObjectCaseSensitive(p, "availableDeploy");
+      cJSON_DeleteItemFromObjectCaseSensitive(p, "inventoryState");
+      nrd_json_add_bool(p, "availableDeploy", cap->available > 0);
+      nrd_json_add_str(p, "inventoryState", cap->available > 0 ? "normal" : "none");
+    }
+    cJSON_AddItemToArray(data, p);
   }
   pthread_mutex_unlock(&s->mu);
   *out = new_object();
@@ -317,19 +331,27 @@ int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
   int status;
 
   if (!id) {
-    *out = sim_error("INVALID_PARAMS", "instanceId is required");
+    *out = sim_error(400, "VALIDATOR_PARAM", "instanceId is required");
     status = 400;
     goto out;
   }
   pthread_mutex_lock(&s->mu);
   inst = find_by_id(s->instances, "id", id);
+  const char *billing = nrd_json_str(inst, "billingMode");
+  if (inst && billing && strcmp(billing, "monthly") == 0) {
+    pthread_mutex_unlock(&s->mu);
+    *out = sim_error(400, "PREPAID_INSTANCE_NOT_SUPPORT_RELEASE",
+                     "a prepaid (monthly) instance cannot be released");
+    status = 400;
+    goto out;
+  }
   if (inst) {
     cJSON_Delete(cJSON_DetachItemViaPointer(s->instances, inst));
     sim_instances_changed(s);
   }
   pthread_mutex_unlock(&s->mu);
   if (!inst) {
-    *out = sim_error("RESOURCE_NOT_FOUND", "instance not found");
+    *out = sim_error(400, "RESOURCE_NOT_FOUND", "instance not found");
     status = 400;
     goto out;
   }
@@ -428,16 +450,34 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
   int status = 400;
 
   if (!nrd_sim_check_create_request(req, why, sizeof why)) {
-    *out = sim_error("INVALID_PARAMS", req ? why : "the body is not JSON");
+    *out = sim_error(400, "VALIDATOR_PARAM", req ? why : "the body is not JSON");
     goto out;
   }
   ports = nrd_json_str(req, "ports");
   if (ports && nrd_sim_parse_ports(ports, &mappings, why, sizeof why) != 0) {
-    *out = sim_error("INVALID_PARAMS", why);
+    *out = sim_error(400, "VALIDATOR_PARAM", why);
     goto out;
   }
   pthread_mutex_lock(&s->mu);
   product = find_by_id(s->products, "id", nrd_json_str(req, "productId"));
+  if (s->account_reason) {
+    *out = sim_error(400, s->account_reason, "the account cannot create instances now");
+    pthread_mutex_unlock(&s->mu);
+    cJSON_Delete(mappings);
+    goto out;
+  }
+  struct sim_capacity *cap = sim_capacity_find(s, nrd_json_str(product, "name"),
+                                               nrd_json_str(req, "clusterId")
+                                                   ? nrd_json_str(req, "clusterId")
+                                                   : "cl-hk-01");
+  if (cap && cap->available <= 0) {
+    *out = sim_error(400, "INSUFFICIENT_RESOURCE", "no capacity left for this product here");
+    pthread_mutex_unlock(&s->mu);
+    cJSON_Delete(mappings);
+    goto out;
+  }
+  if (cap)
+    cap->available--;
   snprintf(id, sizeof id, "i-sim-%lu", ++s->next_id);
   inst = instance_from_request(req, id, s->new_status ? s->new_status : "running",
                                nrd_json_str(product, "name") ? nrd_json_str(product, "name")

@@ -206,14 +206,29 @@ bad:
 static bool check_ports(const cJSON *v, char *why, size_t whylen)
 {
   cJSON *mappings = NULL;
+  const cJSON *m;
   if (cJSON_IsNull(v))
     return true;
   if (!cJSON_IsString(v))
     return fail(why, whylen, "ports must be a string");
   if (nrd_sim_parse_ports(v->valuestring, &mappings, why, whylen) != 0)
     return false;
+  cJSON_ArrayForEach(m, mappings) {
+    double port = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "port"));
+    if (port >= 2222 && port <= 2224) {
+      cJSON_Delete(mappings);
+      return fail(why, whylen, "port %.0f is reserved (2222-2224)", port);
+    }
+  }
   cJSON_Delete(mappings);
   return true;
+}
+
+static bool check_bool(const cJSON *v, const char *key, char *why, size_t whylen)
+{
+  if (cJSON_IsNull(v) || cJSON_IsBool(v))
+    return true;
+  return fail(why, whylen, "%s must be a boolean", key);
 }
 
 static const char *const KINDS[] = {"gpu", "cpu", NULL};
@@ -254,13 +269,21 @@ static bool check_field(const cJSON *v, char *why, size_t whylen)
     return check_int(v, k, -9007199254740991LL, 9007199254740991LL, true, why, whylen);
   if (strcmp(k, "billingMode") == 0)
     return check_enum(v, k, BILLING, true, why, whylen);
+  if (strcmp(k, "entrypoint") == 0)
+    return check_str(v, k, 0, 2047, true, why, whylen);
+  if (strcmp(k, "minCudaVersion") == 0)
+    return check_str(v, k, 0, 32, true, why, whylen);
+  if (strcmp(k, "autoRenew") == 0)
+    return check_bool(v, k, why, whylen);
+  if (strcmp(k, "autoRenewMonth") == 0)
+    return check_int(v, k, 0, 120, true, why, whylen);
   return fail(why, whylen, "unknown field %s", k);
 }
 
 bool nrd_sim_check_create_request(const cJSON *req, char *why, size_t whylen)
 {
-  static const char *const required[] = {"productId", "gpuNum", "rootfsSize", "imageUrl",
-                                         "kind", NULL};
+  static const char *const required[] = {"productId", "imageUrl", "kind", NULL};
+  static const char *const gpu_only[] = {"gpuNum", "rootfsSize", NULL};
   const cJSON *v;
 
   if (!cJSON_IsObject(req))
@@ -269,9 +292,25 @@ bool nrd_sim_check_create_request(const cJSON *req, char *why, size_t whylen)
     if (!cJSON_GetObjectItemCaseSensitive(req, required[i]))
       return fail(why, whylen, "%s is required", required[i]);
   }
+  const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "kind"));
+  bool cpu = kind && strcmp(kind, "cpu") == 0;
+  for (size_t i = 0; gpu_only[i]; i++) {
+    /* A cpu create needs neither (they are still checked when sent: our
+     * client sends them for every kind). */
+    bool has = cJSON_GetObjectItemCaseSensitive(req, gpu_only[i]) != NULL;
+    if (!cpu && !has)
+      return fail(why, whylen, "%s is required", gpu_only[i]);
+  }
   cJSON_ArrayForEach(v, req) {
     if (!v->string)
       return fail(why, whylen, "a member without a name");
+    if (cpu && strcmp(v->string, "localStorageMountPoint") == 0) {
+      if (!check_str(v, v->string, 0, 255, true, why, whylen))
+        return false;
+      continue;
+    }
+    if (cpu && strcmp(v->string, "envs") == 0 && cJSON_GetArraySize(v) > 30)
+      return fail(why, whylen, "a cpu instance takes at most 30 envs");
     if (!check_field(v, why, whylen))
       return false;
   }

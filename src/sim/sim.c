@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -21,7 +22,8 @@
 
 static const char *const FAULT_NAMES[] = {
     "status", "retry_after", "delay", "apply_then_delay", "html", "truncated", "malformed",
-    "oversized", "deep", "empty", "wrong_types", "drop_fields", "slow_drip", "reset"};
+    "oversized", "deep", "empty", "wrong_types", "drop_fields", "slow_drip", "reset",
+    "error_200"};
 #define FAULT_KINDS (sizeof FAULT_NAMES / sizeof FAULT_NAMES[0])
 
 enum auth { AUTH_PUBLIC, AUTH_INTERNAL };
@@ -190,6 +192,7 @@ static void fault_strings_free(struct nrd_sim_fault *f)
   free((char *)f->match);
   free((char *)f->body);
   free((char *)f->retry_after);
+  free((char *)f->reason);
 }
 
 static void fault_copy(struct nrd_sim_fault *to, const struct nrd_sim_fault *from)
@@ -198,6 +201,7 @@ static void fault_copy(struct nrd_sim_fault *to, const struct nrd_sim_fault *fro
   to->match = nrd_xstrdup(from->match);
   to->body = nrd_xstrdup(from->body);
   to->retry_after = nrd_xstrdup(from->retry_after);
+  to->reason = nrd_xstrdup(from->reason);
 }
 
 /* The first fault that matches "METHOD path" and fires; a copy in *out
@@ -261,9 +265,16 @@ static enum MHD_Result answer_fault(struct nrd_sim *s, struct MHD_Connection *c,
     if (f->body)
       return queue_text(c, status, nrd_xstrdup(f->body), strlen(f->body), "application/json",
                         NULL, NULL);
-    return queue_json(c, status, sim_error(status_code_name(status), "injected fault"));
+    return queue_json(c, status, sim_error(status, f->reason ? f->reason : status_code_name(status),
+                                           "injected fault"));
+  case NRD_SIM_ERROR_200:
+    if (f->body)
+      return queue_text(c, 200, nrd_xstrdup(f->body), strlen(f->body), "application/json",
+                        NULL, NULL);
+    return queue_json(c, 200, sim_error(400, f->reason ? f->reason : "VALIDATOR_PARAM",
+                                        "injected error with HTTP 200"));
   case NRD_SIM_RETRY_AFTER:
-    return queue_json_ra(c, 429, sim_error("RATE_LIMIT_EXCEEDED", "rate limit exceeded"),
+    return queue_json_ra(c, 429, sim_error(429, "RATE_LIMIT_EXCEEDED", "rate limit exceeded"),
                          f->retry_after ? f->retry_after : "1");
   case NRD_SIM_HTML:
     return queue_text(c, status, nrd_xstrdup(HTML_PAGE), sizeof HTML_PAGE - 1, "text/html",
@@ -318,17 +329,17 @@ static int dispatch(struct nrd_sim *s, struct MHD_Connection *c, const char *met
     if (strcmp(r->method, method) != 0)
       continue;
     if (!authorized(s, c, r->auth)) {
-      *out = sim_error("UNAUTHORIZED", "invalid or missing API key");
+      *out = sim_error(401, "UNAUTHORIZED", "invalid or missing API key");
       return 401;
     }
     return r->handler(s, c, ctx->body.data ? ctx->body.data : "", ctx->body.len, out);
   }
   if (same_path) {
     *allow = same_path->method;
-    *out = sim_error("METHOD_NOT_ALLOWED", "method not allowed");
+    *out = sim_error(405, "METHOD_NOT_ALLOWED", "method not allowed");
     return 405;
   }
-  *out = sim_error("NOT_FOUND", "no such endpoint");
+  *out = sim_error(404, "NOT_FOUND", "no such endpoint");
   return 404;
 }
 
@@ -404,6 +415,7 @@ static bool fault_from_json(const cJSON *j, struct nrd_sim_fault *f, char *retry
   f->match = nrd_json_str(j, "match");
   f->body = nrd_json_str(j, "body");
   f->retry_after = nrd_json_str(j, "retry_after");
+  f->reason = nrd_json_str(j, "reason");
   if (!f->retry_after && nrd_json_i64(j, "retry_after", &v)) {
     snprintf(retry_buf, retry_len, "%lld", (long long)v);
     f->retry_after = retry_buf;
@@ -450,7 +462,7 @@ static int control_faults(struct nrd_sim *s, const cJSON *req, cJSON **out)
   pthread_mutex_unlock(&s->mu);
   return 200;
 bad:
-  *out = sim_error("INVALID_PARAMS", "a fault needs a known kind (status, retry_after, ...)");
+  *out = sim_error(400, "INVALID_PARAMS", "a fault needs a known kind (status, retry_after, ...)");
   return 400;
 }
 
@@ -490,7 +502,7 @@ static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *
 
   if (post && strcmp(name, "scenario") == 0) {
     if (sim_load_len(s, body, ctx->body.len) != 0) {
-      out = sim_error("INVALID_PARAMS", "the scenario is not a JSON object of arrays");
+      out = sim_error(400, "INVALID_PARAMS", "the scenario is not a JSON object of arrays");
       status = 400;
     } else {
       out = cJSON_CreateObject();
@@ -498,6 +510,26 @@ static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *
   } else if (post && strcmp(name, "faults") == 0) {
     req = nrd_json_parse(body, ctx->body.len);
     status = control_faults(s, req, &out);
+    cJSON_Delete(req);
+  } else if (post && strcmp(name, "account") == 0) {
+    req = nrd_json_parse(body, ctx->body.len);
+    status = cJSON_IsObject(req) ? 200 : 400;
+    if (status == 200)
+      nrd_sim_set_account(s, nrd_json_str_nonempty(req, "reason"));
+    out = status == 200 ? cJSON_CreateObject()
+                        : sim_error(400, "INVALID_PARAMS", "{\"reason\": ...} or {}");
+    cJSON_Delete(req);
+  } else if (post && strcmp(name, "capacity") == 0) {
+    int64_t n;
+    req = nrd_json_parse(body, ctx->body.len);
+    const char *pn = nrd_json_str_nonempty(req, "productName");
+    const char *cl = nrd_json_str_nonempty(req, "clusterId");
+    status = pn && cl && nrd_json_i64(req, "available", &n) && n >= -1 ? 200 : 400;
+    if (status == 200)
+      nrd_sim_set_capacity(s, pn, cl, (long)n);
+    out = status == 200 ? cJSON_CreateObject()
+                        : sim_error(400, "INVALID_PARAMS",
+                                    "{\"productName\", \"clusterId\", \"available\": n >= -1}");
     cJSON_Delete(req);
   } else if (get && strcmp(name, "state") == 0) {
     out = cJSON_CreateObject();
@@ -508,7 +540,7 @@ static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *
   } else if (get && strcmp(name, "requests") == 0) {
     out = requests_json(s);
   } else {
-    out = sim_error("NOT_FOUND", "no such control endpoint");
+    out = sim_error(404, "NOT_FOUND", "no such control endpoint");
     status = 404;
   }
   return queue_json(c, status, out);
@@ -543,7 +575,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (ctx->too_big)
-    return queue_json(c, 413, sim_error("PAYLOAD_TOO_LARGE", "request body too large"));
+    return queue_json(c, 413, sim_error(413, "PAYLOAD_TOO_LARGE", "request body too large"));
   if (control)
     return answer_control(s, c, method, url, ctx);
   return answer_api(s, c, method, url, ctx);
@@ -598,6 +630,12 @@ static void sim_free(struct nrd_sim *s)
   free(s->api_key);
   free(s->internal_key);
   free(s->new_status);
+  free(s->account_reason);
+  for (size_t i = 0; i < s->ncapacity; i++) {
+    free(s->capacity[i].product);
+    free(s->capacity[i].cluster);
+  }
+  free(s->capacity);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -735,6 +773,44 @@ int nrd_sim_load(struct nrd_sim *s, const char *scenario_json)
 void nrd_sim_set_latency(struct nrd_sim *s, unsigned ms)
 {
   atomic_store(&s->latency_ms, ms);
+}
+
+void nrd_sim_set_account(struct nrd_sim *s, const char *reason)
+{
+  pthread_mutex_lock(&s->mu);
+  free(s->account_reason);
+  s->account_reason = reason && *reason ? nrd_xstrdup(reason) : NULL;
+  pthread_mutex_unlock(&s->mu);
+}
+
+struct sim_capacity *sim_capacity_find(struct nrd_sim *s, const char *product,
+                                       const char *cluster)
+{
+  for (size_t i = 0; product && cluster && i < s->ncapacity; i++) {
+    if (strcasecmp(s->capacity[i].product, product) == 0 &&
+        strcmp(s->capacity[i].cluster, cluster) == 0)
+      return &s->capacity[i];
+  }
+  return NULL;
+}
+
+void nrd_sim_set_capacity(struct nrd_sim *s, const char *product_name, const char *cluster_id,
+                          long available)
+{
+  pthread_mutex_lock(&s->mu);
+  struct sim_capacity *c = sim_capacity_find(s, product_name, cluster_id);
+  if (c && available < 0) {
+    free(c->product);
+    free(c->cluster);
+    *c = s->capacity[--s->ncapacity];
+  } else if (c) {
+    c->available = available;
+  } else if (available >= 0) {
+    s->capacity = nrd_xrealloc(s->capacity, (s->ncapacity + 1) * sizeof *s->capacity);
+    s->capacity[s->ncapacity++] = (struct sim_capacity){nrd_xstrdup(product_name),
+                                                        nrd_xstrdup(cluster_id), available};
+  }
+  pthread_mutex_unlock(&s->mu);
 }
 
 int nrd_sim_add_fault(struct nrd_sim *s, const struct nrd_sim_fault *f)

@@ -25,6 +25,12 @@ struct sim_listed {
   char *text;               /* owned; NULL until first listed */
 };
 
+/* Capacity of one (product name, cluster): creates left. */
+struct sim_capacity {
+  char *product, *cluster;
+  long available;
+};
+
 struct nrd_sim {
   struct MHD_Daemon *daemon;
   unsigned port;
@@ -47,6 +53,9 @@ struct nrd_sim {
   size_t nlog, caplog;
   struct sim_fault *faults;
   size_t nfaults;
+  char *account_reason;     /* the account switch; NULL: off */
+  struct sim_capacity *capacity;
+  size_t ncapacity;
 };
 
 /* One Novita endpoint: reads the query through c and the request body, sets
@@ -65,11 +74,17 @@ int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
 
+/* The capacity entry of (product, cluster), NULL when unlimited. Call with
+ * s->mu held. */
+struct sim_capacity *sim_capacity_find(struct nrd_sim *s, const char *product,
+                                       const char *cluster);
+
 /* Drops the listing index after a change to s->instances. Call with s->mu held. */
 void sim_instances_changed(struct nrd_sim *s);
 
-/* {"code": code, "message": message}; caller deletes. */
-cJSON *sim_error(const char *code, const char *message);
+/* Novita's error shape {"code": code, "reason": reason, "message": message,
+ * "metadata": {}}; caller deletes. */
+cJSON *sim_error(int code, const char *reason, const char *message);
 
 /* Sleeps ms in short slices, returning early once the simulator stops. */
 void sim_sleep(struct nrd_sim *s, unsigned ms);

@@ -114,7 +114,7 @@ static void test_pagination_base1(void **state)
   cJSON_Delete(j);
   j = call(f, "GET", "/v1/gpu/instances?pageSize=abc", NULL, &st);
   assert_int_equal(st, 400);
-  assert_string_equal(nrd_json_str(j, "code"), "INVALID_PARAMS");
+  assert_string_equal(nrd_json_str(j, "reason"), "VALIDATOR_PARAM");
   cJSON_Delete(j);
   stop(f);
 }
@@ -193,7 +193,7 @@ static void test_auth(void **state)
   assert_int_equal(tu_http("GET", url, NULL, NULL, &r), 0);
   assert_int_equal(r.status, 401);
   j = nrd_json_parse(r.body, r.body_len);
-  assert_string_equal(nrd_json_str(j, "code"), "UNAUTHORIZED");
+  assert_string_equal(nrd_json_str(j, "reason"), "UNAUTHORIZED");
   cJSON_Delete(j);
   tu_resp_cleanup(&r);
   assert_int_equal(tu_http("GET", url, wrong, NULL, &r), 0);
@@ -370,7 +370,7 @@ static void test_create_invalid(void **state)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     cJSON *j = call(f, "POST", "/v1/gpu/instance/create", bad[i], &st);
     assert_int_equal(st, 400);
-    assert_string_equal(nrd_json_str(j, "code"), "INVALID_PARAMS");
+    assert_string_equal(nrd_json_str(j, "reason"), "VALIDATOR_PARAM");
     assert_non_null(nrd_json_str(j, "message"));
     cJSON_Delete(j);
   }
@@ -413,7 +413,7 @@ static void test_delete(void **state)
   cJSON *j = call(f, "POST", "/v1/gpu/instance/delete", "{\"instanceId\":\"i-nope\"}", &st);
 
   assert_int_equal(st, 400);
-  assert_string_equal(nrd_json_str(j, "code"), "RESOURCE_NOT_FOUND");
+  assert_string_equal(nrd_json_str(j, "reason"), "RESOURCE_NOT_FOUND");
   cJSON_Delete(j);
   j = call(f, "POST", "/v1/gpu/instance/delete", "{\"instanceId\":\"i-1\"}", &st);
   assert_int_equal(st, 200);
@@ -426,7 +426,7 @@ static void test_delete(void **state)
   cJSON_Delete(j);
   j = call(f, "POST", "/v1/gpu/instance/delete", "{}", &st);
   assert_int_equal(st, 400);
-  assert_string_equal(nrd_json_str(j, "code"), "INVALID_PARAMS");
+  assert_string_equal(nrd_json_str(j, "reason"), "VALIDATOR_PARAM");
   cJSON_Delete(j);
   stop(f);
 }
@@ -467,7 +467,7 @@ static void test_fault_status_and_count(void **state)
                              .count = 1};
   struct nrd_sim_fault other = {.kind = NRD_SIM_STATUS, .match = "delete", .status = 500};
   struct nrd_sim_fault custom = {.kind = NRD_SIM_STATUS, .match = "jobs", .status = 400,
-                                 .body = "{\"code\":\"INSUFFICIENT_RESOURCE\"}"};
+                                 .body = "{\"code\":400,\"reason\":\"INSUFFICIENT_RESOURCE\",\"message\":\"full\",\"metadata\":{}}"};
   struct tu_resp r;
   long st;
   cJSON *j;
@@ -478,7 +478,7 @@ static void test_fault_status_and_count(void **state)
   assert_int_equal(raw_list(f, &r), 0);
   assert_int_equal(r.status, 503);
   j = nrd_json_parse(r.body, r.body_len);
-  assert_string_equal(nrd_json_str(j, "code"), "SERVICE_UNAVAILABLE");
+  assert_string_equal(nrd_json_str(j, "reason"), "SERVICE_UNAVAILABLE");
   cJSON_Delete(j);
   tu_resp_cleanup(&r);
   assert_int_equal(raw_list(f, &r), 0);
@@ -486,7 +486,7 @@ static void test_fault_status_and_count(void **state)
   tu_resp_cleanup(&r);
   j = call(f, "GET", "/v1/jobs", NULL, &st);
   assert_int_equal(st, 400);
-  assert_string_equal(nrd_json_str(j, "code"), "INSUFFICIENT_RESOURCE");
+  assert_string_equal(nrd_json_str(j, "reason"), "INSUFFICIENT_RESOURCE");
   cJSON_Delete(j);
   /* the failing delete did nothing */
   j = call(f, "POST", "/v1/gpu/instance/delete", "{\"instanceId\":\"i-0\"}", &st);
@@ -515,7 +515,7 @@ static void test_fault_retry_after(void **state)
   assert_string_equal(ra, "2");
   free(ra);
   j = nrd_json_parse(r.body, r.body_len);
-  assert_string_equal(nrd_json_str(j, "code"), "RATE_LIMIT_EXCEEDED");
+  assert_string_equal(nrd_json_str(j, "reason"), "RATE_LIMIT_EXCEEDED");
   cJSON_Delete(j);
   tu_resp_cleanup(&r);
   stop(f);

@@ -20,7 +20,23 @@ static const char USAGE[] =
     "               [--new-status S] [--threads T] [--scenario file.json]\n"
     "Serves a simulated Novita API on 127.0.0.1 (port 0: a free one), prints\n"
     "\"listening <port>\" and runs until SIGTERM or SIGINT. Without --scenario the\n"
-    "state is a generated fleet of F instances, the first K of them failed.\n";
+    "state is a generated fleet of F instances, the first K of them failed.\n"
+    "Errors are Novita's shape {code:<int>, reason, message, metadata}.\n"
+    "Controls (POST JSON, no auth):\n"
+    "  /__sim/scenario  {instances, jobs, products}: replaces the state\n"
+    "  /__sim/faults    {kind, match, reason, status, body, retry_after, delay_ms,\n"
+    "                   size, probability, count, seed} or a list; {} clears. kinds:\n"
+    "                   status, retry_after (429 + Retry-After, any path), delay,\n"
+    "                   apply_then_delay, html, truncated, malformed, oversized, deep,\n"
+    "                   empty, wrong_types, drop_fields, slow_drip, reset, error_200\n"
+    "                   (HTTP 200 with Novita's error body)\n"
+    "  /__sim/account   {reason: BALANCE_NOT_ENOUGH | CREATE_GPU_NUM_LIMIT | ...}:\n"
+    "                   every create refused with it until {} clears it\n"
+    "  /__sim/capacity  {productName, clusterId, available: n}: n more creates there,\n"
+    "                   then INSUFFICIENT_RESOURCE; products listed with that clusterId\n"
+    "                   show availableDeploy/inventoryState; -1 removes the limit\n"
+    "  Monthly instances (billingMode monthly) answer delete with\n"
+    "  PREPAID_INSTANCE_NOT_SUPPORT_RELEASE. GET /__sim/state, GET /__sim/requests.\n";
 
 struct args {
   struct nrd_sim_options opt;
