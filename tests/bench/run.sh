@@ -118,7 +118,9 @@ for n in $CASES; do
   job_pages=$(( $(pages "$jm") + $(pages "$ja") ))
   # The simulator's fleet leaves productId out of every fifth instance: one
   # product look-up (one name, one region) for the whole run.
-  products=$(( n >= 5 ? 1 : 0 ))
+  # The product fallback's look-up (rows without a productId: every fifth)
+  # and the capacity check's, once per (product, cluster): one cluster here.
+  products=$(( (n >= 5 ? 1 : 0) + (n >= 1 ? 1 : 0) ))
   lat_m=$(sim_latency_ms)
   k0=$(sim_requests | jq length)
   c0=$(cpu_ticks "$SIM_PID")
@@ -140,7 +142,9 @@ for n in $CASES; do
   awk -v n="$n" -v wall="$wall" -v user="$user" -v sys="$sys" -v rss="$rss" -v L="$LAT" \
     -v Lm="$lat_m" -v c="$CONC" -v pg=$((inst_pages + job_pages)) -v pr="$products" \
     -v calls="$calls" -v min="$minimum" -v st=$((c1 - c0)) -v hz="$HZ" 'BEGIN {
-      rounds = int((n + c - 1) / c)
+      # The canary: the first row goes alone (delete, create), the pool
+      # opens when its create is accepted; the other n-1 go c at a time.
+      rounds = (n >= 1 ? 1 : 0) + int((n - 1 + c - 1) / c)
       bound = (pg + rounds * 2 + pr) * L
       bound_m = (pg + rounds * 2 + pr) * Lm
       printf "%6d %8.2f %8.2f %7.3f %7.3f %6.2f %6d/%-6d %7.1f %7.2f %8.3f %7.1f%%\n", n, wall / 1000,
@@ -151,7 +155,8 @@ for n in $CASES; do
 done
 echo "ratio: wall / bound at the nominal L; ratio_m: against the bound at L_m, the latency"
 echo "the simulator was measured to add (20 sequential keep-alive requests) in the same run."
-echo "bound = (pages + ceil(N/$CONC) x 2 + product look-ups) x L; wall includes process start."
+echo "bound = (pages + (1 + ceil((N-1)/$CONC)) x 2 + product look-ups) x L: the canary's round"
+echo "trip (the first row alone) and the capacity look-up included; wall includes process start."
 fi
 
 # ---- 2. snapshot sync ----
