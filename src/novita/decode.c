@@ -219,23 +219,38 @@ static const char *first_nonempty(const cJSON *obj, const char *const *keys, siz
   return NULL;
 }
 
+/* A name such as BALANCE_NOT_ENOUGH: upper-case letters, digits, '_'. */
+static bool is_name(const char *v)
+{
+  if (!v || !(*v >= 'A' && *v <= 'Z'))
+    return false;
+  for (; *v; v++) {
+    if (!((*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9') || *v == '_'))
+      return false;
+  }
+  return true;
+}
+
 /* The body's reason: `reason`, then a string `code`, at the top level then
- * under `error`; the first that the reason table knows, else the first. */
+ * under `error`; the first that the reason table knows, else the first that
+ * is shaped as a name (an echo of our request is not), else the first. */
 static const char *pick_reason(const cJSON *root, const cJSON *inner)
 {
   static const char *const keys[] = { "reason", "code" };
-  const char *first = NULL;
+  const char *first = NULL, *named = NULL;
   const cJSON *objs[2] = { root, inner };
   for (size_t o = 0; o < 2; o++) {
     for (size_t k = 0; k < 2; k++) {
       const char *v = first_word(objs[o], &keys[k], 1);
       if (v && nrd_nv_reason_find(v))
         return v;
+      if (v && !named && is_name(v))
+        named = v;
       if (v && !first)
         first = v;
     }
   }
-  return first;
+  return named ? named : first;
 }
 
 void nrd_nv_decode_error(const char *body, size_t len, int http_status, struct nrd_nv_error *err)

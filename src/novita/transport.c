@@ -160,6 +160,8 @@ static void scrub(struct nrd_nv_error *err, const char *secret)
   char *hit;
   if (sl == 0)
     return;
+  if (strstr(err->code, secret))
+    err->code[0] = '\0';  /* a code holding a secret is no name of Novita's */
   while ((hit = strstr(err->message, secret)) != NULL) {
     size_t tail = strlen(hit + sl);
     memcpy(hit, "***", 3);
