@@ -278,6 +278,7 @@ static void test_metrics_after_a_run(void **state)
                        "nrd_http_request_duration_seconds_bucket{route=\"check_failed\",le=\"+Inf\"}") == 1);
   assert_true(value_of(text, "nrd_http_request_duration_seconds_count{route=\"ready\"}") == 0);
   assert_true(value_of(text, "nrd_scheduler_paused") == 0);
+  assert_true(value_of(text, "nrd_ready") == 1);
   assert_true(value_of(text, "nrd_brake_held_rows{brake=\"account\"}") == 0);
   assert_true(value_of(text, "nrd_webhook_events_total{result=\"dead\"}") == 0);
   assert_true(value_of(text, "process_resident_memory_bytes") > 0);
