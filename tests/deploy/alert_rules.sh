@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deploy/prometheus/alerts.yml: promtool checks the rules and runs their unit
 # tests (alerts.test.yml), and every alert has a test that fires it and one
-# that keeps it quiet.
+# that keeps it quiet. prometheus.yml (docker/compose.yaml's monitoring
+# profile) passes promtool check config.
 set -euo pipefail
 : "${NRD_SOURCE_DIR:?set by CTest}"
 . "$NRD_SOURCE_DIR/tests/deploy/lib.sh"
@@ -13,6 +14,7 @@ command -v node >/dev/null || skip "node is not installed"
 dir=$NRD_SOURCE_DIR/deploy/prometheus
 
 "$promtool" check rules "$dir/alerts.yml"
+"$promtool" check config "$dir/prometheus.yml"   # the compose profile's, loading alerts.yml
 (cd "$dir" && "$promtool" test rules alerts.test.yml)
 
 # Each alert: at least one test expecting it, and one expecting silence.
