@@ -22,7 +22,7 @@ promtool_alone() {
   local tmp
   tmp=$(mktemp -d)
   chmod 755 "$tmp"  # apt's download user must be able to write there
-  [ -n "$(apt-cache policy prometheus 2>/dev/null | grep Candidate)" ] || $sudo apt-get update -qq
+  apt-cache policy prometheus 2>/dev/null | grep -q 'Candidate: [0-9]' || $sudo apt-get update -qq
   (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) || {
     rm -rf "$tmp"; echo "deps.sh: apt-get download prometheus failed" >&2; return 1; }
   dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"

@@ -46,7 +46,9 @@ deb=$(ls "$work"/pkg/novita-recoveryd_*.deb)
 [ -f "$deb" ] || fail "no .deb produced"
 
 depends=$(dpkg-deb -f "$deb" Depends)
-for p in $(grep -v '^#' "$NRD_SOURCE_DIR/docker/runtime-packages.txt"); do
+read -r -a runtime <<<"$(grep -v '^#' "$NRD_SOURCE_DIR/docker/runtime-packages.txt" | tr '\n' ' ')"
+[ ${#runtime[@]} -gt 0 ] || fail "docker/runtime-packages.txt names no package"
+for p in "${runtime[@]}"; do
   grep -qw -- "$p" <<<"$depends" || fail "Depends '$depends' lacks $p"
 done
 dpkg-deb -c "$deb" > "$work/contents"
@@ -58,7 +60,7 @@ done
 echo "package $(basename "$deb"): Depends $depends"
 
 # One dpkg at a time on this machine; the package must not be there already.
-exec 9> /tmp/novita-recoveryd-deb-test.lock
+exec 9> "${TMPDIR:-/tmp}/novita-recoveryd-deb-test.lock"
 flock -w 300 9 || fail "another package test holds the lock"
 if dpkg-query -W -f='${Status}' novita-recoveryd 2>/dev/null | grep -q "install ok installed"; then
   fail "novita-recoveryd is already installed here; this test would replace it"
