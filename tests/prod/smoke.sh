@@ -148,6 +148,21 @@ fi
 grep -q '"level"' "$work/run.err" || fail "logs did not go to stderr"
 ok "check-failed recreated 5 and printed the report on stdout"
 
+# --- a row failed: 1 ------------------------------------------------------------
+"$sim" --port 0 --fleet 4 --failed 2 --api-key k >"$work/sim2.out" 2>"$work/sim2.err" &
+pids+=($!)
+line=$(wait_line "$work/sim2.out" '^listening [0-9]+$') || { fail "second nrd-sim did not start"; exit 1; }
+sim2=${line#listening }
+curl -s -o /dev/null -X POST -d '{"kind":"status","match":"/gpu/instance/create","status":400}' \
+  "http://127.0.0.1:$sim2/__sim/faults"
+run NOVITA_API_KEY=k NOVITA_API_BASE_URL="http://127.0.0.1:$sim2/gpu-instance/openapi" \
+  DATABASE_PATH="$work/rowfail/recovery.db" NOVITA_RATE_LIMIT_RPS=0 \
+  "$bin" check-failed >"$work/rowfail.json" 2>"$work/rowfail.err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "check-failed with Novita refusing creates exited $rc, not 1"
+grep -qE '"errors":[[:space:]]*2[,}[:space:]]' "$work/rowfail.json" || fail "report: errors is not 2"
+ok "check-failed with failed rows exits 1"
+
 # --- healthcheck --------------------------------------------------------------
 # env execs the binary, so $! is the service itself.
 env -i PATH=/usr/bin:/bin NOVITA_API_KEY=k NOVITA_API_BASE_URL="$base" \
