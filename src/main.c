@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include <curl/curl.h>
 
@@ -29,12 +30,20 @@ static void usage(FILE *out)
           "usage: novita-recoveryd [command] [options]\n\n"
           "commands:\n"
           "  serve           run the HTTP service (default)\n"
-          "  check-failed    one run now; prints the report JSON; exit 1 when a row failed,\n"
-          "                  2 when the run could not complete (add --dry-run to only plan)\n"
+          "  check-failed    one run now; prints the report JSON (add --dry-run to only plan)\n"
           "  migrate-db      apply pending database migrations and exit\n"
           "  demo            serve against the bundled Novita simulator with a sample fleet\n"
           "  healthcheck     exit 0 when the local /health answers (for Docker)\n"
-          "  --help, --version\n\n",
+          "  --help, --version\n\n"
+          "exit status:\n"
+          "  0   done (check-failed: the run completed and no row failed)\n"
+          "  1   check-failed: a row failed (an operator is needed); or a runtime error\n"
+          "  64  usage: an unknown command or option, an option without its value\n"
+          "  75  check-failed: Novita unavailable, the run could not complete; try again\n"
+          "  78  configuration: a bad value, a secret that cannot be read, two sources\n"
+          "      for one secret, NOVITA_API_KEY missing\n\n"
+          "Every secret (API_TOKEN, NOVITA_API_KEY, NOVITA_INTERNAL_API_KEY, WEBHOOK_SECRET)\n"
+          "can come from a file: NAME_FILE=path, or under systemd LoadCredential=NAME:path.\n\n",
           NRD_VERSION);
   nrd_config_print_help(out);
 }
@@ -194,7 +203,7 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
 {
   char err[512];
   char *result = NULL, *message = NULL;
-  int status = 2;
+  int status = 1;
   struct nrd_novita *nv = novita_from_config(cfg);
   struct nrd_runner *runner = nrd_runner_create(cfg, nv, err, sizeof(err));
   if(!runner) {
@@ -226,6 +235,8 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
   fflush(stdout);
   free(head);
   cJSON_Delete(body);
+  if(status == 2)
+    status = EX_TEMPFAIL;  /* Novita unavailable: try again later */
 out:
   free(result);
   free(message);
@@ -358,7 +369,7 @@ int main(int argc, char **argv)
   if(strcmp(cmd, "serve") && strcmp(cmd, "check-failed") && strcmp(cmd, "migrate-db") &&
      strcmp(cmd, "demo") && strcmp(cmd, "healthcheck")) {
     fprintf(stderr, "novita-recoveryd: unknown command '%s' (see --help)\n", cmd);
-    return 2;
+    return EX_USAGE;
   }
   /* Flags of the subcommand itself are taken off before the config sees them. */
   char **args = nrd_xcalloc((size_t)argc + 1, sizeof(*args));
@@ -379,7 +390,7 @@ int main(int argc, char **argv)
   if(rc != 0) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     nrd_config_cleanup(&cfg);
-    return 2;
+    return rc == NRD_CONFIG_EUSAGE ? EX_USAGE : EX_CONFIG;
   }
   nrd_log_set_level(cfg.log_level);
 
@@ -397,8 +408,9 @@ int main(int argc, char **argv)
   }
   if(strcmp(cmd, "demo") && (!cfg.novita_api_key || !cfg.novita_api_key[0])) {
     fprintf(stderr, "novita-recoveryd: NOVITA_API_KEY is not set; refusing to start "
-            "(set it, or try 'novita-recoveryd demo' against the bundled simulator)\n");
-    status = 2;
+            "(set it or NOVITA_API_KEY_FILE, or try 'novita-recoveryd demo' against the "
+            "bundled simulator)\n");
+    status = EX_CONFIG;
     goto out_curl;
   }
   if(!strcmp(cmd, "check-failed")) {

@@ -25,8 +25,10 @@ struct nrd_config {
   char *host;                         /* HOST 127.0.0.1 */
   char *database_path;                /* DATABASE_PATH ./data/recovery.db */
   char *novita_api_key;               /* NOVITA_API_KEY (secret) */
+  char *novita_api_key_file;          /* NOVITA_API_KEY_FILE: read into novita_api_key */
   char *novita_api_base_url;          /* NOVITA_API_BASE_URL */
   char *novita_internal_api_key;      /* NOVITA_INTERNAL_API_KEY (secret) */
+  char *novita_internal_api_key_file; /* NOVITA_INTERNAL_API_KEY_FILE */
   char *novita_internal_api_base_url; /* NOVITA_INTERNAL_API_BASE_URL */
   double novita_rate_limit_rps;       /* NOVITA_RATE_LIMIT_RPS */
   unsigned novita_page_size;          /* NOVITA_PAGE_SIZE 100: page size we ask for */
@@ -50,6 +52,7 @@ struct nrd_config {
   size_t max_body_bytes;              /* MAX_BODY_BYTES 65536 */
   char *webhook_url;                  /* WEBHOOK_URL */
   char *webhook_secret;               /* WEBHOOK_SECRET (secret) */
+  char *webhook_secret_file;          /* WEBHOOK_SECRET_FILE */
   unsigned webhook_max_age_hours;     /* WEBHOOK_MAX_AGE_HOURS 24 */
   unsigned retention_days;            /* RETENTION_DAYS 30 */
   enum nrd_log_level log_level;       /* LOG_LEVEL info */
@@ -59,9 +62,18 @@ struct nrd_config {
  * --name=value or --name value; a boolean flag alone means true).
  * argv holds only flags (the subcommand already taken off). Unknown flags are
  * an error; unknown environment variables are ignored.
- * Returns 0, or -1 with one line in err naming the variable and what it
- * accepts, e.g. "PORT: 'abc' is not valid; expected an integer 0-65535".
+ * Every secret (API_TOKEN, NOVITA_API_KEY, NOVITA_INTERNAL_API_KEY,
+ * WEBHOOK_SECRET) can also come from a file: its _FILE variable, or, under
+ * systemd, a credential of the same name in $CREDENTIALS_DIRECTORY
+ * (LoadCredential=NOVITA_API_KEY:/etc/...). Two sources for one secret are
+ * refused with an error naming both.
+ * Returns 0; NRD_CONFIG_EINVAL (-1) with one line in err naming the variable
+ * and what it accepts, e.g. "PORT: 'abc' is not valid; expected an integer
+ * 0-65535"; or NRD_CONFIG_EUSAGE (-2) for a command line that cannot be read
+ * (an unknown flag, a flag without its value, a stray argument).
  * cfg is left initialised either way: always call nrd_config_cleanup. */
+#define NRD_CONFIG_EINVAL (-1)
+#define NRD_CONFIG_EUSAGE (-2)
 int nrd_config_load(struct nrd_config *cfg, int argc, char **argv, char *err, size_t errlen);
 
 /* Defaults only (no environment, no flags). For tests and embedding. */

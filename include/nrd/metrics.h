@@ -20,18 +20,31 @@ const char *nrd_endpoint_name(enum nrd_endpoint ep);  /* "list_instances", ... *
 void nrd_metrics_novita_request(enum nrd_endpoint ep, int http_status, double seconds);
 void nrd_metrics_novita_retry(enum nrd_endpoint ep);
 void nrd_metrics_circuit_set(int open);               /* 0 closed, 1 open, 2 half-open */
-void nrd_metrics_http_request(const char *route, unsigned status);
+/* One HTTP request served: its route label, status and time to the answer. */
+void nrd_metrics_http_request(const char *route, unsigned status, double seconds);
+/* Makes route's duration histogram appear (at 0) before its first request. */
+void nrd_metrics_http_route(const char *route);
 void nrd_metrics_run(const char *trigger, const char *outcome);   /* outcome: done|failed */
+/* A finished run: its outcome (done|failed), when it ended (Unix ms) and how
+ * long it took (ms). Feeds the last-run timestamps and the duration histogram. */
+void nrd_metrics_run_timing(const char *outcome, int64_t finished_ms, int64_t duration_ms);
+/* Rows a brake held in the last run ("account" or "capacity"; both are
+ * rendered from start at 0). */
+void nrd_metrics_brake_held(const char *brake, long rows);
 void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned|skipped */
 void nrd_metrics_webhook(const char *result);        /* delivered|retried|dead */
-/* Rows a brake held in the last run: brake "account" or "capacity" (a gauge,
- * both label values rendered from the start, at 0). */
-void nrd_metrics_brake_held(const char *brake, long rows);
 
-/* Appends all metrics to out as Prometheus text (version 0.0.4). Gauges read
- * elsewhere (ledger rows by state) are appended to the same buffer by the
- * caller afterwards. */
+/* Appends all metrics to out as Prometheus text (version 0.0.4): ours, the
+ * build info and the standard process_* metrics. Every labelled series whose
+ * label values are known in advance is present from start, at 0. Gauges read
+ * elsewhere (ledger rows by state, the scheduler) are appended to the same
+ * buffer by the caller afterwards. */
 void nrd_metrics_render(struct nrd_buf *out);
+
+/* Appends the standard process_* metrics (start time, CPU seconds, resident
+ * and virtual memory, open and max fds) read from /proc; nrd_metrics_render
+ * calls it. */
+void nrd_metrics_render_process(struct nrd_buf *out);
 
 /* For tests. */
 void nrd_metrics_reset(void);

@@ -199,6 +199,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
     LOG_ERROR("could not record the run's end", "runId", ctx.run_id);
   nrd_store_release_memory(r->coord.store);  /* the report's pages */
   nrd_metrics_run(nrd_trigger_name(ctx.trigger), state);
+  nrd_metrics_run_timing(state, finished, finished - ctx.started_ms);
   record_completed(r, &ctx, state, completed, finished);
   int64_t pruned = 0;
   int64_t cutoff = finished - (int64_t)r->cfg->retention_days * 86400 * 1000;

@@ -91,6 +91,10 @@ struct http_route {
 
 enum http_match { HTTP_MATCH_OK = 0, HTTP_MATCH_NOT_FOUND, HTTP_MATCH_BAD_METHOD };
 
+/* Makes every route's latency histogram appear in /metrics before its first
+ * request. */
+void http_routes_declare_metrics(void);
+
 /* True for a path we are willing to route: starts with '/', at most
  * HTTP_MAX_PATH bytes, only [A-Za-z0-9._~/-], no "..", no "//". */
 bool http_path_ok(const char *path);

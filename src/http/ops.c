@@ -7,6 +7,7 @@
 #include "http_internal.h"
 #include "nrd/metrics.h"
 #include "nrd/run.h"
+#include "nrd/scheduler.h"
 #include "nrd/store.h"
 #include "nrd/util.h"
 
@@ -56,6 +57,17 @@ enum http_handler_rc http_h_metrics(struct http_ctx *c, struct http_reply *out)
       nrd_buf_printf(&b, "nrd_ledger_rows{state=\"%s\"} %lld\n",
                      nrd_row_state_name((enum nrd_row_state)s), (long long)counts[s]);
   }
+  nrd_buf_puts(&b, "# HELP nrd_ready 1 when /ready answers 200 (the database answers).\n"
+                   "# TYPE nrd_ready gauge\n");
+  nrd_buf_printf(&b, "nrd_ready %d\n", nrd_runner_store_ok(http_runner(c)) ? 1 : 0);
+  struct nrd_scheduler *sched = http_scheduler(c);
+  nrd_buf_puts(&b, "# HELP nrd_scheduler_paused 1 while the scheduler is paused (no run starts).\n"
+                   "# TYPE nrd_scheduler_paused gauge\n");
+  nrd_buf_printf(&b, "nrd_scheduler_paused %d\n", sched && nrd_scheduler_paused(sched) ? 1 : 0);
+  nrd_buf_puts(&b, "# HELP nrd_scheduler_interval_seconds The scheduler's period (0 = off).\n"
+                   "# TYPE nrd_scheduler_interval_seconds gauge\n");
+  nrd_buf_printf(&b, "nrd_scheduler_interval_seconds %u\n",
+                 sched ? http_cfg(c)->migration_interval_minutes * 60u : 0u);
   http_reply_json(out, 200, nrd_buf_steal(&b));
   out->content_type = "text/plain; version=0.0.4";
   return HTTP_REPLY;

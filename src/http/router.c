@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "nrd/metrics.h"
 #include "nrd/util.h"
 
 #define API "/api/instances/migration"
@@ -24,6 +25,20 @@ static const struct http_route routes[] = {
   { "GET", "/ready", http_h_ready, "ready", false },
   { "GET", "/metrics", http_h_metrics, "metrics", false },
 };
+
+void http_routes_declare_metrics(void)
+{
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+    nrd_metrics_http_route(routes[i].name);
+  nrd_metrics_http_route("unmatched");
+}
+
+/* HEAD is answered wherever GET is (without the body: MHD leaves it out). */
+static bool method_matches(const char *route_method, const char *method)
+{
+  return strcmp(route_method, method) == 0 ||
+         (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
 
 static bool path_char_ok(char ch)
 {
@@ -109,14 +124,15 @@ enum http_match http_route_find(const char *method, const char *path,
     bool literal = !strchr(rt->pattern, '{');
     if (literal ? strcmp(rt->pattern, path) != 0 : !pattern_match(rt->pattern, path, NULL))
       continue;
-    if (strcmp(rt->method, method) == 0) {
+    if (method_matches(rt->method, method)) {
       pattern_match(rt->pattern, path, params);
       *route = rt;
       return HTTP_MATCH_OK;
     }
     path_known = true;
     if (used < allowlen) {
-      int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", rt->method);
+      int n = snprintf(allow + used, allowlen - used, "%s%s%s", used ? ", " : "", rt->method,
+                       strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
       if (n > 0)
         used += (size_t)n;
     }

@@ -555,7 +555,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              "termination", termination_name(toe));
   nrd_log_set_request_id(NULL);
   if (c->status)
-    nrd_metrics_http_request(route, c->status);
+    nrd_metrics_http_request(route, c->status, (double)http_elapsed_ms(c) / 1000.0);
   wait_unlink(c);
   http_ctx_unref(c);
 }
@@ -592,6 +592,7 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
                    MHD_USE_ERROR_LOG;
   const char *host = cfg->host ? cfg->host : "127.0.0.1";
 
+  http_routes_declare_metrics();
   if (cfg->port > 65535) {
     snprintf(err, errlen, "port %u is out of range", cfg->port);
     return NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nrd/util.h"
 
@@ -46,11 +47,15 @@ static const struct opt opts[] = {
     "SQLite file (folder created 0700, file 0600)", OFF(database_path) },
   { "NOVITA_API_KEY", "--novita-api-key", OPT_STRING, NULL, 0, 0, true,
     "Novita API key (required by serve)", OFF(novita_api_key) },
+  { "NOVITA_API_KEY_FILE", "--novita-api-key-file", OPT_STRING, NULL, 0, 0, false,
+    "file holding NOVITA_API_KEY", OFF(novita_api_key_file) },
   { "NOVITA_API_BASE_URL", "--novita-api-base-url", OPT_URL,
     "https://api.novita.ai/gpu-instance/openapi", 0, 0, false,
     "Novita public API base URL", OFF(novita_api_base_url) },
   { "NOVITA_INTERNAL_API_KEY", "--novita-internal-api-key", OPT_STRING, NULL, 0, 0, true,
     "key for the optional internal jobs host", OFF(novita_internal_api_key) },
+  { "NOVITA_INTERNAL_API_KEY_FILE", "--novita-internal-api-key-file", OPT_STRING, NULL, 0, 0,
+    false, "file holding NOVITA_INTERNAL_API_KEY", OFF(novita_internal_api_key_file) },
   { "NOVITA_INTERNAL_API_BASE_URL", "--novita-internal-api-base-url", OPT_URL, NULL, 0, 0, false,
     "optional internal jobs host (used when its key is set too)",
     OFF(novita_internal_api_base_url) },
@@ -97,6 +102,8 @@ static const struct opt opts[] = {
     "where events are POSTed", OFF(webhook_url) },
   { "WEBHOOK_SECRET", "--webhook-secret", OPT_STRING, NULL, 0, 0, true,
     "HMAC-SHA256 signing secret for webhooks", OFF(webhook_secret) },
+  { "WEBHOOK_SECRET_FILE", "--webhook-secret-file", OPT_STRING, NULL, 0, 0, false,
+    "file holding WEBHOOK_SECRET", OFF(webhook_secret_file) },
   { "WEBHOOK_MAX_AGE_HOURS", "--webhook-max-age-hours", OPT_UINT, "24", 1, 720, false,
     "an undelivered event is given up after this", OFF(webhook_max_age_hours) },
   { "RETENTION_DAYS", "--retention-days", OPT_UINT, "30", 1, 3650, false,
@@ -106,7 +113,20 @@ static const struct opt opts[] = {
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
-#define API_TOKEN_MAX_BYTES 4096
+#define SECRET_MAX_BYTES 4096
+
+/* Secrets that can come from a file: the value, its _FILE variable, or a
+ * systemd credential named like the variable. */
+static const struct secret_src {
+  const char *env, *file_env;
+  size_t value, file;
+} secrets[] = {
+  { "API_TOKEN", "API_TOKEN_FILE", OFF(api_token), OFF(api_token_file) },
+  { "NOVITA_API_KEY", "NOVITA_API_KEY_FILE", OFF(novita_api_key), OFF(novita_api_key_file) },
+  { "NOVITA_INTERNAL_API_KEY", "NOVITA_INTERNAL_API_KEY_FILE", OFF(novita_internal_api_key),
+    OFF(novita_internal_api_key_file) },
+  { "WEBHOOK_SECRET", "WEBHOOK_SECRET_FILE", OFF(webhook_secret), OFF(webhook_secret_file) },
+};
 
 static void *field(struct nrd_config *cfg, const struct opt *o)
 {
@@ -361,39 +381,73 @@ static const struct opt *find_flag(const char *name, size_t len)
   return NULL;
 }
 
-/* Reads API_TOKEN_FILE into cfg->api_token. */
-static int read_token_file(struct nrd_config *cfg, char *err, size_t errlen)
+/* Reads the secret in path (what names it in errors) into *out: at most
+ * SECRET_MAX_BYTES, trailing newlines dropped, not empty, no NUL. */
+static int read_secret_file(const char *what, const char *path, char **out, char *err,
+                            size_t errlen)
 {
   int rc = -1;
-  char *data = nrd_xmalloc(API_TOKEN_MAX_BYTES + 1);
-  FILE *fp = fopen(cfg->api_token_file, "r");
+  char *data = nrd_xmalloc(SECRET_MAX_BYTES + 1);
+  FILE *fp = fopen(path, "r");
   if (!fp) {
-    seterr(err, errlen, "API_TOKEN_FILE: cannot read '%s': %s", cfg->api_token_file,
-           strerror(errno));
+    seterr(err, errlen, "%s: cannot read '%s': %s", what, path, strerror(errno));
     goto out;
   }
-  size_t n = fread(data, 1, API_TOKEN_MAX_BYTES + 1, fp);
-  if (ferror(fp) || n > API_TOKEN_MAX_BYTES) {
-    seterr(err, errlen, "API_TOKEN_FILE: cannot read '%s'; expected a file of at most %d bytes",
-           cfg->api_token_file, API_TOKEN_MAX_BYTES);
+  size_t n = fread(data, 1, SECRET_MAX_BYTES + 1, fp);
+  if (ferror(fp) || n > SECRET_MAX_BYTES) {
+    seterr(err, errlen, "%s: cannot read '%s'; expected a file of at most %d bytes", what, path,
+           SECRET_MAX_BYTES);
     goto out;
   }
   while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
     n--;
   data[n] = '\0';
   if (n == 0 || memchr(data, '\0', n)) {
-    seterr(err, errlen, "API_TOKEN_FILE: '%s' is empty or not text; expected a file holding the token",
-           cfg->api_token_file);
+    seterr(err, errlen, "%s: '%s' is empty or not text; expected a file holding the secret",
+           what, path);
     goto out;
   }
-  free(cfg->api_token);
-  cfg->api_token = nrd_xstrdup(data);
+  free(*out);
+  *out = nrd_xstrdup(data);
   rc = 0;
 out:
   if (fp)
     fclose(fp);
   free(data);
   return rc;
+}
+
+/* Fills each secret from its _FILE, or from $CREDENTIALS_DIRECTORY/<NAME>
+ * when systemd passed that credential; two sources for one secret are refused. */
+static int load_secret_files(struct nrd_config *cfg, char *err, size_t errlen)
+{
+  const char *creds = getenv("CREDENTIALS_DIRECTORY");
+  for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+    const struct secret_src *s = &secrets[i];
+    char **value = (char **)((char *)cfg + s->value);
+    const char *file = *(char **)((char *)cfg + s->file);
+    char cred[4096], what[96];
+    bool has_cred = false;
+    if (creds && *creds) {
+      snprintf(cred, sizeof cred, "%s/%s", creds, s->env);
+      has_cred = access(cred, F_OK) == 0;
+    }
+    if (file && *value) {
+      seterr(err, errlen, "%s and %s are both set; set one", s->env, s->file_env);
+      return -1;
+    }
+    if (has_cred && (file || *value)) {
+      seterr(err, errlen, "%s is set both as %s and as the systemd credential %s; set one",
+             s->env, file ? s->file_env : s->env, s->env);
+      return -1;
+    }
+    if (file && read_secret_file(s->file_env, file, value, err, errlen) != 0)
+      return -1;
+    snprintf(what, sizeof what, "credential %s", s->env);
+    if (has_cred && read_secret_file(what, cred, value, err, errlen) != 0)
+      return -1;
+  }
+  return 0;
 }
 
 int nrd_config_load(struct nrd_config *cfg, int argc, char **argv, char *err, size_t errlen)
@@ -411,14 +465,14 @@ int nrd_config_load(struct nrd_config *cfg, int argc, char **argv, char *err, si
     const char *arg = argv[i];
     if (strncmp(arg, "--", 2) != 0) {
       seterr(err, errlen, "unexpected argument '%.64s' (see --help)", arg);
-      return -1;
+      return NRD_CONFIG_EUSAGE;
     }
     const char *eq = strchr(arg, '=');
     size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
     const struct opt *o = find_flag(arg, len);
     if (!o) {
       seterr(err, errlen, "unknown option %.*s (see --help)", (int)(len > 64 ? 64 : len), arg);
-      return -1;
+      return NRD_CONFIG_EUSAGE;
     }
     const char *value;
     if (eq) {
@@ -429,7 +483,7 @@ int nrd_config_load(struct nrd_config *cfg, int argc, char **argv, char *err, si
       value = "true";
     } else {
       seterr(err, errlen, "%s (%s) needs a value", o->env, o->flag);
-      return -1;
+      return NRD_CONFIG_EUSAGE;
     }
     text[o - opts] = value;
   }
@@ -444,15 +498,7 @@ int nrd_config_load(struct nrd_config *cfg, int argc, char **argv, char *err, si
     return -1;
   }
 
-  if (cfg->api_token_file) {
-    if (cfg->api_token) {
-      seterr(err, errlen, "API_TOKEN_FILE: cannot be used together with API_TOKEN; set one");
-      return -1;
-    }
-    if (read_token_file(cfg, err, errlen) != 0)
-      return -1;
-  }
-  return 0;
+  return load_secret_files(cfg, err, errlen);
 }
 
 /* The value of o in cfg as JSON text (secrets "***", unset null). */

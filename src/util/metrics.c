@@ -12,6 +12,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifndef NRD_COMMIT
+#define NRD_COMMIT "unknown"
+#endif
+
 enum status_class { CLASS_2XX = 0, CLASS_3XX, CLASS_4XX, CLASS_5XX, CLASS_OTHER, CLASS_NETWORK,
                     CLASS_COUNT };
 
@@ -32,7 +36,6 @@ static atomic_uint_fast64_t novita_retries[NRD_EP_COUNT];
 static atomic_uint_fast64_t latency_bucket[NRD_EP_COUNT][N_BUCKETS + 1];
 static atomic_uint_fast64_t latency_sum_us[NRD_EP_COUNT];
 static atomic_int circuit_state;
-static atomic_long brake_account_rows, brake_capacity_rows;
 
 /* A labelled counter: up to two string labels and an optional status code. */
 struct labelled {
@@ -50,6 +53,66 @@ struct table {
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct table http_requests, runs, recoveries, webhooks;
+
+/* Label values known in advance: their series are rendered from start at 0,
+ * so a rate() or an alert sees a series before its first event. */
+static const char *const known_triggers[] = { "api", "scheduler", "cli" };
+static const char *const known_outcomes[] = { "done", "failed" };
+static const char *const known_actions[] = { "recreated", "adopted", "planned", "deferred",
+                                             "failed", "abandoned", "skipped" };
+static const char *const known_webhook_results[] = { "delivered", "retried", "dead" };
+static const char *const brake_names[] = { "account", "capacity" };
+#define N_OUTCOMES (sizeof known_outcomes / sizeof known_outcomes[0])
+#define N_BRAKES (sizeof brake_names / sizeof brake_names[0])
+
+/* HTTP request latency by route: from a fast probe to an immediate run. */
+static const double http_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                       1, 2.5, 10, 60, 300 };
+#define N_HTTP_BUCKETS (sizeof http_buckets / sizeof http_buckets[0])
+struct route_hist {
+  const char *route;
+  uint64_t bucket[N_HTTP_BUCKETS + 1];  /* per bucket, not cumulative */
+  double sum;
+};
+#define ROUTE_CAP 64
+static struct route_hist route_hists[ROUTE_CAP];
+static size_t n_route_hists;
+static uint64_t route_hists_dropped;
+
+/* Run duration, seconds: a sync of a few pages up to RUN_DEADLINE_SECONDS. */
+static const double run_buckets[] = { 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800 };
+#define N_RUN_BUCKETS (sizeof run_buckets / sizeof run_buckets[0])
+static uint64_t run_bucket[N_RUN_BUCKETS + 1];
+static double run_sum;
+static double last_run_at[N_OUTCOMES];  /* Unix seconds; 0 = never */
+static atomic_long brake_rows[N_BRAKES];
+
+static void seed_locked(void)
+{
+  for (size_t t = 0; t < sizeof known_triggers / sizeof known_triggers[0]; t++)
+    for (size_t o = 0; o < N_OUTCOMES; o++)
+      runs.rows[runs.n++] = (struct labelled){ .a = known_triggers[t], .b = known_outcomes[o] };
+  for (size_t i = 0; i < sizeof known_actions / sizeof known_actions[0]; i++)
+    recoveries.rows[recoveries.n++] = (struct labelled){ .a = known_actions[i] };
+  for (size_t i = 0; i < sizeof known_webhook_results / sizeof known_webhook_results[0]; i++)
+    webhooks.rows[webhooks.n++] = (struct labelled){ .a = known_webhook_results[i] };
+}
+
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+
+static void seed_first(void)
+{
+  pthread_mutex_lock(&table_lock);
+  seed_locked();
+  pthread_mutex_unlock(&table_lock);
+}
+
+/* Takes table_lock, seeding the tables on first use. */
+static void lock_tables(void)
+{
+  pthread_once(&seed_once, seed_first);
+  pthread_mutex_lock(&table_lock);
+}
 
 const char *nrd_endpoint_name(enum nrd_endpoint ep)
 {
@@ -108,7 +171,7 @@ static bool same(const char *x, const char *y)
 
 static void table_inc(struct table *t, const char *a, const char *b, unsigned status)
 {
-  pthread_mutex_lock(&table_lock);
+  lock_tables();
   size_t i = 0;
   while (i < t->n && !(same(t->rows[i].a, a) && same(t->rows[i].b, b) && t->rows[i].status == status))
     i++;
@@ -125,9 +188,71 @@ out:
   pthread_mutex_unlock(&table_lock);
 }
 
-void nrd_metrics_http_request(const char *route, unsigned status)
+/* The histogram of route, added when new; NULL when the table is full.
+ * Called with table_lock held. */
+static struct route_hist *route_hist_locked(const char *route)
 {
-  table_inc(&http_requests, route ? route : "unmatched", NULL, status);
+  for (size_t i = 0; i < n_route_hists; i++)
+    if (same(route_hists[i].route, route))
+      return &route_hists[i];
+  if (n_route_hists == ROUTE_CAP)
+    return NULL;
+  struct route_hist *h = &route_hists[n_route_hists++];
+  memset(h, 0, sizeof *h);
+  h->route = route;
+  return h;
+}
+
+static size_t bucket_index(const double *bounds, size_t n, double v)
+{
+  size_t i = 0;
+  while (i < n && v > bounds[i])
+    i++;
+  return i;
+}
+
+void nrd_metrics_http_request(const char *route, unsigned status, double seconds)
+{
+  route = route ? route : "unmatched";
+  if (!(seconds >= 0))
+    seconds = 0;  /* also catches NaN */
+  table_inc(&http_requests, route, NULL, status);
+  lock_tables();
+  struct route_hist *h = route_hist_locked(route);
+  if (h) {
+    h->bucket[bucket_index(http_buckets, N_HTTP_BUCKETS, seconds)]++;
+    h->sum += seconds;
+  } else {
+    route_hists_dropped++;
+  }
+  pthread_mutex_unlock(&table_lock);
+}
+
+void nrd_metrics_http_route(const char *route)
+{
+  lock_tables();
+  if (!route_hist_locked(route ? route : "unmatched"))
+    route_hists_dropped++;
+  pthread_mutex_unlock(&table_lock);
+}
+
+void nrd_metrics_run_timing(const char *outcome, int64_t finished_ms, int64_t duration_ms)
+{
+  double seconds = duration_ms > 0 ? (double)duration_ms / 1000.0 : 0;
+  lock_tables();
+  for (size_t o = 0; o < N_OUTCOMES; o++)
+    if (same(outcome, known_outcomes[o]))
+      last_run_at[o] = (double)finished_ms / 1000.0;
+  run_bucket[bucket_index(run_buckets, N_RUN_BUCKETS, seconds)]++;
+  run_sum += seconds;
+  pthread_mutex_unlock(&table_lock);
+}
+
+void nrd_metrics_brake_held(const char *brake, long rows)
+{
+  for (size_t i = 0; i < N_BRAKES; i++)
+    if (same(brake, brake_names[i]))
+      atomic_store(&brake_rows[i], rows);
 }
 
 void nrd_metrics_run(const char *trigger, const char *outcome)
@@ -143,14 +268,6 @@ void nrd_metrics_recovery(const char *action)
 void nrd_metrics_webhook(const char *result)
 {
   table_inc(&webhooks, result ? result : "unknown", NULL, 0);
-}
-
-void nrd_metrics_brake_held(const char *brake, long rows)
-{
-  if (brake && strcmp(brake, "account") == 0)
-    atomic_store(&brake_account_rows, rows);
-  else if (brake && strcmp(brake, "capacity") == 0)
-    atomic_store(&brake_capacity_rows, rows);
 }
 
 /* ---- rendering ---- */
@@ -222,12 +339,6 @@ static void render_novita(struct nrd_buf *out)
          "Novita circuit breaker: 0 closed, 1 open, 2 half-open.");
   nrd_buf_printf(out, "nrd_novita_circuit_state %d\n", atomic_load(&circuit_state));
 
-  header(out, "nrd_brake_held_rows", "gauge",
-         "Rows a brake held (deferred, nothing deleted) in the last run.");
-  nrd_buf_printf(out, "nrd_brake_held_rows{brake=\"account\"} %ld\n",
-                 atomic_load(&brake_account_rows));
-  nrd_buf_printf(out, "nrd_brake_held_rows{brake=\"capacity\"} %ld\n",
-                 atomic_load(&brake_capacity_rows));
 }
 
 /* Renders one table; la/lb name the string labels (lb may be NULL), with_status
@@ -248,10 +359,80 @@ static void render_table(struct nrd_buf *out, const struct table *t, const char 
   }
 }
 
+/* One histogram series: per-bucket counts made cumulative. lname/lvalue name
+ * its one label (NULL for none). */
+static void render_histogram(struct nrd_buf *out, const char *name, const char *lname,
+                             const char *lvalue, const double *bounds, size_t n,
+                             const uint64_t *per_bucket, double sum)
+{
+  unsigned long long cumulative = 0;
+  for (size_t i = 0; i <= n; i++) {
+    cumulative += (unsigned long long)per_bucket[i];
+    nrd_buf_printf(out, "%s_bucket{", name);
+    if (lname) {
+      label(out, "", lname, lvalue);
+      nrd_buf_puts(out, ",");
+    }
+    if (i < n)
+      nrd_buf_printf(out, "le=\"%g\"} %llu\n", bounds[i], cumulative);
+    else
+      nrd_buf_printf(out, "le=\"+Inf\"} %llu\n", cumulative);
+  }
+  const char *suffix[] = { "_sum", "_count" };
+  for (int k = 0; k < 2; k++) {
+    nrd_buf_printf(out, "%s%s", name, suffix[k]);
+    if (lname) {
+      label(out, "{", lname, lvalue);
+      nrd_buf_puts(out, "}");
+    }
+    if (k == 0)
+      nrd_buf_printf(out, " %.6f\n", sum);
+    else
+      nrd_buf_printf(out, " %llu\n", cumulative);
+  }
+}
+
+static void render_build_and_brakes(struct nrd_buf *out)
+{
+  header(out, "nrd_build_info", "gauge", "The running build: version and commit (value 1).");
+  nrd_buf_puts(out, "nrd_build_info");
+  label(out, "{", "version", NRD_VERSION);
+  label(out, ",", "commit", NRD_COMMIT);
+  nrd_buf_puts(out, "} 1\n");
+  header(out, "nrd_brake_held_rows", "gauge",
+         "Rows a brake held (deferred, nothing deleted) in the last run.");
+  for (size_t i = 0; i < N_BRAKES; i++)
+    nrd_buf_printf(out, "nrd_brake_held_rows{brake=\"%s\"} %ld\n", brake_names[i],
+                   atomic_load(&brake_rows[i]));
+}
+
+/* Called with table_lock held. */
+static void render_timings_locked(struct nrd_buf *out)
+{
+  header(out, "nrd_http_request_duration_seconds", "histogram",
+         "Time from a request to its answer, by route.");
+  for (size_t i = 0; i < n_route_hists; i++)
+    render_histogram(out, "nrd_http_request_duration_seconds", "route", route_hists[i].route,
+                     http_buckets, N_HTTP_BUCKETS, route_hists[i].bucket, route_hists[i].sum);
+  header(out, "nrd_run_duration_seconds", "histogram", "Check-failed run duration.");
+  render_histogram(out, "nrd_run_duration_seconds", NULL, NULL, run_buckets, N_RUN_BUCKETS,
+                   run_bucket, run_sum);
+  header(out, "nrd_last_run_timestamp_seconds", "gauge",
+         "When the last run of each outcome ended, Unix seconds (0 = none yet).");
+  for (size_t o = 0; o < N_OUTCOMES; o++)
+    nrd_buf_printf(out, "nrd_last_run_timestamp_seconds{outcome=\"%s\"} %.3f\n",
+                   known_outcomes[o], last_run_at[o]);
+  header(out, "nrd_last_successful_run_timestamp_seconds", "gauge",
+         "When the last run that completed ended, Unix seconds (0 = none yet).");
+  nrd_buf_printf(out, "nrd_last_successful_run_timestamp_seconds %.3f\n", last_run_at[0]);
+}
+
 void nrd_metrics_render(struct nrd_buf *out)
 {
+  render_build_and_brakes(out);
   render_novita(out);
-  pthread_mutex_lock(&table_lock);
+  lock_tables();
+  render_timings_locked(out);
   render_table(out, &http_requests, "nrd_http_requests_total",
                "HTTP requests served by route and status code.", "route", NULL, true);
   render_table(out, &runs, "nrd_runs_total", "Check-failed runs by trigger and outcome.",
@@ -264,8 +445,9 @@ void nrd_metrics_render(struct nrd_buf *out)
          "Increments lost because a label table was full (a bug if not 0).");
   nrd_buf_printf(out, "nrd_metrics_dropped_total %llu\n",
                  (unsigned long long)(http_requests.dropped + runs.dropped + recoveries.dropped +
-                                      webhooks.dropped));
+                                      webhooks.dropped + route_hists_dropped));
   pthread_mutex_unlock(&table_lock);
+  nrd_metrics_render_process(out);
 }
 
 void nrd_metrics_reset(void)
@@ -279,14 +461,23 @@ void nrd_metrics_reset(void)
     atomic_store(&novita_retries[ep], 0);
   }
   atomic_store(&circuit_state, 0);
-  atomic_store(&brake_account_rows, 0);
-  atomic_store(&brake_capacity_rows, 0);
-  pthread_mutex_lock(&table_lock);
+  for (size_t i = 0; i < N_BRAKES; i++)
+    atomic_store(&brake_rows[i], 0);
+  lock_tables();
   struct table *tables[] = { &http_requests, &runs, &recoveries, &webhooks };
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
     tables[i]->n = 0;
     tables[i]->dropped = 0;
   }
+  seed_locked();
+  for (size_t i = 0; i < n_route_hists; i++) {  /* declared routes stay, at 0 */
+    memset(route_hists[i].bucket, 0, sizeof route_hists[i].bucket);
+    route_hists[i].sum = 0;
+  }
+  route_hists_dropped = 0;
+  memset(run_bucket, 0, sizeof run_bucket);
+  run_sum = 0;
+  memset(last_run_at, 0, sizeof last_run_at);
   pthread_mutex_unlock(&table_lock);
 }
 

@@ -34,7 +34,24 @@ tail -n 12 "$work/build.log"
 
 bin="$work/stage/usr/local/bin/novita-recoveryd"
 [ -x "$bin" ] || fail "nothing installed at usr/local/bin/novita-recoveryd"
-[ "$(find "$work/stage" -type f | wc -l)" -eq 1 ] || fail "the install holds more than the binary"
+# cmake --install (GNUInstallDirs): the binary, the systemd unit naming it by
+# its installed path, the example env file, the licence, the man page; no more.
+(cd "$work/stage" && find . -type f | sort) > "$work/files"
+want="./usr/local/bin/novita-recoveryd
+./usr/local/lib/systemd/system/novita-recoveryd.service
+./usr/local/share/doc/novita-recoveryd/copyright
+./usr/local/share/doc/novita-recoveryd/env.example"
+if command -v help2man >/dev/null; then
+  want="$want
+./usr/local/share/man/man8/novita-recoveryd.8"
+fi
+[ "$(cat "$work/files")" = "$(sort <<<"$want")" ] || {
+  diff <(sort <<<"$want") "$work/files" || true
+  fail "the install does not hold exactly the expected files"
+}
+grep -q '^ExecStart=/usr/local/bin/novita-recoveryd serve$' \
+  "$work/stage/usr/local/lib/systemd/system/novita-recoveryd.service" ||
+  fail "the installed unit does not start the binary at its installed path"
 "$bin" --version | grep -Eq '^novita-recoveryd [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
 if command -v readelf >/dev/null; then
   readelf -S "$bin" | grep -q '\.debug_info' && fail "the installed binary is not stripped"

@@ -53,8 +53,14 @@ const envFile = Array.isArray(svc.env_file) ? svc.env_file[0] : svc.env_file;
 const envPath = typeof envFile === 'object' ? envFile?.path : envFile;
 check(envPath && existsSync(path.join(dir, `${envPath}.example`)), `no ${envPath}.example beside compose.yaml`);
 const env = svc.environment ?? {};
+// A secret may appear only as a required interpolation (its value comes from
+// the shell or docker/.env), never written here.
+const required = (name, v) => new RegExp(`^\\$\\{${name}:\\?[^}]+\\}$`).test(String(v ?? ''));
 for (const secret of ['NOVITA_API_KEY', 'API_TOKEN', 'WEBHOOK_SECRET', 'NOVITA_INTERNAL_API_KEY'])
-  check(!(secret in env), `${secret} is written in compose.yaml; keep it in the env_file`);
+  check(!(secret in env) || required(secret, env[secret]),
+        `${secret} is written in compose.yaml; keep it in the env_file or as \${${secret}:?...}`);
+// Without API_TOKEN the API is open: compose must refuse to start.
+check(required('API_TOKEN', env.API_TOKEN), 'compose starts without API_TOKEN (want API_TOKEN: ${API_TOKEN:?...})');
 const dataVolume = (svc.volumes ?? []).map(String).find((v) => v.endsWith(':/data'));
 check(dataVolume, 'no volume mounted at /data');
 const volumeName = dataVolume ? dataVolume.split(':')[0] : '';
@@ -100,12 +106,58 @@ if (listen) {
   check((proxy.ports ?? []).map(String).some((p) => p.endsWith(`:${port}`)),
         `nginx listens on ${port} but compose does not publish it`);
 }
+// Published on loopback unless told otherwise.
+for (const p of (proxy.ports ?? []).map(String))
+  check(/^(127\.0\.0\.1|\$\{[A-Z_]+:-127\.0\.0\.1\}):/.test(p),
+        `nginx's port ${p} is not published on 127.0.0.1 by default`);
 check(proxy.depends_on?.[svcName]?.condition === 'service_healthy',
       'nginx does not wait for the service to be healthy');
 check(/^HEALTHCHECK .*CMD \["novita-recoveryd", "healthcheck"\]/ms.test(dockerfile),
       'the Dockerfile has no HEALTHCHECK running novita-recoveryd healthcheck');
 check(/^USER nrd$/m.test(dockerfile), 'the Dockerfile does not run as user nrd');
+// OCI labels on the runtime image: version, source, licenses (MIT, as LICENSE says).
+const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+for (const l of ['version', 'source', 'licenses', 'revision'])
+  check(new RegExp(`org\\.opencontainers\\.image\\.${l}=`).test(runtimeStage),
+        `the runtime image has no org.opencontainers.image.${l} label`);
+check(/org\.opencontainers\.image\.licenses="MIT"/.test(runtimeStage), 'the image is not labelled MIT');
+const cmakeVersion = (/project\(novita-recoveryd VERSION ([0-9.]+)/.exec(
+  readFileSync(path.join(dir, '..', 'CMakeLists.txt'), 'utf8')) ?? [])[1];
+check(new RegExp(`^ARG VERSION=${cmakeVersion}$`, 'm').test(runtimeStage),
+      `the image's default VERSION is not the project's ${cmakeVersion}`);
 check(/^ENV[\s\S]*?HOST=0\.0\.0\.0/m.test(dockerfile), 'the Dockerfile does not set HOST=0.0.0.0');
+
+// The monitoring profile: Prometheus with deploy/prometheus (scraping the
+// service under the job name the alerts use), Grafana with deploy/grafana.
+const prom = services.prometheus ?? {};
+const graf = services.grafana ?? {};
+for (const [name, s] of [['prometheus', prom], ['grafana', graf]]) {
+  check((s.profiles ?? []).includes('monitoring'), `${name} is not in the monitoring profile`);
+  for (const v of (s.volumes ?? []).map(String).filter((x) => x.startsWith('.'))) {
+    const host = v.split(':')[0];
+    check(existsSync(path.resolve(dir, host)), `${name} mounts ${host}, which does not exist`);
+  }
+  for (const p of (s.ports ?? []).map(String))
+    check(p.startsWith('127.0.0.1:'), `${name}'s port ${p} is not published on 127.0.0.1`);
+  check((s.networks ?? []).some((n) => (svc.networks ?? []).includes(n) && !shared.includes(n)) ||
+        name === 'grafana', `${name} does not reach the service on a network of its own`);
+}
+const mounts = (s, target) => (s.volumes ?? []).map(String).find((v) => v.split(':')[1] === target);
+const promConf = mounts(prom, '/etc/prometheus/prometheus.yml');
+const promRules = mounts(prom, '/etc/prometheus/alerts.yml');
+check(promConf && promRules, 'prometheus does not mount prometheus.yml and alerts.yml into /etc/prometheus');
+if (promConf && existsSync(path.resolve(dir, promConf.split(':')[0]))) {
+  const conf = YAML.parse(readFileSync(path.resolve(dir, promConf.split(':')[0]), 'utf8'));
+  check((conf.rule_files ?? []).includes('alerts.yml'), 'prometheus.yml does not load alerts.yml');
+  const job = (conf.scrape_configs ?? []).find((j) => j.job_name === 'novita-recoveryd');
+  check(job, 'prometheus.yml has no job novita-recoveryd (the alerts use it)');
+  const targets = (job?.static_configs ?? []).flatMap((c) => c.targets ?? []);
+  check(targets.includes(`${svcName}:${svcPort}`), `prometheus.yml does not scrape ${svcName}:${svcPort}`);
+}
+check(mounts(graf, '/etc/grafana/provisioning'), 'grafana does not mount its provisioning folder');
+const dash = mounts(graf, '/var/lib/grafana/dashboards/novita-recoveryd.json');
+check(dash && /deploy\/grafana\/novita-recoveryd\.json$/.test(dash.split(':')[0]),
+      'grafana does not mount deploy/grafana/novita-recoveryd.json');
 
 if (problems.length > 0) {
   for (const p of problems)

@@ -3,6 +3,7 @@
 //
 // usage: node validate-responses.mjs <openapi.yaml> <responses.jsonl> [...more.jsonl]
 //
+// A line may also be a webhook delivery (see expectedWebhook below).
 // Each line of a responses file is one JSON record:
 //   {"method": "POST", "path": "/api/instances/migration/runs/{runId}", "status": 200,
 //    "body": <the parsed JSON body, or the text for non-JSON responses>,
@@ -94,8 +95,38 @@ function findPathItem(doc, p) {
   return null;
 }
 
+// A delivery the webhook test receiver recorded:
+//   {"webhook": true, "headers": {"x-webhook-id": "...", ...}, "body": <the event>}
+// The event's `type` picks the document's `webhooks:` entry; the record as a
+// whole must match its header parameters and its request body schema.
+function expectedWebhook(doc, rec) {
+  const type = rec.body?.type;
+  const op = doc.webhooks?.[type]?.post;
+  if (!op)
+    return `no webhook '${type}' in the document's webhooks`;
+  const content = op.requestBody?.content ?? {};
+  const ctype = String(rec.headers?.['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (!content[ctype])
+    return `webhook ${type}: content type '${ctype}' is not documented (documented: ${Object.keys(content).join(', ')})`;
+  const headers = { type: 'object', required: [], properties: {} };
+  for (const p of (op.parameters ?? []).map((x) => deref(doc, x)).filter((x) => x?.in === 'header')) {
+    const name = p.name.toLowerCase();
+    headers.properties[name] = p.schema ?? {};
+    if (p.required)
+      headers.required.push(name);
+  }
+  return {
+    whole: true,
+    mediaType: ctype,
+    schema: { type: 'object', required: ['headers', 'body'],
+              properties: { headers, body: content[ctype].schema ?? {} } },
+  };
+}
+
 // The schema a record's body must match, or a string saying why there is none.
 function expectedSchema(doc, rec) {
+  if (rec.webhook)
+    return expectedWebhook(doc, rec);
   const item = findPathItem(doc, rec.path);
   const method = String(rec.method ?? '').toLowerCase();
   const status = String(rec.status);
@@ -153,6 +184,13 @@ function checkDocument(doc, ajv, cache) {
           compile(`${m.toUpperCase()} ${p} ${status} ${type}`, media.schema ?? {});
       }
     }
+  }
+  for (const [name, item] of Object.entries(doc.webhooks ?? {})) {
+    const op = item.post ?? {};
+    for (const [type, media] of Object.entries(op.requestBody?.content ?? {}))
+      compile(`webhook ${name} ${type}`, media.schema ?? {});
+    for (const p of (op.parameters ?? []).map((x) => deref(doc, x)))
+      compile(`webhook ${name} header ${p?.name}`, p?.schema ?? {});
   }
   return problems;
 }
@@ -220,7 +258,7 @@ function main() {
         validate = ajv.compile(rebase(exp.schema));
         cache.set(key, validate);
       }
-      if (!validate(rec.body)) {
+      if (!validate(exp.whole ? rec : rec.body)) {
         const errs = validate.errors
           .map((e) => `${e.instancePath || '/'} ${e.message}${e.params && e.params.additionalProperty ? ` '${e.params.additionalProperty}'` : ''}${e.params && e.params.allowedValues ? ` ${JSON.stringify(e.params.allowedValues)}` : ''}${e.params && 'allowedValue' in e.params ? ` ${JSON.stringify(e.params.allowedValue)}` : ''}`)
           .join('; ');

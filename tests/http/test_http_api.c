@@ -386,8 +386,24 @@ static void test_not_found_and_method(void **state)
 
   request("DELETE", "/health", NULL, NULL, &a);
   assert_error(&a, 405, "METHOD_NOT_ALLOWED", NULL);
-  assert_header(&a, "Allow", "GET");
+  assert_header(&a, "Allow", "GET, HEAD");
   answer_cleanup(&a);
+}
+
+/* The probes and /metrics answer HEAD: GET's status and headers, no body. */
+static void test_head(void **state)
+{
+  static const char *const paths[] = { "/health", "/ready", "/metrics" };
+  struct answer a;
+
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    request("HEAD", paths[i], NULL, NULL, &a);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(a.resp.body_len, 0);
+    assert_header(&a, "Content-Type", i == 2 ? "text/plain; version=0.0.4" : NULL);
+    assert_header(&a, "X-Request-Id", NULL);
+    answer_cleanup(&a);
+  }
 }
 
 static void test_raw_paths(void **state)
@@ -858,6 +874,7 @@ int main(void)
     cmocka_unit_test(test_too_large),
     cmocka_unit_test(test_not_found_and_method),
     cmocka_unit_test(test_raw_paths),
+    cmocka_unit_test(test_head),
     cmocka_unit_test(test_runs_unknown),
     cmocka_unit_test(test_request_id),
     cmocka_unit_test(test_ops),

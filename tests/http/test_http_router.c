@@ -73,9 +73,17 @@ static void test_routes(void **state)
   assert_int_equal(find("GET", "/metrics", &rt, params, allow), HTTP_MATCH_OK);
   assert_string_equal(rt->name, "metrics");
 
+  /* HEAD is answered wherever GET is, under the GET route's name. */
+  assert_int_equal(find("HEAD", "/metrics", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "metrics");
+  assert_int_equal(find("HEAD", "/ready", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ready");
+  assert_int_equal(find("HEAD", API "/check-failed", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
+  assert_string_equal(allow, "POST");
+
   assert_int_equal(find("POST", "/health", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
   assert_null(rt);
-  assert_string_equal(allow, "GET");
+  assert_string_equal(allow, "GET, HEAD");
 
   assert_int_equal(find("GET", API "/check-failed", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
   assert_string_equal(allow, "POST");
@@ -110,7 +118,7 @@ static void test_routes(void **state)
   assert_int_equal(find("GET", "/nope", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
   assert_int_equal(find("GET", "/", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
   assert_int_equal(find("GET", API "%2Fruns/x", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
-  assert_int_equal(find("HEAD", "/health", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
+  assert_int_equal(find("OPTIONS", "/health", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
   assert_null(params[0]);
 }
 

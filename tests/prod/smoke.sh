@@ -71,7 +71,7 @@ ok "migrate-db creates the database (0600 in a 0700 folder), then applies 0"
 # --- bad configuration --------------------------------------------------------
 err=$(run PORT=abc NOVITA_API_KEY=k DATABASE_PATH="$work/bad.db" "$bin" serve 2>&1 >/dev/null)
 rc=$?
-[ "$rc" -ne 0 ] || fail "PORT=abc exited 0"
+[ "$rc" -eq 78 ] || fail "PORT=abc exited $rc, not 78 (EX_CONFIG)"
 [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "PORT=abc printed more than one line: $err"
 grep -q PORT <<<"$err" || fail "PORT=abc: the message does not name PORT: $err"
 [ ! -e "$work/bad.db" ] || fail "PORT=abc still opened the database"
@@ -79,9 +79,36 @@ ok "PORT=abc refused (exit $rc): $err"
 
 err=$(run PORT=0 DATABASE_PATH="$work/nokey.db" "$bin" serve 2>&1 >/dev/null)
 rc=$?
-[ "$rc" -ne 0 ] || fail "serve without NOVITA_API_KEY exited 0"
+[ "$rc" -eq 78 ] || fail "serve without NOVITA_API_KEY exited $rc, not 78 (EX_CONFIG)"
 grep -q NOVITA_API_KEY <<<"$err" || fail "serve without a key: no clear line: $err"
 ok "serve without NOVITA_API_KEY refused (exit $rc)"
+
+# --- exit codes: usage 64, config 78 -------------------------------------------
+run "$bin" frobnicate >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 64 ] || fail "an unknown command exited $rc, not 64 (EX_USAGE)"
+run NOVITA_API_KEY=k "$bin" serve --no-such-flag >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 64 ] || fail "an unknown flag exited $rc, not 64 (EX_USAGE)"
+printf 'k\n' > "$work/novita.key"
+err=$(run NOVITA_API_KEY=k NOVITA_API_KEY_FILE="$work/novita.key" "$bin" serve 2>&1 >/dev/null)
+rc=$?
+[ "$rc" -eq 78 ] || fail "NOVITA_API_KEY with NOVITA_API_KEY_FILE exited $rc, not 78"
+grep -q 'NOVITA_API_KEY and NOVITA_API_KEY_FILE' <<<"$err" || fail "two sources: not both named: $err"
+err=$(run WEBHOOK_SECRET_FILE="$work/missing" NOVITA_API_KEY=k "$bin" serve 2>&1 >/dev/null)
+rc=$?
+[ "$rc" -eq 78 ] || fail "an unreadable WEBHOOK_SECRET_FILE exited $rc, not 78"
+grep -q WEBHOOK_SECRET_FILE <<<"$err" || fail "unreadable secret file: not named: $err"
+ok "exit codes: 64 for usage, 78 for configuration (two sources for a secret named)"
+
+# --- Novita unavailable: 75 ------------------------------------------------------
+run NOVITA_API_KEY=k NOVITA_API_BASE_URL=http://127.0.0.1:1/gpu-instance/openapi \
+  DATABASE_PATH="$work/down/recovery.db" MAX_RETRY_ATTEMPTS=0 REQUEST_TIMEOUT=2000 \
+  "$bin" check-failed >"$work/down.json" 2>"$work/down.err"
+rc=$?
+[ "$rc" -eq 75 ] || fail "check-failed with Novita unreachable exited $rc, not 75 (EX_TEMPFAIL)"
+grep -q NOVITA_UNAVAILABLE "$work/down.json" || fail "check-failed with Novita down: no NOVITA_UNAVAILABLE"
+ok "check-failed with Novita unreachable exits 75"
 
 # --- check-failed against nrd-sim -------------------------------------------------
 "$sim" --port 0 --fleet 20 --failed 5 --api-key k >"$work/sim.out" 2>"$work/sim.err" &
@@ -103,7 +130,9 @@ if [ "$(posts delete)" -ne 0 ] || [ "$(posts create)" -ne 0 ]; then
 fi
 ok "check-failed --dry-run planned 5, sent nothing"
 
-run "${cf_env[@]}" "$bin" check-failed >"$work/run.json" 2>"$work/run.err"
+# The real run reads its key from a file, as the systemd unit would.
+run "${cf_env[@]/#NOVITA_API_KEY=k/NOVITA_API_KEY_FILE=$work/novita.key}" "$bin" check-failed \
+  >"$work/run.json" 2>"$work/run.err"
 rc=$?
 [ "$rc" -eq 0 ] || fail "check-failed exited $rc: $(tail -3 "$work/run.err")"
 if [ "$(head -c1 "$work/run.json")" != "{" ] || [ "$(tail -n1 "$work/run.json")" != "}" ]; then
@@ -118,6 +147,21 @@ if [ "$(posts delete)" -ne 5 ] || [ "$(posts create)" -ne 5 ]; then
 fi
 grep -q '"level"' "$work/run.err" || fail "logs did not go to stderr"
 ok "check-failed recreated 5 and printed the report on stdout"
+
+# --- a row failed: 1 ------------------------------------------------------------
+"$sim" --port 0 --fleet 4 --failed 2 --api-key k >"$work/sim2.out" 2>"$work/sim2.err" &
+pids+=($!)
+line=$(wait_line "$work/sim2.out" '^listening [0-9]+$') || { fail "second nrd-sim did not start"; exit 1; }
+sim2=${line#listening }
+curl -s -o /dev/null -X POST -d '{"kind":"status","match":"/gpu/instance/create","status":400}' \
+  "http://127.0.0.1:$sim2/__sim/faults"
+run NOVITA_API_KEY=k NOVITA_API_BASE_URL="http://127.0.0.1:$sim2/gpu-instance/openapi" \
+  DATABASE_PATH="$work/rowfail/recovery.db" NOVITA_RATE_LIMIT_RPS=0 \
+  "$bin" check-failed >"$work/rowfail.json" 2>"$work/rowfail.err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "check-failed with Novita refusing creates exited $rc, not 1"
+grep -qE '"errors":[[:space:]]*2[,}[:space:]]' "$work/rowfail.json" || fail "report: errors is not 2"
+ok "check-failed with failed rows exits 1"
 
 # --- healthcheck --------------------------------------------------------------
 # env execs the binary, so $! is the service itself.

@@ -263,6 +263,25 @@ static void test_metrics_after_a_run(void **state)
   assert_true(value_of(text, "nrd_http_requests_total{route=\"unmatched\",status=\"404\"}") == 1);
   assert_true(value_of(text, "nrd_http_requests_total{route=\"health\",status=\"200\"}") == 1);
   assert_true(value_of(text, "nrd_metrics_dropped_total") == 0);
+  /* The run's end and duration; the latency of each route (a route not yet
+   * asked is there at 0); the scheduler; the brakes at 0. */
+  double now = (double)nrd_now_ms() / 1000.0;
+  double last_ok = value_of(text, "nrd_last_successful_run_timestamp_seconds");
+  assert_true(last_ok > now - 600 && last_ok <= now);
+  assert_true(value_of(text, "nrd_last_run_timestamp_seconds{outcome=\"done\"}") == last_ok);
+  assert_true(value_of(text, "nrd_last_run_timestamp_seconds{outcome=\"failed\"}") == 0);
+  assert_true(value_of(text, "nrd_run_duration_seconds_count") == 1);
+  assert_true(value_of(text, "nrd_run_duration_seconds_sum") > 0);
+  assert_true(value_of(text,
+                       "nrd_http_request_duration_seconds_count{route=\"check_failed\"}") == 1);
+  assert_true(value_of(text,
+                       "nrd_http_request_duration_seconds_bucket{route=\"check_failed\",le=\"+Inf\"}") == 1);
+  assert_true(value_of(text, "nrd_http_request_duration_seconds_count{route=\"ready\"}") == 0);
+  assert_true(value_of(text, "nrd_scheduler_paused") == 0);
+  assert_true(value_of(text, "nrd_ready") == 1);
+  assert_true(value_of(text, "nrd_brake_held_rows{brake=\"account\"}") == 0);
+  assert_true(value_of(text, "nrd_webhook_events_total{result=\"dead\"}") == 0);
+  assert_true(value_of(text, "process_resident_memory_bytes") > 0);
 
   free(ctype);
   free(text);

@@ -16,6 +16,7 @@
 
 #include "nrd/config.h"
 #include "nrd/util.h"
+#include "testutil.h"
 
 static const char *const all_vars[] = {
   "PORT", "HOST", "DATABASE_PATH", "NOVITA_API_KEY", "NOVITA_API_BASE_URL",
@@ -25,13 +26,15 @@ static const char *const all_vars[] = {
   "MAX_RETRY_ATTEMPTS", "REQUEST_TIMEOUT", "RUN_DEADLINE_SECONDS", "RECOVERY_LEASE_SECONDS",
   "CIRCUIT_FAILURE_THRESHOLD", "CIRCUIT_COOLDOWN_SECONDS", "API_TOKEN", "API_TOKEN_FILE",
   "TRUSTED_PROXIES", "MAX_BODY_BYTES", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_MAX_AGE_HOURS",
-  "RETENTION_DAYS", "LOG_LEVEL",
+  "RETENTION_DAYS", "LOG_LEVEL", "NOVITA_API_KEY_FILE", "NOVITA_INTERNAL_API_KEY_FILE",
+  "WEBHOOK_SECRET_FILE",
 };
 
 static int clear_env(void **state)
 {
   for (size_t i = 0; i < sizeof all_vars / sizeof all_vars[0]; i++)
     unsetenv(all_vars[i]);
+  unsetenv("CREDENTIALS_DIRECTORY");
   return 0;
 }
 
@@ -200,17 +203,17 @@ static void test_flag_errors(void **state)
   struct nrd_config c;
   char err[256];
   const char *unknown[] = { "--foo=1", NULL };
-  assert_int_equal(load(&c, unknown, err, sizeof err), -1);
+  assert_int_equal(load(&c, unknown, err, sizeof err), NRD_CONFIG_EUSAGE);
   assert_string_equal(err, "unknown option --foo (see --help)");
   nrd_config_cleanup(&c);
 
   const char *missing[] = { "--port", NULL };
-  assert_int_equal(load(&c, missing, err, sizeof err), -1);
+  assert_int_equal(load(&c, missing, err, sizeof err), NRD_CONFIG_EUSAGE);
   assert_non_null(strstr(err, "PORT"));
   nrd_config_cleanup(&c);
 
   const char *stray[] = { "serve", NULL };
-  assert_int_equal(load(&c, stray, err, sizeof err), -1);
+  assert_int_equal(load(&c, stray, err, sizeof err), NRD_CONFIG_EUSAGE);
   nrd_config_cleanup(&c);
 }
 
@@ -230,7 +233,7 @@ static void test_secrets_not_echoed(void **state)
 
   /* The error for a secret given as an unknown-looking flag never shows the value. */
   const char *typo[] = { "--novita-api-kye=sk_live_secret", NULL };
-  assert_int_equal(load(&c, typo, err, sizeof err), -1);
+  assert_int_equal(load(&c, typo, err, sizeof err), NRD_CONFIG_EUSAGE);
   assert_null(strstr(err, "sk_live_secret"));
   nrd_config_cleanup(&c);
 }
@@ -308,6 +311,106 @@ static void test_api_token_file(void **state)
   setenv("API_TOKEN_FILE", "/nonexistent/dir/token", 1);
   assert_int_equal(load(&c, NULL, err, sizeof err), -1);
   assert_non_null(strstr(err, "API_TOKEN_FILE"));
+  nrd_config_cleanup(&c);
+}
+
+/* Each secret from its _FILE; a value and its _FILE together are refused
+ * with both named; flags count as a source too. */
+static void test_secret_files(void **state)
+{
+  static const struct { const char *env, *file_env, *flag; size_t off; } cases[] = {
+    { "NOVITA_API_KEY", "NOVITA_API_KEY_FILE", "--novita-api-key-file",
+      offsetof(struct nrd_config, novita_api_key) },
+    { "NOVITA_INTERNAL_API_KEY", "NOVITA_INTERNAL_API_KEY_FILE", "--novita-internal-api-key-file",
+      offsetof(struct nrd_config, novita_internal_api_key) },
+    { "WEBHOOK_SECRET", "WEBHOOK_SECRET_FILE", "--webhook-secret-file",
+      offsetof(struct nrd_config, webhook_secret) },
+    { "API_TOKEN", "API_TOKEN_FILE", "--api-token-file", offsetof(struct nrd_config, api_token) },
+  };
+  struct nrd_config c;
+  char err[256];
+  char *path = temp_file("from-a-file\r\n");
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    clear_env(NULL);
+    setenv(cases[i].file_env, path, 1);
+    assert_int_equal(load(&c, NULL, err, sizeof err), 0);
+    assert_string_equal(*(char **)((char *)&c + cases[i].off), "from-a-file");
+    nrd_config_cleanup(&c);
+
+    setenv(cases[i].env, "also-a-value", 1);
+    assert_int_equal(load(&c, NULL, err, sizeof err), NRD_CONFIG_EINVAL);
+    char want[128];
+    snprintf(want, sizeof want, "%s and %s are both set", cases[i].env, cases[i].file_env);
+    assert_non_null(strstr(err, want));
+    assert_null(strstr(err, "also-a-value"));
+    nrd_config_cleanup(&c);
+
+    unsetenv(cases[i].file_env);
+    const char *args[] = { cases[i].flag, "/nonexistent/secret", NULL };
+    assert_int_equal(load(&c, args, err, sizeof err), NRD_CONFIG_EINVAL);
+    assert_non_null(strstr(err, cases[i].env));
+    nrd_config_cleanup(&c);
+  }
+  clear_env(NULL);
+  unlink(path);
+  free(path);
+}
+
+/* Under systemd: $CREDENTIALS_DIRECTORY/NAME is read; a credential together
+ * with the value or its _FILE is refused; a credential not passed is not an
+ * error. */
+static void test_credentials_directory(void **state)
+{
+  struct nrd_config c;
+  char err[512], file[600];
+  char *dir = tu_tempdir();
+  snprintf(file, sizeof file, "%s/NOVITA_API_KEY", dir);
+  FILE *fp = fopen(file, "w");
+  assert_non_null(fp);
+  fputs("cred-key\n", fp);
+  fclose(fp);
+
+  setenv("CREDENTIALS_DIRECTORY", dir, 1);
+  assert_int_equal(load(&c, NULL, err, sizeof err), 0);
+  assert_string_equal(c.novita_api_key, "cred-key");
+  assert_null(c.webhook_secret);
+  nrd_config_cleanup(&c);
+
+  setenv("NOVITA_API_KEY", "env-key", 1);
+  assert_int_equal(load(&c, NULL, err, sizeof err), NRD_CONFIG_EINVAL);
+  assert_non_null(strstr(err, "systemd credential NOVITA_API_KEY"));
+  assert_null(strstr(err, "env-key"));
+  nrd_config_cleanup(&c);
+
+  unsetenv("NOVITA_API_KEY");
+  setenv("NOVITA_API_KEY_FILE", file, 1);
+  assert_int_equal(load(&c, NULL, err, sizeof err), NRD_CONFIG_EINVAL);
+  assert_non_null(strstr(err, "NOVITA_API_KEY_FILE"));
+  nrd_config_cleanup(&c);
+  clear_env(NULL);
+  unlink(file);
+  rmdir(dir);
+  free(dir);
+}
+
+/* A command line that cannot be read is a usage error, a bad value a
+ * configuration error (main maps them to 64 and 78). */
+static void test_usage_vs_config(void **state)
+{
+  struct nrd_config c;
+  char err[256];
+  const char *unknown[] = { "--no-such-flag", NULL };
+  assert_int_equal(load(&c, unknown, err, sizeof err), NRD_CONFIG_EUSAGE);
+  nrd_config_cleanup(&c);
+  const char *stray[] = { "stray", NULL };
+  assert_int_equal(load(&c, stray, err, sizeof err), NRD_CONFIG_EUSAGE);
+  nrd_config_cleanup(&c);
+  const char *novalue[] = { "--port", NULL };
+  assert_int_equal(load(&c, novalue, err, sizeof err), NRD_CONFIG_EUSAGE);
+  nrd_config_cleanup(&c);
+  const char *bad[] = { "--port", "abc", NULL };
+  assert_int_equal(load(&c, bad, err, sizeof err), NRD_CONFIG_EINVAL);
   nrd_config_cleanup(&c);
 }
 
@@ -400,6 +503,9 @@ int main(void)
     cmocka_unit_test_setup(test_secrets_not_echoed, clear_env),
     cmocka_unit_test_setup(test_log_redacts, clear_env),
     cmocka_unit_test_setup(test_api_token_file, clear_env),
+    cmocka_unit_test_setup(test_secret_files, clear_env),
+    cmocka_unit_test_setup(test_credentials_directory, clear_env),
+    cmocka_unit_test_setup(test_usage_vs_config, clear_env),
     cmocka_unit_test_setup(test_cidr, clear_env),
     cmocka_unit_test_setup(test_help, clear_env),
   };

@@ -94,9 +94,9 @@ static void test_novita_counts(void **state)
 
 static void test_labelled(void **state)
 {
-  nrd_metrics_http_request("/health", 200);
-  nrd_metrics_http_request("/health", 200);
-  nrd_metrics_http_request("/api/instances/migration/check-failed", 415);
+  nrd_metrics_http_request("/health", 200, 0.0005);
+  nrd_metrics_http_request("/health", 200, 0.0005);
+  nrd_metrics_http_request("/api/instances/migration/check-failed", 415, 0.02);
   nrd_metrics_run("api", "done");
   nrd_metrics_run("scheduler", "failed");
   nrd_metrics_run("api", "done");
@@ -115,7 +115,75 @@ static void test_labelled(void **state)
   assert_true(sample(t, "nrd_recoveries_total{action=\"failed\"}") == 1);
   assert_true(sample(t, "nrd_webhook_events_total{result=\"delivered\"}") == 1);
   assert_true(sample(t, "nrd_webhook_events_total{result=\"dead\"}") == 1);
-  assert_true(sample(t, "nrd_recoveries_total{action=\"adopted\"}") == -1);
+  /* Known label values are there before their first event, at 0. */
+  assert_true(sample(t, "nrd_recoveries_total{action=\"adopted\"}") == 0);
+  assert_true(sample(t, "nrd_webhook_events_total{result=\"retried\"}") == 0);
+  assert_true(sample(t, "nrd_runs_total{trigger=\"cli\",outcome=\"failed\"}") == 0);
+  assert_true(sample(t, "nrd_recoveries_total{action=\"unknown\"}") == -1);
+  free(t);
+}
+
+/* Before any event: every series an alert or the dashboard reads is present. */
+static void test_present_from_start(void **state)
+{
+  char *t = render();
+  static const char *const series[] = {
+    "nrd_runs_total{trigger=\"scheduler\",outcome=\"done\"}",
+    "nrd_recoveries_total{action=\"failed\"}",
+    "nrd_webhook_events_total{result=\"dead\"}",
+    "nrd_webhook_events_total{result=\"delivered\"}",
+    "nrd_brake_held_rows{brake=\"account\"}",
+    "nrd_brake_held_rows{brake=\"capacity\"}",
+    "nrd_last_run_timestamp_seconds{outcome=\"done\"}",
+    "nrd_last_run_timestamp_seconds{outcome=\"failed\"}",
+    "nrd_last_successful_run_timestamp_seconds",
+    "nrd_run_duration_seconds_count",
+    "nrd_run_duration_seconds_bucket{le=\"+Inf\"}",
+  };
+  for (size_t i = 0; i < sizeof series / sizeof series[0]; i++) {
+    if (sample(t, series[i]) != 0)
+      fail_msg("%s is not 0 from start", series[i]);
+  }
+  assert_non_null(strstr(t, "nrd_build_info{version=\"" NRD_VERSION "\",commit=\""));
+  assert_true(sample(t, "process_start_time_seconds") > 1.6e9);
+  assert_true(sample(t, "process_resident_memory_bytes") > 0);
+  assert_true(sample(t, "process_open_fds") > 0);
+  assert_true(sample(t, "process_max_fds") > 0);
+  assert_true(sample(t, "process_cpu_seconds_total") >= 0);
+  free(t);
+}
+
+static void test_timings(void **state)
+{
+  nrd_metrics_http_route("health");
+  nrd_metrics_http_route("ready");
+  nrd_metrics_http_request("health", 200, 0.0005);
+  nrd_metrics_http_request("health", 503, 0.2);
+  nrd_metrics_run_timing("done", 1764345600123, 4000);
+  nrd_metrics_run_timing("failed", 1764345700000, 700000);
+  nrd_metrics_run_timing("done", 1764345800500, 500);
+  nrd_metrics_brake_held("capacity", 7);
+  nrd_metrics_brake_held("nonsense", 9);
+
+  char *t = render();
+  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.001\"}") == 1);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.1\"}") == 1);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.25\"}") == 2);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"+Inf\"}") == 2);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_count{route=\"health\"}") == 2);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_sum{route=\"health\"}") > 0.2);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_count{route=\"ready\"}") == 0);
+  assert_true(sample(t, "nrd_run_duration_seconds_bucket{le=\"0.5\"}") == 1);
+  assert_true(sample(t, "nrd_run_duration_seconds_bucket{le=\"5\"}") == 2);
+  assert_true(sample(t, "nrd_run_duration_seconds_bucket{le=\"600\"}") == 2);
+  assert_true(sample(t, "nrd_run_duration_seconds_bucket{le=\"1800\"}") == 3);
+  assert_true(sample(t, "nrd_run_duration_seconds_count") == 3);
+  assert_true(sample(t, "nrd_last_run_timestamp_seconds{outcome=\"done\"}") == 1764345800.5);
+  assert_true(sample(t, "nrd_last_run_timestamp_seconds{outcome=\"failed\"}") == 1764345700);
+  assert_true(sample(t, "nrd_last_successful_run_timestamp_seconds") == 1764345800.5);
+  assert_true(sample(t, "nrd_brake_held_rows{brake=\"capacity\"}") == 7);
+  assert_true(sample(t, "nrd_brake_held_rows{brake=\"account\"}") == 0);
+  assert_null(strstr(t, "nonsense"));
   free(t);
 }
 
@@ -124,7 +192,7 @@ static void test_labelled(void **state)
 static void test_exposition_format(void **state)
 {
   nrd_metrics_novita_request(NRD_EP_LIST_JOBS, 200, 0.3);
-  nrd_metrics_http_request("/metrics", 200);
+  nrd_metrics_http_request("/metrics", 200, 0.002);
   nrd_metrics_run("cli", "done");
   char *t = render();
   size_t len = strlen(t);
@@ -135,7 +203,7 @@ static void test_exposition_format(void **state)
   size_t n_families = 0;
   char *save = NULL;
   for (char *line = strtok_r(t, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-    if (strncmp(line, "# HELP nrd_", 11) == 0)
+    if (strncmp(line, "# HELP nrd_", 11) == 0 || strncmp(line, "# HELP process_", 15) == 0)
       continue;
     if (strncmp(line, "# TYPE ", 7) == 0) {
       char name[96], type[32];
@@ -146,7 +214,7 @@ static void test_exposition_format(void **state)
       strcpy(families[n_families++], name);
       continue;
     }
-    assert_memory_equal(line, "nrd_", 4);
+    assert_true(strncmp(line, "nrd_", 4) == 0 || strncmp(line, "process_", 8) == 0);
     size_t name_len = strspn(line, "abcdefghijklmnopqrstuvwxyz_0123456789");
     char *rest = line + name_len;
     if (*rest == '{') {
@@ -177,7 +245,7 @@ static void *hammer(void *arg)
 {
   for (int i = 0; i < PER_THREAD; i++) {
     nrd_metrics_novita_request(NRD_EP_LIST_INSTANCES, 200, 0.001);
-    nrd_metrics_http_request("/health", 200);
+    nrd_metrics_http_request("/health", 200, 0.0005);
   }
   return NULL;
 }
@@ -201,6 +269,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_novita_counts, reset),
     cmocka_unit_test_setup(test_labelled, reset),
+    cmocka_unit_test_setup(test_present_from_start, reset),
+    cmocka_unit_test_setup(test_timings, reset),
     cmocka_unit_test_setup(test_exposition_format, reset),
     cmocka_unit_test_setup(test_threads, reset),
   };

@@ -11,6 +11,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -41,6 +45,55 @@ static char *header(struct MHD_Connection *c, const char *name)
 }
 
 /* Records the delivery and picks the answer (under mu). */
+/* Appends the delivery to $NRD_WEBHOOK_LOG as one JSON line (headers by
+ * lower-case name, the body parsed), for the openapi_responses test to
+ * validate against openapi.yaml's webhooks. One write with O_APPEND: lines
+ * of parallel tests never interleave. */
+static void log_delivery(struct MHD_Connection *c, const struct rcv_req *q, unsigned status)
+{
+  static const char *const names[] = { "X-Webhook-Id", "X-Webhook-Signature",
+                                       "X-Webhook-Timestamp", "Content-Type", "User-Agent" };
+  const char *file = getenv("NRD_WEBHOOK_LOG");
+  if (!file || !*file)
+    return;
+  cJSON *rec = cJSON_CreateObject();
+  cJSON_AddBoolToObject(rec, "webhook", 1);
+  cJSON_AddStringToObject(rec, "method", "POST");
+  cJSON_AddNumberToObject(rec, "status", (double)status);
+  cJSON *h = cJSON_AddObjectToObject(rec, "headers");
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, names[i]);
+    char lower[32];
+    size_t n = strlen(names[i]);
+    for (size_t k = 0; k <= n; k++)
+      lower[k] = (char)(names[i][k] >= 'A' && names[i][k] <= 'Z' ? names[i][k] + 32 : names[i][k]);
+    if (v)
+      cJSON_AddStringToObject(h, lower, v);
+  }
+  cJSON *body = cJSON_ParseWithLength(q->body.data ? q->body.data : "", q->body.len);
+  if (body) {
+    cJSON *type = cJSON_GetObjectItem(body, "type");
+    char path[96];
+    snprintf(path, sizeof path, "webhook %s", cJSON_IsString(type) ? type->valuestring : "?");
+    cJSON_AddStringToObject(rec, "path", path);
+    cJSON_AddItemToObject(rec, "body", body);
+  } else {
+    cJSON_AddStringToObject(rec, "path", "webhook ?");
+    cJSON_AddStringToObject(rec, "body", q->body.data ? q->body.data : "");
+  }
+  char *line = cJSON_PrintUnformatted(rec);
+  size_t len = strlen(line);
+  line[len] = '\n';  /* over the NUL: written by length */
+  int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (fd >= 0) {
+    if (write(fd, line, len + 1) != (ssize_t)(len + 1))
+      perror("log_delivery");
+    close(fd);
+  }
+  cJSON_free(line);
+  cJSON_Delete(rec);
+}
+
 static unsigned record(struct receiver *r, struct MHD_Connection *c, struct rcv_req *q)
 {
   unsigned status = 200;
@@ -64,6 +117,7 @@ static unsigned record(struct receiver *r, struct MHD_Connection *c, struct rcv_
     d->body_len = q->body.len;
     d->answered = status;
   }
+  log_delivery(c, q, status);
   pthread_mutex_unlock(&r->mu);
   return status;
 }

@@ -287,7 +287,7 @@ static void test_retries_then_delivers_in_order(void **state)
   assert_int_equal(attempts_of(f, "evt_3"), 1);
   assert_true(metric("nrd_webhook_events_total{result=\"delivered\"}") == 3);
   assert_true(metric("nrd_webhook_events_total{result=\"retried\"}") == 2);
-  assert_true(metric("nrd_webhook_events_total{result=\"dead\"}") == -1);
+  assert_true(metric("nrd_webhook_events_total{result=\"dead\"}") == 0);
 }
 
 /* Scenario 2: nothing listens; events wait; a new sender delivers them. */
@@ -323,7 +323,7 @@ static void test_receiver_down_then_restart(void **state)
     nrd_event_cleanup(&e);
   }
   assert_true(metric("nrd_webhook_events_total{result=\"retried\"}") >= 3);
-  assert_true(metric("nrd_webhook_events_total{result=\"delivered\"}") == -1);
+  assert_true(metric("nrd_webhook_events_total{result=\"delivered\"}") == 0);
 
   /* The "restarted" service: a new sender, the receiver now up. */
   set_url(f, f->rcv);
@@ -471,6 +471,9 @@ static void test_notify_unsigned_and_stop(void **state)
 
 int main(void)
 {
+  /* The events here are made up by the tests, not by the service: they are
+   * not held to openapi.yaml's webhooks (test_webhook_e2e's are). */
+  unsetenv("NRD_WEBHOOK_LOG");
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return 1;
   nrd_log_set_level(NRD_LOG_WARN);

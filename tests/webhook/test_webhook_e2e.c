@@ -119,12 +119,58 @@ static void test_recovery_is_announced(void **state)
   rcv_stop(rcv);
 }
 
+/* A row that fails for good is announced once, with the reason. */
+static void test_failure_is_announced(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  struct receiver *rcv = rcv_start();
+  char url[64];
+  char err[256] = "";
+  assert_non_null(rcv);
+  rcv_url(rcv, url);
+
+  tu_stack_init(&s, NULL);
+  cJSON *sc = tu_failed_fleet(1, 1);
+  cJSON_DeleteItemFromObject(cJSON_GetArrayItem(cJSON_GetObjectItem(sc, "instances"), 0),
+                             "imageUrl");
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  s.cfg.webhook_url = nrd_xstrdup(url);
+  s.cfg.webhook_secret = nrd_xstrdup(SECRET);
+  tu_stack_start(&s);
+  struct nrd_webhook *wh = nrd_webhook_start(&s.cfg, err, sizeof err);
+  assert_non_null(wh);
+
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 200);
+  assert_int_equal(tu_result_int(rep, "errors"), 1);
+  cJSON_Delete(rep);
+
+  int64_t until = nrd_mono_ms() + 10000;
+  while (rcv_count(rcv) < 2 && nrd_mono_ms() < until)
+    nrd_sleep_ms(20);
+  assert_int_equal(rcv_count(rcv), 2);
+  cJSON *ev = delivered(rcv, 0);
+  assert_string_equal(nrd_json_str(ev, "type"), "instance.recovery_failed");
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(ev, "data");
+  assert_string_equal(nrd_json_str(data, "jobId"), "job-000");
+  assert_non_null(nrd_json_str(data, "reason"));
+  cJSON_Delete(ev);
+
+  nrd_webhook_stop(wh);
+  tu_stack_cleanup(&s);
+  rcv_stop(rcv);
+}
+
 int main(void)
 {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return 1;
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_recovery_is_announced),
+    cmocka_unit_test(test_failure_is_announced),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
