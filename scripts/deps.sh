@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, when any is missing.
-# Usage: scripts/deps.sh [--full]   (--full adds the test extras: clang, valgrind, nginx)
+# Usage: scripts/deps.sh [--full]   (--full adds the test extras: clang, valgrind, nginx,
+#                                    Chromium and a font for the console's browser test)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev
       libsqlite3-dev libcmocka-dev libssl-dev curl ca-certificates)
 if [ "${1:-}" = "--full" ]; then
-  pkgs+=(clang-14 libclang-rt-14-dev valgrind nginx wrk)
+  pkgs+=(clang-14 libclang-rt-14-dev valgrind nginx wrk chromium fonts-dejavu-core)
 fi
 
 missing=()

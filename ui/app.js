@@ -464,8 +464,9 @@ function showAnswer(method, path, r) {
   const box = $('answer');
   box.hidden = false;
   box.className = r.ok ? 'answer ok' : 'answer bad';
-  $('answer-line').textContent = `${method} ${path} → ${r.status ? r.status : 'no answer'}` +
-    (r.ok ? ' OK' : ` ${errorText(r)}`);
+  const e = r.data && r.data.error;
+  $('answer-line').textContent = `${method} ${path} → ${r.status ? r.status : 'no answer'} ` +
+    (r.ok ? 'OK' : e ? `${e.code}: ${e.message}` : r.text.slice(0, 200));
   $('answer-body').textContent = r.data ? JSON.stringify(r.data, null, 2) : r.text;
 }
 
