@@ -32,7 +32,8 @@ static void usage(FILE *out)
           "  serve           run the HTTP service (default)\n"
           "  check-failed    one run now; prints the report JSON (add --dry-run to only plan)\n"
           "  migrate-db      apply pending database migrations and exit\n"
-          "  demo            serve against the bundled Novita simulator with a sample fleet\n"
+          "  demo            serve against the bundled Novita simulator with a sample fleet;\n"
+          "                  it fails one more migration every DEMO_FAIL_EVERY_SECONDS (60; 0 never)\n"
           "  healthcheck     exit 0 when the local /health answers (for Docker)\n"
           "  --help, --version\n\n"
           "exit status:\n"
@@ -305,12 +306,19 @@ static int demo(struct nrd_config *cfg)
   char err[256];
   char base[128];
   struct nrd_sim_options so = {.api_key = "demo-key", .latency_ms = 20};
+  const char *every = getenv("DEMO_FAIL_EVERY_SECONDS");
+  int64_t fail_every_s = 60;
+  if(every && !nrd_parse_i64(every, 0, 86400, &fail_every_s)) {
+    fprintf(stderr, "novita-recoveryd: DEMO_FAIL_EVERY_SECONDS: '%s' is not a number of seconds "
+            "from 0 (never) to 86400\n", every);
+    return 1;
+  }
   struct nrd_sim *sim = nrd_sim_start(&so, err, sizeof(err));
   if(!sim) {
     fprintf(stderr, "novita-recoveryd: demo simulator: %s\n", err);
     return 1;
   }
-  cJSON *fleet = nrd_sim_make_fleet(24, 6, nrd_now_ms() / 1000);
+  cJSON *fleet = nrd_sim_make_demo(nrd_now_ms() / 1000);
   char *json = nrd_json_print(fleet);
   nrd_sim_load(sim, json);
   free(json);
@@ -328,7 +336,10 @@ static int demo(struct nrd_config *cfg)
   }
   LOG_WARN("DEMO MODE: talking to the bundled Novita simulator, not to Novita",
            "simulator", base, "database", cfg->database_path);
+  struct nrd_sim_ticker *ticker =
+      fail_every_s ? nrd_sim_ticker_start(sim, (unsigned)fail_every_s * 1000u) : NULL;
   int rc = serve(cfg);
+  nrd_sim_ticker_stop(ticker);
   nrd_sim_stop(sim);
   return rc;
 }

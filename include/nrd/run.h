@@ -78,4 +78,20 @@ int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_C
 /* The database answers (for /ready). */
 bool nrd_runner_store_ok(struct nrd_runner *r);
 
+/* ---- the operator console's read-only views (console.c) ---- */
+
+/* {"runs":[{runId,state,trigger,dryRun,startedAt,finishedAt,durationMs,
+ *  totalChecked,failedJobsFound,instancesRecreated,errors,deferred}],"count"}:
+ * the newest first, without outcomes (runs/{id} has them). */
+int nrd_runner_list_runs(struct nrd_runner *r, size_t limit, char **json);
+/* {"ledger":{state:count, every state},"openRows","brake":{maxRecoveriesPerRun,
+ *  held},"circuit":"closed"|"open"|"half-open","runInProgress","dryRunOnly",
+ *  "webhooks":{configured,pending,delivered,dead},"generatedAt"}. */
+int nrd_runner_overview(struct nrd_runner *r, char **json);
+/* Finished recoveries per hour over the last `hours` hours:
+ * {"from","to","hours","buckets":[{hour,action,count,
+ *  timeToRecoveryMs:{avg,max}|null}]}; action is recreated, adopted, or the
+ * row's state (failed, abandoned, ...). */
+int nrd_runner_hourly_stats(struct nrd_runner *r, int hours, char **json);
+
 #endif

@@ -166,4 +166,24 @@ int nrd_sim_remove_instance(struct nrd_sim *s, const char *id);
  * create answers 400 VALIDATOR_PARAM when this fails. */
 bool nrd_sim_check_create_request(const cJSON *req, char *why, size_t whylen);
 
+/* ---- `novita-recoveryd demo` (demo.c) ---- */
+
+/* The name of the demo's instance whose name is markup. */
+#define NRD_SIM_DEMO_HOSTILE_NAME "<img src=x onerror=alert(1)>"
+/* The demo scenario: nrd_sim_make_fleet(24, 6, now_s) with instance i-2
+ * renamed NRD_SIM_DEMO_HOSTILE_NAME, and one more failed migration,
+ * i-legacy-7 ("legacy-notebook-7", job "job-legacy-7"), whose instance has
+ * no imageUrl: its recovery fails before anything is deleted, every time, so
+ * a failed row always waits for an operator. Caller deletes. */
+cJSON *nrd_sim_make_demo(int64_t now_s);
+/* Fails the migration of the first running instance: status migrating, and a
+ * failed autoInstanceMigrate job created at now_s. 0 with its id in id_out,
+ * -1 when no instance is running. */
+int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64]);
+/* A thread that calls nrd_sim_fail_migration every period_ms (the first
+ * after one period). Stop it before the simulator. */
+struct nrd_sim_ticker;
+struct nrd_sim_ticker *nrd_sim_ticker_start(struct nrd_sim *s, unsigned period_ms);
+void nrd_sim_ticker_stop(struct nrd_sim_ticker *t);  /* NULL is a no-op */
+
 #endif

@@ -225,4 +225,39 @@ int nrd_store_brake_clear(struct nrd_store *st, const char *name);
  * dead events older than cutoff. */
 int nrd_store_prune(struct nrd_store *st, int64_t cutoff_ms, int64_t *deleted);
 
+/* ---- the operator console's read-only queries (console.c) ---- */
+
+/* A run without its outcomes. The counts come from the stored report; -1
+ * when it has none (still running, or a run that died). */
+struct nrd_run_summary {
+  char *run_id, *trigger, *state;
+  bool dry_run;
+  int64_t started_ms, finished_ms;   /* finished 0 while running */
+  int64_t total_checked, failed_found, recreated, errors, deferred;
+};
+void nrd_run_summaries_free(struct nrd_run_summary *runs, size_t n);
+/* The newest runs first, at most limit. *out: caller frees with
+ * nrd_run_summaries_free. */
+int nrd_store_run_list(struct nrd_store *st, size_t limit, struct nrd_run_summary **out,
+                       size_t *n);
+
+/* Outbox events per state (pending, delivered, dead); a state with no event
+ * counts 0. */
+int nrd_store_event_count_by_state(struct nrd_store *st, int64_t *pending, int64_t *delivered,
+                                   int64_t *dead);
+
+/* Finished ledger rows (not open) whose last change is at or after since_ms,
+ * grouped by the hour of that change, state and adopted, oldest hour first.
+ * state is the stored name (a state this binary does not know is passed on
+ * as it is). ttr_* are updated_ms - created_ms over the group. */
+struct nrd_hourly_bucket {
+  int64_t hour_ms;
+  char *state;
+  bool adopted;
+  int64_t count, ttr_sum_ms, ttr_max_ms;
+};
+void nrd_hourly_buckets_free(struct nrd_hourly_bucket *b, size_t n);
+int nrd_store_ledger_hourly(struct nrd_store *st, int64_t since_ms,
+                            struct nrd_hourly_bucket **out, size_t *n);
+
 #endif

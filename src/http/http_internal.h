@@ -33,6 +33,7 @@ struct http_reply {
   char *body;
   const char *content_type;  /* NULL: application/json */
   const char *allow;         /* 405: the Allow header */
+  const char *const *headers; /* static name, value, ..., NULL: extra headers */
 };
 void http_reply_cleanup(struct http_reply *r);
 /* status with body taken over (heap, may not be NULL). */
@@ -206,5 +207,12 @@ enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *o
 enum http_handler_rc http_h_health(struct http_ctx *c, struct http_reply *out);
 enum http_handler_rc http_h_ready(struct http_ctx *c, struct http_reply *out);
 enum http_handler_rc http_h_metrics(struct http_ctx *c, struct http_reply *out);
+/* The operator console (ui.c, console.c). */
+enum http_handler_rc http_h_ui_index(struct http_ctx *c, struct http_reply *out);
+enum http_handler_rc http_h_ui_file(struct http_ctx *c, struct http_reply *out);
+enum http_handler_rc http_h_openapi(struct http_ctx *c, struct http_reply *out);
+enum http_handler_rc http_h_list_runs(struct http_ctx *c, struct http_reply *out);
+enum http_handler_rc http_h_overview(struct http_ctx *c, struct http_reply *out);
+enum http_handler_rc http_h_stats_hourly(struct http_ctx *c, struct http_reply *out);
 
 #endif

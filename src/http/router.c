@@ -24,6 +24,14 @@ static const struct http_route routes[] = {
   { "GET", "/health", http_h_health, "health", false },
   { "GET", "/ready", http_h_ready, "ready", false },
   { "GET", "/metrics", http_h_metrics, "metrics", false },
+  { "GET", API "/runs", http_h_list_runs, "list_runs", false },
+  { "GET", API "/overview", http_h_overview, "overview", false },
+  { "GET", API "/stats/hourly", http_h_stats_hourly, "stats_hourly", false },
+  { "GET", "/", http_h_ui_index, "ui", false },
+  { "GET", "/ui", http_h_ui_index, "ui", false },
+  { "GET", "/ui/", http_h_ui_index, "ui", false },
+  { "GET", "/ui/{file}", http_h_ui_file, "ui", false },
+  { "GET", "/openapi.yaml", http_h_openapi, "openapi", false },
 };
 
 void http_routes_declare_metrics(void)

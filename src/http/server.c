@@ -302,6 +302,8 @@ static enum MHD_Result send_reply(struct http_ctx *c, struct http_reply *r)
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if (r->allow)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+  for (const char *const *hv = r->headers; hv && hv[0] && hv[1]; hv += 2)
+    MHD_add_response_header(resp, hv[0], hv[1]);
   if (r->status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
   rc = MHD_queue_response(c->conn, r->status, resp);

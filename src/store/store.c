@@ -141,6 +141,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "DELETE FROM ledger WHERE state IN ('created', 'abandoned') AND updated_ms < :cutoff",
   [STMT_PRUNE_EVENTS] =
     "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < :cutoff",
+  /* The operator console's read-only queries (console.c). */
+  [STMT_CONSOLE_RUNS] =
+    "SELECT run_id, trigger, state, dry_run, started_ms, coalesce(finished_ms, 0),"
+    " CASE WHEN json_valid(report_json) THEN json_extract(report_json, '$.totalChecked',"
+    " '$.failedJobsFound', '$.instancesRecreated', '$.errors', '$.deferred') END"
+    " FROM runs ORDER BY started_ms DESC, run_id DESC LIMIT :limit",
+  [STMT_CONSOLE_EVENT_COUNT] = "SELECT state, count(*) FROM events GROUP BY state",
+  [STMT_CONSOLE_HOURLY] =
+    "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
+    " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
+    " FROM ledger WHERE updated_ms >= :since AND state NOT IN (" STORE_OPEN_STATES ")"
+    " GROUP BY hour, state, adopted ORDER BY hour, state, adopted",
 };
 
 sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)

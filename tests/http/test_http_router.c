@@ -64,7 +64,18 @@ static void test_routes(void **state)
    * byte of a route's first segment. */
   assert_int_equal(find("GET", "/healthz", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
   assert_int_equal(find("GET", "/h", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
-  assert_int_equal(find("GET", "/", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  /* The operator console: its page at /, /ui and /ui/, its files by name. */
+  assert_int_equal(find("GET", "/", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ui");
+  assert_int_equal(find("GET", "/ui/", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ui");
+  assert_null(params[0]);
+  assert_int_equal(find("GET", "/ui/app.js", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ui");
+  assert_string_equal(params[0], "app.js");
+  free_params(params);
+  assert_int_equal(find("GET", "/ui/a/b.js", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("POST", "/", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
   assert_int_equal(find("GET", "/r", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
   assert_int_equal(find("GET", "/apx/instances/migration/events", &rt, params, allow),
                    HTTP_MATCH_NOT_FOUND);
@@ -112,11 +123,26 @@ static void test_routes(void **state)
   assert_int_equal(find("POST", API "/scheduler/trigger", &rt, params, allow), HTTP_MATCH_OK);
 
   assert_int_equal(find("GET", API "/runs/", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
-  assert_int_equal(find("GET", API "/runs", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("GET", API "/runs", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "list_runs");
+  assert_int_equal(find("POST", API "/runs", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
+  assert_int_equal(find("GET", API "/stats/hourly", &rt, params, allow), HTTP_MATCH_OK);
+  assert_int_equal(find("GET", API "/overview", &rt, params, allow), HTTP_MATCH_OK);
   assert_int_equal(find("GET", API "/runs/a/b", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
   assert_int_equal(find("GET", "/health/", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
   assert_int_equal(find("GET", "/nope", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
-  assert_int_equal(find("GET", "/", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  /* The operator console: its page at /, /ui and /ui/, its files by name. */
+  assert_int_equal(find("GET", "/", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ui");
+  assert_int_equal(find("GET", "/ui/", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ui");
+  assert_null(params[0]);
+  assert_int_equal(find("GET", "/ui/app.js", &rt, params, allow), HTTP_MATCH_OK);
+  assert_string_equal(rt->name, "ui");
+  assert_string_equal(params[0], "app.js");
+  free_params(params);
+  assert_int_equal(find("GET", "/ui/a/b.js", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
+  assert_int_equal(find("POST", "/", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
   assert_int_equal(find("GET", API "%2Fruns/x", &rt, params, allow), HTTP_MATCH_NOT_FOUND);
   assert_int_equal(find("OPTIONS", "/health", &rt, params, allow), HTTP_MATCH_BAD_METHOD);
   assert_null(params[0]);
