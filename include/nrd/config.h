@@ -20,6 +20,19 @@ struct nrd_cidr {
   unsigned prefix;         /* 0..128, over the 16 bytes */
 };
 
+/* RECOVERY_PLACEMENT: where a replacement may go when its own cluster has no
+ * capacity for its product. */
+enum nrd_placement {
+  NRD_PLACE_SAME_CLUSTER = 0,  /* same-cluster (default): never elsewhere */
+  NRD_PLACE_SAME_REGION,       /* same-region: another cluster of its region */
+  NRD_PLACE_ANY                /* any: any cluster offering the product */
+};
+/* RECOVERY_BILLING_FALLBACK. */
+enum nrd_billing_fallback {
+  NRD_BILLING_FALLBACK_NONE = 0,   /* none (default): the snapshot's billing only */
+  NRD_BILLING_FALLBACK_ON_DEMAND   /* onDemand: a non-onDemand row may go onDemand */
+};
+
 struct nrd_config {
   unsigned port;                      /* PORT 3000; 0 picks a free port (tests) */
   char *host;                         /* HOST 127.0.0.1 */
@@ -42,6 +55,8 @@ struct nrd_config {
   unsigned request_timeout_ms;        /* REQUEST_TIMEOUT 30000 */
   unsigned run_deadline_seconds;      /* RUN_DEADLINE_SECONDS 600 */
   unsigned recovery_lease_seconds;    /* RECOVERY_LEASE_SECONDS 30 */
+  unsigned recovery_placement;        /* RECOVERY_PLACEMENT same-cluster (enum nrd_placement) */
+  unsigned recovery_billing_fallback; /* RECOVERY_BILLING_FALLBACK none (enum nrd_billing_fallback) */
   unsigned circuit_failure_threshold; /* CIRCUIT_FAILURE_THRESHOLD 5 */
   unsigned circuit_cooldown_seconds;  /* CIRCUIT_COOLDOWN_SECONDS 30 */
   char *api_token;                    /* API_TOKEN (secret); API_TOKEN_FILE is read into it */
@@ -75,6 +90,10 @@ struct nrd_config {
 #define NRD_CONFIG_EINVAL (-1)
 #define NRD_CONFIG_EUSAGE (-2)
 int nrd_config_load(struct nrd_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* The name an OPT_CHOICE setting holds ("same-cluster", "onDemand", ...), by
+ * its environment name; "?" for an unknown one. */
+const char *nrd_config_choice_name(const struct nrd_config *cfg, const char *env);
 
 /* Defaults only (no environment, no flags). For tests and embedding. */
 void nrd_config_defaults(struct nrd_config *cfg);

@@ -12,6 +12,7 @@ enum nrd_endpoint {
   NRD_EP_DELETE,
   NRD_EP_CREATE,
   NRD_EP_PRODUCTS,
+  NRD_EP_CLUSTERS,
   NRD_EP_COUNT
 };
 const char *nrd_endpoint_name(enum nrd_endpoint ep);  /* "list_instances", ... */

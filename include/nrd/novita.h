@@ -173,6 +173,17 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
                                        struct nrd_nv_error *err);
 void nrd_products_free(struct nrd_product *p, size_t n);
 
+/* A cluster as GET /v1/clusters lists it. */
+struct nrd_cluster {
+  char *id, *name;
+  bool network_storage;      /* supportNetworkStorage */
+};
+/* GET /v1/clusters (the placement fallback's candidates). Caller frees with
+ * nrd_clusters_free. */
+enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluster **clusters,
+                                    size_t *n, struct nrd_nv_error *err);
+void nrd_clusters_free(struct nrd_cluster *c, size_t n);
+
 /* Decoders, exposed for tests and fuzzing: JSON text -> structs. They accept
  * any input without crashing; 0 on success, -1 when the body is unusable. */
 int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
@@ -187,6 +198,7 @@ int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max,
 int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
                        int64_t *total);
 int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n);
+int nrd_nv_decode_clusters(const char *body, size_t len, struct nrd_cluster **c, size_t *n);
 /* Decodes one instance object. Unlike a page's instances, each of its
  * strings is its own allocation: the caller may replace them. */
 void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out);

@@ -17,7 +17,9 @@
  *   POST {base}/v1/gpu/instance/delete {instanceId}
  *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
  *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
- *   GET  {base}/v1/products?productName&billingMethod
+ *   GET  {base}/v1/products?productName&clusterId&billingMethod
+ *   GET  {base}/v1/clusters -> {data: [{id, name, availableGpuType,
+ *        supportNetworkStorage, supportInstanceNetwork}]}
  *   GET  /api/v1/jobs (the internal jobs host, internal key)
  * Control (no auth, for out-of-process tests and scripts; not logged):
  *   POST /__sim/scenario (body: scenario JSON, replaces state)
@@ -50,8 +52,13 @@
  * PREPAID_INSTANCE_NOT_SUPPORT_RELEASE. Wrong keys get 401 UNAUTHORIZED.
  * Request bodies over 1 MiB get 413.
  *
+ * Products filtered by clusterId: a product whose `regions` is not empty is
+ * listed only when the scenario lists that cluster and its name is one of
+ * them (Novita's `regions` name the clusters offering the product).
+ *
  * Scenario JSON: {"instances":[instance objects as Novita lists them],
- *   "jobs":[job objects], "products":[product objects]}. */
+ *   "jobs":[job objects], "products":[product objects],
+ *   "clusters":[{id, name} as GET /v1/clusters lists them]}. */
 
 struct nrd_sim_options {
   unsigned port;              /* 0: a free port */

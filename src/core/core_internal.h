@@ -41,9 +41,19 @@ struct capacity_entry {
   bool loading, loaded;
   enum nrd_nv_rc rc;
   bool offered;          /* false: no capacity (or a create was refused for it) */
+  char *product_id;      /* the id of the product offered there (NULL: none) */
   bool event_sent;       /* recovery.blocked emitted for it in this run */
   char error[256];
   struct capacity_entry *next;
+};
+
+/* Where a replacement goes (RECOVERY_PLACEMENT, RECOVERY_BILLING_FALLBACK):
+ * the snapshot's own cluster and billing unless fallback. */
+struct placement {
+  bool found;
+  bool fallback;             /* cluster or billing differs from the snapshot's */
+  char cluster[128], region[64], billing[16], product_id[128];
+  char why[384];             /* with fallback: what was full and where it went */
 };
 
 struct run_ctx {
@@ -72,6 +82,14 @@ struct run_ctx {
   bool create_tried;             /* a create was sent in this run */
   bool create_accepted;          /* a create was accepted: the canary passed */
   long held_account, held_capacity;
+
+  /* GET /v1/clusters, loaded once per run when a placement fallback asks. */
+  bool clusters_loading, clusters_loaded;
+  enum nrd_nv_rc clusters_rc;
+  struct nrd_cluster *clusters;
+  size_t n_clusters;
+  char clusters_error[256];
+  long placed_elsewhere;         /* replacements placed by a fallback */
 };
 
 struct nrd_runner {
@@ -129,6 +147,23 @@ struct snapshot_writer *nrd_snapshot_writer_start(struct run_ctx *ctx);
 bool nrd_snapshot_writer_push(struct snapshot_writer *sw, struct nrd_instance *items, size_t n);
 void nrd_snapshot_writer_page_end(struct snapshot_writer *sw, bool usable);
 bool nrd_snapshot_writer_finish(struct snapshot_writer *sw);
+
+/* The capacity entry of (product, cluster, billing), loaded once per run:
+ * offered when a product of that name (or product_id) is deployable there.
+ * Called with ctx->lock held; may drop it while loading. (placement.c) */
+struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker *w,
+                                          const char *product, const char *product_id,
+                                          const char *cluster, const char *billing);
+
+/* The first place offering snap's product that RECOVERY_PLACEMENT and
+ * RECOVERY_BILLING_FALLBACK allow: its own cluster and billing first, then
+ * (unless pinned, as network storage pins a row) the other clusters of its
+ * region, then any other; in each cluster its billing, then onDemand when
+ * allowed. NRD_NV_OK with out->found false when none offers it; else the
+ * failure of a look-up (err says why). */
+enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w,
+                         const struct nrd_instance *snap, bool pinned, struct placement *out,
+                         struct nrd_nv_error *err);
 
 /* The lease keeper's list of rows in hand. */
 void nrd_runner_hold(struct nrd_runner *r, const char *job_id);

@@ -23,6 +23,7 @@ struct row_job {
   bool have_snap;
   char reason[512];
   cJSON *request;              /* built create request, when we got that far */
+  struct placement place;      /* where the capacity check placed it (found: checked) */
   bool released;               /* a write gave the lease back: no release needed */
 };
 
@@ -259,83 +260,72 @@ static void account_refused(struct row_job *j, struct nrd_worker *w, enum nrd_ro
     nrd_event_cleanup(&ev);
 }
 
-/* The capacity entry of (product, cluster, billing), loaded once per run:
- * offered when a product of that name (or the snapshot's id) is deployable
- * there. Called with ctx->lock held; may drop it while loading. */
-static struct capacity_entry *capacity_entry(struct row_job *j, struct nrd_worker *w,
-                                             const char *billing)
+/* The request goes where the placement says: cluster, billing and the id
+ * of the product offered there. */
+static void apply_placement(struct row_job *j, const struct placement *pl)
 {
-  struct run_ctx *ctx = j->ctx;
-  const char *cluster = j->snap.cluster_id ? j->snap.cluster_id : "";
-  struct capacity_entry *e;
-  for(e = ctx->capacity; e; e = e->next)
-    if(!strcmp(e->product, j->snap.product_name) && !strcmp(e->cluster, cluster) &&
-       !strcmp(e->billing, billing))
-      break;
-  if(!e) {
-    e = nrd_xcalloc(1, sizeof(*e));
-    e->product = nrd_xstrdup(j->snap.product_name);
-    e->cluster = nrd_xstrdup(cluster);
-    e->billing = nrd_xstrdup(billing);
-    e->next = ctx->capacity;
-    ctx->capacity = e;
-  }
-  while(e->loading)
-    pthread_cond_wait(&ctx->product_cond, &ctx->lock);
-  if(e->loaded && e->rc == NRD_NV_OK)
-    return e;
-  struct nrd_product *list = NULL;
-  size_t n = 0;
-  struct nrd_nv_error err = {0};
-  e->loading = true;
-  pthread_mutex_unlock(&ctx->lock);
-  enum nrd_nv_rc rc = nrd_nv_list_products_in(w->conn, e->product, *cluster ? cluster : NULL,
-                                              billing, &list, &n, &err);
-  bool offered = false;
-  for(size_t i = 0; rc == NRD_NV_OK && i < n; i++) {
-    bool same = (list[i].name && !strcasecmp(list[i].name, e->product)) ||
-                (j->snap.product_id && list[i].id && !strcmp(list[i].id, j->snap.product_id));
-    if(same && list[i].available && !list[i].no_inventory)
-      offered = true;
-  }
-  nrd_products_free(list, n);
-  pthread_mutex_lock(&ctx->lock);
-  e->rc = rc;
-  e->offered = offered;
-  snprintf(e->error, sizeof(e->error), "%s", err.message);
-  e->loading = false;
-  e->loaded = true;
-  pthread_cond_broadcast(&ctx->product_cond);
-  return e;
+  j->place = *pl;
+  if(!pl->fallback || !j->request)
+    return;
+  cJSON_ReplaceItemInObjectCaseSensitive(j->request, "clusterId", cJSON_CreateString(pl->cluster));
+  cJSON_ReplaceItemInObjectCaseSensitive(j->request, "billingMode",
+                                         cJSON_CreateString(pl->billing));
+  if(pl->product_id[0])
+    cJSON_ReplaceItemInObjectCaseSensitive(j->request, "productId",
+                                           cJSON_CreateString(pl->product_id));
+  LOG_INFO("replacement placed by a fallback", "instanceId", j->row.instance_id, "jobId",
+           j->row.job_id, "clusterId", pl->cluster, "region", pl->region, "billingMode",
+           pl->billing, "why", pl->why);
 }
 
-/* The capacity brake, before a delete: true when the row may go on. */
+/* A snapshot mounting network storage stays in its cluster: the volume
+ * lives there. */
+static bool pinned_to_cluster(const struct row_job *j)
+{
+  return j->request && cJSON_GetArraySize(cJSON_GetObjectItem(j->request, "networkStorages")) > 0;
+}
+
+/* The capacity brake, before a delete: true when the row may go on, placed
+ * in its own cluster or where a fallback allows. */
 static bool capacity_ok(struct row_job *j, struct nrd_worker *w)
 {
   struct run_ctx *ctx = j->ctx;
+  const struct nrd_config *cfg = ctx->runner->cfg;
   struct nrd_event ev;
-  char reason[512], code[16] = "";
+  struct placement pl;
+  struct nrd_nv_error err = {0};
+  char reason[640], code[16] = "";
   if(!j->snap.product_name || !*j->snap.product_name)
     return true;  /* nothing to look up: the create says */
-  const char *billing = j->snap.billing_mode && *j->snap.billing_mode ? j->snap.billing_mode
-                                                                      : "spot";
-  pthread_mutex_lock(&ctx->lock);
-  struct capacity_entry *e = capacity_entry(j, w, billing);
-  enum nrd_nv_rc rc = e->rc;
-  bool offered = e->offered, first_event = !offered && rc == NRD_NV_OK && !e->event_sent;
-  if(first_event)
-    e->event_sent = true;
-  struct nrd_nv_error err = {0};
-  memcpy(err.message, e->error, sizeof(err.message));
-  pthread_mutex_unlock(&ctx->lock);
+  enum nrd_nv_rc rc = nrd_place(ctx, w, &j->snap, pinned_to_cluster(j), &pl, &err);
   if(rc != NRD_NV_OK) {
     novita_trouble(j, w, rc, "capacity look-up", &err);
     return false;
   }
-  if(offered)
+  if(pl.found) {
+    apply_placement(j, &pl);
     return true;
-  snprintf(reason, sizeof(reason), "no capacity for %s in %s", j->snap.product_name,
-           j->snap.cluster_id && *j->snap.cluster_id ? j->snap.cluster_id : "any cluster");
+  }
+  const char *cluster = j->snap.cluster_id && *j->snap.cluster_id ? j->snap.cluster_id : "";
+  pthread_mutex_lock(&ctx->lock);
+  struct capacity_entry *e = NULL;
+  for(e = ctx->capacity; e; e = e->next)
+    if(!strcmp(e->product, j->snap.product_name) && !strcmp(e->cluster, cluster))
+      break;
+  bool first_event = e && !e->event_sent;
+  if(e)
+    e->event_sent = true;
+  pthread_mutex_unlock(&ctx->lock);
+  int len = snprintf(reason, sizeof(reason), "no capacity for %s in %s", j->snap.product_name,
+                     *cluster ? cluster : "any cluster");
+  bool fallback = cfg->recovery_placement != NRD_PLACE_SAME_CLUSTER ||
+                  cfg->recovery_billing_fallback != NRD_BILLING_FALLBACK_NONE;
+  if(fallback && len > 0 && (size_t)len < sizeof(reason))
+    snprintf(reason + len, sizeof(reason) - (size_t)len,
+             "; nor anywhere RECOVERY_PLACEMENT=%s and RECOVERY_BILLING_FALLBACK=%s allow%s",
+             nrd_config_choice_name(cfg, "RECOVERY_PLACEMENT"),
+             nrd_config_choice_name(cfg, "RECOVERY_BILLING_FALLBACK"),
+             pinned_to_cluster(j) ? " (network storage keeps it in its cluster)" : "");
   if(first_event)
     blocked_event(j, &ev, "capacity", "no capacity", reason);
   defer_brake(j, w, "capacity", reason, code, first_event ? &ev : NULL);
@@ -348,7 +338,8 @@ static bool capacity_ok(struct row_job *j, struct nrd_worker *w)
 static void capacity_refused(struct row_job *j)
 {
   struct run_ctx *ctx = j->ctx;
-  const char *cluster = j->snap.cluster_id ? j->snap.cluster_id : "";
+  const char *cluster = j->place.found ? j->place.cluster
+                                       : j->snap.cluster_id ? j->snap.cluster_id : "";
   if(!j->have_snap || !j->snap.product_name)
     return;
   pthread_mutex_lock(&ctx->lock);
@@ -497,6 +488,29 @@ static bool plan_request(struct row_job *j, struct nrd_worker *w)
   return true;
 }
 
+/* Where the replacement was sent: {clusterId, region, billingMode, fallback,
+ * reason (with fallback)}, from the create request as sent. */
+static cJSON *placement_json(const struct row_job *j)
+{
+  char region[64];
+  cJSON *p = cJSON_CreateObject();
+  if(!p)
+    abort();
+  const char *cluster = nrd_json_str(j->request, "clusterId");
+  if(j->place.found)
+    snprintf(region, sizeof(region), "%s", j->place.region);
+  else
+    nrd_recreate_region(&j->snap, j->ctx->runner->cfg->default_region, region);
+  if(cluster)
+    nrd_json_add_str(p, "clusterId", cluster);
+  nrd_json_add_str(p, "region", region);
+  nrd_json_add_str(p, "billingMode", nrd_json_str(j->request, "billingMode"));
+  nrd_json_add_bool(p, "fallback", j->place.found && j->place.fallback);
+  if(j->place.found && j->place.fallback)
+    nrd_json_add_str(p, "reason", j->place.why);
+  return p;
+}
+
 static void recreated(struct row_job *j, struct nrd_worker *w, const char *new_id, bool adopted)
 {
   struct nrd_event ev;
@@ -520,6 +534,8 @@ static void recreated(struct row_job *j, struct nrd_worker *w, const char *new_i
   cJSON *o = nrd_outcome_new(&j->row, adopted ? "adopted" : "recreated");
   nrd_json_add_str(o, "newInstanceId", new_id);
   nrd_json_add_str(o, "newName", j->row.new_name);
+  if(j->request)
+    cJSON_AddItemToObject(o, "placement", placement_json(j));
   nrd_run_add_outcome(j->ctx, o);
 }
 

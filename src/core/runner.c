@@ -240,9 +240,11 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
     free(e->product);
     free(e->cluster);
     free(e->billing);
+    free(e->product_id);
     free(e);
     e = next;
   }
+  nrd_clusters_free(ctx.clusters, ctx.n_clusters);
   pthread_cond_destroy(&ctx.product_cond);
   pthread_mutex_destroy(&ctx.lock);
 }

@@ -179,6 +179,50 @@ out:
   return rc;
 }
 
+/* ---- clusters ---- */
+
+int nrd_nv_decode_clusters(const char *body, size_t len, struct nrd_cluster **c, size_t *n)
+{
+  int rc = -1;
+  const cJSON *arr;
+  cJSON *root = nrd_json_parse(body, len);
+  *c = NULL;
+  *n = 0;
+  if (!cJSON_IsObject(root) || !get_list(root, "data", &arr))
+    goto out;
+  *c = nrd_xcalloc(count_objects(arr) + 1, sizeof **c);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    if (!cJSON_IsObject(it))
+      continue;
+    struct nrd_cluster *cl = &(*c)[*n];
+    cl->id = nrd_json_scalar_text(it, "id");
+    cl->name = dup_str(it, "name");
+    bool ns = false;
+    cl->network_storage = nrd_json_bool(it, "supportNetworkStorage", &ns) && ns;
+    if (!cl->id || !*cl->id) {
+      free(cl->id);
+      free(cl->name);
+      memset(cl, 0, sizeof *cl);
+      continue;  /* a cluster without an id cannot be placed in */
+    }
+    (*n)++;
+  }
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+void nrd_clusters_free(struct nrd_cluster *c, size_t n)
+{
+  for (size_t i = 0; c && i < n; i++) {
+    free(c[i].id);
+    free(c[i].name);
+  }
+  free(c);
+}
+
 void nrd_products_free(struct nrd_product *p, size_t n)
 {
   for (size_t i = 0; p && i < n; i++)

@@ -448,3 +448,26 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
   nrd_buf_cleanup(&resp);
   return rc;
 }
+
+enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluster **clusters,
+                                    size_t *n, struct nrd_nv_error *err)
+{
+  struct nrd_buf url, resp;
+  int status;
+  *clusters = NULL;
+  *n = 0;
+  nrd_buf_init(&url);
+  nrd_buf_init(&resp);
+  nrd_buf_printf(&url, "%s/v1/clusters", c->nv->base_url);
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_CLUSTERS, "GET", url.data, NULL, false, true,
+                                       &resp, &status, err);
+  if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0) {
+    nrd_nv_set_error(err, status, NULL, "unusable clusters answer (HTTP %d, %zu bytes)", status,
+                     resp.len);
+    LOG_WARN("novita answer unusable", "endpoint", "clusters", "message", err->message);
+    rc = NRD_NV_BAD_RESPONSE;
+  }
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}

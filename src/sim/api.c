@@ -266,6 +266,17 @@ int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
   return 200;
 }
 
+static cJSON *find_by_id(const cJSON *items, const char *key, const char *id)
+{
+  cJSON *it;
+  cJSON_ArrayForEach(it, items) {
+    const char *v = nrd_json_str(it, key);
+    if (v && strcmp(v, id) == 0)
+      return it;
+  }
+  return NULL;
+}
+
 static bool product_matches(const cJSON *prod, struct MHD_Connection *c)
 {
   const char *name = arg(c, "productName"), *billing = arg(c, "billingMethod");
@@ -283,6 +294,25 @@ static bool product_matches(const cJSON *prod, struct MHD_Connection *c)
   return false;
 }
 
+/* Novita's product `regions` name the clusters it is offered in. Filtered
+ * by a cluster the simulator lists, a product with regions shows only when
+ * that cluster's name is one of them; a product without regions, or a
+ * cluster the scenario does not list, is not filtered. Call with s->mu. */
+static bool product_in_cluster(const struct nrd_sim *s, const cJSON *prod, const char *cluster)
+{
+  const cJSON *regions = cJSON_GetObjectItemCaseSensitive(prod, "regions");
+  const cJSON *cl = cluster ? find_by_id(s->clusters, "id", cluster) : NULL;
+  const char *name = nrd_json_str(cl, "name");
+  const cJSON *r;
+  if (!name || cJSON_GetArraySize(regions) == 0)
+    return true;
+  cJSON_ArrayForEach(r, regions) {
+    if (cJSON_IsString(r) && strcmp(r->valuestring, name) == 0)
+      return true;
+  }
+  return false;
+}
+
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out)
 {
@@ -292,7 +322,7 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
   const char *cluster = arg(c, "clusterId");
   pthread_mutex_lock(&s->mu);
   cJSON_ArrayForEach(it, s->products) {
-    if (!product_matches(it, c))
+    if (!product_matches(it, c) || !product_in_cluster(s, it, cluster))
       continue;
     cJSON *p = dup_item(it);
     /* In a cluster with a capacity set, the product shows it. */
@@ -309,17 +339,6 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
   *out = new_object();
   cJSON_AddItemToObject(*out, "data", data);
   return 200;
-}
-
-static cJSON *find_by_id(const cJSON *items, const char *key, const char *id)
-{
-  cJSON *it;
-  cJSON_ArrayForEach(it, items) {
-    const char *v = nrd_json_str(it, key);
-    if (v && strcmp(v, id) == 0)
-      return it;
-  }
-  return NULL;
 }
 
 int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
@@ -360,6 +379,34 @@ int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
 out:
   cJSON_Delete(req);
   return status;
+}
+
+/* GET /v1/clusters: {data: [{id, name, availableGpuType, supportNetworkStorage,
+ * supportInstanceNetwork}]}, the scenario's clusters with Novita's fields
+ * filled where the scenario leaves them out. */
+int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                      size_t body_len, cJSON **out)
+{
+  cJSON *data = new_array();
+  const cJSON *it;
+  (void)c;
+  (void)body;
+  (void)body_len;
+  pthread_mutex_lock(&s->mu);
+  cJSON_ArrayForEach(it, s->clusters) {
+    cJSON *cl = dup_item(it);
+    if (!cJSON_HasObjectItem(cl, "availableGpuType"))
+      cJSON_AddItemToObject(cl, "availableGpuType", new_array());
+    if (!cJSON_HasObjectItem(cl, "supportNetworkStorage"))
+      nrd_json_add_bool(cl, "supportNetworkStorage", true);
+    if (!cJSON_HasObjectItem(cl, "supportInstanceNetwork"))
+      nrd_json_add_bool(cl, "supportInstanceNetwork", false);
+    cJSON_AddItemToArray(data, cl);
+  }
+  pthread_mutex_unlock(&s->mu);
+  *out = new_object();
+  cJSON_AddItemToObject(*out, "data", data);
+  return 200;
 }
 
 static void copy_member(cJSON *to, const char *to_key, const cJSON *from, const char *key)
@@ -483,6 +530,11 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
                                nrd_json_str(product, "name") ? nrd_json_str(product, "name")
                                                             : "",
                                mappings);
+  const char *cl_name = nrd_json_str(find_by_id(s->clusters, "id", nrd_json_str(req, "clusterId")
+                                                                    ? nrd_json_str(req, "clusterId")
+                                                                    : ""), "name");
+  if (cl_name)
+    cJSON_ReplaceItemInObjectCaseSensitive(inst, "clusterName", cJSON_CreateString(cl_name));
   cJSON_AddItemToArray(s->instances, inst);
   sim_instances_changed(s);
   pthread_mutex_unlock(&s->mu);

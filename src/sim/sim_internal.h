@@ -42,6 +42,7 @@ struct nrd_sim {
 
   pthread_mutex_t mu;       /* guards everything below */
   cJSON *instances, *jobs, *products;          /* arrays */
+  cJSON *clusters;          /* array: GET /v1/clusters, {id, name, ...} each */
   /* s->instances as an array with each item's printed JSON (printed on first
    * use), so that a page of a big fleet is neither walked to nor printed
    * again. NULL when stale: every change to s->instances drops it through
@@ -72,6 +73,8 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
 int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                   size_t body_len, cJSON **out);
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                      size_t body_len, cJSON **out);
+int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
 
 /* The capacity entry of (product, cluster), NULL when unlimited. Call with

@@ -23,6 +23,7 @@ enum opt_type {
   OPT_BOOL,     /* bool: true/false/1/0/yes/no */
   OPT_LOGLEVEL, /* enum nrd_log_level */
   OPT_CIDRLIST, /* char * text, parsed into cfg->proxies */
+  OPT_CHOICE,   /* unsigned: the index of one of the names in choices[] */
 };
 
 struct opt {
@@ -84,6 +85,12 @@ static const struct opt opts[] = {
     "a run starts no new work after this", OFF(run_deadline_seconds) },
   { "RECOVERY_LEASE_SECONDS", "--recovery-lease-seconds", OPT_UINT, "30", 2, 3600, false,
     "lease on a claimed ledger row", OFF(recovery_lease_seconds) },
+  { "RECOVERY_PLACEMENT", "--recovery-placement", OPT_CHOICE, "same-cluster", 0, 0, false,
+    "where a replacement may go when its cluster has no capacity: same-cluster, same-region "
+    "or any (network storage keeps a row in its cluster)", OFF(recovery_placement) },
+  { "RECOVERY_BILLING_FALLBACK", "--recovery-billing-fallback", OPT_CHOICE, "none", 0, 0, false,
+    "none, or onDemand: a spot (or other) replacement with no capacity may go onDemand",
+    OFF(recovery_billing_fallback) },
   { "CIRCUIT_FAILURE_THRESHOLD", "--circuit-failure-threshold", OPT_UINT, "5", 0, 1000, false,
     "consecutive Novita failures that open the circuit (0 = never)",
     OFF(circuit_failure_threshold) },
@@ -113,6 +120,25 @@ static const struct opt opts[] = {
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
+
+/* The names an OPT_CHOICE field accepts, in enum order, found by its offset. */
+static const char *const placement_names[] = { "same-cluster", "same-region", "any", NULL };
+static const char *const billing_fallback_names[] = { "none", "onDemand", NULL };
+static const struct choice_set {
+  size_t offset;
+  const char *const *names;
+} choice_sets[] = {
+  { OFF(recovery_placement), placement_names },
+  { OFF(recovery_billing_fallback), billing_fallback_names },
+};
+
+static const char *const *choices_of(const struct opt *o)
+{
+  for (size_t k = 0; k < sizeof choice_sets / sizeof choice_sets[0]; k++)
+    if (choice_sets[k].offset == o->offset)
+      return choice_sets[k].names;
+  return NULL;
+}
 #define SECRET_MAX_BYTES 4096
 
 /* Secrets that can come from a file: the value, its _FILE variable, or a
@@ -179,6 +205,15 @@ static void describe(const struct opt *o, char *out, size_t outlen)
   case OPT_STRING:
     snprintf(out, outlen, "a non-empty value");
     break;
+  case OPT_CHOICE: {
+    const char *const *names = choices_of(o);
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t k = 0; names && names[k] && used < outlen; k++)
+      used += (size_t)snprintf(out + used, outlen - used, "%s%s", k ? names[k + 1] ? ", " : " or "
+                                                                       : "", names[k]);
+    break;
+  }
   }
 }
 
@@ -309,6 +344,16 @@ static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
       return false;
     *(enum nrd_log_level *)f = lv;
     return true;
+  case OPT_CHOICE: {
+    const char *const *names = choices_of(o);
+    for (unsigned k = 0; names && names[k]; k++) {
+      if (strcmp(names[k], text) == 0) {
+        *(unsigned *)f = k;
+        return true;
+      }
+    }
+    return false;
+  }
   case OPT_CIDRLIST: {
     struct nrd_cidr *list = NULL;
     size_t n = 0;
@@ -524,6 +569,9 @@ static void value_json(const struct nrd_config *cfg, const struct opt *o, struct
     nrd_buf_json_str(b, lv < 4 ? level_names[lv] : "?");
     return;
   }
+  case OPT_CHOICE:
+    nrd_buf_json_str(b, nrd_config_choice_name(cfg, o->env));
+    return;
   case OPT_STRING:
   case OPT_URL:
   case OPT_CIDRLIST: {
@@ -554,6 +602,20 @@ void nrd_config_log(const struct nrd_config *cfg)
   nrd_buf_puts(&b, "}");
   LOG_INFO("configuration", "#config", b.data);
   nrd_buf_cleanup(&b);
+}
+
+const char *nrd_config_choice_name(const struct nrd_config *cfg, const char *env)
+{
+  for (size_t k = 0; k < N_OPTS; k++) {
+    if (opts[k].type != OPT_CHOICE || strcmp(opts[k].env, env) != 0)
+      continue;
+    const char *const *names = choices_of(&opts[k]);
+    unsigned v = *(const unsigned *)cfield(cfg, &opts[k]);
+    for (unsigned i = 0; names && names[i]; i++)
+      if (i == v)
+        return names[i];
+  }
+  return "?";
 }
 
 void nrd_config_print_help(FILE *out)

@@ -24,7 +24,7 @@ static const char *const class_names[CLASS_COUNT] = {
 };
 
 static const char *const endpoint_names[NRD_EP_COUNT] = {
-  "list_instances", "list_jobs", "delete", "create", "products",
+  "list_instances", "list_jobs", "delete", "create", "products", "clusters",
 };
 
 static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };

@@ -247,6 +247,199 @@ static void test_faults_leave_nothing_half_done(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* Placement fallback: a fleet of n failed instances in c-hk (CN-HK-01), a
+ * second cluster of that region (c-hk2) and one of another (c-us), with no
+ * capacity left for the product in c-hk. */
+static cJSON *placement_fleet(int n)
+{
+  cJSON *sc = tu_failed_fleet(n, 0);
+  cJSON *clusters = cJSON_AddArrayToObject(sc, "clusters");
+  static const char *const cl[][2] = {{"c-hk", "CN-HK-01 (Hong Kong)"},
+                                      {"c-us", "US-CA-01 (California)"},
+                                      {"c-hk2", "CN-HK-01 (Hong Kong)"}};
+  for(size_t i = 0; i < sizeof(cl) / sizeof(cl[0]); i++) {
+    cJSON *c = cJSON_CreateObject();
+    nrd_json_add_str(c, "id", cl[i][0]);
+    nrd_json_add_str(c, "name", cl[i][1]);
+    cJSON_AddItemToArray(clusters, c);
+  }
+  return sc;
+}
+
+/* Every create sent carries exactly these clusterId and billingMode bytes;
+ * returns how many were sent. */
+static int creates_placed(struct tu_stack *s, const char *cluster, const char *billing)
+{
+  char want_cluster[96], want_billing[64];
+  snprintf(want_cluster, sizeof(want_cluster), "\"clusterId\":\"%s\"", cluster);
+  snprintf(want_billing, sizeof(want_billing), "\"billingMode\":\"%s\"", billing);
+  struct nrd_sim_request *reqs = NULL;
+  size_t n = nrd_sim_requests(s->sim, &reqs);
+  int creates = 0;
+  for(size_t i = 0; i < n; i++) {
+    if(!strstr(reqs[i].path, "/instance/create"))
+      continue;
+    creates++;
+    if(!strstr(reqs[i].body, want_cluster) || !strstr(reqs[i].body, want_billing))
+      fail_msg("create body %s lacks %s or %s", reqs[i].body, want_cluster, want_billing);
+  }
+  nrd_sim_requests_free(reqs, n);
+  return creates;
+}
+
+/* The outcome's placement of instance i: cluster, region, billing, fallback. */
+static void assert_placed(const cJSON *rep, int i, const char *cluster, const char *region,
+                          const char *billing)
+{
+  char id[16];
+  snprintf(id, sizeof(id), "i-%03d", i);
+  const cJSON *o = tu_outcome_for(rep, id);
+  assert_non_null(o);
+  assert_string_equal(nrd_json_str(o, "action"), "recreated");
+  const cJSON *p = cJSON_GetObjectItem(o, "placement");
+  assert_non_null(p);
+  assert_string_equal(nrd_json_str(p, "clusterId"), cluster);
+  assert_string_equal(nrd_json_str(p, "region"), region);
+  assert_string_equal(nrd_json_str(p, "billingMode"), billing);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(p, "fallback")));
+  assert_non_null(strstr(nrd_json_str(p, "reason"), "no capacity for RTX 4090 24GB in c-hk"));
+}
+
+/* The default (same-cluster, no billing fallback): no capacity in c-hk keeps
+ * every row deferred, though c-hk2 and c-us have room; nothing deleted. */
+static void test_placement_default_defers(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  start_with(&s, placement_fleet(3));
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk", 0);
+  cJSON *rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "capacityHeldRows"), 3);
+  const cJSON *o = tu_outcome_for(rep, "i-001");
+  assert_string_equal(nrd_json_str(o, "action"), "deferred");
+  assert_string_equal(nrd_json_str(o, "reason"), "no capacity for RTX 4090 24GB in c-hk");
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 0);
+  assert_int_equal(nrd_sim_count(s.sim, "GET", "/v1/clusters"), 0);
+  tu_stack_cleanup(&s);
+}
+
+/* same-region: the replacements go to c-hk2 (CN-HK-01 too), spot as before;
+ * the outcome says where and why. */
+static void test_placement_same_region(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.recovery_placement = NRD_PLACE_SAME_REGION;
+  start_with(&s, placement_fleet(3));
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk", 0);
+  cJSON *rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
+  for(int i = 0; i < 3; i++)
+    assert_placed(rep, i, "c-hk2", "CN-HK-01", "spot");
+  cJSON_Delete(rep);
+  assert_int_equal(creates_placed(&s, "c-hk2", "spot"), 3);
+  char why[256] = "";
+  if(!tu_one_replacement_each(s.sim, 3, 3, why, sizeof(why)))
+    fail_msg("%s", why);
+
+  /* The region full too: same-region defers, any would not (next test). */
+  tu_stack_cleanup(&s);
+  tu_stack_init(&s, NULL);
+  s.cfg.recovery_placement = NRD_PLACE_SAME_REGION;
+  start_with(&s, placement_fleet(2));
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk", 0);
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk2", 0);
+  rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "capacityHeldRows"), 2);
+  assert_non_null(strstr(nrd_json_str(tu_outcome_for(rep, "i-000"), "reason"),
+                         "no capacity for RTX 4090 24GB in c-hk; nor anywhere "
+                         "RECOVERY_PLACEMENT=same-region"));
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
+  tu_stack_cleanup(&s);
+}
+
+/* any: with the whole region full, the replacements go to c-us. */
+static void test_placement_any(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.recovery_placement = NRD_PLACE_ANY;
+  start_with(&s, placement_fleet(3));
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk", 0);
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk2", 0);
+  cJSON *rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
+  for(int i = 0; i < 3; i++)
+    assert_placed(rep, i, "c-us", "US-CA-01", "spot");
+  cJSON_Delete(rep);
+  assert_int_equal(creates_placed(&s, "c-us", "spot"), 3);
+  tu_stack_cleanup(&s);
+}
+
+/* A spot product sold out (offered onDemand only): RECOVERY_BILLING_FALLBACK
+ * none defers, onDemand recreates in the same cluster, onDemand. */
+static void test_billing_fallback(void **state)
+{
+  (void)state;
+  for(int fallback = 0; fallback < 2; fallback++) {
+    struct tu_stack s;
+    tu_stack_init(&s, NULL);
+    s.cfg.recovery_billing_fallback = fallback ? NRD_BILLING_FALLBACK_ON_DEMAND
+                                               : NRD_BILLING_FALLBACK_NONE;
+    cJSON *sc = placement_fleet(2);
+    cJSON *prod = cJSON_GetArrayItem(cJSON_GetObjectItem(sc, "products"), 0);
+    cJSON *methods = cJSON_AddArrayToObject(prod, "billingMethods");
+    cJSON_AddItemToArray(methods, cJSON_CreateString("onDemand"));
+    start_with(&s, sc);
+    cJSON *rep = run_now(&s);
+    if(fallback) {
+      assert_int_equal(tu_result_int(rep, "instancesRecreated"), 2);
+      assert_placed(rep, 0, "c-hk", "CN-HK-01", "onDemand");
+      assert_placed(rep, 1, "c-hk", "CN-HK-01", "onDemand");
+      assert_int_equal(creates_placed(&s, "c-hk", "onDemand"), 2);
+    } else {
+      assert_int_equal(tu_result_int(rep, "capacityHeldRows"), 2);
+      assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
+    }
+    cJSON_Delete(rep);
+    tu_stack_cleanup(&s);
+  }
+}
+
+/* A row mounting network storage stays in its cluster whatever the setting. */
+static void test_placement_network_storage_stays(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.recovery_placement = NRD_PLACE_ANY;
+  cJSON *sc = placement_fleet(2);
+  cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(sc, "instances"), 0);
+  cJSON *mounts = cJSON_AddArrayToObject(first, "volumeMounts");
+  cJSON *m = cJSON_CreateObject();
+  nrd_json_add_str(m, "type", "network");
+  nrd_json_add_str(m, "id", "ns-1");
+  nrd_json_add_str(m, "mountPath", "/network");
+  nrd_json_add_str(m, "size", "100");
+  cJSON_AddItemToArray(mounts, m);
+  start_with(&s, sc);
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk", 0);
+  cJSON *rep = run_now(&s);
+  const cJSON *o = tu_outcome_for(rep, "i-000");
+  assert_string_equal(nrd_json_str(o, "action"), "deferred");
+  assert_non_null(strstr(nrd_json_str(o, "reason"), "network storage keeps it in its cluster"));
+  assert_true(old_present(&s, 0));
+  assert_placed(rep, 1, "c-hk2", "CN-HK-01", "spot");
+  cJSON_Delete(rep);
+  tu_stack_cleanup(&s);
+}
+
 /* A prepaid (monthly) instance: skipped once, never deleted. */
 static void test_prepaid_skipped_once(void **state)
 {
@@ -314,6 +507,11 @@ int main(void)
     cmocka_unit_test(test_retry_after_on_create),
     cmocka_unit_test(test_faults_leave_nothing_half_done),
     cmocka_unit_test(test_prepaid_skipped_once),
+    cmocka_unit_test(test_placement_default_defers),
+    cmocka_unit_test(test_placement_same_region),
+    cmocka_unit_test(test_placement_any),
+    cmocka_unit_test(test_billing_fallback),
+    cmocka_unit_test(test_placement_network_storage_stays),
     cmocka_unit_test(test_error_body_with_200),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,7 @@ static const char *const all_vars[] = {
   "CIRCUIT_FAILURE_THRESHOLD", "CIRCUIT_COOLDOWN_SECONDS", "API_TOKEN", "API_TOKEN_FILE",
   "TRUSTED_PROXIES", "MAX_BODY_BYTES", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_MAX_AGE_HOURS",
   "RETENTION_DAYS", "LOG_LEVEL", "NOVITA_API_KEY_FILE", "NOVITA_INTERNAL_API_KEY_FILE",
-  "WEBHOOK_SECRET_FILE",
+  "WEBHOOK_SECRET_FILE", "RECOVERY_PLACEMENT", "RECOVERY_BILLING_FALLBACK",
 };
 
 static int clear_env(void **state)
@@ -117,7 +117,23 @@ static void test_env_and_flags(void **state)
   assert_int_equal(c.log_level, NRD_LOG_DEBUG);
   assert_string_equal(c.novita_api_base_url, "http://127.0.0.1:9/base");  /* slash stripped */
   assert_int_equal(c.max_body_bytes, 1024);
+  assert_int_equal(c.recovery_placement, NRD_PLACE_SAME_CLUSTER);  /* defaults */
+  assert_int_equal(c.recovery_billing_fallback, NRD_BILLING_FALLBACK_NONE);
   nrd_config_cleanup(&c);
+
+  setenv("RECOVERY_PLACEMENT", "same-region", 1);
+  setenv("RECOVERY_BILLING_FALLBACK", "onDemand", 1);
+  assert_int_equal(load(&c, NULL, err, sizeof err), 0);
+  assert_int_equal(c.recovery_placement, NRD_PLACE_SAME_REGION);
+  assert_int_equal(c.recovery_billing_fallback, NRD_BILLING_FALLBACK_ON_DEMAND);
+  assert_string_equal(nrd_config_choice_name(&c, "RECOVERY_PLACEMENT"), "same-region");
+  nrd_config_cleanup(&c);
+  const char *place_any[] = { "--recovery-placement=any", NULL };
+  assert_int_equal(load(&c, place_any, err, sizeof err), 0);
+  assert_int_equal(c.recovery_placement, NRD_PLACE_ANY);
+  nrd_config_cleanup(&c);
+  unsetenv("RECOVERY_PLACEMENT");
+  unsetenv("RECOVERY_BILLING_FALLBACK");
 
   /* Flags beat the environment; both flag forms; a bare boolean flag is true. */
   setenv("MIGRATION_DRY_RUN", "false", 1);
@@ -172,6 +188,8 @@ static void test_bad_values(void **state)
     { "MAX_RETRY_ATTEMPTS", "11", "MAX_RETRY_ATTEMPTS: '11'" },
     { "NOVITA_PAGE_SIZE", "1001", "NOVITA_PAGE_SIZE: '1001'" },
     { "HOST", "", "HOST: ''" },
+    { "RECOVERY_PLACEMENT", "anywhere", "RECOVERY_PLACEMENT: 'anywhere' is not valid; expected same-cluster, same-region or any" },
+    { "RECOVERY_BILLING_FALLBACK", "spot", "RECOVERY_BILLING_FALLBACK: 'spot' is not valid; expected none or onDemand" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct nrd_config c;
