@@ -89,7 +89,6 @@ struct run_ctx {
   struct nrd_cluster *clusters;
   size_t n_clusters;
   char clusters_error[256];
-  long placed_elsewhere;         /* replacements placed by a fallback */
 };
 
 struct nrd_runner {

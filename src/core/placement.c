@@ -176,8 +176,6 @@ enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w,
   if(rc == NRD_NV_OK && !out->found && !pinned && *own &&
      cfg->recovery_placement != NRD_PLACE_SAME_CLUSTER)
     rc = try_elsewhere(ctx, w, snap, own_region, out, err);
-  if(rc == NRD_NV_OK && out->found && out->fallback)
-    ctx->placed_elsewhere++;
   pthread_mutex_unlock(&ctx->lock);
   if(rc == NRD_NV_OK && out->found && out->fallback)
     snprintf(out->why, sizeof(out->why),

@@ -349,6 +349,23 @@ static void capacity_refused(struct row_job *j)
   pthread_mutex_unlock(&ctx->lock);
 }
 
+/* After a create refused for capacity (its place now marked full for this
+ * run): the resend goes to the next place a fallback allows, if any; else
+ * where it was. */
+static void replace_after_refusal(struct row_job *j, struct nrd_worker *w)
+{
+  struct placement pl;
+  struct nrd_nv_error err = {0};
+  const struct nrd_config *cfg = j->ctx->runner->cfg;
+  if(!j->have_snap || !j->snap.product_name || !*j->snap.product_name || !j->request ||
+     (cfg->recovery_placement == NRD_PLACE_SAME_CLUSTER &&
+      cfg->recovery_billing_fallback == NRD_BILLING_FALLBACK_NONE))
+    return;
+  if(nrd_place(j->ctx, w, &j->snap, pinned_to_cluster(j), &pl, &err) == NRD_NV_OK && pl.found &&
+     pl.fallback)
+    apply_placement(j, &pl);
+}
+
 /* Deferred when the run must stop starting work; true if so. */
 static bool must_stop(struct row_job *j)
 {
@@ -646,8 +663,10 @@ static enum create_next create_once(struct row_job *j, struct nrd_worker *w, boo
     return CREATE_DONE;
   }
   case NRD_NV_TRANSIENT:
-    if(nrd_nv_is_capacity(err->code))
+    if(nrd_nv_is_capacity(err->code)) {
       capacity_refused(j);
+      replace_after_refusal(j, w);
+    }
     return CREATE_RESEND;  /* answered and refused, or never sent: nothing created */
   case NRD_NV_AMBIGUOUS:
   case NRD_NV_BAD_RESPONSE:

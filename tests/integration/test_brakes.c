@@ -382,6 +382,39 @@ static void test_placement_any(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* A place that fills up after the check: c-hk2 takes one more, so the
+ * creates it refuses after their deletes go on to c-us (any) in the same
+ * run instead of waiting for the next. */
+static void test_placement_moves_on_after_refusal(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  s.cfg.recovery_placement = NRD_PLACE_ANY;
+  start_with(&s, placement_fleet(3));
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk", 0);
+  nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk2", 1);
+  cJSON *rep = run_now(&s);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
+  int in_hk2 = 0, in_us = 0;
+  for(int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "i-%03d", i);
+    const char *cl = nrd_json_str(cJSON_GetObjectItem(tu_outcome_for(rep, id), "placement"),
+                                  "clusterId");
+    assert_non_null(cl);
+    in_hk2 += !strcmp(cl, "c-hk2");
+    in_us += !strcmp(cl, "c-us");
+  }
+  assert_int_equal(in_hk2, 1);
+  assert_int_equal(in_us, 2);
+  cJSON_Delete(rep);
+  char why[256] = "";
+  if(!tu_one_replacement_each(s.sim, 3, 3, why, sizeof(why)))
+    fail_msg("%s", why);
+  tu_stack_cleanup(&s);
+}
+
 /* A spot product sold out (offered onDemand only): RECOVERY_BILLING_FALLBACK
  * none defers, onDemand recreates in the same cluster, onDemand. */
 static void test_billing_fallback(void **state)
@@ -510,6 +543,7 @@ int main(void)
     cmocka_unit_test(test_placement_default_defers),
     cmocka_unit_test(test_placement_same_region),
     cmocka_unit_test(test_placement_any),
+    cmocka_unit_test(test_placement_moves_on_after_refusal),
     cmocka_unit_test(test_billing_fallback),
     cmocka_unit_test(test_placement_network_storage_stays),
     cmocka_unit_test(test_error_body_with_200),
