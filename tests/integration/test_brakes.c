@@ -212,38 +212,51 @@ static void test_retry_after_on_create(void **state)
   tu_stack_cleanup(&s);
 }
 
-/* 30% of deletes and creates answered 5xx or 429: after one run no instance
- * is deleted without a replacement, unless the row says its retries were
- * spent; nothing is created twice. */
+/* 30% of deletes and creates answered 5xx or 429, and the first creates
+ * certainly so (two 503s, then a 429): after one run every deleted instance
+ * has its replacement, none twice, no row's retries spent (MAX_RETRY_ATTEMPTS
+ * 10 makes spending them a one-in-a-million draw), and the creates refused
+ * were sent again within the run. */
 static void test_faults_leave_nothing_half_done(void **state)
 {
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
   s.cfg.circuit_failure_threshold = 0;
+  s.cfg.max_retry_attempts = 10;
   start_with(&s, tu_failed_fleet(20, 0));
+  struct nrd_sim_fault first503 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/create",
+                                   .status = 503, .count = 2};
+  struct nrd_sim_fault first429 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/create",
+                                   .status = 429, .count = 1};
   struct nrd_sim_fault f500 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/", .status = 503,
                                .probability = 0.15, .seed = 7};
   struct nrd_sim_fault f429 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/", .status = 429,
                                .probability = 0.18, .seed = 11};
+  nrd_sim_add_fault(s.sim, &first503);
+  nrd_sim_add_fault(s.sim, &first429);
   nrd_sim_add_fault(s.sim, &f500);
   nrd_sim_add_fault(s.sim, &f429);
   cJSON *rep = run_now(&s);
-  int recovered = 0;
+  int recovered = 0, deleted = 0;
   for(int i = 0; i < 20; i++) {
     char id[16];
     snprintf(id, sizeof(id), "i-%03d", i);
     int reps = tu_replacements_of(s.sim, i);
     assert_true(reps <= 1);
     recovered += reps;
-    if(reps == 0 && !old_present(&s, i)) {
-      const cJSON *o = tu_outcome_for(rep, id);
-      if(!o || !cJSON_IsTrue(cJSON_GetObjectItem(o, "retriesSpent")))
-        fail_msg("%s deleted without a replacement, retries not spent", id);
-    }
+    deleted += !old_present(&s, i);
+    if(reps == 0 && !old_present(&s, i))
+      fail_msg("%s deleted without a replacement at the end of the run", id);
+    const cJSON *o = tu_outcome_for(rep, id);
+    if(o && cJSON_IsTrue(cJSON_GetObjectItem(o, "retriesSpent")))
+      fail_msg("%s spent its retries", id);
   }
-  assert_true(recovered > 0);
   cJSON_Delete(rep);
+  assert_true(recovered > 0);
+  assert_int_equal(recovered, deleted);
+  /* The three refused first creates at least were sent again in this run. */
+  assert_true(nrd_sim_count(s.sim, "POST", "/gpu/instance/create") >= (size_t)recovered + 3);
   tu_stack_cleanup(&s);
 }
 
