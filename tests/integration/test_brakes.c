@@ -75,7 +75,15 @@ static void test_account_brake(void **state)
   start_with(&s, tu_failed_fleet(50, 0));
   nrd_sim_set_account(s.sim, "BALANCE_NOT_ENOUGH");
 
+  tu_stack_log_capture(&s);
   cJSON *rep = run_now(&s);
+  char *log = tu_stack_log_take(&s);
+  /* The log names the reason: where the brake was set, and on the rows it holds. */
+  assert_non_null(tu_log_find(log, "account brake set", "reason", "BALANCE_NOT_ENOUGH"));
+  const char *held = tu_log_find(log, "recovery held by a brake", "brake", "account");
+  assert_non_null(held);
+  assert_non_null(strstr(held, "BALANCE_NOT_ENOUGH"));
+  free(log);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 1);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
   const cJSON *brake = cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"), "accountBrake");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nrd/json.h"
+#include "nrd/log.h"
 #include "nrd/util.h"
 #include "testutil.h"
 
@@ -90,8 +91,58 @@ void tu_stack_stop_service(struct tu_stack *s)
   s->nv = NULL;
 }
 
+void tu_stack_log_capture(struct tu_stack *s)
+{
+  if(s->log)
+    return;
+  s->log = tmpfile();
+  if(!s->log)
+    die("log capture", "no temporary file");
+  nrd_log_set_fd(fileno(s->log));
+}
+
+char *tu_stack_log_take(struct tu_stack *s)
+{
+  struct nrd_buf b;
+  char chunk[4096];
+  size_t n;
+  nrd_buf_init(&b);
+  if(!s->log)
+    return nrd_xstrdup("");
+  nrd_log_set_fd(1);  /* flushes what was held back into the file first */
+  rewind(s->log);
+  while((n = fread(chunk, 1, sizeof(chunk), s->log)) > 0)
+    nrd_buf_append(&b, chunk, n);
+  fclose(s->log);
+  s->log = NULL;
+  char *text = nrd_xstrdup(b.data ? b.data : "");
+  nrd_buf_cleanup(&b);
+  fputs(text, stdout);
+  return text;
+}
+
+const char *tu_log_find(const char *text, const char *msg_part, const char *key,
+                        const char *value)
+{
+  for(const char *line = text; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    cJSON *o = nrd_json_parse(line, len);
+    const char *msg = nrd_json_str(o, "msg");
+    const char *v = key ? nrd_json_str(o, key) : NULL;
+    bool hit = msg && strstr(msg, msg_part) && (!key || (v && (!value || !strcmp(v, value))));
+    cJSON_Delete(o);
+    if(hit)
+      return line;
+    line = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
 void tu_stack_cleanup(struct tu_stack *s)
 {
+  if(s->log)
+    free(tu_stack_log_take(s));
   tu_stack_stop_service(s);
   if(s->sim)
     nrd_sim_stop(s->sim);

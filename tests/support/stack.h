@@ -6,6 +6,7 @@
  * both on 127.0.0.1 port 0. */
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -25,6 +26,7 @@ struct tu_stack {
   struct nrd_scheduler *sched;
   struct nrd_http *http;
   char base[64];             /* "http://127.0.0.1:PORT" of the service */
+  FILE *log;                 /* the service's log lines while captured, else NULL */
 };
 
 /* Step 1: the simulator with sim_opt (NULL: defaults, key "test-key") and cfg
@@ -37,6 +39,16 @@ void tu_stack_start(struct tu_stack *s);
 void tu_stack_stop_service(struct tu_stack *s);
 /* Stops everything and removes the temp dir. */
 void tu_stack_cleanup(struct tu_stack *s);
+
+/* The service's log lines (every thread's) go to a temporary file from now
+ * until tu_stack_log_take, which puts them back on stdout, echoes them there
+ * and returns them (heap text, caller frees). */
+void tu_stack_log_capture(struct tu_stack *s);
+char *tu_stack_log_take(struct tu_stack *s);
+/* A captured JSON log line whose msg contains msg_part and whose field key
+ * equals value (NULL: any); NULL if none. Points into text. */
+const char *tu_log_find(const char *text, const char *msg_part, const char *key,
+                        const char *value);
 
 /* Loads a scenario object into the simulator (does not take it). */
 void tu_stack_load(struct tu_stack *s, const cJSON *scenario);
