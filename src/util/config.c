@@ -206,12 +206,17 @@ static void describe(const struct opt *o, char *out, size_t outlen)
     snprintf(out, outlen, "a non-empty value");
     break;
   case OPT_CHOICE: {
+    /* "a, b or c" */
     const char *const *names = choices_of(o);
     size_t used = 0;
     out[0] = '\0';
-    for (size_t k = 0; names && names[k] && used < outlen; k++)
-      used += (size_t)snprintf(out + used, outlen - used, "%s%s", k ? names[k + 1] ? ", " : " or "
-                                                                       : "", names[k]);
+    for (size_t k = 0; names && names[k] && used < outlen; k++) {
+      const char *sep = k == 0 ? "" : names[k + 1] ? ", " : " or ";
+      int n = snprintf(out + used, outlen - used, "%s%s", sep, names[k]);
+      if (n < 0)
+        break;
+      used += (size_t)n;
+    }
     break;
   }
   }
