@@ -97,6 +97,21 @@ static void decode_products(const char *body, size_t len)
   nrd_products_free(p, n);
 }
 
+static void decode_clusters(const char *body, size_t len)
+{
+  struct nrd_cluster *c = NULL;
+  size_t n = 99;
+
+  if (nrd_nv_decode_clusters(body, len, &c, &n) != 0) {
+    FUZZ_CHECK(!c && n == 0, "failure left results");
+    return;
+  }
+  FUZZ_CHECK(c != NULL, "success without an array");
+  for (size_t i = 0; i < n; i++)
+    FUZZ_CHECK(c[i].id && c[i].id[0], "cluster %zu without an id", i);
+  nrd_clusters_free(c, n);
+}
+
 static void decode_error(const char *body, size_t len, int status)
 {
   struct nrd_nv_error err;
@@ -120,6 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   decode_instances(body, size);
   decode_jobs(body, size);
   decode_products(body, size);
+  decode_clusters(body, size);
   decode_error(body, size, 400);
   decode_error(size ? body : NULL, size, 0);
   return 0;

@@ -276,6 +276,33 @@ static void test_products(void **state)
     assert_int_equal(nrd_nv_decode_products(bad[i], strlen(bad[i]), &p, &n), -1);
 }
 
+static void test_clusters(void **state)
+{
+  (void)state;
+  const char *body =
+      "{\"data\":[{\"id\":\"c-hk\",\"name\":\"CN-HK-01 (Hong Kong)\",\"availableGpuType\":[],"
+      "\"supportNetworkStorage\":true,\"supportInstanceNetwork\":false},"
+      "{\"name\":\"no id\"},{\"id\":7,\"supportNetworkStorage\":\"true\"},[1],\"x\"]}";
+  struct nrd_cluster *c;
+  size_t n;
+  assert_int_equal(nrd_nv_decode_clusters(body, strlen(body), &c, &n), 0);
+  assert_int_equal(n, 2);   /* the one without an id cannot be placed in */
+  assert_string_equal(c[0].id, "c-hk");
+  assert_string_equal(c[0].name, "CN-HK-01 (Hong Kong)");
+  assert_true(c[0].network_storage);
+  assert_string_equal(c[1].id, "7");
+  assert_null(c[1].name);
+  assert_false(c[1].network_storage);  /* "true" as a string is not true */
+  nrd_clusters_free(c, n);
+
+  static const char *const bad[] = { "", "{\"data\":5}", "{}", "<html>", "{\"data\":[" };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(nrd_nv_decode_clusters(bad[i], strlen(bad[i]), &c, &n), -1);
+    assert_null(c);
+    assert_int_equal(n, 0);
+  }
+}
+
 static void test_errors(void **state)
 {
   struct nrd_nv_error err;
@@ -502,6 +529,7 @@ int main(void)
     cmocka_unit_test(test_deep_and_huge),
     cmocka_unit_test(test_jobs),
     cmocka_unit_test(test_products),
+    cmocka_unit_test(test_clusters),
     cmocka_unit_test(test_errors),
     cmocka_unit_test(test_decode_instance_non_object),
     cmocka_unit_test(test_instance_runs),

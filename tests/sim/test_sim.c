@@ -280,6 +280,46 @@ static void test_products(void **state)
   stop(f);
 }
 
+/* GET /v1/clusters lists the scenario's clusters with Novita's fields; a
+ * product with regions is listed under a clusterId only where that cluster's
+ * name is one of them; a create there shows that cluster's name. */
+static void test_clusters_and_products_in_cluster(void **state)
+{
+  struct fx *f = start(NULL, 0, 0);
+  long st;
+  (void)state;
+  assert_int_equal(nrd_sim_load(f->sim,
+      "{\"clusters\":[{\"id\":\"c-hk\",\"name\":\"CN-HK-01 (Hong Kong)\"},"
+      "{\"id\":\"c-us\",\"name\":\"US-CA-01 (California)\",\"supportNetworkStorage\":false}],"
+      "\"products\":[{\"id\":\"p-hk\",\"name\":\"RTX 4090 24GB\",\"availableDeploy\":true,"
+      "\"regions\":[\"CN-HK-01 (Hong Kong)\"]},{\"id\":\"p-any\",\"name\":\"H100\","
+      "\"availableDeploy\":true,\"regions\":[]}]}"), 0);
+  cJSON *j = call(f, "GET", "/v1/clusters", NULL, &st);
+  assert_int_equal(st, 200);
+  const cJSON *data = cJSON_GetObjectItem(j, "data");
+  assert_int_equal(cJSON_GetArraySize(data), 2);
+  const cJSON *us = cJSON_GetArrayItem(data, 1);
+  assert_string_equal(nrd_json_str(us, "id"), "c-us");
+  assert_string_equal(nrd_json_str(us, "name"), "US-CA-01 (California)");
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(us, "supportNetworkStorage")));
+  assert_true(cJSON_IsArray(cJSON_GetObjectItem(us, "availableGpuType")));
+  assert_true(cJSON_IsBool(cJSON_GetObjectItem(us, "supportInstanceNetwork")));
+  cJSON_Delete(j);
+
+  j = call(f, "GET", "/v1/products?clusterId=c-hk", NULL, &st);
+  assert_int_equal(list_len(j, "data"), 2);
+  cJSON_Delete(j);
+  j = call(f, "GET", "/v1/products?clusterId=c-us", NULL, &st);
+  assert_int_equal(list_len(j, "data"), 1);   /* p-hk is not offered there */
+  assert_string_equal(nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "id"),
+                      "p-any");
+  cJSON_Delete(j);
+  j = call(f, "GET", "/v1/products?clusterId=c-unknown", NULL, &st);
+  assert_int_equal(list_len(j, "data"), 2);   /* a cluster not listed filters nothing */
+  cJSON_Delete(j);
+  stop(f);
+}
+
 static const char *const VALID_CREATE =
     "{\"name\":\"w-recreated-1764345600123\",\"productId\":\"prod-4090-hk-b\",\"gpuNum\":2,"
     "\"rootfsSize\":60,\"imageUrl\":\"ghcr.io/x/y:1\",\"kind\":\"gpu\","
@@ -879,6 +919,7 @@ int main(void)
       cmocka_unit_test(test_auth),
       cmocka_unit_test(test_jobs),
       cmocka_unit_test(test_products),
+      cmocka_unit_test(test_clusters_and_products_in_cluster),
       cmocka_unit_test(test_create),
       cmocka_unit_test(test_create_new_status),
       cmocka_unit_test(test_create_invalid),
