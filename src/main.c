@@ -23,6 +23,35 @@
 
 #define DEFAULT_DB "./data/recovery.db"
 
+/* The names a report uses: ledger states, outcome actions and fields, and
+ * Novita's reasons by class (printed from the one table). */
+static void print_report_names(FILE *out)
+{
+  size_t n = 0;
+  const struct nrd_nv_reason *reasons = nrd_nv_reasons(&n);
+  static const enum nrd_nv_class classes[] = {NRD_NV_CLASS_TRANSIENT, NRD_NV_CLASS_ACCOUNT,
+                                              NRD_NV_CLASS_ROW, NRD_NV_CLASS_PREPAID,
+                                              NRD_NV_CLASS_GONE};
+  fprintf(out, "report (check-failed prints it; runs keep it):\n  ledger states:");
+  for (int st = 0; st < NRD_ROW_STATE_COUNT; st++)
+    fprintf(out, " %s", nrd_row_state_name((enum nrd_row_state)st));
+  fprintf(out,
+          "\n  outcome actions: recreated, adopted, planned, deferred, failed, abandoned, skipped\n"
+          "  outcome fields: reason; brake (account | capacity) on deferred; novitaReason;\n"
+          "    retriesSpent on failed (left between delete and create); placement\n"
+          "    {clusterId, region, billingMode, fallback, reason} on recreated and adopted\n"
+          "    (fallback: RECOVERY_PLACEMENT or RECOVERY_BILLING_FALLBACK placed it elsewhere)\n"
+          "  Novita reasons:\n");
+  for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++) {
+    fprintf(out, "    %s:", nrd_nv_class_name(classes[c]));
+    for (size_t i = 0; i < n; i++)
+      if (reasons[i].cls == classes[c])
+        fprintf(out, " %s", reasons[i].reason);
+    fprintf(out, "\n");
+  }
+  fprintf(out, "\n");
+}
+
 static void usage(FILE *out)
 {
   fprintf(out,
@@ -46,6 +75,7 @@ static void usage(FILE *out)
           "Every secret (API_TOKEN, NOVITA_API_KEY, NOVITA_INTERNAL_API_KEY, WEBHOOK_SECRET)\n"
           "can come from a file: NAME_FILE=path, or under systemd LoadCredential=NAME:path.\n\n",
           NRD_VERSION);
+  print_report_names(out);
   nrd_config_print_help(out);
 }
 

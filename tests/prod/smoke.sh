@@ -38,7 +38,8 @@ NOVITA_INTERNAL_API_BASE_URL NOVITA_RATE_LIMIT_RPS DEFAULT_REGION MIGRATION_DRY_
 MIGRATION_INTERVAL_MINUTES MIGRATION_MAX_CONCURRENT MIGRATION_JOB_LOOKBACK_HOURS
 MAX_RECOVERIES_PER_RUN MAX_RETRY_ATTEMPTS REQUEST_TIMEOUT RUN_DEADLINE_SECONDS
 RECOVERY_LEASE_SECONDS API_TOKEN API_TOKEN_FILE TRUSTED_PROXIES MAX_BODY_BYTES WEBHOOK_URL
-WEBHOOK_SECRET WEBHOOK_MAX_AGE_HOURS RETENTION_DAYS LOG_LEVEL"
+WEBHOOK_SECRET WEBHOOK_MAX_AGE_HOURS RETENTION_DAYS LOG_LEVEL RECOVERY_PLACEMENT
+RECOVERY_BILLING_FALLBACK"
 help=$(run "$bin" --help) || fail "--help exited non-zero"
 for v in $vars; do
   flag="--$(echo "$v" | tr 'A-Z_' 'a-z-')"
@@ -49,7 +50,15 @@ for c in serve check-failed migrate-db demo healthcheck; do
   grep -qw -- "$c" <<<"$help" || fail "--help does not list the command $c"
 done
 [ "$(grep -ci 'flag beats the variable' <<<"$help")" -eq 1 ] || fail "--help repeats its options header"
-ok "--help lists every variable, its flag and every command"
+for name in pending deleting deleted creating created failed abandoned deferred skipped \
+    brake novitaReason retriesSpent placement same-cluster same-region onDemand \
+    INSUFFICIENT_RESOURCE MIGRATE_INSUFFICIENT_RESOURCE CLUSTER_STATUS NODE_STATUS \
+    DEPENDENT_RESOURCE_STATE OPERATION_LIMIT BALANCE_NOT_ENOUGH DE_BALANCE_NOT_ENOUGH \
+    EXPIRED_OR_BALANCE_NOT_ENOUGH CREATE_GPU_NUM_LIMIT UNSUPPORTED_BILLING_MODE VALIDATOR_PARAM \
+    REQUEST CUDA_VERSION_INCOMPATIBLE PREPAID_INSTANCE_NOT_SUPPORT_RELEASE RESOURCE_NOT_FOUND; do
+  grep -qw -- "$name" <<<"$help" || fail "--help does not name $name"
+done
+ok "--help lists every variable, its flag, every command, the report's names and Novita's reasons"
 
 ver=$(run "$bin" --version) || fail "--version exited non-zero"
 grep -qE '^novita-recoveryd [0-9]+\.[0-9]+\.[0-9]+$' <<<"$ver" || fail "--version printed '$ver'"
