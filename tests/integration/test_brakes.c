@@ -103,8 +103,14 @@ static void test_account_brake(void **state)
   assert_int_equal(st, 200);
   int blocked = 0;
   const cJSON *e;
-  cJSON_ArrayForEach(e, cJSON_GetObjectItem(ev, "events"))
-    blocked += !strcmp(nrd_json_str(e, "type"), "recovery.blocked");
+  cJSON_ArrayForEach(e, cJSON_GetObjectItem(ev, "events")) {
+    if(strcmp(nrd_json_str(e, "type"), "recovery.blocked"))
+      continue;
+    blocked++;
+    const cJSON *data = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "event"), "data");
+    assert_string_equal(nrd_json_str(data, "brake"), "account");
+    assert_string_equal(nrd_json_str(data, "reason"), "BALANCE_NOT_ENOUGH");
+  }
   assert_int_equal(blocked, 1);
   cJSON_Delete(ev);
 
