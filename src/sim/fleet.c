@@ -208,6 +208,26 @@ static cJSON *jobs(size_t fleet, size_t failed, int64_t now_s)
   return arr;
 }
 
+/* GET /v1/clusters: the fleet's cluster and one in another region. */
+static cJSON *clusters(void)
+{
+  static const char *const list[][2] = {{"cl-hk-01", REGION_HK},
+                                        {"cl-us-01", "US-CA-01 (California)"}};
+  cJSON *arr = checked(cJSON_CreateArray());
+  for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
+    cJSON *c = checked(cJSON_CreateObject());
+    nrd_json_add_str(c, "id", list[i][0]);
+    nrd_json_add_str(c, "name", list[i][1]);
+    cJSON *gpus = checked(cJSON_CreateArray());
+    cJSON_AddItemToArray(gpus, checked(cJSON_CreateString(PRODUCT_NAME)));
+    cJSON_AddItemToObject(c, "availableGpuType", gpus);
+    nrd_json_add_bool(c, "supportNetworkStorage", true);
+    nrd_json_add_bool(c, "supportInstanceNetwork", false);
+    cJSON_AddItemToArray(arr, c);
+  }
+  return arr;
+}
+
 cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s)
 {
   cJSON *sc = checked(cJSON_CreateObject());
@@ -220,5 +240,6 @@ cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s)
   cJSON_AddItemToObject(sc, "instances", inst);
   cJSON_AddItemToObject(sc, "jobs", jobs(fleet, failed, now_s));
   cJSON_AddItemToObject(sc, "products", products());
+  cJSON_AddItemToObject(sc, "clusters", clusters());
   return sc;
 }
