@@ -1,5 +1,5 @@
 /* The Novita response decoders on arbitrary bytes. Every decoder sees every
- * input (instances, jobs and products read different keys of one object, so
+ * input (instances, jobs, products and clusters read different keys of one object, so
  * one seed can exercise all of them), and the decoded structs are checked:
  * the raw JSON kept for a snapshot holds no password or connect field, list
  * counts agree with their flags, error codes are clean identifiers and
