@@ -34,6 +34,7 @@ struct http_reply {
   const char *content_type;  /* NULL: application/json */
   const char *allow;         /* 405: the Allow header */
   const char *const *headers; /* static name, value, ..., NULL: extra headers */
+  bool close;                 /* Connection: close, nothing more read on it */
 };
 void http_reply_cleanup(struct http_reply *r);
 /* status with body taken over (heap, may not be NULL). */
@@ -61,6 +62,11 @@ enum http_err {
   HTTP_E_NOT_READY,
   HTTP_E_SHUTTING_DOWN,
   HTTP_E_NOVITA_UNAVAILABLE,
+  HTTP_E_DUPLICATE_FIELD,
+  HTTP_E_STORE_UNAVAILABLE,
+  HTTP_E_BAD_FRAMING,
+  HTTP_E_LENGTH_REQUIRED,
+  HTTP_E_NOT_IMPLEMENTED,
   HTTP_E_INTERNAL,
   HTTP_E_COUNT
 };
@@ -191,6 +197,15 @@ void http_ctx_ref(struct http_ctx *c);
 void http_ctx_unref(struct http_ctx *c);
 /* Takes over the strings in res. */
 void http_ctx_finish_wait(struct http_ctx *c, struct http_wait_result *res);
+
+/* ---- framing (framing.c) ---- */
+
+/* Fills out and returns true when the request head must be refused (400
+ * BAD_FRAMING, 401 for two Authorization headers, 411, 501); the caller
+ * answers and closes the connection. conn: struct MHD_Connection *. */
+struct MHD_Connection;
+bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const char *version,
+                          struct http_reply *out);
 
 /* ---- handlers (one file per endpoint group) ---- */
 

@@ -306,6 +306,8 @@ static enum MHD_Result send_reply(struct http_ctx *c, struct http_reply *r)
     MHD_add_response_header(resp, hv[0], hv[1]);
   if (r->status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (r->close)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   rc = MHD_queue_response(c->conn, r->status, resp);
   MHD_destroy_response(resp);
   if (rc == MHD_YES)
@@ -333,12 +335,17 @@ static bool auth_ok(const struct nrd_config *cfg, struct MHD_Connection *conn)
   return nrd_ct_equal(hdr, strlen(hdr), cfg->api_token, strlen(cfg->api_token));
 }
 
-/* 401 or 413 decided from the headers alone; false when none applies. */
-static bool early_refusal(struct http_ctx *c, struct http_reply *out)
+/* Framing refusals, 401 or 413 decided from the headers alone; false when
+ * none applies. */
+static bool early_refusal(struct http_ctx *c, const char *version, struct http_reply *out)
 {
   const char *cl;
   int64_t n;
 
+  if (http_framing_refusal(c->conn, c->method, version, out)) {
+    out->close = true;
+    return true;
+  }
   if (is_api_path(c->path) && !auth_ok(c->h->cfg, c->conn)) {
     http_error(out, HTTP_E_UNAUTHORIZED, NULL, NULL);
     return true;
@@ -503,7 +510,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     *con_cls = c;
     c->match = http_route_find(method, c->path, &c->route, c->params, c->allow,
                                sizeof c->allow);
-    if (!early_refusal(c, &rep))
+    if (!early_refusal(c, version, &rep))
       return MHD_YES;
     nrd_log_set_request_id(c->request_id);
     c->early_replied = true;
