@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -62,6 +63,8 @@ struct run_ctx {
                                     report's array without its brackets */
   int total_checked, failed_found, recreated, errors, deferred;
   bool circuit_tripped;
+  bool store_failed;             /* a ledger or snapshot write failed */
+  char store_error[300];         /* "store unavailable: <SQLite's message>" */
 
   /* Brakes (issue "never delete what cannot be recreated"). */
   struct capacity_entry *capacity;
@@ -84,8 +87,14 @@ struct nrd_runner {
   struct nrd_pool *pool;
   struct nrd_worker coord;       /* the coordinator thread's own connections */
 
-  pthread_mutex_t query_lock;    /* guards query_store */
+  pthread_mutex_t query_lock;    /* guards query_store and the readiness below */
   struct nrd_store *query_store;
+  bool integrity_failed;         /* PRAGMA quick_check failed at start-up */
+  int64_t probe_mono_ms;         /* the last write probe (/ready), 0 none */
+  bool probe_ok;
+  dev_t db_dev;                  /* the database file as opened */
+  ino_t db_ino;
+  atomic_bool db_file_logged;    /* its disappearance was logged */
 
   pthread_mutex_t lock;          /* guards the queue below and stopping */
   pthread_cond_t cond;
@@ -113,6 +122,12 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
 /* A new outcome of row: {instanceId, instanceName, jobId, action}. */
 cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action);
 
+/* The run's store failed (first call wins, with st's SQLite message):
+ * every row not yet worked is deferred and the run answers 503. */
+void nrd_run_store_failed(struct run_ctx *ctx, struct nrd_store *st);
+/* Copies "store unavailable: ..." into out; false while the store is fine. */
+bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen);
+
 /* Appends an outcome (takes item: printed into ctx->outcomes and freed).
  * Counts it. */
 void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item);
@@ -129,6 +144,10 @@ struct snapshot_writer *nrd_snapshot_writer_start(struct run_ctx *ctx);
 bool nrd_snapshot_writer_push(struct snapshot_writer *sw, struct nrd_instance *items, size_t n);
 void nrd_snapshot_writer_page_end(struct snapshot_writer *sw, bool usable);
 bool nrd_snapshot_writer_finish(struct snapshot_writer *sw);
+
+/* The database file is still the one opened (same device and inode);
+ * false with why filled (logged once) when it was deleted or replaced. */
+bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
 
 /* The lease keeper's list of rows in hand. */
 void nrd_runner_hold(struct nrd_runner *r, const char *job_id);

@@ -137,6 +137,7 @@ int http_body_fields(const cJSON *obj, const struct http_field *fields, size_t n
 
 /* What a waiting request learns when its run ends. */
 struct http_wait_result {
+  bool store_failed;     /* the run's database could not be written */
   bool completed;
   char *error_message;   /* heap */
   char *result_json;     /* heap */
