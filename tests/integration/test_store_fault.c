@@ -1,0 +1,311 @@
+/* Storage failures are reported as ours (issue 16), end to end against the
+ * simulator: the disk filling up in the middle of a run (a small tmpfs under
+ * the database), a database corrupted on disk, its file deleted under the
+ * running service. Each answers 503 STORE_UNAVAILABLE (never 500, never
+ * Novita's 502), /ready answers 503 while it lasts, and once the disk has
+ * room again every instance is recovered exactly once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nrd/json.h"
+#include "nrd/util.h"
+#include "scenario.h"
+#include "stack.h"
+#include "testutil.h"
+
+#define FLEET 40
+#define STORE_PREFIX "store unavailable: "
+
+static long get_status(struct tu_stack *s, const char *path, cJSON **json)
+{
+  long status = 0;
+  cJSON *j = tu_stack_request(s, "GET", path, NULL, &status);
+  if(json)
+    *json = j;
+  else
+    cJSON_Delete(j);
+  return status;
+}
+
+/* /ready reaches want within a generous bound (its write probe runs at most
+ * once a second). */
+static bool ready_becomes(struct tu_stack *s, long want)
+{
+  for(int i = 0; i < 100; i++) {
+    if(get_status(s, "/ready", NULL) == want)
+      return true;
+    nrd_sleep_ms(100);
+  }
+  return false;
+}
+
+static void assert_error_code(const cJSON *answer, const char *code)
+{
+  assert_non_null(answer);
+  const cJSON *err = cJSON_GetObjectItem(answer, "error");
+  assert_non_null(err);
+  assert_string_equal(nrd_json_str(err, "code"), code);
+}
+
+/* ---- disk full mid-run ---- */
+
+struct bg_run {
+  struct tu_stack *s;
+  long status;
+  cJSON *answer;
+};
+
+static void *bg_run_main(void *arg)
+{
+  struct bg_run *b = arg;
+  b->answer = tu_stack_check_failed(b->s, "{\"immediate\":true}", &b->status);
+  return NULL;
+}
+
+/* Writes until the file system is full; returns the filler's path (heap). */
+static char *fill_disk(const char *dir)
+{
+  static char chunk[64 * 1024];
+  char *path = nrd_xmalloc(strlen(dir) + 16);
+  sprintf(path, "%s/filler", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  memset(chunk, 'x', sizeof(chunk));
+  for(;;) {
+    ssize_t w = write(fd, chunk, sizeof(chunk));
+    if(w < (ssize_t)sizeof(chunk)) {
+      for(char one = 'x'; write(fd, &one, 1) == 1;)
+        ;
+      break;
+    }
+  }
+  assert_int_equal(errno, ENOSPC);
+  close(fd);
+  return path;
+}
+
+/* Every outcome recreated, or deferred naming the store; returns how many
+ * were deferred. */
+static int check_outcomes(const cJSON *result)
+{
+  const cJSON *o;
+  int deferred = 0, n = 0;
+  cJSON_ArrayForEach(o, cJSON_GetObjectItem(result, "outcomes")) {
+    const char *action = nrd_json_str(o, "action");
+    n++;
+    if(!strcmp(action, "deferred")) {
+      const char *reason = nrd_json_str(o, "reason");
+      assert_non_null(reason);
+      if(strncmp(reason, STORE_PREFIX, strlen(STORE_PREFIX)) != 0)
+        fail_msg("deferred for another reason: %s", reason);
+      deferred++;
+    } else if(strcmp(action, "recreated") != 0 && strcmp(action, "adopted") != 0) {
+      fail_msg("outcome %s for %s", action, nrd_json_str(o, "instanceId"));
+    }
+  }
+  assert_int_equal(n, FLEET);
+  return deferred;
+}
+
+static void test_disk_full_mid_run(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  char mnt[600];
+  tu_stack_init(&s, NULL);
+  snprintf(mnt, sizeof(mnt), "%s/data", s.dir);
+  assert_int_equal(mkdir(mnt, 0700), 0);
+  if(mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0)
+    fail_msg("cannot mount a tmpfs (%s): this test needs root", strerror(errno));
+  cJSON *sc = tu_failed_fleet(FLEET, 0);
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  s.cfg.migration_max_concurrent = 2;
+  tu_stack_start(&s);
+  assert_int_equal(get_status(&s, "/ready", NULL), 200);
+  /* Creates take a while, so the disk fills while the run is under way. */
+  struct nrd_sim_fault slow = {.kind = NRD_SIM_DELAY, .match = "/gpu/instance/create",
+                               .delay_ms = 60};
+  nrd_sim_add_fault(s.sim, &slow);
+
+  struct bg_run b = {.s = &s};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, bg_run_main, &b), 0);
+  while(nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 4)
+    nrd_sleep_ms(5);
+  char *filler = fill_disk(mnt);
+  pthread_join(t, NULL);
+
+  assert_int_equal(b.status, 503);
+  assert_error_code(b.answer, "STORE_UNAVAILABLE");
+  const cJSON *result = cJSON_GetObjectItem(b.answer, "result");
+  int deferred = check_outcomes(result);
+  assert_true(deferred > FLEET / 2);
+  int64_t v = -1;
+  assert_true(nrd_json_i64(result, "deferred", &v));
+  assert_int_equal(v, deferred);
+  assert_true(nrd_json_i64(result, "errors", &v));
+  assert_int_equal(v, 0);
+  cJSON_Delete(b.answer);
+  assert_true(ready_becomes(&s, 503));
+
+  /* The disk has room again: ready, and one run recovers what is left. */
+  unlink(filler);
+  free(filler);
+  nrd_sim_clear_faults(s.sim);
+  assert_true(ready_becomes(&s, 200));
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 200);
+  cJSON_Delete(rep);
+  char why[256];
+  if(!tu_one_replacement_each(s.sim, FLEET, FLEET, why, sizeof(why)))
+    fail_msg("%s", why);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), FLEET);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), FLEET);
+
+  tu_stack_stop_service(&s);
+  umount2(mnt, MNT_DETACH);
+  tu_stack_cleanup(&s);
+}
+
+/* ---- a corrupted database ---- */
+
+/* Overwrites the pages of the ledger and snapshot tables and their indexes
+ * with garbage, leaving the schema readable. */
+static void corrupt_tables(const char *path)
+{
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  int pages[64], n = 0, page_size = 4096;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_master WHERE "
+                                      "tbl_name IN ('ledger', 'snapshots') AND rootpage > 0",
+                                      -1, &st, NULL), SQLITE_OK);
+  while(sqlite3_step(st) == SQLITE_ROW && n < 64)
+    pages[n++] = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
+  if(sqlite3_step(st) == SQLITE_ROW)
+    page_size = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  assert_true(n >= 2);
+
+  char *junk = nrd_xmalloc((size_t)page_size);
+  memset(junk, 0xA5, (size_t)page_size);
+  int fd = open(path, O_WRONLY);
+  assert_true(fd >= 0);
+  for(int i = 0; i < n; i++)
+    assert_int_equal(pwrite(fd, junk, (size_t)page_size, (off_t)(pages[i] - 1) * page_size),
+                     page_size);
+  close(fd);
+  free(junk);
+}
+
+static void assert_never_500_nor_novita(long status, cJSON *answer)
+{
+  if(status == 200)
+    return;
+  assert_int_equal(status, 503);
+  assert_error_code(answer, "STORE_UNAVAILABLE");
+}
+
+static void test_corrupted_database(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  cJSON *sc = tu_failed_fleet(5, 5);
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  s.cfg.migration_dry_run = true;  /* rows and snapshots written, nothing touched */
+  tu_stack_start(&s);
+  long status = 0;
+  cJSON_Delete(tu_stack_check_failed(&s, "{\"immediate\":true}", &status));
+  assert_int_equal(status, 200);
+  tu_stack_stop_service(&s);
+
+  corrupt_tables(s.cfg.database_path);
+  tu_stack_start(&s);
+  assert_int_equal(get_status(&s, "/ready", NULL), 503);
+  cJSON *a = NULL;
+  status = get_status(&s, "/api/instances/migration/recoveries", &a);
+  assert_int_equal(status, 503);
+  assert_error_code(a, "STORE_UNAVAILABLE");
+  cJSON_Delete(a);
+  a = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 503);
+  assert_error_code(a, "STORE_UNAVAILABLE");
+  assert_non_null(strstr(nrd_json_str(cJSON_GetObjectItem(a, "error"), "message"),
+                         STORE_PREFIX));
+  cJSON_Delete(a);
+  static const char *const paths[] = {
+    "/api/instances/migration/recoveries?state=failed", "/api/instances/migration/events",
+    "/api/instances/migration/runs/run_none", "/api/instances/migration/runs",
+    "/api/instances/migration/overview", "/api/instances/migration/stats/hourly", NULL};
+  for(int i = 0; paths[i]; i++) {
+    status = get_status(&s, paths[i], &a);
+    if(status != 404)
+      assert_never_500_nor_novita(status, a);
+    cJSON_Delete(a);
+  }
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
+  tu_stack_cleanup(&s);
+}
+
+/* ---- the file deleted under the service ---- */
+
+static void test_database_file_vanishes(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  cJSON *sc = tu_failed_fleet(3, 0);
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  tu_stack_start(&s);
+  assert_int_equal(get_status(&s, "/ready", NULL), 200);
+
+  char moved[600];
+  snprintf(moved, sizeof(moved), "%s.moved", s.cfg.database_path);
+  assert_int_equal(rename(s.cfg.database_path, moved), 0);
+  assert_int_equal(get_status(&s, "/ready", NULL), 503);
+  long status = 0;
+  cJSON *a = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 503);
+  assert_error_code(a, "STORE_UNAVAILABLE");
+  assert_non_null(strstr(nrd_json_str(cJSON_GetObjectItem(a, "error"), "message"),
+                         "deleted or moved"));
+  cJSON_Delete(a);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
+
+  /* Put back: the same inode, ready again. */
+  assert_int_equal(rename(moved, s.cfg.database_path), 0);
+  assert_true(ready_becomes(&s, 200));
+  tu_stack_cleanup(&s);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_disk_full_mid_run),
+    cmocka_unit_test(test_corrupted_database),
+    cmocka_unit_test(test_database_file_vanishes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
