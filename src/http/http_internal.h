@@ -208,6 +208,24 @@ struct MHD_Connection;
 bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const char *version,
                           struct http_reply *out);
 
+/* ---- request-head deadline (deadline.c) ---- */
+
+/* create, then start (the reaper thread; false if it cannot start). stop
+ * before the daemon stops; destroy after. opened/closed from the daemon's
+ * connection notices (socket_context: the daemon's per-socket pointer);
+ * head_done on a request's first access-handler call; request_done when it
+ * completes. */
+struct http_deadline;
+struct http_deadline *http_deadline_create(unsigned timeout_seconds);
+bool http_deadline_start(struct http_deadline *d);
+void http_deadline_stop(struct http_deadline *d);
+void http_deadline_destroy(struct http_deadline *d);
+void http_deadline_opened(struct http_deadline *d, struct MHD_Connection *conn,
+                          void **socket_context);
+void http_deadline_closed(struct http_deadline *d, void **socket_context);
+void http_deadline_head_done(struct http_deadline *d, struct MHD_Connection *conn);
+void http_deadline_request_done(struct http_deadline *d, struct MHD_Connection *conn);
+
 /* ---- handlers (one file per endpoint group) ---- */
 
 enum http_handler_rc http_h_check_failed(struct http_ctx *c, struct http_reply *out);
