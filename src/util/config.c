@@ -103,7 +103,7 @@ static const struct opt opts[] = {
     OFF(http_request_timeout_seconds) },
   { "HTTP_MAX_CONNECTIONS", "--http-max-connections", OPT_UINT, "1024", 8, 65536, false,
     "open client connections at most", OFF(http_max_connections) },
-  { "HTTP_MAX_CONNECTIONS_PER_IP", "--http-max-connections-per-ip", OPT_UINT, "64", 1, 65536,
+  { "HTTP_MAX_CONNECTIONS_PER_IP", "--http-max-connections-per-ip", OPT_UINT, "128", 1, 65536,
     false, "open connections per client address at most (keep it well under the total)",
     OFF(http_max_connections_per_ip) },
   { "WEBHOOK_URL", "--webhook-url", OPT_URL, NULL, 0, 0, false,
