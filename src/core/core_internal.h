@@ -64,7 +64,7 @@ struct run_ctx {
   int total_checked, failed_found, recreated, errors, deferred;
   bool circuit_tripped;
   bool store_failed;             /* a ledger or snapshot write failed */
-  char store_error[300];         /* "store unavailable: <SQLite's message>" */
+  char store_error[400];         /* "store unavailable: <SQLite's message>" */
 
   /* Brakes (issue "never delete what cannot be recreated"). */
   struct capacity_entry *capacity;
@@ -125,7 +125,8 @@ cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action);
 /* The run's store failed (first call wins, with st's SQLite message):
  * every row not yet worked is deferred and the run answers 503. */
 void nrd_run_store_failed(struct run_ctx *ctx, struct nrd_store *st);
-/* Copies "store unavailable: ..." into out; false while the store is fine. */
+/* Copies "store unavailable: ..." into out and returns true; false (out
+ * untouched) while the store is fine. */
 bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen);
 
 /* Appends an outcome (takes item: printed into ctx->outcomes and freed).

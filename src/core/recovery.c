@@ -81,7 +81,7 @@ static void row_outcome(struct row_job *j, cJSON *item)
 {
   j->outcome_added = true;
   if(j->store_failed) {
-    char reason[300];
+    char reason[400];
     nrd_run_store_reason(j->ctx, reason, sizeof(reason));
     cJSON *o = nrd_outcome_new(&j->row, "deferred");
     nrd_json_add_str(o, "reason", reason);
@@ -386,7 +386,7 @@ static void capacity_refused(struct row_job *j)
 static bool must_stop(struct row_job *j)
 {
   struct nrd_runner *r = j->ctx->runner;
-  char store_reason[300];
+  char store_reason[400];
   if(nrd_run_store_reason(j->ctx, store_reason, sizeof(store_reason))) {
     defer_row(j, store_reason);
     return true;
@@ -779,7 +779,7 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
                                     (int64_t)r->cfg->recovery_lease_seconds * 1000, &claimed);
     if(rc != NRD_OK) {
       if(rc != NRD_NONE) {
-        char reason[300];
+        char reason[400];
         LOG_ERROR("ledger claim failed", "jobId", in->job_id, "#rc", NRD_I64(rc));
         nrd_run_store_failed(ctx, w->store);
         nrd_run_store_reason(ctx, reason, sizeof(reason));

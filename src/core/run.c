@@ -196,7 +196,8 @@ bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen)
 {
   pthread_mutex_lock(&ctx->lock);
   bool failed = ctx->store_failed;
-  snprintf(out, outlen, "%s", failed ? ctx->store_error : "");
+  if(failed)
+    snprintf(out, outlen, "%s", ctx->store_error);
   pthread_mutex_unlock(&ctx->lock);
   return failed;
 }
@@ -207,7 +208,7 @@ static void defer_open_rows(struct run_ctx *ctx, struct nrd_worker *w)
 {
   struct nrd_ledger_row *rows = NULL, after = {0};
   size_t n = 0;
-  char reason[300];
+  char reason[400];
   nrd_run_store_reason(ctx, reason, sizeof(reason));
   while(nrd_store_ledger_open(w->store, after.job_id ? &after : NULL, 256, &rows, &n) == NRD_OK &&
         n > 0) {

@@ -3,7 +3,9 @@
  * sends one byte a second keeps its slot for ever. Every connection is
  * tracked from libmicrohttpd's "started" notice; the access handler's first
  * call marks its head complete, and a finished request starts the clock
- * again for the next head on a kept-alive connection. A reaper thread shuts
+ * again for the next head on a kept-alive connection, which may first idle
+ * for libmicrohttpd's idle timeout (a proxy keeps connections open between
+ * requests, nginx's upstream keepalive for 25 s). A reaper thread shuts
  * down the socket of any connection whose head is late; libmicrohttpd then
  * reads the end of the stream and closes it the ordinary way.
  *
@@ -28,12 +30,14 @@ struct tracked {
   MHD_socket fd;
   int64_t since_ms;     /* when the head being waited for began */
   bool head_done;       /* the current request's head is complete */
+  bool kept;            /* a request was answered on it: may idle first */
   bool reaped;
   struct tracked *prev, *next;
 };
 
 struct http_deadline {
   int64_t timeout_ms;
+  int64_t idle_ms;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stop;
@@ -104,6 +108,7 @@ void http_deadline_request_done(struct http_deadline *d, struct MHD_Connection *
     return;
   pthread_mutex_lock(&d->mu);
   t->head_done = false;
+  t->kept = true;
   t->since_ms = nrd_mono_ms();
   pthread_mutex_unlock(&d->mu);
 }
@@ -115,8 +120,8 @@ static size_t sweep(struct http_deadline *d)
   size_t n = 0;
 
   for (struct tracked *t = d->list; t; t = t->next) {
-    if (t->head_done || t->reaped || now - t->since_ms < d->timeout_ms ||
-        t->fd == MHD_INVALID_SOCKET)
+    int64_t allowed = d->timeout_ms + (t->kept ? d->idle_ms : 0);
+    if (t->head_done || t->reaped || now - t->since_ms < allowed || t->fd == MHD_INVALID_SOCKET)
       continue;
     shutdown(t->fd, SHUT_RDWR);
     t->reaped = true;
@@ -148,11 +153,12 @@ static void *reaper_main(void *arg)
   return NULL;
 }
 
-struct http_deadline *http_deadline_create(unsigned timeout_seconds)
+struct http_deadline *http_deadline_create(unsigned timeout_seconds, unsigned idle_seconds)
 {
   struct http_deadline *d = nrd_xcalloc(1, sizeof *d);
 
   d->timeout_ms = (int64_t)timeout_seconds * 1000;
+  d->idle_ms = (int64_t)idle_seconds * 1000;
   pthread_mutex_init(&d->mu, NULL);
   pthread_cond_init(&d->cv, NULL);
   return d;

@@ -210,13 +210,14 @@ bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const
 
 /* ---- request-head deadline (deadline.c) ---- */
 
-/* create, then start (the reaper thread; false if it cannot start). stop
+/* create (a kept-alive connection's next head may first idle for
+ * idle_seconds), then start (the reaper thread; false if it cannot start). stop
  * before the daemon stops; destroy after. opened/closed from the daemon's
  * connection notices (socket_context: the daemon's per-socket pointer);
  * head_done on a request's first access-handler call; request_done when it
  * completes. */
 struct http_deadline;
-struct http_deadline *http_deadline_create(unsigned timeout_seconds);
+struct http_deadline *http_deadline_create(unsigned timeout_seconds, unsigned idle_seconds);
 bool http_deadline_start(struct http_deadline *d);
 void http_deadline_stop(struct http_deadline *d);
 void http_deadline_destroy(struct http_deadline *d);

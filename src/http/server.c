@@ -644,7 +644,7 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, NULL);
 
-  h->deadline = http_deadline_create(cfg->http_request_timeout_seconds);
+  h->deadline = http_deadline_create(cfg->http_request_timeout_seconds, CONNECTION_TIMEOUT_S);
   nrd_log_buffer_start(NRD_LOG_FLUSH_MS);  /* access lines: see nrd/log.h */
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, h,

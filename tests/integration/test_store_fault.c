@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "nrd/util.h"
 #include "scenario.h"
 #include "stack.h"
+#include "store_corrupt.h"
 #include "testutil.h"
 
 #define FLEET 40
@@ -185,36 +185,10 @@ static void test_disk_full_mid_run(void **state)
 
 /* ---- a corrupted database ---- */
 
-/* Overwrites the pages of the ledger and snapshot tables and their indexes
- * with garbage, leaving the schema readable. */
 static void corrupt_tables(const char *path)
 {
-  sqlite3 *db;
-  sqlite3_stmt *st;
-  int pages[64], n = 0, page_size = 4096;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_master WHERE "
-                                      "tbl_name IN ('ledger', 'snapshots') AND rootpage > 0",
-                                      -1, &st, NULL), SQLITE_OK);
-  while(sqlite3_step(st) == SQLITE_ROW && n < 64)
-    pages[n++] = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
-  if(sqlite3_step(st) == SQLITE_ROW)
-    page_size = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  assert_true(n >= 2);
-
-  char *junk = nrd_xmalloc((size_t)page_size);
-  memset(junk, 0xA5, (size_t)page_size);
-  int fd = open(path, O_WRONLY);
-  assert_true(fd >= 0);
-  for(int i = 0; i < n; i++)
-    assert_int_equal(pwrite(fd, junk, (size_t)page_size, (off_t)(pages[i] - 1) * page_size),
-                     page_size);
-  close(fd);
-  free(junk);
+  static const char *const tables[] = {"ledger", "snapshots", NULL};
+  assert_true(tu_store_corrupt_tables(path, tables) >= 2);
 }
 
 static void assert_never_500_nor_novita(long status, cJSON *answer)
