@@ -1,7 +1,8 @@
 /* Request bodies, checked in one place: media type (415), JSON (400), an
  * object (400), no member repeated at any depth (400 DUPLICATE_FIELD naming
  * it: parsers disagree on which of two wins), and the exact set of fields a
- * handler accepts (400 naming the field). The size cap (413) is enforced while reading, in server.c. */
+ * handler accepts (400 naming the field). The size cap (413) is enforced
+ * while reading, in server.c. */
 
 #include <stdlib.h>
 #include <string.h>
