@@ -3,7 +3,8 @@
  * the database), a database corrupted on disk, its file deleted under the
  * running service. Each answers 503 STORE_UNAVAILABLE (never 500, never
  * Novita's 502), /ready answers 503 while it lasts, and once the disk has
- * room again every instance is recovered exactly once. */
+ * room again every instance is recovered exactly once. The full disk is a
+ * 16 MB tmpfs (root, as CI runs), else a file-size limit (below). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +79,32 @@ static void *bg_run_main(void *arg)
   return NULL;
 }
 
+/* Where a tmpfs cannot be mounted (no privilege), the disk is "full" by
+ * RLIMIT_FSIZE instead: no file of this process may grow past the largest
+ * the database has now, so SQLite's next append to its WAL fails (EFBIG,
+ * an I/O error rather than SQLITE_FULL, handled the same way). */
+static bool g_rlimit_mode;
+
+static void limit_file_size(const char *dir, bool on)
+{
+  struct rlimit rl;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+  rl.rlim_cur = rl.rlim_max;
+  if(on) {
+    static const char *const names[] = {"recovery.db", "recovery.db-wal", NULL};
+    off_t largest = 0;
+    for(int i = 0; names[i]; i++) {
+      char path[700];
+      struct stat sb;
+      snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+      if(stat(path, &sb) == 0 && sb.st_size > largest)
+        largest = sb.st_size;
+    }
+    rl.rlim_cur = (rlim_t)largest;
+  }
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
 /* Writes until the file system is full; returns the filler's path (heap). */
 static char *fill_disk(const char *dir)
 {
@@ -129,8 +158,13 @@ static void test_disk_full_mid_run(void **state)
   tu_stack_init(&s, NULL);
   snprintf(mnt, sizeof(mnt), "%s/data", s.dir);
   assert_int_equal(mkdir(mnt, 0700), 0);
-  if(mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0)
-    fail_msg("cannot mount a tmpfs (%s): this test needs root", strerror(errno));
+  g_rlimit_mode = getenv("NRD_TEST_NO_TMPFS") ||
+                  mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0;
+  if(g_rlimit_mode) {
+    print_message("no tmpfs (%s): the disk fills by RLIMIT_FSIZE\n",
+                  getenv("NRD_TEST_NO_TMPFS") ? "NRD_TEST_NO_TMPFS" : strerror(errno));
+    signal(SIGXFSZ, SIG_IGN);
+  }
   cJSON *sc = tu_failed_fleet(FLEET, 0);
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
@@ -147,7 +181,11 @@ static void test_disk_full_mid_run(void **state)
   assert_int_equal(pthread_create(&t, NULL, bg_run_main, &b), 0);
   while(nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 4)
     nrd_sleep_ms(5);
-  char *filler = fill_disk(mnt);
+  char *filler = NULL;
+  if(g_rlimit_mode)
+    limit_file_size(mnt, true);
+  else
+    filler = fill_disk(mnt);
   pthread_join(t, NULL);
 
   assert_int_equal(b.status, 503);
@@ -164,7 +202,10 @@ static void test_disk_full_mid_run(void **state)
   assert_true(ready_becomes(&s, 503));
 
   /* The disk has room again: ready, and one run recovers what is left. */
-  unlink(filler);
+  if(g_rlimit_mode)
+    limit_file_size(mnt, false);
+  else
+    unlink(filler);
   free(filler);
   nrd_sim_clear_faults(s.sim);
   assert_true(ready_becomes(&s, 200));
@@ -179,7 +220,8 @@ static void test_disk_full_mid_run(void **state)
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), FLEET);
 
   tu_stack_stop_service(&s);
-  umount2(mnt, MNT_DETACH);
+  if(!g_rlimit_mode)
+    umount2(mnt, MNT_DETACH);
   tu_stack_cleanup(&s);
 }
 
