@@ -448,8 +448,11 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
       nrd_jobs_free(s.listings[t].jobs, s.listings[t].n);
   }
   if(s.store_failed) {
-    nrd_run_store_failed(ctx, NULL);  /* the writer's own message when it set one */
-    defer_open_rows(ctx, w);
+    char store_reason[400];
+    if(nrd_run_store_reason(ctx, store_reason, sizeof(store_reason)))
+      defer_open_rows(ctx, w);  /* the writer's SQL failed */
+    else
+      snprintf(msg, sizeof(msg), "storing instance snapshots failed: the service is stopping");
     goto out;
   }
   if(rc != NRD_NV_OK) {

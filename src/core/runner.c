@@ -627,8 +627,8 @@ bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen)
   else
     return true;
   if(!atomic_exchange(&r->db_file_logged, true))
-    LOG_ERROR("database file changed: /ready answers 503 and runs stop until a restart",
-              "detail", why);
+    LOG_ERROR("database file changed: /ready answers 503 and runs stop until the file opened "
+              "is back (or a restart)", "detail", why);
   return false;
 }
 
