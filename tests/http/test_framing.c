@@ -217,6 +217,11 @@ static void test_well_framed_answered(void **state)
            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &a);
   assert_int_equal(a.status, 200);
   assert_int_equal(a.answers, 2);
+  /* Empty and whitespace-only values, no space after the colon, tabs: all
+   * plain headers, none taken for a folded line. */
+  raw_send("GET /health HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Blank:  \t \r\nX-Tight:a\r\n"
+           "X-Tab:\tv\t\r\nX:\r\nY:\r\nConnection: close\r\n\r\n", &a);
+  assert_int_equal(a.status, 200);
   raw_send("POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
            "Content-Length: 15\r\nContent-Length: 15\r\nConnection: close\r\n\r\n" BODY, &a);
   assert_int_equal(a.status, 202);

@@ -179,7 +179,7 @@ static void test_disk_full_mid_run(void **state)
   struct bg_run b = {.s = &s};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, bg_run_main, &b), 0);
-  while(nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 4)
+  for(int i = 0; i < 6000 && nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 4; i++)
     nrd_sleep_ms(5);
   char *filler = NULL;
   if(g_rlimit_mode)
