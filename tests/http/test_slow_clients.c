@@ -131,6 +131,28 @@ static void test_slow_flood(void **state)
   assert_int_equal(probe_health() >= 0, 1);
 }
 
+/* A kept-alive connection (a proxy's upstream pool) may idle between
+ * requests past the head deadline, within the idle timeout: its next
+ * request is still served. */
+static void test_kept_alive_idles(void **state)
+{
+  (void)state;
+  static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct timeval tv = { .tv_sec = 5 };
+  char buf[512];
+  int fd = connect_from("127.0.0.1");
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (int i = 0; i < 2; i++) {
+    if (i == 1)
+      nrd_sleep_ms(DEADLINE_S * 1000 + 1500);
+    assert_int_equal(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+    ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(r > 12);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+  }
+  close(fd);
+}
+
 static int setup(void **state)
 {
   (void)state;
@@ -153,6 +175,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_slow_flood),
+    cmocka_unit_test(test_kept_alive_idles),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
