@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,21 @@ static struct nrd_novita *novita_from_config(const struct nrd_config *cfg)
 static void notify_webhook(void *ud)
 {
   nrd_webhook_notify(ud);
+}
+
+/* SIGBUS: SQLite maps the WAL index (and may map the database); a file
+ * truncated or a disk gone under the mapping faults here. One line on
+ * stderr with write(2), which is async-signal-safe, then the default action
+ * (the process ends; the supervisor restarts it). */
+static void on_sigbus(int sig)
+{
+  static const char line[] =
+      "{\"level\":\"error\",\"msg\":\"SIGBUS: a memory-mapped file of the database "
+      "failed (truncated, or its disk is gone); exiting\"}\n";
+  ssize_t w = write(STDERR_FILENO, line, sizeof line - 1);
+  (void)w;
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 /* Runs the service until SIGINT or SIGTERM (already blocked by main). */
@@ -454,6 +470,7 @@ int main(int argc, char **argv)
     status = EX_CONFIG;
     goto out_curl;
   }
+  signal(SIGBUS, on_sigbus);
   if(!strcmp(cmd, "check-failed")) {
     nrd_log_set_fd(2);  /* stdout carries the report */
     status = check_failed(&cfg, dry_run);

@@ -65,6 +65,9 @@ struct nrd_config {
   struct nrd_cidr *proxies;           /* parsed TRUSTED_PROXIES */
   size_t n_proxies;
   size_t max_body_bytes;              /* MAX_BODY_BYTES 65536 */
+  unsigned http_request_timeout_seconds; /* HTTP_REQUEST_TIMEOUT_SECONDS 10 */
+  unsigned http_max_connections;      /* HTTP_MAX_CONNECTIONS 1024 */
+  unsigned http_max_connections_per_ip; /* HTTP_MAX_CONNECTIONS_PER_IP 128 */
   char *webhook_url;                  /* WEBHOOK_URL */
   char *webhook_secret;               /* WEBHOOK_SECRET (secret) */
   char *webhook_secret_file;          /* WEBHOOK_SECRET_FILE */

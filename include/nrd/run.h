@@ -21,6 +21,7 @@ const char *nrd_trigger_name(enum nrd_trigger t);
 struct nrd_run_result {
   const char *run_id;
   bool completed;            /* false: Novita unavailable / circuit open / listing failed */
+  bool store_failed;         /* with !completed: our database could not be written */
   const char *error_message; /* when !completed */
   const char *result_json;   /* the report's "result" object, always present */
   int64_t started_ms, finished_ms;

@@ -31,6 +31,13 @@ void nrd_store_close(struct nrd_store *st);
 int nrd_store_schema_version(struct nrd_store *st, int *version);
 /* A cheap read that proves the database answers (for /ready). */
 int nrd_store_ping(struct nrd_store *st);
+/* A cheap write (one row of ready_probe) that proves it can be written. */
+int nrd_store_probe_write(struct nrd_store *st, int64_t now_ms);
+/* PRAGMA quick_check: NRD_OK, or NRD_ERR with SQLite's first complaint in msg. */
+int nrd_store_quick_check(struct nrd_store *st, char *msg, size_t msglen);
+/* SQLite's message of this connection's last failure ("unknown error" when
+ * none was recorded). Borrowed until the next call on the connection. */
+const char *nrd_store_last_error(const struct nrd_store *st);
 /* Gives back the memory of the connection's page cache (up to 128 KB after a
  * sync); the cache fills again as it is used. */
 void nrd_store_release_memory(struct nrd_store *st);

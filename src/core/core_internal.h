@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -72,6 +73,8 @@ struct run_ctx {
                                     report's array without its brackets */
   int total_checked, failed_found, recreated, errors, deferred;
   bool circuit_tripped;
+  bool store_failed;             /* a ledger or snapshot write failed */
+  char store_error[400];         /* "store unavailable: <SQLite's message>" */
 
   /* Brakes (issue "never delete what cannot be recreated"). */
   struct capacity_entry *capacity;
@@ -101,8 +104,14 @@ struct nrd_runner {
   struct nrd_pool *pool;
   struct nrd_worker coord;       /* the coordinator thread's own connections */
 
-  pthread_mutex_t query_lock;    /* guards query_store */
+  pthread_mutex_t query_lock;    /* guards query_store and the readiness below */
   struct nrd_store *query_store;
+  bool integrity_failed;         /* PRAGMA quick_check failed at start-up */
+  int64_t probe_mono_ms;         /* the last write probe (/ready), 0 none */
+  bool probe_ok;
+  dev_t db_dev;                  /* the database file as opened */
+  ino_t db_ino;
+  atomic_bool db_file_logged;    /* its disappearance was logged */
 
   pthread_mutex_t lock;          /* guards the queue below and stopping */
   pthread_cond_t cond;
@@ -129,6 +138,13 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
 
 /* A new outcome of row: {instanceId, instanceName, jobId, action}. */
 cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action);
+
+/* The run's store failed (first call wins, with st's SQLite message):
+ * every row not yet worked is deferred and the run answers 503. */
+void nrd_run_store_failed(struct run_ctx *ctx, struct nrd_store *st);
+/* Copies "store unavailable: ..." into out and returns true; false (out
+ * untouched) while the store is fine. */
+bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen);
 
 /* Appends an outcome (takes item: printed into ctx->outcomes and freed).
  * Counts it. */
@@ -163,6 +179,10 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
 enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w,
                          const struct nrd_instance *snap, bool pinned, struct placement *out,
                          struct nrd_nv_error *err);
+
+/* The database file is still the one opened (same device and inode);
+ * false with why filled (logged once) when it was deleted or replaced. */
+bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
 
 /* The lease keeper's list of rows in hand. */
 void nrd_runner_hold(struct nrd_runner *r, const char *job_id);

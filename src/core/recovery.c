@@ -25,6 +25,8 @@ struct row_job {
   cJSON *request;              /* built create request, when we got that far */
   struct placement place;      /* where the capacity check placed it (found: checked) */
   bool released;               /* a write gave the lease back: no release needed */
+  bool store_failed;           /* a ledger write failed: the row is deferred */
+  bool outcome_added;          /* the row has its outcome in the report */
 };
 
 cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action)
@@ -73,6 +75,23 @@ static cJSON *event_data(const struct nrd_ledger_row *row)
   return d;
 }
 
+/* The row's outcome; when its ledger could not be written, `deferred`
+ * naming the store's failure instead (whatever was sent is looked up and
+ * resumed by a later run, as after a crash). Takes item. */
+static void row_outcome(struct row_job *j, cJSON *item)
+{
+  j->outcome_added = true;
+  if(j->store_failed) {
+    char reason[400];
+    nrd_run_store_reason(j->ctx, reason, sizeof(reason));
+    cJSON *o = nrd_outcome_new(&j->row, "deferred");
+    nrd_json_add_str(o, "reason", reason);
+    cJSON_Delete(item);
+    item = o;
+  }
+  nrd_run_add_outcome(j->ctx, item);
+}
+
 /* Writes a state change as the lease owner. false when the lease was lost or
  * the database refused (then this worker stops touching the row). */
 static bool ledger_write(struct row_job *j, struct nrd_worker *w,
@@ -92,6 +111,10 @@ static bool ledger_write(struct row_job *j, struct nrd_worker *w,
   }
   LOG_ERROR("ledger write failed", "jobId", j->row.job_id, "state", nrd_row_state_name(u->state),
             "#rc", NRD_I64(rc));
+  if(rc != NRD_NONE) {  /* NONE: the lease was lost, the store is fine */
+    j->store_failed = true;
+    nrd_run_store_failed(j->ctx, w->store);
+  }
   return false;
 }
 
@@ -111,13 +134,14 @@ static void fail_row(struct row_job *j, struct nrd_worker *w, const char *reason
   nrd_event_cleanup(&ev);
   cJSON *o = nrd_outcome_new(&j->row, "failed");
   nrd_json_add_str(o, "reason", reason);
-  nrd_run_add_outcome(j->ctx, o);
+  row_outcome(j, o);
 }
 
 static void defer_row(struct row_job *j, const char *reason)
 {
   cJSON *o = nrd_outcome_new(&j->row, "deferred");
   nrd_json_add_str(o, "reason", reason);
+  j->outcome_added = true;
   nrd_run_add_outcome(j->ctx, o);
 }
 
@@ -140,7 +164,7 @@ static void fail_for_now(struct row_job *j, struct nrd_worker *w, const char *re
   }
   cJSON *o = nrd_outcome_new(&j->row, "failed");
   nrd_json_add_str(o, "reason", reason);
-  nrd_run_add_outcome(j->ctx, o);
+  row_outcome(j, o);
 }
 
 static void abandon_row(struct row_job *j, struct nrd_worker *w, const char *reason)
@@ -151,7 +175,7 @@ static void abandon_row(struct row_job *j, struct nrd_worker *w, const char *rea
   ledger_write(j, w, &u);
   cJSON *o = nrd_outcome_new(&j->row, "abandoned");
   nrd_json_add_str(o, "reason", reason);
-  nrd_run_add_outcome(j->ctx, o);
+  row_outcome(j, o);
 }
 
 static void novita_trouble(struct row_job *j, struct nrd_worker *w, enum nrd_nv_rc rc,
@@ -173,7 +197,7 @@ static void skip_row(struct row_job *j, struct nrd_worker *w, const struct nrd_n
   nrd_json_add_str(o, "reason", reason);
   nrd_json_add_str(o, "novitaReason", err->code[0] ? err->code
                                                     : "PREPAID_INSTANCE_NOT_SUPPORT_RELEASE");
-  nrd_run_add_outcome(j->ctx, o);
+  row_outcome(j, o);
 }
 
 /* A row a brake holds: it stays where it is (nothing sent), deferred with the
@@ -196,7 +220,7 @@ static void defer_brake(struct row_job *j, struct nrd_worker *w, const char *bra
   nrd_json_add_str(o, "brake", brake);
   if(novita_reason && *novita_reason)
     nrd_json_add_str(o, "novitaReason", novita_reason);
-  nrd_run_add_outcome(j->ctx, o);
+  row_outcome(j, o);
 }
 
 /* A recovery.blocked event naming the brake and why. */
@@ -370,6 +394,11 @@ static void replace_after_refusal(struct row_job *j, struct nrd_worker *w)
 static bool must_stop(struct row_job *j)
 {
   struct nrd_runner *r = j->ctx->runner;
+  char store_reason[400];
+  if(nrd_run_store_reason(j->ctx, store_reason, sizeof(store_reason))) {
+    defer_row(j, store_reason);
+    return true;
+  }
   if(atomic_load(&r->stop_work)) {
     defer_row(j, "service is shutting down; the next run resumes this row");
     return true;
@@ -553,7 +582,7 @@ static void recreated(struct row_job *j, struct nrd_worker *w, const char *new_i
   nrd_json_add_str(o, "newName", j->row.new_name);
   if(j->request)
     cJSON_AddItemToObject(o, "placement", placement_json(j));
-  nrd_run_add_outcome(j->ctx, o);
+  row_outcome(j, o);
 }
 
 static void step_delete(struct row_job *j, struct nrd_worker *w)
@@ -711,7 +740,7 @@ static void step_create(struct row_job *j, struct nrd_worker *w, bool lookup_fir
         nrd_json_add_bool(o, "retriesSpent", true);
         if(err.code[0])
           nrd_json_add_str(o, "novitaReason", err.code);
-        nrd_run_add_outcome(ctx, o);
+        row_outcome(j, o);
         return;
       }
       fail_for_now(j, w, reason);
@@ -736,13 +765,13 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
     nrd_json_add_str(o, "reason", step == NRD_STEP_ABANDON_GONE
                      ? "instance no longer listed; it was removed by someone else"
                      : "instance is no longer migrating; left alone");
-    nrd_run_add_outcome(j->ctx, o);
+    row_outcome(j, o);
     return;
   }
   if(!j->have_snap || !nrd_recreate_check(&j->snap, &needs_product, reason)) {
     o = nrd_outcome_new(&j->row, "failed");
     nrd_json_add_str(o, "reason", j->have_snap ? reason : "no snapshot of this instance");
-    nrd_run_add_outcome(j->ctx, o);
+    row_outcome(j, o);
     return;
   }
   char *product_id = NULL;
@@ -753,7 +782,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
       o = nrd_outcome_new(&j->row, "failed");
       nrd_json_add_str(o, "reason", rc != NRD_NV_OK ? err.message
                        : "no available spot product in the instance's region");
-      nrd_run_add_outcome(j->ctx, o);
+      row_outcome(j, o);
       return;
     }
   }
@@ -766,7 +795,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   nrd_json_add_bool(o, "delete", step == NRD_STEP_DELETE);
   cJSON_AddItemToObject(o, "request", nrd_recreate_redact(req));
   cJSON_Delete(req);
-  nrd_run_add_outcome(j->ctx, o);
+  row_outcome(j, o);
 }
 
 void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *in)
@@ -784,8 +813,13 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
     int rc = nrd_store_ledger_claim(w->store, in->job_id, r->owner, ctx->run_id, nrd_now_ms(),
                                     (int64_t)r->cfg->recovery_lease_seconds * 1000, &claimed);
     if(rc != NRD_OK) {
-      if(rc != NRD_NONE)
+      if(rc != NRD_NONE) {
+        char reason[400];
         LOG_ERROR("ledger claim failed", "jobId", in->job_id, "#rc", NRD_I64(rc));
+        nrd_run_store_failed(ctx, w->store);
+        nrd_run_store_reason(ctx, reason, sizeof(reason));
+        defer_row(&j, reason);
+      }
       return;  /* held by another worker or process, or finished meanwhile */
     }
     j.row = claimed;
@@ -857,6 +891,8 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
   }
 
 out:
+  if(j.store_failed && !j.outcome_added)
+    row_outcome(&j, nrd_outcome_new(&j.row, "deferred"));
   if(held) {
     if(!j.released)
       nrd_store_ledger_release(w->store, in->job_id, r->owner);

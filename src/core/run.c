@@ -177,6 +177,52 @@ static void defer_outcome(struct run_ctx *ctx, const struct nrd_ledger_row *row,
   nrd_run_add_outcome(ctx, o);
 }
 
+static void store_failed_msg(struct run_ctx *ctx, const char *what)
+{
+  pthread_mutex_lock(&ctx->lock);
+  if(!ctx->store_failed) {
+    ctx->store_failed = true;
+    snprintf(ctx->store_error, sizeof(ctx->store_error), "store unavailable: %s", what);
+  }
+  pthread_mutex_unlock(&ctx->lock);
+}
+
+void nrd_run_store_failed(struct run_ctx *ctx, struct nrd_store *st)
+{
+  store_failed_msg(ctx, st ? nrd_store_last_error(st) : "the database could not be written");
+}
+
+bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen)
+{
+  pthread_mutex_lock(&ctx->lock);
+  bool failed = ctx->store_failed;
+  if(failed)
+    snprintf(out, outlen, "%s", ctx->store_error);
+  pthread_mutex_unlock(&ctx->lock);
+  return failed;
+}
+
+/* The store failed before the rows were worked: every open row the ledger
+ * still lists is deferred naming the failure. */
+static void defer_open_rows(struct run_ctx *ctx, struct nrd_worker *w)
+{
+  struct nrd_ledger_row *rows = NULL, after = {0};
+  size_t n = 0;
+  char reason[400];
+  nrd_run_store_reason(ctx, reason, sizeof(reason));
+  while(nrd_store_ledger_open(w->store, after.job_id ? &after : NULL, 256, &rows, &n) == NRD_OK &&
+        n > 0) {
+    for(size_t i = 0; i < n; i++)
+      defer_outcome(ctx, &rows[i], reason);
+    nrd_ledger_row_cleanup(&after);
+    after.job_id = nrd_xstrdup(rows[n - 1].job_id);
+    after.created_ms = rows[n - 1].created_ms;
+    nrd_ledger_rows_free(rows, n);
+    rows = NULL;
+  }
+  nrd_ledger_row_cleanup(&after);
+}
+
 /* Waits for both job listings (one the pool refused is listed here), then
  * records the newest job of each migrating instance. */
 static enum nrd_nv_rc detect(struct nrd_worker *w, struct sync_state *s,
@@ -378,6 +424,11 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   LOG_INFO("run started", "trigger", nrd_trigger_name(ctx->trigger),
            "#dryRun", NRD_BOOL(ctx->dry_run));
   nrd_novita_conn_set_deadline(w->conn, ctx->deadline_mono_ms);
+  char why[300];
+  if(!nrd_runner_db_file_ok(r, why, sizeof(why))) {
+    store_failed_msg(ctx, why);
+    goto out;
+  }
 
   /* 1. sync (and, from the first migrating instance on, the job listings
    * of step 2 on pool workers) */
@@ -397,7 +448,11 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
       nrd_jobs_free(s.listings[t].jobs, s.listings[t].n);
   }
   if(s.store_failed) {
-    snprintf(msg, sizeof(msg), "storing instance snapshots failed");
+    char store_reason[400];
+    if(nrd_run_store_reason(ctx, store_reason, sizeof(store_reason)))
+      defer_open_rows(ctx, w);  /* the writer's SQL failed */
+    else
+      snprintf(msg, sizeof(msg), "storing instance snapshots failed: the service is stopping");
     goto out;
   }
   if(rc != NRD_NV_OK) {
@@ -431,7 +486,9 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   ctx->failed_found = (int)n_found;
   inserted = nrd_xcalloc(n_found + 1, sizeof(*inserted));
   if(nrd_store_ledger_insert_many(w->store, found, n_found, now, inserted) != NRD_OK) {
-    snprintf(msg, sizeof(msg), "recording %zu failed jobs in the ledger failed", n_found);
+    LOG_ERROR("recording the failed jobs in the ledger failed", "#count", NRD_I64(n_found));
+    nrd_run_store_failed(ctx, w->store);
+    defer_open_rows(ctx, w);
     goto out;
   }
   for(size_t i = 0; i < n_found; i++) {
@@ -460,7 +517,7 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
     nrd_pool_wait_queue_below(r->pool, threads);
     if(nrd_store_ledger_open(w->store, after.job_id ? &after : NULL, batch, &rows, &n_rows) !=
        NRD_OK) {
-      snprintf(msg, sizeof(msg), "reading the ledger failed");
+      nrd_run_store_failed(ctx, w->store);
       nrd_ledger_row_cleanup(&after);
       nrd_pool_wait_idle(r->pool, 0);  /* the rows handed over point into ctx */
       goto out;
@@ -504,6 +561,8 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
              ctx->deferred);
 
 out:
+  if(nrd_run_store_reason(ctx, msg, sizeof(msg)))
+    *completed = false;
   *result_json = report_text(ctx);
   *error_message = msg[0] ? nrd_xstrdup(msg) : NULL;
   if(msg[0])

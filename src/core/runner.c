@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core_internal.h"
@@ -207,7 +208,8 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
     LOG_INFO("pruned old records", "#deleted", NRD_I64(pruned));
 
   struct nrd_run_result res = {
-    .run_id = ctx.run_id, .completed = completed, .error_message = error_message,
+    .run_id = ctx.run_id, .completed = completed, .store_failed = ctx.store_failed,
+    .error_message = error_message,
     .result_json = result_json, .started_ms = ctx.started_ms, .finished_ms = finished,
     .errors = ctx.errors,
   };
@@ -394,6 +396,23 @@ bool nrd_runner_busy(struct nrd_runner *r)
   return busy;
 }
 
+/* The file's identity for nrd_runner_db_file_ok, and PRAGMA quick_check:
+ * a database that fails it keeps /ready at 503. */
+static void startup_checks(struct nrd_runner *r)
+{
+  struct stat sb;
+  char msg[300];
+  if(stat(r->cfg->database_path, &sb) == 0) {
+    r->db_dev = sb.st_dev;
+    r->db_ino = sb.st_ino;
+  }
+  if(nrd_store_quick_check(r->query_store, msg, sizeof(msg)) != NRD_OK) {
+    r->integrity_failed = true;
+    LOG_ERROR("database integrity check failed (PRAGMA quick_check): /ready answers 503; "
+              "restore the database from a backup", "path", r->cfg->database_path, "detail", msg);
+  }
+}
+
 struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv,
                                      char *err, size_t errlen)
 {
@@ -418,6 +437,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
     goto fail;
   if(nrd_store_open(cfg->database_path, &r->query_store, NULL, err, errlen) != NRD_OK)
     goto fail;
+  startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());
 
   r->pool = nrd_pool_create(cfg->migration_max_concurrent,
@@ -597,10 +617,51 @@ int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_C
   return rc;
 }
 
+bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen)
+{
+  struct stat sb;
+  if(stat(r->cfg->database_path, &sb) != 0)
+    snprintf(why, whylen, "the database file %s was deleted or moved under the running service",
+             r->cfg->database_path);
+  else if(sb.st_dev != r->db_dev || sb.st_ino != r->db_ino)
+    snprintf(why, whylen, "the database file %s was replaced under the running service "
+             "(another inode)", r->cfg->database_path);
+  else
+    return true;
+  if(!atomic_exchange(&r->db_file_logged, true))
+    LOG_ERROR("database file changed: /ready answers 503 and runs stop until the file opened "
+              "is back (or a restart)", "detail", why);
+  return false;
+}
+
+/* Ready: the start-up integrity check passed, the file is the one opened,
+ * it answers a read, and a write went through (probed at most once a
+ * second). Called with query_lock held. */
+static bool store_ready_locked(struct nrd_runner *r)
+{
+  char why[300];
+  if(r->integrity_failed || !nrd_runner_db_file_ok(r, why, sizeof(why)))
+    return false;
+  if(nrd_store_ping(r->query_store) != NRD_OK)
+    return false;
+  int64_t now = nrd_mono_ms();
+  if(r->probe_mono_ms == 0 || now - r->probe_mono_ms >= 1000) {
+    bool was = r->probe_ok || r->probe_mono_ms == 0;
+    r->probe_mono_ms = now;
+    r->probe_ok = nrd_store_probe_write(r->query_store, nrd_now_ms()) == NRD_OK;
+    if(!r->probe_ok && was)
+      LOG_ERROR("the database cannot be written: /ready answers 503", "error",
+                nrd_store_last_error(r->query_store));
+    else if(r->probe_ok && !was)
+      LOG_INFO("the database can be written again");
+  }
+  return r->probe_ok;
+}
+
 bool nrd_runner_store_ok(struct nrd_runner *r)
 {
   pthread_mutex_lock(&r->query_lock);
-  bool ok = nrd_store_ping(r->query_store) == NRD_OK;
+  bool ok = store_ready_locked(r);
   pthread_mutex_unlock(&r->query_lock);
   return ok;
 }

@@ -113,6 +113,7 @@ static void writer_process(void *job, void *worker_ctx)
     item_free(sw->current);
     sw->current = NULL;
     if (rc != NRD_OK && rc != NRD_NONE) {
+      nrd_run_store_failed(sw->ctx, w->store);
       pthread_mutex_lock(&sw->mu);
       sw->failed = true;
       pthread_mutex_unlock(&sw->mu);

@@ -1,7 +1,10 @@
 /* Request bodies, checked in one place: media type (415), JSON (400), an
- * object (400), and the exact set of fields a handler accepts (400 naming the
- * field). The size cap (413) is enforced while reading, in server.c. */
+ * object (400), no member repeated at any depth (400 DUPLICATE_FIELD naming
+ * it: parsers disagree on which of two wins), and the exact set of fields a
+ * handler accepts (400 naming the field). The size cap (413) is enforced
+ * while reading, in server.c. */
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,10 +31,72 @@ bool http_content_type_ok(const char *content_type)
   return *p == '\0' || *p == ';';
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first member name that an object holds twice, or NULL. */
+static const char *object_duplicate(const cJSON *obj)
+{
+  const cJSON *item;
+  const char **names;
+  const char *dup = NULL;
+  size_t n = 0;
+
+  cJSON_ArrayForEach(item, obj)
+    n++;
+  if (n < 2)
+    return NULL;
+  names = nrd_xcalloc(n, sizeof *names);
+  n = 0;
+  cJSON_ArrayForEach(item, obj)
+    names[n++] = item->string ? item->string : "";
+  qsort(names, n, sizeof *names, cmp_names);
+  for (size_t i = 1; i < n && !dup; i++)
+    if (strcmp(names[i - 1], names[i]) == 0)
+      dup = names[i];
+  free(names);
+  return dup;
+}
+
+/* Walks the tree; on the first repeated member, path gets its place
+ * ("a.b[2].c") and true is returned. */
+static bool find_duplicate(const cJSON *node, struct nrd_buf *path)
+{
+  const cJSON *item;
+  size_t mark = path->len;
+  size_t index = 0;
+
+  if (cJSON_IsObject(node)) {
+    const char *dup = object_duplicate(node);
+    if (dup) {
+      nrd_buf_printf(path, "%s%.64s", path->len ? "." : "", dup);
+      return true;
+    }
+  } else if (!cJSON_IsArray(node)) {
+    return false;
+  }
+  cJSON_ArrayForEach(item, node) {
+    if (cJSON_IsObject(node))
+      nrd_buf_printf(path, "%s%.64s", path->len ? "." : "", item->string ? item->string : "");
+    else
+      nrd_buf_printf(path, "[%zu]", index);
+    index++;
+    if (find_duplicate(item, path))
+      return true;
+    path->len = mark;
+    if (path->data)
+      path->data[mark] = '\0';
+  }
+  return false;
+}
+
 int http_body_parse(const char *content_type, const char *data, size_t len, cJSON **json,
                     struct http_reply *out)
 {
   cJSON *obj;
+  struct nrd_buf path;
 
   *json = NULL;
   if (len == 0)
@@ -51,6 +116,15 @@ int http_body_parse(const char *content_type, const char *data, size_t len, cJSO
     http_error(out, HTTP_E_INVALID_BODY, NULL, NULL);
     return -1;
   }
+  nrd_buf_init(&path);
+  if (find_duplicate(obj, &path)) {
+    http_errorf(out, HTTP_E_DUPLICATE_FIELD, "field '%s' appears more than once",
+                path.data ? path.data : "");
+    nrd_buf_cleanup(&path);
+    cJSON_Delete(obj);
+    return -1;
+  }
+  nrd_buf_cleanup(&path);
   *json = obj;
   return 0;
 }

@@ -1,6 +1,7 @@
 /* POST /api/instances/migration/check-failed: start (or join) a run in the
- * background (202), or wait for its report (immediate: 200, or 502 when the
- * run could not complete). */
+ * background (202), or wait for its report (immediate: 200, 502 when Novita
+ * kept the run from completing, 503 STORE_UNAVAILABLE when our database
+ * could not be written). */
 
 #include <stdlib.h>
 
@@ -19,6 +20,7 @@ static void on_run_done(void *ud, const struct nrd_run_result *res)
 {
   struct http_wait_result w = {
     .completed = res->completed,
+    .store_failed = res->store_failed,
     .error_message = nrd_xstrdup(res->error_message),
     .result_json = nrd_xstrdup(res->result_json),
   };
@@ -32,6 +34,11 @@ static void render_report(struct http_ctx *c, struct http_reply *out)
   char at[32];
   struct nrd_buf b;
 
+  if (!w->completed && w->store_failed) {
+    http_error(out, HTTP_E_STORE_UNAVAILABLE,
+               w->error_message ? w->error_message : "store unavailable", result);
+    return;
+  }
   if (!w->completed) {
     http_error(out, HTTP_E_NOVITA_UNAVAILABLE,
                w->error_message ? w->error_message : "the run could not complete", result);

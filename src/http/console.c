@@ -14,14 +14,14 @@
 #define DAYS_DEFAULT 7
 #define DAYS_MAX 30
 
-/* Answers 200 with json, or 500 when the query failed. */
+/* Answers 200 with json, or 503 STORE_UNAVAILABLE when the query failed. */
 static enum http_handler_rc reply_query(int rc, char *json, struct http_reply *out)
 {
   if (rc == NRD_OK && json) {
     http_reply_json(out, 200, json);
   } else {
     free(json);
-    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+    http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
   }
   return HTTP_REPLY;
 }

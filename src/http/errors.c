@@ -40,6 +40,16 @@ static const struct http_err_info catalogue[HTTP_E_COUNT] = {
   [HTTP_E_NOT_READY] = { "NOT_READY", 503, "the database does not answer" },
   [HTTP_E_SHUTTING_DOWN] = { "SHUTTING_DOWN", 503, "the service is shutting down" },
   [HTTP_E_NOVITA_UNAVAILABLE] = { "NOVITA_UNAVAILABLE", 502, "the run could not complete" },
+  [HTTP_E_DUPLICATE_FIELD] = { "DUPLICATE_FIELD", 400,
+                              "a member appears more than once in the request body" },
+  [HTTP_E_STORE_UNAVAILABLE] = { "STORE_UNAVAILABLE", 503,
+                                 "the service's database cannot be read or written" },
+  [HTTP_E_BAD_FRAMING] = { "BAD_FRAMING", 400,
+                           "the request's length is ambiguous; the connection is closed" },
+  [HTTP_E_LENGTH_REQUIRED] = { "LENGTH_REQUIRED", 411,
+                               "an HTTP/1.0 request with a body needs Content-Length" },
+  [HTTP_E_NOT_IMPLEMENTED] = { "NOT_IMPLEMENTED", 501,
+                               "only the chunked Transfer-Encoding is supported" },
   [HTTP_E_INTERNAL] = { "INTERNAL", 500, "internal error; see the service log" },
 };
 

@@ -32,7 +32,7 @@ enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *o
   if (nrd_runner_list_events(http_runner(c), has_since > 0 ? since : NULL, (size_t)limit,
                              &json) != NRD_OK || !json) {
     free(json);
-    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+    http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }
   http_reply_json(out, 200, json);

@@ -34,6 +34,7 @@ struct http_reply {
   const char *content_type;  /* NULL: application/json */
   const char *allow;         /* 405: the Allow header */
   const char *const *headers; /* static name, value, ..., NULL: extra headers */
+  bool close;                 /* Connection: close, nothing more read on it */
 };
 void http_reply_cleanup(struct http_reply *r);
 /* status with body taken over (heap, may not be NULL). */
@@ -61,6 +62,11 @@ enum http_err {
   HTTP_E_NOT_READY,
   HTTP_E_SHUTTING_DOWN,
   HTTP_E_NOVITA_UNAVAILABLE,
+  HTTP_E_DUPLICATE_FIELD,
+  HTTP_E_STORE_UNAVAILABLE,
+  HTTP_E_BAD_FRAMING,
+  HTTP_E_LENGTH_REQUIRED,
+  HTTP_E_NOT_IMPLEMENTED,
   HTTP_E_INTERNAL,
   HTTP_E_COUNT
 };
@@ -131,6 +137,7 @@ int http_body_fields(const cJSON *obj, const struct http_field *fields, size_t n
 
 /* What a waiting request learns when its run ends. */
 struct http_wait_result {
+  bool store_failed;     /* the run's database could not be written */
   bool completed;
   char *error_message;   /* heap */
   char *result_json;     /* heap */
@@ -191,6 +198,34 @@ void http_ctx_ref(struct http_ctx *c);
 void http_ctx_unref(struct http_ctx *c);
 /* Takes over the strings in res. */
 void http_ctx_finish_wait(struct http_ctx *c, struct http_wait_result *res);
+
+/* ---- framing (framing.c) ---- */
+
+/* Fills out and returns true when the request head must be refused (400
+ * BAD_FRAMING, 401 for two Authorization headers, 411, 501); the caller
+ * answers and closes the connection. conn: struct MHD_Connection *. */
+struct MHD_Connection;
+bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const char *version,
+                          struct http_reply *out);
+
+/* ---- request-head deadline (deadline.c) ---- */
+
+/* create (a kept-alive connection's next head may first idle for
+ * idle_seconds), then start (the reaper thread; false if it cannot start). stop
+ * before the daemon stops; destroy after. opened/closed from the daemon's
+ * connection notices (socket_context: the daemon's per-socket pointer);
+ * head_done on a request's first access-handler call; request_done when it
+ * completes. */
+struct http_deadline;
+struct http_deadline *http_deadline_create(unsigned timeout_seconds, unsigned idle_seconds);
+bool http_deadline_start(struct http_deadline *d);
+void http_deadline_stop(struct http_deadline *d);
+void http_deadline_destroy(struct http_deadline *d);
+void http_deadline_opened(struct http_deadline *d, struct MHD_Connection *conn,
+                          void **socket_context);
+void http_deadline_closed(struct http_deadline *d, void **socket_context);
+void http_deadline_head_done(struct http_deadline *d, struct MHD_Connection *conn);
+void http_deadline_request_done(struct http_deadline *d, struct MHD_Connection *conn);
 
 /* ---- handlers (one file per endpoint group) ---- */
 

@@ -1,5 +1,5 @@
 /* Operations endpoints, open without a token: /health (liveness), /ready
- * (the database answers), /metrics (Prometheus text). */
+ * (the database is sound and can be written), /metrics (Prometheus text). */
 
 #include <stdint.h>
 #include <string.h>
@@ -57,7 +57,8 @@ enum http_handler_rc http_h_metrics(struct http_ctx *c, struct http_reply *out)
       nrd_buf_printf(&b, "nrd_ledger_rows{state=\"%s\"} %lld\n",
                      nrd_row_state_name((enum nrd_row_state)s), (long long)counts[s]);
   }
-  nrd_buf_puts(&b, "# HELP nrd_ready 1 when /ready answers 200 (the database answers).\n"
+  nrd_buf_puts(&b, "# HELP nrd_ready 1 when /ready answers 200 (the database is sound and"
+                   " can be written).\n"
                    "# TYPE nrd_ready gauge\n");
   nrd_buf_printf(&b, "nrd_ready %d\n", nrd_runner_store_ok(http_runner(c)) ? 1 : 0);
   struct nrd_scheduler *sched = http_scheduler(c);

@@ -45,7 +45,7 @@ enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_repl
   if (nrd_runner_list_recoveries(http_runner(c), has_state > 0 ? state : NULL, (size_t)limit,
                                  &json) != NRD_OK || !json) {
     free(json);
-    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+    http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }
   http_reply_json(out, 200, json);
@@ -73,7 +73,7 @@ static void render_store_rc(struct http_reply *out, int rc, const char *job_id,
     http_errorf(out, HTTP_E_RECOVERY_NOT_FOUND,
                 "no recovery for job '%.64s' in a state that allows %s", job_id, what);
   else
-    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+    http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
 }
 
 enum http_handler_rc http_h_retry_recovery(struct http_ctx *c, struct http_reply *out)

@@ -14,6 +14,6 @@ enum http_handler_rc http_h_get_run(struct http_ctx *c, struct http_reply *out)
   else if (rc == NRD_NONE)
     http_errorf(out, HTTP_E_RUN_NOT_FOUND, "no run with id '%.64s'", c->params[0]);
   else
-    http_error(out, HTTP_E_INTERNAL, NULL, NULL);
+    http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
   return HTTP_REPLY;
 }

@@ -33,8 +33,6 @@
 #include "nrd/metrics.h"
 #include "nrd/util.h"
 
-#define CONNECTION_LIMIT 1024u
-#define PER_IP_CONNECTION_LIMIT 256u
 #define CONNECTION_TIMEOUT_S 30u
 #define CONNECTION_MEMORY_LIMIT ((size_t)32 * 1024)
 /* A chunked body over the limit is read and dropped up to this much more, so
@@ -48,6 +46,7 @@ struct nrd_http {
   struct nrd_runner *runner;
   struct nrd_scheduler *sched;
   struct MHD_Daemon *daemon;
+  struct http_deadline *deadline;  /* the request-head deadline's reaper */
   MHD_socket quiesced_fd;
   int64_t started_mono_ms;
 
@@ -306,6 +305,8 @@ static enum MHD_Result send_reply(struct http_ctx *c, struct http_reply *r)
     MHD_add_response_header(resp, hv[0], hv[1]);
   if (r->status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (r->close)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   rc = MHD_queue_response(c->conn, r->status, resp);
   MHD_destroy_response(resp);
   if (rc == MHD_YES)
@@ -333,12 +334,17 @@ static bool auth_ok(const struct nrd_config *cfg, struct MHD_Connection *conn)
   return nrd_ct_equal(hdr, strlen(hdr), cfg->api_token, strlen(cfg->api_token));
 }
 
-/* 401 or 413 decided from the headers alone; false when none applies. */
-static bool early_refusal(struct http_ctx *c, struct http_reply *out)
+/* Framing refusals, 401 or 413 decided from the headers alone; false when
+ * none applies. */
+static bool early_refusal(struct http_ctx *c, const char *version, struct http_reply *out)
 {
   const char *cl;
   int64_t n;
 
+  if (http_framing_refusal(c->conn, c->method, version, out)) {
+    out->close = true;
+    return true;
+  }
   if (is_api_path(c->path) && !auth_ok(c->h->cfg, c->conn)) {
     http_error(out, HTTP_E_UNAUTHORIZED, NULL, NULL);
     return true;
@@ -499,11 +505,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
   if (!c) {
     struct http_reply rep = { 0 };
+    http_deadline_head_done(h->deadline, conn);
     c = ctx_create(h, conn, url, method);
     *con_cls = c;
     c->match = http_route_find(method, c->path, &c->route, c->params, c->allow,
                                sizeof c->allow);
-    if (!early_refusal(c, &rep))
+    if (!early_refusal(c, version, &rep))
       return MHD_YES;
     nrd_log_set_request_id(c->request_id);
     c->early_replied = true;
@@ -544,9 +551,11 @@ static const char *termination_name(enum MHD_RequestTerminationCode toe)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+  struct nrd_http *h = cls;
   struct http_ctx *c = *con_cls;
   const char *route;
 
+  http_deadline_request_done(h->deadline, conn);
   if (!c)
     return;
   *con_cls = NULL;
@@ -560,6 +569,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     nrd_metrics_http_request(route, c->status, (double)http_elapsed_ms(c) / 1000.0);
   wait_unlink(c);
   http_ctx_unref(c);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+  struct http_deadline *d = cls;
+
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    http_deadline_opened(d, conn, socket_context);
+  else
+    http_deadline_closed(d, socket_context);
 }
 
 /* Routing is on the raw path: leave the URL and query as sent. */
@@ -624,21 +644,26 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, NULL);
 
+  h->deadline = http_deadline_create(cfg->http_request_timeout_seconds, CONNECTION_TIMEOUT_S);
   nrd_log_buffer_start(NRD_LOG_FLUSH_MS);  /* access lines: see nrd/log.h */
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, h,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
       MHD_OPTION_SOCK_ADDR, sa,
-      MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTION_LIMIT,
+      MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, h->deadline,
       MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY_LIMIT,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
       MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, h,
       MHD_OPTION_END);
-  if (!h->daemon) {
+  if (!h->daemon || !http_deadline_start(h->deadline)) {
+    if (h->daemon)
+      MHD_stop_daemon(h->daemon);
     snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)", host,
              cfg->port);
+    http_deadline_destroy(h->deadline);
     nrd_log_buffer_stop();
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
@@ -712,7 +737,9 @@ void nrd_http_stop(struct nrd_http *h)
   if (!h)
     return;
   drain_waiting(h);
+  http_deadline_stop(h->deadline);
   MHD_stop_daemon(h->daemon);
+  http_deadline_destroy(h->deadline);
   nrd_log_buffer_stop();  /* after the last completion: every access line is out */
   if (h->quiesced_fd != MHD_INVALID_SOCKET)
     close(h->quiesced_fd);

@@ -153,6 +153,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
     " FROM ledger WHERE updated_ms >= :since AND state NOT IN (" STORE_OPEN_STATES ")"
     " GROUP BY hour, state, adopted ORDER BY hour, state, adopted",
+  [STMT_READY_PROBE] =
+    "INSERT INTO ready_probe (id, at_ms) VALUES (1, :now)"
+    " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
 };
 
 sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)
@@ -162,6 +165,7 @@ sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)
   int rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                               &st->stmts[id], NULL);
   if (rc != SQLITE_OK) {
+    snprintf(st->last_error, sizeof st->last_error, "%s", sqlite3_errmsg(st->db));
     LOG_ERROR("store: cannot prepare statement", "#stmt", NRD_I64(id),
               "error", sqlite3_errmsg(st->db));
     sqlite3_finalize(st->stmts[id]);
@@ -185,6 +189,7 @@ int store_fail(struct nrd_store *st, int rc, const char *what)
     LOG_DEBUG("store: database busy", "op", what);
     return NRD_BUSY;
   }
+  snprintf(st->last_error, sizeof st->last_error, "%s", sqlite3_errmsg(st->db));
   LOG_ERROR("store: sqlite error", "op", what, "error", sqlite3_errmsg(st->db),
             "#code", NRD_I64(rc));
   return NRD_ERR;
@@ -510,4 +515,52 @@ int nrd_store_ping(struct nrd_store *st)
 {
   int version;
   return nrd_store_schema_version(st, &version);
+}
+
+const char *nrd_store_last_error(const struct nrd_store *st)
+{
+  return st->last_error[0] ? st->last_error : "unknown error";
+}
+
+int nrd_store_probe_write(struct nrd_store *st, int64_t now_ms)
+{
+  sqlite3_stmt *s = store_stmt(st, STMT_READY_PROBE);
+  if (!s)
+    return NRD_ERR;
+  if (!store_bind_i64(s, ":now", now_ms)) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  int rc = store_write_one(st, s, "ready probe", NULL);
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
+struct check_result {
+  char *msg;
+  size_t len;
+  bool ok;
+};
+
+static int quick_check_cb(void *arg, int ncols, char **values, char **names)
+{
+  struct check_result *r = arg;
+  (void)names;
+  if (ncols > 0 && values[0] && strcmp(values[0], "ok") != 0 && r->ok) {
+    r->ok = false;
+    snprintf(r->msg, r->len, "%s", values[0]);
+  }
+  return 0;
+}
+
+int nrd_store_quick_check(struct nrd_store *st, char *msg, size_t msglen)
+{
+  struct check_result r = { .msg = msg, .len = msglen, .ok = true };
+  char *err = NULL;
+  int rc = sqlite3_exec(st->db, "PRAGMA quick_check", quick_check_cb, &r, &err);
+  if (rc != SQLITE_OK) {
+    snprintf(msg, msglen, "%s", err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    return NRD_ERR;
+  }
+  return r.ok ? NRD_OK : NRD_ERR;
 }

@@ -50,6 +50,7 @@ enum store_stmt {
   STMT_CONSOLE_RUNS,
   STMT_CONSOLE_EVENT_COUNT,
   STMT_CONSOLE_HOURLY,
+  STMT_READY_PROBE,
   STMT_COUNT
 };
 
@@ -67,6 +68,7 @@ enum store_stmt {
 struct nrd_store {
   sqlite3 *db;
   sqlite3_stmt *stmts[STMT_COUNT];
+  char last_error[256];   /* SQLite's message of the last failure */
 };
 
 /* The cached statement, prepared on first use; NULL (logged) if it cannot be
