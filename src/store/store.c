@@ -35,10 +35,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "INSERT INTO snapshots (instance_id, name, status, cluster_id, cluster_name, product_id,"
     " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"
     " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
-    " last_seen_ms, seen_run, config_updated_ms)"
+    " last_seen_ms, seen_run, config_updated_ms, entrypoint, network_id, min_cuda_version,"
+    " tools_json)"
     " VALUES (:id, :name, :status, :cluster_id, :cluster_name, :product_id, :product_name,"
     " :image_url, :image_auth_id, :command, :gpu_num, :rootfs_size, :kind, :billing_mode,"
-    " :ports, :envs, :mounts, :raw, :created_at, :now, :now, :run, :now)"
+    " :ports, :envs, :mounts, :raw, :created_at, :now, :now, :run, :now, :entrypoint,"
+    " :network_id, :min_cuda_version, :tools)"
     " ON CONFLICT (instance_id) DO UPDATE SET"
     " status = coalesce(excluded.status, status),"
     " last_seen_ms = excluded.last_seen_ms,"
@@ -48,14 +50,16 @@ static const char *const stmt_sql[STMT_COUNT] = {
     SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
     SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
     SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
-    SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
+    SETTLED(raw_json) ", " SETTLED(novita_created_at) ", " SETTLED(entrypoint) ", "
+    SETTLED(network_id) ", " SETTLED(min_cuda_version) ", " SETTLED(tools_json) ","
     " config_updated_ms = CASE WHEN :settled THEN excluded.config_updated_ms"
     " ELSE config_updated_ms END",
 #undef SETTLED
   [STMT_SNAPSHOT_GET] =
     "SELECT instance_id, name, status, cluster_id, cluster_name, product_id, product_name,"
     " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode, ports_json,"
-    " envs_json, mounts_json, raw_json, novita_created_at FROM snapshots WHERE instance_id = :id",
+    " envs_json, mounts_json, raw_json, novita_created_at, entrypoint, network_id,"
+    " min_cuda_version, tools_json FROM snapshots WHERE instance_id = :id",
   [STMT_SNAPSHOT_SEEN] = "SELECT 1 FROM snapshots WHERE instance_id = :id AND last_seen_ms >= :since",
 
   [STMT_LEDGER_INSERT] =
