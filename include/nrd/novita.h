@@ -171,6 +171,12 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
                                        const char *cluster_id, const char *billing,
                                        struct nrd_product **products, size_t *n,
                                        struct nrd_nv_error *err);
+/* The same for an instance of kind (NULL or "gpu": GET /v1/products; "cpu":
+ * GET /v1/cpu/products, Novita's list of CPU products). */
+enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *kind,
+                                         const char *product_name, const char *cluster_id,
+                                         const char *billing, struct nrd_product **products,
+                                         size_t *n, struct nrd_nv_error *err);
 void nrd_products_free(struct nrd_product *p, size_t n);
 
 /* Decoders, exposed for tests and fuzzing: JSON text -> structs. They accept

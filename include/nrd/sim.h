@@ -18,6 +18,7 @@
  *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
  *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
  *   GET  {base}/v1/products?productName&billingMethod
+ *   GET  {base}/v1/cpu/products?productName&billingMethod (the scenario's cpuProducts)
  *   GET  /api/v1/jobs (the internal jobs host, internal key)
  * Control (no auth, for out-of-process tests and scripts; not logged):
  *   POST /__sim/scenario (body: scenario JSON, replaces state)
@@ -45,13 +46,16 @@
  * Create answers 400 VALIDATOR_PARAM when nrd_sim_check_create_request
  * refuses the body, 400 with the account switch's reason while it is on, 400
  * INSUFFICIENT_RESOURCE beyond a (product, cluster)'s capacity, else adds
- * "i-sim-<n>" and answers {"id"}. Delete of an unknown id answers 404
+ * "i-sim-<n>" and answers {"id"}; the new instance lists the create's
+ * entrypoint, network {id (networkId), ip}, tools, and a cpu create's
+ * localStorageMountPoint as a local volume mount. Delete of an unknown id answers 404
  * RESOURCE_NOT_FOUND; of a monthly (prepaid) instance 400
  * PREPAID_INSTANCE_NOT_SUPPORT_RELEASE. Wrong keys get 401 UNAUTHORIZED.
  * Request bodies over 1 MiB get 413.
  *
  * Scenario JSON: {"instances":[instance objects as Novita lists them],
- *   "jobs":[job objects], "products":[product objects]}. */
+ *   "jobs":[job objects], "products":[product objects],
+ *   "cpuProducts":[product objects of GET /v1/cpu/products]}. */
 
 struct nrd_sim_options {
   unsigned port;              /* 0: a free port */

@@ -289,8 +289,9 @@ static struct capacity_entry *capacity_entry(struct row_job *j, struct nrd_worke
   struct nrd_nv_error err = {0};
   e->loading = true;
   pthread_mutex_unlock(&ctx->lock);
-  enum nrd_nv_rc rc = nrd_nv_list_products_in(w->conn, e->product, *cluster ? cluster : NULL,
-                                              billing, &list, &n, &err);
+  enum nrd_nv_rc rc = nrd_nv_list_kind_products(w->conn, j->snap.kind, e->product,
+                                                *cluster ? cluster : NULL, billing, &list, &n,
+                                                &err);
   bool offered = false;
   for(size_t i = 0; rc == NRD_NV_OK && i < n; i++) {
     bool same = (list[i].name && !strcasecmp(list[i].name, e->product)) ||
@@ -434,7 +435,8 @@ static enum nrd_nv_rc resolve_product(struct row_job *j, struct nrd_worker *w, c
     size_t n = 0;
     e->loading = true;
     pthread_mutex_unlock(&ctx->lock);
-    enum nrd_nv_rc rc = nrd_nv_list_products(w->conn, e->name, &list, &n, err);
+    enum nrd_nv_rc rc = nrd_nv_list_kind_products(w->conn, j->snap.kind, e->name, NULL, NULL,
+                                                  &list, &n, err);
     long pick = rc == NRD_NV_OK ? nrd_recreate_pick_product(list, n, e->name, region) : -1;
     pthread_mutex_lock(&ctx->lock);
     e->rc = rc;
@@ -520,6 +522,8 @@ static void recreated(struct row_job *j, struct nrd_worker *w, const char *new_i
   cJSON *o = nrd_outcome_new(&j->row, adopted ? "adopted" : "recreated");
   nrd_json_add_str(o, "newInstanceId", new_id);
   nrd_json_add_str(o, "newName", j->row.new_name);
+  if(j->have_snap)
+    nrd_recreate_notes(&j->snap, o);
   nrd_run_add_outcome(j->ctx, o);
 }
 
@@ -730,6 +734,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   nrd_json_add_str(o, "step", nrd_step_name(step));
   nrd_json_add_bool(o, "delete", step == NRD_STEP_DELETE);
   cJSON_AddItemToObject(o, "request", nrd_recreate_redact(req));
+  nrd_recreate_notes(&j->snap, o);
   cJSON_Delete(req);
   nrd_run_add_outcome(j->ctx, o);
 }

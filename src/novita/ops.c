@@ -421,13 +421,23 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
                                        struct nrd_product **products, size_t *n,
                                        struct nrd_nv_error *err)
 {
+  return nrd_nv_list_kind_products(c, NULL, product_name, cluster_id, billing, products, n,
+                                   err);
+}
+
+enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *kind,
+                                         const char *product_name, const char *cluster_id,
+                                         const char *billing, struct nrd_product **products,
+                                         size_t *n, struct nrd_nv_error *err)
+{
   struct nrd_buf url, resp;
   int status;
+  bool cpu = kind && strcmp(kind, "cpu") == 0;
   *products = NULL;
   *n = 0;
   nrd_buf_init(&url);
   nrd_buf_init(&resp);
-  nrd_buf_printf(&url, "%s/v1/products?productName=", c->nv->base_url);
+  nrd_buf_printf(&url, "%s/v1/%sproducts?productName=", c->nv->base_url, cpu ? "cpu/" : "");
   url_escape(&url, product_name ? product_name : "");
   if (cluster_id && *cluster_id) {
     nrd_buf_puts(&url, "&clusterId=");

@@ -41,6 +41,7 @@ static const struct route ROUTES[] = {
     {"POST", SIM_BASE_PATH "/v1/gpu/instance/create", AUTH_PUBLIC, sim_create_instance},
     {"GET", SIM_BASE_PATH "/v1/jobs", AUTH_PUBLIC, sim_list_jobs},
     {"GET", SIM_BASE_PATH "/v1/products", AUTH_PUBLIC, sim_list_products},
+    {"GET", SIM_BASE_PATH "/v1/cpu/products", AUTH_PUBLIC, sim_list_cpu_products},
     {"GET", "/api/v1/jobs", AUTH_INTERNAL, sim_list_jobs},
 };
 
@@ -621,6 +622,7 @@ static void sim_free(struct nrd_sim *s)
   cJSON_Delete(s->instances);
   cJSON_Delete(s->jobs);
   cJSON_Delete(s->products);
+  cJSON_Delete(s->cpu_products);
   for (size_t i = 0; i < s->nlog; i++)
     request_free(&s->log[i]);
   free(s->log);
@@ -669,6 +671,7 @@ struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size
   s->instances = new_array();
   s->jobs = new_array();
   s->products = new_array();
+  s->cpu_products = new_array();
 
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
@@ -738,27 +741,31 @@ static bool take_list(cJSON *scenario, const char *key, cJSON **out)
 static int sim_load_len(struct nrd_sim *s, const char *text, size_t len)
 {
   cJSON *sc = nrd_json_parse(text, len);
-  cJSON *inst = NULL, *jobs = NULL, *prods = NULL;
+  cJSON *inst = NULL, *jobs = NULL, *prods = NULL, *cpu = NULL;
   int rc = -1;
 
   if (!cJSON_IsObject(sc) || !take_list(sc, "instances", &inst) ||
-      !take_list(sc, "jobs", &jobs) || !take_list(sc, "products", &prods))
+      !take_list(sc, "jobs", &jobs) || !take_list(sc, "products", &prods) ||
+      !take_list(sc, "cpuProducts", &cpu))
     goto out;
   pthread_mutex_lock(&s->mu);
   cJSON_Delete(s->instances);
   cJSON_Delete(s->jobs);
   cJSON_Delete(s->products);
+  cJSON_Delete(s->cpu_products);
   s->instances = inst;
   sim_instances_changed(s);
   s->jobs = jobs;
   s->products = prods;
+  s->cpu_products = cpu;
   pthread_mutex_unlock(&s->mu);
-  inst = jobs = prods = NULL;
+  inst = jobs = prods = cpu = NULL;
   rc = 0;
 out:
   cJSON_Delete(inst);
   cJSON_Delete(jobs);
   cJSON_Delete(prods);
+  cJSON_Delete(cpu);
   cJSON_Delete(sc);
   return rc;
 }

@@ -42,6 +42,7 @@ struct nrd_sim {
 
   pthread_mutex_t mu;       /* guards everything below */
   cJSON *instances, *jobs, *products;          /* arrays */
+  cJSON *cpu_products;                         /* array: GET /v1/cpu/products */
   /* s->instances as an array with each item's printed JSON (printed on first
    * use), so that a page of a big fleet is neither walked to nor printed
    * again. NULL when stale: every change to s->instances drops it through
@@ -71,6 +72,8 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
                         size_t body_len, cJSON **out);
 int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                   size_t body_len, cJSON **out);
+int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                          size_t body_len, cJSON **out);
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
 
