@@ -42,6 +42,8 @@ struct nrd_config {
   unsigned request_timeout_ms;        /* REQUEST_TIMEOUT 30000 */
   unsigned run_deadline_seconds;      /* RUN_DEADLINE_SECONDS 600 */
   unsigned recovery_lease_seconds;    /* RECOVERY_LEASE_SECONDS 30 */
+  unsigned recovery_start_poll_seconds;    /* RECOVERY_START_POLL_SECONDS 30 */
+  unsigned recovery_start_timeout_seconds; /* RECOVERY_START_TIMEOUT_SECONDS 1800 */
   unsigned circuit_failure_threshold; /* CIRCUIT_FAILURE_THRESHOLD 5 */
   unsigned circuit_cooldown_seconds;  /* CIRCUIT_COOLDOWN_SECONDS 30 */
   char *api_token;                    /* API_TOKEN (secret); API_TOKEN_FILE is read into it */

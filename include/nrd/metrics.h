@@ -12,6 +12,7 @@ enum nrd_endpoint {
   NRD_EP_DELETE,
   NRD_EP_CREATE,
   NRD_EP_PRODUCTS,
+  NRD_EP_GET_INSTANCE,
   NRD_EP_COUNT
 };
 const char *nrd_endpoint_name(enum nrd_endpoint ep);  /* "list_instances", ... */
@@ -31,7 +32,9 @@ void nrd_metrics_run_timing(const char *outcome, int64_t finished_ms, int64_t du
 /* Rows a brake held in the last run ("account" or "capacity"; both are
  * rendered from start at 0). */
 void nrd_metrics_brake_held(const char *brake, long rows);
-void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned|skipped */
+void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned|skipped|running|start_failed */
+/* A replacement seen running, ms after its create was accepted. */
+void nrd_metrics_replacement_started(int64_t ms);
 void nrd_metrics_webhook(const char *result);        /* delivered|retried|dead */
 
 /* Appends all metrics to out as Prometheus text (version 0.0.4): ours, the

@@ -14,6 +14,7 @@
  *
  * Paths (base URL = nrd_sim_base_url):
  *   GET  {base}/v1/gpu/instances?pageSize&pageNum&name&status
+ *   GET  {base}/v1/gpu/instance?instanceId (one instance, as listed)
  *   POST {base}/v1/gpu/instance/delete {instanceId}
  *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
  *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
@@ -34,6 +35,10 @@
  *        creates of that product in that cluster succeed, then INSUFFICIENT_RESOURCE;
  *        products listed with that clusterId show availableDeploy/inventoryState
  *        from it; "available": -1 removes the limit
+ *   POST /__sim/start {"toCreateMs", "creatingMs", "pullingMs"}: a new
+ *        instance's start times (nrd_sim_set_start_times)
+ *   POST /__sim/pull_failure {"imageUrl", "message"}: that image's pull fails
+ *        (exited, statusError); {"imageUrl"} alone undoes it
  *   GET  /__sim/state  -> {"instances":[...], "requests": n}
  *   GET  /__sim/requests -> [{method,path,query,body,authorization,atMs}, ...]
  *
@@ -134,6 +139,15 @@ int nrd_sim_load(struct nrd_sim *s, const char *scenario_json);
 cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s);
 
 void nrd_sim_set_latency(struct nrd_sim *s, unsigned ms);
+/* A new instance's start (without new_status): toCreate for to_create_ms,
+ * creating for creating_ms, pulling for pulling_ms, then running (all 0, the
+ * default: running at once). Applies to instances created afterwards. */
+void nrd_sim_set_start_times(struct nrd_sim *s, unsigned to_create_ms, unsigned creating_ms,
+                             unsigned pulling_ms);
+/* Creates with this imageUrl fail their pull: after the start times the
+ * instance is exited with statusError {state: "pullImageFailed", message}.
+ * message NULL: the pull works again. */
+void nrd_sim_set_pull_failure(struct nrd_sim *s, const char *image_url, const char *message);
 /* The account switch: creates answer 400 with reason until NULL clears it. */
 void nrd_sim_set_account(struct nrd_sim *s, const char *reason);
 /* Capacity of (product name, cluster): available more creates; -1 removes. */

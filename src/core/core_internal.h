@@ -101,6 +101,8 @@ struct nrd_runner {
   char **active;                 /* job ids held by this process */
   size_t n_active, cap_active;
   pthread_t lease_thread;
+
+  struct follow_poller *follow;  /* follow.c: replacements looked at between runs */
 };
 
 /* Executes one run start to end on the coordinator thread. */
@@ -129,6 +131,16 @@ struct snapshot_writer *nrd_snapshot_writer_start(struct run_ctx *ctx);
 bool nrd_snapshot_writer_push(struct snapshot_writer *sw, struct nrd_instance *items, size_t n);
 void nrd_snapshot_writer_page_end(struct snapshot_writer *sw, bool usable);
 bool nrd_snapshot_writer_finish(struct snapshot_writer *sw);
+
+/* Following replacements to running (follow.c). nrd_follow_created looks
+ * at the rows in created once each (with ctx: those accepted before the run
+ * started, their outcomes in the run's report); returns the rows settled. start/stop: the poller between runs. */
+int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx);
+void nrd_follow_start(struct nrd_runner *r);
+void nrd_follow_stop(struct nrd_runner *r);
+/* A ledger row's start fields for GET .../recoveries: acceptedAt, runningAt,
+ * statusError {state, message}, each when set. */
+void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row);
 
 /* The lease keeper's list of rows in hand. */
 void nrd_runner_hold(struct nrd_runner *r, const char *job_id);

@@ -47,6 +47,8 @@ enum nrd_step nrd_recovery_next(const struct nrd_ledger_row *row, bool listed,
   case NRD_ROW_CREATED:
   case NRD_ROW_FAILED:
   case NRD_ROW_ABANDONED:
+  case NRD_ROW_RUNNING:
+  case NRD_ROW_START_FAILED:
   case NRD_ROW_STATE_COUNT:
     break;
   }

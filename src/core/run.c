@@ -495,6 +495,8 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   nrd_ledger_row_cleanup(&after);
   nrd_pool_wait_idle(r->pool, 0);
   brakes_store(ctx, w, held);
+  if(!ctx->dry_run)
+    nrd_follow_created(w, ctx);  /* replacements not yet running: one look each */
   free(probe_job);
   probe_job = NULL;
   nrd_memory_trim();  /* before the report, the run's largest allocation */

@@ -409,6 +409,45 @@ enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
   return rc;
 }
 
+/* statusError {state, message} of a get answer, into fixed buffers. */
+static void status_error(const cJSON *root, struct nrd_nv_instance_state *out)
+{
+  const cJSON *se = cJSON_GetObjectItemCaseSensitive(root, "statusError");
+  const char *state = nrd_json_str(se, "state"), *message = nrd_json_str(se, "message");
+  snprintf(out->error_state, sizeof out->error_state, "%s", state ? state : "");
+  snprintf(out->error_message, sizeof out->error_message, "%s", message ? message : "");
+}
+
+enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                   struct nrd_nv_instance_state *out, struct nrd_nv_error *err)
+{
+  struct nrd_buf url, resp;
+  int status;
+  memset(out, 0, sizeof *out);
+  nrd_buf_init(&url);
+  nrd_buf_init(&resp);
+  nrd_buf_printf(&url, "%s/v1/gpu/instance?instanceId=", c->nv->base_url);
+  url_escape(&url, instance_id ? instance_id : "");
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_GET_INSTANCE, "GET", url.data, NULL, false,
+                                       true, &resp, &status, err);
+  if (rc == NRD_NV_OK) {
+    cJSON *root = nrd_json_parse(resp.data, resp.len);
+    const char *st = nrd_json_str(root, "status");
+    if (!st) {
+      nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)",
+                       status, resp.len);
+      rc = NRD_NV_BAD_RESPONSE;
+    } else {
+      snprintf(out->status, sizeof out->status, "%s", st);
+      status_error(root, out);
+    }
+    cJSON_Delete(root);
+  }
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}
+
 enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,
                                     struct nrd_product **products, size_t *n,
                                     struct nrd_nv_error *err)

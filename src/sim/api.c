@@ -204,6 +204,7 @@ int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *
   if (!parse_page(s, c, &p, out))
     return 400;
   pthread_mutex_lock(&s->mu);
+  sim_start_advance_locked(s);
   if (filtered)
     items = select_page(s->instances, instance_matches, &f, &p, &total);
   else
@@ -528,7 +529,10 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
   if (cap)
     cap->available--;
   snprintf(id, sizeof id, "i-sim-%lu", ++s->next_id);
-  inst = instance_from_request(req, id, s->new_status ? s->new_status : "running",
+  const char *start = s->new_status
+                          ? s->new_status
+                          : sim_start_begin_locked(s, id, nrd_json_str(req, "imageUrl"));
+  inst = instance_from_request(req, id, start,
                                nrd_json_str(product, "name") ? nrd_json_str(product, "name")
                                                             : "",
                                mappings);

@@ -37,6 +37,7 @@ struct route {
 
 static const struct route ROUTES[] = {
     {"GET", SIM_BASE_PATH "/v1/gpu/instances", AUTH_PUBLIC, sim_list_instances},
+    {"GET", SIM_BASE_PATH "/v1/gpu/instance", AUTH_PUBLIC, sim_get_instance},
     {"POST", SIM_BASE_PATH "/v1/gpu/instance/delete", AUTH_PUBLIC, sim_delete_instance},
     {"POST", SIM_BASE_PATH "/v1/gpu/instance/create", AUTH_PUBLIC, sim_create_instance},
     {"GET", SIM_BASE_PATH "/v1/jobs", AUTH_PUBLIC, sim_list_jobs},
@@ -489,6 +490,32 @@ static cJSON *requests_json(struct nrd_sim *s)
   return arr;
 }
 
+/* /__sim/start {toCreateMs, creatingMs, pullingMs} and /__sim/pull_failure
+ * {imageUrl, message} ({imageUrl} alone: the pull works again). */
+static int control_start(struct nrd_sim *s, const char *name, const cJSON *req, cJSON **out)
+{
+  int64_t t[3] = {0, 0, 0};
+  static const char *const keys[3] = {"toCreateMs", "creatingMs", "pullingMs"};
+  bool ok = cJSON_IsObject(req);
+  if (ok && strcmp(name, "start") == 0) {
+    for (int i = 0; i < 3 && ok; i++)
+      ok = !cJSON_GetObjectItemCaseSensitive(req, keys[i]) ||
+           (nrd_json_i64(req, keys[i], &t[i]) && t[i] >= 0 && t[i] <= 86400000);
+    if (ok)
+      nrd_sim_set_start_times(s, (unsigned)t[0], (unsigned)t[1], (unsigned)t[2]);
+  } else if (ok) {
+    const char *image = nrd_json_str_nonempty(req, "imageUrl");
+    ok = image != NULL;
+    if (ok)
+      nrd_sim_set_pull_failure(s, image, nrd_json_str_nonempty(req, "message"));
+  }
+  *out = ok ? cJSON_CreateObject()
+            : sim_error(400, "INVALID_PARAMS", strcmp(name, "start") == 0
+                        ? "{\"toCreateMs\", \"creatingMs\", \"pullingMs\"}: 0..86400000"
+                        : "{\"imageUrl\", \"message\"}");
+  return ok ? 200 : 400;
+}
+
 static int sim_load_len(struct nrd_sim *s, const char *text, size_t len);
 
 static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *c,
@@ -531,6 +558,10 @@ static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *
     out = status == 200 ? cJSON_CreateObject()
                         : sim_error(400, "INVALID_PARAMS",
                                     "{\"productName\", \"clusterId\", \"available\": n >= -1}");
+    cJSON_Delete(req);
+  } else if (post && (strcmp(name, "start") == 0 || strcmp(name, "pull_failure") == 0)) {
+    req = nrd_json_parse(body, ctx->body.len);
+    status = control_start(s, name, req, &out);
     cJSON_Delete(req);
   } else if (get && strcmp(name, "state") == 0) {
     out = cJSON_CreateObject();
@@ -623,6 +654,7 @@ static void sim_free(struct nrd_sim *s)
   cJSON_Delete(s->jobs);
   cJSON_Delete(s->products);
   cJSON_Delete(s->cpu_products);
+  sim_start_free(s);
   for (size_t i = 0; i < s->nlog; i++)
     request_free(&s->log[i]);
   free(s->log);

@@ -92,6 +92,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " delete_sent = delete_sent OR :delete_sent,"
     " create_sent = create_sent OR :create_sent,"
     " adopted = adopted OR :adopted,"
+    " accepted_ms = CASE WHEN :state = 'created' THEN coalesce(accepted_ms, :now)"
+    " ELSE accepted_ms END,"
     " owner = CASE WHEN :release THEN NULL ELSE owner END,"
     " lease_until_ms = CASE WHEN :release THEN 0 ELSE lease_until_ms END,"
     " updated_ms = :now"
@@ -104,6 +106,24 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "UPDATE ledger SET state = 'abandoned', last_error = :reason, owner = NULL,"
     " lease_until_ms = 0, updated_ms = :now"
     " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ", 'failed')",
+
+  [STMT_LEDGER_FOLLOWING] =
+    "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_state_created"
+    " WHERE state = 'created' AND accepted_ms IS NOT NULL AND new_instance_id IS NOT NULL"
+    " AND (:before = 0 OR accepted_ms < :before)"
+    " ORDER BY accepted_ms, job_id LIMIT :limit",
+  [STMT_LEDGER_STARTED] =
+    "UPDATE ledger SET state = CASE WHEN :running THEN 'running' ELSE 'start_failed' END,"
+    " running_ms = CASE WHEN :running THEN :now ELSE running_ms END,"
+    " status_error_state = :se_state, status_error_message = :se_message,"
+    " last_error = coalesce(:reason, last_error), updated_ms = :now"
+    " WHERE job_id = :job AND state = 'created' AND (owner IS NULL OR lease_until_ms < :now)",
+  [STMT_LEDGER_RETRY_START] =
+    "UPDATE ledger SET state = 'deleted', new_name = :new_name, name_ms = :name_ms,"
+    " new_instance_id = NULL, create_sent = 0, adopted = 0, accepted_ms = NULL,"
+    " running_ms = NULL, status_error_state = NULL, status_error_message = NULL,"
+    " owner = NULL, lease_until_ms = 0, updated_ms = :now"
+    " WHERE job_id = :job AND state = 'start_failed'",
 
   [STMT_RUN_INSERT] =
     "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms)"
@@ -142,7 +162,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
   [STMT_PRUNE_RUNS] =
     "DELETE FROM runs WHERE state <> 'running' AND finished_ms < :cutoff",
   [STMT_PRUNE_LEDGER] =
-    "DELETE FROM ledger WHERE state IN ('created', 'abandoned') AND updated_ms < :cutoff",
+    "DELETE FROM ledger WHERE state IN ('created', 'running', 'abandoned') AND updated_ms < :cutoff",
   [STMT_PRUNE_EVENTS] =
     "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < :cutoff",
   /* The operator console's read-only queries (console.c). */

@@ -24,7 +24,7 @@ static const char *const class_names[CLASS_COUNT] = {
 };
 
 static const char *const endpoint_names[NRD_EP_COUNT] = {
-  "list_instances", "list_jobs", "delete", "create", "products",
+  "list_instances", "list_jobs", "delete", "create", "products", "get_instance",
 };
 
 static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
@@ -59,7 +59,8 @@ static struct table http_requests, runs, recoveries, webhooks;
 static const char *const known_triggers[] = { "api", "scheduler", "cli" };
 static const char *const known_outcomes[] = { "done", "failed" };
 static const char *const known_actions[] = { "recreated", "adopted", "planned", "deferred",
-                                             "failed", "abandoned", "skipped" };
+                                             "failed", "abandoned", "skipped", "running",
+                                             "start_failed" };
 static const char *const known_webhook_results[] = { "delivered", "retried", "dead" };
 static const char *const brake_names[] = { "account", "capacity" };
 #define N_OUTCOMES (sizeof known_outcomes / sizeof known_outcomes[0])
@@ -85,6 +86,12 @@ static const double run_buckets[] = { 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 static uint64_t run_bucket[N_RUN_BUCKETS + 1];
 static double run_sum;
 static double last_run_at[N_OUTCOMES];  /* Unix seconds; 0 = never */
+/* Create accepted -> replacement running, seconds: an image pull takes from
+ * seconds to RECOVERY_START_TIMEOUT_SECONDS. */
+static const double start_buckets[] = { 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600 };
+#define N_START_BUCKETS (sizeof start_buckets / sizeof start_buckets[0])
+static uint64_t start_bucket[N_START_BUCKETS + 1];
+static double start_sum;
 static atomic_long brake_rows[N_BRAKES];
 
 static void seed_locked(void)
@@ -245,6 +252,15 @@ void nrd_metrics_run_timing(const char *outcome, int64_t finished_ms, int64_t du
       last_run_at[o] = (double)finished_ms / 1000.0;
   run_bucket[bucket_index(run_buckets, N_RUN_BUCKETS, seconds)]++;
   run_sum += seconds;
+  pthread_mutex_unlock(&table_lock);
+}
+
+void nrd_metrics_replacement_started(int64_t ms)
+{
+  double seconds = ms > 0 ? (double)ms / 1000.0 : 0;
+  lock_tables();
+  start_bucket[bucket_index(start_buckets, N_START_BUCKETS, seconds)]++;
+  start_sum += seconds;
   pthread_mutex_unlock(&table_lock);
 }
 
@@ -417,6 +433,10 @@ static void render_timings_locked(struct nrd_buf *out)
   header(out, "nrd_run_duration_seconds", "histogram", "Check-failed run duration.");
   render_histogram(out, "nrd_run_duration_seconds", NULL, NULL, run_buckets, N_RUN_BUCKETS,
                    run_bucket, run_sum);
+  header(out, "nrd_replacement_start_seconds", "histogram",
+         "Time from an accepted create to the replacement running.");
+  render_histogram(out, "nrd_replacement_start_seconds", NULL, NULL, start_buckets,
+                   N_START_BUCKETS, start_bucket, start_sum);
   header(out, "nrd_last_run_timestamp_seconds", "gauge",
          "When the last run of each outcome ended, Unix seconds (0 = none yet).");
   for (size_t o = 0; o < N_OUTCOMES; o++)
@@ -476,6 +496,8 @@ void nrd_metrics_reset(void)
   }
   route_hists_dropped = 0;
   memset(run_bucket, 0, sizeof run_bucket);
+  memset(start_bucket, 0, sizeof start_bucket);
+  start_sum = 0;
   run_sum = 0;
   memset(last_run_at, 0, sizeof last_run_at);
   pthread_mutex_unlock(&table_lock);

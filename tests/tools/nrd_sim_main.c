@@ -23,7 +23,7 @@ static const char USAGE[] =
     "state is a generated fleet of F instances, the first K of them failed.\n"
     "Errors are Novita's shape {code:<int>, reason, message, metadata}.\n"
     "Controls (POST JSON, no auth):\n"
-    "  /__sim/scenario  {instances, jobs, products}: replaces the state\n"
+    "  /__sim/scenario  {instances, jobs, products, cpuProducts}: replaces the state\n"
     "  /__sim/faults    {kind, match, reason, status, body, retry_after, delay_ms,\n"
     "                   size, probability, count, seed} or a list; {} clears. kinds:\n"
     "                   status, retry_after (429 + Retry-After, any path), delay,\n"
@@ -35,6 +35,12 @@ static const char USAGE[] =
     "  /__sim/capacity  {productName, clusterId, available: n}: n more creates there,\n"
     "                   then INSUFFICIENT_RESOURCE; products listed with that clusterId\n"
     "                   show availableDeploy/inventoryState; -1 removes the limit\n"
+    "  /__sim/start     {toCreateMs, creatingMs, pullingMs}: new instances go\n"
+    "                   toCreate -> creating -> pulling -> running over these times\n"
+    "  /__sim/pull_failure {imageUrl, message}: creates of that image end exited\n"
+    "                   with statusError {state: pullImageFailed, message}\n"
+    "  GET /v1/gpu/instance?instanceId= shows one instance; GET /v1/cpu/products\n"
+    "  the scenario's cpuProducts.\n"
     "  Monthly instances (billingMode monthly) answer delete with\n"
     "  PREPAID_INSTANCE_NOT_SUPPORT_RELEASE. GET /__sim/state, GET /__sim/requests.\n";
 
