@@ -142,6 +142,12 @@ void nrd_follow_stop(struct nrd_runner *r);
  * statusError {state, message}, each when set. */
 void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row);
 
+/* Failed newest jobs whose instance this run listed in a status not in
+ * RECOVER_STATUSES: `ignored` outcomes, logged and counted once per job
+ * (ignored.c). */
+void nrd_report_ignored(struct run_ctx *ctx, struct nrd_worker *w, struct nrd_job *jobs[2],
+                        const size_t n_jobs[2]);
+
 /* The lease keeper's list of rows in hand. */
 void nrd_runner_hold(struct nrd_runner *r, const char *job_id);
 void nrd_runner_unhold(struct nrd_runner *r, const char *job_id);

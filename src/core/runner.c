@@ -10,6 +10,7 @@
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/metrics.h"
+#include "nrd/recovery.h"
 #include "nrd/util.h"
 
 struct waiter {
@@ -401,6 +402,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
 
   r->cfg = cfg;
   r->nv = nv;
+  nrd_recovery_set_statuses(cfg->recover_statuses);
   gethostname(host, sizeof(host) - 1);
   nrd_make_id("w", rnd);
   snprintf(r->owner, sizeof(r->owner), "%s:%ld:%s", host, (long)getpid(), rnd + 2);

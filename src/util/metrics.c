@@ -52,7 +52,7 @@ struct table {
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct table http_requests, runs, recoveries, webhooks;
+static struct table http_requests, runs, recoveries, webhooks, unhandled;
 
 /* Label values known in advance: their series are rendered from start at 0,
  * so a rate() or an alert sees a series before its first event. */
@@ -62,6 +62,12 @@ static const char *const known_actions[] = { "recreated", "adopted", "planned", 
                                              "failed", "abandoned", "skipped", "running",
                                              "start_failed" };
 static const char *const known_webhook_results[] = { "delivered", "retried", "dead" };
+/* Novita's documented instance statuses; any other is counted as "other". */
+static const char *const known_statuses[] = {
+  "toCreate", "creating", "pulling", "running", "toStart", "starting", "toStop", "stopping",
+  "exited", "toRestart", "restarting", "toRemove", "removing", "removed", "toReset",
+  "resetting", "migrating", "freezing", "other" };
+#define N_STATUSES (sizeof known_statuses / sizeof known_statuses[0])
 static const char *const brake_names[] = { "account", "capacity" };
 #define N_OUTCOMES (sizeof known_outcomes / sizeof known_outcomes[0])
 #define N_BRAKES (sizeof brake_names / sizeof brake_names[0])
@@ -103,6 +109,8 @@ static void seed_locked(void)
     recoveries.rows[recoveries.n++] = (struct labelled){ .a = known_actions[i] };
   for (size_t i = 0; i < sizeof known_webhook_results / sizeof known_webhook_results[0]; i++)
     webhooks.rows[webhooks.n++] = (struct labelled){ .a = known_webhook_results[i] };
+  for (size_t i = 0; i < N_STATUSES; i++)
+    unhandled.rows[unhandled.n++] = (struct labelled){ .a = known_statuses[i] };
 }
 
 static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
@@ -279,6 +287,15 @@ void nrd_metrics_run(const char *trigger, const char *outcome)
 void nrd_metrics_recovery(const char *action)
 {
   table_inc(&recoveries, action ? action : "unknown", NULL, 0);
+}
+
+void nrd_metrics_failed_job_unhandled(const char *status)
+{
+  const char *label = known_statuses[N_STATUSES - 1];
+  for (size_t i = 0; status && i + 1 < N_STATUSES; i++)
+    if (same(status, known_statuses[i]))
+      label = known_statuses[i];
+  table_inc(&unhandled, label, NULL, 0);
 }
 
 void nrd_metrics_webhook(const char *result)
@@ -461,11 +478,15 @@ void nrd_metrics_render(struct nrd_buf *out)
                "action", NULL, false);
   render_table(out, &webhooks, "nrd_webhook_events_total", "Webhook deliveries by result.",
                "result", NULL, false);
+  render_table(out, &unhandled, "nrd_failed_jobs_unhandled_total",
+               "Failed migration jobs whose instance was in a status not recovered, by status.",
+               "status", NULL, false);
   header(out, "nrd_metrics_dropped_total", "counter",
          "Increments lost because a label table was full (a bug if not 0).");
   nrd_buf_printf(out, "nrd_metrics_dropped_total %llu\n",
                  (unsigned long long)(http_requests.dropped + runs.dropped + recoveries.dropped +
-                                      webhooks.dropped + route_hists_dropped));
+                                      webhooks.dropped + unhandled.dropped +
+                                      route_hists_dropped));
   pthread_mutex_unlock(&table_lock);
   nrd_metrics_render_process(out);
 }
@@ -484,7 +505,7 @@ void nrd_metrics_reset(void)
   for (size_t i = 0; i < N_BRAKES; i++)
     atomic_store(&brake_rows[i], 0);
   lock_tables();
-  struct table *tables[] = { &http_requests, &runs, &recoveries, &webhooks };
+  struct table *tables[] = { &http_requests, &runs, &recoveries, &webhooks, &unhandled };
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
     tables[i]->n = 0;
     tables[i]->dropped = 0;

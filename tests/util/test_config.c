@@ -24,7 +24,7 @@ static const char *const all_vars[] = {
   "NOVITA_PAGE_SIZE", "DEFAULT_REGION", "MIGRATION_DRY_RUN", "MIGRATION_INTERVAL_MINUTES",
   "MIGRATION_MAX_CONCURRENT", "MIGRATION_JOB_LOOKBACK_HOURS", "MAX_RECOVERIES_PER_RUN",
   "MAX_RETRY_ATTEMPTS", "REQUEST_TIMEOUT", "RUN_DEADLINE_SECONDS", "RECOVERY_LEASE_SECONDS",
-  "RECOVERY_START_POLL_SECONDS", "RECOVERY_START_TIMEOUT_SECONDS",
+  "RECOVERY_START_POLL_SECONDS", "RECOVERY_START_TIMEOUT_SECONDS", "RECOVER_STATUSES",
   "CIRCUIT_FAILURE_THRESHOLD", "CIRCUIT_COOLDOWN_SECONDS", "API_TOKEN", "API_TOKEN_FILE",
   "TRUSTED_PROXIES", "MAX_BODY_BYTES", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_MAX_AGE_HOURS",
   "RETENTION_DAYS", "LOG_LEVEL", "NOVITA_API_KEY_FILE", "NOVITA_INTERNAL_API_KEY_FILE",
@@ -74,6 +74,7 @@ static void check_defaults(const struct nrd_config *c)
   assert_int_equal(c->recovery_lease_seconds, 30);
   assert_int_equal(c->recovery_start_poll_seconds, 30);
   assert_int_equal(c->recovery_start_timeout_seconds, 1800);
+  assert_string_equal(c->recover_statuses, "migrating");
   assert_int_equal(c->circuit_failure_threshold, 5);
   assert_int_equal(c->circuit_cooldown_seconds, 30);
   assert_null(c->api_token);
