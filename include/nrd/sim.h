@@ -44,7 +44,8 @@
  *
  * Listings page with pageNum (from page_base; a number below it gives an
  * empty page) and pageSize (default 10, also for 0; capped by page_cap), and
- * answer {"instances"|"jobs": [...], "total": matches}. name and productName
+ * answer {"instances"|"jobs": [...], "total": matches} ("total" left out
+ * with no_total). name and productName
  * filter as case-insensitive substrings, status exactly; jobs filter on
  * type, state, jobId and startTime/endTime (Unix seconds, on createdAt).
  * Errors are Novita's shape {code: <int>, reason, message, metadata}.
@@ -72,6 +73,7 @@ struct nrd_sim_options {
   unsigned latency_ms;        /* added to every request */
   unsigned threads;           /* 0: thread per connection */
   const char *new_status;     /* status of created instances; NULL: "running" */
+  bool no_total;              /* listings without "total" (Novita's documented example) */
 };
 
 /* Fault kinds. A fault matches requests whose "METHOD path" contains match

@@ -105,8 +105,9 @@ typedef enum nrd_nv_rc (*page_fn)(void *ud, unsigned page, size_t *n_items, size
 
 /* DESIGN.md's stop rule: from page 1, go on until `total` distinct ids, an
  * empty page, or a page with no new id (a short page does not stop). When
- * that leaves fewer than `total`, the server may count from 0: ask page 0
- * once and, if it brings new ids, go on from there. */
+ * that leaves fewer than `total`, or when the answers carry no `total`
+ * (Novita's documented example has none), the server may count from 0: ask
+ * page 0 once and, if it brings new ids, go on from there. */
 static enum nrd_nv_rc page_all(page_fn fetch, void *ud, const struct idset *seen,
                                struct nrd_nv_error *err)
 {
@@ -139,7 +140,10 @@ static enum nrd_nv_rc page_all(page_fn fetch, void *ud, const struct idset *seen
       page++;
       continue;
     }
-    if (zero_asked || have_all || total < 0)
+    /* Without total, pages may count from 0 or 1: page 0 is asked too
+     * (repeated ids are dropped), even after an empty page 1, which a
+     * 0-based server gives a fleet of one page. */
+    if (zero_asked || have_all)
       return NRD_NV_OK;
     page = 0;
   }

@@ -130,11 +130,12 @@ static cJSON *select_page(const cJSON *items, match_fn match, const void *filter
   return out;
 }
 
-static cJSON *list_body(const char *key, cJSON *items, int64_t total)
+static cJSON *list_body(const struct nrd_sim *s, const char *key, cJSON *items, int64_t total)
 {
   cJSON *o = new_object();
   cJSON_AddItemToObject(o, key, items);
-  nrd_json_add_num(o, "total", (double)total);
+  if (!s->no_total)
+    nrd_json_add_num(o, "total", (double)total);
   return o;
 }
 
@@ -210,7 +211,7 @@ int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *
   else
     items = select_listed(s, &p, &total);
   pthread_mutex_unlock(&s->mu);
-  *out = list_body("instances", items, total);
+  *out = list_body(s, "instances", items, total);
   return 200;
 }
 
@@ -263,7 +264,7 @@ int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
   pthread_mutex_lock(&s->mu);
   items = select_page(s->jobs, job_matches, &f, &p, &total);
   pthread_mutex_unlock(&s->mu);
-  *out = list_body("jobs", items, total);
+  *out = list_body(s, "jobs", items, total);
   return 200;
 }
 

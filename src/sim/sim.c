@@ -700,6 +700,7 @@ struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size
   s->new_status = nrd_xstrdup(opt->new_status);
   s->page_base = opt->page_base_set ? opt->page_base : 1;
   s->page_cap = opt->page_cap;
+  s->no_total = opt->no_total;
   s->instances = new_array();
   s->jobs = new_array();
   s->products = new_array();

@@ -39,6 +39,7 @@ struct nrd_sim {
   char *api_key, *internal_key, *new_status;   /* owned; NULL: any / "running" */
   int page_base;
   unsigned page_cap;
+  bool no_total;
 
   pthread_mutex_t mu;       /* guards everything below */
   cJSON *instances, *jobs, *products;          /* arrays */

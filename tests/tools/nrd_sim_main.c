@@ -16,11 +16,13 @@
 
 static const char USAGE[] =
     "usage: nrd-sim [--port N] [--fleet F] [--failed K] [--latency-ms L] [--page-cap C]\n"
-    "               [--page-base 0|1] [--api-key K] [--internal-api-key K]\n"
+    "               [--page-base 0|1] [--total 0|1] [--api-key K] [--internal-api-key K]\n"
     "               [--new-status S] [--threads T] [--scenario file.json]\n"
     "Serves a simulated Novita API on 127.0.0.1 (port 0: a free one), prints\n"
     "\"listening <port>\" and runs until SIGTERM or SIGINT. Without --scenario the\n"
     "state is a generated fleet of F instances, the first K of them failed.\n"
+    "--page-base 0: pages count from 0; --total 0: listings carry no \"total\"\n"
+    "(Novita's documented list example has none).\n"
     "Errors are Novita's shape {code:<int>, reason, message, metadata}.\n"
     "Controls (POST JSON, no auth):\n"
     "  /__sim/scenario  {instances, jobs, products, cpuProducts}: replaces the state\n"
@@ -89,6 +91,9 @@ static bool parse_args(int argc, char **argv, struct args *a)
       ok = parse_uint(k, val, 1, &v);
       a->opt.page_base = (int)v;
       a->opt.page_base_set = true;
+    } else if (strcmp(k, "--total") == 0) {
+      ok = parse_uint(k, val, 1, &v);
+      a->opt.no_total = v == 0;
     } else if (strcmp(k, "--threads") == 0) {
       ok = parse_uint(k, val, 256, &v);
       a->opt.threads = (unsigned)v;
