@@ -200,6 +200,10 @@ cJSON *nrd_sim_make_demo(int64_t now_s);
  * failed autoInstanceMigrate job created at now_s. 0 with its id in id_out,
  * -1 when no instance is running. */
 int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64]);
+/* The same, leaving the instance in status (e.g. "exited": a failed
+ * migration that did not leave it migrating; NULL or "": migrating). */
+int nrd_sim_fail_migration_as(struct nrd_sim *s, int64_t now_s, const char *status,
+                              char id_out[64]);
 /* A thread that calls nrd_sim_fail_migration every period_ms (the first
  * after one period). Stop it before the simulator. */
 struct nrd_sim_ticker;

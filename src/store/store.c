@@ -173,10 +173,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " FROM runs ORDER BY started_ms DESC, run_id DESC LIMIT :limit",
   [STMT_CONSOLE_EVENT_COUNT] = "SELECT state, count(*) FROM events GROUP BY state",
   [STMT_CONSOLE_HOURLY] =
-    "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
+    "SELECT updated_ms / 3600000 * 3600000 AS hour,"
+    " CASE state WHEN 'running' THEN 'created' ELSE state END AS st, adopted, count(*),"
     " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
     " FROM ledger WHERE updated_ms >= :since AND state NOT IN (" STORE_OPEN_STATES ")"
-    " GROUP BY hour, state, adopted ORDER BY hour, state, adopted",
+    " GROUP BY hour, st, adopted ORDER BY hour, st, adopted",
 };
 
 sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)

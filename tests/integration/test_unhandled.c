@@ -98,11 +98,37 @@ static void test_recover_statuses_adds_exited(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* The simulator fails a running instance's migration and leaves it exited. */
+static void test_sim_failed_migration_left_exited(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  cJSON *sc = tu_scenario();
+  tu_add(sc, "instances", tu_instance("i-run", "web-run", "running"));
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  char id[64];
+  assert_int_equal(nrd_sim_fail_migration_as(s.sim, now_s() - 30, "exited", id), 0);
+  assert_string_equal(id, "i-run");
+  tu_stack_start(&s);
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  const cJSON *o = tu_outcome_for(rep, "i-run");
+  assert_non_null(o);
+  assert_string_equal(nrd_json_str(o, "action"), "ignored");
+  assert_string_equal(nrd_json_str(o, "status"), "exited");
+  assert_int_equal(nrd_sim_count(s.sim, "POST", NULL), 0);
+  cJSON_Delete(rep);
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_exited_is_ignored),
     cmocka_unit_test(test_recover_statuses_adds_exited),
+    cmocka_unit_test(test_sim_failed_migration_left_exited),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
