@@ -38,8 +38,8 @@ void nrd_recreate_region(const struct nrd_instance *snap, const char *default_re
  * (reserved ports 2222-2224 are not sent and not counted); every tool with a
  * name, a port 1-65535 when present and type tcp/http/absent; at most 100 envs
  * (30 on a cpu instance), each with a non-empty key; command and entrypoint
- * at most 2047 bytes each; minCudaVersion at most 32 bytes; at most 30
- * network mounts carried over; kind and billingMode absent or one of their
+ * at most 2047 bytes each; minCudaVersion at most 32 bytes; a cpu instance's
+ * local mount path at most 255 bytes; at most 30 network mounts carried over; kind and billingMode absent or one of their
  * values (exact case); when productId is absent, a productName to look up.
  * Returns true when buildable; false with a reason ending in "; instance left
  * untouched" (reason may be NULL). needs_product (may be NULL) is set when

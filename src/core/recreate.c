@@ -34,6 +34,7 @@
 #define ENTRYPOINT_MAX 2047    /* entrypoint: 0-2047 characters (bytes here: stricter) */
 #define CPU_ENVS_MAX 30        /* Create CPU Instance: at most 30 envs */
 #define MIN_CUDA_MAX 32        /* undocumented: a version string, as the simulator bounds it */
+#define LOCAL_MOUNT_MAX 255    /* localStorageMountPoint, as the simulator bounds it */
 #define RESERVED_PORT_MIN 2222 /* 2222-2224: Novita's own, refused on create */
 #define RESERVED_PORT_MAX 2224
 
@@ -189,8 +190,13 @@ static bool check_envs(const struct nrd_instance *snap, char reason[NRD_REASON_M
   return true;
 }
 
+static const char *local_mount(const struct nrd_instance *snap);
+
 static bool check_mounts(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
 {
+  const char *local = is_cpu(snap) ? local_mount(snap) : NULL;
+  if (local && strlen(local) > LOCAL_MOUNT_MAX)
+    return fail(reason, "local storage mount path is longer than %d bytes", LOCAL_MOUNT_MAX);
   size_t n = 0;
   for (size_t i = 0; i < snap->n_mounts; i++) {
     if (carried_mount(&snap->mounts[i]))
