@@ -414,11 +414,15 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   if(!s.listings_started)
     listings_start(&s);
   rc = detect(w, &s, jobs, n_jobs, &err);
-  if(rc != NRD_NV_OK) {
+  if(rc != NRD_NV_OK && s.n) {
     snprintf(msg, sizeof(msg), "listing migration jobs failed: %s", err.message);
     goto out;
   }
-  nrd_report_ignored(ctx, w, jobs, n_jobs);
+  if(rc == NRD_NV_OK)
+    nrd_report_ignored(ctx, w, jobs, n_jobs);
+  else  /* nothing to recover: only the ignored ones go unreported */
+    LOG_WARN("listing migration jobs failed; failed jobs on other statuses not reported",
+             "error", err.message);
   /* One ledger row per failed job, all in one transaction. */
   int64_t now = nrd_now_ms();
   found = nrd_xcalloc(s.n + 1, sizeof(*found));

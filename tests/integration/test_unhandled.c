@@ -123,12 +123,38 @@ static void test_sim_failed_migration_left_exited(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* With nothing to recover, a jobs listing that fails does not fail the run
+ * (only the ignored ones go unreported), as before the jobs were listed in
+ * every run. */
+static void test_jobs_down_with_nothing_to_recover(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  cJSON *sc = tu_scenario();
+  tu_add(sc, "instances", tu_instance("i-run", "web-run", "running"));
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "/v1/jobs", .status = 400,
+                            .reason = "VALIDATOR_PARAM"};
+  assert_int_equal(nrd_sim_add_fault(s.sim, &f), 0);
+  tu_stack_start(&s);
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 200);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(rep, "success")));
+  assert_true(nrd_sim_count(s.sim, "GET", "/v1/jobs") >= 1);
+  cJSON_Delete(rep);
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_exited_is_ignored),
     cmocka_unit_test(test_recover_statuses_adds_exited),
     cmocka_unit_test(test_sim_failed_migration_left_exited),
+    cmocka_unit_test(test_jobs_down_with_nothing_to_recover),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
