@@ -113,7 +113,9 @@ static void test_env_and_flags(void **state)
   setenv("LOG_LEVEL", "debug", 1);
   setenv("NOVITA_API_BASE_URL", "http://127.0.0.1:9/base/", 1);
   setenv("MAX_BODY_BYTES", "1024", 1);
+  setenv("RECOVER_STATUSES", "migrating,exited", 1);
   assert_int_equal(load(&c, NULL, err, sizeof err), 0);
+  assert_string_equal(c.recover_statuses, "migrating,exited");
   assert_int_equal(c.port, 8081);
   assert_string_equal(c.host, "0.0.0.0");
   assert_true(c.migration_dry_run);
@@ -167,6 +169,8 @@ static void test_bad_values(void **state)
     { "LOG_LEVEL", "loud", "LOG_LEVEL: 'loud' is not valid; expected error, warn, info or debug" },
     { "MIGRATION_DRY_RUN", "maybe", "MIGRATION_DRY_RUN: 'maybe' is not valid; expected true/false/1/0/yes/no" },
     { "TRUSTED_PROXIES", "1.2.3.4/33", "TRUSTED_PROXIES: '1.2.3.4/33' is not valid" },
+    { "RECOVER_STATUSES", "migrating,,exited", "RECOVER_STATUSES: 'migrating,,exited' is not valid; expected comma-separated instance statuses" },
+    { "RECOVER_STATUSES", "exited ", "RECOVER_STATUSES: 'exited ' is not valid" },
     { "TRUSTED_PROXIES", "10.0.0.0/8,,::1", "TRUSTED_PROXIES:" },
     { "TRUSTED_PROXIES", "::1/129", "TRUSTED_PROXIES:" },
     { "TRUSTED_PROXIES", "localhost", "TRUSTED_PROXIES:" },
