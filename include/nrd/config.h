@@ -57,6 +57,9 @@ struct nrd_config {
   unsigned recovery_lease_seconds;    /* RECOVERY_LEASE_SECONDS 30 */
   unsigned recovery_placement;        /* RECOVERY_PLACEMENT same-cluster (enum nrd_placement) */
   unsigned recovery_billing_fallback; /* RECOVERY_BILLING_FALLBACK none (enum nrd_billing_fallback) */
+  unsigned recovery_start_poll_seconds;    /* RECOVERY_START_POLL_SECONDS 30 */
+  unsigned recovery_start_timeout_seconds; /* RECOVERY_START_TIMEOUT_SECONDS 1800 */
+  char *recover_statuses;             /* RECOVER_STATUSES migrating (comma-separated) */
   unsigned circuit_failure_threshold; /* CIRCUIT_FAILURE_THRESHOLD 5 */
   unsigned circuit_cooldown_seconds;  /* CIRCUIT_COOLDOWN_SECONDS 30 */
   char *api_token;                    /* API_TOKEN (secret); API_TOKEN_FILE is read into it */

@@ -13,6 +13,7 @@ enum nrd_endpoint {
   NRD_EP_CREATE,
   NRD_EP_PRODUCTS,
   NRD_EP_CLUSTERS,
+  NRD_EP_GET_INSTANCE,
   NRD_EP_COUNT
 };
 const char *nrd_endpoint_name(enum nrd_endpoint ep);  /* "list_instances", ... */
@@ -32,8 +33,13 @@ void nrd_metrics_run_timing(const char *outcome, int64_t finished_ms, int64_t du
 /* Rows a brake held in the last run ("account" or "capacity"; both are
  * rendered from start at 0). */
 void nrd_metrics_brake_held(const char *brake, long rows);
-void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned|skipped */
-void nrd_metrics_webhook(const char *result);        /* delivered|retried|dead */
+void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned|skipped|running|start_failed */
+/* A replacement seen running, ms after its create was accepted. */
+void nrd_metrics_replacement_started(int64_t ms);
+void nrd_metrics_webhook(const char *result);
+/* A failed migration job whose instance was in a status not in
+ * RECOVER_STATUSES (Novita's documented statuses; any other as "other"). */
+void nrd_metrics_failed_job_unhandled(const char *status);        /* delivered|retried|dead */
 
 /* Appends all metrics to out as Prometheus text (version 0.0.4): ours, the
  * build info and the standard process_* metrics. Every labelled series whose

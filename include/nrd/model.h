@@ -28,6 +28,13 @@ struct nrd_mount {
   char *mount_path;
 };
 
+/* A tool of an official image (create's tools[]: name, port, type). */
+struct nrd_tool {
+  char *name;
+  char *port;  /* number printed as text, as nrd_port's */
+  char *type;
+};
+
 struct nrd_instance {
   char *id, *name, *status;
   char *cluster_id, *cluster_name;
@@ -37,13 +44,18 @@ struct nrd_instance {
   char *gpu_num;       /* raw text: Novita sends a string; a number is printed as text */
   char *rootfs_size;   /* raw text, as gpu_num */
   char *kind, *billing_mode;
+  char *entrypoint;        /* overrides the image's ENTRYPOINT */
+  char *network_id;        /* network.id: the VPC the instance is in */
+  char *min_cuda_version;
   /* Lists: *_present is false when the key was missing or null; true with
    * n == 0 for a present empty list (which does replace a stored one). */
-  bool ports_present, envs_present, mounts_present;
-  size_t n_ports, n_envs, n_mounts;
+  bool ports_present, envs_present, mounts_present, tools_present;
+  size_t n_ports, n_envs, n_mounts, n_tools;
   struct nrd_port *ports;
   struct nrd_env *envs;
   struct nrd_mount *mounts;
+  struct nrd_tool *tools;  /* objects only: a tool listed as a bare string is
+                              not carried (the create needs its port) */
   int64_t created_at;  /* Unix seconds when Novita gave it, else 0 */
   char *raw_json;      /* the instance object as received, with passwords and
                           connect components removed; NULL if not kept */

@@ -161,6 +161,17 @@ enum nrd_nv_rc nrd_nv_create_instance(struct nrd_novita_conn *c, const cJSON *re
 enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
                                    char **found_id, struct nrd_nv_error *err);
 
+/* What GET /v1/gpu/instance?instanceId= says of an instance's start:
+ * status, and statusError {state, message} ("" when absent). */
+struct nrd_nv_instance_state {
+  char status[32];
+  char error_state[64];
+  char error_message[512];
+};
+/* NRD_NV_NOT_FOUND when Novita says the instance does not exist. */
+enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                   struct nrd_nv_instance_state *out, struct nrd_nv_error *err);
+
 /* GET /v1/products?productName=…&billingMethod=spot. Caller frees with nrd_products_free. */
 enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,
                                     struct nrd_product **products, size_t *n,
@@ -171,6 +182,12 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
                                        const char *cluster_id, const char *billing,
                                        struct nrd_product **products, size_t *n,
                                        struct nrd_nv_error *err);
+/* The same for an instance of kind (NULL or "gpu": GET /v1/products; "cpu":
+ * GET /v1/cpu/products, Novita's list of CPU products). */
+enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *kind,
+                                         const char *product_name, const char *cluster_id,
+                                         const char *billing, struct nrd_product **products,
+                                         size_t *n, struct nrd_nv_error *err);
 void nrd_products_free(struct nrd_product *p, size_t n);
 
 /* A cluster as GET /v1/clusters lists it. */

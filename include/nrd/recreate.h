@@ -34,11 +34,14 @@ void nrd_recreate_region(const struct nrd_instance *snap, const char *default_re
 /* Checks everything that does not need Novita: imageUrl present (at most 500
  * bytes); gpuNum absent or an integer 1-8; rootfsSize absent or an integer
  * >= 10 (and <= 6144); every port a number 1-65535 with type tcp/http/absent
- * (case-insensitive; sent in lower case); at most 15 ports; at most 100 envs,
- * each with a non-empty key; command at most 2047 bytes; at most 30 network
- * mounts carried over; kind and billingMode absent or one of their values
- * (exact case); when productId is absent, a productName to look up. Returns
- * true when buildable; false with a reason ending in "; instance left
+ * (case-insensitive; sent in lower case); at most 15 ports and tools together
+ * (reserved ports 2222-2224 are not sent and not counted); every tool with a
+ * name, a port 1-65535 when present and type tcp/http/absent; at most 100 envs
+ * (30 on a cpu instance), each with a non-empty key; command and entrypoint
+ * at most 2047 bytes each; minCudaVersion at most 32 bytes; a cpu instance's
+ * local mount path at most 255 bytes; at most 30 network mounts carried over; kind and billingMode absent or one of their
+ * values (exact case); when productId is absent, a productName to look up.
+ * Returns true when buildable; false with a reason ending in "; instance left
  * untouched" (reason may be NULL). needs_product (may be NULL) is set when
  * productId is absent (the caller must look one up). Reasons never contain
  * env values. */
@@ -48,13 +51,23 @@ bool nrd_recreate_check(const struct nrd_instance *snap, bool *needs_product,
 /* Builds the create request. product_id: the snapshot's own when present,
  * else the fallback the caller found. Call only after nrd_recreate_check
  * succeeded. Returns a new cJSON object (caller deletes) with, in this order:
- * name, productId, gpuNum (integer), rootfsSize (integer), imageUrl,
- * imageAuthId?, ports? ("80/http, 3306/tcp"), envs?, command?, clusterId?,
- * networkStorages? ([{Id, mountPoint}] from mounts of type "network"), kind,
- * billingMode. A network mount is carried over only with both id and
- * mountPath; an env value that was absent is sent as "". */
+ * name, productId, gpuNum (integer; not for cpu), rootfsSize (integer; not for
+ * cpu), imageUrl, imageAuthId?, ports? ("80/http, 3306/tcp", without the
+ * reserved 2222-2224), envs?, tools? ([{name, port?, type}]), command?,
+ * entrypoint?, clusterId?, localStorageMountPoint? (cpu only: the first local
+ * mount's path), networkStorages? ([{Id, mountPoint}] from mounts of type
+ * "network"), networkId?, minCudaVersion? (not for cpu), kind, billingMode. A
+ * network mount is carried over only with both id and mountPath; an env value
+ * that was absent is sent as "". */
 cJSON *nrd_recreate_build(const struct nrd_instance *snap, const char *product_id,
                           const char *new_name);
+
+/* What the create does not carry, added to a recreated or planned outcome:
+ * "droppedPorts" ([2222, ...], the reserved ports left out) when any, and
+ * "localStorageLost": true with "localStorageMountPath" (the first local
+ * volume's mount point) when the instance had a local volume: Novita's local
+ * volumes do not survive a recreation. */
+void nrd_recreate_notes(const struct nrd_instance *snap, cJSON *outcome);
 
 /* A deep copy (caller deletes; NULL in, NULL out) with secrets replaced by
  * "***": every env value, imageAuthId, and imageAuth when present. */

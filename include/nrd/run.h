@@ -71,6 +71,11 @@ int nrd_runner_list_recoveries(struct nrd_runner *r, const char *state, size_t l
 /* Operator control; NRD_NONE when no such row or wrong state. */
 int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id);
 int nrd_runner_abandon_recovery(struct nrd_runner *r, const char *job_id, const char *reason);
+/* Operator control of a start_failed row: a new replacement, with a new fixed
+ * name (new_name), is created by the next run; the replacement that did not
+ * start (old_id) is left as it is. NRD_NONE when the row is not start_failed. */
+int nrd_runner_retry_start(struct nrd_runner *r, const char *job_id, char *new_name,
+                           size_t new_name_len, char *old_id, size_t old_id_len);
 /* {"events":[{id,type,createdAt,state,attempts,lastError,event}],"count":n}:
  * events after since (all when NULL or unknown), oldest first. */
 int nrd_runner_list_events(struct nrd_runner *r, const char *since, size_t limit, char **json);

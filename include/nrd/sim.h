@@ -14,10 +14,12 @@
  *
  * Paths (base URL = nrd_sim_base_url):
  *   GET  {base}/v1/gpu/instances?pageSize&pageNum&name&status
+ *   GET  {base}/v1/gpu/instance?instanceId (one instance, as listed)
  *   POST {base}/v1/gpu/instance/delete {instanceId}
  *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
  *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
  *   GET  {base}/v1/products?productName&clusterId&billingMethod
+ *   GET  {base}/v1/cpu/products?productName&clusterId&billingMethod (the scenario's cpuProducts)
  *   GET  {base}/v1/clusters -> {data: [{id, name, availableGpuType,
  *        supportNetworkStorage, supportInstanceNetwork}]}
  *   GET  /api/v1/jobs (the internal jobs host, internal key)
@@ -35,19 +37,26 @@
  *        creates of that product in that cluster succeed, then INSUFFICIENT_RESOURCE;
  *        products listed with that clusterId show availableDeploy/inventoryState
  *        from it; "available": -1 removes the limit
+ *   POST /__sim/start {"toCreateMs", "creatingMs", "pullingMs"}: a new
+ *        instance's start times (nrd_sim_set_start_times)
+ *   POST /__sim/pull_failure {"imageUrl", "message"}: that image's pull fails
+ *        (exited, statusError); {"imageUrl"} alone undoes it
  *   GET  /__sim/state  -> {"instances":[...], "requests": n}
  *   GET  /__sim/requests -> [{method,path,query,body,authorization,atMs}, ...]
  *
  * Listings page with pageNum (from page_base; a number below it gives an
  * empty page) and pageSize (default 10, also for 0; capped by page_cap), and
- * answer {"instances"|"jobs": [...], "total": matches}. name and productName
+ * answer {"instances"|"jobs": [...], "total": matches} ("total" left out
+ * with no_total). name and productName
  * filter as case-insensitive substrings, status exactly; jobs filter on
  * type, state, jobId and startTime/endTime (Unix seconds, on createdAt).
  * Errors are Novita's shape {code: <int>, reason, message, metadata}.
  * Create answers 400 VALIDATOR_PARAM when nrd_sim_check_create_request
  * refuses the body, 400 with the account switch's reason while it is on, 400
  * INSUFFICIENT_RESOURCE beyond a (product, cluster)'s capacity, else adds
- * "i-sim-<n>" and answers {"id"}. Delete of an unknown id answers 404
+ * "i-sim-<n>" and answers {"id"}; the new instance lists the create's
+ * entrypoint, network {id (networkId), ip}, tools, and a cpu create's
+ * localStorageMountPoint as a local volume mount. Delete of an unknown id answers 404
  * RESOURCE_NOT_FOUND; of a monthly (prepaid) instance 400
  * PREPAID_INSTANCE_NOT_SUPPORT_RELEASE. Wrong keys get 401 UNAUTHORIZED.
  * Request bodies over 1 MiB get 413.
@@ -58,7 +67,8 @@
  *
  * Scenario JSON: {"instances":[instance objects as Novita lists them],
  *   "jobs":[job objects], "products":[product objects],
- *   "clusters":[{id, name} as GET /v1/clusters lists them]}. */
+ *   "clusters":[{id, name} as GET /v1/clusters lists them],
+ *   "cpuProducts":[product objects of GET /v1/cpu/products]}. */
 
 struct nrd_sim_options {
   unsigned port;              /* 0: a free port */
@@ -70,6 +80,7 @@ struct nrd_sim_options {
   unsigned latency_ms;        /* added to every request */
   unsigned threads;           /* 0: thread per connection */
   const char *new_status;     /* status of created instances; NULL: "running" */
+  bool no_total;              /* listings without "total" (Novita's documented example) */
 };
 
 /* Fault kinds. A fault matches requests whose "METHOD path" contains match
@@ -137,6 +148,15 @@ int nrd_sim_load(struct nrd_sim *s, const char *scenario_json);
 cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s);
 
 void nrd_sim_set_latency(struct nrd_sim *s, unsigned ms);
+/* A new instance's start (without new_status): toCreate for to_create_ms,
+ * creating for creating_ms, pulling for pulling_ms, then running (all 0, the
+ * default: running at once). Applies to instances created afterwards. */
+void nrd_sim_set_start_times(struct nrd_sim *s, unsigned to_create_ms, unsigned creating_ms,
+                             unsigned pulling_ms);
+/* Creates with this imageUrl fail their pull: after the start times the
+ * instance is exited with statusError {state: "pullImageFailed", message}.
+ * message NULL: the pull works again. */
+void nrd_sim_set_pull_failure(struct nrd_sim *s, const char *image_url, const char *message);
 /* The account switch: creates answer 400 with reason until NULL clears it. */
 void nrd_sim_set_account(struct nrd_sim *s, const char *reason);
 /* Capacity of (product name, cluster): available more creates; -1 removes. */
@@ -187,6 +207,10 @@ cJSON *nrd_sim_make_demo(int64_t now_s);
  * failed autoInstanceMigrate job created at now_s. 0 with its id in id_out,
  * -1 when no instance is running. */
 int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64]);
+/* The same, leaving the instance in status (e.g. "exited": a failed
+ * migration that did not leave it migrating; NULL or "": migrating). */
+int nrd_sim_fail_migration_as(struct nrd_sim *s, int64_t now_s, const char *status,
+                              char id_out[64]);
 /* A thread that calls nrd_sim_fail_migration every period_ms (the first
  * after one period). Stop it before the simulator. */
 struct nrd_sim_ticker;

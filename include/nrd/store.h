@@ -78,6 +78,9 @@ enum nrd_row_state {
   NRD_ROW_CREATED,      /* replacement exists: new_instance_id set (done) */
   NRD_ROW_FAILED,       /* final failure, reason in last_error (done until retried) */
   NRD_ROW_ABANDONED,    /* nothing to do, reason in last_error (done) */
+  NRD_ROW_RUNNING,      /* the replacement was seen running (done) */
+  NRD_ROW_START_FAILED, /* the replacement did not start: statusError, reason in
+                           last_error; the operator's (retry makes a new one) */
   NRD_ROW_STATE_COUNT
 };
 const char *nrd_row_state_name(enum nrd_row_state s);        /* "pending", ... */
@@ -99,6 +102,10 @@ struct nrd_ledger_row {
   int64_t lease_until_ms;
   char *run_id;               /* the last run that touched it */
   int64_t created_ms, updated_ms;
+  int64_t accepted_ms;        /* when the create was accepted (0: not, or before 0004) */
+  int64_t running_ms;         /* when the replacement was seen running (0: not) */
+  char *status_error_state;   /* Novita's statusError of a start_failed replacement */
+  char *status_error_message;
 };
 void nrd_ledger_row_cleanup(struct nrd_ledger_row *row);
 void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n);
@@ -168,6 +175,32 @@ int nrd_store_ledger_retry(struct nrd_store *st, const char *job_id, int64_t now
 int nrd_store_ledger_abandon(struct nrd_store *st, const char *job_id, const char *reason,
                              int64_t now_ms);
 
+/* ---- following a replacement to running (follow.c) ---- */
+
+/* Rows in created whose create was accepted (accepted_ms set, and before
+ * accepted_before_ms unless it is 0) and whose replacement is known, oldest
+ * accepted first, at most limit. Caller frees. */
+int nrd_store_ledger_following(struct nrd_store *st, int64_t accepted_before_ms, size_t limit,
+                               struct nrd_ledger_row **rows, size_t *n);
+/* created -> running (running true) or start_failed (with Novita's
+ * statusError state/message and a reason, any may be NULL), with an event
+ * (may be NULL) in the same transaction. Only a row still in created and not
+ * leased changes: NRD_NONE otherwise (someone else settled it). */
+struct nrd_ledger_started {
+  bool running;
+  const char *error_state, *error_message, *reason;
+  const struct nrd_event *event;
+};
+int nrd_store_ledger_started(struct nrd_store *st, const char *job_id,
+                             const struct nrd_ledger_started *u, int64_t now_ms);
+/* Operator retry of a start_failed row: back to deleted (the old instance is
+ * gone) with a new fixed replacement name, the replacement id and the start
+ * fields cleared and create_sent cleared, so the next run creates a new
+ * replacement. The start_failed replacement is left to the operator.
+ * NRD_NONE when the row is not start_failed. */
+int nrd_store_ledger_retry_start(struct nrd_store *st, const char *job_id, const char *new_name,
+                                 int64_t name_ms, int64_t now_ms);
+
 /* ---- runs ---- */
 
 struct nrd_run_record {
@@ -228,7 +261,7 @@ int nrd_store_brake_set(struct nrd_store *st, const char *name, const struct nrd
 int nrd_store_brake_clear(struct nrd_store *st, const char *name);
 
 /* ---- retention ---- */
-/* Deletes finished runs, done ledger rows (created/abandoned) and delivered or
+/* Deletes finished runs, done ledger rows (created/running/abandoned) and delivered or
  * dead events older than cutoff. */
 int nrd_store_prune(struct nrd_store *st, int64_t cutoff_ms, int64_t *deleted);
 

@@ -127,6 +127,8 @@ struct nrd_runner {
   char **active;                 /* job ids held by this process */
   size_t n_active, cap_active;
   pthread_t lease_thread;
+
+  struct follow_poller *follow;  /* follow.c: replacements looked at between runs */
 };
 
 /* Executes one run start to end on the coordinator thread. */
@@ -167,8 +169,9 @@ bool nrd_snapshot_writer_finish(struct snapshot_writer *sw);
  * offered when a product of that name (or product_id) is deployable there.
  * Called with ctx->lock held; may drop it while loading. (placement.c) */
 struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker *w,
-                                          const char *product, const char *product_id,
-                                          const char *cluster, const char *billing);
+                                          const char *kind, const char *product,
+                                          const char *product_id, const char *cluster,
+                                          const char *billing);
 
 /* The first place offering snap's product that RECOVERY_PLACEMENT and
  * RECOVERY_BILLING_FALLBACK allow: its own cluster and billing first, then
@@ -183,6 +186,21 @@ enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w,
 /* The database file is still the one opened (same device and inode);
  * false with why filled (logged once) when it was deleted or replaced. */
 bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
+/* Following replacements to running (follow.c). nrd_follow_created looks
+ * at the rows in created once each (with ctx: those accepted before the run
+ * started, their outcomes in the run's report); returns the rows settled. start/stop: the poller between runs. */
+int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx);
+void nrd_follow_start(struct nrd_runner *r);
+void nrd_follow_stop(struct nrd_runner *r);
+/* A ledger row's start fields for GET .../recoveries: acceptedAt, runningAt,
+ * statusError {state, message}, each when set. */
+void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row);
+
+/* Failed newest jobs whose instance this run listed in a status not in
+ * RECOVER_STATUSES: `ignored` outcomes, logged and counted once per job
+ * (ignored.c). */
+void nrd_report_ignored(struct run_ctx *ctx, struct nrd_worker *w, struct nrd_job *jobs[2],
+                        const size_t n_jobs[2]);
 
 /* The lease keeper's list of rows in hand. */
 void nrd_runner_hold(struct nrd_runner *r, const char *job_id);

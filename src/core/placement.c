@@ -16,8 +16,9 @@
 #include "nrd/util.h"
 
 struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker *w,
-                                          const char *product, const char *product_id,
-                                          const char *cluster, const char *billing)
+                                          const char *kind, const char *product,
+                                          const char *product_id, const char *cluster,
+                                          const char *billing)
 {
   struct capacity_entry *e;
   for(e = ctx->capacity; e; e = e->next)
@@ -40,8 +41,8 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
   struct nrd_nv_error err = {0};
   e->loading = true;
   pthread_mutex_unlock(&ctx->lock);
-  enum nrd_nv_rc rc = nrd_nv_list_products_in(w->conn, product, *cluster ? cluster : NULL,
-                                              billing, &list, &n, &err);
+  enum nrd_nv_rc rc = nrd_nv_list_kind_products(w->conn, kind, product,
+                                                *cluster ? cluster : NULL, billing, &list, &n, &err);
   const char *offered_id = NULL;
   for(size_t i = 0; rc == NRD_NV_OK && i < n && !offered_id; i++) {
     bool same = (list[i].name && !strcasecmp(list[i].name, product)) ||
@@ -113,8 +114,8 @@ static enum nrd_nv_rc try_cluster(struct run_ctx *ctx, struct nrd_worker *w,
      strcmp(own_billing, "onDemand") != 0)
     billings[1] = "onDemand";
   for(int b = 0; b < 2 && billings[b]; b++) {
-    struct capacity_entry *e = nrd_capacity_entry(ctx, w, snap->product_name, snap->product_id,
-                                                  cluster, billings[b]);
+    struct capacity_entry *e = nrd_capacity_entry(ctx, w, snap->kind, snap->product_name,
+                                                  snap->product_id, cluster, billings[b]);
     if(e->rc != NRD_NV_OK) {
       snprintf(err->message, sizeof(err->message), "%s", e->error);
       return e->rc;

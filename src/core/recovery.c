@@ -471,7 +471,8 @@ static enum nrd_nv_rc resolve_product(struct row_job *j, struct nrd_worker *w, c
     size_t n = 0;
     e->loading = true;
     pthread_mutex_unlock(&ctx->lock);
-    enum nrd_nv_rc rc = nrd_nv_list_products(w->conn, e->name, &list, &n, err);
+    enum nrd_nv_rc rc = nrd_nv_list_kind_products(w->conn, j->snap.kind, e->name, NULL, NULL,
+                                                  &list, &n, err);
     long pick = rc == NRD_NV_OK ? nrd_recreate_pick_product(list, n, e->name, region) : -1;
     pthread_mutex_lock(&ctx->lock);
     e->rc = rc;
@@ -582,6 +583,8 @@ static void recreated(struct row_job *j, struct nrd_worker *w, const char *new_i
   nrd_json_add_str(o, "newName", j->row.new_name);
   if(j->request)
     cJSON_AddItemToObject(o, "placement", placement_json(j));
+  if(j->have_snap)
+    nrd_recreate_notes(&j->snap, o);
   row_outcome(j, o);
 }
 
@@ -794,6 +797,7 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   nrd_json_add_str(o, "step", nrd_step_name(step));
   nrd_json_add_bool(o, "delete", step == NRD_STEP_DELETE);
   cJSON_AddItemToObject(o, "request", nrd_recreate_redact(req));
+  nrd_recreate_notes(&j->snap, o);
   cJSON_Delete(req);
   row_outcome(j, o);
 }

@@ -1,4 +1,5 @@
 /* The pure "what next" of a ledger row (nrd/recovery.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include "nrd/recovery.h"
@@ -17,6 +18,24 @@ const char *nrd_step_name(enum nrd_step s)
   return "unknown";
 }
 
+/* RECOVER_STATUSES, as ",migrating,exited," (set before the first run). */
+static char recover_statuses[512] = ",migrating,";
+
+void nrd_recovery_set_statuses(const char *csv)
+{
+  snprintf(recover_statuses, sizeof(recover_statuses), ",%s,",
+           csv && *csv ? csv : "migrating");
+}
+
+bool nrd_status_recoverable(const char *status)
+{
+  char key[80];
+  if(!status || !*status || strchr(status, ','))
+    return false;
+  snprintf(key, sizeof(key), ",%s,", status);
+  return strstr(recover_statuses, key) != NULL;
+}
+
 /* Statuses in which an instance we asked to delete counts as going away. */
 static bool is_going(const char *status)
 {
@@ -33,7 +52,7 @@ enum nrd_step nrd_recovery_next(const struct nrd_ledger_row *row, bool listed,
       return (listed && !is_going(status)) ? NRD_STEP_DELETE : NRD_STEP_CONFIRM_DELETED;
     if(!listed)
       return NRD_STEP_ABANDON_GONE;
-    if(!status || strcmp(status, "migrating"))
+    if(!nrd_status_recoverable(status))
       return NRD_STEP_ABANDON_HEALTHY;
     return NRD_STEP_DELETE;
   case NRD_ROW_DELETING:
@@ -47,6 +66,8 @@ enum nrd_step nrd_recovery_next(const struct nrd_ledger_row *row, bool listed,
   case NRD_ROW_CREATED:
   case NRD_ROW_FAILED:
   case NRD_ROW_ABANDONED:
+  case NRD_ROW_RUNNING:
+  case NRD_ROW_START_FAILED:
   case NRD_ROW_STATE_COUNT:
     break;
   }

@@ -31,6 +31,12 @@
 #define COMMAND_MAX 2047
 #define IMAGE_URL_MAX 500      /* CreateInstanceRequest.imageUrl maxLength */
 #define NETWORK_STORAGES_MAX 30 /* CreateInstanceRequest.networkStorages maxItems */
+#define ENTRYPOINT_MAX 2047    /* entrypoint: 0-2047 characters (bytes here: stricter) */
+#define CPU_ENVS_MAX 30        /* Create CPU Instance: at most 30 envs */
+#define MIN_CUDA_MAX 32        /* undocumented: a version string, as the simulator bounds it */
+#define LOCAL_MOUNT_MAX 255    /* localStorageMountPoint, as the simulator bounds it */
+#define RESERVED_PORT_MIN 2222 /* 2222-2224: Novita's own, refused on create */
+#define RESERVED_PORT_MAX 2224
 
 static bool absent(const char *s)
 {
@@ -114,11 +120,33 @@ static bool fail(char reason[NRD_REASON_MAX], const char *fmt, ...)
   return false;
 }
 
+static bool is_cpu(const struct nrd_instance *snap)
+{
+  return snap->kind && strcmp(snap->kind, "cpu") == 0;
+}
+
+/* A port Novita assigns itself: left out of the create, named in the outcome. */
+static bool reserved_port(const char *port, int64_t *num)
+{
+  return nrd_parse_i64(port, RESERVED_PORT_MIN, RESERVED_PORT_MAX, num);
+}
+
+/* Ports sent: every port but the reserved ones. */
+static size_t sent_ports(const struct nrd_instance *snap)
+{
+  size_t n = 0;
+  int64_t num;
+  for (size_t i = 0; i < snap->n_ports; i++)
+    n += !reserved_port(snap->ports[i].port, &num);
+  return n;
+}
+
 static bool check_ports(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
 {
   char val[40];
-  if (snap->n_ports > PORTS_MAX)
-    return fail(reason, "snapshot has %zu ports, Novita allows at most %d", snap->n_ports,
+  size_t used = sent_ports(snap) + snap->n_tools;
+  if (used > PORTS_MAX)
+    return fail(reason, "snapshot has %zu ports and tools, Novita allows at most %d", used,
                 PORTS_MAX);
   for (size_t i = 0; i < snap->n_ports; i++) {
     const struct nrd_port *p = &snap->ports[i];
@@ -132,11 +160,29 @@ static bool check_ports(const struct nrd_instance *snap, char reason[NRD_REASON_
   return true;
 }
 
+static bool check_tools(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
+{
+  char val[40];
+  int64_t num;
+  for (size_t i = 0; i < snap->n_tools; i++) {
+    const struct nrd_tool *t = &snap->tools[i];
+    if (absent(t->name))
+      return fail(reason, "tool %zu has no name", i + 1);
+    if (!absent(t->port) && !nrd_parse_i64(t->port, 1, 65535, &num))
+      return fail(reason, "tool %zu has port %s, not an integer 1-65535", i + 1,
+                  shown(t->port, val));
+    if (!port_type(t->type))
+      return fail(reason, "tool %zu has type %s, not tcp or http", i + 1, shown(t->type, val));
+  }
+  return true;
+}
+
 static bool check_envs(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
 {
-  if (snap->n_envs > ENVS_MAX)
-    return fail(reason, "snapshot has %zu envs, Novita allows at most %d", snap->n_envs,
-                ENVS_MAX);
+  int max = is_cpu(snap) ? CPU_ENVS_MAX : ENVS_MAX;
+  if (snap->n_envs > (size_t)max)
+    return fail(reason, "snapshot has %zu envs, Novita allows at most %d%s", snap->n_envs, max,
+                is_cpu(snap) ? " on a cpu instance" : "");
   for (size_t i = 0; i < snap->n_envs; i++) {
     if (absent(snap->envs[i].key))
       return fail(reason, "env %zu has an empty key", i + 1);
@@ -144,8 +190,13 @@ static bool check_envs(const struct nrd_instance *snap, char reason[NRD_REASON_M
   return true;
 }
 
+static const char *local_mount(const struct nrd_instance *snap);
+
 static bool check_mounts(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
 {
+  const char *local = is_cpu(snap) ? local_mount(snap) : NULL;
+  if (local && strlen(local) > LOCAL_MOUNT_MAX)
+    return fail(reason, "local storage mount path is longer than %d bytes", LOCAL_MOUNT_MAX);
   size_t n = 0;
   for (size_t i = 0; i < snap->n_mounts; i++) {
     if (carried_mount(&snap->mounts[i]))
@@ -190,11 +241,16 @@ bool nrd_recreate_check(const struct nrd_instance *snap, bool *needs_product,
   if (!absent(snap->billing_mode) && !one_of(snap->billing_mode, "onDemand", "monthly", "spot"))
     return fail(reason, "billingMode %s is not onDemand, monthly or spot",
                 shown(snap->billing_mode, val));
-  if (!check_ports(snap, reason) || !check_envs(snap, reason))
+  if (!check_ports(snap, reason) || !check_tools(snap, reason) || !check_envs(snap, reason))
     return false;
   if (snap->command && strlen(snap->command) > COMMAND_MAX)
     return fail(reason, "command is %zu bytes, Novita allows at most %d", strlen(snap->command),
                 COMMAND_MAX);
+  if (snap->entrypoint && strlen(snap->entrypoint) > ENTRYPOINT_MAX)
+    return fail(reason, "entrypoint is %zu bytes, Novita allows at most %d",
+                strlen(snap->entrypoint), ENTRYPOINT_MAX);
+  if (snap->min_cuda_version && strlen(snap->min_cuda_version) > MIN_CUDA_MAX)
+    return fail(reason, "minCudaVersion is longer than %d bytes", MIN_CUDA_MAX);
   return check_mounts(snap, reason);
 }
 
@@ -208,6 +264,8 @@ static void add_ports(cJSON *req, const struct nrd_instance *snap)
     const char *type = port_type(p->type);
     if (!nrd_parse_i64(p->port, 1, 65535, &num) || !type)
       continue;  /* nrd_recreate_check refused this snapshot already */
+    if (num >= RESERVED_PORT_MIN && num <= RESERVED_PORT_MAX)
+      continue;  /* Novita's own: named in the outcome (nrd_recreate_notes) */
     nrd_buf_printf(&b, "%s%" PRId64 "/%s", b.len ? ", " : "", num, type);
   }
   if (b.len)
@@ -274,26 +332,85 @@ static const char *nonempty_or_null(const char *s)
   return absent(s) ? NULL : s;
 }
 
+/* tools byte for byte: [{name, port?, type}] (type absent: tcp, as ports). */
+static void add_tools(cJSON *req, const struct nrd_instance *snap)
+{
+  if (snap->n_tools == 0)
+    return;
+  cJSON *tools = new_array();
+  for (size_t i = 0; i < snap->n_tools; i++) {
+    const struct nrd_tool *t = &snap->tools[i];
+    cJSON *o = new_object_in(tools);
+    nrd_json_add_str(o, "name", t->name);
+    nrd_json_add_str(o, "port", nonempty_or_null(t->port));
+    nrd_json_add_str(o, "type", port_type(t->type));
+  }
+  add_item(req, "tools", tools);
+}
+
+/* The first local volume's mount point, or NULL. */
+static const char *local_mount(const struct nrd_instance *snap)
+{
+  for (size_t i = 0; i < snap->n_mounts; i++) {
+    const struct nrd_mount *m = &snap->mounts[i];
+    if (m->type && strcmp(m->type, "local") == 0 && !absent(m->mount_path))
+      return m->mount_path;
+  }
+  return NULL;
+}
+
+void nrd_recreate_notes(const struct nrd_instance *snap, cJSON *outcome)
+{
+  cJSON *dropped = NULL;
+  int64_t num;
+  for (size_t i = 0; i < snap->n_ports; i++) {
+    if (!reserved_port(snap->ports[i].port, &num))
+      continue;
+    if (!dropped)
+      dropped = new_array();
+    cJSON *n = cJSON_CreateNumber((double)num);
+    if (!n || !cJSON_AddItemToArray(dropped, n))
+      abort();
+  }
+  if (dropped)
+    add_item(outcome, "droppedPorts", dropped);
+  const char *local = local_mount(snap);
+  if (local) {
+    nrd_json_add_bool(outcome, "localStorageLost", true);
+    nrd_json_add_str(outcome, "localStorageMountPath", local);
+  }
+}
+
 cJSON *nrd_recreate_build(const struct nrd_instance *snap, const char *product_id,
                           const char *new_name)
 {
   cJSON *req = cJSON_CreateObject();
   if (!req)
     abort();
+  bool cpu = is_cpu(snap);
   nrd_json_add_str(req, "name", new_name);
   nrd_json_add_str(req, "productId", product_id);
-  nrd_json_add_num(req, "gpuNum",
-                   (double)count_or_default(snap->gpu_num, GPU_MIN, GPU_MAX, GPU_DEFAULT));
-  nrd_json_add_num(req, "rootfsSize",
-                   (double)count_or_default(snap->rootfs_size, ROOTFS_MIN, ROOTFS_MAX,
-                                            ROOTFS_DEFAULT));
+  if (!cpu) {
+    nrd_json_add_num(req, "gpuNum",
+                     (double)count_or_default(snap->gpu_num, GPU_MIN, GPU_MAX, GPU_DEFAULT));
+    nrd_json_add_num(req, "rootfsSize",
+                     (double)count_or_default(snap->rootfs_size, ROOTFS_MIN, ROOTFS_MAX,
+                                              ROOTFS_DEFAULT));
+  }
   nrd_json_add_str(req, "imageUrl", snap->image_url);
   nrd_json_add_str(req, "imageAuthId", nonempty_or_null(snap->image_auth_id));
   add_ports(req, snap);
   add_envs(req, snap);
+  add_tools(req, snap);
   nrd_json_add_str(req, "command", nonempty_or_null(snap->command));
+  nrd_json_add_str(req, "entrypoint", nonempty_or_null(snap->entrypoint));
   nrd_json_add_str(req, "clusterId", nonempty_or_null(snap->cluster_id));
+  if (cpu)
+    nrd_json_add_str(req, "localStorageMountPoint", local_mount(snap));
   add_network_storages(req, snap);
+  nrd_json_add_str(req, "networkId", nonempty_or_null(snap->network_id));
+  if (!cpu)
+    nrd_json_add_str(req, "minCudaVersion", nonempty_or_null(snap->min_cuda_version));
   nrd_json_add_str(req, "kind", absent(snap->kind) ? "gpu" : snap->kind);
   nrd_json_add_str(req, "billingMode", absent(snap->billing_mode) ? "spot" : snap->billing_mode);
   return req;

@@ -7,6 +7,7 @@
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/metrics.h"
+#include "nrd/recovery.h"
 #include "nrd/recreate.h"
 #include "nrd/util.h"
 
@@ -78,7 +79,7 @@ static int on_items(void *ud, struct nrd_instance *items, size_t n)
 {
   struct sync_state *s = ud;
   for(size_t i = 0; i < n; i++) {
-    if(!items[i].id || !items[i].status || strcmp(items[i].status, "migrating"))
+    if(!items[i].id || !nrd_status_recoverable(items[i].status))
       continue;
     if(s->n == s->cap) {
       s->cap = s->cap ? s->cap * 2 : 64;
@@ -110,7 +111,7 @@ static int cmp_migrating(const void *a, const void *b)
 static struct migrating *find_migrating(struct sync_state *s, const char *id)
 {
   struct migrating key = {.id = (char *)id};
-  return id ? bsearch(&key, s->items, s->n, sizeof(*s->items), cmp_migrating) : NULL;
+  return id && s->n ? bsearch(&key, s->items, s->n, sizeof(*s->items), cmp_migrating) : NULL;
 }
 
 /* Newer by createdAt; ties broken by job id so the choice is stable. */
@@ -463,14 +464,20 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
     qsort(s.items, s.n, sizeof(*s.items), cmp_migrating);
   ctx->total_checked = (int)s.n;
 
-  /* 2. detect */
-  if(s.n) {
-    rc = detect(w, &s, jobs, n_jobs, &err);
-    if(rc != NRD_NV_OK) {
-      snprintf(msg, sizeof(msg), "listing migration jobs failed: %s", err.message);
-      goto out;
-    }
+  /* 2. detect (the jobs are listed in every run: a failed job on an
+   * instance in another status is reported as ignored) */
+  if(!s.listings_started)
+    listings_start(&s);
+  rc = detect(w, &s, jobs, n_jobs, &err);
+  if(rc != NRD_NV_OK && s.n) {
+    snprintf(msg, sizeof(msg), "listing migration jobs failed: %s", err.message);
+    goto out;
   }
+  if(rc == NRD_NV_OK)
+    nrd_report_ignored(ctx, w, jobs, n_jobs);
+  else  /* nothing to recover: only the ignored ones go unreported */
+    LOG_WARN("listing migration jobs failed; failed jobs on other statuses not reported",
+             "error", err.message);
   /* One ledger row per failed job, all in one transaction. */
   int64_t now = nrd_now_ms();
   found = nrd_xcalloc(s.n + 1, sizeof(*found));
@@ -552,6 +559,8 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   nrd_ledger_row_cleanup(&after);
   nrd_pool_wait_idle(r->pool, 0);
   brakes_store(ctx, w, held);
+  if(!ctx->dry_run)
+    nrd_follow_created(w, ctx);  /* replacements not yet running: one look each */
   free(probe_job);
   probe_job = NULL;
   nrd_memory_trim();  /* before the report, the run's largest allocation */

@@ -11,6 +11,7 @@
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/metrics.h"
+#include "nrd/recovery.h"
 #include "nrd/util.h"
 
 struct waiter {
@@ -422,6 +423,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
 
   r->cfg = cfg;
   r->nv = nv;
+  nrd_recovery_set_statuses(cfg->recover_statuses);
   gethostname(host, sizeof(host) - 1);
   nrd_make_id("w", rnd);
   snprintf(r->owner, sizeof(r->owner), "%s:%ld:%s", host, (long)getpid(), rnd + 2);
@@ -448,6 +450,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
     snprintf(err, errlen, "could not start the runner threads");
     abort();  /* threads are a resource we cannot run without */
   }
+  nrd_follow_start(r);
   return r;
 
 fail:
@@ -474,6 +477,7 @@ void nrd_runner_destroy(struct nrd_runner *r)
   if(!r)
     return;
   atomic_store(&r->stop_work, true);
+  nrd_follow_stop(r);
   pthread_mutex_lock(&r->lock);
   r->stopping = true;
   pthread_cond_broadcast(&r->cond);
@@ -521,6 +525,7 @@ static cJSON *row_json(const struct nrd_ledger_row *row)
   nrd_json_add_num(o, "attempts", row->attempts);
   nrd_json_add_str(o, "lastError", row->last_error);
   nrd_json_add_str(o, "runId", row->run_id);
+  nrd_follow_row_json(o, row);
   nrd_iso8601(row->created_ms, at);
   nrd_json_add_str(o, "createdAt", at);
   nrd_iso8601(row->updated_ms, at);

@@ -1,6 +1,7 @@
 /* The recovery ledger for operators: list rows, retry a failed row, abandon
  * a row. */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,8 +83,21 @@ enum http_handler_rc http_h_retry_recovery(struct http_ctx *c, struct http_reply
 
   if (http_body_fields(c->json, NULL, 0, out) != 0)
     return HTTP_REPLY;
-  render_store_rc(out, nrd_runner_retry_recovery(http_runner(c), job_id), job_id,
-                  "Recovery queued for retry on the next run", "a retry (failed)");
+  int rc = nrd_runner_retry_recovery(http_runner(c), job_id);
+  if (rc == NRD_NONE) {
+    char name[256], old_id[128], msg[640];
+    rc = nrd_runner_retry_start(http_runner(c), job_id, name, sizeof name, old_id,
+                                sizeof old_id);
+    if (rc == NRD_OK) {
+      snprintf(msg, sizeof msg,
+               "A new replacement named '%s' will be created on the next run; the replacement "
+               "that did not start (%s) is left as it is", name, old_id);
+      render_done(out, job_id, msg);
+      return HTTP_REPLY;
+    }
+  }
+  render_store_rc(out, rc, job_id, "Recovery queued for retry on the next run",
+                  "a retry (failed or start_failed)");
   return HTTP_REPLY;
 }
 

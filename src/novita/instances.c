@@ -61,7 +61,8 @@ struct capture {
 
 /* Fields read from an object: the first member of each name counts, as
  * cJSON_GetObjectItemCaseSensitive finds it. */
-enum field_kind { F_STR, F_SCALAR, F_EPOCH, F_PORTS, F_ENVS, F_MOUNTS, F_INSTANCES, F_TOTAL };
+enum field_kind { F_STR, F_SCALAR, F_EPOCH, F_PORTS, F_ENVS, F_MOUNTS, F_TOOLS, F_NETWORK,
+                  F_INSTANCES, F_TOTAL };
 struct field {
   const char *name;
   size_t len;              /* strlen(name) */
@@ -382,6 +383,15 @@ static const struct field instance_fields[] = {
   FIELD("portMappings", F_PORTS, struct nrd_instance, ports),
   FIELD("envs", F_ENVS, struct nrd_instance, envs),
   FIELD("volumeMounts", F_MOUNTS, struct nrd_instance, mounts),
+  FIELD("entrypoint", F_STR, struct nrd_instance, entrypoint),
+  FIELD("network", F_NETWORK, struct nrd_instance, network_id),
+  FIELD("minCudaVersion", F_STR, struct nrd_instance, min_cuda_version),
+  FIELD("tools", F_TOOLS, struct nrd_instance, tools),
+};
+
+/* network {id, ip}: its id is read into the instance. */
+static const struct field network_fields[] = {
+  FIELD("id", F_SCALAR, struct nrd_instance, network_id),
 };
 
 static const struct field port_fields[] = {
@@ -398,6 +408,12 @@ static const struct field mount_fields[] = {
   FIELD("type", F_STR, struct nrd_mount, type),
   FIELD("id", F_SCALAR, struct nrd_mount, id),
   FIELD("mountPath", F_STR, struct nrd_mount, mount_path),
+};
+
+static const struct field tool_fields[] = {
+  FIELD("name", F_STR, struct nrd_tool, name),
+  FIELD("port", F_SCALAR, struct nrd_tool, port),
+  FIELD("type", F_STR, struct nrd_tool, type),
 };
 
 static const struct field page_fields[] = {
@@ -446,7 +462,8 @@ static void each_string(struct nrd_instance *in, void (*fn)(char **field, void *
   char **fields[] = {
     &in->id, &in->name, &in->status, &in->cluster_id, &in->cluster_name, &in->product_id,
     &in->product_name, &in->image_url, &in->image_auth_id, &in->command, &in->gpu_num,
-    &in->rootfs_size, &in->kind, &in->billing_mode,
+    &in->rootfs_size, &in->kind, &in->billing_mode, &in->entrypoint, &in->network_id,
+    &in->min_cuda_version,
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     fn(fields[i], arg);
@@ -462,6 +479,11 @@ static void each_string(struct nrd_instance *in, void (*fn)(char **field, void *
     fn(&in->mounts[i].type, arg);
     fn(&in->mounts[i].id, arg);
     fn(&in->mounts[i].mount_path, arg);
+  }
+  for (size_t i = 0; i < in->n_tools; i++) {
+    fn(&in->tools[i].name, arg);
+    fn(&in->tools[i].port, arg);
+    fn(&in->tools[i].type, arg);
   }
 }
 
@@ -509,6 +531,7 @@ static void instance_drop_offsets(struct nrd_instance *in)
   free(in->ports);
   free(in->envs);
   free(in->mounts);
+  free(in->tools);
   memset(in, 0, sizeof *in);
 }
 
@@ -662,6 +685,12 @@ static bool list_field(struct scan *s, const struct field *f, struct nrd_instanc
     n_fields = COUNT(env_fields);
     present = &in->envs_present;
     break;
+  case F_TOOLS:
+    l = (struct list){(void **)&in->tools, &in->n_tools, 0, sizeof *in->tools, NULL};
+    fields = tool_fields;
+    n_fields = COUNT(tool_fields);
+    present = &in->tools_present;
+    break;
   default:
     l = (struct list){(void **)&in->mounts, &in->n_mounts, 0, sizeof *in->mounts, NULL};
     fields = mount_fields;
@@ -686,7 +715,13 @@ static bool field_value(struct scan *s, const struct field *f, void *dst)
   case F_PORTS:
   case F_ENVS:
   case F_MOUNTS:
+  case F_TOOLS:
     return list_field(s, f, dst);
+  case F_NETWORK:
+    ws(s);
+    if (s->p < s->end && *s->p == '{')
+      return object(s, network_fields, COUNT(network_fields), dst);
+    return value(s, NULL);
   case F_INSTANCES: {
     struct page *pg = dst;
     struct list l = {(void **)&pg->items, &pg->n, pg->cap, sizeof *pg->items, pg};

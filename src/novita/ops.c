@@ -105,8 +105,9 @@ typedef enum nrd_nv_rc (*page_fn)(void *ud, unsigned page, size_t *n_items, size
 
 /* DESIGN.md's stop rule: from page 1, go on until `total` distinct ids, an
  * empty page, or a page with no new id (a short page does not stop). When
- * that leaves fewer than `total`, the server may count from 0: ask page 0
- * once and, if it brings new ids, go on from there. */
+ * that leaves fewer than `total`, or when the answers carry no `total`
+ * (Novita's documented example has none), the server may count from 0: ask
+ * page 0 once and, if it brings new ids, go on from there. */
 static enum nrd_nv_rc page_all(page_fn fetch, void *ud, const struct idset *seen,
                                struct nrd_nv_error *err)
 {
@@ -139,7 +140,10 @@ static enum nrd_nv_rc page_all(page_fn fetch, void *ud, const struct idset *seen
       page++;
       continue;
     }
-    if (zero_asked || have_all || total < 0)
+    /* Without total, pages may count from 0 or 1: page 0 is asked too
+     * (repeated ids are dropped), even after an empty page 1, which a
+     * 0-based server gives a fleet of one page. */
+    if (zero_asked || have_all)
       return NRD_NV_OK;
     page = 0;
   }
@@ -409,6 +413,45 @@ enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
   return rc;
 }
 
+/* statusError {state, message} of a get answer, into fixed buffers. */
+static void status_error(const cJSON *root, struct nrd_nv_instance_state *out)
+{
+  const cJSON *se = cJSON_GetObjectItemCaseSensitive(root, "statusError");
+  const char *state = nrd_json_str(se, "state"), *message = nrd_json_str(se, "message");
+  snprintf(out->error_state, sizeof out->error_state, "%s", state ? state : "");
+  snprintf(out->error_message, sizeof out->error_message, "%s", message ? message : "");
+}
+
+enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                   struct nrd_nv_instance_state *out, struct nrd_nv_error *err)
+{
+  struct nrd_buf url, resp;
+  int status;
+  memset(out, 0, sizeof *out);
+  nrd_buf_init(&url);
+  nrd_buf_init(&resp);
+  nrd_buf_printf(&url, "%s/v1/gpu/instance?instanceId=", c->nv->base_url);
+  url_escape(&url, instance_id ? instance_id : "");
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_GET_INSTANCE, "GET", url.data, NULL, false,
+                                       true, &resp, &status, err);
+  if (rc == NRD_NV_OK) {
+    cJSON *root = nrd_json_parse(resp.data, resp.len);
+    const char *st = nrd_json_str(root, "status");
+    if (!st) {
+      nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)",
+                       status, resp.len);
+      rc = NRD_NV_BAD_RESPONSE;
+    } else {
+      snprintf(out->status, sizeof out->status, "%s", st);
+      status_error(root, out);
+    }
+    cJSON_Delete(root);
+  }
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}
+
 enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,
                                     struct nrd_product **products, size_t *n,
                                     struct nrd_nv_error *err)
@@ -421,13 +464,23 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
                                        struct nrd_product **products, size_t *n,
                                        struct nrd_nv_error *err)
 {
+  return nrd_nv_list_kind_products(c, NULL, product_name, cluster_id, billing, products, n,
+                                   err);
+}
+
+enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *kind,
+                                         const char *product_name, const char *cluster_id,
+                                         const char *billing, struct nrd_product **products,
+                                         size_t *n, struct nrd_nv_error *err)
+{
   struct nrd_buf url, resp;
   int status;
+  bool cpu = kind && strcmp(kind, "cpu") == 0;
   *products = NULL;
   *n = 0;
   nrd_buf_init(&url);
   nrd_buf_init(&resp);
-  nrd_buf_printf(&url, "%s/v1/products?productName=", c->nv->base_url);
+  nrd_buf_printf(&url, "%s/v1/%sproducts?productName=", c->nv->base_url, cpu ? "cpu/" : "");
   url_escape(&url, product_name ? product_name : "");
   if (cluster_id && *cluster_id) {
     nrd_buf_puts(&url, "&clusterId=");

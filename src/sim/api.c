@@ -130,11 +130,12 @@ static cJSON *select_page(const cJSON *items, match_fn match, const void *filter
   return out;
 }
 
-static cJSON *list_body(const char *key, cJSON *items, int64_t total)
+static cJSON *list_body(const struct nrd_sim *s, const char *key, cJSON *items, int64_t total)
 {
   cJSON *o = new_object();
   cJSON_AddItemToObject(o, key, items);
-  nrd_json_add_num(o, "total", (double)total);
+  if (!s->no_total)
+    nrd_json_add_num(o, "total", (double)total);
   return o;
 }
 
@@ -204,12 +205,13 @@ int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *
   if (!parse_page(s, c, &p, out))
     return 400;
   pthread_mutex_lock(&s->mu);
+  sim_start_advance_locked(s);
   if (filtered)
     items = select_page(s->instances, instance_matches, &f, &p, &total);
   else
     items = select_listed(s, &p, &total);
   pthread_mutex_unlock(&s->mu);
-  *out = list_body("instances", items, total);
+  *out = list_body(s, "instances", items, total);
   return 200;
 }
 
@@ -262,7 +264,7 @@ int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
   pthread_mutex_lock(&s->mu);
   items = select_page(s->jobs, job_matches, &f, &p, &total);
   pthread_mutex_unlock(&s->mu);
-  *out = list_body("jobs", items, total);
+  *out = list_body(s, "jobs", items, total);
   return 200;
 }
 
@@ -334,6 +336,26 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
       nrd_json_add_str(p, "inventoryState", cap->available > 0 ? "normal" : "none");
     }
     cJSON_AddItemToArray(data, p);
+  }
+  pthread_mutex_unlock(&s->mu);
+  *out = new_object();
+  cJSON_AddItemToObject(*out, "data", data);
+  return 200;
+}
+
+/* GET /v1/cpu/products: the scenario's "cpuProducts", with the same filters
+ * (productName, billingMethod) as the GPU list. */
+int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                          size_t body_len, cJSON **out)
+{
+  cJSON *data = new_array();
+  const cJSON *it;
+  (void)body;
+  (void)body_len;
+  pthread_mutex_lock(&s->mu);
+  cJSON_ArrayForEach(it, s->cpu_products) {
+    if (product_matches(it, c))
+      cJSON_AddItemToArray(data, dup_item(it));
   }
   pthread_mutex_unlock(&s->mu);
   *out = new_object();
@@ -436,7 +458,35 @@ static cJSON *volume_mounts(const cJSON *req)
     nrd_json_add_str(m, "mountPath", nrd_json_str(ns, "mountPoint"));
     cJSON_AddItemToArray(mounts, m);
   }
+  /* A cpu instance's local volume, where the create put it. */
+  const char *local = nrd_json_str(req, "localStorageMountPoint");
+  if (local && *local) {
+    cJSON *m = new_object();
+    nrd_json_add_str(m, "type", "local");
+    nrd_json_add_str(m, "size", "50");
+    nrd_json_add_str(m, "id", "");
+    nrd_json_add_str(m, "mountPath", local);
+    cJSON_AddItemToArray(mounts, m);
+  }
   return mounts;
+}
+
+/* What Novita's get and list show of the create's entrypoint, networkId and
+ * tools: entrypoint, network {id, ip} (an address in the VPC) and tools. */
+static void carried_fields(cJSON *inst, const cJSON *req, unsigned long n)
+{
+  copy_member(inst, "entrypoint", req, "entrypoint");
+  const char *net = nrd_json_str(req, "networkId");
+  if (net && *net) {
+    char ip[32];
+    cJSON *o = new_object();
+    snprintf(ip, sizeof ip, "10.2.%lu.%lu", (n / 250) % 250, n % 250 + 2);
+    nrd_json_add_str(o, "id", net);
+    nrd_json_add_str(o, "ip", ip);
+    cJSON_AddItemToObject(inst, "network", o);
+  }
+  if (cJSON_GetObjectItemCaseSensitive(req, "tools"))
+    copy_member(inst, "tools", req, "tools");
 }
 
 /* The instance Novita would list after accepting req (already checked). */
@@ -476,6 +526,7 @@ static cJSON *instance_from_request(const cJSON *req, const char *id, const char
   nrd_json_add_str(inst, "spotStatus", "");
   nrd_json_add_str(inst, "spotReclaimTime", "0");
   add_int_text(inst, "createdAt", nrd_now_ms() / 1000);
+  carried_fields(inst, req, strtoul(id + 6, NULL, 10));
   snprintf(password, sizeof password, "sim-pass-%s", id);
   nrd_json_add_str(inst, "sshPassword", password);
   cJSON *ssh = new_object();
@@ -526,7 +577,10 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
   if (cap)
     cap->available--;
   snprintf(id, sizeof id, "i-sim-%lu", ++s->next_id);
-  inst = instance_from_request(req, id, s->new_status ? s->new_status : "running",
+  const char *start = s->new_status
+                          ? s->new_status
+                          : sim_start_begin_locked(s, id, nrd_json_str(req, "imageUrl"));
+  inst = instance_from_request(req, id, start,
                                nrd_json_str(product, "name") ? nrd_json_str(product, "name")
                                                             : "",
                                mappings);

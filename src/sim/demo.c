@@ -85,6 +85,12 @@ cJSON *nrd_sim_make_demo(int64_t now_s)
 
 int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64])
 {
+  return nrd_sim_fail_migration_as(s, now_s, "migrating", id_out);
+}
+
+int nrd_sim_fail_migration_as(struct nrd_sim *s, int64_t now_s, const char *status,
+                              char id_out[64])
+{
   cJSON *it, *victim = NULL;
   char job_id[96];
   int rc = -1;
@@ -102,7 +108,7 @@ int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64])
     snprintf(id_out, 64, "%s", id);
     snprintf(job_id, sizeof job_id, "job-demo-%lld-%d", (long long)now_s,
              cJSON_GetArraySize(s->jobs));
-    set_str(victim, "status", "migrating");
+    set_str(victim, "status", status && *status ? status : "migrating");
     set_str(victim, "spotStatus", "reclaiming");
     cJSON_AddItemToArray(s->jobs, failed_job(job_id, id_out, now_s));
     sim_instances_changed(s);

@@ -37,11 +37,13 @@ struct route {
 
 static const struct route ROUTES[] = {
     {"GET", SIM_BASE_PATH "/v1/gpu/instances", AUTH_PUBLIC, sim_list_instances},
+    {"GET", SIM_BASE_PATH "/v1/gpu/instance", AUTH_PUBLIC, sim_get_instance},
     {"POST", SIM_BASE_PATH "/v1/gpu/instance/delete", AUTH_PUBLIC, sim_delete_instance},
     {"POST", SIM_BASE_PATH "/v1/gpu/instance/create", AUTH_PUBLIC, sim_create_instance},
     {"GET", SIM_BASE_PATH "/v1/jobs", AUTH_PUBLIC, sim_list_jobs},
     {"GET", SIM_BASE_PATH "/v1/products", AUTH_PUBLIC, sim_list_products},
     {"GET", SIM_BASE_PATH "/v1/clusters", AUTH_PUBLIC, sim_list_clusters},
+    {"GET", SIM_BASE_PATH "/v1/cpu/products", AUTH_PUBLIC, sim_list_cpu_products},
     {"GET", "/api/v1/jobs", AUTH_INTERNAL, sim_list_jobs},
 };
 
@@ -489,6 +491,32 @@ static cJSON *requests_json(struct nrd_sim *s)
   return arr;
 }
 
+/* /__sim/start {toCreateMs, creatingMs, pullingMs} and /__sim/pull_failure
+ * {imageUrl, message} ({imageUrl} alone: the pull works again). */
+static int control_start(struct nrd_sim *s, const char *name, const cJSON *req, cJSON **out)
+{
+  int64_t t[3] = {0, 0, 0};
+  static const char *const keys[3] = {"toCreateMs", "creatingMs", "pullingMs"};
+  bool ok = cJSON_IsObject(req);
+  if (ok && strcmp(name, "start") == 0) {
+    for (int i = 0; i < 3 && ok; i++)
+      ok = !cJSON_GetObjectItemCaseSensitive(req, keys[i]) ||
+           (nrd_json_i64(req, keys[i], &t[i]) && t[i] >= 0 && t[i] <= 86400000);
+    if (ok)
+      nrd_sim_set_start_times(s, (unsigned)t[0], (unsigned)t[1], (unsigned)t[2]);
+  } else if (ok) {
+    const char *image = nrd_json_str_nonempty(req, "imageUrl");
+    ok = image != NULL;
+    if (ok)
+      nrd_sim_set_pull_failure(s, image, nrd_json_str_nonempty(req, "message"));
+  }
+  *out = ok ? cJSON_CreateObject()
+            : sim_error(400, "INVALID_PARAMS", strcmp(name, "start") == 0
+                        ? "{\"toCreateMs\", \"creatingMs\", \"pullingMs\"}: 0..86400000"
+                        : "{\"imageUrl\", \"message\"}");
+  return ok ? 200 : 400;
+}
+
 static int sim_load_len(struct nrd_sim *s, const char *text, size_t len);
 
 static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *c,
@@ -531,6 +559,10 @@ static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *
     out = status == 200 ? cJSON_CreateObject()
                         : sim_error(400, "INVALID_PARAMS",
                                     "{\"productName\", \"clusterId\", \"available\": n >= -1}");
+    cJSON_Delete(req);
+  } else if (post && (strcmp(name, "start") == 0 || strcmp(name, "pull_failure") == 0)) {
+    req = nrd_json_parse(body, ctx->body.len);
+    status = control_start(s, name, req, &out);
     cJSON_Delete(req);
   } else if (get && strcmp(name, "state") == 0) {
     out = cJSON_CreateObject();
@@ -623,6 +655,8 @@ static void sim_free(struct nrd_sim *s)
   cJSON_Delete(s->jobs);
   cJSON_Delete(s->products);
   cJSON_Delete(s->clusters);
+  cJSON_Delete(s->cpu_products);
+  sim_start_free(s);
   for (size_t i = 0; i < s->nlog; i++)
     request_free(&s->log[i]);
   free(s->log);
@@ -668,10 +702,12 @@ struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size
   s->new_status = nrd_xstrdup(opt->new_status);
   s->page_base = opt->page_base_set ? opt->page_base : 1;
   s->page_cap = opt->page_cap;
+  s->no_total = opt->no_total;
   s->instances = new_array();
   s->jobs = new_array();
   s->products = new_array();
   s->clusters = new_array();
+  s->cpu_products = new_array();
 
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
@@ -741,31 +777,34 @@ static bool take_list(cJSON *scenario, const char *key, cJSON **out)
 static int sim_load_len(struct nrd_sim *s, const char *text, size_t len)
 {
   cJSON *sc = nrd_json_parse(text, len);
-  cJSON *inst = NULL, *jobs = NULL, *prods = NULL, *clusters = NULL;
+  cJSON *inst = NULL, *jobs = NULL, *prods = NULL, *clusters = NULL, *cpu = NULL;
   int rc = -1;
 
   if (!cJSON_IsObject(sc) || !take_list(sc, "instances", &inst) ||
       !take_list(sc, "jobs", &jobs) || !take_list(sc, "products", &prods) ||
-      !take_list(sc, "clusters", &clusters))
+      !take_list(sc, "clusters", &clusters) || !take_list(sc, "cpuProducts", &cpu))
     goto out;
   pthread_mutex_lock(&s->mu);
   cJSON_Delete(s->instances);
   cJSON_Delete(s->jobs);
   cJSON_Delete(s->products);
   cJSON_Delete(s->clusters);
+  cJSON_Delete(s->cpu_products);
   s->instances = inst;
   sim_instances_changed(s);
   s->jobs = jobs;
   s->products = prods;
   s->clusters = clusters;
+  s->cpu_products = cpu;
   pthread_mutex_unlock(&s->mu);
-  inst = jobs = prods = clusters = NULL;
+  inst = jobs = prods = clusters = cpu = NULL;
   rc = 0;
 out:
   cJSON_Delete(inst);
   cJSON_Delete(jobs);
   cJSON_Delete(prods);
   cJSON_Delete(clusters);
+  cJSON_Delete(cpu);
   cJSON_Delete(sc);
   return rc;
 }

@@ -39,10 +39,12 @@ struct nrd_sim {
   char *api_key, *internal_key, *new_status;   /* owned; NULL: any / "running" */
   int page_base;
   unsigned page_cap;
+  bool no_total;
 
   pthread_mutex_t mu;       /* guards everything below */
   cJSON *instances, *jobs, *products;          /* arrays */
   cJSON *clusters;          /* array: GET /v1/clusters, {id, name, ...} each */
+  cJSON *cpu_products;                         /* array: GET /v1/cpu/products */
   /* s->instances as an array with each item's printed JSON (printed on first
    * use), so that a page of a big fleet is neither walked to nor printed
    * again. NULL when stale: every change to s->instances drops it through
@@ -57,6 +59,13 @@ struct nrd_sim {
   char *account_reason;     /* the account switch; NULL: off */
   struct sim_capacity *capacity;
   size_t ncapacity;
+  /* start.c: new instances' start times (toCreate, creating, pulling, ms)
+   * and the images whose pull fails. */
+  int64_t start_ms[3];
+  struct sim_starting *starting;
+  size_t nstarting;
+  struct sim_pull_failure { char *image, *message; } *pull_failures;
+  size_t npull_failures;
 };
 
 /* One Novita endpoint: reads the query through c and the request body, sets
@@ -72,10 +81,23 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
                         size_t body_len, cJSON **out);
 int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                   size_t body_len, cJSON **out);
+int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                          size_t body_len, cJSON **out);
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
 int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
+
+int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                     size_t body_len, cJSON **out);
+
+/* start.c, with s->mu held: the status a new instance starts with (and its
+ * start followed when it is not "running"); the starts moved on to now (call
+ * before showing instances); free at the end. */
+struct sim_starting;
+const char *sim_start_begin_locked(struct nrd_sim *s, const char *id, const char *image);
+void sim_start_advance_locked(struct nrd_sim *s);
+void sim_start_free(struct nrd_sim *s);
 
 /* The capacity entry of (product, cluster), NULL when unlimited. Call with
  * s->mu held. */

@@ -17,6 +17,8 @@ static const char *const row_state_names[NRD_ROW_STATE_COUNT] = {
   [NRD_ROW_CREATED] = "created",
   [NRD_ROW_FAILED] = "failed",
   [NRD_ROW_ABANDONED] = "abandoned",
+  [NRD_ROW_RUNNING] = "running",
+  [NRD_ROW_START_FAILED] = "start_failed",
 };
 
 const char *nrd_row_state_name(enum nrd_row_state s)
@@ -57,6 +59,8 @@ void nrd_ledger_row_cleanup(struct nrd_ledger_row *row)
   free(row->last_error);
   free(row->owner);
   free(row->run_id);
+  free(row->status_error_state);
+  free(row->status_error_message);
   memset(row, 0, sizeof *row);
 }
 
@@ -72,7 +76,7 @@ enum {
   COL_JOB_ID, COL_JOB_TYPE, COL_INSTANCE_ID, COL_INSTANCE_NAME, COL_STATE, COL_NEW_NAME,
   COL_NAME_MS, COL_NEW_INSTANCE_ID, COL_DELETE_SENT, COL_CREATE_SENT, COL_ADOPTED,
   COL_ATTEMPTS, COL_LAST_ERROR, COL_OWNER, COL_LEASE_UNTIL, COL_RUN_ID, COL_CREATED,
-  COL_UPDATED
+  COL_UPDATED, COL_ACCEPTED, COL_RUNNING, COL_SE_STATE, COL_SE_MESSAGE
 };
 
 static bool read_row(sqlite3_stmt *s, struct nrd_ledger_row *out)
@@ -100,12 +104,16 @@ static bool read_row(sqlite3_stmt *s, struct nrd_ledger_row *out)
   out->run_id = store_col_text(s, COL_RUN_ID);
   out->created_ms = sqlite3_column_int64(s, COL_CREATED);
   out->updated_ms = sqlite3_column_int64(s, COL_UPDATED);
+  out->accepted_ms = sqlite3_column_int64(s, COL_ACCEPTED);
+  out->running_ms = sqlite3_column_int64(s, COL_RUNNING);
+  out->status_error_state = store_col_text(s, COL_SE_STATE);
+  out->status_error_message = store_col_text(s, COL_SE_MESSAGE);
   return true;
 }
 
 /* Steps s (bound) and reads every row into a grown array (caller frees). */
-static int read_rows(struct nrd_store *st, sqlite3_stmt *s, struct nrd_ledger_row **rows,
-                     size_t *n)
+int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, struct nrd_ledger_row **rows,
+                           size_t *n)
 {
   struct nrd_ledger_row *arr = NULL;
   size_t len = 0, cap = 0;
@@ -218,7 +226,7 @@ int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *aft
   if (store_bind_text(s, ":after_job", after ? after->job_id : "") &&
       store_bind_i64(s, ":after_ms", after ? after->created_ms : INT64_MIN) &&
       store_bind_i64(s, ":limit", sql_limit(limit)))
-    rc = read_rows(st, s, rows, n);
+    rc = store_ledger_read_rows(st, s, rows, n);
   store_done(s);
   return rc;
 }
@@ -236,7 +244,7 @@ int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
   int rc = NRD_ERR;
   const char *name = state < 0 ? NULL : nrd_row_state_name((enum nrd_row_state)state);
   if (store_bind_text(s, ":state", name) && store_bind_i64(s, ":limit", sql_limit(limit)))
-    rc = read_rows(st, s, rows, n);
+    rc = store_ledger_read_rows(st, s, rows, n);
   store_done(s);
   return rc;
 }

@@ -78,6 +78,24 @@ static const char *mounts_json(const struct nrd_instance *in, struct nrd_buf *b)
   return b->data;
 }
 
+static const char *tools_json(const struct nrd_instance *in, struct nrd_buf *b)
+{
+  if (!in->tools_present)
+    return NULL;
+  nrd_buf_reset(b);
+  nrd_buf_append(b, "[", 1);
+  for (size_t i = 0; i < in->n_tools; i++) {
+    bool first = true;
+    nrd_buf_puts(b, i ? ",{" : "{");
+    put_field(b, &first, "name", in->tools[i].name);
+    put_field(b, &first, "port", in->tools[i].port);
+    put_field(b, &first, "type", in->tools[i].type);
+    nrd_buf_append(b, "}", 1);
+  }
+  nrd_buf_append(b, "]", 1);
+  return b->data;
+}
+
 /* Parses a stored list column: an array of objects. n gets its size. NULL
  * (with n 0) for a column that is not a JSON array: a broken database. */
 static cJSON *parse_list(const char *text, size_t *n)
@@ -153,19 +171,41 @@ static bool read_mounts(const char *text, struct nrd_instance *out)
   return true;
 }
 
+static bool read_tools(const char *text, struct nrd_instance *out)
+{
+  size_t n;
+  cJSON *arr = parse_list(text, &n);
+  if (!arr)
+    return false;
+  out->tools_present = true;
+  out->tools = n ? nrd_xcalloc(n, sizeof *out->tools) : NULL;
+  out->n_tools = n;
+  size_t i = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach(item, arr) {
+    out->tools[i].name = nrd_xstrdup(nrd_json_str(item, "name"));
+    out->tools[i].port = nrd_xstrdup(nrd_json_str(item, "port"));
+    out->tools[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
+    i++;
+  }
+  cJSON_Delete(arr);
+  return true;
+}
+
 /* ---- upsert ---- */
 
 /* The parameters of STMT_SNAPSHOT_UPSERT, looked up once per page. */
 enum {
   P_ID, P_NAME, P_STATUS, P_CLUSTER_ID, P_CLUSTER_NAME, P_PRODUCT_ID, P_PRODUCT_NAME,
   P_IMAGE_URL, P_IMAGE_AUTH_ID, P_COMMAND, P_GPU_NUM, P_ROOTFS_SIZE, P_KIND, P_BILLING_MODE,
-  P_PORTS, P_ENVS, P_MOUNTS, P_RAW, P_CREATED_AT, P_NOW, P_RUN, P_SETTLED, P_COUNT
+  P_ENTRYPOINT, P_NETWORK_ID, P_MIN_CUDA, P_PORTS, P_ENVS, P_MOUNTS, P_TOOLS, P_RAW,
+  P_CREATED_AT, P_NOW, P_RUN, P_SETTLED, P_COUNT
 };
 static const char *const upsert_params[P_COUNT] = {
   ":id", ":name", ":status", ":cluster_id", ":cluster_name", ":product_id", ":product_name",
   ":image_url", ":image_auth_id", ":command", ":gpu_num", ":rootfs_size", ":kind",
-  ":billing_mode", ":ports", ":envs", ":mounts", ":raw", ":created_at", ":now", ":run",
-  ":settled",
+  ":billing_mode", ":entrypoint", ":network_id", ":min_cuda_version", ":ports", ":envs",
+  ":mounts", ":tools", ":raw", ":created_at", ":now", ":run", ":settled",
 };
 
 struct upsert_ctx {
@@ -176,7 +216,7 @@ struct upsert_ctx {
   const char *run_id;
   int64_t now_ms;
   int param[P_COUNT];
-  struct nrd_buf ports, envs, mounts;
+  struct nrd_buf ports, envs, mounts, tools;
 };
 
 /* Binds text without a copy: every string outlives the step, and the
@@ -198,14 +238,16 @@ static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *
     [P_PRODUCT_NAME] = in->product_name, [P_IMAGE_URL] = in->image_url,
     [P_IMAGE_AUTH_ID] = in->image_auth_id, [P_COMMAND] = in->command,
     [P_GPU_NUM] = in->gpu_num, [P_ROOTFS_SIZE] = in->rootfs_size, [P_KIND] = in->kind,
-    [P_BILLING_MODE] = in->billing_mode,
+    [P_BILLING_MODE] = in->billing_mode, [P_ENTRYPOINT] = in->entrypoint,
+    [P_NETWORK_ID] = in->network_id, [P_MIN_CUDA] = in->min_cuda_version,
   };
   bool ok = bind_text(s, p[P_ID], in->id, false);
-  for (int i = P_NAME; i <= P_BILLING_MODE && ok; i++)
+  for (int i = P_NAME; i <= P_MIN_CUDA && ok; i++)
     ok = bind_text(s, p[i], opt[i], true);
   ok = ok && bind_text(s, p[P_PORTS], ports_json(in, &ctx->ports), false) &&
        bind_text(s, p[P_ENVS], envs_json(in, &ctx->envs), false) &&
        bind_text(s, p[P_MOUNTS], mounts_json(in, &ctx->mounts), false) &&
+       bind_text(s, p[P_TOOLS], tools_json(in, &ctx->tools), false) &&
        bind_text(s, p[P_RAW], in->raw_json, true) &&
        sqlite3_bind_int64(s, p[P_NOW], ctx->now_ms) == SQLITE_OK &&
        bind_text(s, p[P_RUN], ctx->run_id, false) &&
@@ -265,10 +307,12 @@ int nrd_store_snapshots_upsert_runs(struct nrd_store *st, nrd_snapshot_run_fn ne
   nrd_buf_init(&ctx.ports);
   nrd_buf_init(&ctx.envs);
   nrd_buf_init(&ctx.mounts);
+  nrd_buf_init(&ctx.tools);
   int rc = store_tx(st, upsert_fn, &ctx);
   nrd_buf_cleanup(&ctx.ports);
   nrd_buf_cleanup(&ctx.envs);
   nrd_buf_cleanup(&ctx.mounts);
+  nrd_buf_cleanup(&ctx.tools);
   if (ctx.dropped)
     return NRD_NONE;
   if (rc == NRD_BUSY && ctx.pulled)
@@ -309,7 +353,7 @@ enum {
   COL_ID, COL_NAME, COL_STATUS, COL_CLUSTER_ID, COL_CLUSTER_NAME, COL_PRODUCT_ID,
   COL_PRODUCT_NAME, COL_IMAGE_URL, COL_IMAGE_AUTH_ID, COL_COMMAND, COL_GPU_NUM,
   COL_ROOTFS_SIZE, COL_KIND, COL_BILLING_MODE, COL_PORTS, COL_ENVS, COL_MOUNTS, COL_RAW,
-  COL_CREATED_AT
+  COL_CREATED_AT, COL_ENTRYPOINT, COL_NETWORK_ID, COL_MIN_CUDA, COL_TOOLS
 };
 
 static bool read_snapshot(sqlite3_stmt *s, struct nrd_instance *out)
@@ -330,12 +374,16 @@ static bool read_snapshot(sqlite3_stmt *s, struct nrd_instance *out)
   out->billing_mode = store_col_text(s, COL_BILLING_MODE);
   out->raw_json = store_col_text(s, COL_RAW);
   out->created_at = sqlite3_column_int64(s, COL_CREATED_AT);
+  out->entrypoint = store_col_text(s, COL_ENTRYPOINT);
+  out->network_id = store_col_text(s, COL_NETWORK_ID);
+  out->min_cuda_version = store_col_text(s, COL_MIN_CUDA);
 
   const char *ports = (const char *)sqlite3_column_text(s, COL_PORTS);
   const char *envs = (const char *)sqlite3_column_text(s, COL_ENVS);
   const char *mounts = (const char *)sqlite3_column_text(s, COL_MOUNTS);
+  const char *tools = (const char *)sqlite3_column_text(s, COL_TOOLS);
   return (!ports || read_ports(ports, out)) && (!envs || read_envs(envs, out)) &&
-         (!mounts || read_mounts(mounts, out));
+         (!mounts || read_mounts(mounts, out)) && (!tools || read_tools(tools, out));
 }
 
 int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id,

@@ -35,10 +35,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "INSERT INTO snapshots (instance_id, name, status, cluster_id, cluster_name, product_id,"
     " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"
     " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
-    " last_seen_ms, seen_run, config_updated_ms)"
+    " last_seen_ms, seen_run, config_updated_ms, entrypoint, network_id, min_cuda_version,"
+    " tools_json)"
     " VALUES (:id, :name, :status, :cluster_id, :cluster_name, :product_id, :product_name,"
     " :image_url, :image_auth_id, :command, :gpu_num, :rootfs_size, :kind, :billing_mode,"
-    " :ports, :envs, :mounts, :raw, :created_at, :now, :now, :run, :now)"
+    " :ports, :envs, :mounts, :raw, :created_at, :now, :now, :run, :now, :entrypoint,"
+    " :network_id, :min_cuda_version, :tools)"
     " ON CONFLICT (instance_id) DO UPDATE SET"
     " status = coalesce(excluded.status, status),"
     " last_seen_ms = excluded.last_seen_ms,"
@@ -48,14 +50,16 @@ static const char *const stmt_sql[STMT_COUNT] = {
     SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
     SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
     SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
-    SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
+    SETTLED(raw_json) ", " SETTLED(novita_created_at) ", " SETTLED(entrypoint) ", "
+    SETTLED(network_id) ", " SETTLED(min_cuda_version) ", " SETTLED(tools_json) ","
     " config_updated_ms = CASE WHEN :settled THEN excluded.config_updated_ms"
     " ELSE config_updated_ms END",
 #undef SETTLED
   [STMT_SNAPSHOT_GET] =
     "SELECT instance_id, name, status, cluster_id, cluster_name, product_id, product_name,"
     " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode, ports_json,"
-    " envs_json, mounts_json, raw_json, novita_created_at FROM snapshots WHERE instance_id = :id",
+    " envs_json, mounts_json, raw_json, novita_created_at, entrypoint, network_id,"
+    " min_cuda_version, tools_json FROM snapshots WHERE instance_id = :id",
   [STMT_SNAPSHOT_SEEN] = "SELECT 1 FROM snapshots WHERE instance_id = :id AND last_seen_ms >= :since",
 
   [STMT_LEDGER_INSERT] =
@@ -88,6 +92,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " delete_sent = delete_sent OR :delete_sent,"
     " create_sent = create_sent OR :create_sent,"
     " adopted = adopted OR :adopted,"
+    " accepted_ms = CASE WHEN :state = 'created' THEN coalesce(accepted_ms, :now)"
+    " ELSE accepted_ms END,"
     " owner = CASE WHEN :release THEN NULL ELSE owner END,"
     " lease_until_ms = CASE WHEN :release THEN 0 ELSE lease_until_ms END,"
     " updated_ms = :now"
@@ -100,6 +106,24 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "UPDATE ledger SET state = 'abandoned', last_error = :reason, owner = NULL,"
     " lease_until_ms = 0, updated_ms = :now"
     " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ", 'failed')",
+
+  [STMT_LEDGER_FOLLOWING] =
+    "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_state_created"
+    " WHERE state = 'created' AND accepted_ms IS NOT NULL AND new_instance_id IS NOT NULL"
+    " AND (:before = 0 OR accepted_ms < :before)"
+    " ORDER BY accepted_ms, job_id LIMIT :limit",
+  [STMT_LEDGER_STARTED] =
+    "UPDATE ledger SET state = CASE WHEN :running THEN 'running' ELSE 'start_failed' END,"
+    " running_ms = CASE WHEN :running THEN :now ELSE running_ms END,"
+    " status_error_state = :se_state, status_error_message = :se_message,"
+    " last_error = coalesce(:reason, last_error), updated_ms = :now"
+    " WHERE job_id = :job AND state = 'created' AND (owner IS NULL OR lease_until_ms < :now)",
+  [STMT_LEDGER_RETRY_START] =
+    "UPDATE ledger SET state = 'deleted', new_name = :new_name, name_ms = :name_ms,"
+    " new_instance_id = NULL, create_sent = 0, adopted = 0, accepted_ms = NULL,"
+    " running_ms = NULL, status_error_state = NULL, status_error_message = NULL,"
+    " owner = NULL, lease_until_ms = 0, updated_ms = :now"
+    " WHERE job_id = :job AND state = 'start_failed'",
 
   [STMT_RUN_INSERT] =
     "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms)"
@@ -138,7 +162,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
   [STMT_PRUNE_RUNS] =
     "DELETE FROM runs WHERE state <> 'running' AND finished_ms < :cutoff",
   [STMT_PRUNE_LEDGER] =
-    "DELETE FROM ledger WHERE state IN ('created', 'abandoned') AND updated_ms < :cutoff",
+    "DELETE FROM ledger WHERE state IN ('created', 'running', 'abandoned') AND updated_ms < :cutoff",
   [STMT_PRUNE_EVENTS] =
     "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < :cutoff",
   /* The operator console's read-only queries (console.c). */
@@ -149,10 +173,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
     " FROM runs ORDER BY started_ms DESC, run_id DESC LIMIT :limit",
   [STMT_CONSOLE_EVENT_COUNT] = "SELECT state, count(*) FROM events GROUP BY state",
   [STMT_CONSOLE_HOURLY] =
-    "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
+    "SELECT updated_ms / 3600000 * 3600000 AS hour,"
+    " CASE state WHEN 'running' THEN 'created' ELSE state END AS st, adopted, count(*),"
     " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
     " FROM ledger WHERE updated_ms >= :since AND state NOT IN (" STORE_OPEN_STATES ")"
-    " GROUP BY hour, state, adopted ORDER BY hour, state, adopted",
+    " GROUP BY hour, st, adopted ORDER BY hour, st, adopted",
   [STMT_READY_PROBE] =
     "INSERT INTO ready_probe (id, at_ms) VALUES (1, :now)"
     " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",

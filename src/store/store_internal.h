@@ -33,6 +33,9 @@ enum store_stmt {
   STMT_LEDGER_UPDATE,
   STMT_LEDGER_RETRY,
   STMT_LEDGER_ABANDON,
+  STMT_LEDGER_FOLLOWING,
+  STMT_LEDGER_STARTED,
+  STMT_LEDGER_RETRY_START,
   STMT_RUN_INSERT,
   STMT_RUN_FINISH,
   STMT_RUN_GET,
@@ -61,7 +64,8 @@ enum store_stmt {
 #define STORE_LEDGER_COLS                                                               \
   "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
   " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id,"  \
-  " created_ms, updated_ms"
+  " created_ms, updated_ms, coalesce(accepted_ms, 0), coalesce(running_ms, 0),"           \
+  " status_error_state, status_error_message"
 #define STORE_EVENT_COLS \
   "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"
 
@@ -112,6 +116,10 @@ char *store_col_text(sqlite3_stmt *s, int col);
 /* Inserts an event inside the caller's transaction (outbox.c). NRD_NONE when
  * an event with that id is already there. */
 int store_event_insert_in_tx(struct nrd_store *st, const struct nrd_event *e);
+/* Steps s (bound) and reads every ledger row (STORE_LEDGER_COLS) into a grown
+ * array (caller frees); resets s. */
+int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, struct nrd_ledger_row **rows,
+                           size_t *n);
 
 /* Applies the embedded migrations (migrate.c). */
 int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t errlen);

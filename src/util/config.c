@@ -24,6 +24,7 @@ enum opt_type {
   OPT_LOGLEVEL, /* enum nrd_log_level */
   OPT_CIDRLIST, /* char * text, parsed into cfg->proxies */
   OPT_CHOICE,   /* unsigned: the index of one of the names in choices[] */
+  OPT_WORDLIST, /* char *, comma-separated words of letters, e.g. migrating,exited */
 };
 
 struct opt {
@@ -91,6 +92,15 @@ static const struct opt opts[] = {
   { "RECOVERY_BILLING_FALLBACK", "--recovery-billing-fallback", OPT_CHOICE, "none", 0, 0, false,
     "none, or onDemand: a spot (or other) replacement with no capacity may go onDemand",
     OFF(recovery_billing_fallback) },
+  { "RECOVERY_START_POLL_SECONDS", "--recovery-start-poll-seconds", OPT_UINT, "30", 1, 3600,
+    false, "between runs, how often replacements not yet running are looked at",
+    OFF(recovery_start_poll_seconds) },
+  { "RECOVERY_START_TIMEOUT_SECONDS", "--recovery-start-timeout-seconds", OPT_UINT, "1800", 1,
+    604800, false, "a replacement not running this long after its create is start_failed",
+    OFF(recovery_start_timeout_seconds) },
+  { "RECOVER_STATUSES", "--recover-statuses", OPT_WORDLIST, "migrating", 0, 0, false,
+    "statuses in which an instance whose newest migration job failed is recovered",
+    OFF(recover_statuses) },
   { "CIRCUIT_FAILURE_THRESHOLD", "--circuit-failure-threshold", OPT_UINT, "5", 0, 1000, false,
     "consecutive Novita failures that open the circuit (0 = never)",
     OFF(circuit_failure_threshold) },
@@ -210,6 +220,9 @@ static void describe(const struct opt *o, char *out, size_t outlen)
   case OPT_CIDRLIST:
     snprintf(out, outlen, "comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,::1");
     break;
+  case OPT_WORDLIST:
+    snprintf(out, outlen, "comma-separated instance statuses, e.g. migrating,exited");
+    break;
   case OPT_STRING:
     snprintf(out, outlen, "a non-empty value");
     break;
@@ -323,6 +336,21 @@ static bool valid_url(const char *s)
 }
 
 /* Stores text into o's field. Returns false when the text is not valid. */
+/* Words of letters separated by single commas: "migrating,exited". */
+static bool valid_wordlist(const char *s)
+{
+  bool word = false;
+  for (; *s; s++) {
+    if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))
+      word = true;
+    else if (*s == ',' && word)
+      word = false;
+    else
+      return false;
+  }
+  return word;
+}
+
 static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
 {
   void *f = field(cfg, o);
@@ -381,6 +409,10 @@ static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
     if (*text && !valid_url(text))
       return false;
     break;
+  case OPT_WORDLIST:
+    if (*text && !valid_wordlist(text))
+      return false;
+    break;
   case OPT_STRING:
     break;
   }
@@ -423,7 +455,7 @@ void nrd_config_cleanup(struct nrd_config *cfg)
     return;
   for (size_t k = 0; k < N_OPTS; k++) {
     enum opt_type t = opts[k].type;
-    if (t == OPT_STRING || t == OPT_URL || t == OPT_CIDRLIST)
+    if (t == OPT_STRING || t == OPT_URL || t == OPT_CIDRLIST || t == OPT_WORDLIST)
       free(*(char **)field(cfg, &opts[k]));
   }
   free(cfg->proxies);
@@ -587,6 +619,7 @@ static void value_json(const struct nrd_config *cfg, const struct opt *o, struct
     return;
   case OPT_STRING:
   case OPT_URL:
+  case OPT_WORDLIST:
   case OPT_CIDRLIST: {
     const char *s = *(char *const *)f;
     if (!s)

@@ -24,7 +24,7 @@ static const char *const class_names[CLASS_COUNT] = {
 };
 
 static const char *const endpoint_names[NRD_EP_COUNT] = {
-  "list_instances", "list_jobs", "delete", "create", "products", "clusters",
+  "list_instances", "list_jobs", "delete", "create", "products", "clusters", "get_instance",
 };
 
 static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
@@ -52,15 +52,22 @@ struct table {
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct table http_requests, runs, recoveries, webhooks;
+static struct table http_requests, runs, recoveries, webhooks, unhandled;
 
 /* Label values known in advance: their series are rendered from start at 0,
  * so a rate() or an alert sees a series before its first event. */
 static const char *const known_triggers[] = { "api", "scheduler", "cli" };
 static const char *const known_outcomes[] = { "done", "failed" };
 static const char *const known_actions[] = { "recreated", "adopted", "planned", "deferred",
-                                             "failed", "abandoned", "skipped" };
+                                             "failed", "abandoned", "skipped", "running",
+                                             "start_failed" };
 static const char *const known_webhook_results[] = { "delivered", "retried", "dead" };
+/* Novita's documented instance statuses; any other is counted as "other". */
+static const char *const known_statuses[] = {
+  "toCreate", "creating", "pulling", "running", "toStart", "starting", "toStop", "stopping",
+  "exited", "toRestart", "restarting", "toRemove", "removing", "removed", "toReset",
+  "resetting", "migrating", "freezing", "other" };
+#define N_STATUSES (sizeof known_statuses / sizeof known_statuses[0])
 static const char *const brake_names[] = { "account", "capacity" };
 #define N_OUTCOMES (sizeof known_outcomes / sizeof known_outcomes[0])
 #define N_BRAKES (sizeof brake_names / sizeof brake_names[0])
@@ -85,6 +92,12 @@ static const double run_buckets[] = { 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 static uint64_t run_bucket[N_RUN_BUCKETS + 1];
 static double run_sum;
 static double last_run_at[N_OUTCOMES];  /* Unix seconds; 0 = never */
+/* Create accepted -> replacement running, seconds: an image pull takes from
+ * seconds to RECOVERY_START_TIMEOUT_SECONDS. */
+static const double start_buckets[] = { 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600 };
+#define N_START_BUCKETS (sizeof start_buckets / sizeof start_buckets[0])
+static uint64_t start_bucket[N_START_BUCKETS + 1];
+static double start_sum;
 static atomic_long brake_rows[N_BRAKES];
 
 static void seed_locked(void)
@@ -96,6 +109,8 @@ static void seed_locked(void)
     recoveries.rows[recoveries.n++] = (struct labelled){ .a = known_actions[i] };
   for (size_t i = 0; i < sizeof known_webhook_results / sizeof known_webhook_results[0]; i++)
     webhooks.rows[webhooks.n++] = (struct labelled){ .a = known_webhook_results[i] };
+  for (size_t i = 0; i < N_STATUSES; i++)
+    unhandled.rows[unhandled.n++] = (struct labelled){ .a = known_statuses[i] };
 }
 
 static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
@@ -248,6 +263,15 @@ void nrd_metrics_run_timing(const char *outcome, int64_t finished_ms, int64_t du
   pthread_mutex_unlock(&table_lock);
 }
 
+void nrd_metrics_replacement_started(int64_t ms)
+{
+  double seconds = ms > 0 ? (double)ms / 1000.0 : 0;
+  lock_tables();
+  start_bucket[bucket_index(start_buckets, N_START_BUCKETS, seconds)]++;
+  start_sum += seconds;
+  pthread_mutex_unlock(&table_lock);
+}
+
 void nrd_metrics_brake_held(const char *brake, long rows)
 {
   for (size_t i = 0; i < N_BRAKES; i++)
@@ -263,6 +287,15 @@ void nrd_metrics_run(const char *trigger, const char *outcome)
 void nrd_metrics_recovery(const char *action)
 {
   table_inc(&recoveries, action ? action : "unknown", NULL, 0);
+}
+
+void nrd_metrics_failed_job_unhandled(const char *status)
+{
+  const char *label = known_statuses[N_STATUSES - 1];
+  for (size_t i = 0; status && i + 1 < N_STATUSES; i++)
+    if (same(status, known_statuses[i]))
+      label = known_statuses[i];
+  table_inc(&unhandled, label, NULL, 0);
 }
 
 void nrd_metrics_webhook(const char *result)
@@ -417,6 +450,10 @@ static void render_timings_locked(struct nrd_buf *out)
   header(out, "nrd_run_duration_seconds", "histogram", "Check-failed run duration.");
   render_histogram(out, "nrd_run_duration_seconds", NULL, NULL, run_buckets, N_RUN_BUCKETS,
                    run_bucket, run_sum);
+  header(out, "nrd_replacement_start_seconds", "histogram",
+         "Time from an accepted create to the replacement running.");
+  render_histogram(out, "nrd_replacement_start_seconds", NULL, NULL, start_buckets,
+                   N_START_BUCKETS, start_bucket, start_sum);
   header(out, "nrd_last_run_timestamp_seconds", "gauge",
          "When the last run of each outcome ended, Unix seconds (0 = none yet).");
   for (size_t o = 0; o < N_OUTCOMES; o++)
@@ -441,11 +478,15 @@ void nrd_metrics_render(struct nrd_buf *out)
                "action", NULL, false);
   render_table(out, &webhooks, "nrd_webhook_events_total", "Webhook deliveries by result.",
                "result", NULL, false);
+  render_table(out, &unhandled, "nrd_failed_jobs_unhandled_total",
+               "Failed migration jobs whose instance was in a status not recovered, by status.",
+               "status", NULL, false);
   header(out, "nrd_metrics_dropped_total", "counter",
          "Increments lost because a label table was full (a bug if not 0).");
   nrd_buf_printf(out, "nrd_metrics_dropped_total %llu\n",
                  (unsigned long long)(http_requests.dropped + runs.dropped + recoveries.dropped +
-                                      webhooks.dropped + route_hists_dropped));
+                                      webhooks.dropped + unhandled.dropped +
+                                      route_hists_dropped));
   pthread_mutex_unlock(&table_lock);
   nrd_metrics_render_process(out);
 }
@@ -464,7 +505,7 @@ void nrd_metrics_reset(void)
   for (size_t i = 0; i < N_BRAKES; i++)
     atomic_store(&brake_rows[i], 0);
   lock_tables();
-  struct table *tables[] = { &http_requests, &runs, &recoveries, &webhooks };
+  struct table *tables[] = { &http_requests, &runs, &recoveries, &webhooks, &unhandled };
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
     tables[i]->n = 0;
     tables[i]->dropped = 0;
@@ -476,6 +517,8 @@ void nrd_metrics_reset(void)
   }
   route_hists_dropped = 0;
   memset(run_bucket, 0, sizeof run_bucket);
+  memset(start_bucket, 0, sizeof start_bucket);
+  start_sum = 0;
   run_sum = 0;
   memset(last_run_at, 0, sizeof last_run_at);
   pthread_mutex_unlock(&table_lock);

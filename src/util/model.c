@@ -14,7 +14,7 @@ void nrd_instance_cleanup(struct nrd_instance *inst)
       &inst->id, &inst->name, &inst->status, &inst->cluster_id, &inst->cluster_name,
       &inst->product_id, &inst->product_name, &inst->image_url, &inst->image_auth_id,
       &inst->command, &inst->gpu_num, &inst->rootfs_size, &inst->kind, &inst->billing_mode,
-      &inst->raw_json,
+      &inst->entrypoint, &inst->network_id, &inst->min_cuda_version, &inst->raw_json,
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
       free(*strings[i]);
@@ -31,11 +31,17 @@ void nrd_instance_cleanup(struct nrd_instance *inst)
       free(inst->mounts[i].id);
       free(inst->mounts[i].mount_path);
     }
+    for (size_t i = 0; i < inst->n_tools && inst->tools; i++) {
+      free(inst->tools[i].name);
+      free(inst->tools[i].port);
+      free(inst->tools[i].type);
+    }
   }
   free(inst->strings);
   free(inst->ports);
   free(inst->envs);
   free(inst->mounts);
+  free(inst->tools);
   memset(inst, 0, sizeof *inst);
 }
 

@@ -60,12 +60,33 @@ static void test_deleted_and_creating(void **state)
 static void test_done_states(void **state)
 {
   (void)state;
-  enum nrd_row_state done[] = {NRD_ROW_CREATED, NRD_ROW_FAILED, NRD_ROW_ABANDONED};
+  enum nrd_row_state done[] = {NRD_ROW_CREATED, NRD_ROW_FAILED, NRD_ROW_ABANDONED,
+                               NRD_ROW_RUNNING, NRD_ROW_START_FAILED};
   for(size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++) {
     struct nrd_ledger_row r = row(done[i], true, true);
     assert_int_equal(nrd_recovery_next(&r, true, "migrating"), NRD_STEP_NONE);
   }
   assert_string_equal(nrd_step_name(NRD_STEP_LOOKUP_CREATE), "lookup_create");
+}
+
+/* RECOVER_STATUSES: exited is recovered only when named. */
+static void test_recover_statuses(void **state)
+{
+  (void)state;
+  struct nrd_ledger_row r = row(NRD_ROW_PENDING, false, false);
+  assert_true(nrd_status_recoverable("migrating"));
+  assert_false(nrd_status_recoverable("exited"));
+  assert_int_equal(nrd_recovery_next(&r, true, "exited"), NRD_STEP_ABANDON_HEALTHY);
+  nrd_recovery_set_statuses("migrating,exited");
+  assert_true(nrd_status_recoverable("exited"));
+  assert_false(nrd_status_recoverable("exit"));
+  assert_false(nrd_status_recoverable("migrating,exited"));
+  assert_false(nrd_status_recoverable(""));
+  assert_false(nrd_status_recoverable(NULL));
+  assert_int_equal(nrd_recovery_next(&r, true, "exited"), NRD_STEP_DELETE);
+  assert_int_equal(nrd_recovery_next(&r, true, "running"), NRD_STEP_ABANDON_HEALTHY);
+  nrd_recovery_set_statuses(NULL);  /* back to the default */
+  assert_false(nrd_status_recoverable("exited"));
 }
 
 int main(void)
@@ -76,6 +97,7 @@ int main(void)
     cmocka_unit_test(test_deleting),
     cmocka_unit_test(test_deleted_and_creating),
     cmocka_unit_test(test_done_states),
+    cmocka_unit_test(test_recover_statuses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,17 @@ static void add_env(struct nrd_instance *s, const char *key, const char *value)
   s->envs_present = true;
 }
 
+static void add_tool(struct nrd_instance *s, const char *name, const char *port,
+                     const char *type)
+{
+  s->tools = nrd_xrealloc(s->tools, (s->n_tools + 1) * sizeof *s->tools);
+  s->tools[s->n_tools].name = nrd_xstrdup(name);
+  s->tools[s->n_tools].port = nrd_xstrdup(port);
+  s->tools[s->n_tools].type = nrd_xstrdup(type);
+  s->n_tools++;
+  s->tools_present = true;
+}
+
 static void add_mount(struct nrd_instance *s, const char *type, const char *id, const char *path)
 {
   s->mounts = nrd_xrealloc(s->mounts, (s->n_mounts + 1) * sizeof *s->mounts);
@@ -195,8 +206,12 @@ static void fill_full(struct nrd_instance *s)
   set(&s->cluster_id, "cl-9");
   set(&s->cluster_name, "CN-HK-01 (Hong Kong)");
   add_mount(s, "network", "nv-1", "/data");
-  set(&s->kind, "cpu");
+  set(&s->kind, "gpu");
   set(&s->billing_mode, "onDemand");
+  add_tool(s, "Jupyter", "8888", "http");
+  set(&s->entrypoint, "/entry.sh");
+  set(&s->network_id, "vpc-1");
+  set(&s->min_cuda_version, "12.4");
 }
 
 static void test_full_snapshot_order_and_values(void **state)
@@ -206,16 +221,20 @@ static void test_full_snapshot_order_and_values(void **state)
   fill_full(&s);
   cJSON *req = build(&s);
   static const char *const keys[] = { "name", "productId", "gpuNum", "rootfsSize", "imageUrl",
-                                      "imageAuthId", "ports", "envs", "command", "clusterId",
-                                      "networkStorages", "kind", "billingMode" };
+                                      "imageAuthId", "ports", "envs", "tools", "command",
+                                      "entrypoint", "clusterId", "networkStorages", "networkId",
+                                      "minCudaVersion", "kind", "billingMode" };
   assert_keys(req, keys, sizeof keys / sizeof keys[0]);
   assert_int_field(req, "gpuNum", 2);
   assert_int_field(req, "rootfsSize", 100);
   assert_str_field(req, "imageAuthId", "auth-7");
   assert_str_field(req, "ports", "8080/http, 22/tcp");
   assert_str_field(req, "command", "python serve.py --port 8080");
+  assert_str_field(req, "entrypoint", "/entry.sh");
   assert_str_field(req, "clusterId", "cl-9");
-  assert_str_field(req, "kind", "cpu");
+  assert_str_field(req, "networkId", "vpc-1");
+  assert_str_field(req, "minCudaVersion", "12.4");
+  assert_str_field(req, "kind", "gpu");
   assert_str_field(req, "billingMode", "onDemand");
   char *txt = nrd_json_print(field(req, "envs"));
   assert_string_equal(txt, "[{\"key\":\"HF_TOKEN\",\"value\":\"hf_secret\"}]");
@@ -1118,8 +1137,10 @@ static bool is_int_in(const cJSON *v, double lo, double hi)
 static void assert_create_request_shape(const cJSON *req)
 {
   static const char *const known[] = { "name", "productId", "gpuNum", "rootfsSize", "imageUrl",
-                                       "imageAuthId", "ports", "envs", "command", "clusterId",
-                                       "networkStorages", "kind", "billingMode" };
+                                       "imageAuthId", "ports", "envs", "tools", "command",
+                                       "entrypoint", "clusterId", "localStorageMountPoint",
+                                       "networkStorages", "networkId", "minCudaVersion", "kind",
+                                       "billingMode" };
   const cJSON *c;
   cJSON_ArrayForEach(c, req) {
     bool found = false;
@@ -1132,8 +1153,11 @@ static void assert_create_request_shape(const cJSON *req)
   assert_true(!name || (cJSON_IsString(name) && strlen(name->valuestring) <= 255));
   const cJSON *pid = field(req, "productId");
   assert_true(cJSON_IsString(pid) && *pid->valuestring);
-  assert_true(is_int_in(field(req, "gpuNum"), 1, 8));
-  assert_true(is_int_in(field(req, "rootfsSize"), 10, 6144));
+  bool cpu = cJSON_IsString(field(req, "kind")) && !strcmp(field(req, "kind")->valuestring, "cpu");
+  assert_true(cpu ? !field(req, "gpuNum") : is_int_in(field(req, "gpuNum"), 1, 8));
+  assert_true(cpu ? !field(req, "rootfsSize") : is_int_in(field(req, "rootfsSize"), 10, 6144));
+  const cJSON *entry = field(req, "entrypoint");
+  assert_true(!entry || (cJSON_IsString(entry) && strlen(entry->valuestring) <= 2047));
   const cJSON *img = field(req, "imageUrl");
   assert_true(cJSON_IsString(img) && *img->valuestring && strlen(img->valuestring) <= 500);
   const cJSON *kind = field(req, "kind");
@@ -1192,6 +1216,129 @@ static void test_built_requests_fit_schema(void **state)
   nrd_instance_cleanup(&s);
 }
 
+/* ---- carried fields (issue 14) ---- */
+
+static void test_entrypoint_network_cuda_carried(void **state)
+{
+  (void)state;
+  struct nrd_instance s;
+  snap_init(&s);
+  set(&s.entrypoint, "/entry.sh");
+  set(&s.network_id, "vpc-9");
+  set(&s.min_cuda_version, "12.4");
+  cJSON *req = build(&s);
+  assert_string_equal(field(req, "entrypoint")->valuestring, "/entry.sh");
+  assert_string_equal(field(req, "networkId")->valuestring, "vpc-9");
+  assert_string_equal(field(req, "minCudaVersion")->valuestring, "12.4");
+  cJSON_Delete(req);
+  free(s.entrypoint);
+  s.entrypoint = repeat('x', 2048);
+  expect_fail(&s, "entrypoint");
+  free(s.entrypoint);
+  s.entrypoint = repeat('x', 2047);
+  expect_ok(&s);
+  free(s.min_cuda_version);
+  s.min_cuda_version = repeat('1', 33);
+  expect_fail(&s, "minCudaVersion");
+  nrd_instance_cleanup(&s);
+}
+
+static void test_tools_carried_and_counted_with_ports(void **state)
+{
+  (void)state;
+  struct nrd_instance s;
+  snap_init(&s);
+  add_tool(&s, "Jupyter", "8888", "http");
+  add_tool(&s, "ssh", NULL, NULL);
+  cJSON *req = build(&s);
+  char *text = nrd_json_print(field(req, "tools"));
+  assert_string_equal(text, "[{\"name\":\"Jupyter\",\"port\":\"8888\",\"type\":\"http\"},"
+                            "{\"name\":\"ssh\",\"type\":\"tcp\"}]");
+  free(text);
+  cJSON_Delete(req);
+  char num[8];
+  for (int i = 0; i < 13; i++) {
+    snprintf(num, sizeof num, "%d", 8000 + i);
+    add_port(&s, num, "tcp");
+  }
+  add_port(&s, "2222", "tcp");  /* reserved: not sent, not counted */
+  expect_ok(&s);
+  add_port(&s, "9000", "tcp");
+  expect_fail(&s, "ports and tools");
+  nrd_instance_cleanup(&s);
+
+  snap_init(&s);
+  add_tool(&s, "", "8888", "http");
+  expect_fail(&s, "no name");
+  nrd_instance_cleanup(&s);
+  snap_init(&s);
+  add_tool(&s, "x", "70000", "http");
+  expect_fail(&s, "tool 1 has port");
+  nrd_instance_cleanup(&s);
+}
+
+static void test_reserved_ports_dropped_and_named(void **state)
+{
+  (void)state;
+  struct nrd_instance s;
+  snap_init(&s);
+  add_port(&s, "2222", "tcp");
+  add_port(&s, "80", "http");
+  add_port(&s, "2224", "http");
+  add_port(&s, "2225", "tcp");
+  add_mount(&s, "local", "", "/data");
+  cJSON *req = build(&s);
+  assert_string_equal(field(req, "ports")->valuestring, "80/http, 2225/tcp");
+  cJSON_Delete(req);
+  cJSON *o = cJSON_CreateObject();
+  nrd_recreate_notes(&s, o);
+  char *text = nrd_json_print(o);
+  assert_string_equal(text, "{\"droppedPorts\":[2222,2224],\"localStorageLost\":true,"
+                            "\"localStorageMountPath\":\"/data\"}");
+  free(text);
+  cJSON_Delete(o);
+  nrd_instance_cleanup(&s);
+
+  snap_init(&s);
+  o = cJSON_CreateObject();
+  nrd_recreate_notes(&s, o);
+  assert_null(o->child);  /* nothing dropped, nothing lost */
+  cJSON_Delete(o);
+  nrd_instance_cleanup(&s);
+}
+
+static void test_cpu_create(void **state)
+{
+  (void)state;
+  struct nrd_instance s;
+  snap_init(&s);
+  set(&s.kind, "cpu");
+  set(&s.gpu_num, "2");
+  set(&s.rootfs_size, "80");
+  set(&s.min_cuda_version, "12.4");
+  add_mount(&s, "local", "", "/workspace");
+  char key[8];
+  for (int i = 0; i < 30; i++) {
+    snprintf(key, sizeof key, "K%d", i);
+    add_env(&s, key, "v");
+  }
+  cJSON *req = build(&s);
+  assert_null(field(req, "gpuNum"));
+  assert_null(field(req, "rootfsSize"));
+  assert_null(field(req, "minCudaVersion"));
+  assert_string_equal(field(req, "localStorageMountPoint")->valuestring, "/workspace");
+  assert_string_equal(field(req, "kind")->valuestring, "cpu");
+  cJSON_Delete(req);
+  add_env(&s, "K30", "v");
+  expect_fail(&s, "at most 30 on a cpu instance");
+  set(&s.kind, "gpu");
+  expect_ok(&s);  /* a gpu instance takes 100 */
+  req = build(&s);
+  assert_null(field(req, "localStorageMountPoint"));
+  cJSON_Delete(req);
+  nrd_instance_cleanup(&s);
+}
+
 /* A reason never carries unprintable or long junk from Novita. */
 static void test_reason_hides_junk(void **state)
 {
@@ -1212,6 +1359,10 @@ static void test_reason_hides_junk(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_entrypoint_network_cuda_carried),
+    cmocka_unit_test(test_tools_carried_and_counted_with_ports),
+    cmocka_unit_test(test_reserved_ports_dropped_and_named),
+    cmocka_unit_test(test_cpu_create),
     cmocka_unit_test(test_minimal_defaults_and_order),
     cmocka_unit_test(test_full_snapshot_order_and_values),
     cmocka_unit_test(test_product_id_comes_from_argument),

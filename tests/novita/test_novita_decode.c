@@ -92,6 +92,50 @@ static void test_instances_full(void **state)
   free_insts(items, n);
 }
 
+/* The fields a create carries (issue 14): entrypoint, network.id,
+ * minCudaVersion, tools (objects only; a bare string is skipped). Through
+ * both readers: a page, and one instance (get). */
+static void check_carried(const struct nrd_instance *in)
+{
+  assert_string_equal(in->entrypoint, "/e \"x\"");
+  assert_string_equal(in->network_id, "vpc-1");
+  assert_string_equal(in->min_cuda_version, "12.4");
+  assert_true(in->tools_present);
+  assert_int_equal(in->n_tools, 1);
+  assert_string_equal(in->tools[0].name, "Jupyter");
+  assert_string_equal(in->tools[0].port, "8888");
+  assert_string_equal(in->tools[0].type, "http");
+  assert_string_equal(in->status, "running");  /* read after the nested object */
+}
+
+static void test_instances_carried_fields(void **state)
+{
+  (void)state;
+  const char *one =
+      "{\"id\":\"i-1\",\"entrypoint\":\"/e \\\"x\\\"\",\"network\":{\"ip\":\"10.0.0.2\","
+      "\"id\":\"vpc-1\",\"password\":\"p\"},\"minCudaVersion\":\"12.4\","
+      "\"tools\":[\"ssh\",{\"name\":\"Jupyter\",\"port\":8888,\"type\":\"http\"}],"
+      "\"status\":\"running\"}";
+  char body[512];
+  snprintf(body, sizeof body, "{\"instances\":[%s]}", one);
+  struct nrd_instance *items;
+  size_t n;
+  int64_t total;
+  assert_int_equal(decode_inst(body, &items, &n, &total), 0);
+  assert_int_equal(n, 1);
+  check_carried(&items[0]);
+  assert_null(strstr(items[0].raw_json, "password"));
+  assert_non_null(strstr(items[0].raw_json, "\"network\":{\"ip\":\"10.0.0.2\",\"id\":\"vpc-1\"}"));
+  free_insts(items, n);
+
+  cJSON *obj = nrd_json_parse(one, strlen(one));
+  struct nrd_instance in;
+  nrd_nv_decode_instance(obj, &in);
+  check_carried(&in);
+  nrd_instance_cleanup(&in);
+  cJSON_Delete(obj);
+}
+
 static void test_instances_wrong_types(void **state)
 {
   /* Numbers where strings go, strings where lists go, nulls, objects. */
@@ -524,6 +568,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_instances_full),
+    cmocka_unit_test(test_instances_carried_fields),
     cmocka_unit_test(test_instances_wrong_types),
     cmocka_unit_test(test_instances_unusable),
     cmocka_unit_test(test_deep_and_huge),

@@ -200,9 +200,11 @@ static void test_failed_retry_abandon(void **state)
   abandoned = rows_in(&s, "abandoned");
   assert_int_equal(cJSON_GetArraySize(abandoned), 1);
   cJSON_Delete(abandoned);
-  cJSON *created = rows_in(&s, "created");
-  assert_int_equal(cJSON_GetArraySize(created), 2);
+  cJSON *created = rows_in(&s, "created"), *running = rows_in(&s, "running");
+  /* the third run saw the replacements of the first two running */
+  assert_int_equal(cJSON_GetArraySize(created) + cJSON_GetArraySize(running), 2);
   cJSON_Delete(created);
+  cJSON_Delete(running);
   assert_int_equal(deletes_of(&s, "i-001"), 0);
   tu_stack_cleanup(&s);
 }

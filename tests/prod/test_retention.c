@@ -49,6 +49,12 @@ static void put_row(struct nrd_store *st, const char *job, enum nrd_row_state st
   else
     u.last_error = "refused";
   assert_int_equal(nrd_store_ledger_update(st, job, "seed", &u, at), NRD_OK);
+  if(state == NRD_ROW_CREATED) {
+    /* A finished recovery: its replacement was seen running (else the run
+     * would look at it first). */
+    struct nrd_ledger_started run = {.running = true};
+    assert_int_equal(nrd_store_ledger_started(st, job, &run, at), NRD_OK);
+  }
 }
 
 static void put_event(struct nrd_store *st, const char *id, const char *state, int64_t at)

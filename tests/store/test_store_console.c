@@ -88,11 +88,19 @@ static void row(struct nrd_store *st, const char *job, int64_t found_ms, int sta
     return;
   }
   assert_int_equal(nrd_store_ledger_claim(st, job, "me", "run_x", found_ms, 30000, NULL), NRD_OK);
+  bool running = state == NRD_ROW_RUNNING;
+  if (running)
+    state = NRD_ROW_CREATED;  /* then seen running */
   struct nrd_ledger_update u = { .state = (enum nrd_row_state)state, .set_adopted = adopted,
                                  .new_instance_id = state == NRD_ROW_CREATED ? "i-new" : NULL,
                                  .last_error = state == NRD_ROW_FAILED ? "no image" : NULL,
                                  .release = true };
-  assert_int_equal(nrd_store_ledger_update(st, job, "me", &u, done_ms), NRD_OK);
+  assert_int_equal(nrd_store_ledger_update(st, job, "me", &u, running ? done_ms - 1 : done_ms),
+                   NRD_OK);
+  if (running) {
+    struct nrd_ledger_started up = { .running = true };
+    assert_int_equal(nrd_store_ledger_started(st, job, &up, done_ms), NRD_OK);
+  }
 }
 
 static void test_hourly(void **state)
@@ -104,7 +112,7 @@ static void test_hourly(void **state)
 
   row(f->st, "old", t - 2 * H, NRD_ROW_CREATED, false, t - H);  /* before since */
   row(f->st, "a", t, NRD_ROW_CREATED, false, t + 1000);
-  row(f->st, "b", t, NRD_ROW_CREATED, false, t + 3000);
+  row(f->st, "b", t, NRD_ROW_RUNNING, false, t + 3000);  /* counted as created */
   row(f->st, "c", t, NRD_ROW_CREATED, true, t + 2000);
   row(f->st, "d", t, NRD_ROW_FAILED, false, t + 500);
   row(f->st, "e", t + H, NRD_ROW_ABANDONED, false, t + H + 5);

@@ -273,6 +273,35 @@ static void test_page_in_runs(void **state)
     nrd_instance_cleanup(&items[i]);
 }
 
+/* The fields of migration 0004 are stored and read back byte for byte. */
+static void test_carried_fields_round_trip(void **state)
+{
+  struct store_fixture *f = *state;
+  struct nrd_instance in, got;
+  make_instance(&in, "i-carry", "running", "repo/img:1");
+  in.entrypoint = nrd_xstrdup("/bin/sh -c \"x\"");
+  in.network_id = nrd_xstrdup("vpc-1");
+  in.min_cuda_version = nrd_xstrdup("12.4");
+  in.tools_present = true;
+  in.n_tools = 1;
+  in.tools = nrd_xcalloc(1, sizeof *in.tools);
+  in.tools[0].name = nrd_xstrdup("Jupyter");
+  in.tools[0].port = nrd_xstrdup("8888");
+  in.tools[0].type = nrd_xstrdup("http");
+  upsert(f->st, &in, "run_1", 1000);
+  assert_int_equal(nrd_store_snapshot_get(f->st, "i-carry", &got), NRD_OK);
+  assert_string_equal(got.entrypoint, "/bin/sh -c \"x\"");
+  assert_string_equal(got.network_id, "vpc-1");
+  assert_string_equal(got.min_cuda_version, "12.4");
+  assert_true(got.tools_present);
+  assert_int_equal(got.n_tools, 1);
+  assert_string_equal(got.tools[0].name, "Jupyter");
+  assert_string_equal(got.tools[0].port, "8888");
+  assert_string_equal(got.tools[0].type, "http");
+  nrd_instance_cleanup(&got);
+  nrd_instance_cleanup(&in);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -287,6 +316,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_page_in_one_call, store_fixture_setup,
                                     store_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_page_in_runs, store_fixture_setup,
+                                    store_fixture_teardown),
+    cmocka_unit_test_setup_teardown(test_carried_fields_round_trip, store_fixture_setup,
                                     store_fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,17 +16,20 @@
 
 static const char USAGE[] =
     "usage: nrd-sim [--port N] [--fleet F] [--failed K] [--latency-ms L] [--page-cap C]\n"
-    "               [--page-base 0|1] [--api-key K] [--internal-api-key K]\n"
+    "               [--page-base 0|1] [--total 0|1] [--api-key K] [--internal-api-key K]\n"
     "               [--new-status S] [--threads T] [--scenario file.json]\n"
     "Serves a simulated Novita API on 127.0.0.1 (port 0: a free one), prints\n"
     "\"listening <port>\" and runs until SIGTERM or SIGINT. Without --scenario the\n"
     "state is a generated fleet of F instances, the first K of them failed.\n"
+    "--page-base 0: pages count from 0; --total 0: listings carry no \"total\"\n"
+    "(Novita's documented list example has none).\n"
     "Errors are Novita's shape {code:<int>, reason, message, metadata}.\n"
     "Controls (POST JSON, no auth):\n"
-    "  /__sim/scenario  {instances, jobs, products, clusters}: replaces the state;\n"
-    "                   clusters [{id, name}] are GET /v1/clusters; a product with\n"
-    "                   regions is listed under clusterId only where the cluster's\n"
-    "                   name is one of them\n"
+    "  /__sim/scenario  {instances, jobs, products, cpuProducts, clusters}: replaces\n"
+    "                   the state; clusters [{id, name}] are GET /v1/clusters; a\n"
+    "                   product with regions is listed under clusterId only where\n"
+    "                   the cluster's name is one of them; cpuProducts are\n"
+    "                   GET /v1/cpu/products\n"
     "  /__sim/faults    {kind, match, reason, status, body, retry_after, delay_ms,\n"
     "                   size, probability, count, seed} or a list; {} clears. kinds:\n"
     "                   status, retry_after (429 + Retry-After, any path), delay,\n"
@@ -38,6 +41,12 @@ static const char USAGE[] =
     "  /__sim/capacity  {productName, clusterId, available: n}: n more creates there,\n"
     "                   then INSUFFICIENT_RESOURCE; products listed with that clusterId\n"
     "                   show availableDeploy/inventoryState; -1 removes the limit\n"
+    "  /__sim/start     {toCreateMs, creatingMs, pullingMs}: new instances go\n"
+    "                   toCreate -> creating -> pulling -> running over these times\n"
+    "  /__sim/pull_failure {imageUrl, message}: creates of that image end exited\n"
+    "                   with statusError {state: pullImageFailed, message}\n"
+    "  GET /v1/gpu/instance?instanceId= shows one instance; GET /v1/cpu/products\n"
+    "  the scenario's cpuProducts.\n"
     "  Monthly instances (billingMode monthly) answer delete with\n"
     "  PREPAID_INSTANCE_NOT_SUPPORT_RELEASE. GET /__sim/state, GET /__sim/requests.\n";
 
@@ -86,6 +95,9 @@ static bool parse_args(int argc, char **argv, struct args *a)
       ok = parse_uint(k, val, 1, &v);
       a->opt.page_base = (int)v;
       a->opt.page_base_set = true;
+    } else if (strcmp(k, "--total") == 0) {
+      ok = parse_uint(k, val, 1, &v);
+      a->opt.no_total = v == 0;
     } else if (strcmp(k, "--threads") == 0) {
       ok = parse_uint(k, val, 256, &v);
       a->opt.threads = (unsigned)v;

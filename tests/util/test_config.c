@@ -24,6 +24,7 @@ static const char *const all_vars[] = {
   "NOVITA_PAGE_SIZE", "DEFAULT_REGION", "MIGRATION_DRY_RUN", "MIGRATION_INTERVAL_MINUTES",
   "MIGRATION_MAX_CONCURRENT", "MIGRATION_JOB_LOOKBACK_HOURS", "MAX_RECOVERIES_PER_RUN",
   "MAX_RETRY_ATTEMPTS", "REQUEST_TIMEOUT", "RUN_DEADLINE_SECONDS", "RECOVERY_LEASE_SECONDS",
+  "RECOVERY_START_POLL_SECONDS", "RECOVERY_START_TIMEOUT_SECONDS", "RECOVER_STATUSES",
   "CIRCUIT_FAILURE_THRESHOLD", "CIRCUIT_COOLDOWN_SECONDS", "API_TOKEN", "API_TOKEN_FILE",
   "TRUSTED_PROXIES", "MAX_BODY_BYTES", "HTTP_REQUEST_TIMEOUT_SECONDS", "HTTP_MAX_CONNECTIONS",
   "HTTP_MAX_CONNECTIONS_PER_IP", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_MAX_AGE_HOURS",
@@ -72,6 +73,9 @@ static void check_defaults(const struct nrd_config *c)
   assert_int_equal(c->request_timeout_ms, 30000);
   assert_int_equal(c->run_deadline_seconds, 600);
   assert_int_equal(c->recovery_lease_seconds, 30);
+  assert_int_equal(c->recovery_start_poll_seconds, 30);
+  assert_int_equal(c->recovery_start_timeout_seconds, 1800);
+  assert_string_equal(c->recover_statuses, "migrating");
   assert_int_equal(c->circuit_failure_threshold, 5);
   assert_int_equal(c->circuit_cooldown_seconds, 30);
   assert_null(c->api_token);
@@ -110,7 +114,9 @@ static void test_env_and_flags(void **state)
   setenv("LOG_LEVEL", "debug", 1);
   setenv("NOVITA_API_BASE_URL", "http://127.0.0.1:9/base/", 1);
   setenv("MAX_BODY_BYTES", "1024", 1);
+  setenv("RECOVER_STATUSES", "migrating,exited", 1);
   assert_int_equal(load(&c, NULL, err, sizeof err), 0);
+  assert_string_equal(c.recover_statuses, "migrating,exited");
   assert_int_equal(c.port, 8081);
   assert_string_equal(c.host, "0.0.0.0");
   assert_true(c.migration_dry_run);
@@ -180,6 +186,8 @@ static void test_bad_values(void **state)
     { "LOG_LEVEL", "loud", "LOG_LEVEL: 'loud' is not valid; expected error, warn, info or debug" },
     { "MIGRATION_DRY_RUN", "maybe", "MIGRATION_DRY_RUN: 'maybe' is not valid; expected true/false/1/0/yes/no" },
     { "TRUSTED_PROXIES", "1.2.3.4/33", "TRUSTED_PROXIES: '1.2.3.4/33' is not valid" },
+    { "RECOVER_STATUSES", "migrating,,exited", "RECOVER_STATUSES: 'migrating,,exited' is not valid; expected comma-separated instance statuses" },
+    { "RECOVER_STATUSES", "exited ", "RECOVER_STATUSES: 'exited ' is not valid" },
     { "TRUSTED_PROXIES", "10.0.0.0/8,,::1", "TRUSTED_PROXIES:" },
     { "TRUSTED_PROXIES", "::1/129", "TRUSTED_PROXIES:" },
     { "TRUSTED_PROXIES", "localhost", "TRUSTED_PROXIES:" },
