@@ -15,7 +15,10 @@
  *
  * Each worker thread calls thread_init(ctx) once at start; its result is the
  * worker_ctx handed to every process call on that thread, and to
- * thread_fini at the end (one curl handle and one store connection per thread). */
+ * thread_fini at the end (one curl handle and one store connection per thread).
+ * nrd_pool_create returns once every thread has run thread_init; when one
+ * returned NULL it stops the others (thread_fini for each that succeeded)
+ * and returns NULL. */
 
 typedef void *(*nrd_pool_thread_init_fn)(void *ctx);
 typedef void (*nrd_pool_thread_fini_fn)(void *worker_ctx);

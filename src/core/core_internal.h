@@ -127,6 +127,7 @@ struct nrd_runner {
   char **active;                 /* job ids held by this process */
   size_t n_active, cap_active;
   pthread_t lease_thread;
+  struct nrd_store *lease_store; /* the keeper's connection, opened before its thread */
 
   struct follow_poller *follow;  /* follow.c: replacements looked at between runs */
 };
@@ -190,7 +191,7 @@ bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
  * at the rows in created once each (with ctx: those accepted before the run
  * started, their outcomes in the run's report); returns the rows settled. start/stop: the poller between runs. */
 int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx);
-void nrd_follow_start(struct nrd_runner *r);
+void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st);  /* takes st */
 void nrd_follow_stop(struct nrd_runner *r);
 /* A ledger row's start fields for GET .../recoveries: acceptedAt, runningAt,
  * statusError {state, message}, each when set. */

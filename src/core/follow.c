@@ -221,18 +221,14 @@ struct follow_poller {
   pthread_cond_t cond;
   bool stop;
   pthread_t thread;
+  struct nrd_store *store;  /* the poller's connection, opened before its thread */
 };
 
 static void *poller_main(void *arg)
 {
   struct nrd_runner *r = arg;
   struct follow_poller *p = r->follow;
-  struct nrd_worker w = {.runner = r};
-  char err[256];
-  if(nrd_store_open(r->cfg->database_path, &w.store, NULL, err, sizeof(err)) != NRD_OK) {
-    LOG_ERROR("start poller could not open the database", "error", err);
-    return NULL;
-  }
+  struct nrd_worker w = {.runner = r, .store = p->store};
   w.conn = nrd_novita_conn_create(r->nv);
   pthread_mutex_lock(&p->lock);
   while(!p->stop) {
@@ -249,13 +245,13 @@ static void *poller_main(void *arg)
   }
   pthread_mutex_unlock(&p->lock);
   nrd_novita_conn_destroy(w.conn);
-  nrd_store_close(w.store);
   return NULL;
 }
 
-void nrd_follow_start(struct nrd_runner *r)
+void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st)
 {
   struct follow_poller *p = nrd_xcalloc(1, sizeof(*p));
+  p->store = st;
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
   r->follow = p;
@@ -275,6 +271,7 @@ void nrd_follow_stop(struct nrd_runner *r)
   pthread_join(p->thread, NULL);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
+  nrd_store_close(p->store);
   free(p);
   r->follow = NULL;
 }

@@ -64,9 +64,12 @@ static void *pool_thread_init(void *ctx)
   char err[256];
   struct nrd_worker *w = nrd_xcalloc(1, sizeof(*w));
   if(worker_open(ctx, w, err, sizeof(err)) != 0) {
-    /* The coordinator opened the same file a moment ago: our bug or the disk. */
+    /* The coordinator opened the same file a moment ago: the disk, or the
+     * file moved away since; the runner does not start. */
     LOG_ERROR("worker could not open the database", "error", err);
-    abort();
+    worker_close(w);
+    free(w);
+    return NULL;
   }
   return w;
 }
@@ -106,14 +109,9 @@ void nrd_runner_unhold(struct nrd_runner *r, const char *job_id)
 static void *lease_main(void *arg)
 {
   struct nrd_runner *r = arg;
-  struct nrd_store *st = NULL;
-  char err[256];
+  struct nrd_store *st = r->lease_store;
   int64_t lease_ms = (int64_t)r->cfg->recovery_lease_seconds * 1000;
 
-  if(nrd_store_open(r->cfg->database_path, &st, NULL, err, sizeof(err)) != NRD_OK) {
-    LOG_ERROR("lease keeper could not open the database", "error", err);
-    return NULL;
-  }
   pthread_mutex_lock(&r->lease_lock);
   while(!r->lease_stop) {
     struct timespec ts;
@@ -138,7 +136,6 @@ static void *lease_main(void *arg)
     pthread_mutex_lock(&r->lease_lock);
   }
   pthread_mutex_unlock(&r->lease_lock);
-  nrd_store_close(st);
   return NULL;
 }
 
@@ -418,6 +415,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
                                      char *err, size_t errlen)
 {
   struct nrd_runner *r = nrd_xcalloc(1, sizeof(*r));
+  struct nrd_store *follow_store = NULL;
   char host[64] = "host";
   char rnd[64];
 
@@ -439,24 +437,37 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
     goto fail;
   if(nrd_store_open(cfg->database_path, &r->query_store, NULL, err, errlen) != NRD_OK)
     goto fail;
+  /* Every thread's connection is opened here, before any thread starts:
+   * none can race a change of the file (and create a new one) later. */
+  if(nrd_store_open(cfg->database_path, &r->lease_store, NULL, err, errlen) != NRD_OK ||
+     nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK)
+    goto fail;
   startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());
 
   r->pool = nrd_pool_create(cfg->migration_max_concurrent,
                             (size_t)cfg->max_recoveries_per_run + 16,
                             pool_thread_init, pool_thread_fini, r);
+  if(!r->pool) {
+    snprintf(err, errlen, "the workers could not open the database");
+    goto fail;
+  }
   if(pthread_create(&r->lease_thread, NULL, lease_main, r) != 0 ||
      pthread_create(&r->thread, NULL, coordinator_main, r) != 0) {
     snprintf(err, errlen, "could not start the runner threads");
     abort();  /* threads are a resource we cannot run without */
   }
-  nrd_follow_start(r);
+  nrd_follow_start(r, follow_store);
   return r;
 
 fail:
   worker_close(&r->coord);
   if(r->query_store)
     nrd_store_close(r->query_store);
+  if(r->lease_store)
+    nrd_store_close(r->lease_store);
+  if(follow_store)
+    nrd_store_close(follow_store);
   free(r);
   return NULL;
 }
@@ -493,6 +504,7 @@ void nrd_runner_destroy(struct nrd_runner *r)
   nrd_pool_destroy(r->pool);
   worker_close(&r->coord);
   nrd_store_close(r->query_store);
+  nrd_store_close(r->lease_store);
   for(size_t i = 0; i < r->n_active; i++)
     free(r->active[i]);
   free(r->active);

@@ -31,6 +31,8 @@ struct nrd_pool {
   void *ctx;
   pthread_t *threads;
   unsigned n_threads;
+  unsigned started;      /* threads past init (signalled on idle) */
+  bool init_failed;      /* an init returned NULL: the pool is not created */
 };
 
 static void job_release(const struct pool_job *j)
@@ -43,9 +45,17 @@ static void *worker_main(void *arg)
 {
   struct nrd_pool *p = arg;
   void *wctx = p->init ? p->init(p->ctx) : p->ctx;
+  bool failed = p->init && !wctx;
 
   pthread_mutex_lock(&p->mu);
+  p->started++;
+  p->init_failed |= failed;
+  pthread_cond_broadcast(&p->idle);
   for (;;) {
+    if (failed) {
+      pthread_mutex_unlock(&p->mu);
+      return NULL;  /* nothing to fini: init gave nothing */
+    }
     while (!p->stopping && p->count == 0)
       pthread_cond_wait(&p->work, &p->mu);
     if (p->stopping)
@@ -130,6 +140,19 @@ struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap,
     }
   }
   p->n_threads = threads;
+
+  /* Every thread has its context before the pool is handed out: a caller
+   * that changes what init opens (a file moved away) cannot race it. */
+  pthread_mutex_lock(&p->mu);
+  while (p->started < threads)
+    pthread_cond_wait(&p->idle, &p->mu);
+  bool failed = p->init_failed;
+  pthread_mutex_unlock(&p->mu);
+  if (failed) {
+    pool_stop(p, threads);
+    pool_free(p);
+    return NULL;
+  }
   return p;
 }
 

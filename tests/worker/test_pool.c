@@ -219,6 +219,35 @@ static void test_wait_queue_below(void **state)
   nrd_pool_destroy(p);
 }
 
+/* create returns once every thread has run init; one init failing fails
+ * the pool: NULL, and fini for each thread whose init succeeded. */
+static atomic_int init_calls;
+static void *t_init_third_fails(void *ctx)
+{
+  if (atomic_fetch_add(&init_calls, 1) == 2)
+    return NULL;
+  return t_init(ctx);
+}
+
+static void test_create_waits_for_init_and_fails_with_it(void **state)
+{
+  (void)state;
+  struct counters c;
+  counters_init(&c);
+  struct nrd_pool *p = nrd_pool_create(4, 8, t_init, t_fini, &c);
+  assert_non_null(p);
+  assert_int_equal(atomic_load(&c.inits), 4);  /* all four before create returned */
+  nrd_pool_destroy(p);
+  assert_int_equal(atomic_load(&c.finis), 4);
+
+  counters_init(&c);
+  atomic_store(&init_calls, 0);
+  assert_null(nrd_pool_create(4, 8, t_init_third_fails, t_fini, &c));
+  assert_int_equal(atomic_load(&init_calls), 4);
+  assert_int_equal(atomic_load(&c.inits), 3);
+  assert_int_equal(atomic_load(&c.finis), 3);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -226,6 +255,7 @@ int main(void)
     cmocka_unit_test(test_full_queue_refuses_and_destroy_frees_queued),
     cmocka_unit_test(test_wait_idle_no_deadline_and_bad_args),
     cmocka_unit_test(test_wait_queue_below),
+    cmocka_unit_test(test_create_waits_for_init_and_fails_with_it),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
