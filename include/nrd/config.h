@@ -35,6 +35,7 @@ struct nrd_config {
   char *default_region;               /* DEFAULT_REGION CN-HK-01 */
   bool migration_dry_run;             /* MIGRATION_DRY_RUN false */
   unsigned migration_interval_minutes;/* MIGRATION_INTERVAL_MINUTES 15; 0 = off */
+  unsigned watch_interval_seconds;    /* WATCH_INTERVAL_SECONDS 20; 0 = off */
   unsigned migration_max_concurrent;  /* MIGRATION_MAX_CONCURRENT 8 (1..256) */
   unsigned migration_job_lookback_hours; /* MIGRATION_JOB_LOOKBACK_HOURS 24 */
   unsigned max_recoveries_per_run;    /* MAX_RECOVERIES_PER_RUN 100 */

@@ -146,7 +146,18 @@ enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name
 enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
                                 int64_t start_s, int64_t end_s,
                                 struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err);
+/* The same with Novita's state filter (state NULL: every state). */
+enum nrd_nv_rc nrd_nv_list_jobs_in_state(struct nrd_novita_conn *c, const char *type,
+                                         const char *state, int64_t start_s, int64_t end_s,
+                                         struct nrd_job **jobs, size_t *n,
+                                         struct nrd_nv_error *err);
 void nrd_jobs_free(struct nrd_job *jobs, size_t n);
+
+/* GET /v1/gpu/instance?instanceId=: one instance (out's strings are each
+ * their own allocation; nrd_instance_cleanup frees them). NRD_NV_NOT_FOUND
+ * when Novita says not found. */
+enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                   struct nrd_instance *out, struct nrd_nv_error *err);
 
 /* POST /v1/gpu/instance/delete. NRD_NV_NOT_FOUND when Novita says not found. */
 enum nrd_nv_rc nrd_nv_delete_instance(struct nrd_novita_conn *c, const char *instance_id,

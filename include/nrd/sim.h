@@ -14,9 +14,10 @@
  *
  * Paths (base URL = nrd_sim_base_url):
  *   GET  {base}/v1/gpu/instances?pageSize&pageNum&name&status
+ *   GET  {base}/v1/gpu/instance?instanceId (one instance; 404 RESOURCE_NOT_FOUND)
  *   POST {base}/v1/gpu/instance/delete {instanceId}
  *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
- *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
+ *   GET  {base}/v1/jobs?type&state&jobId&startTime&endTime&pageNum&pageSize
  *   GET  {base}/v1/products?productName&billingMethod
  *   GET  /api/v1/jobs (the internal jobs host, internal key)
  * Control (no auth, for out-of-process tests and scripts; not logged):
@@ -180,6 +181,15 @@ cJSON *nrd_sim_make_demo(int64_t now_s);
  * failed autoInstanceMigrate job created at now_s. 0 with its id in id_out,
  * -1 when no instance is running. */
 int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64]);
+/* A migration that is under way: instance_id turns migrating and a job
+ * job_id (instanceMigrate... autoInstanceMigrate, createdAt created_s) is
+ * added in state running. 0, or -1 when no such instance. */
+int nrd_sim_start_migration(struct nrd_sim *s, const char *instance_id, const char *job_id,
+                            int64_t created_s);
+/* Sets a job's state.state (for "fail" also its error and message): a test
+ * fails a running migration at the moment it chooses. 0, or -1 when no such
+ * job. */
+int nrd_sim_set_job_state(struct nrd_sim *s, const char *job_id, const char *state);
 /* A thread that calls nrd_sim_fail_migration every period_ms (the first
  * after one period). Stop it before the simulator. */
 struct nrd_sim_ticker;

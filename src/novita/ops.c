@@ -238,7 +238,7 @@ enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name
 
 struct job_pager {
   struct nrd_novita_conn *c;
-  const char *type;
+  const char *type, *state;
   int64_t start_s, end_s;
   struct idset seen;
   struct nrd_job *jobs;
@@ -262,6 +262,10 @@ static enum nrd_nv_rc job_page(void *ud, unsigned page, size_t *n_items, size_t 
   else
     nrd_buf_printf(&pg->url, "%s/v1/jobs?type=", nv->base_url);
   url_escape(&pg->url, pg->type ? pg->type : "");
+  if (pg->state) {
+    nrd_buf_puts(&pg->url, "&state=");
+    url_escape(&pg->url, pg->state);
+  }
   nrd_buf_printf(&pg->url, "&startTime=%lld&endTime=%lld&pageNum=%u&pageSize=%u",
                  (long long)pg->start_s, (long long)pg->end_s, page, nv->page_size);
   enum nrd_nv_rc rc = nrd_nv_transport(pg->c, NRD_EP_LIST_JOBS, "GET", pg->url.data, NULL,
@@ -297,7 +301,16 @@ enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
                                 int64_t start_s, int64_t end_s,
                                 struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err)
 {
-  struct job_pager pg = { .c = c, .type = type, .start_s = start_s, .end_s = end_s };
+  return nrd_nv_list_jobs_in_state(c, type, NULL, start_s, end_s, jobs, n, err);
+}
+
+enum nrd_nv_rc nrd_nv_list_jobs_in_state(struct nrd_novita_conn *c, const char *type,
+                                         const char *state, int64_t start_s, int64_t end_s,
+                                         struct nrd_job **jobs, size_t *n,
+                                         struct nrd_nv_error *err)
+{
+  struct job_pager pg = { .c = c, .type = type, .state = state, .start_s = start_s,
+                          .end_s = end_s };
   idset_init(&pg.seen);
   nrd_buf_init(&pg.url);
   nrd_buf_init(&pg.body);
@@ -443,6 +456,37 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
                      resp.len);
     LOG_WARN("novita answer unusable", "endpoint", "products", "message", err->message);
     rc = NRD_NV_BAD_RESPONSE;
+  }
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}
+
+/* ---- one instance ---- */
+
+enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                   struct nrd_instance *out, struct nrd_nv_error *err)
+{
+  struct nrd_buf url, resp;
+  int status;
+  memset(out, 0, sizeof *out);
+  nrd_buf_init(&url);
+  nrd_buf_init(&resp);
+  nrd_buf_printf(&url, "%s/v1/gpu/instance?instanceId=", c->nv->base_url);
+  url_escape(&url, instance_id ? instance_id : "");
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_GET_INSTANCE, "GET", url.data, NULL, false,
+                                       true, &resp, &status, err);
+  if (rc == NRD_NV_OK) {
+    cJSON *obj = nrd_json_parse(resp.data, resp.len);
+    if (cJSON_IsObject(obj) && nrd_json_str(obj, "id")) {
+      nrd_nv_decode_instance(obj, out);
+    } else {
+      nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)",
+                       status, resp.len);
+      LOG_WARN("novita answer unusable", "endpoint", "get_instance", "message", err->message);
+      rc = NRD_NV_BAD_RESPONSE;
+    }
+    cJSON_Delete(obj);
   }
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);

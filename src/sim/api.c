@@ -322,6 +322,28 @@ static cJSON *find_by_id(const cJSON *items, const char *key, const char *id)
   return NULL;
 }
 
+/* GET /v1/gpu/instance?instanceId=: the instance as listed (InstanceInfo). */
+int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                     size_t body_len, cJSON **out)
+{
+  const char *id = arg(c, "instanceId");
+  (void)body;
+  (void)body_len;
+  if (!id) {
+    *out = sim_error(400, "VALIDATOR_PARAM", "instanceId is required");
+    return 400;
+  }
+  pthread_mutex_lock(&s->mu);
+  const cJSON *inst = find_by_id(s->instances, "id", id);
+  *out = inst ? dup_item(inst) : NULL;
+  pthread_mutex_unlock(&s->mu);
+  if (!*out) {
+    *out = sim_error(404, "RESOURCE_NOT_FOUND", "instance not found");
+    return 404;
+  }
+  return 200;
+}
+
 int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                         size_t body_len, cJSON **out)
 {

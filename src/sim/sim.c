@@ -37,6 +37,7 @@ struct route {
 
 static const struct route ROUTES[] = {
     {"GET", SIM_BASE_PATH "/v1/gpu/instances", AUTH_PUBLIC, sim_list_instances},
+    {"GET", SIM_BASE_PATH "/v1/gpu/instance", AUTH_PUBLIC, sim_get_instance},
     {"POST", SIM_BASE_PATH "/v1/gpu/instance/delete", AUTH_PUBLIC, sim_delete_instance},
     {"POST", SIM_BASE_PATH "/v1/gpu/instance/create", AUTH_PUBLIC, sim_create_instance},
     {"GET", SIM_BASE_PATH "/v1/jobs", AUTH_PUBLIC, sim_list_jobs},

@@ -65,6 +65,8 @@ typedef int (*sim_handler)(struct nrd_sim *s, struct MHD_Connection *c, const ch
 
 int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                        size_t body_len, cJSON **out);
+int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                     size_t body_len, cJSON **out);
 int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                         size_t body_len, cJSON **out);
 int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,

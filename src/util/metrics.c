@@ -24,7 +24,7 @@ static const char *const class_names[CLASS_COUNT] = {
 };
 
 static const char *const endpoint_names[NRD_EP_COUNT] = {
-  "list_instances", "list_jobs", "delete", "create", "products",
+  "list_instances", "list_jobs", "delete", "create", "products", "get_instance",
 };
 
 static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
@@ -56,7 +56,7 @@ static struct table http_requests, runs, recoveries, webhooks;
 
 /* Label values known in advance: their series are rendered from start at 0,
  * so a rate() or an alert sees a series before its first event. */
-static const char *const known_triggers[] = { "api", "scheduler", "cli" };
+static const char *const known_triggers[] = { "api", "scheduler", "cli", "watch" };
 static const char *const known_outcomes[] = { "done", "failed" };
 static const char *const known_actions[] = { "recreated", "adopted", "planned", "deferred",
                                              "failed", "abandoned", "skipped" };
@@ -447,6 +447,7 @@ void nrd_metrics_render(struct nrd_buf *out)
                  (unsigned long long)(http_requests.dropped + runs.dropped + recoveries.dropped +
                                       webhooks.dropped + route_hists_dropped));
   pthread_mutex_unlock(&table_lock);
+  nrd_metrics_render_watch(out);
   nrd_metrics_render_process(out);
 }
 
@@ -461,6 +462,7 @@ void nrd_metrics_reset(void)
     atomic_store(&novita_retries[ep], 0);
   }
   atomic_store(&circuit_state, 0);
+  nrd_metrics_reset_watch();
   for (size_t i = 0; i < N_BRAKES; i++)
     atomic_store(&brake_rows[i], 0);
   lock_tables();

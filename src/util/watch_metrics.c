@@ -1,0 +1,95 @@
+/* The watch loop's metrics (issue 15): ticks by result, failure-to-detection
+ * and failure-to-recovery histograms. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nrd/metrics.h"
+
+static const char *const tick_results[] = { "ok", "skipped", "failed" };
+#define N_RESULTS (sizeof tick_results / sizeof tick_results[0])
+static atomic_uint_fast64_t ticks[N_RESULTS];
+
+/* Seconds from a job's failure to its detection, and to a create accepted:
+ * one tick (seconds) up to the 15-minute timer and beyond. */
+static const double bounds[] = { 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900, 1800, 3600 };
+#define N_BOUNDS (sizeof bounds / sizeof bounds[0])
+struct hist {
+  uint64_t bucket[N_BOUNDS + 1];  /* per bucket, not cumulative */
+  double sum;
+};
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hist detect, recovery;
+
+void nrd_metrics_watch_tick(const char *result)
+{
+  for (size_t i = 0; i < N_RESULTS; i++)
+    if (strcmp(result, tick_results[i]) == 0)
+      atomic_fetch_add(&ticks[i], 1);
+}
+
+static void observe(struct hist *h, double seconds)
+{
+  size_t i = 0;
+  if (seconds < 0)
+    seconds = 0;
+  while (i < N_BOUNDS && seconds > bounds[i])
+    i++;
+  pthread_mutex_lock(&lock);
+  h->bucket[i]++;
+  h->sum += seconds;
+  pthread_mutex_unlock(&lock);
+}
+
+void nrd_metrics_watch_detected(double seconds)
+{
+  observe(&detect, seconds);
+}
+
+void nrd_metrics_time_to_recovery(double seconds)
+{
+  observe(&recovery, seconds);
+}
+
+static void render_hist(struct nrd_buf *out, const char *name, const char *help,
+                        const struct hist *h)
+{
+  unsigned long long cumulative = 0;
+  nrd_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+  for (size_t i = 0; i <= N_BOUNDS; i++) {
+    cumulative += (unsigned long long)h->bucket[i];
+    if (i < N_BOUNDS)
+      nrd_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], cumulative);
+    else
+      nrd_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, cumulative);
+  }
+  nrd_buf_printf(out, "%s_sum %.3f\n%s_count %llu\n", name, h->sum, name, cumulative);
+}
+
+void nrd_metrics_render_watch(struct nrd_buf *out)
+{
+  nrd_buf_puts(out, "# HELP nrd_watch_ticks_total Watch loop ticks by result (skipped: a run "
+                    "was active or the scheduler paused).\n"
+                    "# TYPE nrd_watch_ticks_total counter\n");
+  for (size_t i = 0; i < N_RESULTS; i++)
+    nrd_buf_printf(out, "nrd_watch_ticks_total{result=\"%s\"} %llu\n", tick_results[i],
+                   (unsigned long long)atomic_load(&ticks[i]));
+  pthread_mutex_lock(&lock);
+  render_hist(out, "nrd_watch_detect_seconds",
+              "From a failed migration job's createdAt to the watch seeing it fail.", &detect);
+  render_hist(out, "nrd_time_to_recovery_seconds",
+              "From a watched failed job's createdAt to its replacement's create accepted.",
+              &recovery);
+  pthread_mutex_unlock(&lock);
+}
+
+void nrd_metrics_reset_watch(void)
+{
+  for (size_t i = 0; i < N_RESULTS; i++)
+    atomic_store(&ticks[i], 0);
+  pthread_mutex_lock(&lock);
+  memset(&detect, 0, sizeof detect);
+  memset(&recovery, 0, sizeof recovery);
+  pthread_mutex_unlock(&lock);
+}
