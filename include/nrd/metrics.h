@@ -56,6 +56,8 @@ void nrd_metrics_reset(void);
 void nrd_metrics_watch_tick(const char *result);
 void nrd_metrics_watch_detected(double seconds);
 void nrd_metrics_time_to_recovery(double seconds);
+/* The token bucket's current rate (0: unlimited), set by the Novita client. */
+void nrd_metrics_novita_rate(double rps);
 void nrd_metrics_render_watch(struct nrd_buf *out);
 void nrd_metrics_reset_watch(void);
 double nrd_metrics_novita_requests_total(enum nrd_endpoint ep);

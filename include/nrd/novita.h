@@ -78,7 +78,9 @@ struct nrd_novita_options {
   unsigned request_timeout_ms;     /* total per attempt */
   unsigned connect_timeout_ms;     /* 0: min(5000, request_timeout_ms) */
   unsigned max_retry_attempts;
-  double rate_limit_rps;           /* 0: unlimited */
+  double rate_limit_rps;           /* 0: unlimited; the start when adaptive */
+  bool rate_adaptive;              /* raise while calls succeed, cut on a 429 */
+  double rate_limit_max_rps;       /* the adaptive rate's top (0: 50) */
   unsigned circuit_failure_threshold;  /* 0: no breaker */
   unsigned circuit_cooldown_ms;
   size_t max_response_bytes;       /* 0: 16 MiB */
@@ -114,6 +116,9 @@ void nrd_novita_set_not_before(struct nrd_novita *nv, int64_t wall_ms);
 /* Sleeps the backoff before retry number attempt (0 first) of a step the
  * caller repeats itself (a create); cut short by nrd_novita_abort. */
 void nrd_novita_backoff(struct nrd_novita *nv, unsigned attempt);
+
+/* The token bucket's current rate, requests a second (0: unlimited). */
+double nrd_novita_rate(struct nrd_novita *nv);
 
 /* Calls made since creation (every attempt sent). */
 uint64_t nrd_novita_calls(struct nrd_novita *nv);

@@ -131,6 +131,11 @@ int nrd_sim_load(struct nrd_sim *s, const char *scenario_json);
 cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s);
 
 void nrd_sim_set_latency(struct nrd_sim *s, unsigned ms);
+/* A server-side limit of rps requests a second over every API request (a
+ * bucket of one second's worth): above it 429 RATE_LIMIT_EXCEEDED with
+ * Retry-After (whole seconds). 0 removes it. refused counts those 429s. */
+void nrd_sim_set_rate_limit(struct nrd_sim *s, double rps);
+unsigned long nrd_sim_rate_refused(struct nrd_sim *s);
 /* The account switch: creates answer 400 with reason until NULL clears it. */
 void nrd_sim_set_account(struct nrd_sim *s, const char *reason);
 /* Capacity of (product name, cluster): available more creates; -1 removes. */

@@ -56,7 +56,16 @@ struct nrd_sim {
   char *account_reason;     /* the account switch; NULL: off */
   struct sim_capacity *capacity;
   size_t ncapacity;
+
+  pthread_mutex_t rate_mu;  /* guards the rate limit below (ratelimit.c) */
+  double rate_rps, rate_tokens;
+  int64_t rate_at_ns;
+  unsigned long rate_refused;
 };
+
+/* The server-side rate limit: true (with Retry-After's text) when this
+ * request is over it. */
+bool sim_rate_refuse(struct nrd_sim *s, char retry_after[16]);
 
 /* One Novita endpoint: reads the query through c and the request body, sets
  * the HTTP status and a JSON body (owned by the caller). Takes s->mu itself. */

@@ -1,5 +1,6 @@
-/* The watch loop's metrics (issue 15): ticks by result, failure-to-detection
- * and failure-to-recovery histograms. */
+/* Issue 15's metrics: the watch loop's ticks by result, its
+ * failure-to-detection and failure-to-recovery histograms, and the token
+ * bucket's current rate. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -21,6 +22,14 @@ struct hist {
 };
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hist detect, recovery;
+static double novita_rate;  /* under lock */
+
+void nrd_metrics_novita_rate(double rps)
+{
+  pthread_mutex_lock(&lock);
+  novita_rate = rps;
+  pthread_mutex_unlock(&lock);
+}
 
 void nrd_metrics_watch_tick(const char *result)
 {
@@ -81,6 +90,11 @@ void nrd_metrics_render_watch(struct nrd_buf *out)
   render_hist(out, "nrd_time_to_recovery_seconds",
               "From a watched failed job's createdAt to its replacement's create accepted.",
               &recovery);
+  nrd_buf_printf(out, "# HELP nrd_novita_rate_limit_rps The token bucket's current rate to "
+                      "Novita, requests a second (0 = unlimited); adaptive unless "
+                      "NOVITA_RATE_LIMIT_ADAPTIVE=false.\n"
+                      "# TYPE nrd_novita_rate_limit_rps gauge\n"
+                      "nrd_novita_rate_limit_rps %.3f\n", novita_rate);
   pthread_mutex_unlock(&lock);
 }
 

@@ -58,6 +58,8 @@ void tu_stack_start(struct tu_stack *s)
     .request_timeout_ms = s->cfg.request_timeout_ms,
     .max_retry_attempts = s->cfg.max_retry_attempts,
     .rate_limit_rps = s->cfg.novita_rate_limit_rps,
+    .rate_adaptive = s->cfg.novita_rate_limit_adaptive,
+    .rate_limit_max_rps = s->cfg.novita_rate_limit_max_rps,
     .circuit_failure_threshold = s->cfg.circuit_failure_threshold,
     .circuit_cooldown_ms = s->cfg.circuit_cooldown_seconds * 1000u,
     .backoff_base_ms = 20,
