@@ -330,13 +330,14 @@ static void watch_add(struct queued_run *q, const struct watch_part *wp)
 
 /* A run that may join: the current one, else a queued one with the same
  * dry-run setting. Any other caller joining a queued watch run makes it a
- * full run (it asked for the sync); a watch request joins any run (a full
- * run covers its rows). */
+ * full run (it asked for the sync); a watch request joins any queued run (a
+ * full run covers its rows). */
 static struct queued_run *joinable(struct nrd_runner *r, bool dry_run,
                                    const struct watch_part *wp)
 {
   struct queued_run *q = NULL;
-  if(r->current && r->current->dry_run == dry_run)
+  /* Not the watch: a run under way may be past reading the ledger. */
+  if(r->current && r->current->dry_run == dry_run && !wp)
     return r->current;
   for(struct queued_run *it = r->queue; !q && it; it = it->next)
     if(it->dry_run == dry_run)

@@ -123,22 +123,33 @@ static enum nrd_nv_rc list_both(struct nrd_watch *w, const char *state, int64_t 
   return NRD_NV_OK;
 }
 
-/* A failed job already seen: known in memory, or a ledger row. */
-static bool known(struct nrd_watch *w, const char *job_id)
+/* What a tick keeps of the failed jobs it listed: the sets never outgrow
+ * the look-back window. */
+struct next_sets {
+  struct idlist seen, let_go;
+};
+
+/* A failed job already seen: known in memory, or a ledger row; noted in
+ * next. */
+static bool known(struct nrd_watch *w, const char *job_id, struct next_sets *next)
 {
   struct nrd_ledger_row row;
-  if(idlist_has(&w->seen, job_id) || idlist_has(&w->let_go, job_id))
+  if(idlist_has(&w->let_go, job_id)) {
+    idlist_push(&next->let_go, job_id);
     return true;
-  if(nrd_store_ledger_get(w->store, job_id, &row) != NRD_OK)
-    return false;
-  nrd_ledger_row_cleanup(&row);
+  }
+  if(!idlist_has(&w->seen, job_id)) {
+    if(nrd_store_ledger_get(w->store, job_id, &row) != NRD_OK)
+      return false;
+    nrd_ledger_row_cleanup(&row);
+  }
+  idlist_push(&next->seen, job_id);
   return true;
 }
 
-/* The new failed jobs, the newest per instance (an older one is let go);
- * next_seen gets every listed id already known. */
+/* The new failed jobs, the newest per instance (an older one is let go). */
 static size_t collect(struct nrd_watch *w, struct nrd_job *jobs[2], size_t n[2],
-                      struct candidate *c, struct idlist *next_seen)
+                      struct candidate *c, struct next_sets *next)
 {
   size_t nc = 0;
   for(int t = 0; t < 2; t++) {
@@ -146,10 +157,8 @@ static size_t collect(struct nrd_watch *w, struct nrd_job *jobs[2], size_t n[2],
       const struct nrd_job *job = &jobs[t][i];
       if(!job->id || !job->instance_id || !job->state || strcmp(job->state, "fail"))
         continue;
-      if(known(w, job->id)) {
-        idlist_push(next_seen, job->id);
+      if(known(w, job->id, next))
         continue;
-      }
       size_t k = 0;
       while(k < nc && strcmp(c[k].job->instance_id, job->instance_id))
         k++;
@@ -158,13 +167,12 @@ static size_t collect(struct nrd_watch *w, struct nrd_job *jobs[2], size_t n[2],
       } else {
         /* Only the newest decides: the older failure is let go. */
         bool newer = job_newer(job, c[k].job);
-        idlist_push(&w->let_go, newer ? c[k].job->id : job->id);
+        idlist_push(&next->let_go, newer ? c[k].job->id : job->id);
         if(newer)
           c[k].job = job;
       }
     }
   }
-  idlist_sort(&w->let_go);
   return nc;
 }
 
@@ -241,7 +249,7 @@ static void pending_check(struct nrd_watch *w)
 
 /* Writes the confirmed rows to the ledger and asks for their run. Returns
  * how many were new. */
-static int record(struct nrd_watch *w, struct candidate *c, size_t nc, struct idlist *next_seen)
+static int record(struct nrd_watch *w, struct candidate *c, size_t nc, struct next_sets *next)
 {
   int64_t now = nrd_now_ms();
   struct nrd_ledger_new *rows = nrd_xcalloc(nc, sizeof(*rows));
@@ -270,7 +278,7 @@ static int record(struct nrd_watch *w, struct candidate *c, size_t nc, struct id
   const char **ids = nrd_xcalloc(n + 1, sizeof(*ids));
   if(n && nrd_store_ledger_insert_many(w->store, rows, n, now, inserted) == NRD_OK) {
     for(size_t i = 0; i < n; i++) {
-      idlist_push(next_seen, rows[i].job_id);
+      idlist_push(&next->seen, rows[i].job_id);
       if(!inserted[i])
         continue;
       ids[found] = rows[i].job_id;
@@ -306,7 +314,7 @@ static int record(struct nrd_watch *w, struct candidate *c, size_t nc, struct id
 /* Confirms the candidates (the let-go ones are remembered) and records the
  * rest. */
 static enum nrd_nv_rc confirm_and_record(struct nrd_watch *w, struct candidate *c, size_t nc,
-                                         struct idlist *next_seen, int *found,
+                                         struct next_sets *next, int *found,
                                          struct nrd_nv_error *err)
 {
   enum nrd_nv_rc rc = check_newest(w, c, nc, err);
@@ -320,10 +328,9 @@ static enum nrd_nv_rc confirm_and_record(struct nrd_watch *w, struct candidate *
       continue;
     LOG_INFO("watch: failed job not recovered: its instance is not stuck on it", "jobId",
              c[k].job->id, "instanceId", c[k].job->instance_id, "status", c[k].inst.status);
-    idlist_push(&w->let_go, c[k].job->id);
+    idlist_push(&next->let_go, c[k].job->id);
   }
-  idlist_sort(&w->let_go);
-  *found = record(w, c, nc, next_seen);
+  *found = record(w, c, nc, next);
   return NRD_NV_OK;
 }
 
@@ -332,7 +339,7 @@ static enum nrd_nv_rc tick(struct nrd_watch *w, struct nrd_nv_error *err)
 {
   struct nrd_job *jobs[2] = {NULL, NULL};
   size_t n[2] = {0, 0};
-  struct idlist next_seen = {0};
+  struct next_sets next = {{0}, {0}};
   int found = 0;
   w->tick_started_ms = nrd_now_ms();
   int64_t start_s = nrd_now_ms() / 1000 - (int64_t)w->cfg->migration_job_lookback_hours * 3600;
@@ -340,24 +347,33 @@ static enum nrd_nv_rc tick(struct nrd_watch *w, struct nrd_nv_error *err)
   enum nrd_nv_rc rc = list_both(w, "fail", start_s, jobs, n, err);
   if(rc == NRD_NV_OK) {
     struct candidate *c = nrd_xcalloc(n[0] + n[1] + 1, sizeof(*c));
-    size_t nc = collect(w, jobs, n, c, &next_seen);
+    size_t nc = collect(w, jobs, n, c, &next);
     if(nc)
-      rc = confirm_and_record(w, c, nc, &next_seen, &found, err);
+      rc = confirm_and_record(w, c, nc, &next, &found, err);
     for(size_t k = 0; k < nc; k++)
       nrd_instance_cleanup(&c[k].inst);
     free(c);
   }
   if(rc == NRD_NV_OK) {
-    /* Only what the window still lists is kept: the set never outgrows it. */
-    idlist_sort(&next_seen);
+    /* Only what the window still lists is kept. */
+    idlist_sort(&next.seen);
+    idlist_sort(&next.let_go);
     idlist_free(&w->seen);
-    w->seen = next_seen;
+    idlist_free(&w->let_go);
+    w->seen = next.seen;
+    w->let_go = next.let_go;
   } else {
-    idlist_free(&next_seen);
+    /* Let go stays let go; the rest is looked at again. */
+    idlist_free(&next.seen);
+    for(size_t i = 0; i < next.let_go.n; i++)
+      if(!idlist_has(&w->let_go, next.let_go.ids[i]))
+        idlist_push(&w->let_go, next.let_go.ids[i]);
+    idlist_sort(&w->let_go);
+    idlist_free(&next.let_go);
   }
   pthread_mutex_lock(&w->lock);
   if(rc == NRD_NV_OK)
-    w->failed_seen = w->seen.n;
+    w->failed_seen = w->seen.n + w->let_go.n;
   w->detected += found;
   pthread_mutex_unlock(&w->lock);
   for(int t = 0; t < 2; t++)

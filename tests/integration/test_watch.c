@@ -284,6 +284,33 @@ static void test_429_slows_watch_never_fails_run(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* A failed job whose instance is running again, and one whose instance
+ * migrated again since, are let go: looked at once (one GET for the first,
+ * none for the second), never recovered, counted as seen. */
+static void test_let_go(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  int64_t now_s = nrd_now_ms() / 1000;
+  cJSON *sc = tu_scenario();
+  tu_add(sc, "instances", tu_instance("i-000", "fixed", "running"));
+  tu_add(sc, "instances", tu_instance("i-001", "moved-on", "migrating"));
+  tu_add(sc, "jobs", tu_job("job-fixed", "instanceMigrate", "i-000", now_s - 120, "fail"));
+  tu_add(sc, "jobs", tu_job("job-old", "autoInstanceMigrate", "i-001", now_s - 120, "fail"));
+  tu_add(sc, "jobs", tu_job("job-new", "instanceMigrate", "i-001", now_s - 60, "running"));
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  s.cfg.watch_interval_seconds = 1;
+  tu_stack_start(&s);
+  assert_true(wait_ticks(&s, 3, MARGIN_MS));
+  assert_int_equal(nrd_sim_count(s.sim, "GET", "/gpu/instance"), 1);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
+  assert_int_equal(watch_num(&s, "detected"), 0);
+  assert_int_equal(watch_num(&s, "failedJobsSeen"), 2);
+  tu_stack_cleanup(&s);
+}
+
 /* WATCH_INTERVAL_SECONDS=0: no watch, no jobs listing, nothing recovered. */
 static void test_watch_off(void **state)
 {
@@ -314,6 +341,7 @@ int main(void)
     cmocka_unit_test(test_restart),
     cmocka_unit_test(test_skips_tick_during_run),
     cmocka_unit_test(test_429_slows_watch_never_fails_run),
+    cmocka_unit_test(test_let_go),
     cmocka_unit_test(test_watch_off),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
