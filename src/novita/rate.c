@@ -1,11 +1,11 @@
 /* The adaptive rate of the token bucket (issue 15), after the AWS SDKs'
  * adaptive retry mode: Novita publishes no rate limit, so the bucket finds
  * it. It starts at NOVITA_RATE_LIMIT_RPS; while calls succeed and the bucket
- * is what holds them back it rises (doubling every 2 s until the first 429;
- * after one, back to the rate measured at that 429 within a few seconds,
- * then 5% of it a second above); a 429 halves the rate measured over the
- * last second (once per burst of 429s: a 429 to a request sent before the
- * last cut does not cut again). Never above NOVITA_RATE_LIMIT_MAX_RPS, nor
+ * is what holds them back it rises (doubling every second until the first
+ * 429; after one, back to the rate measured at that 429 within a couple of
+ * seconds, then 5% of it a second above); a 429 cuts the rate measured over
+ * the last second by 30%, as the AWS SDKs' CUBIC does (once per burst of
+ * 429s: a 429 to a request sent before the last cut does not cut again). Never above NOVITA_RATE_LIMIT_MAX_RPS, nor
  * below MIN_RPS. Retry-After is honoured by the transport as before. */
 #include <math.h>
 
@@ -14,9 +14,9 @@
 
 #define MIN_RPS 0.5
 #define BURST_MAX 5.0          /* as the fixed bucket's */
-#define CUT 0.5                /* a 429 halves the measured rate */
-#define DOUBLING_MS 2000.0     /* before the first 429 */
-#define APPROACH_MS 1500.0     /* time constant back to the ceiling */
+#define CUT 0.7                /* a 429 cuts the measured rate by 30% (AWS: 0.7) */
+#define DOUBLING_MS 1000.0     /* before the first 429 */
+#define APPROACH_MS 750.0      /* time constant back to the ceiling */
 #define PROBE 0.05             /* of the ceiling, a second, above it */
 #define MEASURE_MS 1000
 

@@ -65,7 +65,7 @@ static const struct opt opts[] = {
   { "NOVITA_RATE_LIMIT_MAX_RPS", "--novita-rate-limit-max-rps", OPT_DOUBLE, "50", 0.5, 10000,
     false, "the adaptive rate's top, requests per second", OFF(novita_rate_limit_max_rps) },
   { "NOVITA_RATE_LIMIT_ADAPTIVE", "--novita-rate-limit-adaptive", OPT_BOOL, "true", 0, 0, false,
-    "raise the rate while calls succeed, halve it on a 429 (false: a fixed rate)",
+    "raise the rate while calls succeed, cut it on a 429 (false: a fixed rate)",
     OFF(novita_rate_limit_adaptive) },
   { "NOVITA_PAGE_SIZE", "--novita-page-size", OPT_UINT, "100", 1, 1000, false,
     "page size asked of Novita list calls", OFF(novita_page_size) },
