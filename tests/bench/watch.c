@@ -159,6 +159,57 @@ static size_t count_creates(struct nrd_sim *sim)
   return nrd_sim_count(sim, "POST", "/gpu/instance/create");
 }
 
+/* The service's environment: nothing inherited. */
+struct service_env {
+  char url[200], db[300], watch[64], timer[64];
+};
+
+static void service_env(struct service_env *se, const char *url, const char *dir, char *envp[8])
+{
+  size_t n = 0;
+  snprintf(se->url, sizeof(se->url), "NOVITA_API_BASE_URL=%s", url);
+  snprintf(se->db, sizeof(se->db), "DATABASE_PATH=%s/recovery.db", dir);
+  envp[n++] = "NOVITA_API_KEY=" KEY;
+  envp[n++] = se->url;
+  envp[n++] = se->db;
+  envp[n++] = "PORT=0";
+  envp[n++] = "LOG_LEVEL=warn";
+  if(getenv("BENCH_WATCH_INTERVAL")) {
+    snprintf(se->watch, sizeof(se->watch), "WATCH_INTERVAL_SECONDS=%s",
+             getenv("BENCH_WATCH_INTERVAL"));
+    envp[n++] = se->watch;
+  }
+  if(getenv("BENCH_TIMER_MINUTES")) {
+    snprintf(se->timer, sizeof(se->timer), "MIGRATION_INTERVAL_MINUTES=%s",
+             getenv("BENCH_TIMER_MINUTES"));
+    envp[n++] = se->timer;
+  }
+  envp[n] = NULL;
+}
+
+/* Fails n migrations of random instances at random moments over minutes. */
+static void fail_over_time(struct nrd_sim *sim, struct failure *f, size_t n, long fleet,
+                           long minutes)
+{
+  int64_t *moments = nrd_xcalloc(n + 1, sizeof(*moments));
+  pick_victims(f, n, fleet);
+  int64_t start = nrd_now_ms();
+  for(size_t i = 0; i < n; i++)
+    moments[i] = start + (int64_t)(rng() % (uint64_t)(minutes * 60000));
+  qsort(moments, n, sizeof(*moments), cmp_i64);
+  for(size_t i = 0; i < n; i++) {
+    char job[64];
+    while(nrd_now_ms() < moments[i])
+      nrd_sleep_ms(20);
+    snprintf(job, sizeof(job), "job-bench-%zu", i);
+    /* A migration that ran a few minutes, failing now. */
+    nrd_sim_start_migration(sim, f[i].id, job, nrd_now_ms() / 1000 - 180);
+    f[i].at_ms = nrd_now_ms();
+    nrd_sim_set_job_state(sim, job, "fail");
+  }
+  free(moments);
+}
+
 int main(int argc, char **argv)
 {
   if(argc != 2) {
@@ -184,20 +235,9 @@ int main(int argc, char **argv)
   cJSON_Delete(sc);
   nrd_sim_base_url(sim, url);
 
-  char e_url[200], e_db[300], e_watch[64], e_timer[64];
-  snprintf(e_url, sizeof(e_url), "NOVITA_API_BASE_URL=%s", url);
-  snprintf(e_db, sizeof(e_db), "DATABASE_PATH=%s/recovery.db", dir);
-  char *envp[12] = {"NOVITA_API_KEY=" KEY, e_url, e_db, "PORT=0", "LOG_LEVEL=warn"};
-  size_t ne = 5;
-  if(getenv("BENCH_WATCH_INTERVAL")) {
-    snprintf(e_watch, sizeof(e_watch), "WATCH_INTERVAL_SECONDS=%s", getenv("BENCH_WATCH_INTERVAL"));
-    envp[ne++] = e_watch;
-  }
-  if(getenv("BENCH_TIMER_MINUTES")) {
-    snprintf(e_timer, sizeof(e_timer), "MIGRATION_INTERVAL_MINUTES=%s", getenv("BENCH_TIMER_MINUTES"));
-    envp[ne++] = e_timer;
-  }
-  envp[ne] = NULL;
+  struct service_env se;
+  char *envp[8];
+  service_env(&se, url, dir, envp);
 
   spawn(argv[1], "check-failed", envp, true);  /* the snapshots, as a running service has */
   pid_t svc = spawn(argv[1], "serve", envp, false);
@@ -214,22 +254,7 @@ int main(int argc, char **argv)
          (double)idle_calls * 60.0 / (double)idle_s);
 
   struct failure *f = nrd_xcalloc((size_t)nfail + 1, sizeof(*f));
-  int64_t *moments = nrd_xcalloc((size_t)nfail + 1, sizeof(*moments));
-  pick_victims(f, (size_t)nfail, fleet);
-  int64_t start = nrd_now_ms();
-  for(long i = 0; i < nfail; i++)
-    moments[i] = start + (int64_t)(rng() % (uint64_t)(minutes * 60000));
-  qsort(moments, (size_t)nfail, sizeof(*moments), cmp_i64);
-  for(long i = 0; i < nfail; i++) {
-    char job[64];
-    while(nrd_now_ms() < moments[i])
-      nrd_sleep_ms(20);
-    snprintf(job, sizeof(job), "job-bench-%ld", i);
-    /* A migration that ran a few minutes, failing now. */
-    nrd_sim_start_migration(sim, f[i].id, job, nrd_now_ms() / 1000 - 180);
-    f[i].at_ms = nrd_now_ms();
-    nrd_sim_set_job_state(sim, job, "fail");
-  }
+  fail_over_time(sim, f, (size_t)nfail, fleet, minutes);
   int64_t until = nrd_now_ms() + give_up * 60000;
   while(count_creates(sim) < (size_t)nfail && nrd_now_ms() < until)
     nrd_sleep_ms(200);
@@ -247,7 +272,6 @@ int main(int argc, char **argv)
   printf("deletes %zu, creates %zu, failures %ld%s\n", deletes, creates, nfail,
          deletes == (size_t)nfail && creates == (size_t)nfail ? " (none extra)" : " (MISMATCH)");
   free(f);
-  free(moments);
   nrd_sim_stop(sim);
   static const char *const files[] = {"recovery.db", "recovery.db-wal", "recovery.db-shm"};
   for(size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
