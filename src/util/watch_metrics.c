@@ -61,19 +61,26 @@ void nrd_metrics_time_to_recovery(double seconds)
   observe(&recovery, seconds);
 }
 
+/* One histogram; label ("" for none) is `name="value"`. */
 static void render_hist(struct nrd_buf *out, const char *name, const char *help,
-                        const struct hist *h)
+                        const char *label, const struct hist *h)
 {
   unsigned long long cumulative = 0;
+  const char *sep = *label ? "," : "";
   nrd_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
   for (size_t i = 0; i <= N_BOUNDS; i++) {
     cumulative += (unsigned long long)h->bucket[i];
     if (i < N_BOUNDS)
-      nrd_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], cumulative);
+      nrd_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep, bounds[i],
+                     cumulative);
     else
-      nrd_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, cumulative);
+      nrd_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep, cumulative);
   }
-  nrd_buf_printf(out, "%s_sum %.3f\n%s_count %llu\n", name, h->sum, name, cumulative);
+  if (*label)
+    nrd_buf_printf(out, "%s_sum{%s} %.3f\n%s_count{%s} %llu\n", name, label, h->sum, name, label,
+                   cumulative);
+  else
+    nrd_buf_printf(out, "%s_sum %.3f\n%s_count %llu\n", name, h->sum, name, cumulative);
 }
 
 void nrd_metrics_render_watch(struct nrd_buf *out)
@@ -86,10 +93,11 @@ void nrd_metrics_render_watch(struct nrd_buf *out)
                    (unsigned long long)atomic_load(&ticks[i]));
   pthread_mutex_lock(&lock);
   render_hist(out, "nrd_watch_detect_seconds",
-              "From a failed migration job's createdAt to the watch seeing it fail.", &detect);
+              "From a failed migration job's createdAt to the watch seeing it fail.", "",
+              &detect);
   render_hist(out, "nrd_time_to_recovery_seconds",
-              "From a watched failed job's createdAt to its replacement's create accepted.",
-              &recovery);
+              "From a watched failed job's createdAt to its replacement, by stage "
+              "(create_accepted).", "stage=\"create_accepted\"", &recovery);
   nrd_buf_printf(out, "# HELP nrd_novita_rate_limit_rps The token bucket's current rate to "
                       "Novita, requests a second (0 = unlimited); adaptive unless "
                       "NOVITA_RATE_LIMIT_ADAPTIVE=false.\n"

@@ -176,7 +176,7 @@ static void test_failure_recovered_without_post(void **state)
   ticks = watch_num(&s, "ticks");
   assert_true(wait_ticks(&s, ticks + 2, MARGIN_MS));
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 1);
-  assert_true(metric_has("nrd_time_to_recovery_seconds_count 1\n"));
+  assert_true(metric_has("nrd_time_to_recovery_seconds_count{stage=\"create_accepted\"} 1\n"));
   assert_false(metric_has("nrd_http_requests_total{route=\"check_failed\""));  /* no POST */
   tu_stack_cleanup(&s);
 }
