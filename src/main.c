@@ -91,6 +91,8 @@ static struct nrd_novita *novita_from_config(const struct nrd_config *cfg)
     .request_timeout_ms = cfg->request_timeout_ms,
     .max_retry_attempts = cfg->max_retry_attempts,
     .rate_limit_rps = cfg->novita_rate_limit_rps,
+    .rate_adaptive = cfg->novita_rate_limit_adaptive,
+    .rate_limit_max_rps = cfg->novita_rate_limit_max_rps,
     .circuit_failure_threshold = cfg->circuit_failure_threshold,
     .circuit_cooldown_ms = cfg->circuit_cooldown_seconds * 1000u,
   };

@@ -43,11 +43,14 @@ struct nrd_config {
   char *novita_internal_api_key;      /* NOVITA_INTERNAL_API_KEY (secret) */
   char *novita_internal_api_key_file; /* NOVITA_INTERNAL_API_KEY_FILE */
   char *novita_internal_api_base_url; /* NOVITA_INTERNAL_API_BASE_URL */
-  double novita_rate_limit_rps;       /* NOVITA_RATE_LIMIT_RPS */
+  double novita_rate_limit_rps;       /* NOVITA_RATE_LIMIT_RPS 20: the adaptive rate's start */
+  double novita_rate_limit_max_rps;   /* NOVITA_RATE_LIMIT_MAX_RPS 50 */
+  bool novita_rate_limit_adaptive;    /* NOVITA_RATE_LIMIT_ADAPTIVE true */
   unsigned novita_page_size;          /* NOVITA_PAGE_SIZE 100: page size we ask for */
   char *default_region;               /* DEFAULT_REGION CN-HK-01 */
   bool migration_dry_run;             /* MIGRATION_DRY_RUN false */
   unsigned migration_interval_minutes;/* MIGRATION_INTERVAL_MINUTES 15; 0 = off */
+  unsigned watch_interval_seconds;    /* WATCH_INTERVAL_SECONDS 20; 0 = off */
   unsigned migration_max_concurrent;  /* MIGRATION_MAX_CONCURRENT 8 (1..256) */
   unsigned migration_job_lookback_hours; /* MIGRATION_JOB_LOOKBACK_HOURS 24 */
   unsigned max_recoveries_per_run;    /* MAX_RECOVERIES_PER_RUN 100 */

@@ -78,7 +78,9 @@ struct nrd_novita_options {
   unsigned request_timeout_ms;     /* total per attempt */
   unsigned connect_timeout_ms;     /* 0: min(5000, request_timeout_ms) */
   unsigned max_retry_attempts;
-  double rate_limit_rps;           /* 0: unlimited */
+  double rate_limit_rps;           /* 0: unlimited; the start when adaptive */
+  bool rate_adaptive;              /* raise while calls succeed, cut on a 429 */
+  double rate_limit_max_rps;       /* the adaptive rate's top (0: 50) */
   unsigned circuit_failure_threshold;  /* 0: no breaker */
   unsigned circuit_cooldown_ms;
   size_t max_response_bytes;       /* 0: 16 MiB */
@@ -115,6 +117,9 @@ void nrd_novita_set_not_before(struct nrd_novita *nv, int64_t wall_ms);
  * caller repeats itself (a create); cut short by nrd_novita_abort. */
 void nrd_novita_backoff(struct nrd_novita *nv, unsigned attempt);
 
+/* The token bucket's current rate, requests a second (0: unlimited). */
+double nrd_novita_rate(struct nrd_novita *nv);
+
 /* Calls made since creation (every attempt sent). */
 uint64_t nrd_novita_calls(struct nrd_novita *nv);
 
@@ -146,7 +151,18 @@ enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name
 enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
                                 int64_t start_s, int64_t end_s,
                                 struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err);
+/* The same with Novita's state filter (state NULL: every state). */
+enum nrd_nv_rc nrd_nv_list_jobs_in_state(struct nrd_novita_conn *c, const char *type,
+                                         const char *state, int64_t start_s, int64_t end_s,
+                                         struct nrd_job **jobs, size_t *n,
+                                         struct nrd_nv_error *err);
 void nrd_jobs_free(struct nrd_job *jobs, size_t n);
+
+/* GET /v1/gpu/instance?instanceId=: one instance (out's strings are each
+ * their own allocation; nrd_instance_cleanup frees them). NRD_NV_NOT_FOUND
+ * when Novita says not found. */
+enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                   struct nrd_instance *out, struct nrd_nv_error *err);
 
 /* POST /v1/gpu/instance/delete. NRD_NV_NOT_FOUND when Novita says not found. */
 enum nrd_nv_rc nrd_nv_delete_instance(struct nrd_novita_conn *c, const char *instance_id,
@@ -169,8 +185,9 @@ struct nrd_nv_instance_state {
   char error_message[512];
 };
 /* NRD_NV_NOT_FOUND when Novita says the instance does not exist. */
-enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
-                                   struct nrd_nv_instance_state *out, struct nrd_nv_error *err);
+enum nrd_nv_rc nrd_nv_get_instance_state(struct nrd_novita_conn *c, const char *instance_id,
+                                         struct nrd_nv_instance_state *out,
+                                         struct nrd_nv_error *err);
 
 /* GET /v1/products?productName=…&billingMethod=spot. Caller frees with nrd_products_free. */
 enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,

@@ -14,7 +14,7 @@
  * the one queued run that starts after it. A run: sync -> detect -> recover
  * (on the worker pool) -> report. */
 
-enum nrd_trigger { NRD_TRIGGER_API = 0, NRD_TRIGGER_SCHEDULER, NRD_TRIGGER_CLI };
+enum nrd_trigger { NRD_TRIGGER_API = 0, NRD_TRIGGER_SCHEDULER, NRD_TRIGGER_CLI, NRD_TRIGGER_WATCH };
 const char *nrd_trigger_name(enum nrd_trigger t);
 
 /* What waiters are told at the end of a run. Valid only during the callback. */

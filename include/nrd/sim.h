@@ -14,10 +14,10 @@
  *
  * Paths (base URL = nrd_sim_base_url):
  *   GET  {base}/v1/gpu/instances?pageSize&pageNum&name&status
- *   GET  {base}/v1/gpu/instance?instanceId (one instance, as listed)
+ *   GET  {base}/v1/gpu/instance?instanceId (one instance, as listed; 404 RESOURCE_NOT_FOUND)
  *   POST {base}/v1/gpu/instance/delete {instanceId}
  *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
- *   GET  {base}/v1/jobs?type&startTime&endTime&pageNum&pageSize
+ *   GET  {base}/v1/jobs?type&state&jobId&startTime&endTime&pageNum&pageSize
  *   GET  {base}/v1/products?productName&clusterId&billingMethod
  *   GET  {base}/v1/cpu/products?productName&clusterId&billingMethod (the scenario's cpuProducts)
  *   GET  {base}/v1/clusters -> {data: [{id, name, availableGpuType,
@@ -157,6 +157,11 @@ void nrd_sim_set_start_times(struct nrd_sim *s, unsigned to_create_ms, unsigned 
  * instance is exited with statusError {state: "pullImageFailed", message}.
  * message NULL: the pull works again. */
 void nrd_sim_set_pull_failure(struct nrd_sim *s, const char *image_url, const char *message);
+/* A server-side limit of rps requests a second over every API request (a
+ * bucket of one second's worth): above it 429 RATE_LIMIT_EXCEEDED with
+ * Retry-After (whole seconds). 0 removes it. refused counts those 429s. */
+void nrd_sim_set_rate_limit(struct nrd_sim *s, double rps);
+unsigned long nrd_sim_rate_refused(struct nrd_sim *s);
 /* The account switch: creates answer 400 with reason until NULL clears it. */
 void nrd_sim_set_account(struct nrd_sim *s, const char *reason);
 /* Capacity of (product name, cluster): available more creates; -1 removes. */
@@ -211,6 +216,15 @@ int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64]);
  * migration that did not leave it migrating; NULL or "": migrating). */
 int nrd_sim_fail_migration_as(struct nrd_sim *s, int64_t now_s, const char *status,
                               char id_out[64]);
+/* A migration that is under way: instance_id turns migrating and a job
+ * job_id (instanceMigrate... autoInstanceMigrate, createdAt created_s) is
+ * added in state running. 0, or -1 when no such instance. */
+int nrd_sim_start_migration(struct nrd_sim *s, const char *instance_id, const char *job_id,
+                            int64_t created_s);
+/* Sets a job's state.state (for "fail" also its error and message): a test
+ * fails a running migration at the moment it chooses. 0, or -1 when no such
+ * job. */
+int nrd_sim_set_job_state(struct nrd_sim *s, const char *job_id, const char *state);
 /* A thread that calls nrd_sim_fail_migration every period_ms (the first
  * after one period). Stop it before the simulator. */
 struct nrd_sim_ticker;

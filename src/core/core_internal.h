@@ -62,6 +62,11 @@ struct run_ctx {
   char run_id[64];
   enum nrd_trigger trigger;
   bool dry_run;
+  bool watch_only;               /* the watch's run: its rows alone, no sync
+                                    and no detection; sync_started_ms is when
+                                    the watch saw their instances */
+  char *const *watch_jobs;       /* their job ids (the queued run's) */
+  size_t n_watch_jobs;
   int64_t started_ms;
   int64_t sync_started_ms;       /* wall clock when this run's listing began */
   int64_t deadline_mono_ms;
@@ -131,6 +136,14 @@ struct nrd_runner {
 
   struct follow_poller *follow;  /* follow.c: replacements looked at between runs */
 };
+
+/* The watch's run (watch.c): joins or queues a run of trigger "watch".
+ * watch_only: a run over the n rows job_ids alone (written to the ledger,
+ * their instances seen migrating since seen_ms and their snapshots stored),
+ * without a sync; else a full run. 0, or -1 when stopping. */
+int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only,
+                             const char *const *job_ids, size_t n, int64_t seen_ms,
+                             char run_id[64]);
 
 /* Executes one run start to end on the coordinator thread. */
 void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json,

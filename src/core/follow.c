@@ -121,7 +121,7 @@ static enum nrd_nv_rc follow_row(struct nrd_worker *w, struct run_ctx *ctx,
   struct nrd_nv_instance_state is;
   struct nrd_nv_error err = {0};
   char reason[640];
-  enum nrd_nv_rc rc = nrd_nv_get_instance(w->conn, row->new_instance_id, &is, &err);
+  enum nrd_nv_rc rc = nrd_nv_get_instance_state(w->conn, row->new_instance_id, &is, &err);
   if(rc == NRD_NV_NOT_FOUND) {
     *settled += settle(w, ctx, row, false, NULL, "the replacement no longer exists");
     return NRD_NV_OK;

@@ -402,6 +402,15 @@ static void probe_first(struct run_ctx *ctx, struct nrd_worker *w, const char *j
   nrd_ledger_row_cleanup(&row);
 }
 
+/* A watch run works the rows the watch found, no other. */
+static bool watched(const struct run_ctx *ctx, const char *job_id)
+{
+  for(size_t i = 0; i < ctx->n_watch_jobs; i++)
+    if(!strcmp(ctx->watch_jobs[i], job_id))
+      return true;
+  return false;
+}
+
 void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json,
                      bool *completed, char **error_message)
 {
@@ -430,6 +439,8 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
     store_failed_msg(ctx, why);
     goto out;
   }
+  if(ctx->watch_only)
+    goto recover;  /* the watch wrote its rows; their snapshots are stored */
 
   /* 1. sync (and, from the first migrating instance on, the job listings
    * of step 2 on pool workers) */
@@ -508,6 +519,7 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   listings_free(&s, jobs, n_jobs, found, n_found);
   n_found = 0;
 
+recover:;
   /* 3. recover: every open row, the oldest first, up to the brake. The rows
    * are read a batch at a time while the pool's queue is short, so a run of
    * thousands never holds them all (5000 rows were 2 MB). */
@@ -535,6 +547,10 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
     after.job_id = nrd_xstrdup(rows[n_rows - 1].job_id);
     after.created_ms = rows[n_rows - 1].created_ms;
     for(size_t i = 0; i < n_rows; i++, handed++) {
+      if(ctx->watch_only && !watched(ctx, rows[i].job_id)) {
+        handed--;  /* not this run's: neither handed nor deferred */
+        continue;
+      }
       if(handed >= cfg->max_recoveries_per_run) {
         defer_outcome(ctx, &rows[i], "MAX_RECOVERIES_PER_RUN reached; the next run takes it");
         continue;

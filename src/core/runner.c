@@ -24,6 +24,11 @@ struct queued_run {
   char id[64];
   enum nrd_trigger trigger;
   bool dry_run;
+  bool watch_only;         /* the watch's rows only: no sync, no detection */
+  int watch_found;         /* failed jobs the watch found for it */
+  char **watch_jobs;       /* their job ids (owned) */
+  size_t n_watch_jobs;
+  int64_t watch_seen_ms;   /* when the watch began confirming their instances */
   struct waiter *waiters;
   struct queued_run *next;
 };
@@ -34,6 +39,7 @@ const char *nrd_trigger_name(enum nrd_trigger t)
   case NRD_TRIGGER_API: return "api";
   case NRD_TRIGGER_SCHEDULER: return "scheduler";
   case NRD_TRIGGER_CLI: return "cli";
+  case NRD_TRIGGER_WATCH: return "watch";
   }
   return "unknown";
 }
@@ -180,7 +186,10 @@ static void record_completed(struct nrd_runner *r, struct run_ctx *ctx, const ch
 
 static void run_one(struct nrd_runner *r, struct queued_run *q)
 {
-  struct run_ctx ctx = {.runner = r, .trigger = q->trigger, .dry_run = q->dry_run};
+  struct run_ctx ctx = {.runner = r, .trigger = q->trigger, .dry_run = q->dry_run,
+                        .watch_only = q->watch_only, .failed_found = q->watch_found,
+                        .watch_jobs = q->watch_jobs, .n_watch_jobs = q->n_watch_jobs,
+                        .sync_started_ms = q->watch_seen_ms};
   char *result_json = NULL, *error_message = NULL;
   bool completed = false;
 
@@ -249,6 +258,14 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   pthread_mutex_destroy(&ctx.lock);
 }
 
+static void queued_free(struct queued_run *q)
+{
+  for(size_t i = 0; i < q->n_watch_jobs; i++)
+    free(q->watch_jobs[i]);
+  free(q->watch_jobs);
+  free(q);
+}
+
 /* Tells the waiters of a run that never started (shutdown). */
 static void cancel_queued(struct queued_run *q)
 {
@@ -262,7 +279,7 @@ static void cancel_queued(struct queued_run *q)
     free(wt);
     wt = next;
   }
-  free(q);
+  queued_free(q);
 }
 
 static void *coordinator_main(void *arg)
@@ -279,7 +296,7 @@ static void *coordinator_main(void *arg)
     r->current = q;
     pthread_mutex_unlock(&r->lock);
     run_one(r, q);
-    free(q);
+    queued_free(q);
     pthread_mutex_lock(&r->lock);
   }
   struct queued_run *q = r->queue;
@@ -294,8 +311,49 @@ static void *coordinator_main(void *arg)
   return NULL;
 }
 
-int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
-                       nrd_run_done_fn done, void *ud, char run_id[64])
+/* The watch's part of a run request. */
+struct watch_part {
+  bool only;                 /* a watch run over these rows alone */
+  const char *const *jobs;
+  size_t n;
+  int64_t seen_ms;
+};
+
+/* Adds the watch's rows to q (a watch run over them). */
+static void watch_add(struct queued_run *q, const struct watch_part *wp)
+{
+  q->watch_jobs = nrd_xrealloc(q->watch_jobs, (q->n_watch_jobs + wp->n + 1) * sizeof(char *));
+  for(size_t i = 0; i < wp->n; i++)
+    q->watch_jobs[q->n_watch_jobs++] = nrd_xstrdup(wp->jobs[i]);
+  q->watch_found += (int)wp->n;
+  if(!q->watch_seen_ms || wp->seen_ms < q->watch_seen_ms)
+    q->watch_seen_ms = wp->seen_ms;
+}
+
+/* A run that may join: the current one, else a queued one with the same
+ * dry-run setting. Any other caller joining a queued watch run makes it a
+ * full run (it asked for the sync); a watch request joins any queued run (a
+ * full run covers its rows). */
+static struct queued_run *joinable(struct nrd_runner *r, bool dry_run,
+                                   const struct watch_part *wp)
+{
+  struct queued_run *q = NULL;
+  /* Not the watch: a run under way may be past reading the ledger. */
+  if(r->current && r->current->dry_run == dry_run && !wp)
+    return r->current;
+  for(struct queued_run *it = r->queue; !q && it; it = it->next)
+    if(it->dry_run == dry_run)
+      q = it;
+  if(q && (!wp || !wp->only))
+    q->watch_only = false;
+  else if(q && q->watch_only)
+    watch_add(q, wp);
+  return q;
+}
+
+static int request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
+                   const struct watch_part *wp, nrd_run_done_fn done, void *ud,
+                   char run_id[64])
 {
   struct waiter *wt = nrd_xcalloc(1, sizeof(*wt));
   struct queued_run *q = NULL;
@@ -309,17 +367,16 @@ int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
     free(wt);
     return -1;
   }
-  if(r->current && r->current->dry_run == dry_run)
-    q = r->current;
-  for(struct queued_run *it = r->queue; !q && it; it = it->next)
-    if(it->dry_run == dry_run)
-      q = it;
+  q = joinable(r, dry_run, wp);
   if(!q) {
     struct queued_run **tail = &r->queue;
     q = nrd_xcalloc(1, sizeof(*q));
     nrd_make_id("run", q->id);
     q->trigger = trigger;
     q->dry_run = dry_run;
+    q->watch_only = wp && wp->only;
+    if(q->watch_only)
+      watch_add(q, wp);
     while(*tail)
       tail = &(*tail)->next;
     *tail = q;
@@ -339,6 +396,20 @@ int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
   }
   pthread_mutex_unlock(&r->lock);
   return 0;
+}
+
+int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
+                       nrd_run_done_fn done, void *ud, char run_id[64])
+{
+  return request(r, trigger, dry_run, NULL, done, ud, run_id);
+}
+
+int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only,
+                             const char *const *job_ids, size_t n, int64_t seen_ms,
+                             char run_id[64])
+{
+  struct watch_part wp = {.only = watch_only, .jobs = job_ids, .n = n, .seen_ms = seen_ms};
+  return request(r, NRD_TRIGGER_WATCH, dry_run, &wp, NULL, NULL, run_id);
 }
 
 struct sync_wait {

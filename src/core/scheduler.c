@@ -9,10 +9,12 @@
 #include "nrd/log.h"
 #include "nrd/scheduler.h"
 #include "nrd/util.h"
+#include "nrd/watch.h"
 
 struct nrd_scheduler {
   const struct nrd_config *cfg;
   struct nrd_runner *runner;
+  struct nrd_watch *watch;       /* NULL when WATCH_INTERVAL_SECONDS is 0 */
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -74,6 +76,7 @@ struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct 
   if(cfg->migration_interval_minutes > 0 &&
      pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
     abort();
+  s->watch = nrd_watch_create(cfg, r);
   return s;
 }
 
@@ -81,6 +84,7 @@ void nrd_scheduler_destroy(struct nrd_scheduler *s)
 {
   if(!s)
     return;
+  nrd_watch_destroy(s->watch);
   pthread_mutex_lock(&s->lock);
   s->stopping = true;
   pthread_cond_broadcast(&s->cond);
@@ -122,6 +126,7 @@ char *nrd_scheduler_status_json(struct nrd_scheduler *s)
   nrd_json_add_num(o, "totalRuns", (double)s->total_runs);
   nrd_json_add_num(o, "totalTriggered", (double)s->total_triggered);
   pthread_mutex_unlock(&s->lock);
+  nrd_watch_status(s->watch, o);
   char *json = nrd_json_print(o);
   cJSON_Delete(o);
   return json;
@@ -142,6 +147,7 @@ void nrd_scheduler_pause(struct nrd_scheduler *s)
   pthread_mutex_lock(&s->lock);
   s->paused = true;
   pthread_mutex_unlock(&s->lock);
+  nrd_watch_set_paused(s->watch, true);
   LOG_WARN("scheduler paused by operator");
 }
 
@@ -152,6 +158,7 @@ void nrd_scheduler_resume(struct nrd_scheduler *s)
   s->next_run_ms = nrd_now_ms() + (int64_t)s->cfg->migration_interval_minutes * 60000;
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->lock);
+  nrd_watch_set_paused(s->watch, false);
   LOG_INFO("scheduler resumed by operator");
 }
 

@@ -95,6 +95,7 @@ struct nrd_novita *nrd_novita_create(const struct nrd_novita_options *opt)
     nv->burst = NV_BURST_MAX;
   nv->tokens = nv->burst;
   nv->refilled_at_ms = nrd_mono_ms();
+  nrd_nv_rate_init(nv, opt);
   return nv;
 }
 
@@ -250,7 +251,7 @@ void nrd_nv_circuit_record(struct nrd_novita *nv, bool failed, bool probe)
 
 bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms)
 {
-  if (nv->rate_limit_rps <= 0)
+  if (!nv->adaptive && nv->rate_limit_rps <= 0)  /* adaptive: never 0 */
     return true;
   pthread_mutex_lock(&nv->bucket_mu);
   int64_t now = nrd_mono_ms();
@@ -264,8 +265,10 @@ bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms)
   if (nv->tokens < 1)
     wait_ms = (int64_t)((1 - nv->tokens) * 1000.0 / nv->rate_limit_rps + 0.999);
   bool ok = deadline_ms <= 0 || now + wait_ms <= deadline_ms;
-  if (ok)
+  if (ok) {
     nv->tokens -= 1;
+    nrd_nv_rate_sent(nv, now + wait_ms);
+  }
   pthread_mutex_unlock(&nv->bucket_mu);
   if (ok)
     nrd_nv_sleep(nv, wait_ms);

@@ -242,7 +242,7 @@ enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name
 
 struct job_pager {
   struct nrd_novita_conn *c;
-  const char *type;
+  const char *type, *state;
   int64_t start_s, end_s;
   struct idset seen;
   struct nrd_job *jobs;
@@ -266,6 +266,10 @@ static enum nrd_nv_rc job_page(void *ud, unsigned page, size_t *n_items, size_t 
   else
     nrd_buf_printf(&pg->url, "%s/v1/jobs?type=", nv->base_url);
   url_escape(&pg->url, pg->type ? pg->type : "");
+  if (pg->state) {
+    nrd_buf_puts(&pg->url, "&state=");
+    url_escape(&pg->url, pg->state);
+  }
   nrd_buf_printf(&pg->url, "&startTime=%lld&endTime=%lld&pageNum=%u&pageSize=%u",
                  (long long)pg->start_s, (long long)pg->end_s, page, nv->page_size);
   enum nrd_nv_rc rc = nrd_nv_transport(pg->c, NRD_EP_LIST_JOBS, "GET", pg->url.data, NULL,
@@ -301,7 +305,16 @@ enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
                                 int64_t start_s, int64_t end_s,
                                 struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err)
 {
-  struct job_pager pg = { .c = c, .type = type, .start_s = start_s, .end_s = end_s };
+  return nrd_nv_list_jobs_in_state(c, type, NULL, start_s, end_s, jobs, n, err);
+}
+
+enum nrd_nv_rc nrd_nv_list_jobs_in_state(struct nrd_novita_conn *c, const char *type,
+                                         const char *state, int64_t start_s, int64_t end_s,
+                                         struct nrd_job **jobs, size_t *n,
+                                         struct nrd_nv_error *err)
+{
+  struct job_pager pg = { .c = c, .type = type, .state = state, .start_s = start_s,
+                          .end_s = end_s };
   idset_init(&pg.seen);
   nrd_buf_init(&pg.url);
   nrd_buf_init(&pg.body);
@@ -422,33 +435,53 @@ static void status_error(const cJSON *root, struct nrd_nv_instance_state *out)
   snprintf(out->error_message, sizeof out->error_message, "%s", message ? message : "");
 }
 
-enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
-                                   struct nrd_nv_instance_state *out, struct nrd_nv_error *err)
+/* GET /v1/gpu/instance?instanceId=, parsed: NULL root when the transport
+ * failed (rc says why). */
+static enum nrd_nv_rc fetch_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                     cJSON **root, int *status, size_t *len,
+                                     struct nrd_nv_error *err)
 {
   struct nrd_buf url, resp;
-  int status;
-  memset(out, 0, sizeof *out);
   nrd_buf_init(&url);
   nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/gpu/instance?instanceId=", c->nv->base_url);
   url_escape(&url, instance_id ? instance_id : "");
   enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_GET_INSTANCE, "GET", url.data, NULL, false,
-                                       true, &resp, &status, err);
+                                       true, &resp, status, err);
+  *root = rc == NRD_NV_OK ? nrd_json_parse(resp.data, resp.len) : NULL;
+  *len = resp.len;
+  nrd_buf_cleanup(&url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}
+
+static enum nrd_nv_rc unusable_instance(struct nrd_nv_error *err, int status, size_t len)
+{
+  nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)", status,
+                   len);
+  LOG_WARN("novita answer unusable", "endpoint", "get_instance", "message", err->message);
+  return NRD_NV_BAD_RESPONSE;
+}
+
+enum nrd_nv_rc nrd_nv_get_instance_state(struct nrd_novita_conn *c, const char *instance_id,
+                                         struct nrd_nv_instance_state *out,
+                                         struct nrd_nv_error *err)
+{
+  cJSON *root;
+  int status = 0;
+  size_t len = 0;
+  memset(out, 0, sizeof *out);
+  enum nrd_nv_rc rc = fetch_instance(c, instance_id, &root, &status, &len, err);
   if (rc == NRD_NV_OK) {
-    cJSON *root = nrd_json_parse(resp.data, resp.len);
     const char *st = nrd_json_str(root, "status");
     if (!st) {
-      nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)",
-                       status, resp.len);
-      rc = NRD_NV_BAD_RESPONSE;
+      rc = unusable_instance(err, status, len);
     } else {
       snprintf(out->status, sizeof out->status, "%s", st);
       status_error(root, out);
     }
-    cJSON_Delete(root);
   }
-  nrd_buf_cleanup(&url);
-  nrd_buf_cleanup(&resp);
+  cJSON_Delete(root);
   return rc;
 }
 
@@ -522,5 +555,23 @@ enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluste
   }
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);
+  return rc;
+}
+
+enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
+                                   struct nrd_instance *out, struct nrd_nv_error *err)
+{
+  cJSON *root;
+  int status = 0;
+  size_t len = 0;
+  memset(out, 0, sizeof *out);
+  enum nrd_nv_rc rc = fetch_instance(c, instance_id, &root, &status, &len, err);
+  if (rc == NRD_NV_OK) {
+    if (cJSON_IsObject(root) && nrd_json_str(root, "id"))
+      nrd_nv_decode_instance(root, out);
+    else
+      rc = unusable_instance(err, status, len);
+  }
+  cJSON_Delete(root);
   return rc;
 }

@@ -15,6 +15,8 @@
 #include "nrd/novita.h"
 #include "nrd/util.h"
 
+#define NV_RATE_WINDOW 256          /* sends remembered to measure the rate */
+
 enum nv_circuit { NV_CIRCUIT_CLOSED = 0, NV_CIRCUIT_OPEN = 1, NV_CIRCUIT_HALF_OPEN = 2 };
 
 struct nrd_novita {
@@ -43,6 +45,16 @@ struct nrd_novita {
   pthread_mutex_t bucket_mu;      /* guards the token bucket */
   double tokens, burst;
   int64_t refilled_at_ms;
+
+  /* The adaptive rate (rate.c), under bucket_mu: rate_limit_rps is the
+   * current rate when adaptive. */
+  bool adaptive;
+  double rate_max_rps;
+  double rate_ceiling;            /* the measured rate at the last 429 (0: none yet) */
+  int64_t rate_cut_at_ms;         /* mono ms of the last cut */
+  int64_t rate_raised_at_ms;      /* mono ms of the last raise */
+  int64_t sends[NV_RATE_WINDOW];  /* mono ms of the latest token takes (a ring) */
+  unsigned n_sends;
 };
 
 struct nrd_novita_conn {
@@ -70,6 +82,14 @@ void nrd_nv_circuit_record(struct nrd_novita *nv, bool failed, bool probe);
 /* Token bucket (client.c): waits for a token. false, without taking one,
  * when the wait would end after deadline_ms (0: no deadline). */
 bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms);
+
+/* The adaptive rate (rate.c), called with bucket_mu held. rate_init sets it
+ * up at create; rate_sent notes a token taken at now. */
+void nrd_nv_rate_init(struct nrd_novita *nv, const struct nrd_novita_options *opt);
+void nrd_nv_rate_sent(struct nrd_novita *nv, int64_t now);
+/* An answer to a request sent at sent_ms (mono): throttled (429) cuts the
+ * rate, anything else lets it rise. Takes bucket_mu. */
+void nrd_nv_rate_feedback(struct nrd_novita *nv, int64_t sent_ms, bool throttled);
 
 /* Sleeps ms, or less when nrd_novita_abort is called meanwhile. */
 void nrd_nv_sleep(struct nrd_novita *nv, int64_t ms);

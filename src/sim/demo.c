@@ -118,6 +118,49 @@ int nrd_sim_fail_migration_as(struct nrd_sim *s, int64_t now_s, const char *stat
   return rc;
 }
 
+int nrd_sim_start_migration(struct nrd_sim *s, const char *instance_id, const char *job_id,
+                            int64_t created_s)
+{
+  int rc = -1;
+  pthread_mutex_lock(&s->mu);
+  cJSON *inst = find_by_id(s->instances, instance_id);
+  if (inst) {
+    cJSON *job = failed_job(job_id, instance_id, created_s);
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "state");
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "error");
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "message");
+    set_str(st, "state", "running");
+    set_str(inst, "status", "migrating");
+    cJSON_AddItemToArray(s->jobs, job);
+    sim_instances_changed(s);
+    rc = 0;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int nrd_sim_set_job_state(struct nrd_sim *s, const char *job_id, const char *state)
+{
+  int rc = -1;
+  cJSON *it;
+  pthread_mutex_lock(&s->mu);
+  cJSON_ArrayForEach(it, s->jobs) {
+    const char *v = nrd_json_str(it, "Id");
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "state");
+    if (!v || strcmp(v, job_id) != 0 || !cJSON_IsObject(st))
+      continue;
+    set_str(st, "state", state);
+    if (strcmp(state, "fail") == 0) {
+      set_str(st, "error", "MIGRATE_FAILED");
+      set_str(st, "message", "migration failed: no capacity on target");
+    }
+    rc = 0;
+    break;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
 /* ---- the ticker ---- */
 
 struct nrd_sim_ticker {

@@ -359,8 +359,12 @@ static enum MHD_Result answer_api(struct nrd_sim *s, struct MHD_Connection *c,
   size_t len;
   int status;
 
+  char ra[16];
   log_request(s, c, method, url, ctx);
+  bool over = sim_rate_refuse(s, ra);
   sim_sleep(s, atomic_load(&s->latency_ms));
+  if (over)
+    return queue_json_ra(c, 429, sim_error(429, "RATE_LIMIT_EXCEEDED", "rate limit exceeded"), ra);
   faulted = pick_fault(s, method, url, &f);
   if (faulted) {
     ret = answer_fault(s, c, &f, &done);
@@ -673,6 +677,7 @@ static void sim_free(struct nrd_sim *s)
   }
   free(s->capacity);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->rate_mu);
   free(s);
 }
 
@@ -696,6 +701,7 @@ struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size
   s = nrd_xcalloc(1, sizeof *s);
   pthread_mutex_init(&s->mu, NULL);
   atomic_init(&s->latency_ms, opt->latency_ms);
+  pthread_mutex_init(&s->rate_mu, NULL);
   atomic_init(&s->stopping, false);
   s->api_key = nrd_xstrdup(opt->api_key);
   s->internal_key = nrd_xstrdup(opt->internal_api_key);

@@ -66,7 +66,16 @@ struct nrd_sim {
   size_t nstarting;
   struct sim_pull_failure { char *image, *message; } *pull_failures;
   size_t npull_failures;
+
+  pthread_mutex_t rate_mu;  /* guards the rate limit below (ratelimit.c) */
+  double rate_rps, rate_tokens;
+  int64_t rate_at_ns;
+  unsigned long rate_refused;
 };
+
+/* The server-side rate limit: true (with Retry-After's text) when this
+ * request is over it. */
+bool sim_rate_refuse(struct nrd_sim *s, char retry_after[16]);
 
 /* One Novita endpoint: reads the query through c and the request body, sets
  * the HTTP status and a JSON body (owned by the caller). Takes s->mu itself. */
@@ -75,6 +84,8 @@ typedef int (*sim_handler)(struct nrd_sim *s, struct MHD_Connection *c, const ch
 
 int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                        size_t body_len, cJSON **out);
+int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                     size_t body_len, cJSON **out);
 int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                         size_t body_len, cJSON **out);
 int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
@@ -88,8 +99,6 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
 int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
 
-int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                     size_t body_len, cJSON **out);
 
 /* start.c, with s->mu held: the status a new instance starts with (and its
  * start followed when it is not "running"); the starts moved on to now (call

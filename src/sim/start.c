@@ -161,7 +161,7 @@ int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *bo
   (void)body_len;
   const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "instanceId");
   if (!id || !*id) {
-    *out = sim_error(400, "INVALID_PARAMS", "instanceId is required");
+    *out = sim_error(400, "VALIDATOR_PARAM", "instanceId is required");
     return 400;
   }
   pthread_mutex_lock(&s->mu);

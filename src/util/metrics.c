@@ -56,7 +56,7 @@ static struct table http_requests, runs, recoveries, webhooks, unhandled;
 
 /* Label values known in advance: their series are rendered from start at 0,
  * so a rate() or an alert sees a series before its first event. */
-static const char *const known_triggers[] = { "api", "scheduler", "cli" };
+static const char *const known_triggers[] = { "api", "scheduler", "cli", "watch" };
 static const char *const known_outcomes[] = { "done", "failed" };
 static const char *const known_actions[] = { "recreated", "adopted", "planned", "deferred",
                                              "failed", "abandoned", "skipped", "running",
@@ -488,6 +488,7 @@ void nrd_metrics_render(struct nrd_buf *out)
                                       webhooks.dropped + unhandled.dropped +
                                       route_hists_dropped));
   pthread_mutex_unlock(&table_lock);
+  nrd_metrics_render_watch(out);
   nrd_metrics_render_process(out);
 }
 
@@ -502,6 +503,7 @@ void nrd_metrics_reset(void)
     atomic_store(&novita_retries[ep], 0);
   }
   atomic_store(&circuit_state, 0);
+  nrd_metrics_reset_watch();
   for (size_t i = 0; i < N_BRAKES; i++)
     atomic_store(&brake_rows[i], 0);
   lock_tables();

@@ -62,9 +62,9 @@ port_of() {
 
 # The open one fails a migration every second, so its second run has work
 # (the ticker's); the one with a token never does.
-start_demo open DEMO_FAIL_EVERY_SECONDS=1
+start_demo open DEMO_FAIL_EVERY_SECONDS=1 WATCH_INTERVAL_SECONDS=0  # the console's Run now recovers them
 token="console-test-$RANDOM$RANDOM"
-start_demo token DEMO_FAIL_EVERY_SECONDS=0 API_TOKEN="$token"
+start_demo token DEMO_FAIL_EVERY_SECONDS=0 WATCH_INTERVAL_SECONDS=0 API_TOKEN="$token"
 open_port=$(port_of open)
 token_port=$(port_of token)
 

@@ -175,6 +175,7 @@ void prod_world_init(struct prod_world *w, unsigned latency_ms, int failed, int 
   w->env[n++] = "PORT=0";
   w->env[n++] = "NOVITA_RATE_LIMIT_RPS=0";
   w->env[n++] = "LOG_LEVEL=info";
+  w->env[n++] = "WATCH_INTERVAL_SECONDS=0";  /* these tests drive runs themselves */
   for(size_t i = 0; extra_env && extra_env[i] && n < PROD_ENV_MAX; i++)
     w->env[n++] = extra_env[i];
   w->env[n] = NULL;

@@ -362,6 +362,7 @@ static void test_binary(void **state)
     setenv("API_TOKEN", API_TOKEN_V, 1);
     setenv("WEBHOOK_URL", "http://127.0.0.1:1/hook", 1);
     setenv("WEBHOOK_SECRET", WH_SECRET, 1);
+    setenv("WATCH_INTERVAL_SECONDS", "0", 1);  /* the POST below recovers them */
     setenv("MIGRATION_INTERVAL_MINUTES", "0", 1);
     setenv("NOVITA_RATE_LIMIT_RPS", "0", 1);
     setenv("LOG_LEVEL", "debug", 1);

@@ -258,6 +258,74 @@ static void test_jobs(void **state)
   stop(f);
 }
 
+static int raw_list(struct fx *f, struct tu_resp *r);
+
+/* Issue 15: the jobs list filtered by state, one instance by id, and a
+ * migration started and failed at a chosen moment. */
+static void test_job_state_and_one_instance(void **state)
+{
+  struct fx *f = start(NULL, 6, 2);
+  int64_t now = nrd_now_ms() / 1000, total;
+  long st;
+  cJSON *j = call(f, "GET", "/v1/jobs?type=autoInstanceMigrate&state=fail", NULL, &st);
+  assert_int_equal(st, 200);
+  assert_true(nrd_json_i64(j, "total", &total));
+  assert_int_equal(total, 1);  /* i-0's failure; i-4's success is not listed */
+  cJSON_Delete(j);
+
+  j = call(f, "GET", "/v1/gpu/instance?instanceId=i-5", NULL, &st);
+  assert_int_equal(st, 200);
+  assert_string_equal(nrd_json_str(j, "id"), "i-5");
+  assert_string_equal(nrd_json_str(j, "status"), "running");
+  cJSON_Delete(j);
+  /* Unknown: Novita's reason, with the status its delete answers. */
+  j = call(f, "GET", "/v1/gpu/instance?instanceId=i-nope", NULL, &st);
+  assert_int_equal(st, 400);
+  assert_string_equal(nrd_json_str(j, "reason"), "RESOURCE_NOT_FOUND");
+  cJSON_Delete(j);
+
+  assert_int_equal(nrd_sim_start_migration(f->sim, "i-5", "job-x", now - 30), 0);
+  assert_int_equal(nrd_sim_start_migration(f->sim, "i-nope", "job-y", now), -1);
+  j = call(f, "GET", "/v1/jobs?type=autoInstanceMigrate&state=running", NULL, &st);
+  assert_true(nrd_json_i64(j, "total", &total));
+  assert_int_equal(total, 1);
+  cJSON_Delete(j);
+  j = call(f, "GET", "/v1/gpu/instance?instanceId=i-5", NULL, &st);
+  assert_string_equal(nrd_json_str(j, "status"), "migrating");
+  cJSON_Delete(j);
+  assert_int_equal(nrd_sim_set_job_state(f->sim, "job-x", "fail"), 0);
+  assert_int_equal(nrd_sim_set_job_state(f->sim, "job-nope", "fail"), -1);
+  j = call(f, "GET", "/v1/jobs?type=autoInstanceMigrate&state=fail", NULL, &st);
+  assert_true(nrd_json_i64(j, "total", &total));
+  assert_int_equal(total, 2);
+  cJSON_Delete(j);
+  stop(f);
+}
+
+/* A server-side limit of R requests a second: the (R+1)th at once is 429
+ * with Retry-After; 0 removes it. */
+static void test_rate_limit(void **state)
+{
+  struct fx *f = start(NULL, 3, 0);
+  long st;
+  nrd_sim_set_rate_limit(f->sim, 3);
+  for(int i = 0; i < 3; i++)
+    cJSON_Delete(call(f, "GET", "/v1/gpu/instances", NULL, &st));
+  assert_int_equal(st, 200);
+  struct tu_resp r;
+  assert_int_equal(raw_list(f, &r), 0);
+  assert_int_equal(r.status, 429);
+  char *ra = tu_header(&r, "Retry-After");
+  assert_string_equal(ra, "1");
+  free(ra);
+  tu_resp_cleanup(&r);
+  assert_int_equal(nrd_sim_rate_refused(f->sim), 1);
+  nrd_sim_set_rate_limit(f->sim, 0);
+  cJSON_Delete(call(f, "GET", "/v1/gpu/instances", NULL, &st));
+  assert_int_equal(st, 200);
+  stop(f);
+}
+
 static void test_products(void **state)
 {
   struct fx *f = start(NULL, 1, 0);
@@ -918,6 +986,8 @@ int main(void)
       cmocka_unit_test(test_instance_shape_and_filters),
       cmocka_unit_test(test_auth),
       cmocka_unit_test(test_jobs),
+      cmocka_unit_test(test_job_state_and_one_instance),
+      cmocka_unit_test(test_rate_limit),
       cmocka_unit_test(test_products),
       cmocka_unit_test(test_clusters_and_products_in_cluster),
       cmocka_unit_test(test_create),

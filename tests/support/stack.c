@@ -42,6 +42,7 @@ void tu_stack_init(struct tu_stack *s, const struct nrd_sim_options *sim_opt)
   s->cfg.port = 0;
   s->cfg.novita_rate_limit_rps = 0;
   s->cfg.migration_interval_minutes = 0;
+  s->cfg.watch_interval_seconds = 0;  /* a test that watches turns it on */
   s->cfg.request_timeout_ms = 5000;
   s->cfg.log_level = NRD_LOG_WARN;
 }
@@ -58,6 +59,8 @@ void tu_stack_start(struct tu_stack *s)
     .request_timeout_ms = s->cfg.request_timeout_ms,
     .max_retry_attempts = s->cfg.max_retry_attempts,
     .rate_limit_rps = s->cfg.novita_rate_limit_rps,
+    .rate_adaptive = s->cfg.novita_rate_limit_adaptive,
+    .rate_limit_max_rps = s->cfg.novita_rate_limit_max_rps,
     .circuit_failure_threshold = s->cfg.circuit_failure_threshold,
     .circuit_cooldown_ms = s->cfg.circuit_cooldown_seconds * 1000u,
     .backoff_base_ms = 20,
@@ -68,7 +71,7 @@ void tu_stack_start(struct tu_stack *s)
   s->runner = nrd_runner_create(&s->cfg, s->nv, err, sizeof(err));
   if(!s->runner)
     die("runner", err);
-  if(s->cfg.migration_interval_minutes > 0)
+  if(s->cfg.migration_interval_minutes > 0 || s->cfg.watch_interval_seconds > 0)
     s->sched = nrd_scheduler_create(&s->cfg, s->runner);
   s->http = nrd_http_start(&s->cfg, s->runner, s->sched, err, sizeof(err));
   if(!s->http)

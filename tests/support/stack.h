@@ -33,7 +33,9 @@ struct tu_stack {
  * defaults pointing at it (rate limit off, short timeouts). The test may then
  * load a scenario and change s->cfg before step 2. */
 void tu_stack_init(struct tu_stack *s, const struct nrd_sim_options *sim_opt);
-/* Step 2: client, runner, scheduler (when interval > 0) and HTTP server. */
+/* Step 2: client, runner, scheduler (when its interval or the watch's is
+ * > 0; the watch is off unless the test sets watch_interval_seconds) and
+ * HTTP server. */
 void tu_stack_start(struct tu_stack *s);
 /* Stops the service parts only (the database and simulator stay). */
 void tu_stack_stop_service(struct tu_stack *s);

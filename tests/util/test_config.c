@@ -21,7 +21,9 @@
 static const char *const all_vars[] = {
   "PORT", "HOST", "DATABASE_PATH", "NOVITA_API_KEY", "NOVITA_API_BASE_URL",
   "NOVITA_INTERNAL_API_KEY", "NOVITA_INTERNAL_API_BASE_URL", "NOVITA_RATE_LIMIT_RPS",
+  "NOVITA_RATE_LIMIT_MAX_RPS", "NOVITA_RATE_LIMIT_ADAPTIVE",
   "NOVITA_PAGE_SIZE", "DEFAULT_REGION", "MIGRATION_DRY_RUN", "MIGRATION_INTERVAL_MINUTES",
+  "WATCH_INTERVAL_SECONDS",
   "MIGRATION_MAX_CONCURRENT", "MIGRATION_JOB_LOOKBACK_HOURS", "MAX_RECOVERIES_PER_RUN",
   "MAX_RETRY_ATTEMPTS", "REQUEST_TIMEOUT", "RUN_DEADLINE_SECONDS", "RECOVERY_LEASE_SECONDS",
   "RECOVERY_START_POLL_SECONDS", "RECOVERY_START_TIMEOUT_SECONDS", "RECOVER_STATUSES",
@@ -61,7 +63,9 @@ static void check_defaults(const struct nrd_config *c)
   assert_string_equal(c->novita_api_base_url, "https://api.novita.ai/gpu-instance/openapi");
   assert_null(c->novita_internal_api_key);
   assert_null(c->novita_internal_api_base_url);
-  assert_true(c->novita_rate_limit_rps == 10.0);
+  assert_true(c->novita_rate_limit_rps == 20.0);
+  assert_true(c->novita_rate_limit_max_rps == 50.0);
+  assert_true(c->novita_rate_limit_adaptive);
   assert_int_equal(c->novita_page_size, 100);
   assert_string_equal(c->default_region, "CN-HK-01");
   assert_false(c->migration_dry_run);

@@ -1,0 +1,108 @@
+/* The adaptive token bucket (issue 15) against the simulator's server-side
+ * limit: a 429 cuts the rate, success raises it while the bucket is what
+ * holds calls back, never above the top; the fixed bucket stays put. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "nrd/novita.h"
+#include "nrd/sim.h"
+#include "nrd/util.h"
+
+struct world {
+  struct nrd_sim *sim;
+  struct nrd_novita *nv;
+  struct nrd_novita_conn *conn;
+};
+
+static void start(struct world *w, double rps, bool adaptive, double max_rps)
+{
+  char err[256], url[128];
+  struct nrd_sim_options so = {.api_key = "k"};
+  w->sim = nrd_sim_start(&so, err, sizeof(err));
+  assert_non_null(w->sim);
+  assert_int_equal(nrd_sim_load(w->sim, "{\"instances\":[],\"jobs\":[],\"products\":[]}"), 0);
+  nrd_sim_base_url(w->sim, url);
+  struct nrd_novita_options o = {.base_url = url, .api_key = "k", .page_size = 10,
+                                 .request_timeout_ms = 5000, .max_retry_attempts = 0,
+                                 .rate_limit_rps = rps, .rate_adaptive = adaptive,
+                                 .rate_limit_max_rps = max_rps, .backoff_base_ms = 10,
+                                 .backoff_cap_ms = 50};
+  w->nv = nrd_novita_create(&o);
+  w->conn = nrd_novita_conn_create(w->nv);
+}
+
+static void stop(struct world *w)
+{
+  nrd_novita_conn_destroy(w->conn);
+  nrd_novita_destroy(w->nv);
+  nrd_sim_stop(w->sim);
+}
+
+/* One call (a products listing), its outcome. */
+static enum nrd_nv_rc one_call(struct world *w)
+{
+  struct nrd_product *p = NULL;
+  size_t n = 0;
+  struct nrd_nv_error err;
+  enum nrd_nv_rc rc = nrd_nv_list_products(w->conn, "x", &p, &n, &err);
+  nrd_products_free(p, n);
+  return rc;
+}
+
+/* A server limit of 3 a second under a bucket at 20: the first 429 cuts the
+ * rate below 20; the fixed bucket keeps 20. */
+static void test_cut_on_429(void **state)
+{
+  (void)state;
+  for(int adaptive = 0; adaptive < 2; adaptive++) {
+    struct world w;
+    start(&w, 20, adaptive, 50);
+    nrd_sim_set_rate_limit(w.sim, 3);
+    assert_true(nrd_novita_rate(w.nv) == 20);
+    int throttled = 0;
+    for(int i = 0; i < 10 && !throttled; i++)
+      throttled = one_call(&w) == NRD_NV_TRANSIENT;
+    assert_true(throttled);
+    if(adaptive)
+      assert_true(nrd_novita_rate(w.nv) < 20 * 0.75);
+    else
+      assert_true(nrd_novita_rate(w.nv) == 20);
+    stop(&w);
+  }
+}
+
+/* No server limit, a bucket at 2 that holds the calls back: the rate rises
+ * while calls succeed, up to the top (4), never above. */
+static void test_rise_to_top(void **state)
+{
+  (void)state;
+  struct world w;
+  start(&w, 2, true, 4);
+  int64_t end = nrd_mono_ms() + 3000;
+  while(nrd_mono_ms() < end)
+    assert_int_equal(one_call(&w), NRD_NV_OK);
+  assert_true(nrd_novita_rate(w.nv) > 2);
+  assert_true(nrd_novita_rate(w.nv) <= 4);
+  stop(&w);
+}
+
+int main(void)
+{
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_cut_on_429),
+    cmocka_unit_test(test_rise_to_top),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  curl_global_cleanup();
+  return rc;
+}
