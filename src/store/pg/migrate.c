@@ -111,6 +111,6 @@ int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen)
     snprintf(err, errlen, "migration %s failed: %s", ctx.m->name,
              ctx.error[0] ? ctx.error : rc == NRD_BUSY ? "database busy" : "see log");
   else
-    snprintf(err, errlen, "cannot read the schema version");
+    snprintf(err, errlen, "cannot create or read schema_migrations");
   return rc;
 }
