@@ -397,6 +397,32 @@ static void test_leader_killed_hands_over(void **state)
   nrd_pg_close(b);
 }
 
+/* A connection the server ends (a restart, a failover): the call that
+ * meets it answers NRD_BUSY and the leadership it held is gone; the next
+ * call connects again, and the leadership can be taken again. */
+static void test_connection_lost_and_back(void **state)
+{
+  struct pg_fixture *f = *state;
+  struct nrd_pg *a = open_as(f->url, "replica-lost");
+  assert_non_null(a);
+  assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_OK);
+  assert_int_equal(pgt_exec(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                   " WHERE application_name = 'replica-lost'"),
+                   0);
+  assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_BUSY);
+  /* Connected again: the rows are there, and the leadership is free. */
+  assert_int_equal(nrd_pg_ledger_insert(f->pg, "job-1", "t", "i-1", "n", "n-r", 1, 1), NRD_OK);
+  struct nrd_ledger_row row;
+  assert_int_equal(nrd_pg_ledger_get(a, "job-1", &row), NRD_OK);
+  nrd_ledger_row_cleanup(&row);
+  struct nrd_pg *b = open_as(f->url, "replica-b");
+  assert_int_equal(nrd_pg_leader_try(b, "scheduler"), NRD_OK);
+  assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_NONE);
+  nrd_pg_close(b);
+  assert_int_equal(leader_wait(a, "scheduler"), NRD_OK);
+  nrd_pg_close(a);
+}
+
 /* ---- migrations ---- */
 
 struct starter {
@@ -485,6 +511,7 @@ int main(void)
     TEST(test_outbox_senders_deliver_once),
     TEST(test_leader_one_at_a_time),
     TEST(test_leader_killed_hands_over),
+    TEST(test_connection_lost_and_back),
     cmocka_unit_test(test_migrations_once_when_starting_together),
     TEST(test_newer_schema_refused),
   };

@@ -579,6 +579,7 @@ static void test_url_redaction(void **state)
               "postgresql://db/x?user=app&password=***&sslmode=verify-full");
   redacted_is("host=db user=app password=s3cret dbname=x",
               "host=db user=app password=*** dbname=x");
+  redacted_is("host=db password = 's3 c\\'ret' dbname=x", "host=db password = *** dbname=x");
   assert_true(nrd_pg_url_is_pg("postgres://db/x"));
   assert_true(nrd_pg_url_is_pg("postgresql://db/x"));
   assert_false(nrd_pg_url_is_pg("/var/lib/recoveryd/recovery.db"));

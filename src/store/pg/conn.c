@@ -109,9 +109,9 @@ PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
   bool busy = sqlstate_is_busy(state) || PQstatus(pg->conn) != CONNECTION_OK;
   if (busy)
     LOG_DEBUG("store: postgresql busy or unreachable", "op", what, "sqlstate", state);
-  else
+  else  /* the primary message only: the DETAIL can quote a row's values */
     LOG_ERROR("store: postgresql error", "op", what, "sqlstate", state,
-              "error", r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn));
+              "error", r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "no result");
   if (PQstatus(pg->conn) != CONNECTION_OK)
     pg_leaders_forget(pg);
   PQclear(r);
@@ -190,7 +190,23 @@ static const char *password_value(const char *url, const char *p)
   const char *q = p + 8;
   while (*q == ' ')
     q++;
-  return *q == '=' ? q + 1 : NULL;
+  if (*q != '=')
+    return NULL;
+  for (q++; *q == ' ';)
+    q++;
+  return q;
+}
+
+/* The length of a parameter's value at v: up to '&' or a space, or a
+ * quoted conninfo value ('...', with \' and \\ inside) whole. */
+static size_t skip_value(const char *v)
+{
+  if (*v != '\'')
+    return strcspn(v, "& ");
+  size_t i = 1;
+  while (v[i] && v[i] != '\'')
+    i += v[i] == '\\' && v[i + 1] ? 2 : 1;
+  return v[i] ? i + 1 : i;
 }
 
 void nrd_pg_url_redact(const char *url, char *out, size_t outlen)
@@ -227,7 +243,7 @@ void nrd_pg_url_redact(const char *url, char *out, size_t outlen)
     }
     put(out, outlen, &len, p, (size_t)(v - p));
     put(out, outlen, &len, "***", 3);
-    p = v + strcspn(v, "& ");
+    p = v + skip_value(v);
   }
 }
 

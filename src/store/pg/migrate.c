@@ -68,8 +68,8 @@ static int apply_fn(struct nrd_pg *pg, void *arg)
   /* The migration's own SQL: several statements, no value of ours in it. */
   r = PQexec(pg->conn, ctx->m->sql);
   if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-    const char *msg = PQresultErrorMessage(r);
-    snprintf(ctx->error, sizeof ctx->error, "%.*s", (int)strcspn(msg, "\n"), msg);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(ctx->error, sizeof ctx->error, "%s", msg ? msg : PQerrorMessage(pg->conn));
     LOG_ERROR("store: postgresql migration failed", "migration", ctx->m->name,
               "error", ctx->error);
     PQclear(r);
