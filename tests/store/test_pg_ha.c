@@ -423,6 +423,50 @@ static void test_connection_lost_and_back(void **state)
   nrd_pg_close(a);
 }
 
+/* The server restarts mid-run: each connection's next call answers
+ * NRD_BUSY, the one after connects again; the rows, their leases and the
+ * outbox are as they were, so nothing is claimed twice or lost. */
+static void test_server_restart(void **state)
+{
+  struct pg_fixture *f = *state;
+  struct nrd_pg *a = open_as(f->url, "replica-a");
+  struct nrd_pg *b = open_as(f->url, "replica-b");
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_int_equal(nrd_pg_ledger_insert(a, "job-1", "t", "i-1", "n", "n-r", 1, 1), NRD_OK);
+  assert_int_equal(nrd_pg_ledger_insert(a, "job-2", "t", "i-2", "n", "n-r", 1, 2), NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 3, LEASE_MS, NULL),
+                   NRD_OK);
+  add_event(a, "evt_1");
+  assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_OK);
+
+  assert_int_equal(system(getenv("NRD_TEST_PG_RESTART")), 0);
+
+  int rc = nrd_pg_ledger_claim(b, "job-1", "replica-b", "run", 4, LEASE_MS, NULL);
+  assert_true(rc == NRD_BUSY || rc == NRD_NONE);
+  assert_int_equal(nrd_pg_ledger_claim(b, "job-1", "replica-b", "run", 4, LEASE_MS, NULL),
+                   NRD_NONE);  /* a's lease outlived the restart */
+  struct nrd_ledger_row row;
+  assert_int_equal(nrd_pg_ledger_claim_next(b, "replica-b", "run", 5, LEASE_MS, &row), NRD_OK);
+  assert_string_equal(row.job_id, "job-2");
+  nrd_ledger_row_cleanup(&row);
+  assert_int_equal(nrd_pg_leader_try(b, "scheduler"), NRD_OK);  /* a's session ended */
+
+  rc = nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 6, LEASE_MS, NULL);
+  assert_true(rc == NRD_BUSY || rc == NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 6, LEASE_MS, &row),
+                   NRD_OK);
+  assert_true(row.attempts >= 2);
+  nrd_ledger_row_cleanup(&row);
+  assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_NONE);
+  struct nrd_event ev;
+  assert_int_equal(nrd_pg_event_next(a, &ev), NRD_OK);
+  assert_string_equal(ev.id, "evt_1");
+  nrd_event_cleanup(&ev);
+  nrd_pg_close(a);
+  nrd_pg_close(b);
+}
+
 /* ---- migrations ---- */
 
 struct starter {
@@ -512,6 +556,7 @@ int main(void)
     TEST(test_leader_one_at_a_time),
     TEST(test_leader_killed_hands_over),
     TEST(test_connection_lost_and_back),
+    TEST(test_server_restart),
     cmocka_unit_test(test_migrations_once_when_starting_together),
     TEST(test_newer_schema_refused),
   };

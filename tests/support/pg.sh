@@ -3,8 +3,9 @@
 # directory, listening only on a Unix socket in that directory (no TCP port
 # to collide with), stopped and removed at the end, whatever the command does.
 # Usage: tests/support/pg.sh COMMAND [ARGS...]
-# The command gets NRD_TEST_PG_HOST (the socket's directory), NRD_TEST_PG_PORT
-# and NRD_TEST_PG_USER (a superuser, trust authentication). Exits 77 (skip)
+# The command gets NRD_TEST_PG_HOST (the socket's directory), NRD_TEST_PG_PORT,
+# NRD_TEST_PG_USER (a superuser, trust authentication) and NRD_TEST_PG_RESTART
+# (a script that restarts the server, ending every session). Exits 77 (skip)
 # only when PostgreSQL's server programs are not installed.
 set -euo pipefail
 
@@ -46,8 +47,14 @@ cd "$tmp"
   -o "-c listen_addresses= -c unix_socket_directories=$tmp -p $port -c fsync=off -c max_connections=60" \
   start >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
 cd - >/dev/null
+cat >"$tmp/restart.sh" <<EOS
+#!/bin/sh
+cd "$tmp" && exec ${as_server[*]} "$bindir/pg_ctl" -D "$tmp/data" -m fast -w -t 30 restart >/dev/null
+EOS
+chmod 755 "$tmp/restart.sh"
 
-export NRD_TEST_PG_HOST=$tmp NRD_TEST_PG_PORT=$port NRD_TEST_PG_USER=nrd
+export NRD_TEST_PG_HOST=$tmp NRD_TEST_PG_PORT=$port NRD_TEST_PG_USER=nrd \
+  NRD_TEST_PG_RESTART=$tmp/restart.sh
 set +e
 "$@"
 rc=$?
