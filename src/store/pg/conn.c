@@ -154,8 +154,12 @@ int pg_tx(struct nrd_pg *pg, pg_tx_fn fn, void *arg)
     rc = fn(pg, arg);
     if (rc == NRD_OK || rc == NRD_NONE) {
       int crc = tx_control(pg, "COMMIT");
-      if (crc != NRD_OK)
-        rc = crc;
+      if (crc != NRD_OK) {
+        /* The connection went during COMMIT: it may have committed, so the
+         * transaction is not run again here; the caller hears NRD_BUSY. */
+        pg->in_tx = false;
+        return crc;
+      }
     } else if (PQstatus(pg->conn) == CONNECTION_OK) {
       tx_control(pg, "ROLLBACK");
     }

@@ -54,7 +54,8 @@ int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, cons
 
 /* Runs fn between BEGIN and COMMIT. fn returns NRD_OK or NRD_NONE
  * (committed), NRD_BUSY (rolled back and run again, a bounded number of
- * times) or NRD_ERR (rolled back). */
+ * times) or NRD_ERR (rolled back). A COMMIT that fails (the connection
+ * lost: its outcome unknown) is not run again: NRD_BUSY. */
 typedef int (*pg_tx_fn)(struct nrd_pg *pg, void *arg);
 int pg_tx(struct nrd_pg *pg, pg_tx_fn fn, void *arg);
 
