@@ -21,7 +21,9 @@ if [ -z "$bindir" ]; then
   exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/nrd-pg.XXXXXX")
+# In /tmp: a short path (a Unix socket's path has at most 107 bytes) that
+# the server's user can reach.
+tmp=$(mktemp -d /tmp/nrd-pg.XXXXXX)
 chmod 755 "$tmp"
 port=5432
 # initdb refuses to run as root: the server then runs as nobody.
