@@ -482,6 +482,45 @@ static void test_claim_lease(void **state)
                    NRD_NONE);
 }
 
+/* Many rows in one transaction, in batches: each row's flag says whether it
+ * was new (a job already stored, or repeated in the same call, was not). */
+static void test_insert_many(void **state)
+{
+  struct pg_fixture *f = *state;
+  enum { N = 1203 };
+  insert(f->pg, "job-0007", "i-old", 500);
+  struct nrd_ledger_new *rows = nrd_xcalloc(N, sizeof *rows);
+  char (*ids)[32] = nrd_xcalloc(N, sizeof *ids);
+  bool *inserted = nrd_xcalloc(N, sizeof *inserted);
+  for (int i = 0; i < N; i++) {
+    /* The last row repeats the first of the last batch (row 1000). */
+    snprintf(ids[i], sizeof ids[i], "job-%04d", i == N - 1 ? 1000 : i);
+    rows[i] = (struct nrd_ledger_new){ ids[i], "instanceMigrate", "i-x", NULL, "x-r", i };
+  }
+  assert_int_equal(nrd_pg_ledger_insert_many(f->pg, rows, N, 1000, inserted), NRD_OK);
+  int64_t counts[NRD_ROW_STATE_COUNT];
+  assert_int_equal(nrd_pg_ledger_count_by_state(f->pg, counts), NRD_OK);
+  assert_int_equal(counts[NRD_ROW_PENDING], N - 1);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(inserted[i], i != 7 && i != N - 1);
+  struct nrd_ledger_row row;
+  assert_int_equal(nrd_pg_ledger_get(f->pg, "job-0007", &row), NRD_OK);
+  assert_string_equal(row.instance_id, "i-old");  /* kept */
+  nrd_ledger_row_cleanup(&row);
+  assert_int_equal(nrd_pg_ledger_get(f->pg, "job-1201", &row), NRD_OK);
+  assert_int_equal(row.name_ms, 1201);
+  assert_int_equal(row.created_ms, 1000);
+  assert_null(row.instance_name);
+  nrd_ledger_row_cleanup(&row);
+  /* Again: nothing is new. */
+  assert_int_equal(nrd_pg_ledger_insert_many(f->pg, rows, N, 2000, inserted), NRD_OK);
+  for (int i = 0; i < N; i++)
+    assert_false(inserted[i]);
+  free(rows);
+  free(ids);
+  free(inserted);
+}
+
 /* ---- brakes, the console's queries ---- */
 
 static void test_brakes(void **state)
@@ -612,6 +651,7 @@ int main(void)
     cmocka_unit_test(test_url_redaction),
     cmocka_unit_test(test_connect_error_redacted),
     TEST(test_insert_unique),
+    TEST(test_insert_many),
     TEST(test_claim_lease),
     TEST(test_update_fields_and_event),
     TEST(test_retry_abandon),

@@ -95,11 +95,17 @@ static bool ensure_conn(struct nrd_pg *pg)
 PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p, int *rc,
                   const char *what)
 {
+  return pg_exec_values(pg, sql, p ? p->n : 0, p ? p->v : NULL, rc, what);
+}
+
+PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *const *values,
+                         int *rc, const char *what)
+{
   if (!ensure_conn(pg)) {
     *rc = NRD_BUSY;
     return NULL;
   }
-  PGresult *r = PQexecParams(pg->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0);
+  PGresult *r = PQexecParams(pg->conn, sql, n, NULL, values, NULL, NULL, 0);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     *rc = NRD_OK;

@@ -121,6 +121,10 @@ int nrd_pg_ledger_insert(struct nrd_pg *pg, const char *job_id, const char *job_
   return pg_write(pg, sql_insert, &p, "ledger insert", NULL);
 }
 
+/* Rows per INSERT of nrd_pg_ledger_insert_many: 7 parameters each, far
+ * below PostgreSQL's 65535. */
+#define INSERT_BATCH 500
+
 struct insert_many_ctx {
   const struct nrd_ledger_new *rows;
   size_t n;
@@ -128,19 +132,68 @@ struct insert_many_ctx {
   bool *inserted;
 };
 
+/* Marks inserted[i] for the rows of [from, to) whose job_id r returned: the
+ * first of equal ids in the batch is the one inserted. */
+static void mark_inserted(const struct insert_many_ctx *ctx, size_t from, size_t to,
+                          const PGresult *r)
+{
+  for (size_t i = from; i < to; i++)
+    ctx->inserted[i] = false;
+  for (int k = 0; k < PQntuples(r); k++) {
+    const char *id = PQgetvalue(r, k, 0);
+    size_t i = from;
+    while (i < to && (ctx->inserted[i] || strcmp(ctx->rows[i].job_id, id) != 0))
+      i++;
+    if (i < to)
+      ctx->inserted[i] = true;
+  }
+}
+
+/* One multi-row INSERT of rows [from, to): the SQL text holds placeholders
+ * only, every value is a parameter. */
+static int insert_batch(struct nrd_pg *pg, const struct insert_many_ctx *ctx, size_t from,
+                        size_t to)
+{
+  size_t n = to - from;
+  const char **vals = nrd_xcalloc(n * 7, sizeof *vals);
+  char (*nums)[2][24] = nrd_xcalloc(n, sizeof *nums);
+  struct nrd_buf sql;
+  nrd_buf_init(&sql);
+  nrd_buf_puts(&sql, "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state,"
+                     " new_name, name_ms, created_ms, updated_ms) VALUES ");
+  for (size_t i = 0; i < n; i++) {
+    const struct nrd_ledger_new *row = &ctx->rows[from + i];
+    size_t b = i * 7;
+    nrd_buf_printf(&sql, "%s($%zu, $%zu, $%zu, $%zu, 'pending', $%zu, $%zu::bigint,"
+                   " $%zu::bigint, $%zu::bigint)", i ? ", " : "", b + 1, b + 2, b + 3, b + 4,
+                   b + 5, b + 6, b + 7, b + 7);
+    snprintf(nums[i][0], sizeof nums[i][0], "%lld", (long long)row->name_ms);
+    snprintf(nums[i][1], sizeof nums[i][1], "%lld", (long long)ctx->now_ms);
+    const char *v[7] = { row->job_id, row->job_type, row->instance_id, row->instance_name,
+                         row->new_name, nums[i][0], nums[i][1] };
+    memcpy(&vals[b], v, sizeof v);
+  }
+  nrd_buf_puts(&sql, " ON CONFLICT (job_id) DO NOTHING RETURNING job_id");
+  int rc;
+  PGresult *r = pg_exec_values(pg, sql.data, (int)(n * 7), vals, &rc, "ledger insert many");
+  if (r && ctx->inserted)
+    mark_inserted(ctx, from, to, r);
+  PQclear(r);
+  nrd_buf_cleanup(&sql);
+  free(nums);
+  free(vals);
+  return rc;
+}
+
 static int insert_many_fn(struct nrd_pg *pg, void *arg)
 {
   struct insert_many_ctx *ctx = arg;
-  for (size_t i = 0; i < ctx->n; i++) {
-    struct pg_params p = {0};
-    insert_params(&p, &ctx->rows[i], ctx->now_ms);
-    int rc = pg_write(pg, sql_insert, &p, "ledger insert", NULL);
-    if (rc != NRD_OK && rc != NRD_NONE)
-      return rc;
-    if (ctx->inserted)
-      ctx->inserted[i] = rc == NRD_OK;
+  int rc = NRD_OK;
+  for (size_t from = 0; from < ctx->n && rc == NRD_OK; from += INSERT_BATCH) {
+    size_t to = ctx->n - from > INSERT_BATCH ? from + INSERT_BATCH : ctx->n;
+    rc = insert_batch(pg, ctx, from, to);
   }
-  return NRD_OK;
+  return rc;
 }
 
 int nrd_pg_ledger_insert_many(struct nrd_pg *pg, const struct nrd_ledger_new *rows, size_t n,

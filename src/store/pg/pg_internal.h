@@ -48,6 +48,9 @@ void pgp_bool(struct pg_params *p, bool v);
  * connection is reset first when no transaction is open. */
 PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p, int *rc,
                   const char *what);
+/* The same with n parameters in values (a query with more than PG_PARAMS_MAX). */
+PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *const *values,
+                         int *rc, const char *what);
 /* A write: NRD_OK when it changed rows, NRD_NONE when none; changes may be NULL. */
 int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
              int64_t *changes);
