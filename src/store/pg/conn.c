@@ -158,6 +158,12 @@ int pg_tx(struct nrd_pg *pg, pg_tx_fn fn, void *arg)
       continue;
     pg->in_tx = true;
     rc = fn(pg, arg);
+    /* A failed statement aborts the transaction; its COMMIT would answer
+     * "ROLLBACK" without an error. */
+    if ((rc == NRD_OK || rc == NRD_NONE) && PQtransactionStatus(pg->conn) == PQTRANS_INERROR) {
+      LOG_ERROR("store: postgresql transaction aborted by a statement we did not check");
+      rc = NRD_ERR;
+    }
     if (rc == NRD_OK || rc == NRD_NONE) {
       int crc = tx_control(pg, "COMMIT");
       if (crc != NRD_OK) {
