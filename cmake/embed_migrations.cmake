@@ -1,8 +1,12 @@
-# Writes OUT: a C file holding every SRC_DIR/NNNN_name.sql as a string, in order.
+# Writes OUT: a C file holding every SRC_DIR/NNNN_name.sql as a string, in order,
+# as the table VAR (default nrd_migrations) and VAR_count.
+if(NOT VAR)
+  set(VAR nrd_migrations)
+endif()
 file(GLOB files ${SRC_DIR}/*.sql)
 list(SORT files)
 set(body "/* generated from the files in migrations/: do not edit */\n#include \"nrd/migrations.h\"\n\n")
-set(table "const struct nrd_migration nrd_migrations[] = {\n")
+set(table "const struct nrd_migration ${VAR}[] = {\n")
 set(i 0)
 foreach(f ${files})
   get_filename_component(name ${f} NAME_WE)
@@ -14,5 +18,5 @@ foreach(f ${files})
   string(APPEND table "  {${ver}, \"${name}\", m${i}},\n")
   math(EXPR i "${i} + 1")
 endforeach()
-string(APPEND table "};\nconst unsigned nrd_migrations_count = ${i};\n")
+string(APPEND table "};\nconst unsigned ${VAR}_count = ${i};\n")
 file(WRITE ${OUT} "${body}\n${table}")

@@ -3,6 +3,7 @@
 #   microhttpd.h  src/http/ and src/sim/ (the simulator, the documented exception)
 #   curl/curl.h   src/novita/, src/webhook/ and src/main.c (healthcheck)
 #   sqlite3.h     src/store/ (and tests/store/, which plants a future schema)
+#   libpq-fe.h    src/store/pg/ (and the tests that set up its server's databases)
 # Public headers (include/) include none of them. Tests may use libcurl and
 # libmicrohttpd as clients and fake servers.
 # Usage: include_rules.sh ROOT     check the tree at ROOT
@@ -35,6 +36,7 @@ check_tree() {
   check "$root" 'microhttpd\.h' '^src/(http|sim)/' src include || rc=1
   check "$root" 'curl/curl\.h' '^src/(novita/|webhook/|main\.c$)' src include || rc=1
   check "$root" 'sqlite3\.h' '^(src|tests)/store/' src include tests || rc=1
+  check "$root" 'libpq-fe\.h' '^(src/store/pg/|tests/(store|support)/)' src include tests || rc=1
   return $rc
 }
 

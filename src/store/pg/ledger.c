@@ -1,0 +1,423 @@
+/* The recovery ledger on PostgreSQL: rows claimed with FOR UPDATE SKIP
+ * LOCKED for a lease on the database's clock, changed only by their owner. */
+
+#include "pg_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/log.h"
+#include "nrd/util.h"
+
+/* Columns in PG_LEDGER_COLS order. */
+enum {
+  COL_JOB_ID, COL_JOB_TYPE, COL_INSTANCE_ID, COL_INSTANCE_NAME, COL_STATE, COL_NEW_NAME,
+  COL_NAME_MS, COL_NEW_INSTANCE_ID, COL_DELETE_SENT, COL_CREATE_SENT, COL_ADOPTED,
+  COL_ATTEMPTS, COL_LAST_ERROR, COL_OWNER, COL_LEASE_UNTIL, COL_RUN_ID, COL_CREATED,
+  COL_UPDATED
+};
+
+static bool read_row(const PGresult *r, int i, struct nrd_ledger_row *out)
+{
+  memset(out, 0, sizeof *out);
+  const char *state = PQgetvalue(r, i, COL_STATE);
+  if (!nrd_row_state_parse(state, &out->state)) {
+    LOG_ERROR("store: ledger row with unknown state", "state", state);
+    return false;
+  }
+  out->job_id = pg_col_text(r, i, COL_JOB_ID);
+  out->job_type = pg_col_text(r, i, COL_JOB_TYPE);
+  out->instance_id = pg_col_text(r, i, COL_INSTANCE_ID);
+  out->instance_name = pg_col_text(r, i, COL_INSTANCE_NAME);
+  out->new_name = pg_col_text(r, i, COL_NEW_NAME);
+  out->name_ms = pg_col_i64(r, i, COL_NAME_MS);
+  out->new_instance_id = pg_col_text(r, i, COL_NEW_INSTANCE_ID);
+  out->delete_sent = pg_col_bool(r, i, COL_DELETE_SENT);
+  out->create_sent = pg_col_bool(r, i, COL_CREATE_SENT);
+  out->adopted = pg_col_bool(r, i, COL_ADOPTED);
+  out->attempts = (int)pg_col_i64(r, i, COL_ATTEMPTS);
+  out->last_error = pg_col_text(r, i, COL_LAST_ERROR);
+  out->owner = pg_col_text(r, i, COL_OWNER);
+  out->lease_until_ms = pg_col_i64(r, i, COL_LEASE_UNTIL);
+  out->run_id = pg_col_text(r, i, COL_RUN_ID);
+  out->created_ms = pg_col_i64(r, i, COL_CREATED);
+  out->updated_ms = pg_col_i64(r, i, COL_UPDATED);
+  return true;
+}
+
+/* Runs a query returning ledger rows into an array (caller frees). */
+static int query_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                      struct nrd_ledger_row **rows, size_t *n, const char *what)
+{
+  *rows = NULL;
+  *n = 0;
+  int rc;
+  PGresult *r = pg_exec(pg, sql, p, &rc, what);
+  if (!r)
+    return rc;
+  int count = PQntuples(r);
+  struct nrd_ledger_row *arr = count ? nrd_xcalloc((size_t)count, sizeof *arr) : NULL;
+  for (int i = 0; i < count; i++) {
+    if (!read_row(r, i, &arr[i])) {
+      nrd_ledger_rows_free(arr, (size_t)i);
+      PQclear(r);
+      return NRD_ERR;
+    }
+  }
+  PQclear(r);
+  *rows = arr;
+  *n = (size_t)count;
+  return NRD_OK;
+}
+
+/* One row (or none: NRD_NONE) into out, which may be NULL. */
+static int query_one(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                     struct nrd_ledger_row *out, const char *what)
+{
+  struct nrd_ledger_row *rows;
+  size_t n;
+  int rc = query_rows(pg, sql, p, &rows, &n, what);
+  if (rc != NRD_OK)
+    return rc;
+  if (n == 0)
+    return NRD_NONE;
+  if (out) {
+    *out = rows[0];
+    memset(&rows[0], 0, sizeof rows[0]);
+  }
+  nrd_ledger_rows_free(rows, n);
+  return NRD_OK;
+}
+
+static int64_t sql_limit(size_t limit)
+{
+  return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+static const char sql_insert[] =
+  "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"
+  " created_ms, updated_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7)"
+  " ON CONFLICT (job_id) DO NOTHING";
+
+static void insert_params(struct pg_params *p, const struct nrd_ledger_new *r, int64_t now_ms)
+{
+  pgp_text(p, r->job_id);
+  pgp_text(p, r->job_type);
+  pgp_text(p, r->instance_id);
+  pgp_text(p, r->instance_name);
+  pgp_text(p, r->new_name);
+  pgp_i64(p, r->name_ms);
+  pgp_i64(p, now_ms);
+}
+
+int nrd_pg_ledger_insert(struct nrd_pg *pg, const char *job_id, const char *job_type,
+                         const char *instance_id, const char *instance_name,
+                         const char *new_name, int64_t name_ms, int64_t now_ms)
+{
+  const struct nrd_ledger_new r = {job_id, job_type, instance_id, instance_name, new_name,
+                                   name_ms};
+  struct pg_params p = {0};
+  insert_params(&p, &r, now_ms);
+  return pg_write(pg, sql_insert, &p, "ledger insert", NULL);
+}
+
+/* Rows per INSERT of nrd_pg_ledger_insert_many: 7 parameters each, far
+ * below PostgreSQL's 65535. */
+#define INSERT_BATCH 500
+
+struct insert_many_ctx {
+  const struct nrd_ledger_new *rows;
+  size_t n;
+  int64_t now_ms;
+  bool *inserted;
+};
+
+/* Marks inserted[i] for the rows of [from, to) whose job_id r returned: the
+ * first of equal ids in the batch is the one inserted. */
+static void mark_inserted(const struct insert_many_ctx *ctx, size_t from, size_t to,
+                          const PGresult *r)
+{
+  for (size_t i = from; i < to; i++)
+    ctx->inserted[i] = false;
+  for (int k = 0; k < PQntuples(r); k++) {
+    const char *id = PQgetvalue(r, k, 0);
+    size_t i = from;
+    while (i < to && (ctx->inserted[i] || strcmp(ctx->rows[i].job_id, id) != 0))
+      i++;
+    if (i < to)
+      ctx->inserted[i] = true;
+  }
+}
+
+/* One multi-row INSERT of rows [from, to): the SQL text holds placeholders
+ * only, every value is a parameter. */
+static int insert_batch(struct nrd_pg *pg, const struct insert_many_ctx *ctx, size_t from,
+                        size_t to)
+{
+  size_t n = to - from;
+  const char **vals = nrd_xcalloc(n * 7, sizeof *vals);
+  char (*nums)[2][24] = nrd_xcalloc(n, sizeof *nums);
+  struct nrd_buf sql;
+  nrd_buf_init(&sql);
+  nrd_buf_puts(&sql, "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state,"
+                     " new_name, name_ms, created_ms, updated_ms) VALUES ");
+  for (size_t i = 0; i < n; i++) {
+    const struct nrd_ledger_new *row = &ctx->rows[from + i];
+    size_t b = i * 7;
+    nrd_buf_printf(&sql, "%s($%zu, $%zu, $%zu, $%zu, 'pending', $%zu, $%zu::bigint,"
+                   " $%zu::bigint, $%zu::bigint)", i ? ", " : "", b + 1, b + 2, b + 3, b + 4,
+                   b + 5, b + 6, b + 7, b + 7);
+    snprintf(nums[i][0], sizeof nums[i][0], "%lld", (long long)row->name_ms);
+    snprintf(nums[i][1], sizeof nums[i][1], "%lld", (long long)ctx->now_ms);
+    const char *v[7] = { row->job_id, row->job_type, row->instance_id, row->instance_name,
+                         row->new_name, nums[i][0], nums[i][1] };
+    memcpy(&vals[b], v, sizeof v);
+  }
+  nrd_buf_puts(&sql, " ON CONFLICT (job_id) DO NOTHING RETURNING job_id");
+  int rc;
+  PGresult *r = pg_exec_values(pg, sql.data, (int)(n * 7), vals, &rc, "ledger insert many");
+  if (r && ctx->inserted)
+    mark_inserted(ctx, from, to, r);
+  PQclear(r);
+  nrd_buf_cleanup(&sql);
+  free(nums);
+  free(vals);
+  return rc;
+}
+
+static int insert_many_fn(struct nrd_pg *pg, void *arg)
+{
+  struct insert_many_ctx *ctx = arg;
+  int rc = NRD_OK;
+  for (size_t from = 0; from < ctx->n && rc == NRD_OK; from += INSERT_BATCH) {
+    size_t to = ctx->n - from > INSERT_BATCH ? from + INSERT_BATCH : ctx->n;
+    rc = insert_batch(pg, ctx, from, to);
+  }
+  return rc;
+}
+
+int nrd_pg_ledger_insert_many(struct nrd_pg *pg, const struct nrd_ledger_new *rows, size_t n,
+                              int64_t now_ms, bool *inserted)
+{
+  struct insert_many_ctx ctx = {rows, n, now_ms, inserted};
+  if (n == 0)
+    return NRD_OK;
+  return pg_tx(pg, insert_many_fn, &ctx);
+}
+
+int nrd_pg_ledger_open(struct nrd_pg *pg, const struct nrd_ledger_row *after, size_t limit,
+                       struct nrd_ledger_row **rows, size_t *n)
+{
+  struct pg_params p = {0};
+  pgp_i64(&p, after ? after->created_ms : INT64_MIN);
+  pgp_text(&p, after ? after->job_id : "");
+  pgp_i64(&p, sql_limit(limit));
+  return query_rows(pg,
+                    "SELECT " PG_LEDGER_COLS " FROM ledger WHERE state IN (" PG_OPEN_STATES ")"
+                    " AND (created_ms, job_id) > ($1::bigint, $2::text COLLATE \"C\")"
+                    " ORDER BY created_ms, job_id LIMIT $3",
+                    &p, rows, n, "ledger open");
+}
+
+int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit,
+                       struct nrd_ledger_row **rows, size_t *n)
+{
+  *rows = NULL;
+  *n = 0;
+  if (state >= NRD_ROW_STATE_COUNT)
+    return NRD_ERR;
+  struct pg_params p = {0};
+  pgp_text(&p, state < 0 ? NULL : nrd_row_state_name((enum nrd_row_state)state));
+  pgp_i64(&p, sql_limit(limit));
+  return query_rows(pg,
+                    "SELECT " PG_LEDGER_COLS " FROM ledger WHERE $1::text IS NULL OR state = $1"
+                    " ORDER BY created_ms DESC, job_id DESC LIMIT $2",
+                    &p, rows, n, "ledger list");
+}
+
+int nrd_pg_ledger_get(struct nrd_pg *pg, const char *job_id, struct nrd_ledger_row *out)
+{
+  memset(out, 0, sizeof *out);
+  struct pg_params p = {0};
+  pgp_text(&p, job_id);
+  return query_one(pg, "SELECT " PG_LEDGER_COLS " FROM ledger WHERE job_id = $1", &p, out,
+                   "ledger get");
+}
+
+int nrd_pg_ledger_count_by_state(struct nrd_pg *pg, int64_t counts[NRD_ROW_STATE_COUNT])
+{
+  memset(counts, 0, sizeof(int64_t) * NRD_ROW_STATE_COUNT);
+  int rc;
+  PGresult *r = pg_exec(pg, "SELECT state, count(*) FROM ledger GROUP BY state", NULL, &rc,
+                        "ledger count");
+  if (!r)
+    return rc;
+  for (int i = 0; i < PQntuples(r) && rc == NRD_OK; i++) {
+    enum nrd_row_state state;
+    if (!nrd_row_state_parse(PQgetvalue(r, i, 0), &state)) {
+      LOG_ERROR("store: ledger row with unknown state");
+      rc = NRD_ERR;
+    } else {
+      counts[state] = pg_col_i64(r, i, 1);
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* ---- claims ---- */
+
+/* The claim's UPDATE of the rows the CTE c locked: $1 owner, $2 lease_ms,
+ * $3 run, $4 now. */
+#define CLAIM_UPDATE                                                                       \
+  " UPDATE ledger l SET owner = $1, lease_until_ms = nrd_now_ms() + $2::bigint, run_id = $3," \
+  " attempts = l.attempts + 1, updated_ms = $4 FROM c WHERE l.job_id = c.job_id"            \
+  " RETURNING l.job_id, l.job_type, l.instance_id, l.instance_name, l.state, l.new_name,"   \
+  " l.name_ms, l.new_instance_id, l.delete_sent, l.create_sent, l.adopted, l.attempts,"     \
+  " l.last_error, l.owner, l.lease_until_ms, l.run_id, l.created_ms, l.updated_ms"
+
+static void claim_params(struct pg_params *p, const char *owner, int64_t lease_ms,
+                         const char *run_id, int64_t now_ms)
+{
+  pgp_text(p, owner);
+  pgp_i64(p, lease_ms);
+  pgp_text(p, run_id);
+  pgp_i64(p, now_ms);
+}
+
+int nrd_pg_ledger_claim(struct nrd_pg *pg, const char *job_id, const char *owner,
+                        const char *run_id, int64_t now_ms, int64_t lease_ms,
+                        struct nrd_ledger_row *out)
+{
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (!owner || !*owner)
+    return NRD_ERR;
+  struct pg_params p = {0};
+  claim_params(&p, owner, lease_ms, run_id, now_ms);
+  pgp_text(&p, job_id);
+  return query_one(pg,
+                   "WITH c AS (SELECT job_id FROM ledger WHERE job_id = $5"
+                   " AND state IN (" PG_OPEN_STATES ")"
+                   " AND (owner IS NULL OR owner = $1 OR lease_until_ms < nrd_now_ms())"
+                   " FOR UPDATE SKIP LOCKED)" CLAIM_UPDATE,
+                   &p, out, "ledger claim");
+}
+
+int nrd_pg_ledger_claim_next(struct nrd_pg *pg, const char *owner, const char *run_id,
+                             int64_t now_ms, int64_t lease_ms, struct nrd_ledger_row *out)
+{
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (!owner || !*owner)
+    return NRD_ERR;
+  struct pg_params p = {0};
+  claim_params(&p, owner, lease_ms, run_id, now_ms);
+  return query_one(pg,
+                   "WITH c AS (SELECT job_id FROM ledger WHERE state IN (" PG_OPEN_STATES ")"
+                   " AND (owner IS NULL OR lease_until_ms < nrd_now_ms())"
+                   " ORDER BY created_ms, job_id LIMIT 1 FOR UPDATE SKIP LOCKED)" CLAIM_UPDATE,
+                   &p, out, "ledger claim next");
+}
+
+int nrd_pg_ledger_renew(struct nrd_pg *pg, const char *job_id, const char *owner,
+                        int64_t lease_until_ms)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, job_id);
+  pgp_text(&p, owner);
+  pgp_i64(&p, lease_until_ms - nrd_now_ms());
+  return pg_write(pg,
+                  "UPDATE ledger SET lease_until_ms = nrd_now_ms() + $3::bigint"
+                  " WHERE job_id = $1 AND owner = $2",
+                  &p, "ledger renew", NULL);
+}
+
+int nrd_pg_ledger_release(struct nrd_pg *pg, const char *job_id, const char *owner)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, job_id);
+  pgp_text(&p, owner);
+  return pg_write(pg,
+                  "UPDATE ledger SET owner = NULL, lease_until_ms = 0"
+                  " WHERE job_id = $1 AND owner = $2",
+                  &p, "ledger release", NULL);
+}
+
+/* ---- update by the owner ---- */
+
+struct update_ctx {
+  const char *job_id, *owner;
+  const struct nrd_ledger_update *u;
+  int64_t now_ms;
+};
+
+static int update_fn(struct nrd_pg *pg, void *arg)
+{
+  const struct update_ctx *ctx = arg;
+  const struct nrd_ledger_update *u = ctx->u;
+  struct pg_params p = {0};
+  pgp_text(&p, nrd_row_state_name(u->state));
+  pgp_text_opt(&p, u->new_instance_id);
+  pgp_text(&p, u->last_error);
+  pgp_bool(&p, u->set_delete_sent);
+  pgp_bool(&p, u->set_create_sent);
+  pgp_bool(&p, u->set_adopted);
+  pgp_bool(&p, u->release);
+  pgp_i64(&p, ctx->now_ms);
+  pgp_text(&p, ctx->job_id);
+  pgp_text(&p, ctx->owner);
+  int rc = pg_write(pg,
+                    "UPDATE ledger SET state = $1,"
+                    " new_instance_id = coalesce($2, new_instance_id),"
+                    " last_error = CASE WHEN $3::text IS NULL THEN last_error"
+                    " WHEN $3 = '' THEN NULL ELSE $3 END,"
+                    " delete_sent = delete_sent OR $4::boolean,"
+                    " create_sent = create_sent OR $5::boolean,"
+                    " adopted = adopted OR $6::boolean,"
+                    " owner = CASE WHEN $7::boolean THEN NULL ELSE owner END,"
+                    " lease_until_ms = CASE WHEN $7::boolean THEN 0 ELSE lease_until_ms END,"
+                    " updated_ms = $8 WHERE job_id = $9 AND owner = $10",
+                    &p, "ledger update", NULL);
+  if (rc != NRD_OK || !u->event)
+    return rc;
+  rc = pg_event_insert(pg, u->event);
+  /* An event already in the outbox (same id) is not a failure: at least once. */
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
+int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owner,
+                         const struct nrd_ledger_update *u, int64_t now_ms)
+{
+  if (!owner || !*owner || (unsigned)u->state >= NRD_ROW_STATE_COUNT)
+    return NRD_ERR;
+  struct update_ctx ctx = { .job_id = job_id, .owner = owner, .u = u, .now_ms = now_ms };
+  return pg_tx(pg, update_fn, &ctx);
+}
+
+/* ---- operator control ---- */
+
+int nrd_pg_ledger_retry(struct nrd_pg *pg, const char *job_id, int64_t now_ms)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, job_id);
+  pgp_i64(&p, now_ms);
+  return pg_write(pg,
+                  "UPDATE ledger SET state = 'pending', owner = NULL, lease_until_ms = 0,"
+                  " updated_ms = $2 WHERE job_id = $1 AND state = 'failed'",
+                  &p, "ledger retry", NULL);
+}
+
+int nrd_pg_ledger_abandon(struct nrd_pg *pg, const char *job_id, const char *reason,
+                          int64_t now_ms)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, job_id);
+  pgp_text(&p, reason);
+  pgp_i64(&p, now_ms);
+  return pg_write(pg,
+                  "UPDATE ledger SET state = 'abandoned', last_error = $2, owner = NULL,"
+                  " lease_until_ms = 0, updated_ms = $3"
+                  " WHERE job_id = $1 AND state IN (" PG_OPEN_STATES ", 'failed')",
+                  &p, "ledger abandon", NULL);
+}

@@ -1,0 +1,142 @@
+/* The webhook outbox on PostgreSQL: events written beside the state change
+ * that caused them, delivered in seq order by one sender at a time. */
+
+#include "pg_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/util.h"
+
+/* Columns in PG_EVENT_COLS order. */
+static void read_event(const PGresult *r, int i, struct nrd_event *out)
+{
+  memset(out, 0, sizeof *out);
+  out->id = pg_col_text(r, i, 0);
+  out->type = pg_col_text(r, i, 1);
+  out->body_json = pg_col_text(r, i, 2);
+  out->created_ms = pg_col_i64(r, i, 3);
+  out->state = pg_col_text(r, i, 4);
+  out->attempts = (int)pg_col_i64(r, i, 5);
+  out->next_attempt_ms = pg_col_i64(r, i, 6);
+  out->last_error = pg_col_text(r, i, 7);
+  out->seq = pg_col_i64(r, i, 8);
+}
+
+int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, e->id);
+  pgp_text(&p, e->type);
+  pgp_text(&p, e->body_json);
+  pgp_i64(&p, e->created_ms);
+  pgp_text_opt(&p, e->state);
+  pgp_i64(&p, e->attempts);
+  pgp_i64(&p, e->next_attempt_ms);
+  pgp_text(&p, e->last_error);
+  return pg_write(pg,
+                  "INSERT INTO events (id, type, body_json, created_ms, state, attempts,"
+                  " next_attempt_ms, last_error) VALUES ($1, $2, $3, $4,"
+                  " coalesce($5, 'pending'), $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                  &p, "event insert", NULL);
+}
+
+int nrd_pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
+{
+  return pg_event_insert(pg, e);
+}
+
+int nrd_pg_event_next(struct nrd_pg *pg, struct nrd_event *out)
+{
+  memset(out, 0, sizeof *out);
+  struct pg_params p = {0};
+  pgp_text(&p, pg->identity);
+  pgp_i64(&p, pg->outbox_lease_ms);
+  /* The head of the queue only (FOR UPDATE without SKIP LOCKED: skipping
+   * it would send the next one first), and only when no other sender holds
+   * it. */
+  int rc;
+  PGresult *r = pg_exec(pg,
+                        "WITH head AS (SELECT seq FROM events WHERE state = 'pending'"
+                        " ORDER BY seq LIMIT 1 FOR UPDATE)"
+                        " UPDATE events e SET claimed_by = $1,"
+                        " claim_until_ms = nrd_now_ms() + $2::bigint FROM head"
+                        " WHERE e.seq = head.seq AND (e.claimed_by IS NULL OR e.claimed_by = $1"
+                        " OR e.claim_until_ms < nrd_now_ms())"
+                        " RETURNING e.id, e.type, e.body_json, e.created_ms, e.state,"
+                        " e.attempts, e.next_attempt_ms, e.last_error, e.seq",
+                        &p, &rc, "event next");
+  if (!r)
+    return rc;
+  rc = PQntuples(r) == 1 ? NRD_OK : NRD_NONE;
+  if (rc == NRD_OK)
+    read_event(r, 0, out);
+  PQclear(r);
+  return rc;
+}
+
+int nrd_pg_event_mark(struct nrd_pg *pg, const char *id, const char *state, int attempts,
+                      int64_t next_attempt_ms, const char *last_error)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, id);
+  pgp_text(&p, state);
+  pgp_i64(&p, attempts);
+  pgp_i64(&p, next_attempt_ms);
+  pgp_text(&p, last_error);
+  pgp_text(&p, pg->identity);
+  return pg_write(pg,
+                  "UPDATE events SET state = $2, attempts = $3, next_attempt_ms = $4,"
+                  " last_error = $5, claimed_by = NULL, claim_until_ms = 0 WHERE id = $1"
+                  " AND (claimed_by IS NULL OR claimed_by = $6 OR claim_until_ms < nrd_now_ms())",
+                  &p, "event mark", NULL);
+}
+
+int nrd_pg_event_list(struct nrd_pg *pg, const char *since_id, size_t limit,
+                      struct nrd_event **out, size_t *n)
+{
+  *out = NULL;
+  *n = 0;
+  struct pg_params p = {0};
+  pgp_text(&p, since_id);
+  pgp_i64(&p, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
+  int rc;
+  PGresult *r = pg_exec(pg,
+                        "SELECT " PG_EVENT_COLS " FROM events"
+                        " WHERE seq > coalesce((SELECT seq FROM events WHERE id = $1), 0)"
+                        " ORDER BY seq LIMIT $2",
+                        &p, &rc, "event list");
+  if (!r)
+    return rc;
+  int count = PQntuples(r);
+  struct nrd_event *arr = count ? nrd_xcalloc((size_t)count, sizeof *arr) : NULL;
+  for (int i = 0; i < count; i++)
+    read_event(r, i, &arr[i]);
+  PQclear(r);
+  *out = arr;
+  *n = (size_t)count;
+  return NRD_OK;
+}
+
+int nrd_pg_event_count_by_state(struct nrd_pg *pg, int64_t *pending, int64_t *delivered,
+                                int64_t *dead)
+{
+  *pending = *delivered = *dead = 0;
+  int rc;
+  PGresult *r = pg_exec(pg, "SELECT state, count(*) FROM events GROUP BY state", NULL, &rc,
+                        "event count");
+  if (!r)
+    return rc;
+  for (int i = 0; i < PQntuples(r); i++) {
+    const char *state = PQgetvalue(r, i, 0);
+    int64_t c = pg_col_i64(r, i, 1);
+    if (strcmp(state, "pending") == 0)
+      *pending = c;
+    else if (strcmp(state, "delivered") == 0)
+      *delivered = c;
+    else if (strcmp(state, "dead") == 0)
+      *dead = c;
+  }
+  PQclear(r);
+  return NRD_OK;
+}

@@ -1,0 +1,85 @@
+#ifndef NRD_PG_INTERNAL_H
+#define NRD_PG_INTERNAL_H
+
+/* Shared by the files of src/store/pg only: the connection, parameters,
+ * the query and transaction runners. Nothing outside sees libpq-fe.h. */
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nrd/migrations.h"
+#include "nrd/store_pg.h"
+
+/* Embedded from migrations/pg/ by cmake/embed_migrations.cmake. */
+extern const struct nrd_migration nrd_pg_migrations[];
+extern const unsigned nrd_pg_migrations_count;
+
+/* The first key of our advisory locks (two-key form): leadership names and
+ * the migrations lock, apart from any other application's. */
+#define PG_LOCK_LEADER 0x4e5244   /* "NRD" */
+#define PG_LOCK_MIGRATE 0x4e5245
+#define PG_LEADERS_MAX 8
+#define PG_IDENTITY_MAX 64
+
+struct nrd_pg {
+  PGconn *conn;
+  char identity[PG_IDENTITY_MAX];
+  int64_t outbox_lease_ms;
+  bool in_tx;
+  char *leaders[PG_LEADERS_MAX];  /* leadership names held by this session */
+};
+
+/* Parameters of one query, as text (libpq's text format). */
+#define PG_PARAMS_MAX 24
+struct pg_params {
+  int n;
+  const char *v[PG_PARAMS_MAX];
+  char num[PG_PARAMS_MAX][24];
+};
+void pgp_text(struct pg_params *p, const char *v);      /* NULL: SQL NULL */
+void pgp_text_opt(struct pg_params *p, const char *v);  /* NULL or "": SQL NULL */
+void pgp_i64(struct pg_params *p, int64_t v);
+void pgp_bool(struct pg_params *p, bool v);
+
+/* Runs sql with p (may be NULL). *rc gets NRD_OK with the result (caller
+ * PQclear's it), or NRD_BUSY / NRD_ERR (logged with what) and NULL. A lost
+ * connection is reset first when no transaction is open. */
+PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p, int *rc,
+                  const char *what);
+/* The same with n parameters in values (a query with more than PG_PARAMS_MAX). */
+PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *const *values,
+                         int *rc, const char *what);
+/* A write: NRD_OK when it changed rows, NRD_NONE when none; changes may be NULL. */
+int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+             int64_t *changes);
+
+/* Runs fn between BEGIN and COMMIT. fn returns NRD_OK or NRD_NONE
+ * (committed), NRD_BUSY (rolled back and run again, a bounded number of
+ * times) or NRD_ERR (rolled back). A COMMIT that fails (the connection
+ * lost: its outcome unknown) is not run again: NRD_BUSY. */
+typedef int (*pg_tx_fn)(struct nrd_pg *pg, void *arg);
+int pg_tx(struct nrd_pg *pg, pg_tx_fn fn, void *arg);
+
+/* Column readers: a heap copy or NULL for SQL NULL; integers; booleans. */
+char *pg_col_text(const PGresult *r, int row, int col);
+int64_t pg_col_i64(const PGresult *r, int row, int col);
+bool pg_col_bool(const PGresult *r, int row, int col);
+
+int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen);
+/* Inserts an event inside the caller's transaction; NRD_NONE when its id exists. */
+int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);
+/* Forgets the leadership names (the session that held them is gone). */
+void pg_leaders_forget(struct nrd_pg *pg);
+
+/* The open states, also the partial index ledger_open_order's WHERE. */
+#define PG_OPEN_STATES "'pending', 'deleting', 'deleted', 'creating'"
+#define PG_LEDGER_COLS                                                                     \
+  "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
+  " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id,"  \
+  " created_ms, updated_ms"
+#define PG_EVENT_COLS \
+  "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"
+
+#endif

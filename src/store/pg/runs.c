@@ -1,0 +1,165 @@
+/* Runs, brakes and retention on PostgreSQL. */
+
+#include "pg_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/util.h"
+
+int nrd_pg_run_insert(struct nrd_pg *pg, const char *run_id, const char *trigger, bool dry_run,
+                      int64_t started_ms)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, run_id);
+  pgp_text(&p, trigger);
+  pgp_bool(&p, dry_run);
+  pgp_i64(&p, started_ms);
+  pgp_text(&p, pg->identity);
+  return pg_write(pg,
+                  "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms, holder)"
+                  " VALUES ($1, $2, $3, 'running', $4, $5)",
+                  &p, "run insert", NULL);
+}
+
+int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
+                      const char *report_json, int64_t finished_ms)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, run_id);
+  pgp_text(&p, state);
+  pgp_text(&p, report_json);
+  pgp_i64(&p, finished_ms);
+  return pg_write(pg,
+                  "UPDATE runs SET state = $2, report_json = $3, finished_ms = $4"
+                  " WHERE run_id = $1",
+                  &p, "run finish", NULL);
+}
+
+int nrd_pg_run_get(struct nrd_pg *pg, const char *run_id, struct nrd_run_record *out)
+{
+  memset(out, 0, sizeof *out);
+  struct pg_params p = {0};
+  pgp_text(&p, run_id);
+  int rc;
+  PGresult *r = pg_exec(pg,
+                        "SELECT run_id, trigger, state, dry_run, started_ms,"
+                        " coalesce(finished_ms, 0), report_json FROM runs WHERE run_id = $1",
+                        &p, &rc, "run get");
+  if (!r)
+    return rc;
+  rc = PQntuples(r) == 1 ? NRD_OK : NRD_NONE;
+  if (rc == NRD_OK) {
+    out->run_id = pg_col_text(r, 0, 0);
+    out->trigger = pg_col_text(r, 0, 1);
+    out->state = pg_col_text(r, 0, 2);
+    out->dry_run = pg_col_bool(r, 0, 3);
+    out->started_ms = pg_col_i64(r, 0, 4);
+    out->finished_ms = pg_col_i64(r, 0, 5);
+    out->report_json = pg_col_text(r, 0, 6);
+  }
+  PQclear(r);
+  return rc;
+}
+
+int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
+{
+  struct pg_params p = {0};
+  pgp_i64(&p, now_ms);
+  int rc = pg_write(pg,
+                    "UPDATE runs SET state = 'failed', finished_ms = $1 WHERE state = 'running'"
+                    " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
+                    " WHERE a.application_name = runs.holder)",
+                    &p, "run fail stale", NULL);
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
+/* ---- brakes ---- */
+
+int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out)
+{
+  memset(out, 0, sizeof *out);
+  struct pg_params p = {0};
+  pgp_text(&p, name);
+  int rc;
+  PGresult *r = pg_exec(pg,
+                        "SELECT reason, message, job_id, until_ms, set_ms FROM brakes"
+                        " WHERE name = $1",
+                        &p, &rc, "brake get");
+  if (!r)
+    return rc;
+  rc = PQntuples(r) == 1 ? NRD_OK : NRD_NONE;
+  if (rc == NRD_OK) {
+    out->reason = pg_col_text(r, 0, 0);
+    out->message = pg_col_text(r, 0, 1);
+    out->job_id = pg_col_text(r, 0, 2);
+    out->until_ms = pg_col_i64(r, 0, 3);
+    out->set_ms = pg_col_i64(r, 0, 4);
+  }
+  PQclear(r);
+  return rc;
+}
+
+int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake *b,
+                     int64_t now_ms)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, name);
+  pgp_text(&p, b->reason);
+  pgp_text(&p, b->message);
+  pgp_text(&p, b->job_id);
+  pgp_i64(&p, b->until_ms);
+  pgp_i64(&p, now_ms);
+  int rc = pg_write(pg,
+                    "INSERT INTO brakes (name, reason, message, job_id, until_ms, set_ms)"
+                    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET"
+                    " reason = excluded.reason, message = excluded.message,"
+                    " job_id = excluded.job_id, until_ms = excluded.until_ms,"
+                    " set_ms = excluded.set_ms",
+                    &p, "brake set", NULL);
+  return rc == NRD_NONE ? NRD_ERR : rc;
+}
+
+int nrd_pg_brake_clear(struct nrd_pg *pg, const char *name)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, name);
+  int rc = pg_write(pg, "DELETE FROM brakes WHERE name = $1", &p, "brake clear", NULL);
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
+/* ---- retention ---- */
+
+struct prune_ctx {
+  int64_t cutoff_ms, deleted;
+};
+
+static int prune_fn(struct nrd_pg *pg, void *arg)
+{
+  struct prune_ctx *ctx = arg;
+  static const char *const sql[] = {
+    "DELETE FROM runs WHERE state <> 'running' AND finished_ms < $1",
+    "DELETE FROM ledger WHERE state IN ('created', 'abandoned') AND updated_ms < $1",
+    "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < $1",
+  };
+  ctx->deleted = 0;
+  for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+    struct pg_params p = {0};
+    pgp_i64(&p, ctx->cutoff_ms);
+    int64_t n = 0;
+    int rc = pg_write(pg, sql[i], &p, "prune", &n);
+    if (rc != NRD_OK && rc != NRD_NONE)
+      return rc;
+    ctx->deleted += n;
+  }
+  return NRD_OK;
+}
+
+int nrd_pg_prune(struct nrd_pg *pg, int64_t cutoff_ms, int64_t *deleted)
+{
+  struct prune_ctx ctx = { .cutoff_ms = cutoff_ms };
+  int rc = pg_tx(pg, prune_fn, &ctx);
+  if (deleted)
+    *deleted = rc == NRD_OK ? ctx.deleted : 0;
+  return rc;
+}

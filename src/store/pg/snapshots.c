@@ -1,0 +1,361 @@
+/* Instance snapshots on PostgreSQL: the settled-status upsert and the read
+ * back, as src/store/snapshots.c does for SQLite (its list helpers are
+ * repeated here until both backends share them). */
+
+#include "pg_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrd/json.h"
+#include "nrd/log.h"
+#include "nrd/util.h"
+/* ---- lists as JSON text ---- */
+
+/* Appends "key":"value" (with a leading comma unless first); NULL is left out. */
+static void put_field(struct nrd_buf *b, bool *first, const char *key, const char *value)
+{
+  if (!value)
+    return;
+  if (!*first)
+    nrd_buf_append(b, ",", 1);
+  *first = false;
+  nrd_buf_json_str(b, key);
+  nrd_buf_append(b, ":", 1);
+  nrd_buf_json_str(b, value);
+}
+
+/* The lists as JSON text written into b (reset here); the text, borrowed
+ * from b, or NULL when the list was not present. */
+static const char *ports_json(const struct nrd_instance *in, struct nrd_buf *b)
+{
+  if (!in->ports_present)
+    return NULL;
+  nrd_buf_reset(b);
+  nrd_buf_append(b, "[", 1);
+  for (size_t i = 0; i < in->n_ports; i++) {
+    bool first = true;
+    nrd_buf_puts(b, i ? ",{" : "{");
+    put_field(b, &first, "port", in->ports[i].port);
+    put_field(b, &first, "type", in->ports[i].type);
+    nrd_buf_append(b, "}", 1);
+  }
+  nrd_buf_append(b, "]", 1);
+  return b->data;
+}
+
+static const char *envs_json(const struct nrd_instance *in, struct nrd_buf *b)
+{
+  if (!in->envs_present)
+    return NULL;
+  nrd_buf_reset(b);
+  nrd_buf_append(b, "[", 1);
+  for (size_t i = 0; i < in->n_envs; i++) {
+    bool first = true;
+    nrd_buf_puts(b, i ? ",{" : "{");
+    put_field(b, &first, "key", in->envs[i].key);
+    put_field(b, &first, "value", in->envs[i].value);
+    nrd_buf_append(b, "}", 1);
+  }
+  nrd_buf_append(b, "]", 1);
+  return b->data;
+}
+
+static const char *mounts_json(const struct nrd_instance *in, struct nrd_buf *b)
+{
+  if (!in->mounts_present)
+    return NULL;
+  nrd_buf_reset(b);
+  nrd_buf_append(b, "[", 1);
+  for (size_t i = 0; i < in->n_mounts; i++) {
+    bool first = true;
+    nrd_buf_puts(b, i ? ",{" : "{");
+    put_field(b, &first, "type", in->mounts[i].type);
+    put_field(b, &first, "id", in->mounts[i].id);
+    put_field(b, &first, "mountPath", in->mounts[i].mount_path);
+    nrd_buf_append(b, "}", 1);
+  }
+  nrd_buf_append(b, "]", 1);
+  return b->data;
+}
+
+/* Parses a stored list column: an array of objects. n gets its size. NULL
+ * (with n 0) for a column that is not a JSON array: a broken database. */
+static cJSON *parse_list(const char *text, size_t *n)
+{
+  *n = 0;
+  cJSON *arr = nrd_json_parse(text, strlen(text));
+  if (!cJSON_IsArray(arr)) {
+    cJSON_Delete(arr);
+    return NULL;
+  }
+  *n = (size_t)cJSON_GetArraySize(arr);
+  return arr;
+}
+
+static bool read_ports(const char *text, struct nrd_instance *out)
+{
+  size_t n;
+  cJSON *arr = parse_list(text, &n);
+  if (!arr)
+    return false;
+  out->ports_present = true;
+  out->ports = n ? nrd_xcalloc(n, sizeof *out->ports) : NULL;
+  out->n_ports = n;
+  size_t i = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach(item, arr) {
+    out->ports[i].port = nrd_xstrdup(nrd_json_str(item, "port"));
+    out->ports[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
+    i++;
+  }
+  cJSON_Delete(arr);
+  return true;
+}
+
+static bool read_envs(const char *text, struct nrd_instance *out)
+{
+  size_t n;
+  cJSON *arr = parse_list(text, &n);
+  if (!arr)
+    return false;
+  out->envs_present = true;
+  out->envs = n ? nrd_xcalloc(n, sizeof *out->envs) : NULL;
+  out->n_envs = n;
+  size_t i = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach(item, arr) {
+    out->envs[i].key = nrd_xstrdup(nrd_json_str(item, "key"));
+    out->envs[i].value = nrd_xstrdup(nrd_json_str(item, "value"));
+    i++;
+  }
+  cJSON_Delete(arr);
+  return true;
+}
+
+static bool read_mounts(const char *text, struct nrd_instance *out)
+{
+  size_t n;
+  cJSON *arr = parse_list(text, &n);
+  if (!arr)
+    return false;
+  out->mounts_present = true;
+  out->mounts = n ? nrd_xcalloc(n, sizeof *out->mounts) : NULL;
+  out->n_mounts = n;
+  size_t i = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach(item, arr) {
+    out->mounts[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
+    out->mounts[i].id = nrd_xstrdup(nrd_json_str(item, "id"));
+    out->mounts[i].mount_path = nrd_xstrdup(nrd_json_str(item, "mountPath"));
+    i++;
+  }
+  cJSON_Delete(arr);
+  return true;
+}
+
+/* ---- upsert ---- */
+
+/* Config columns follow the settled rule: refreshed only when $22 (settled),
+ * and never from an absent (NULL) value. */
+#define SETTLED(col) \
+  #col " = CASE WHEN $22::boolean THEN coalesce(excluded." #col ", s." #col ") ELSE s." #col " END"
+static const char sql_upsert[] =
+  "INSERT INTO snapshots AS s (instance_id, name, status, cluster_id, cluster_name, product_id,"
+  " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"
+  " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
+  " last_seen_ms, seen_run, config_updated_ms)"
+  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+  " $19, $20, $20, $21, $20)"
+  " ON CONFLICT (instance_id) DO UPDATE SET"
+  " status = coalesce(excluded.status, s.status),"
+  " last_seen_ms = excluded.last_seen_ms,"
+  " seen_run = excluded.seen_run, "
+  SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", "
+  SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(image_url) ", "
+  SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
+  SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
+  SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
+  SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
+  " config_updated_ms = CASE WHEN $22::boolean THEN excluded.config_updated_ms"
+  " ELSE s.config_updated_ms END";
+#undef SETTLED
+
+struct upsert_ctx {
+  nrd_snapshot_run_fn next;
+  void *ud;
+  bool pulled;   /* a run was taken: the transaction cannot be run again */
+  bool dropped;  /* the caller dropped the page: rolled back */
+  const char *run_id;
+  int64_t now_ms;
+  struct nrd_buf ports, envs, mounts;
+};
+
+static int upsert_one(struct nrd_pg *pg, struct upsert_ctx *ctx, const struct nrd_instance *in)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, in->id);
+  const char *opt[] = {
+    in->name, in->status, in->cluster_id, in->cluster_name, in->product_id, in->product_name,
+    in->image_url, in->image_auth_id, in->command, in->gpu_num, in->rootfs_size, in->kind,
+    in->billing_mode,
+  };
+  for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
+    pgp_text_opt(&p, opt[i]);
+  pgp_text(&p, ports_json(in, &ctx->ports));
+  pgp_text(&p, envs_json(in, &ctx->envs));
+  pgp_text(&p, mounts_json(in, &ctx->mounts));
+  pgp_text_opt(&p, in->raw_json);
+  if (in->created_at > 0)
+    pgp_i64(&p, in->created_at);
+  else
+    pgp_text(&p, NULL);
+  pgp_i64(&p, ctx->now_ms);
+  pgp_text(&p, ctx->run_id);
+  pgp_bool(&p, nrd_status_is_settled(in->status));
+  int rc = pg_write(pg, sql_upsert, &p, "snapshot upsert", NULL);
+  return rc == NRD_NONE ? NRD_ERR : rc;
+}
+
+static int upsert_fn(struct nrd_pg *pg, void *arg)
+{
+  struct upsert_ctx *ctx = arg;
+  for (;;) {
+    const struct nrd_instance *items = NULL;
+    size_t n = 0;
+    int more = ctx->next(ctx->ud, &items, &n);
+    if (more == 0)
+      return NRD_OK;
+    ctx->pulled = true;
+    if (more < 0) {
+      ctx->dropped = true;
+      return NRD_ERR;  /* rolled back */
+    }
+    for (size_t i = 0; i < n; i++) {
+      const struct nrd_instance *in = &items[i];
+      if (!in->id || !*in->id) {
+        LOG_WARN("store: instance without id not snapshotted");
+        continue;
+      }
+      int rc = upsert_one(pg, ctx, in);
+      if (rc != NRD_OK)
+        return rc == NRD_BUSY ? NRD_ERR : rc;  /* the runs taken cannot be taken again */
+    }
+  }
+}
+
+int nrd_pg_snapshots_upsert_runs(struct nrd_pg *pg, nrd_snapshot_run_fn next, void *ud,
+                                 const char *run_id, int64_t now_ms)
+{
+  struct upsert_ctx ctx = { .next = next, .ud = ud, .run_id = run_id, .now_ms = now_ms };
+  nrd_buf_init(&ctx.ports);
+  nrd_buf_init(&ctx.envs);
+  nrd_buf_init(&ctx.mounts);
+  int rc = pg_tx(pg, upsert_fn, &ctx);
+  nrd_buf_cleanup(&ctx.ports);
+  nrd_buf_cleanup(&ctx.envs);
+  nrd_buf_cleanup(&ctx.mounts);
+  if (ctx.dropped)
+    return NRD_NONE;
+  if (rc == NRD_BUSY && ctx.pulled)
+    rc = NRD_ERR;
+  return rc;
+}
+
+/* The one run of nrd_pg_snapshots_upsert. */
+struct one_run {
+  const struct nrd_instance *items;
+  size_t n;
+  bool taken;
+};
+
+static int one_run_next(void *ud, const struct nrd_instance **items, size_t *n)
+{
+  struct one_run *r = ud;
+  if (r->taken)
+    return 0;
+  r->taken = true;
+  *items = r->items;
+  *n = r->n;
+  return 1;
+}
+
+int nrd_pg_snapshots_upsert(struct nrd_pg *pg, const struct nrd_instance *items, size_t n,
+                            const char *run_id, int64_t now_ms)
+{
+  struct one_run r = { .items = items, .n = n };
+  if (n == 0)
+    return NRD_OK;
+  return nrd_pg_snapshots_upsert_runs(pg, one_run_next, &r, run_id, now_ms);
+}
+
+/* ---- reads ---- */
+
+enum {
+  COL_ID, COL_NAME, COL_STATUS, COL_CLUSTER_ID, COL_CLUSTER_NAME, COL_PRODUCT_ID,
+  COL_PRODUCT_NAME, COL_IMAGE_URL, COL_IMAGE_AUTH_ID, COL_COMMAND, COL_GPU_NUM,
+  COL_ROOTFS_SIZE, COL_KIND, COL_BILLING_MODE, COL_PORTS, COL_ENVS, COL_MOUNTS, COL_RAW,
+  COL_CREATED_AT
+};
+
+static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
+{
+  char **text[] = {
+    [COL_ID] = &out->id, [COL_NAME] = &out->name, [COL_STATUS] = &out->status,
+    [COL_CLUSTER_ID] = &out->cluster_id, [COL_CLUSTER_NAME] = &out->cluster_name,
+    [COL_PRODUCT_ID] = &out->product_id, [COL_PRODUCT_NAME] = &out->product_name,
+    [COL_IMAGE_URL] = &out->image_url, [COL_IMAGE_AUTH_ID] = &out->image_auth_id,
+    [COL_COMMAND] = &out->command, [COL_GPU_NUM] = &out->gpu_num,
+    [COL_ROOTFS_SIZE] = &out->rootfs_size, [COL_KIND] = &out->kind,
+    [COL_BILLING_MODE] = &out->billing_mode,
+  };
+  for (int c = COL_ID; c <= COL_BILLING_MODE; c++)
+    *text[c] = pg_col_text(r, 0, c);
+  out->raw_json = pg_col_text(r, 0, COL_RAW);
+  out->created_at = pg_col_i64(r, 0, COL_CREATED_AT);
+  const char *ports = PQgetisnull(r, 0, COL_PORTS) ? NULL : PQgetvalue(r, 0, COL_PORTS);
+  const char *envs = PQgetisnull(r, 0, COL_ENVS) ? NULL : PQgetvalue(r, 0, COL_ENVS);
+  const char *mounts = PQgetisnull(r, 0, COL_MOUNTS) ? NULL : PQgetvalue(r, 0, COL_MOUNTS);
+  return (!ports || read_ports(ports, out)) && (!envs || read_envs(envs, out)) &&
+         (!mounts || read_mounts(mounts, out));
+}
+
+int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_instance *out)
+{
+  memset(out, 0, sizeof *out);
+  struct pg_params p = {0};
+  pgp_text(&p, instance_id);
+  int rc;
+  PGresult *r = pg_exec(pg,
+                        "SELECT instance_id, name, status, cluster_id, cluster_name, product_id,"
+                        " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size,"
+                        " kind, billing_mode, ports_json, envs_json, mounts_json, raw_json,"
+                        " novita_created_at FROM snapshots WHERE instance_id = $1",
+                        &p, &rc, "snapshot get");
+  if (!r)
+    return rc;
+  if (PQntuples(r) != 1) {
+    rc = NRD_NONE;
+  } else if (!read_snapshot(r, out)) {
+    LOG_ERROR("store: snapshot has a broken list column", "instanceId", instance_id);
+    nrd_instance_cleanup(out);
+    rc = NRD_ERR;
+  }
+  PQclear(r);
+  return rc;
+}
+
+int nrd_pg_snapshot_seen_since(struct nrd_pg *pg, const char *instance_id, int64_t since_ms)
+{
+  struct pg_params p = {0};
+  pgp_text(&p, instance_id);
+  pgp_i64(&p, since_ms);
+  int rc;
+  PGresult *r = pg_exec(pg, "SELECT 1 FROM snapshots WHERE instance_id = $1 AND last_seen_ms >= $2",
+                        &p, &rc, "snapshot seen");
+  if (!r)
+    return rc;
+  rc = PQntuples(r) > 0 ? NRD_OK : NRD_NONE;
+  PQclear(r);
+  return rc;
+}
