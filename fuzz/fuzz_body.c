@@ -12,6 +12,17 @@
 #include "http_internal.h"
 #include "nrd/json.h"
 
+/* An accepted body has one meaning: no member repeated at any depth. */
+static void check_no_repeats(const cJSON *node)
+{
+  for (const cJSON *a = node ? node->child : NULL; a; a = a->next) {
+    if (cJSON_IsObject(node))
+      for (const cJSON *b = a->next; b; b = b->next)
+        FUZZ_CHECK(strcmp(a->string, b->string) != 0, "accepted a repeated member %s", a->string);
+    check_no_repeats(a);
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The tables of check-failed and of the abandon route. */
@@ -77,7 +88,7 @@ static void check_fields(const cJSON *obj, const struct http_field *fields, size
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   static const char *const parse_codes[] = { "UNSUPPORTED_MEDIA_TYPE", "INVALID_JSON",
-                                             "INVALID_BODY", NULL };
+                                             "INVALID_BODY", "DUPLICATE_FIELD", NULL };
   const char *nl = memchr(data, '\n', size);
   char *ctype = NULL;
   const char *body = (const char *)data;
@@ -104,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(len > 0 || json == NULL, "an empty body gave an object");
     FUZZ_CHECK(len == 0 || cJSON_IsObject(json), "accepted a non-object");
     FUZZ_CHECK(len == 0 || http_content_type_ok(ctype), "accepted a bad media type");
+    check_no_repeats(json);
     check_fields(json, check_failed_fields,
                  sizeof check_failed_fields / sizeof check_failed_fields[0]);
     check_fields(json, abandon_fields, sizeof abandon_fields / sizeof abandon_fields[0]);
