@@ -20,7 +20,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define NV_MS_THRESHOLD 100000000000LL  /* as the decoders: ms above this */
+#define NV_MS_THRESHOLD 100000000000LL /* as the decoders: ms above this */
 
 /* ---- the reference: slow and obvious ---- */
 
@@ -129,13 +129,12 @@ static void ref_instance(const cJSON *o, struct nrd_instance *in)
     in->network_id = nrd_json_scalar_text(net, "id");
   if (nrd_json_i64(o, "createdAt", &v) && v >= 0)
     in->created_at = v > NV_MS_THRESHOLD ? v / 1000 : v;
-  in->ports = ref_list(o, "portMappings", sizeof *in->ports, &in->ports_present, &in->n_ports,
-                       fill_port);
+  in->ports =
+      ref_list(o, "portMappings", sizeof *in->ports, &in->ports_present, &in->n_ports, fill_port);
   in->envs = ref_list(o, "envs", sizeof *in->envs, &in->envs_present, &in->n_envs, fill_env);
-  in->mounts = ref_list(o, "volumeMounts", sizeof *in->mounts, &in->mounts_present,
-                        &in->n_mounts, fill_mount);
-  in->tools = ref_list(o, "tools", sizeof *in->tools, &in->tools_present, &in->n_tools,
-                       fill_tool);
+  in->mounts = ref_list(o, "volumeMounts", sizeof *in->mounts, &in->mounts_present, &in->n_mounts,
+                        fill_mount);
+  in->tools = ref_list(o, "tools", sizeof *in->tools, &in->tools_present, &in->n_tools, fill_tool);
   cJSON *copy = cJSON_Duplicate(o, 1);
   FUZZ_CHECK(copy != NULL, "out of memory");
   cut_secrets(copy);
@@ -173,11 +172,12 @@ static int ref_page(const char *body, size_t len, struct nrd_instance **items, s
 
 static void same_str(const char *what, size_t i, const char *fast, const char *ref)
 {
-  FUZZ_CHECK((fast == NULL) == (ref == NULL), "instance %zu %s: reader %s%.100s%s, cJSON %s%.100s%s",
-             i, what, fast ? "\"" : "", fast ? fast : "NULL", fast ? "\"" : "",
-             ref ? "\"" : "", ref ? ref : "NULL", ref ? "\"" : "");
-  FUZZ_CHECK(!fast || strcmp(fast, ref) == 0, "instance %zu %s: reader \"%.100s\", cJSON \"%.100s\"",
-             i, what, fast, ref);
+  FUZZ_CHECK((fast == NULL) == (ref == NULL),
+             "instance %zu %s: reader %s%.100s%s, cJSON %s%.100s%s", i, what, fast ? "\"" : "",
+             fast ? fast : "NULL", fast ? "\"" : "", ref ? "\"" : "", ref ? ref : "NULL",
+             ref ? "\"" : "");
+  FUZZ_CHECK(!fast || strcmp(fast, ref) == 0,
+             "instance %zu %s: reader \"%.100s\", cJSON \"%.100s\"", i, what, fast, ref);
 }
 
 /* Both raw JSON texts parse, and print the same once parsed. */
@@ -203,8 +203,8 @@ static void same_lists(size_t i, const struct nrd_instance *f, const struct nrd_
              "instance %zu ports: %d/%zu vs %d/%zu", i, f->ports_present, f->n_ports,
              r->ports_present, r->n_ports);
   FUZZ_CHECK(f->envs_present == r->envs_present && f->n_envs == r->n_envs,
-             "instance %zu envs: %d/%zu vs %d/%zu", i, f->envs_present, f->n_envs,
-             r->envs_present, r->n_envs);
+             "instance %zu envs: %d/%zu vs %d/%zu", i, f->envs_present, f->n_envs, r->envs_present,
+             r->n_envs);
   FUZZ_CHECK(f->mounts_present == r->mounts_present && f->n_mounts == r->n_mounts,
              "instance %zu mounts: %d/%zu vs %d/%zu", i, f->mounts_present, f->n_mounts,
              r->mounts_present, r->n_mounts);
