@@ -1,9 +1,9 @@
 /* The decoder of instance pages: one pass over the body, no tree.
  *
- * A page of 1000 instances is about 1.4 MB of JSON. Parsing it into a cJSON
- * tree, cutting the secrets out of the tree and printing each instance back
- * cost about 150 000 instructions an instance and a tree of several MB; this
- * reader validates the body once, reads the fields of nrd_instance as it
+ * Parsing a page into a cJSON tree, cutting the secrets out of the tree and
+ * printing each instance back cost many times the instructions, and a tree
+ * several times the size of the page (the figures: BENCHMARKS.md, "Figures
+ * behind the code"); this reader validates the body once, reads the fields of nrd_instance as it
  * goes, and writes each instance's raw JSON (compact, secrets cut at any
  * depth) while it reads it.
  *
