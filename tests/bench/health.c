@@ -45,7 +45,8 @@ static void sleep_until(double t)
   double d = t - mono_ms();
   if (d <= 0)
     return;
-  struct timespec ts = { (time_t)(d / 1000.0), (long)((d - (double)(long)(d / 1000.0) * 1000.0) * 1e6) };
+  long long ns = (long long)(d * 1e6);
+  struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
   nanosleep(&ts, NULL);
 }
 
@@ -53,7 +54,8 @@ static int connect_local(void)
 {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in a = { .sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
   if (fd < 0)
     return -1;
