@@ -3,9 +3,9 @@
  * Parsing a page into a cJSON tree, cutting the secrets out of the tree and
  * printing each instance back cost many times the instructions, and a tree
  * several times the size of the page (the figures: BENCHMARKS.md, "Figures
- * behind the code"); this reader validates the body once, reads the fields of nrd_instance as it
- * goes, and writes each instance's raw JSON (compact, secrets cut at any
- * depth) while it reads it.
+ * behind the code"); this reader validates the body once, reads the fields
+ * of nrd_instance as it goes, and writes each instance's raw JSON (compact,
+ * secrets cut at any depth) while it reads it.
  *
  * Untrusted input: the reader accepts a subset of what cJSON accepts (the
  * grammar cJSON implements, with strict \u escapes and NRD_JSON_MAX_DEPTH),
