@@ -160,14 +160,10 @@ static void run_rule(const struct nrd_instance *snap, int marked, int utf8)
 /* Replaces every env value and the image auth with the markers. */
 static void mark_secrets(struct nrd_instance *snap)
 {
-  for (size_t i = 0; i < snap->n_envs; i++) {
-    free(snap->envs[i].value);
-    snap->envs[i].value = nrd_xstrdup(ENV_MARK);
-  }
-  if (snap->image_auth_id) {
-    free(snap->image_auth_id);
-    snap->image_auth_id = nrd_xstrdup(AUTH_MARK);
-  }
+  for (size_t i = 0; i < snap->n_envs; i++)
+    nrd_instance_set_str(snap, &snap->envs[i].value, ENV_MARK);
+  if (snap->image_auth_id)
+    nrd_instance_set_str(snap, &snap->image_auth_id, AUTH_MARK);
 }
 
 /* True when the n bytes at s contain "zqx", the markers' common part. */

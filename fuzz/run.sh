@@ -15,7 +15,7 @@ build="build-fuzz"
 scratch=fuzz/corpus-run
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(novita_decode body recreate json_depth)
+  targets=(novita_decode instance_page body recreate json_depth)
 fi
 
 if ! command -v "$cc" >/dev/null; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, when any is missing.
-# Usage: scripts/deps.sh [--full]   (--full adds the test extras: clang, valgrind,
+# Usage: scripts/deps.sh [--full]   (--full adds the test extras: clang, clang-format, valgrind,
 # PostgreSQL's server (the pg store's tests start their own), nginx, systemd's
 # systemd-analyze, Chromium and a font for the console's browser test, and
 # promtool from Debian's prometheus package, extracted alone into tools/bin/ so
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev
       libsqlite3-dev libpq-dev libcmocka-dev libssl-dev curl ca-certificates help2man)
 if [ "${1:-}" = "--full" ]; then
-  pkgs+=(clang-14 libclang-rt-14-dev valgrind postgresql nginx wrk systemd chromium fonts-dejavu-core)
+  pkgs+=(clang-14 libclang-rt-14-dev clang-format-14 valgrind postgresql nginx wrk systemd chromium fonts-dejavu-core)
 fi
 
 sudo=""

@@ -7,10 +7,17 @@
 
 /* Plain data shared by the layers: a Novita instance as we keep it (decoded
  * from Novita, stored as a snapshot, read by the recreation rule), a migration
- * job and a product. Every char * is heap-owned by the struct and NULL when the
- * value was absent (missing key, null, or a value of the wrong type). Free with
- * the matching *_cleanup, which also zeroes the struct. (An instance read
- * from a page keeps its strings in one block: treat them as read-only.) */
+ * job and a product. Every char * is NULL when the value was absent (missing
+ * key, null, or a value of the wrong type).
+ *
+ * Ownership, one rule whoever filled the struct: its strings belong to it.
+ * Read them; never free one or store into one yourself: change an
+ * instance's string with nrd_instance_set_str; free the whole with the
+ * matching *_cleanup, which also zeroes the struct. A struct may be moved
+ * (copied, then its old place zeroed). To build one, start from a zeroed
+ * struct and give it heap strings (nrd_xstrdup) or set them with
+ * nrd_instance_set_str. How a decoder lays its strings out is its own
+ * business (the `strings` members below are private to src/novita). */
 
 struct nrd_port {
   char *port;  /* as Novita sent it, number printed as text ("8080"); NULL if absent */
@@ -59,12 +66,15 @@ struct nrd_instance {
   int64_t created_at;  /* Unix seconds when Novita gave it, else 0 */
   char *raw_json;      /* the instance object as received, with passwords and
                           connect components removed; NULL if not kept */
-  void *strings;       /* when not NULL, every string above and in the lists
-                          lives in this one allocation (the page reader's):
-                          cleanup frees it instead of each string */
+  void *strings;       /* private to src/novita (its decoders' storage); NULL
+                          in a struct built elsewhere */
 };
 
 void nrd_instance_cleanup(struct nrd_instance *inst);
+/* Replaces *field, one of inst's strings (its lists' included), with a heap
+ * copy of value (NULL: absent). The one way to change a string of an
+ * instance one did not build. */
+void nrd_instance_set_str(struct nrd_instance *inst, char **field, const char *value);
 
 struct nrd_job {
   char *id;           /* Novita's "Id" */
@@ -73,8 +83,8 @@ struct nrd_job {
   char *state;        /* state.state: fail, success, running, pulling, break, ... */
   char *error;        /* state.error, else state.message, else errorMessage */
   int64_t created_at; /* Unix seconds */
-  void *strings;      /* when not NULL, the strings above live in this one
-                         allocation (the decoder's): cleanup frees it */
+  void *strings;      /* private to src/novita (its decoder's storage); NULL
+                         in a struct built elsewhere */
 };
 
 void nrd_job_cleanup(struct nrd_job *job);

@@ -158,9 +158,8 @@ enum nrd_nv_rc nrd_nv_list_jobs_in_state(struct nrd_novita_conn *c, const char *
                                          struct nrd_nv_error *err);
 void nrd_jobs_free(struct nrd_job *jobs, size_t n);
 
-/* GET /v1/gpu/instance?instanceId=: one instance (out's strings are each
- * their own allocation; nrd_instance_cleanup frees them). NRD_NV_NOT_FOUND
- * when Novita says not found. */
+/* GET /v1/gpu/instance?instanceId=: one instance into out (the caller's:
+ * nrd_instance_cleanup). NRD_NV_NOT_FOUND when Novita says not found. */
 enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
                                    struct nrd_instance *out, struct nrd_nv_error *err);
 
@@ -233,8 +232,7 @@ int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size
                        int64_t *total);
 int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n);
 int nrd_nv_decode_clusters(const char *body, size_t len, struct nrd_cluster **c, size_t *n);
-/* Decodes one instance object. Unlike a page's instances, each of its
- * strings is its own allocation: the caller may replace them. */
+/* Decodes one instance object into out (the caller's: nrd_instance_cleanup). */
 void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out);
 /* Pulls code and message out of an error body of any shape. */
 void nrd_nv_decode_error(const char *body, size_t len, int http_status, struct nrd_nv_error *err);

@@ -67,8 +67,8 @@ static int64_t read_total(const cJSON *root)
 /* ---- jobs ---- */
 
 /* A job's five strings in one allocation: a run lists every migration job
- * of the look-back window (10 000 at N = 5000), and one block each instead of
- * five saved about 1 MB at the sync's peak. */
+ * of the look-back window (thousands), and one block each instead of five
+ * lowers the sync's peak RSS (BENCHMARKS.md, "Figures behind the code"). */
 static void decode_job(const cJSON *obj, struct nrd_job *out)
 {
   char *id = nrd_json_scalar_text(obj, "Id");

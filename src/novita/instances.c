@@ -1,11 +1,11 @@
 /* The decoder of instance pages: one pass over the body, no tree.
  *
- * A page of 1000 instances is about 1.4 MB of JSON. Parsing it into a cJSON
- * tree, cutting the secrets out of the tree and printing each instance back
- * cost about 150 000 instructions an instance and a tree of several MB; this
- * reader validates the body once, reads the fields of nrd_instance as it
- * goes, and writes each instance's raw JSON (compact, secrets cut at any
- * depth) while it reads it.
+ * Parsing a page into a cJSON tree, cutting the secrets out of the tree and
+ * printing each instance back cost many times the instructions, and a tree
+ * several times the size of the page (the figures: BENCHMARKS.md, "Figures
+ * behind the code"); this reader validates the body once, reads the fields
+ * of nrd_instance as it goes, and writes each instance's raw JSON (compact,
+ * secrets cut at any depth) while it reads it.
  *
  * Untrusted input: the reader accepts a subset of what cJSON accepts (the
  * grammar cJSON implements, with strict \u escapes and NRD_JSON_MAX_DEPTH),
@@ -506,24 +506,6 @@ static void instance_strings(struct scan *s, struct nrd_instance *in)
   in->strings = block;
 }
 
-static void own_copy(char **field, void *arg)
-{
-  (void)arg;
-  if (*field)
-    *field = nrd_xstrdup(*field);
-}
-
-/* Gives each string of a one-block instance its own allocation. */
-static void instance_unblock(struct nrd_instance *in)
-{
-  if (!in->strings)
-    return;
-  each_string(in, own_copy, NULL);
-  own_copy(&in->raw_json, NULL);
-  free(in->strings);
-  in->strings = NULL;
-}
-
 /* An instance that could not be read whole: its fields hold offsets, not
  * strings, so only its lists are freed. */
 static void instance_drop_offsets(struct nrd_instance *in)
@@ -982,7 +964,6 @@ void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
   if (!object_starts(&s) ||
       !object(&s, instance_fields, COUNT(instance_fields), out) || !at_end(&s))
     nrd_instance_cleanup(out);  /* nested deeper than NRD_JSON_MAX_DEPTH */
-  instance_unblock(out);  /* the caller may replace its strings */
   scan_cleanup(&s);
   free(text);
 }

@@ -152,8 +152,8 @@ static enum nrd_nv_rc page_all(page_fn fetch, void *ud, const struct idset *seen
 /* ---- instances ---- */
 
 /* Instances handed to the sink at a time: a page is never held decoded in
- * full (1000 instances are about 1.5 MB), and a consumer on another thread
- * starts on a page's first run while the rest is read. */
+ * full (its size: BENCHMARKS.md, "Figures behind the code"), and a consumer
+ * on another thread starts on a page's first run while the rest is read. */
 #define NV_INSTANCE_RUN 64u
 
 struct inst_pager {

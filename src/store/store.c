@@ -438,9 +438,9 @@ static int exec_retry(struct nrd_store *st, const char *sql,
 
 /* A page cache of 128 KB per connection (SQLite's default is 2 MB): one
  * connection per worker, and in WAL mode each one's cache is dropped anyway
- * whenever another commits. Measured with tests/bench: against 512 KB, 0.4
- * MB less peak RSS at N = 5000, and a 100k sync in the same time (5% more
- * CPU, its index pages read again from the OS). */
+ * whenever another commits. Against 512 KB: less peak RSS, a sync in the
+ * same time at a little more CPU, its index pages read again from the OS
+ * (measured: BENCHMARKS.md, "Figures behind the code"). */
 static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
 {
   char mode[16] = "";

@@ -1,48 +1,75 @@
 /* Cleanup of the shared plain-data structs, and the settled-status rule. */
 
 #include "nrd/model.h"
+#include "nrd/util.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Calls fn on each string of in, raw_json and the lists' strings included. */
+static void each_string(struct nrd_instance *in, void (*fn)(char **field))
+{
+  char **fields[] = {
+    &in->id, &in->name, &in->status, &in->cluster_id, &in->cluster_name,
+    &in->product_id, &in->product_name, &in->image_url, &in->image_auth_id,
+    &in->command, &in->gpu_num, &in->rootfs_size, &in->kind, &in->billing_mode,
+    &in->entrypoint, &in->network_id, &in->min_cuda_version, &in->raw_json,
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    fn(fields[i]);
+  for (size_t i = 0; i < in->n_ports && in->ports; i++) {
+    fn(&in->ports[i].port);
+    fn(&in->ports[i].type);
+  }
+  for (size_t i = 0; i < in->n_envs && in->envs; i++) {
+    fn(&in->envs[i].key);
+    fn(&in->envs[i].value);
+  }
+  for (size_t i = 0; i < in->n_mounts && in->mounts; i++) {
+    fn(&in->mounts[i].type);
+    fn(&in->mounts[i].id);
+    fn(&in->mounts[i].mount_path);
+  }
+  for (size_t i = 0; i < in->n_tools && in->tools; i++) {
+    fn(&in->tools[i].name);
+    fn(&in->tools[i].port);
+    fn(&in->tools[i].type);
+  }
+}
+
+static void free_one(char **field)
+{
+  free(*field);
+}
+
+static void own_copy(char **field)
+{
+  *field = nrd_xstrdup(*field);
+}
 
 void nrd_instance_cleanup(struct nrd_instance *inst)
 {
   if (!inst)
     return;
-  if (!inst->strings) {
-    char **strings[] = {
-      &inst->id, &inst->name, &inst->status, &inst->cluster_id, &inst->cluster_name,
-      &inst->product_id, &inst->product_name, &inst->image_url, &inst->image_auth_id,
-      &inst->command, &inst->gpu_num, &inst->rootfs_size, &inst->kind, &inst->billing_mode,
-      &inst->entrypoint, &inst->network_id, &inst->min_cuda_version, &inst->raw_json,
-    };
-    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
-      free(*strings[i]);
-    for (size_t i = 0; i < inst->n_ports && inst->ports; i++) {
-      free(inst->ports[i].port);
-      free(inst->ports[i].type);
-    }
-    for (size_t i = 0; i < inst->n_envs && inst->envs; i++) {
-      free(inst->envs[i].key);
-      free(inst->envs[i].value);
-    }
-    for (size_t i = 0; i < inst->n_mounts && inst->mounts; i++) {
-      free(inst->mounts[i].type);
-      free(inst->mounts[i].id);
-      free(inst->mounts[i].mount_path);
-    }
-    for (size_t i = 0; i < inst->n_tools && inst->tools; i++) {
-      free(inst->tools[i].name);
-      free(inst->tools[i].port);
-      free(inst->tools[i].type);
-    }
-  }
-  free(inst->strings);
+  if (!inst->strings)
+    each_string(inst, free_one);
+  free(inst->strings);  /* a decoder's block (src/novita) */
   free(inst->ports);
   free(inst->envs);
   free(inst->mounts);
   free(inst->tools);
   memset(inst, 0, sizeof *inst);
+}
+
+void nrd_instance_set_str(struct nrd_instance *inst, char **field, const char *value)
+{
+  if (inst->strings) {  /* a decoder's block: every string gets its own first */
+    each_string(inst, own_copy);
+    free(inst->strings);
+    inst->strings = NULL;
+  }
+  free(*field);
+  *field = nrd_xstrdup(value);
 }
 
 void nrd_job_cleanup(struct nrd_job *job)

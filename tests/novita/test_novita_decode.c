@@ -425,19 +425,23 @@ static void test_decode_instance_non_object(void **state)
   assert_null(in.id);
   cJSON_Delete(arr);
 
-  /* One object: every string its own, so a caller may replace them (the
-   * recreate fuzzer marks secrets that way). */
+  /* One object, its strings replaced through nrd_instance_set_str (the
+   * recreate fuzzer marks secrets that way): the others stay as they were,
+   * and cleanup frees both kinds (ASan watches). */
   cJSON *obj = nrd_json_parse("{\"id\":\"i-1\",\"imageAuthId\":7,\"envs\":[{\"key\":\"K\","
                               "\"value\":\"v\"}]}", 61);
   assert_non_null(obj);
   nrd_nv_decode_instance(obj, &in);
   cJSON_Delete(obj);
-  assert_null(in.strings);
   assert_string_equal(in.image_auth_id, "7");
-  free(in.image_auth_id);
-  in.image_auth_id = nrd_xstrdup("marked");
-  free(in.envs[0].value);
-  in.envs[0].value = nrd_xstrdup("marked");
+  nrd_instance_set_str(&in, &in.image_auth_id, "marked");
+  nrd_instance_set_str(&in, &in.envs[0].value, "marked");
+  nrd_instance_set_str(&in, &in.name, NULL);
+  assert_string_equal(in.image_auth_id, "marked");
+  assert_string_equal(in.envs[0].value, "marked");
+  assert_null(in.name);
+  assert_string_equal(in.id, "i-1");
+  assert_string_equal(in.envs[0].key, "K");
   assert_non_null(strstr(in.raw_json, "\"value\":\"v\""));
   nrd_instance_cleanup(&in);
 }
@@ -555,6 +559,12 @@ static void test_instance_strings_block(void **state)
   assert_string_equal(in->mounts[0].mount_path, "/d");
   assert_null(in->mounts[0].id);
   assert_non_null(strstr(in->raw_json, "\"mountPath\":\"/d\""));
+  /* A page's instance takes a replaced string as any other does. */
+  nrd_instance_set_str(&items[0], &items[0].envs[0].value, "w");
+  assert_string_equal(items[0].envs[0].value, "w");
+  assert_string_equal(items[0].envs[0].key, "K");
+  assert_string_equal(items[0].mounts[0].mount_path, "/d");
+  assert_non_null(strstr(items[0].raw_json, "\"value\":\"v\""));
   free_insts(items, n);
 
   size_t len = strlen(body);
