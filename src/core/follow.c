@@ -107,7 +107,7 @@ static bool settle(struct nrd_worker *w, struct run_ctx *ctx, const struct nrd_l
     nrd_json_add_str(o, "newName", row->new_name);
     if(!running)
       nrd_json_add_str(o, "reason", reason);
-    nrd_run_add_outcome(ctx, o);
+    ctx->outcome(ctx, o);
   }
   return true;
 }
@@ -233,13 +233,12 @@ static void *poller_main(void *arg)
   pthread_mutex_lock(&p->lock);
   while(!p->stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)r->cfg->recovery_start_poll_seconds;
+    nrd_mono_timespec((int64_t)r->cfg->recovery_start_poll_seconds * 1000, &ts);
     pthread_cond_timedwait(&p->cond, &p->lock, &ts);
     if(p->stop)
       break;
     pthread_mutex_unlock(&p->lock);
-    if(!nrd_runner_busy(r))
+    if(!atomic_load(&r->running))
       nrd_follow_created(&w, NULL);  /* a run looks at them itself */
     pthread_mutex_lock(&p->lock);
   }
@@ -253,7 +252,7 @@ void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st)
   struct follow_poller *p = nrd_xcalloc(1, sizeof(*p));
   p->store = st;
   pthread_mutex_init(&p->lock, NULL);
-  pthread_cond_init(&p->cond, NULL);
+  nrd_cond_init_mono(&p->cond);
   r->follow = p;
   if(pthread_create(&p->thread, NULL, poller_main, r) != 0)
     abort();  /* threads are a resource we cannot run without */

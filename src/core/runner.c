@@ -1,5 +1,6 @@
 /* The run coordinator: one run at a time, callers join, a worker pool for the
- * rows, a lease keeper, and the read-side queries of the HTTP layer. */
+ * rows (the lease keeper in lease.c), and the read-side queries of the
+ * HTTP layer. */
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,17 +33,6 @@ struct queued_run {
   struct waiter *waiters;
   struct queued_run *next;
 };
-
-const char *nrd_trigger_name(enum nrd_trigger t)
-{
-  switch(t) {
-  case NRD_TRIGGER_API: return "api";
-  case NRD_TRIGGER_SCHEDULER: return "scheduler";
-  case NRD_TRIGGER_CLI: return "cli";
-  case NRD_TRIGGER_WATCH: return "watch";
-  }
-  return "unknown";
-}
 
 /* ---- worker threads: one Novita connection and one store connection each ---- */
 
@@ -86,102 +76,19 @@ static void pool_thread_fini(void *worker_ctx)
   free(worker_ctx);
 }
 
-/* ---- lease keeper ---- */
-
-void nrd_runner_hold(struct nrd_runner *r, const char *job_id)
-{
-  pthread_mutex_lock(&r->lease_lock);
-  if(r->n_active == r->cap_active) {
-    r->cap_active = r->cap_active ? r->cap_active * 2 : 16;
-    r->active = nrd_xrealloc(r->active, r->cap_active * sizeof(*r->active));
-  }
-  r->active[r->n_active++] = nrd_xstrdup(job_id);
-  pthread_mutex_unlock(&r->lease_lock);
-}
-
-void nrd_runner_unhold(struct nrd_runner *r, const char *job_id)
-{
-  pthread_mutex_lock(&r->lease_lock);
-  for(size_t i = 0; i < r->n_active; i++) {
-    if(!strcmp(r->active[i], job_id)) {
-      free(r->active[i]);
-      r->active[i] = r->active[--r->n_active];
-      break;
-    }
-  }
-  pthread_mutex_unlock(&r->lease_lock);
-}
-
-static void *lease_main(void *arg)
-{
-  struct nrd_runner *r = arg;
-  struct nrd_store *st = r->lease_store;
-  int64_t lease_ms = (int64_t)r->cfg->recovery_lease_seconds * 1000;
-
-  pthread_mutex_lock(&r->lease_lock);
-  while(!r->lease_stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wake = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + lease_ms / 3;
-    ts.tv_sec = (time_t)(wake / 1000);
-    ts.tv_nsec = (long)(wake % 1000) * 1000000;
-    pthread_cond_timedwait(&r->lease_cond, &r->lease_lock, &ts);
-    if(r->lease_stop)
-      break;
-    /* Copy the ids so no store call happens under the lock. */
-    size_t n = r->n_active;
-    char **ids = nrd_xcalloc(n ? n : 1, sizeof(*ids));
-    for(size_t i = 0; i < n; i++)
-      ids[i] = nrd_xstrdup(r->active[i]);
-    pthread_mutex_unlock(&r->lease_lock);
-    for(size_t i = 0; i < n; i++) {
-      nrd_store_ledger_renew(st, ids[i], r->owner, nrd_now_ms() + lease_ms);
-      free(ids[i]);
-    }
-    free(ids);
-    pthread_mutex_lock(&r->lease_lock);
-  }
-  pthread_mutex_unlock(&r->lease_lock);
-  return NULL;
-}
-
 /* ---- the coordinator ---- */
 
-/* The run.completed event for the outbox: the report's counts. */
-static void record_completed(struct nrd_runner *r, struct run_ctx *ctx, const char *state,
-                             bool completed, int64_t finished_ms)
+/* Tells each waiter how the run ended, and frees the list. The one place
+ * waiters are told (the run's end, or its cancelling at shutdown). */
+static void notify_waiters(struct waiter *wt, const struct nrd_run_result *res)
 {
-  char id[64], at[32];
-  cJSON *body = cJSON_CreateObject();
-  if(!body)
-    abort();
-  nrd_make_id("evt", id);
-  nrd_iso8601(finished_ms, at);
-  nrd_json_add_str(body, "id", id);
-  nrd_json_add_str(body, "type", "run.completed");
-  nrd_json_add_str(body, "createdAt", at);
-  cJSON *d = cJSON_AddObjectToObject(body, "data");
-  nrd_json_add_str(d, "runId", ctx->run_id);
-  nrd_json_add_str(d, "trigger", nrd_trigger_name(ctx->trigger));
-  nrd_json_add_str(d, "state", state);
-  nrd_json_add_bool(d, "completed", completed);
-  nrd_json_add_bool(d, "dryRun", ctx->dry_run);
-  pthread_mutex_lock(&ctx->lock);
-  nrd_json_add_num(d, "totalChecked", ctx->total_checked);
-  nrd_json_add_num(d, "failedJobsFound", ctx->failed_found);
-  nrd_json_add_num(d, "instancesRecreated", ctx->recreated);
-  nrd_json_add_num(d, "errors", ctx->errors);
-  nrd_json_add_num(d, "deferred", ctx->deferred);
-  pthread_mutex_unlock(&ctx->lock);
-  struct nrd_event ev = {.id = id, .type = "run.completed", .created_ms = finished_ms,
-                         .state = "pending"};
-  ev.body_json = nrd_json_print(body);
-  if(nrd_store_event_insert(r->coord.store, &ev) != NRD_OK)
-    LOG_ERROR("could not record the run.completed event", "runId", ctx->run_id);
-  else if(r->event_hook)
-    r->event_hook(r->event_hook_ud);
-  free(ev.body_json);
-  cJSON_Delete(body);
+  while(wt) {
+    struct waiter *next = wt->next;
+    if(wt->fn)
+      wt->fn(wt->ud, res);
+    free(wt);
+    wt = next;
+  }
 }
 
 static void run_one(struct nrd_runner *r, struct queued_run *q)
@@ -196,6 +103,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   memcpy(ctx.run_id, q->id, sizeof(ctx.run_id));
   ctx.started_ms = nrd_now_ms();
   ctx.deadline_mono_ms = nrd_mono_ms() + (int64_t)r->cfg->run_deadline_seconds * 1000;
+  ctx.outcome = nrd_report_add_outcome;
   nrd_buf_init(&ctx.outcomes);
   pthread_mutex_init(&ctx.lock, NULL);
   pthread_cond_init(&ctx.product_cond, NULL);
@@ -208,7 +116,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   nrd_store_release_memory(r->coord.store);  /* the report's pages */
   nrd_metrics_run(nrd_trigger_name(ctx.trigger), state);
   nrd_metrics_run_timing(state, finished, finished - ctx.started_ms);
-  record_completed(r, &ctx, state, completed, finished);
+  nrd_report_event(&ctx, r->coord.store, state, completed, finished);
   int64_t pruned = 0;
   int64_t cutoff = finished - (int64_t)r->cfg->retention_days * 86400 * 1000;
   if(nrd_store_prune(r->coord.store, cutoff, &pruned) == NRD_OK && pruned > 0)
@@ -224,14 +132,9 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   struct waiter *wt = q->waiters;
   q->waiters = NULL;
   r->current = NULL;
+  atomic_store(&r->running, false);
   pthread_mutex_unlock(&r->lock);
-  while(wt) {
-    struct waiter *next = wt->next;
-    if(wt->fn)
-      wt->fn(wt->ud, &res);
-    free(wt);
-    wt = next;
-  }
+  notify_waiters(wt, &res);
 
   free(result_json);
   free(error_message);
@@ -272,13 +175,8 @@ static void cancel_queued(struct queued_run *q)
   struct nrd_run_result res = {.run_id = q->id, .completed = false,
                                .error_message = "service is shutting down",
                                .result_json = "{}"};
-  for(struct waiter *wt = q->waiters; wt;) {
-    struct waiter *next = wt->next;
-    if(wt->fn)
-      wt->fn(wt->ud, &res);
-    free(wt);
-    wt = next;
-  }
+  notify_waiters(q->waiters, &res);
+  q->waiters = NULL;
   queued_free(q);
 }
 
@@ -294,6 +192,7 @@ static void *coordinator_main(void *arg)
     struct queued_run *q = r->queue;
     r->queue = q->next;
     r->current = q;
+    atomic_store(&r->running, true);
     pthread_mutex_unlock(&r->lock);
     run_one(r, q);
     queued_free(q);
@@ -351,7 +250,7 @@ static struct queued_run *joinable(struct nrd_runner *r, bool dry_run,
   return q;
 }
 
-static int request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
+static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
                    const struct watch_part *wp, nrd_run_done_fn done, void *ud,
                    char run_id[64])
 {
@@ -401,7 +300,7 @@ static int request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
 int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
                        nrd_run_done_fn done, void *ud, char run_id[64])
 {
-  return request(r, trigger, dry_run, NULL, done, ud, run_id);
+  return request_run(r, trigger, dry_run, NULL, done, ud, run_id);
 }
 
 int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only,
@@ -409,7 +308,7 @@ int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only
                              char run_id[64])
 {
   struct watch_part wp = {.only = watch_only, .jobs = job_ids, .n = n, .seen_ms = seen_ms};
-  return request(r, NRD_TRIGGER_WATCH, dry_run, &wp, NULL, NULL, run_id);
+  return request_run(r, NRD_TRIGGER_WATCH, dry_run, &wp, NULL, NULL, run_id);
 }
 
 struct sync_wait {
@@ -459,27 +358,7 @@ out:
 
 bool nrd_runner_busy(struct nrd_runner *r)
 {
-  pthread_mutex_lock(&r->lock);
-  bool busy = r->current != NULL;
-  pthread_mutex_unlock(&r->lock);
-  return busy;
-}
-
-/* The file's identity for nrd_runner_db_file_ok, and PRAGMA quick_check:
- * a database that fails it keeps /ready at 503. */
-static void startup_checks(struct nrd_runner *r)
-{
-  struct stat sb;
-  char msg[300];
-  if(stat(r->cfg->database_path, &sb) == 0) {
-    r->db_dev = sb.st_dev;
-    r->db_ino = sb.st_ino;
-  }
-  if(nrd_store_quick_check(r->query_store, msg, sizeof(msg)) != NRD_OK) {
-    r->integrity_failed = true;
-    LOG_ERROR("database integrity check failed (PRAGMA quick_check): /ready answers 503; "
-              "restore the database from a backup", "path", r->cfg->database_path, "detail", msg);
-  }
+  return atomic_load(&r->running);
 }
 
 struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv,
@@ -499,8 +378,8 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->cond, NULL);
   pthread_mutex_init(&r->query_lock, NULL);
-  pthread_mutex_init(&r->lease_lock, NULL);
-  pthread_cond_init(&r->lease_cond, NULL);
+  nrd_lease_init(r);
+  atomic_init(&r->running, false);
   atomic_init(&r->stop_work, false);
 
   /* The coordinator's connection applies the migrations first. */
@@ -513,7 +392,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   if(nrd_store_open(cfg->database_path, &r->lease_store, NULL, err, errlen) != NRD_OK ||
      nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK)
     goto fail;
-  startup_checks(r);
+  nrd_runner_startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());
 
   r->pool = nrd_pool_create(cfg->migration_max_concurrent,
@@ -523,7 +402,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
     snprintf(err, errlen, "the workers could not open the database");
     goto fail;
   }
-  if(pthread_create(&r->lease_thread, NULL, lease_main, r) != 0 ||
+  if(nrd_lease_start(r) != 0 ||
      pthread_create(&r->thread, NULL, coordinator_main, r) != 0) {
     snprintf(err, errlen, "could not start the runner threads");
     abort();  /* threads are a resource we cannot run without */
@@ -566,21 +445,11 @@ void nrd_runner_destroy(struct nrd_runner *r)
   pthread_mutex_unlock(&r->lock);
   pthread_join(r->thread, NULL);
 
-  pthread_mutex_lock(&r->lease_lock);
-  r->lease_stop = true;
-  pthread_cond_broadcast(&r->lease_cond);
-  pthread_mutex_unlock(&r->lease_lock);
-  pthread_join(r->lease_thread, NULL);
+  nrd_lease_stop(r);
 
   nrd_pool_destroy(r->pool);
   worker_close(&r->coord);
   nrd_store_close(r->query_store);
-  nrd_store_close(r->lease_store);
-  for(size_t i = 0; i < r->n_active; i++)
-    free(r->active[i]);
-  free(r->active);
-  pthread_cond_destroy(&r->lease_cond);
-  pthread_mutex_destroy(&r->lease_lock);
   pthread_mutex_destroy(&r->query_lock);
   pthread_cond_destroy(&r->cond);
   pthread_mutex_destroy(&r->lock);
@@ -703,55 +572,6 @@ int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_C
   int rc = nrd_store_ledger_count_by_state(r->query_store, counts);
   pthread_mutex_unlock(&r->query_lock);
   return rc;
-}
-
-bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen)
-{
-  struct stat sb;
-  if(stat(r->cfg->database_path, &sb) != 0)
-    snprintf(why, whylen, "the database file %s was deleted or moved under the running service",
-             r->cfg->database_path);
-  else if(sb.st_dev != r->db_dev || sb.st_ino != r->db_ino)
-    snprintf(why, whylen, "the database file %s was replaced under the running service "
-             "(another inode)", r->cfg->database_path);
-  else
-    return true;
-  if(!atomic_exchange(&r->db_file_logged, true))
-    LOG_ERROR("database file changed: /ready answers 503 and runs stop until the file opened "
-              "is back (or a restart)", "detail", why);
-  return false;
-}
-
-/* Ready: the start-up integrity check passed, the file is the one opened,
- * it answers a read, and a write went through (probed at most once a
- * second). Called with query_lock held. */
-static bool store_ready_locked(struct nrd_runner *r)
-{
-  char why[300];
-  if(r->integrity_failed || !nrd_runner_db_file_ok(r, why, sizeof(why)))
-    return false;
-  if(nrd_store_ping(r->query_store) != NRD_OK)
-    return false;
-  int64_t now = nrd_mono_ms();
-  if(r->probe_mono_ms == 0 || now - r->probe_mono_ms >= 1000) {
-    bool was = r->probe_ok || r->probe_mono_ms == 0;
-    r->probe_mono_ms = now;
-    r->probe_ok = nrd_store_probe_write(r->query_store, nrd_now_ms()) == NRD_OK;
-    if(!r->probe_ok && was)
-      LOG_ERROR("the database cannot be written: /ready answers 503", "error",
-                nrd_store_last_error(r->query_store));
-    else if(r->probe_ok && !was)
-      LOG_INFO("the database can be written again");
-  }
-  return r->probe_ok;
-}
-
-bool nrd_runner_store_ok(struct nrd_runner *r)
-{
-  pthread_mutex_lock(&r->query_lock);
-  bool ok = store_ready_locked(r);
-  pthread_mutex_unlock(&r->query_lock);
-  return ok;
 }
 
 int nrd_runner_list_events(struct nrd_runner *r, const char *since, size_t limit, char **json)
