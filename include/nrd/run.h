@@ -64,6 +64,9 @@ bool nrd_runner_busy(struct nrd_runner *r);
 /* ---- queries for the HTTP layer (thread-safe; each takes the runner's
  * query connection under a lock). Heap results: caller frees. ---- */
 
+/* The run's record: from the store, or (asked for, not yet recorded by the
+ * coordinator) from the queue, state running. NRD_NONE when no such run. */
+int nrd_runner_run_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out);
 /* {"runId","state","trigger","dryRun","startedAt","finishedAt","result"} or NRD_NONE. */
 int nrd_runner_get_run(struct nrd_runner *r, const char *run_id, char **json);
 /* {"recoveries":[...],"count":n}; state NULL for all; NRD_ERR on a bad state name. */

@@ -30,6 +30,7 @@ struct queued_run {
   char **watch_jobs;       /* their job ids (owned) */
   size_t n_watch_jobs;
   int64_t watch_seen_ms;   /* when the watch began confirming their instances */
+  int64_t requested_ms;    /* when it was asked for: its record's startedAt */
   struct waiter *waiters;
   struct queued_run *next;
 };
@@ -180,6 +181,17 @@ static void cancel_queued(struct queued_run *q)
   queued_free(q);
 }
 
+/* The run's record (state running), written by the coordinator when it
+ * takes the run: the thread that asked for it (HTTP, scheduler, watch)
+ * never waits on a store write. Until then runs/{id} answers from the
+ * queue (nrd_runner_run_record). */
+static void record_run(struct nrd_runner *r, const struct queued_run *q)
+{
+  if(nrd_store_run_insert(r->coord.store, q->id, nrd_trigger_name(q->trigger), q->dry_run,
+                          q->requested_ms) != NRD_OK)
+    LOG_ERROR("could not record a new run", "runId", q->id);
+}
+
 static void *coordinator_main(void *arg)
 {
   struct nrd_runner *r = arg;
@@ -194,6 +206,7 @@ static void *coordinator_main(void *arg)
     r->current = q;
     atomic_store(&r->running, true);
     pthread_mutex_unlock(&r->lock);
+    record_run(r, q);
     run_one(r, q);
     queued_free(q);
     pthread_mutex_lock(&r->lock);
@@ -203,6 +216,7 @@ static void *coordinator_main(void *arg)
   pthread_mutex_unlock(&r->lock);
   while(q) {
     struct queued_run *next = q->next;
+    record_run(r, q);
     nrd_store_run_finish(r->coord.store, q->id, "failed", "{}", nrd_now_ms());
     cancel_queued(q);
     q = next;
@@ -273,6 +287,7 @@ static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
     nrd_make_id("run", q->id);
     q->trigger = trigger;
     q->dry_run = dry_run;
+    q->requested_ms = nrd_now_ms();
     q->watch_only = wp && wp->only;
     if(q->watch_only)
       watch_add(q, wp);
@@ -284,15 +299,8 @@ static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
   wt->next = q->waiters;
   q->waiters = wt;
   memcpy(run_id, q->id, 64);
-  if(fresh) {
-    /* Recorded before the coordinator can see it, so runs/{id} answers at once. */
-    pthread_mutex_lock(&r->query_lock);
-    if(nrd_store_run_insert(r->query_store, q->id, nrd_trigger_name(trigger), dry_run,
-                            nrd_now_ms()) != NRD_OK)
-      LOG_ERROR("could not record a new run", "runId", q->id);
-    pthread_mutex_unlock(&r->query_lock);
-    pthread_cond_signal(&r->cond);
-  }
+  if(fresh)
+    pthread_cond_signal(&r->cond);  /* the coordinator records it (record_run) */
   pthread_mutex_unlock(&r->lock);
   return 0;
 }
@@ -485,14 +493,53 @@ static cJSON *row_json(const struct nrd_ledger_row *row)
   return o;
 }
 
+/* A run asked for and not yet recorded by the coordinator: its record as
+ * the store will have it (state running). NRD_NONE when none such. */
+static int queued_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out)
+{
+  int rc = NRD_NONE;
+  pthread_mutex_lock(&r->lock);
+  struct queued_run *q = r->current && !strcmp(r->current->id, run_id) ? r->current : NULL;
+  for(struct queued_run *it = r->queue; !q && it; it = it->next)
+    if(!strcmp(it->id, run_id))
+      q = it;
+  if(q) {
+    *out = (struct nrd_run_record){.run_id = nrd_xstrdup(q->id),
+                                   .trigger = nrd_xstrdup(nrd_trigger_name(q->trigger)),
+                                   .state = nrd_xstrdup("running"), .dry_run = q->dry_run,
+                                   .started_ms = q->requested_ms};
+    rc = NRD_OK;
+  }
+  pthread_mutex_unlock(&r->lock);
+  return rc;
+}
+
+static int store_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out)
+{
+  pthread_mutex_lock(&r->query_lock);
+  int rc = nrd_store_run_get(r->query_store, run_id, out);
+  pthread_mutex_unlock(&r->query_lock);
+  return rc;
+}
+
+int nrd_runner_run_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out)
+{
+  /* The store first, then the queue, then the store again: a run leaves the
+   * queue only after its end is recorded, and is recorded before it ends. */
+  int rc = store_record(r, run_id, out);
+  if(rc == NRD_NONE)
+    rc = queued_record(r, run_id, out);
+  if(rc == NRD_NONE)
+    rc = store_record(r, run_id, out);
+  return rc;
+}
+
 int nrd_runner_get_run(struct nrd_runner *r, const char *run_id, char **json)
 {
   struct nrd_run_record rec = {0};
   char at[32];
   *json = NULL;
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_run_get(r->query_store, run_id, &rec);
-  pthread_mutex_unlock(&r->query_lock);
+  int rc = nrd_runner_run_record(r, run_id, &rec);
   if(rc != NRD_OK)
     return rc;
   cJSON *o = cJSON_CreateObject();
