@@ -224,9 +224,6 @@ bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
 int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx);
 void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st);  /* takes st */
 void nrd_follow_stop(struct nrd_runner *r);
-/* A ledger row's start fields for GET .../recoveries: acceptedAt, runningAt,
- * statusError {state, message}, each when set. */
-void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row);
 
 /* Failed newest jobs whose instance this run listed in a status not in
  * RECOVER_STATUSES: `ignored` outcomes, logged and counted once per job

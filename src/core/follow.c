@@ -167,26 +167,6 @@ int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx)
   return settled;
 }
 
-void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row)
-{
-  char at[32];
-  if(row->accepted_ms) {
-    nrd_iso8601(row->accepted_ms, at);
-    nrd_json_add_str(o, "acceptedAt", at);
-  }
-  if(row->running_ms) {
-    nrd_iso8601(row->running_ms, at);
-    nrd_json_add_str(o, "runningAt", at);
-  }
-  if(row->status_error_state || row->status_error_message) {
-    cJSON *se = cJSON_AddObjectToObject(o, "statusError");
-    if(!se)
-      abort();
-    nrd_json_add_str(se, "state", row->status_error_state ? row->status_error_state : "");
-    nrd_json_add_str(se, "message", row->status_error_message ? row->status_error_message : "");
-  }
-}
-
 /* ---- the operator's retry of a start_failed row ---- */
 
 int nrd_runner_retry_start(struct nrd_runner *r, const char *job_id, char *new_name,

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "core_internal.h"
-#include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/metrics.h"
 #include "nrd/recovery.h"
@@ -466,33 +465,6 @@ void nrd_runner_destroy(struct nrd_runner *r)
 
 /* ---- queries ---- */
 
-static cJSON *row_json(const struct nrd_ledger_row *row)
-{
-  char at[32];
-  cJSON *o = cJSON_CreateObject();
-  if(!o)
-    abort();
-  nrd_json_add_str(o, "jobId", row->job_id);
-  nrd_json_add_str(o, "jobType", row->job_type);
-  nrd_json_add_str(o, "instanceId", row->instance_id);
-  nrd_json_add_str(o, "instanceName", row->instance_name);
-  nrd_json_add_str(o, "state", nrd_row_state_name(row->state));
-  nrd_json_add_str(o, "newName", row->new_name);
-  nrd_json_add_str(o, "newInstanceId", row->new_instance_id);
-  nrd_json_add_bool(o, "deleteSent", row->delete_sent);
-  nrd_json_add_bool(o, "createSent", row->create_sent);
-  nrd_json_add_bool(o, "adopted", row->adopted);
-  nrd_json_add_num(o, "attempts", row->attempts);
-  nrd_json_add_str(o, "lastError", row->last_error);
-  nrd_json_add_str(o, "runId", row->run_id);
-  nrd_follow_row_json(o, row);
-  nrd_iso8601(row->created_ms, at);
-  nrd_json_add_str(o, "createdAt", at);
-  nrd_iso8601(row->updated_ms, at);
-  nrd_json_add_str(o, "updatedAt", at);
-  return o;
-}
-
 /* A run asked for and not yet recorded by the coordinator: its record as
  * the store will have it (state running). NRD_NONE when none such. */
 static int queued_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out)
@@ -534,62 +506,22 @@ int nrd_runner_run_record(struct nrd_runner *r, const char *run_id, struct nrd_r
   return rc;
 }
 
-int nrd_runner_get_run(struct nrd_runner *r, const char *run_id, char **json)
+int nrd_runner_recoveries(struct nrd_runner *r, int state, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n)
 {
-  struct nrd_run_record rec = {0};
-  char at[32];
-  *json = NULL;
-  int rc = nrd_runner_run_record(r, run_id, &rec);
-  if(rc != NRD_OK)
-    return rc;
-  cJSON *o = cJSON_CreateObject();
-  if(!o)
-    abort();
-  nrd_json_add_str(o, "runId", rec.run_id);
-  nrd_json_add_str(o, "state", rec.state);
-  nrd_json_add_str(o, "trigger", rec.trigger);
-  nrd_json_add_bool(o, "dryRun", rec.dry_run);
-  nrd_iso8601(rec.started_ms, at);
-  nrd_json_add_str(o, "startedAt", at);
-  if(rec.finished_ms) {
-    nrd_iso8601(rec.finished_ms, at);
-    nrd_json_add_str(o, "finishedAt", at);
-  } else {
-    cJSON_AddNullToObject(o, "finishedAt");
-  }
-  cJSON *res = rec.report_json ? cJSON_Parse(rec.report_json) : NULL;
-  cJSON_AddItemToObject(o, "result", res ? res : cJSON_CreateNull());
-  *json = nrd_json_print(o);
-  cJSON_Delete(o);
-  nrd_run_record_cleanup(&rec);
-  return NRD_OK;
+  pthread_mutex_lock(&r->query_lock);
+  int rc = nrd_store_ledger_list(r->query_store, state, limit, rows, n);
+  pthread_mutex_unlock(&r->query_lock);
+  return rc;
 }
 
-int nrd_runner_list_recoveries(struct nrd_runner *r, const char *state, size_t limit, char **json)
+int nrd_runner_events(struct nrd_runner *r, const char *since, size_t limit,
+                      struct nrd_event **events, size_t *n)
 {
-  enum nrd_row_state st = NRD_ROW_PENDING;
-  struct nrd_ledger_row *rows = NULL;
-  size_t n = 0;
-  *json = NULL;
-  if(state && !nrd_row_state_parse(state, &st))
-    return NRD_ERR;
   pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_list(r->query_store, state ? (int)st : -1, limit, &rows, &n);
+  int rc = nrd_store_event_list(r->query_store, since, limit, events, n);
   pthread_mutex_unlock(&r->query_lock);
-  if(rc != NRD_OK)
-    return rc;
-  cJSON *o = cJSON_CreateObject();
-  cJSON *arr = cJSON_CreateArray();
-  if(!o || !arr)
-    abort();
-  for(size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(arr, row_json(&rows[i]));
-  cJSON_AddItemToObject(o, "recoveries", arr);
-  nrd_json_add_num(o, "count", (double)n);
-  *json = nrd_json_print(o);
-  cJSON_Delete(o);
-  nrd_ledger_rows_free(rows, n);
-  return NRD_OK;
+  return rc;
 }
 
 int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id)
@@ -619,42 +551,4 @@ int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_C
   int rc = nrd_store_ledger_count_by_state(r->query_store, counts);
   pthread_mutex_unlock(&r->query_lock);
   return rc;
-}
-
-int nrd_runner_list_events(struct nrd_runner *r, const char *since, size_t limit, char **json)
-{
-  struct nrd_event *ev = NULL;
-  size_t n = 0;
-  char at[32];
-  *json = NULL;
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_event_list(r->query_store, since, limit, &ev, &n);
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc != NRD_OK)
-    return rc;
-  cJSON *o = cJSON_CreateObject();
-  cJSON *arr = cJSON_CreateArray();
-  if(!o || !arr)
-    abort();
-  for(size_t i = 0; i < n; i++) {
-    cJSON *e = cJSON_CreateObject();
-    if(!e)
-      abort();
-    nrd_json_add_str(e, "id", ev[i].id);
-    nrd_json_add_str(e, "type", ev[i].type);
-    nrd_iso8601(ev[i].created_ms, at);
-    nrd_json_add_str(e, "createdAt", at);
-    nrd_json_add_str(e, "state", ev[i].state);
-    nrd_json_add_num(e, "attempts", ev[i].attempts);
-    nrd_json_add_str(e, "lastError", ev[i].last_error);
-    cJSON *body = ev[i].body_json ? cJSON_Parse(ev[i].body_json) : NULL;
-    cJSON_AddItemToObject(e, "event", body ? body : cJSON_CreateNull());
-    cJSON_AddItemToArray(arr, e);
-  }
-  cJSON_AddItemToObject(o, "events", arr);
-  nrd_json_add_num(o, "count", (double)n);
-  *json = nrd_json_print(o);
-  cJSON_Delete(o);
-  nrd_events_free(ev, n);
-  return NRD_OK;
 }

@@ -8,7 +8,6 @@
 #include "http_internal.h"
 #include "nrd/json.h"
 #include "nrd/run.h"
-#include "nrd/store.h"
 #include "nrd/util.h"
 
 #define LIMIT_DEFAULT 100
@@ -28,7 +27,8 @@ enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_repl
   int64_t limit = LIMIT_DEFAULT;
   int has_state = http_query(c, "state", state, sizeof state);
   int has_limit = http_query(c, "limit", limit_text, sizeof limit_text);
-  char *json = NULL;
+  struct nrd_ledger_row *rows = NULL;
+  size_t n = 0;
 
   if (has_state < 0 || (has_state > 0 && !nrd_row_state_parse(state, &parsed))) {
     struct nrd_buf allowed;
@@ -43,13 +43,13 @@ enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_repl
     http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
     return HTTP_REPLY;
   }
-  if (nrd_runner_list_recoveries(http_runner(c), has_state > 0 ? state : NULL, (size_t)limit,
-                                 &json) != NRD_OK || !json) {
-    free(json);
+  if (nrd_runner_recoveries(http_runner(c), has_state > 0 ? (int)parsed : -1, (size_t)limit,
+                            &rows, &n) != NRD_OK) {
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }
-  http_reply_json(out, 200, json);
+  http_reply_json(out, 200, http_render_recoveries(rows, n));
+  nrd_ledger_rows_free(rows, n);
   return HTTP_REPLY;
 }
 
