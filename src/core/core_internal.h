@@ -241,7 +241,7 @@ int nrd_lease_start(struct nrd_runner *r);
 void nrd_lease_stop(struct nrd_runner *r);
 
 /* Timed waits use the monotonic clock: a condition variable that counts
- * CLOCK_MONOTONIC, and the deadline after_ms from now on it. (lease.c) */
+ * CLOCK_MONOTONIC, and the deadline after_ms from now on it. (clock.c) */
 void nrd_cond_init_mono(pthread_cond_t *cond);
 struct timespec;
 void nrd_mono_timespec(int64_t after_ms, struct timespec *ts);
