@@ -1,4 +1,4 @@
-/* Step 3, recover: the open rows handed to the pool (recover_feed below),
+/* Step 3, recover: the open rows handed to the pool (nrd_recover, below),
  * and the row executor: one ledger row, driven through its states on a
  * worker thread. It hands each row's outcome back through ctx->outcome and
  * never calls up into the coordinator.

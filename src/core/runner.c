@@ -1,6 +1,6 @@
-/* The run coordinator: one run at a time, callers join, a worker pool for the
- * rows (the lease keeper in lease.c), and the read-side queries of the
- * HTTP layer. */
+/* The runner: runs queued and joined, one at a time on the coordinator
+ * thread (run.c sequences each), the worker pool for the rows, and the
+ * read-side queries of the HTTP layer (plain data; src/http renders it). */
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
