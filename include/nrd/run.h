@@ -76,14 +76,26 @@ int nrd_runner_recoveries(struct nrd_runner *r, int state, size_t limit,
  * most limit; nrd_events_free. */
 int nrd_runner_events(struct nrd_runner *r, const char *since, size_t limit,
                       struct nrd_event **events, size_t *n);
-/* Operator control; NRD_NONE when no such row or wrong state. */
-int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id);
-int nrd_runner_abandon_recovery(struct nrd_runner *r, const char *job_id, const char *reason);
-/* Operator control of a start_failed row: a new replacement, with a new fixed
- * name (new_name), is created by the next run; the replacement that did not
- * start (old_id) is left as it is. NRD_NONE when the row is not start_failed. */
-int nrd_runner_retry_start(struct nrd_runner *r, const char *job_id, char *new_name,
-                           size_t new_name_len, char *old_id, size_t old_id_len);
+/* Operator control, written by the runner's control thread on its own
+ * connection (the caller never waits for the store): done (may be NULL) is
+ * called once from that thread. 0, or -1 when the runner is stopping (done
+ * is then not called).
+ *   RETRY: a failed row back to pending; a start_failed row gets a new
+ *     replacement, with a new fixed name (new_name), created by the next
+ *     run; the one that did not start (old_id) is left as it is.
+ *   ABANDON: an open or failed row to abandoned, with reason (NULL: "abandoned
+ *     by operator").
+ * rc: NRD_OK, NRD_NONE when no such row or not in a state that allows it,
+ * else the store's trouble. Strings valid during the callback only. */
+enum nrd_control { NRD_CONTROL_RETRY = 0, NRD_CONTROL_ABANDON };
+struct nrd_control_result {
+  int rc;
+  bool new_replacement;           /* RETRY of a start_failed row */
+  const char *new_name, *old_id;  /* with new_replacement */
+};
+typedef void (*nrd_control_done_fn)(void *ud, const struct nrd_control_result *res);
+int nrd_runner_control(struct nrd_runner *r, enum nrd_control what, const char *job_id,
+                       const char *reason, nrd_control_done_fn done, void *ud);
 /* Ledger rows per state, for /metrics. */
 int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_COUNT]);
 /* The database answers (for /ready). */

@@ -140,6 +140,7 @@ struct nrd_runner {
   struct nrd_store *lease_store; /* the keeper's connection, opened before its thread */
 
   struct follow_poller *follow;  /* follow.c: replacements looked at between runs */
+  struct control *control;       /* control.c: the operator's writes */
 };
 
 /* The watch's run (watch.c): joins or queues a run of trigger "watch".
@@ -224,6 +225,10 @@ bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
 int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx);
 void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st);  /* takes st */
 void nrd_follow_stop(struct nrd_runner *r);
+/* The operator's writes (control.c): start takes st, its thread's own
+ * connection; stop does the ops already asked for, then joins. */
+void nrd_control_start(struct nrd_runner *r, struct nrd_store *st);
+void nrd_control_stop(struct nrd_runner *r);
 
 /* Failed newest jobs whose instance this run listed in a status not in
  * RECOVER_STATUSES: `ignored` outcomes, logged and counted once per job

@@ -167,33 +167,6 @@ int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx)
   return settled;
 }
 
-/* ---- the operator's retry of a start_failed row ---- */
-
-int nrd_runner_retry_start(struct nrd_runner *r, const char *job_id, char *new_name,
-                           size_t new_name_len, char *old_id, size_t old_id_len)
-{
-  struct nrd_ledger_row row = {0};
-  char name[NRD_NAME_MAX + 1];
-  int64_t now = nrd_now_ms();
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_get(r->query_store, job_id, &row);
-  if(rc == NRD_OK && row.state != NRD_ROW_START_FAILED)
-    rc = NRD_NONE;
-  if(rc == NRD_OK) {
-    nrd_recreate_name(row.instance_name, row.instance_id, now, name);
-    rc = nrd_store_ledger_retry_start(r->query_store, job_id, name, now, now);
-  }
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc == NRD_OK) {
-    snprintf(new_name, new_name_len, "%s", name);
-    snprintf(old_id, old_id_len, "%s", row.new_instance_id ? row.new_instance_id : "");
-    LOG_INFO("new replacement asked for by operator", "jobId", job_id, "newName", name,
-             "startFailedInstanceId", row.new_instance_id);
-  }
-  nrd_ledger_row_cleanup(&row);
-  return rc;
-}
-
 /* ---- the light poller between runs ---- */
 
 struct follow_poller {

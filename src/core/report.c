@@ -84,7 +84,8 @@ void nrd_run_store_failed_msg(struct run_ctx *ctx, const char *what)
 
 void nrd_run_store_failed(struct run_ctx *ctx, struct nrd_store *st)
 {
-  nrd_run_store_failed_msg(ctx, st ? nrd_store_last_error(st) : "the database could not be written");
+  nrd_run_store_failed_msg(ctx, st ? nrd_store_last_error(st)
+                                   : "the database could not be written");
 }
 
 bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen)

@@ -372,7 +372,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
                                      char *err, size_t errlen)
 {
   struct nrd_runner *r = nrd_xcalloc(1, sizeof(*r));
-  struct nrd_store *follow_store = NULL;
+  struct nrd_store *follow_store = NULL, *control_store = NULL;
   char host[64] = "host";
   char rnd[64];
 
@@ -397,7 +397,8 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   /* Every thread's connection is opened here, before any thread starts:
    * none can race a change of the file (and create a new one) later. */
   if(nrd_store_open(cfg->database_path, &r->lease_store, NULL, err, errlen) != NRD_OK ||
-     nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK)
+     nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK ||
+     nrd_store_open(cfg->database_path, &control_store, NULL, err, errlen) != NRD_OK)
     goto fail;
   nrd_runner_startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());
@@ -415,6 +416,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
     abort();  /* threads are a resource we cannot run without */
   }
   nrd_follow_start(r, follow_store);
+  nrd_control_start(r, control_store);
   return r;
 
 fail:
@@ -425,6 +427,8 @@ fail:
     nrd_store_close(r->lease_store);
   if(follow_store)
     nrd_store_close(follow_store);
+  if(control_store)
+    nrd_store_close(control_store);
   free(r);
   return NULL;
 }
@@ -445,6 +449,7 @@ void nrd_runner_destroy(struct nrd_runner *r)
   if(!r)
     return;
   atomic_store(&r->stop_work, true);
+  nrd_control_stop(r);  /* the operator's writes asked for are done first */
   nrd_follow_stop(r);
   pthread_mutex_lock(&r->lock);
   r->stopping = true;
@@ -521,27 +526,6 @@ int nrd_runner_events(struct nrd_runner *r, const char *since, size_t limit,
   pthread_mutex_lock(&r->query_lock);
   int rc = nrd_store_event_list(r->query_store, since, limit, events, n);
   pthread_mutex_unlock(&r->query_lock);
-  return rc;
-}
-
-int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id)
-{
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_retry(r->query_store, job_id, nrd_now_ms());
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc == NRD_OK)
-    LOG_INFO("recovery re-opened by operator", "jobId", job_id);
-  return rc;
-}
-
-int nrd_runner_abandon_recovery(struct nrd_runner *r, const char *job_id, const char *reason)
-{
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_abandon(r->query_store, job_id,
-                                    reason ? reason : "abandoned by operator", nrd_now_ms());
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc == NRD_OK)
-    LOG_INFO("recovery abandoned by operator", "jobId", job_id);
   return rc;
 }
 

@@ -152,6 +152,8 @@ struct http_wait_result {
   bool completed;
   char *error_message;   /* heap */
   char *result_json;     /* heap */
+  int rc;                /* an operator control's result (nrd_runner_control) */
+  char *detail;          /* heap: its message, when it has its own */
 };
 
 struct http_ctx {

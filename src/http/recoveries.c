@@ -77,34 +77,63 @@ static void render_store_rc(struct http_reply *out, int rc, const char *job_id,
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
 }
 
+/* Runs on the runner's control thread when the write is done. */
+static void on_control_done(void *ud, const struct nrd_control_result *res)
+{
+  struct http_wait_result w = { .rc = res->rc };
+  if (res->new_replacement) {
+    struct nrd_buf b;
+    nrd_buf_init(&b);
+    nrd_buf_printf(&b, "A new replacement named '%s' will be created on the next run; the "
+                   "replacement that did not start (%s) is left as it is", res->new_name,
+                   res->old_id);
+    w.detail = nrd_buf_steal(&b);
+  }
+  http_ctx_finish_wait(ud, &w);
+}
+
+static void render_retry(struct http_ctx *c, struct http_reply *out)
+{
+  if (c->result.detail)
+    render_done(out, c->params[0], c->result.detail);
+  else
+    render_store_rc(out, c->result.rc, c->params[0], "Recovery queued for retry on the next run",
+                    "a retry (failed or start_failed)");
+}
+
+static void render_abandon(struct http_ctx *c, struct http_reply *out)
+{
+  render_store_rc(out, c->result.rc, c->params[0], "Recovery abandoned",
+                  "abandoning (open or failed)");
+}
+
+/* Hands the write to the runner's control thread; the answer is rendered
+ * when it is done (the wait protocol). */
+static enum http_handler_rc control(struct http_ctx *c, enum nrd_control what,
+                                    const char *reason,
+                                    void (*render)(struct http_ctx *, struct http_reply *),
+                                    struct http_reply *out)
+{
+  c->render = render;
+  http_ctx_ref(c);  /* held by on_control_done */
+  if (nrd_runner_control(http_runner(c), what, c->params[0], reason, on_control_done, c) != 0) {
+    http_ctx_unref(c);
+    http_error(out, HTTP_E_SHUTTING_DOWN, NULL, NULL);
+    return HTTP_REPLY;
+  }
+  return HTTP_WAIT;
+}
+
 enum http_handler_rc http_h_retry_recovery(struct http_ctx *c, struct http_reply *out)
 {
-  const char *job_id = c->params[0];
-
   if (http_body_fields(c->json, NULL, 0, out) != 0)
     return HTTP_REPLY;
-  int rc = nrd_runner_retry_recovery(http_runner(c), job_id);
-  if (rc == NRD_NONE) {
-    char name[256], old_id[128], msg[640];
-    rc = nrd_runner_retry_start(http_runner(c), job_id, name, sizeof name, old_id,
-                                sizeof old_id);
-    if (rc == NRD_OK) {
-      snprintf(msg, sizeof msg,
-               "A new replacement named '%s' will be created on the next run; the replacement "
-               "that did not start (%s) is left as it is", name, old_id);
-      render_done(out, job_id, msg);
-      return HTTP_REPLY;
-    }
-  }
-  render_store_rc(out, rc, job_id, "Recovery queued for retry on the next run",
-                  "a retry (failed or start_failed)");
-  return HTTP_REPLY;
+  return control(c, NRD_CONTROL_RETRY, NULL, render_retry, out);
 }
 
 enum http_handler_rc http_h_abandon_recovery(struct http_ctx *c, struct http_reply *out)
 {
   static const struct http_field fields[] = { { "reason", HTTP_FIELD_STRING } };
-  const char *job_id = c->params[0];
   const char *reason;
 
   if (http_body_fields(c->json, fields, 1, out) != 0)
@@ -115,9 +144,6 @@ enum http_handler_rc http_h_abandon_recovery(struct http_ctx *c, struct http_rep
                 REASON_MAX);
     return HTTP_REPLY;
   }
-  render_store_rc(out,
-                  nrd_runner_abandon_recovery(http_runner(c), job_id,
-                                              reason ? reason : "abandoned by an operator"),
-                  job_id, "Recovery abandoned", "abandoning (open or failed)");
-  return HTTP_REPLY;
+  return control(c, NRD_CONTROL_ABANDON, reason ? reason : "abandoned by an operator",
+                 render_abandon, out);
 }

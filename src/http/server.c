@@ -139,6 +139,7 @@ void http_ctx_unref(struct http_ctx *c)
   cJSON_Delete(c->json);
   free(c->result.error_message);
   free(c->result.result_json);
+  free(c->result.detail);
   pthread_mutex_destroy(&c->mu);
   free(c);
 }
@@ -385,6 +386,7 @@ void http_ctx_finish_wait(struct http_ctx *c, struct http_wait_result *res)
   c->result = *res;
   res->error_message = NULL;
   res->result_json = NULL;
+  res->detail = NULL;
   c->done = true;
   if (c->suspended && !c->resumed) {
     c->resumed = true;
