@@ -7,7 +7,7 @@
 
 /* "What next" for one ledger row: a pure function of the row and what this
  * run's sync saw of its instance, so tests can drive the state machine
- * without I/O. The executor (src/core/recovery.c) writes the next state to the
+ * without I/O. The executor (src/core/recover.c) writes the next state to the
  * ledger before each side effect. */
 
 enum nrd_step {

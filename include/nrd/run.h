@@ -7,7 +7,7 @@
 
 #include "nrd/config.h"
 #include "nrd/novita.h"
-#include "nrd/store.h"
+#include "nrd/domain.h"
 
 /* The run coordinator: one run at a time; callers that arrive during a run
  * join it when their dry-run setting matches, otherwise they join (or create)
@@ -62,23 +62,40 @@ int nrd_runner_run_sync(struct nrd_runner *r, enum nrd_trigger trigger, bool dry
 bool nrd_runner_busy(struct nrd_runner *r);
 
 /* ---- queries for the HTTP layer (thread-safe; each takes the runner's
- * query connection under a lock). Heap results: caller frees. ---- */
+ * query connection under a lock). Plain data of nrd/domain.h, which
+ * src/http renders; the caller frees it with domain.h's free functions. ---- */
 
-/* {"runId","state","trigger","dryRun","startedAt","finishedAt","result"} or NRD_NONE. */
-int nrd_runner_get_run(struct nrd_runner *r, const char *run_id, char **json);
-/* {"recoveries":[...],"count":n}; state NULL for all; NRD_ERR on a bad state name. */
-int nrd_runner_list_recoveries(struct nrd_runner *r, const char *state, size_t limit, char **json);
-/* Operator control; NRD_NONE when no such row or wrong state. */
-int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id);
-int nrd_runner_abandon_recovery(struct nrd_runner *r, const char *job_id, const char *reason);
-/* Operator control of a start_failed row: a new replacement, with a new fixed
- * name (new_name), is created by the next run; the replacement that did not
- * start (old_id) is left as it is. NRD_NONE when the row is not start_failed. */
-int nrd_runner_retry_start(struct nrd_runner *r, const char *job_id, char *new_name,
-                           size_t new_name_len, char *old_id, size_t old_id_len);
-/* {"events":[{id,type,createdAt,state,attempts,lastError,event}],"count":n}:
- * events after since (all when NULL or unknown), oldest first. */
-int nrd_runner_list_events(struct nrd_runner *r, const char *since, size_t limit, char **json);
+/* The run's record: from the store, or (asked for, not yet recorded by the
+ * coordinator) from the queue, state running. NRD_NONE when no such run.
+ * Caller: nrd_run_record_cleanup. */
+int nrd_runner_run_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out);
+/* Ledger rows in state (-1: every state), at most limit; nrd_ledger_rows_free. */
+int nrd_runner_recoveries(struct nrd_runner *r, int state, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n);
+/* Outbox events after since (all when NULL or unknown), oldest first, at
+ * most limit; nrd_events_free. */
+int nrd_runner_events(struct nrd_runner *r, const char *since, size_t limit,
+                      struct nrd_event **events, size_t *n);
+/* Operator control, written by the runner's control thread on its own
+ * connection (the caller never waits for the store): done (may be NULL) is
+ * called once from that thread. 0, or -1 when the runner is stopping (done
+ * is then not called).
+ *   RETRY: a failed row back to pending; a start_failed row gets a new
+ *     replacement, with a new fixed name (new_name), created by the next
+ *     run; the one that did not start (old_id) is left as it is.
+ *   ABANDON: an open or failed row to abandoned, with reason (NULL: "abandoned
+ *     by operator").
+ * rc: NRD_OK, NRD_NONE when no such row or not in a state that allows it,
+ * else the store's trouble. Strings valid during the callback only. */
+enum nrd_control { NRD_CONTROL_RETRY = 0, NRD_CONTROL_ABANDON };
+struct nrd_control_result {
+  int rc;
+  bool new_replacement;           /* RETRY of a start_failed row */
+  const char *new_name, *old_id;  /* with new_replacement */
+};
+typedef void (*nrd_control_done_fn)(void *ud, const struct nrd_control_result *res);
+int nrd_runner_control(struct nrd_runner *r, enum nrd_control what, const char *job_id,
+                       const char *reason, nrd_control_done_fn done, void *ud);
 /* Ledger rows per state, for /metrics. */
 int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_COUNT]);
 /* The database answers (for /ready). */
@@ -86,18 +103,25 @@ bool nrd_runner_store_ok(struct nrd_runner *r);
 
 /* ---- the operator console's read-only views (console.c) ---- */
 
-/* {"runs":[{runId,state,trigger,dryRun,startedAt,finishedAt,durationMs,
- *  totalChecked,failedJobsFound,instancesRecreated,errors,deferred}],"count"}:
- * the newest first, without outcomes (runs/{id} has them). */
-int nrd_runner_list_runs(struct nrd_runner *r, size_t limit, char **json);
-/* {"ledger":{state:count, every state},"openRows","brake":{maxRecoveriesPerRun,
- *  held},"circuit":"closed"|"open"|"half-open","runInProgress","dryRunOnly",
- *  "webhooks":{configured,pending,delivered,dead},"generatedAt"}. */
-int nrd_runner_overview(struct nrd_runner *r, char **json);
-/* Finished recoveries per hour over the last `hours` hours:
- * {"from","to","hours","buckets":[{hour,action,count,
- *  timeToRecoveryMs:{avg,max}|null}]}; action is recreated, adopted, or the
- * row's state (failed, abandoned, ...). */
-int nrd_runner_hourly_stats(struct nrd_runner *r, int hours, char **json);
+/* The newest runs first, without outcomes, at most limit;
+ * nrd_run_summaries_free. */
+int nrd_runner_run_summaries(struct nrd_runner *r, size_t limit, struct nrd_run_summary **runs,
+                             size_t *n);
+
+/* The ledger, brake, breaker and outbox at a glance. */
+struct nrd_overview {
+  int64_t ledger[NRD_ROW_STATE_COUNT];  /* rows per state */
+  int64_t max_recoveries_per_run;
+  const char *circuit;                  /* "closed" | "open" | "half-open" (static) */
+  bool run_in_progress, dry_run_only, webhooks_configured;
+  int64_t pending, delivered, dead;     /* outbox events per state */
+  int64_t generated_ms;
+};
+int nrd_runner_overview(struct nrd_runner *r, struct nrd_overview *out);
+
+/* Finished rows per hour over the last `hours` hours: from the start of the
+ * hour hours - 1 hours ago (*from_ms) to now (*to_ms); nrd_hourly_buckets_free. */
+int nrd_runner_hourly(struct nrd_runner *r, int hours, int64_t *from_ms, int64_t *to_ms,
+                      struct nrd_hourly_bucket **buckets, size_t *n);
 
 #endif

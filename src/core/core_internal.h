@@ -71,6 +71,10 @@ struct run_ctx {
   int64_t sync_started_ms;       /* wall clock when this run's listing began */
   int64_t deadline_mono_ms;
 
+  /* Where every outcome goes (takes item): the report's tally, set by the
+   * coordinator. The row executor hands its outcomes back through it. */
+  void (*outcome)(struct run_ctx *ctx, cJSON *item);
+
   pthread_mutex_t lock;          /* guards everything below */
   pthread_cond_t product_cond;
   struct product_entry *products;
@@ -122,10 +126,11 @@ struct nrd_runner {
   pthread_cond_t cond;
   struct queued_run *current, *queue;
   bool stopping;
+  atomic_bool running;           /* a run executes (read without the lock) */
   atomic_bool stop_work;         /* read by workers without the lock */
   pthread_t thread;
 
-  /* Lease keeper: renews the leases of rows being worked on. */
+  /* Lease keeper (lease.c): renews the leases of rows being worked on. */
   pthread_mutex_t lease_lock;
   pthread_cond_t lease_cond;
   bool lease_stop;               /* guarded by lease_lock */
@@ -135,6 +140,7 @@ struct nrd_runner {
   struct nrd_store *lease_store; /* the keeper's connection, opened before its thread */
 
   struct follow_poller *follow;  /* follow.c: replacements looked at between runs */
+  struct control *control;       /* control.c: the operator's writes */
 };
 
 /* The watch's run (watch.c): joins or queues a run of trigger "watch".
@@ -152,19 +158,32 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
 /* Drives one ledger row as far as it goes in this run (worker thread). */
 void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *row);
 
+/* ---- the report's tally (report.c): a leaf, called by every step ---- */
+
 /* A new outcome of row: {instanceId, instanceName, jobId, action}. */
 cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action);
-
-/* The run's store failed (first call wins, with st's SQLite message):
- * every row not yet worked is deferred and the run answers 503. */
+/* Appends an outcome (takes item: printed into ctx->outcomes and freed).
+ * Counts it. What ctx->outcome points at. */
+void nrd_report_add_outcome(struct run_ctx *ctx, cJSON *item);
+/* A `deferred` outcome of row naming reason. */
+void nrd_report_defer(struct run_ctx *ctx, const struct nrd_ledger_row *row, const char *reason);
+/* The store failed before the rows were worked: every open row the ledger
+ * still lists is deferred naming the failure. */
+void nrd_report_defer_open_rows(struct run_ctx *ctx, struct nrd_worker *w);
+/* The run's store failed (first call wins, with st's SQLite message, or
+ * what): every row not yet worked is deferred and the run answers 503. */
 void nrd_run_store_failed(struct run_ctx *ctx, struct nrd_store *st);
+void nrd_run_store_failed_msg(struct run_ctx *ctx, const char *what);
 /* Copies "store unavailable: ..." into out and returns true; false (out
  * untouched) while the store is fine. */
 bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen);
-
-/* Appends an outcome (takes item: printed into ctx->outcomes and freed).
- * Counts it. */
-void nrd_run_add_outcome(struct run_ctx *ctx, cJSON *item);
+/* The report as JSON text (caller frees), its outcomes last. The outcomes'
+ * buffer becomes the report (moved up to make room for the head), so the
+ * largest text of the run is never held twice. */
+char *nrd_report_text(struct run_ctx *ctx);
+/* The run.completed event for the outbox (written on st): the counts. */
+void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *state,
+                      bool completed, int64_t finished_ms);
 
 /* The sync's snapshot writer (snapshot_writer.c): runs of instances are
  * stored on a pool worker, one transaction per page, while the coordinator
@@ -206,9 +225,10 @@ bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
 int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx);
 void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st);  /* takes st */
 void nrd_follow_stop(struct nrd_runner *r);
-/* A ledger row's start fields for GET .../recoveries: acceptedAt, runningAt,
- * statusError {state, message}, each when set. */
-void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row);
+/* The operator's writes (control.c): start takes st, its thread's own
+ * connection; stop does the ops already asked for, then joins. */
+void nrd_control_start(struct nrd_runner *r, struct nrd_store *st);
+void nrd_control_stop(struct nrd_runner *r);
 
 /* Failed newest jobs whose instance this run listed in a status not in
  * RECOVER_STATUSES: `ignored` outcomes, logged and counted once per job
@@ -216,8 +236,23 @@ void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row);
 void nrd_report_ignored(struct run_ctx *ctx, struct nrd_worker *w, struct nrd_job *jobs[2],
                         const size_t n_jobs[2]);
 
-/* The lease keeper's list of rows in hand. */
-void nrd_runner_hold(struct nrd_runner *r, const char *job_id);
-void nrd_runner_unhold(struct nrd_runner *r, const char *job_id);
+/* The lease keeper (lease.c): the rows in hand, its thread. init before
+ * the runner's threads, start once lease_store is open, stop at the end
+ * (joins, closes lease_store). */
+void nrd_lease_hold(struct nrd_runner *r, const char *job_id);
+void nrd_lease_unhold(struct nrd_runner *r, const char *job_id);
+void nrd_lease_init(struct nrd_runner *r);
+int nrd_lease_start(struct nrd_runner *r);
+void nrd_lease_stop(struct nrd_runner *r);
+
+/* Timed waits use the monotonic clock: a condition variable that counts
+ * CLOCK_MONOTONIC, and the deadline after_ms from now on it. (clock.c) */
+void nrd_cond_init_mono(pthread_cond_t *cond);
+struct timespec;
+void nrd_mono_timespec(int64_t after_ms, struct timespec *ts);
+
+/* Readiness (health.c): the file's identity and PRAGMA quick_check, taken
+ * once at start-up on the query connection. */
+void nrd_runner_startup_checks(struct nrd_runner *r);
 
 #endif

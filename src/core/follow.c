@@ -107,7 +107,7 @@ static bool settle(struct nrd_worker *w, struct run_ctx *ctx, const struct nrd_l
     nrd_json_add_str(o, "newName", row->new_name);
     if(!running)
       nrd_json_add_str(o, "reason", reason);
-    nrd_run_add_outcome(ctx, o);
+    ctx->outcome(ctx, o);
   }
   return true;
 }
@@ -167,53 +167,6 @@ int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx)
   return settled;
 }
 
-void nrd_follow_row_json(cJSON *o, const struct nrd_ledger_row *row)
-{
-  char at[32];
-  if(row->accepted_ms) {
-    nrd_iso8601(row->accepted_ms, at);
-    nrd_json_add_str(o, "acceptedAt", at);
-  }
-  if(row->running_ms) {
-    nrd_iso8601(row->running_ms, at);
-    nrd_json_add_str(o, "runningAt", at);
-  }
-  if(row->status_error_state || row->status_error_message) {
-    cJSON *se = cJSON_AddObjectToObject(o, "statusError");
-    if(!se)
-      abort();
-    nrd_json_add_str(se, "state", row->status_error_state ? row->status_error_state : "");
-    nrd_json_add_str(se, "message", row->status_error_message ? row->status_error_message : "");
-  }
-}
-
-/* ---- the operator's retry of a start_failed row ---- */
-
-int nrd_runner_retry_start(struct nrd_runner *r, const char *job_id, char *new_name,
-                           size_t new_name_len, char *old_id, size_t old_id_len)
-{
-  struct nrd_ledger_row row = {0};
-  char name[NRD_NAME_MAX + 1];
-  int64_t now = nrd_now_ms();
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_get(r->query_store, job_id, &row);
-  if(rc == NRD_OK && row.state != NRD_ROW_START_FAILED)
-    rc = NRD_NONE;
-  if(rc == NRD_OK) {
-    nrd_recreate_name(row.instance_name, row.instance_id, now, name);
-    rc = nrd_store_ledger_retry_start(r->query_store, job_id, name, now, now);
-  }
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc == NRD_OK) {
-    snprintf(new_name, new_name_len, "%s", name);
-    snprintf(old_id, old_id_len, "%s", row.new_instance_id ? row.new_instance_id : "");
-    LOG_INFO("new replacement asked for by operator", "jobId", job_id, "newName", name,
-             "startFailedInstanceId", row.new_instance_id);
-  }
-  nrd_ledger_row_cleanup(&row);
-  return rc;
-}
-
 /* ---- the light poller between runs ---- */
 
 struct follow_poller {
@@ -233,13 +186,12 @@ static void *poller_main(void *arg)
   pthread_mutex_lock(&p->lock);
   while(!p->stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)r->cfg->recovery_start_poll_seconds;
+    nrd_mono_timespec((int64_t)r->cfg->recovery_start_poll_seconds * 1000, &ts);
     pthread_cond_timedwait(&p->cond, &p->lock, &ts);
     if(p->stop)
       break;
     pthread_mutex_unlock(&p->lock);
-    if(!nrd_runner_busy(r))
+    if(!atomic_load(&r->running))
       nrd_follow_created(&w, NULL);  /* a run looks at them itself */
     pthread_mutex_lock(&p->lock);
   }
@@ -253,7 +205,7 @@ void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st)
   struct follow_poller *p = nrd_xcalloc(1, sizeof(*p));
   p->store = st;
   pthread_mutex_init(&p->lock, NULL);
-  pthread_cond_init(&p->cond, NULL);
+  nrd_cond_init_mono(&p->cond);
   r->follow = p;
   if(pthread_create(&p->thread, NULL, poller_main, r) != 0)
     abort();  /* threads are a resource we cannot run without */

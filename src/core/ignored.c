@@ -90,7 +90,7 @@ static void consider(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
     cJSON *o = nrd_outcome_new(&shown, "ignored");
     nrd_json_add_str(o, "reason", reason);
     nrd_json_add_str(o, "status", snap.status);
-    nrd_run_add_outcome(ctx, o);
+    ctx->outcome(ctx, o);
   } else if(!nrd_status_recoverable(snap.status)) {
     nrd_ledger_row_cleanup(&row);
   }

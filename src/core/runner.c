@@ -1,5 +1,6 @@
-/* The run coordinator: one run at a time, callers join, a worker pool for the
- * rows, a lease keeper, and the read-side queries of the HTTP layer. */
+/* The runner: runs queued and joined, one at a time on the coordinator
+ * thread (run.c sequences each), the worker pool for the rows, and the
+ * read-side queries of the HTTP layer (plain data; src/http renders it). */
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,6 @@
 #include <unistd.h>
 
 #include "core_internal.h"
-#include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/metrics.h"
 #include "nrd/recovery.h"
@@ -29,20 +29,10 @@ struct queued_run {
   char **watch_jobs;       /* their job ids (owned) */
   size_t n_watch_jobs;
   int64_t watch_seen_ms;   /* when the watch began confirming their instances */
+  int64_t requested_ms;    /* when it was asked for: its record's startedAt */
   struct waiter *waiters;
   struct queued_run *next;
 };
-
-const char *nrd_trigger_name(enum nrd_trigger t)
-{
-  switch(t) {
-  case NRD_TRIGGER_API: return "api";
-  case NRD_TRIGGER_SCHEDULER: return "scheduler";
-  case NRD_TRIGGER_CLI: return "cli";
-  case NRD_TRIGGER_WATCH: return "watch";
-  }
-  return "unknown";
-}
 
 /* ---- worker threads: one Novita connection and one store connection each ---- */
 
@@ -86,102 +76,19 @@ static void pool_thread_fini(void *worker_ctx)
   free(worker_ctx);
 }
 
-/* ---- lease keeper ---- */
-
-void nrd_runner_hold(struct nrd_runner *r, const char *job_id)
-{
-  pthread_mutex_lock(&r->lease_lock);
-  if(r->n_active == r->cap_active) {
-    r->cap_active = r->cap_active ? r->cap_active * 2 : 16;
-    r->active = nrd_xrealloc(r->active, r->cap_active * sizeof(*r->active));
-  }
-  r->active[r->n_active++] = nrd_xstrdup(job_id);
-  pthread_mutex_unlock(&r->lease_lock);
-}
-
-void nrd_runner_unhold(struct nrd_runner *r, const char *job_id)
-{
-  pthread_mutex_lock(&r->lease_lock);
-  for(size_t i = 0; i < r->n_active; i++) {
-    if(!strcmp(r->active[i], job_id)) {
-      free(r->active[i]);
-      r->active[i] = r->active[--r->n_active];
-      break;
-    }
-  }
-  pthread_mutex_unlock(&r->lease_lock);
-}
-
-static void *lease_main(void *arg)
-{
-  struct nrd_runner *r = arg;
-  struct nrd_store *st = r->lease_store;
-  int64_t lease_ms = (int64_t)r->cfg->recovery_lease_seconds * 1000;
-
-  pthread_mutex_lock(&r->lease_lock);
-  while(!r->lease_stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wake = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + lease_ms / 3;
-    ts.tv_sec = (time_t)(wake / 1000);
-    ts.tv_nsec = (long)(wake % 1000) * 1000000;
-    pthread_cond_timedwait(&r->lease_cond, &r->lease_lock, &ts);
-    if(r->lease_stop)
-      break;
-    /* Copy the ids so no store call happens under the lock. */
-    size_t n = r->n_active;
-    char **ids = nrd_xcalloc(n ? n : 1, sizeof(*ids));
-    for(size_t i = 0; i < n; i++)
-      ids[i] = nrd_xstrdup(r->active[i]);
-    pthread_mutex_unlock(&r->lease_lock);
-    for(size_t i = 0; i < n; i++) {
-      nrd_store_ledger_renew(st, ids[i], r->owner, nrd_now_ms() + lease_ms);
-      free(ids[i]);
-    }
-    free(ids);
-    pthread_mutex_lock(&r->lease_lock);
-  }
-  pthread_mutex_unlock(&r->lease_lock);
-  return NULL;
-}
-
 /* ---- the coordinator ---- */
 
-/* The run.completed event for the outbox: the report's counts. */
-static void record_completed(struct nrd_runner *r, struct run_ctx *ctx, const char *state,
-                             bool completed, int64_t finished_ms)
+/* Tells each waiter how the run ended, and frees the list. The one place
+ * waiters are told (the run's end, or its cancelling at shutdown). */
+static void notify_waiters(struct waiter *wt, const struct nrd_run_result *res)
 {
-  char id[64], at[32];
-  cJSON *body = cJSON_CreateObject();
-  if(!body)
-    abort();
-  nrd_make_id("evt", id);
-  nrd_iso8601(finished_ms, at);
-  nrd_json_add_str(body, "id", id);
-  nrd_json_add_str(body, "type", "run.completed");
-  nrd_json_add_str(body, "createdAt", at);
-  cJSON *d = cJSON_AddObjectToObject(body, "data");
-  nrd_json_add_str(d, "runId", ctx->run_id);
-  nrd_json_add_str(d, "trigger", nrd_trigger_name(ctx->trigger));
-  nrd_json_add_str(d, "state", state);
-  nrd_json_add_bool(d, "completed", completed);
-  nrd_json_add_bool(d, "dryRun", ctx->dry_run);
-  pthread_mutex_lock(&ctx->lock);
-  nrd_json_add_num(d, "totalChecked", ctx->total_checked);
-  nrd_json_add_num(d, "failedJobsFound", ctx->failed_found);
-  nrd_json_add_num(d, "instancesRecreated", ctx->recreated);
-  nrd_json_add_num(d, "errors", ctx->errors);
-  nrd_json_add_num(d, "deferred", ctx->deferred);
-  pthread_mutex_unlock(&ctx->lock);
-  struct nrd_event ev = {.id = id, .type = "run.completed", .created_ms = finished_ms,
-                         .state = "pending"};
-  ev.body_json = nrd_json_print(body);
-  if(nrd_store_event_insert(r->coord.store, &ev) != NRD_OK)
-    LOG_ERROR("could not record the run.completed event", "runId", ctx->run_id);
-  else if(r->event_hook)
-    r->event_hook(r->event_hook_ud);
-  free(ev.body_json);
-  cJSON_Delete(body);
+  while(wt) {
+    struct waiter *next = wt->next;
+    if(wt->fn)
+      wt->fn(wt->ud, res);
+    free(wt);
+    wt = next;
+  }
 }
 
 static void run_one(struct nrd_runner *r, struct queued_run *q)
@@ -196,6 +103,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   memcpy(ctx.run_id, q->id, sizeof(ctx.run_id));
   ctx.started_ms = nrd_now_ms();
   ctx.deadline_mono_ms = nrd_mono_ms() + (int64_t)r->cfg->run_deadline_seconds * 1000;
+  ctx.outcome = nrd_report_add_outcome;
   nrd_buf_init(&ctx.outcomes);
   pthread_mutex_init(&ctx.lock, NULL);
   pthread_cond_init(&ctx.product_cond, NULL);
@@ -208,7 +116,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   nrd_store_release_memory(r->coord.store);  /* the report's pages */
   nrd_metrics_run(nrd_trigger_name(ctx.trigger), state);
   nrd_metrics_run_timing(state, finished, finished - ctx.started_ms);
-  record_completed(r, &ctx, state, completed, finished);
+  nrd_report_event(&ctx, r->coord.store, state, completed, finished);
   int64_t pruned = 0;
   int64_t cutoff = finished - (int64_t)r->cfg->retention_days * 86400 * 1000;
   if(nrd_store_prune(r->coord.store, cutoff, &pruned) == NRD_OK && pruned > 0)
@@ -224,14 +132,9 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   struct waiter *wt = q->waiters;
   q->waiters = NULL;
   r->current = NULL;
+  atomic_store(&r->running, false);
   pthread_mutex_unlock(&r->lock);
-  while(wt) {
-    struct waiter *next = wt->next;
-    if(wt->fn)
-      wt->fn(wt->ud, &res);
-    free(wt);
-    wt = next;
-  }
+  notify_waiters(wt, &res);
 
   free(result_json);
   free(error_message);
@@ -272,14 +175,20 @@ static void cancel_queued(struct queued_run *q)
   struct nrd_run_result res = {.run_id = q->id, .completed = false,
                                .error_message = "service is shutting down",
                                .result_json = "{}"};
-  for(struct waiter *wt = q->waiters; wt;) {
-    struct waiter *next = wt->next;
-    if(wt->fn)
-      wt->fn(wt->ud, &res);
-    free(wt);
-    wt = next;
-  }
+  notify_waiters(q->waiters, &res);
+  q->waiters = NULL;
   queued_free(q);
+}
+
+/* The run's record (state running), written by the coordinator when it
+ * takes the run: the thread that asked for it (HTTP, scheduler, watch)
+ * never waits on a store write. Until then runs/{id} answers from the
+ * queue (nrd_runner_run_record). */
+static void record_run(struct nrd_runner *r, const struct queued_run *q)
+{
+  if(nrd_store_run_insert(r->coord.store, q->id, nrd_trigger_name(q->trigger), q->dry_run,
+                          q->requested_ms) != NRD_OK)
+    LOG_ERROR("could not record a new run", "runId", q->id);
 }
 
 static void *coordinator_main(void *arg)
@@ -294,7 +203,9 @@ static void *coordinator_main(void *arg)
     struct queued_run *q = r->queue;
     r->queue = q->next;
     r->current = q;
+    atomic_store(&r->running, true);
     pthread_mutex_unlock(&r->lock);
+    record_run(r, q);
     run_one(r, q);
     queued_free(q);
     pthread_mutex_lock(&r->lock);
@@ -304,6 +215,7 @@ static void *coordinator_main(void *arg)
   pthread_mutex_unlock(&r->lock);
   while(q) {
     struct queued_run *next = q->next;
+    record_run(r, q);
     nrd_store_run_finish(r->coord.store, q->id, "failed", "{}", nrd_now_ms());
     cancel_queued(q);
     q = next;
@@ -351,7 +263,7 @@ static struct queued_run *joinable(struct nrd_runner *r, bool dry_run,
   return q;
 }
 
-static int request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
+static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
                    const struct watch_part *wp, nrd_run_done_fn done, void *ud,
                    char run_id[64])
 {
@@ -374,6 +286,7 @@ static int request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
     nrd_make_id("run", q->id);
     q->trigger = trigger;
     q->dry_run = dry_run;
+    q->requested_ms = nrd_now_ms();
     q->watch_only = wp && wp->only;
     if(q->watch_only)
       watch_add(q, wp);
@@ -385,15 +298,8 @@ static int request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
   wt->next = q->waiters;
   q->waiters = wt;
   memcpy(run_id, q->id, 64);
-  if(fresh) {
-    /* Recorded before the coordinator can see it, so runs/{id} answers at once. */
-    pthread_mutex_lock(&r->query_lock);
-    if(nrd_store_run_insert(r->query_store, q->id, nrd_trigger_name(trigger), dry_run,
-                            nrd_now_ms()) != NRD_OK)
-      LOG_ERROR("could not record a new run", "runId", q->id);
-    pthread_mutex_unlock(&r->query_lock);
-    pthread_cond_signal(&r->cond);
-  }
+  if(fresh)
+    pthread_cond_signal(&r->cond);  /* the coordinator records it (record_run) */
   pthread_mutex_unlock(&r->lock);
   return 0;
 }
@@ -401,7 +307,7 @@ static int request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
 int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
                        nrd_run_done_fn done, void *ud, char run_id[64])
 {
-  return request(r, trigger, dry_run, NULL, done, ud, run_id);
+  return request_run(r, trigger, dry_run, NULL, done, ud, run_id);
 }
 
 int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only,
@@ -409,7 +315,7 @@ int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only
                              char run_id[64])
 {
   struct watch_part wp = {.only = watch_only, .jobs = job_ids, .n = n, .seen_ms = seen_ms};
-  return request(r, NRD_TRIGGER_WATCH, dry_run, &wp, NULL, NULL, run_id);
+  return request_run(r, NRD_TRIGGER_WATCH, dry_run, &wp, NULL, NULL, run_id);
 }
 
 struct sync_wait {
@@ -459,34 +365,14 @@ out:
 
 bool nrd_runner_busy(struct nrd_runner *r)
 {
-  pthread_mutex_lock(&r->lock);
-  bool busy = r->current != NULL;
-  pthread_mutex_unlock(&r->lock);
-  return busy;
-}
-
-/* The file's identity for nrd_runner_db_file_ok, and PRAGMA quick_check:
- * a database that fails it keeps /ready at 503. */
-static void startup_checks(struct nrd_runner *r)
-{
-  struct stat sb;
-  char msg[300];
-  if(stat(r->cfg->database_path, &sb) == 0) {
-    r->db_dev = sb.st_dev;
-    r->db_ino = sb.st_ino;
-  }
-  if(nrd_store_quick_check(r->query_store, msg, sizeof(msg)) != NRD_OK) {
-    r->integrity_failed = true;
-    LOG_ERROR("database integrity check failed (PRAGMA quick_check): /ready answers 503; "
-              "restore the database from a backup", "path", r->cfg->database_path, "detail", msg);
-  }
+  return atomic_load(&r->running);
 }
 
 struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv,
                                      char *err, size_t errlen)
 {
   struct nrd_runner *r = nrd_xcalloc(1, sizeof(*r));
-  struct nrd_store *follow_store = NULL;
+  struct nrd_store *follow_store = NULL, *control_store = NULL;
   char host[64] = "host";
   char rnd[64];
 
@@ -499,8 +385,8 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->cond, NULL);
   pthread_mutex_init(&r->query_lock, NULL);
-  pthread_mutex_init(&r->lease_lock, NULL);
-  pthread_cond_init(&r->lease_cond, NULL);
+  nrd_lease_init(r);
+  atomic_init(&r->running, false);
   atomic_init(&r->stop_work, false);
 
   /* The coordinator's connection applies the migrations first. */
@@ -511,9 +397,10 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   /* Every thread's connection is opened here, before any thread starts:
    * none can race a change of the file (and create a new one) later. */
   if(nrd_store_open(cfg->database_path, &r->lease_store, NULL, err, errlen) != NRD_OK ||
-     nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK)
+     nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK ||
+     nrd_store_open(cfg->database_path, &control_store, NULL, err, errlen) != NRD_OK)
     goto fail;
-  startup_checks(r);
+  nrd_runner_startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());
 
   r->pool = nrd_pool_create(cfg->migration_max_concurrent,
@@ -523,12 +410,13 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
     snprintf(err, errlen, "the workers could not open the database");
     goto fail;
   }
-  if(pthread_create(&r->lease_thread, NULL, lease_main, r) != 0 ||
+  if(nrd_lease_start(r) != 0 ||
      pthread_create(&r->thread, NULL, coordinator_main, r) != 0) {
     snprintf(err, errlen, "could not start the runner threads");
     abort();  /* threads are a resource we cannot run without */
   }
   nrd_follow_start(r, follow_store);
+  nrd_control_start(r, control_store);
   return r;
 
 fail:
@@ -539,6 +427,8 @@ fail:
     nrd_store_close(r->lease_store);
   if(follow_store)
     nrd_store_close(follow_store);
+  if(control_store)
+    nrd_store_close(control_store);
   free(r);
   return NULL;
 }
@@ -559,6 +449,7 @@ void nrd_runner_destroy(struct nrd_runner *r)
   if(!r)
     return;
   atomic_store(&r->stop_work, true);
+  nrd_control_stop(r);  /* the operator's writes asked for are done first */
   nrd_follow_stop(r);
   pthread_mutex_lock(&r->lock);
   r->stopping = true;
@@ -566,21 +457,11 @@ void nrd_runner_destroy(struct nrd_runner *r)
   pthread_mutex_unlock(&r->lock);
   pthread_join(r->thread, NULL);
 
-  pthread_mutex_lock(&r->lease_lock);
-  r->lease_stop = true;
-  pthread_cond_broadcast(&r->lease_cond);
-  pthread_mutex_unlock(&r->lease_lock);
-  pthread_join(r->lease_thread, NULL);
+  nrd_lease_stop(r);
 
   nrd_pool_destroy(r->pool);
   worker_close(&r->coord);
   nrd_store_close(r->query_store);
-  nrd_store_close(r->lease_store);
-  for(size_t i = 0; i < r->n_active; i++)
-    free(r->active[i]);
-  free(r->active);
-  pthread_cond_destroy(&r->lease_cond);
-  pthread_mutex_destroy(&r->lease_lock);
   pthread_mutex_destroy(&r->query_lock);
   pthread_cond_destroy(&r->cond);
   pthread_mutex_destroy(&r->lock);
@@ -589,111 +470,62 @@ void nrd_runner_destroy(struct nrd_runner *r)
 
 /* ---- queries ---- */
 
-static cJSON *row_json(const struct nrd_ledger_row *row)
+/* A run asked for and not yet recorded by the coordinator: its record as
+ * the store will have it (state running). NRD_NONE when none such. */
+static int queued_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out)
 {
-  char at[32];
-  cJSON *o = cJSON_CreateObject();
-  if(!o)
-    abort();
-  nrd_json_add_str(o, "jobId", row->job_id);
-  nrd_json_add_str(o, "jobType", row->job_type);
-  nrd_json_add_str(o, "instanceId", row->instance_id);
-  nrd_json_add_str(o, "instanceName", row->instance_name);
-  nrd_json_add_str(o, "state", nrd_row_state_name(row->state));
-  nrd_json_add_str(o, "newName", row->new_name);
-  nrd_json_add_str(o, "newInstanceId", row->new_instance_id);
-  nrd_json_add_bool(o, "deleteSent", row->delete_sent);
-  nrd_json_add_bool(o, "createSent", row->create_sent);
-  nrd_json_add_bool(o, "adopted", row->adopted);
-  nrd_json_add_num(o, "attempts", row->attempts);
-  nrd_json_add_str(o, "lastError", row->last_error);
-  nrd_json_add_str(o, "runId", row->run_id);
-  nrd_follow_row_json(o, row);
-  nrd_iso8601(row->created_ms, at);
-  nrd_json_add_str(o, "createdAt", at);
-  nrd_iso8601(row->updated_ms, at);
-  nrd_json_add_str(o, "updatedAt", at);
-  return o;
-}
-
-int nrd_runner_get_run(struct nrd_runner *r, const char *run_id, char **json)
-{
-  struct nrd_run_record rec = {0};
-  char at[32];
-  *json = NULL;
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_run_get(r->query_store, run_id, &rec);
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc != NRD_OK)
-    return rc;
-  cJSON *o = cJSON_CreateObject();
-  if(!o)
-    abort();
-  nrd_json_add_str(o, "runId", rec.run_id);
-  nrd_json_add_str(o, "state", rec.state);
-  nrd_json_add_str(o, "trigger", rec.trigger);
-  nrd_json_add_bool(o, "dryRun", rec.dry_run);
-  nrd_iso8601(rec.started_ms, at);
-  nrd_json_add_str(o, "startedAt", at);
-  if(rec.finished_ms) {
-    nrd_iso8601(rec.finished_ms, at);
-    nrd_json_add_str(o, "finishedAt", at);
-  } else {
-    cJSON_AddNullToObject(o, "finishedAt");
+  int rc = NRD_NONE;
+  pthread_mutex_lock(&r->lock);
+  struct queued_run *q = r->current && !strcmp(r->current->id, run_id) ? r->current : NULL;
+  for(struct queued_run *it = r->queue; !q && it; it = it->next)
+    if(!strcmp(it->id, run_id))
+      q = it;
+  if(q) {
+    *out = (struct nrd_run_record){.run_id = nrd_xstrdup(q->id),
+                                   .trigger = nrd_xstrdup(nrd_trigger_name(q->trigger)),
+                                   .state = nrd_xstrdup("running"), .dry_run = q->dry_run,
+                                   .started_ms = q->requested_ms};
+    rc = NRD_OK;
   }
-  cJSON *res = rec.report_json ? cJSON_Parse(rec.report_json) : NULL;
-  cJSON_AddItemToObject(o, "result", res ? res : cJSON_CreateNull());
-  *json = nrd_json_print(o);
-  cJSON_Delete(o);
-  nrd_run_record_cleanup(&rec);
-  return NRD_OK;
-}
-
-int nrd_runner_list_recoveries(struct nrd_runner *r, const char *state, size_t limit, char **json)
-{
-  enum nrd_row_state st = NRD_ROW_PENDING;
-  struct nrd_ledger_row *rows = NULL;
-  size_t n = 0;
-  *json = NULL;
-  if(state && !nrd_row_state_parse(state, &st))
-    return NRD_ERR;
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_list(r->query_store, state ? (int)st : -1, limit, &rows, &n);
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc != NRD_OK)
-    return rc;
-  cJSON *o = cJSON_CreateObject();
-  cJSON *arr = cJSON_CreateArray();
-  if(!o || !arr)
-    abort();
-  for(size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(arr, row_json(&rows[i]));
-  cJSON_AddItemToObject(o, "recoveries", arr);
-  nrd_json_add_num(o, "count", (double)n);
-  *json = nrd_json_print(o);
-  cJSON_Delete(o);
-  nrd_ledger_rows_free(rows, n);
-  return NRD_OK;
-}
-
-int nrd_runner_retry_recovery(struct nrd_runner *r, const char *job_id)
-{
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_retry(r->query_store, job_id, nrd_now_ms());
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc == NRD_OK)
-    LOG_INFO("recovery re-opened by operator", "jobId", job_id);
+  pthread_mutex_unlock(&r->lock);
   return rc;
 }
 
-int nrd_runner_abandon_recovery(struct nrd_runner *r, const char *job_id, const char *reason)
+static int store_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out)
 {
   pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_ledger_abandon(r->query_store, job_id,
-                                    reason ? reason : "abandoned by operator", nrd_now_ms());
+  int rc = nrd_store_run_get(r->query_store, run_id, out);
   pthread_mutex_unlock(&r->query_lock);
-  if(rc == NRD_OK)
-    LOG_INFO("recovery abandoned by operator", "jobId", job_id);
+  return rc;
+}
+
+int nrd_runner_run_record(struct nrd_runner *r, const char *run_id, struct nrd_run_record *out)
+{
+  /* The store first, then the queue, then the store again: a run leaves the
+   * queue only after its end is recorded, and is recorded before it ends. */
+  int rc = store_record(r, run_id, out);
+  if(rc == NRD_NONE)
+    rc = queued_record(r, run_id, out);
+  if(rc == NRD_NONE)
+    rc = store_record(r, run_id, out);
+  return rc;
+}
+
+int nrd_runner_recoveries(struct nrd_runner *r, int state, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n)
+{
+  pthread_mutex_lock(&r->query_lock);
+  int rc = nrd_store_ledger_list(r->query_store, state, limit, rows, n);
+  pthread_mutex_unlock(&r->query_lock);
+  return rc;
+}
+
+int nrd_runner_events(struct nrd_runner *r, const char *since, size_t limit,
+                      struct nrd_event **events, size_t *n)
+{
+  pthread_mutex_lock(&r->query_lock);
+  int rc = nrd_store_event_list(r->query_store, since, limit, events, n);
+  pthread_mutex_unlock(&r->query_lock);
   return rc;
 }
 
@@ -703,91 +535,4 @@ int nrd_runner_count_states(struct nrd_runner *r, int64_t counts[NRD_ROW_STATE_C
   int rc = nrd_store_ledger_count_by_state(r->query_store, counts);
   pthread_mutex_unlock(&r->query_lock);
   return rc;
-}
-
-bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen)
-{
-  struct stat sb;
-  if(stat(r->cfg->database_path, &sb) != 0)
-    snprintf(why, whylen, "the database file %s was deleted or moved under the running service",
-             r->cfg->database_path);
-  else if(sb.st_dev != r->db_dev || sb.st_ino != r->db_ino)
-    snprintf(why, whylen, "the database file %s was replaced under the running service "
-             "(another inode)", r->cfg->database_path);
-  else
-    return true;
-  if(!atomic_exchange(&r->db_file_logged, true))
-    LOG_ERROR("database file changed: /ready answers 503 and runs stop until the file opened "
-              "is back (or a restart)", "detail", why);
-  return false;
-}
-
-/* Ready: the start-up integrity check passed, the file is the one opened,
- * it answers a read, and a write went through (probed at most once a
- * second). Called with query_lock held. */
-static bool store_ready_locked(struct nrd_runner *r)
-{
-  char why[300];
-  if(r->integrity_failed || !nrd_runner_db_file_ok(r, why, sizeof(why)))
-    return false;
-  if(nrd_store_ping(r->query_store) != NRD_OK)
-    return false;
-  int64_t now = nrd_mono_ms();
-  if(r->probe_mono_ms == 0 || now - r->probe_mono_ms >= 1000) {
-    bool was = r->probe_ok || r->probe_mono_ms == 0;
-    r->probe_mono_ms = now;
-    r->probe_ok = nrd_store_probe_write(r->query_store, nrd_now_ms()) == NRD_OK;
-    if(!r->probe_ok && was)
-      LOG_ERROR("the database cannot be written: /ready answers 503", "error",
-                nrd_store_last_error(r->query_store));
-    else if(r->probe_ok && !was)
-      LOG_INFO("the database can be written again");
-  }
-  return r->probe_ok;
-}
-
-bool nrd_runner_store_ok(struct nrd_runner *r)
-{
-  pthread_mutex_lock(&r->query_lock);
-  bool ok = store_ready_locked(r);
-  pthread_mutex_unlock(&r->query_lock);
-  return ok;
-}
-
-int nrd_runner_list_events(struct nrd_runner *r, const char *since, size_t limit, char **json)
-{
-  struct nrd_event *ev = NULL;
-  size_t n = 0;
-  char at[32];
-  *json = NULL;
-  pthread_mutex_lock(&r->query_lock);
-  int rc = nrd_store_event_list(r->query_store, since, limit, &ev, &n);
-  pthread_mutex_unlock(&r->query_lock);
-  if(rc != NRD_OK)
-    return rc;
-  cJSON *o = cJSON_CreateObject();
-  cJSON *arr = cJSON_CreateArray();
-  if(!o || !arr)
-    abort();
-  for(size_t i = 0; i < n; i++) {
-    cJSON *e = cJSON_CreateObject();
-    if(!e)
-      abort();
-    nrd_json_add_str(e, "id", ev[i].id);
-    nrd_json_add_str(e, "type", ev[i].type);
-    nrd_iso8601(ev[i].created_ms, at);
-    nrd_json_add_str(e, "createdAt", at);
-    nrd_json_add_str(e, "state", ev[i].state);
-    nrd_json_add_num(e, "attempts", ev[i].attempts);
-    nrd_json_add_str(e, "lastError", ev[i].last_error);
-    cJSON *body = ev[i].body_json ? cJSON_Parse(ev[i].body_json) : NULL;
-    cJSON_AddItemToObject(e, "event", body ? body : cJSON_CreateNull());
-    cJSON_AddItemToArray(arr, e);
-  }
-  cJSON_AddItemToObject(o, "events", arr);
-  nrd_json_add_num(o, "count", (double)n);
-  *json = nrd_json_print(o);
-  cJSON_Delete(o);
-  nrd_events_free(ev, n);
-  return NRD_OK;
 }

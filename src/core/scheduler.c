@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core_internal.h"
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/scheduler.h"
@@ -45,8 +46,8 @@ static void *scheduler_main(void *arg)
   int64_t period = (int64_t)s->cfg->migration_interval_minutes * 60000;
   pthread_mutex_lock(&s->lock);
   while(!s->stopping) {
-    struct timespec ts = {.tv_sec = (time_t)(s->next_run_ms / 1000),
-                          .tv_nsec = (long)(s->next_run_ms % 1000) * 1000000};
+    struct timespec ts;  /* next_run_ms is wall time (shown); the wait is monotonic */
+    nrd_mono_timespec(s->next_run_ms - nrd_now_ms(), &ts);
     pthread_cond_timedwait(&s->cond, &s->lock, &ts);
     if(s->stopping)
       break;
@@ -64,13 +65,10 @@ static void *scheduler_main(void *arg)
 struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct nrd_runner *r)
 {
   struct nrd_scheduler *s = nrd_xcalloc(1, sizeof(*s));
-  pthread_condattr_t attr;
   s->cfg = cfg;
   s->runner = r;
   pthread_mutex_init(&s->lock, NULL);
-  pthread_condattr_init(&attr);
-  pthread_cond_init(&s->cond, &attr);  /* CLOCK_REALTIME: next_run_ms is wall time */
-  pthread_condattr_destroy(&attr);
+  nrd_cond_init_mono(&s->cond);
   /* Set before the thread starts, so a status asked at once shows it. */
   s->next_run_ms = nrd_now_ms() + (int64_t)cfg->migration_interval_minutes * 60000;
   if(cfg->migration_interval_minutes > 0 &&

@@ -427,8 +427,8 @@ static void *watch_main(void *arg)
   pthread_mutex_lock(&w->lock);
   while(!w->stopping) {
     if(nrd_now_ms() < w->next_tick_ms) {
-      struct timespec ts = {.tv_sec = (time_t)(w->next_tick_ms / 1000),
-                            .tv_nsec = (long)(w->next_tick_ms % 1000) * 1000000};
+      struct timespec ts;  /* next_tick_ms is wall time (shown); the wait is monotonic */
+      nrd_mono_timespec(w->next_tick_ms - nrd_now_ms(), &ts);
       pthread_cond_timedwait(&w->cond, &w->lock, &ts);
       continue;
     }
@@ -452,7 +452,7 @@ struct nrd_watch *nrd_watch_create(const struct nrd_config *cfg, struct nrd_runn
   w->runner = r;
   atomic_init(&w->paused, false);
   pthread_mutex_init(&w->lock, NULL);
-  pthread_cond_init(&w->cond, NULL);  /* CLOCK_REALTIME: next_tick_ms is wall time */
+  nrd_cond_init_mono(&w->cond);
   w->next_tick_ms = nrd_now_ms();
   if(pthread_create(&w->thread, NULL, watch_main, w) != 0)
     abort();

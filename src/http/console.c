@@ -6,7 +6,6 @@
 
 #include "http_internal.h"
 #include "nrd/run.h"
-#include "nrd/store.h"
 #include "nrd/util.h"
 
 #define RUNS_LIMIT_DEFAULT 20
@@ -14,7 +13,8 @@
 #define DAYS_DEFAULT 7
 #define DAYS_MAX 30
 
-/* Answers 200 with json, or 503 STORE_UNAVAILABLE when the query failed. */
+/* Answers 200 with json (rendered when the query went through), or 503
+ * STORE_UNAVAILABLE when it failed. */
 static enum http_handler_rc reply_query(int rc, char *json, struct http_reply *out)
 {
   if (rc == NRD_OK && json) {
@@ -44,6 +44,8 @@ static bool query_int(struct http_ctx *c, const char *key, int64_t min, int64_t 
 enum http_handler_rc http_h_list_runs(struct http_ctx *c, struct http_reply *out)
 {
   int64_t limit = RUNS_LIMIT_DEFAULT;
+  struct nrd_run_summary *runs = NULL;
+  size_t n = 0;
   char *json = NULL;
 
   char text[32];
@@ -53,24 +55,34 @@ enum http_handler_rc http_h_list_runs(struct http_ctx *c, struct http_reply *out
     http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);  /* as every other limit */
     return HTTP_REPLY;
   }
-  int rc = nrd_runner_list_runs(http_runner(c), (size_t)limit, &json);
+  int rc = nrd_runner_run_summaries(http_runner(c), (size_t)limit, &runs, &n);
+  if (rc == NRD_OK) {
+    json = http_render_run_summaries(runs, n);
+    nrd_run_summaries_free(runs, n);
+  }
   return reply_query(rc, json, out);
 }
 
 enum http_handler_rc http_h_overview(struct http_ctx *c, struct http_reply *out)
 {
-  char *json = NULL;
-  int rc = nrd_runner_overview(http_runner(c), &json);
-  return reply_query(rc, json, out);
+  struct nrd_overview ov;
+  int rc = nrd_runner_overview(http_runner(c), &ov);
+  return reply_query(rc, rc == NRD_OK ? http_render_overview(&ov) : NULL, out);
 }
 
 enum http_handler_rc http_h_stats_hourly(struct http_ctx *c, struct http_reply *out)
 {
-  int64_t days = DAYS_DEFAULT;
+  int64_t days = DAYS_DEFAULT, from_ms, to_ms;
+  struct nrd_hourly_bucket *b = NULL;
+  size_t n = 0;
   char *json = NULL;
 
   if (!query_int(c, "days", 1, DAYS_MAX, &days, out))
     return HTTP_REPLY;
-  int rc = nrd_runner_hourly_stats(http_runner(c), (int)days * 24, &json);
+  int rc = nrd_runner_hourly(http_runner(c), (int)days * 24, &from_ms, &to_ms, &b, &n);
+  if (rc == NRD_OK) {
+    json = http_render_hourly((int)days * 24, from_ms, to_ms, b, n);
+    nrd_hourly_buckets_free(b, n);
+  }
   return reply_query(rc, json, out);
 }

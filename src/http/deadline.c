@@ -137,7 +137,7 @@ static void *reaper_main(void *arg)
   pthread_mutex_lock(&d->mu);
   while (!d->stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_nsec += SWEEP_MS * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
       ts.tv_sec++;
@@ -160,7 +160,11 @@ struct http_deadline *http_deadline_create(unsigned timeout_seconds, unsigned id
   d->timeout_ms = (int64_t)timeout_seconds * 1000;
   d->idle_ms = (int64_t)idle_seconds * 1000;
   pthread_mutex_init(&d->mu, NULL);
-  pthread_cond_init(&d->cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);  /* timed waits count monotonic time */
+  pthread_cond_init(&d->cv, &ca);
+  pthread_condattr_destroy(&ca);
   return d;
 }
 

@@ -5,7 +5,6 @@
 
 #include "http_internal.h"
 #include "nrd/run.h"
-#include "nrd/store.h"
 #include "nrd/util.h"
 
 #define LIMIT_DEFAULT 100
@@ -18,7 +17,8 @@ enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *o
   int64_t limit = LIMIT_DEFAULT;
   int has_since = http_query(c, "since", since, sizeof since);
   int has_limit = http_query(c, "limit", limit_text, sizeof limit_text);
-  char *json = NULL;
+  struct nrd_event *ev = NULL;
+  size_t n = 0;
 
   if (has_since < 0) {
     http_errorf(out, HTTP_E_INVALID_QUERY, "since must be an event id of at most %d characters",
@@ -29,12 +29,12 @@ enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *o
     http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
     return HTTP_REPLY;
   }
-  if (nrd_runner_list_events(http_runner(c), has_since > 0 ? since : NULL, (size_t)limit,
-                             &json) != NRD_OK || !json) {
-    free(json);
+  if (nrd_runner_events(http_runner(c), has_since > 0 ? since : NULL, (size_t)limit, &ev,
+                        &n) != NRD_OK) {
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }
-  http_reply_json(out, 200, json);
+  http_reply_json(out, 200, http_render_events(ev, n));
+  nrd_events_free(ev, n);
   return HTTP_REPLY;
 }

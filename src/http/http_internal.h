@@ -40,6 +40,17 @@ void http_reply_cleanup(struct http_reply *r);
 /* status with body taken over (heap, may not be NULL). */
 void http_reply_json(struct http_reply *r, unsigned status, char *body);
 
+/* ---- bodies of the read endpoints, from core's plain data (render.c):
+ * heap JSON text for http_reply_json ---- */
+
+char *http_render_run(const struct nrd_run_record *rec);
+char *http_render_recoveries(const struct nrd_ledger_row *rows, size_t n);
+char *http_render_events(const struct nrd_event *ev, size_t n);
+char *http_render_run_summaries(const struct nrd_run_summary *runs, size_t n);
+char *http_render_overview(const struct nrd_overview *ov);
+char *http_render_hourly(int hours, int64_t from_ms, int64_t to_ms,
+                         const struct nrd_hourly_bucket *b, size_t n);
+
 /* ---- error catalogue (errors.c) ---- */
 
 enum http_err {
@@ -141,6 +152,8 @@ struct http_wait_result {
   bool completed;
   char *error_message;   /* heap */
   char *result_json;     /* heap */
+  int rc;                /* an operator control's result (nrd_runner_control) */
+  char *detail;          /* heap: its message, when it has its own */
 };
 
 struct http_ctx {

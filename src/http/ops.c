@@ -8,7 +8,6 @@
 #include "nrd/metrics.h"
 #include "nrd/run.h"
 #include "nrd/scheduler.h"
-#include "nrd/store.h"
 #include "nrd/util.h"
 
 /* The body is built without printf: snprintf was two thirds of the

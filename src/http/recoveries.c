@@ -8,7 +8,6 @@
 #include "http_internal.h"
 #include "nrd/json.h"
 #include "nrd/run.h"
-#include "nrd/store.h"
 #include "nrd/util.h"
 
 #define LIMIT_DEFAULT 100
@@ -28,7 +27,8 @@ enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_repl
   int64_t limit = LIMIT_DEFAULT;
   int has_state = http_query(c, "state", state, sizeof state);
   int has_limit = http_query(c, "limit", limit_text, sizeof limit_text);
-  char *json = NULL;
+  struct nrd_ledger_row *rows = NULL;
+  size_t n = 0;
 
   if (has_state < 0 || (has_state > 0 && !nrd_row_state_parse(state, &parsed))) {
     struct nrd_buf allowed;
@@ -43,13 +43,13 @@ enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_repl
     http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
     return HTTP_REPLY;
   }
-  if (nrd_runner_list_recoveries(http_runner(c), has_state > 0 ? state : NULL, (size_t)limit,
-                                 &json) != NRD_OK || !json) {
-    free(json);
+  if (nrd_runner_recoveries(http_runner(c), has_state > 0 ? (int)parsed : -1, (size_t)limit,
+                            &rows, &n) != NRD_OK) {
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }
-  http_reply_json(out, 200, json);
+  http_reply_json(out, 200, http_render_recoveries(rows, n));
+  nrd_ledger_rows_free(rows, n);
   return HTTP_REPLY;
 }
 
@@ -77,34 +77,63 @@ static void render_store_rc(struct http_reply *out, int rc, const char *job_id,
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
 }
 
+/* Runs on the runner's control thread when the write is done. */
+static void on_control_done(void *ud, const struct nrd_control_result *res)
+{
+  struct http_wait_result w = { .rc = res->rc };
+  if (res->new_replacement) {
+    struct nrd_buf b;
+    nrd_buf_init(&b);
+    nrd_buf_printf(&b, "A new replacement named '%s' will be created on the next run; the "
+                   "replacement that did not start (%s) is left as it is", res->new_name,
+                   res->old_id);
+    w.detail = nrd_buf_steal(&b);
+  }
+  http_ctx_finish_wait(ud, &w);
+}
+
+static void render_retry(struct http_ctx *c, struct http_reply *out)
+{
+  if (c->result.detail)
+    render_done(out, c->params[0], c->result.detail);
+  else
+    render_store_rc(out, c->result.rc, c->params[0], "Recovery queued for retry on the next run",
+                    "a retry (failed or start_failed)");
+}
+
+static void render_abandon(struct http_ctx *c, struct http_reply *out)
+{
+  render_store_rc(out, c->result.rc, c->params[0], "Recovery abandoned",
+                  "abandoning (open or failed)");
+}
+
+/* Hands the write to the runner's control thread; the answer is rendered
+ * when it is done (the wait protocol). */
+static enum http_handler_rc control(struct http_ctx *c, enum nrd_control what,
+                                    const char *reason,
+                                    void (*render)(struct http_ctx *, struct http_reply *),
+                                    struct http_reply *out)
+{
+  c->render = render;
+  http_ctx_ref(c);  /* held by on_control_done */
+  if (nrd_runner_control(http_runner(c), what, c->params[0], reason, on_control_done, c) != 0) {
+    http_ctx_unref(c);
+    http_error(out, HTTP_E_SHUTTING_DOWN, NULL, NULL);
+    return HTTP_REPLY;
+  }
+  return HTTP_WAIT;
+}
+
 enum http_handler_rc http_h_retry_recovery(struct http_ctx *c, struct http_reply *out)
 {
-  const char *job_id = c->params[0];
-
   if (http_body_fields(c->json, NULL, 0, out) != 0)
     return HTTP_REPLY;
-  int rc = nrd_runner_retry_recovery(http_runner(c), job_id);
-  if (rc == NRD_NONE) {
-    char name[256], old_id[128], msg[640];
-    rc = nrd_runner_retry_start(http_runner(c), job_id, name, sizeof name, old_id,
-                                sizeof old_id);
-    if (rc == NRD_OK) {
-      snprintf(msg, sizeof msg,
-               "A new replacement named '%s' will be created on the next run; the replacement "
-               "that did not start (%s) is left as it is", name, old_id);
-      render_done(out, job_id, msg);
-      return HTTP_REPLY;
-    }
-  }
-  render_store_rc(out, rc, job_id, "Recovery queued for retry on the next run",
-                  "a retry (failed or start_failed)");
-  return HTTP_REPLY;
+  return control(c, NRD_CONTROL_RETRY, NULL, render_retry, out);
 }
 
 enum http_handler_rc http_h_abandon_recovery(struct http_ctx *c, struct http_reply *out)
 {
   static const struct http_field fields[] = { { "reason", HTTP_FIELD_STRING } };
-  const char *job_id = c->params[0];
   const char *reason;
 
   if (http_body_fields(c->json, fields, 1, out) != 0)
@@ -115,9 +144,6 @@ enum http_handler_rc http_h_abandon_recovery(struct http_ctx *c, struct http_rep
                 REASON_MAX);
     return HTTP_REPLY;
   }
-  render_store_rc(out,
-                  nrd_runner_abandon_recovery(http_runner(c), job_id,
-                                              reason ? reason : "abandoned by an operator"),
-                  job_id, "Recovery abandoned", "abandoning (open or failed)");
-  return HTTP_REPLY;
+  return control(c, NRD_CONTROL_ABANDON, reason ? reason : "abandoned by an operator",
+                 render_abandon, out);
 }

@@ -139,6 +139,7 @@ void http_ctx_unref(struct http_ctx *c)
   cJSON_Delete(c->json);
   free(c->result.error_message);
   free(c->result.result_json);
+  free(c->result.detail);
   pthread_mutex_destroy(&c->mu);
   free(c);
 }
@@ -385,6 +386,7 @@ void http_ctx_finish_wait(struct http_ctx *c, struct http_wait_result *res)
   c->result = *res;
   res->error_message = NULL;
   res->result_json = NULL;
+  res->detail = NULL;
   c->done = true;
   if (c->suspended && !c->resumed) {
     c->resumed = true;
@@ -642,7 +644,11 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   h->quiesced_fd = MHD_INVALID_SOCKET;
   h->started_mono_ms = nrd_mono_ms();
   pthread_mutex_init(&h->mu, NULL);
-  pthread_cond_init(&h->cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);  /* timed waits count monotonic time */
+  pthread_cond_init(&h->cv, &ca);
+  pthread_condattr_destroy(&ca);
 
   h->deadline = http_deadline_create(cfg->http_request_timeout_seconds, CONNECTION_TIMEOUT_S);
   nrd_log_buffer_start(NRD_LOG_FLUSH_MS);  /* access lines: see nrd/log.h */
@@ -719,7 +725,7 @@ static void drain_waiting(struct nrd_http *h)
   pthread_mutex_lock(&h->mu);
   while (h->n_waiting > 0 && nrd_mono_ms() < deadline) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_nsec += 50 * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
       ts.tv_sec++;

@@ -1,4 +1,7 @@
-/* One ledger row, driven through its states on a worker thread.
+/* Step 3, recover: the open rows handed to the pool (nrd_recover, below),
+ * and the row executor: one ledger row, driven through its states on a
+ * worker thread. It hands each row's outcome back through ctx->outcome and
+ * never calls up into the coordinator.
  *
  * The rule of the ledger: the next state is written before the side effect
  * (DELETING before the delete leaves, CREATING before the create), so a crash
@@ -8,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core_internal.h"
+#include "steps.h"
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/metrics.h"
@@ -28,18 +31,6 @@ struct row_job {
   bool store_failed;           /* a ledger write failed: the row is deferred */
   bool outcome_added;          /* the row has its outcome in the report */
 };
-
-cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action)
-{
-  cJSON *o = cJSON_CreateObject();
-  if(!o)
-    abort();
-  nrd_json_add_str(o, "instanceId", row->instance_id);
-  nrd_json_add_str(o, "instanceName", row->instance_name);
-  nrd_json_add_str(o, "jobId", row->job_id);
-  nrd_json_add_str(o, "action", action);
-  return o;
-}
 
 /* An event for the outbox, body shaped as DESIGN.md's webhooks. */
 static void event_init(struct nrd_event *ev, const char *type, cJSON *data)
@@ -89,7 +80,7 @@ static void row_outcome(struct row_job *j, cJSON *item)
     cJSON_Delete(item);
     item = o;
   }
-  nrd_run_add_outcome(j->ctx, item);
+  j->ctx->outcome(j->ctx, item);
 }
 
 /* Writes a state change as the lease owner. false when the lease was lost or
@@ -142,7 +133,7 @@ static void defer_row(struct row_job *j, const char *reason)
   cJSON *o = nrd_outcome_new(&j->row, "deferred");
   nrd_json_add_str(o, "reason", reason);
   j->outcome_added = true;
-  nrd_run_add_outcome(j->ctx, o);
+  j->ctx->outcome(j->ctx, o);
 }
 
 /* A failure that a later run retries: the row stays open where it is. When
@@ -802,6 +793,79 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   row_outcome(j, o);
 }
 
+/* Claims the row (its lease) for this process. false when the run leaves
+ * it: held by another worker or process, finished meanwhile, or the store
+ * failed (then deferred). */
+static bool claim_row(struct row_job *j, struct nrd_worker *w, const struct nrd_ledger_row *in,
+                      struct nrd_ledger_row *claimed)
+{
+  struct run_ctx *ctx = j->ctx;
+  struct nrd_runner *r = ctx->runner;
+  int rc = nrd_store_ledger_claim(w->store, in->job_id, r->owner, ctx->run_id, nrd_now_ms(),
+                                  (int64_t)r->cfg->recovery_lease_seconds * 1000, claimed);
+  if(rc != NRD_OK) {
+    if(rc != NRD_NONE) {
+      char reason[400];
+      LOG_ERROR("ledger claim failed", "jobId", in->job_id, "#rc", NRD_I64(rc));
+      nrd_run_store_failed(ctx, w->store);
+      nrd_run_store_reason(ctx, reason, sizeof(reason));
+      defer_row(j, reason);
+    }
+    return false;
+  }
+  j->row = *claimed;
+  nrd_lease_hold(r, in->job_id);
+  return true;
+}
+
+/* One pass through the machine; each step writes its next state first. */
+static void drive(struct row_job *j, struct nrd_worker *w, enum nrd_step step)
+{
+  while(step != NRD_STEP_NONE) {
+    enum nrd_row_state before = j->row.state;
+    switch(step) {
+    case NRD_STEP_ABANDON_GONE:
+      abandon_row(j, w, "instance no longer listed before we sent a delete; "
+                  "it was removed by someone else");
+      return;
+    case NRD_STEP_ABANDON_HEALTHY: {
+      char why[160];
+      snprintf(why, sizeof(why), "instance is '%s' again, no longer migrating; left alone",
+               j->snap.status ? j->snap.status : "unknown");
+      abandon_row(j, w, why);
+      return;
+    }
+    case NRD_STEP_DELETE:
+      /* Check before delete: the replacement must be buildable first, the
+       * account not refusing creates, the product offered in its cluster. */
+      if(!plan_request(j, w) || account_held(j, w) || !capacity_ok(j, w))
+        return;
+      if(must_stop(j)) {
+        struct nrd_ledger_update keep = {.state = j->row.state, .release = true};
+        ledger_write(j, w, &keep);
+        return;
+      }
+      step_delete(j, w);
+      break;
+    case NRD_STEP_CONFIRM_DELETED: {
+      struct nrd_ledger_update d = {.state = NRD_ROW_DELETED};
+      if(!ledger_write(j, w, &d))
+        return;
+      break;
+    }
+    case NRD_STEP_CREATE:
+    case NRD_STEP_LOOKUP_CREATE:
+      step_create(j, w, step == NRD_STEP_LOOKUP_CREATE);
+      return;
+    case NRD_STEP_NONE:
+      break;
+    }
+    if(j->row.state == before || j->row.state != NRD_ROW_DELETED)
+      return;  /* the step settled the row (failed, deferred, ...) */
+    step = nrd_recovery_next(&j->row, false, NULL);
+  }
+}
+
 void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *in)
 {
   struct nrd_runner *r = ctx->runner;
@@ -812,22 +876,9 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
   j.row = *in;  /* borrowed fields; replaced by the claimed copy below */
   if(must_stop(&j))
     return;
-
   if(!ctx->dry_run) {
-    int rc = nrd_store_ledger_claim(w->store, in->job_id, r->owner, ctx->run_id, nrd_now_ms(),
-                                    (int64_t)r->cfg->recovery_lease_seconds * 1000, &claimed);
-    if(rc != NRD_OK) {
-      if(rc != NRD_NONE) {
-        char reason[400];
-        LOG_ERROR("ledger claim failed", "jobId", in->job_id, "#rc", NRD_I64(rc));
-        nrd_run_store_failed(ctx, w->store);
-        nrd_run_store_reason(ctx, reason, sizeof(reason));
-        defer_row(&j, reason);
-      }
-      return;  /* held by another worker or process, or finished meanwhile */
-    }
-    j.row = claimed;
-    nrd_runner_hold(r, in->job_id);
+    if(!claim_row(&j, w, in, &claimed))
+      return;
     held = true;
   }
   j.have_snap = nrd_store_snapshot_get(w->store, j.row.instance_id, &j.snap) == NRD_OK;
@@ -842,69 +893,215 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
     LOG_INFO("handling failed migration", "instanceId", j.row.instance_id, "jobId", j.row.job_id,
              "step", nrd_step_name(step), "#hasImageUrl", NRD_BOOL(j.have_snap && j.snap.image_url),
              "#hasProductId", NRD_BOOL(j.have_snap && j.snap.product_id));
-
   if(ctx->dry_run) {
     if(step != NRD_STEP_NONE)
       plan_only(&j, w, step);
-    goto out;
+  } else {
+    drive(&j, w, step);
   }
 
-  /* One pass through the machine; each step writes its next state first. */
-  while(step != NRD_STEP_NONE) {
-    enum nrd_row_state before = j.row.state;
-    switch(step) {
-    case NRD_STEP_ABANDON_GONE:
-      abandon_row(&j, w, "instance no longer listed before we sent a delete; "
-                  "it was removed by someone else");
-      goto out;
-    case NRD_STEP_ABANDON_HEALTHY: {
-      char why[160];
-      snprintf(why, sizeof(why), "instance is '%s' again, no longer migrating; left alone",
-               j.snap.status ? j.snap.status : "unknown");
-      abandon_row(&j, w, why);
-      goto out;
-    }
-    case NRD_STEP_DELETE:
-      /* Check before delete: the replacement must be buildable first, the
-       * account not refusing creates, the product offered in its cluster. */
-      if(!plan_request(&j, w) || account_held(&j, w) || !capacity_ok(&j, w))
-        goto out;
-      if(must_stop(&j)) {
-        struct nrd_ledger_update keep = {.state = j.row.state, .release = true};
-        ledger_write(&j, w, &keep);
-        goto out;
-      }
-      step_delete(&j, w);
-      break;
-    case NRD_STEP_CONFIRM_DELETED: {
-      struct nrd_ledger_update d = {.state = NRD_ROW_DELETED};
-      if(!ledger_write(&j, w, &d))
-        goto out;
-      break;
-    }
-    case NRD_STEP_CREATE:
-    case NRD_STEP_LOOKUP_CREATE:
-      step_create(&j, w, step == NRD_STEP_LOOKUP_CREATE);
-      goto out;
-    case NRD_STEP_NONE:
-      break;
-    }
-    if(j.row.state == before || j.row.state != NRD_ROW_DELETED)
-      goto out;  /* the step settled the row (failed, deferred, ...) */
-    step = nrd_recovery_next(&j.row, false, NULL);
-  }
-
-out:
   if(j.store_failed && !j.outcome_added)
     row_outcome(&j, nrd_outcome_new(&j.row, "deferred"));
   if(held) {
     if(!j.released)
       nrd_store_ledger_release(w->store, in->job_id, r->owner);
-    nrd_runner_unhold(r, in->job_id);
+    nrd_lease_unhold(r, in->job_id);
   }
   cJSON_Delete(j.request);
   if(j.have_snap)
     nrd_instance_cleanup(&j.snap);
   if(!ctx->dry_run)
     nrd_ledger_row_cleanup(&claimed);
+}
+
+/* ---- the recover step: the open rows fed to the pool ---- */
+
+/* The brakes a previous run left: Novita's Retry-After (the client waits for
+ * it) and the account brake (*probe_job: its refused row, heap, may be NULL;
+ * returns whether it is set). */
+static bool brakes_load(struct run_ctx *ctx, struct nrd_worker *w, char **probe_job)
+{
+  struct nrd_brake b;
+  *probe_job = NULL;
+  if(nrd_store_brake_get(w->store, "retry_after", &b) == NRD_OK) {
+    nrd_novita_set_not_before(ctx->runner->nv, b.until_ms);
+    nrd_brake_cleanup(&b);
+  }
+  if(nrd_store_brake_get(w->store, "account", &b) != NRD_OK)
+    return false;
+  snprintf(ctx->account_reason, sizeof(ctx->account_reason), "%s", b.reason ? b.reason : "");
+  snprintf(ctx->account_message, sizeof(ctx->account_message), "%s",
+           b.message ? b.message : "");
+  LOG_WARN("account brake held from an earlier run: one probe first", "reason", b.reason,
+           "message", b.message, "jobId", b.job_id);
+  *probe_job = b.job_id;
+  b.job_id = NULL;
+  nrd_brake_cleanup(&b);
+  return true;
+}
+
+/* At the step's end: Retry-After carried over, the account brake released
+ * when a create went through, the brake gauges. */
+static void brakes_store(struct run_ctx *ctx, struct nrd_worker *w, bool held)
+{
+  int64_t nb = nrd_novita_not_before(ctx->runner->nv);
+  if(nb > nrd_now_ms()) {
+    struct nrd_brake b = {.until_ms = nb};
+    nrd_store_brake_set(w->store, "retry_after", &b, nrd_now_ms());
+  }
+  if(held && ctx->create_accepted && !ctx->account_blocked) {
+    nrd_store_brake_clear(w->store, "account");
+    LOG_INFO("account brake released: a create succeeded", "reason", ctx->account_reason);
+  }
+  nrd_metrics_brake_held("account", ctx->held_account);
+  nrd_metrics_brake_held("capacity", ctx->held_capacity);
+}
+
+/* The canary: until a create is accepted in this run, rows go one at a time
+ * on the coordinator, so an account-wide refusal stops the run after one
+ * delete. With the account brake held from an earlier run, the first create
+ * sent is its probe: if it is not accepted, the brake holds every other row. */
+static void canary_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *row,
+                       bool held)
+{
+  nrd_recover_row(ctx, w, row);
+  pthread_mutex_lock(&ctx->lock);
+  if(held && ctx->create_tried && !ctx->create_accepted)
+    ctx->account_blocked = true;
+  pthread_mutex_unlock(&ctx->lock);
+}
+
+static bool canary_open(struct run_ctx *ctx)
+{
+  pthread_mutex_lock(&ctx->lock);
+  bool open = ctx->create_accepted;
+  pthread_mutex_unlock(&ctx->lock);
+  return open || ctx->dry_run;
+}
+
+/* The account brake's probe when a row waits between delete and create: its
+ * create is sent again first. */
+static void probe_first(struct run_ctx *ctx, struct nrd_worker *w, const char *job_id)
+{
+  struct nrd_ledger_row row;
+  if(!job_id || nrd_store_ledger_get(w->store, job_id, &row) != NRD_OK)
+    return;
+  if(row.state == NRD_ROW_DELETED || row.state == NRD_ROW_CREATING) {
+    LOG_INFO("account brake probe: the refused create again", "jobId", job_id);
+    canary_row(ctx, w, &row, true);
+  }
+  nrd_ledger_row_cleanup(&row);
+}
+
+/* A watch run works the rows the watch found, no other. */
+static bool watched(const struct run_ctx *ctx, const char *job_id)
+{
+  for(size_t i = 0; i < ctx->n_watch_jobs; i++)
+    if(!strcmp(ctx->watch_jobs[i], job_id))
+      return true;
+  return false;
+}
+
+struct pool_job {
+  struct run_ctx *ctx;
+  struct nrd_ledger_row row;
+};
+
+static void pool_process(void *job, void *worker_ctx)
+{
+  struct pool_job *pj = job;
+  nrd_recover_row(pj->ctx, worker_ctx, &pj->row);
+}
+
+static void pool_free(void *job)
+{
+  struct pool_job *pj = job;
+  nrd_ledger_row_cleanup(&pj->row);
+  free(pj);
+}
+
+/* The feed's state across the batches of one run. */
+struct feed {
+  struct run_ctx *ctx;
+  struct nrd_worker *w;
+  bool held;             /* the account brake is held from an earlier run */
+  char *probe_job;       /* its refused row (heap, may be NULL) */
+  size_t handed;         /* rows worked on in this run, for the brake */
+};
+
+/* One open row: deferred past the brake, on the coordinator while the
+ * canary is closed, else handed to the pool (which takes it: *row zeroed). */
+static void feed_row(struct feed *f, struct nrd_ledger_row *row)
+{
+  struct run_ctx *ctx = f->ctx;
+  if(ctx->watch_only && !watched(ctx, row->job_id))
+    return;  /* not this run's: neither handed nor deferred */
+  if(f->handed++ >= ctx->runner->cfg->max_recoveries_per_run) {
+    nrd_report_defer(ctx, row, "MAX_RECOVERIES_PER_RUN reached; the next run takes it");
+    return;
+  }
+  if(f->held && f->probe_job && ctx->create_tried && !strcmp(row->job_id, f->probe_job))
+    return;  /* the probe, worked on first */
+  if(!canary_open(ctx)) {
+    canary_row(ctx, f->w, row, f->held);
+    return;
+  }
+  struct pool_job *pj = nrd_xcalloc(1, sizeof(*pj));
+  pj->ctx = ctx;
+  pj->row = *row;
+  memset(row, 0, sizeof(*row));  /* handed over */
+  /* The queue has room: the feed waits for it below 1 × threads before
+   * each batch of 2 × threads. Only a stopping pool refuses. */
+  if(nrd_pool_submit(ctx->runner->pool, pool_process, pool_free, pj) != 0) {
+    nrd_report_defer(ctx, &pj->row, "not worked on: the service is stopping");
+    pool_free(pj);
+  }
+}
+
+/* The rows are read a batch at a time while the pool's queue is short, so a
+ * run of thousands never holds them all (5000 rows were 2 MB). */
+static int feed_open_rows(struct feed *f)
+{
+  struct nrd_pool *pool = f->ctx->runner->pool;
+  unsigned threads = nrd_pool_threads(pool);
+  size_t batch = 2 * (size_t)threads;
+  struct nrd_ledger_row after = {0}, *rows = NULL;
+  size_t n_rows = 0;
+  int rc = 0;
+  for(;;) {
+    nrd_pool_wait_queue_below(pool, threads);
+    if(nrd_store_ledger_open(f->w->store, after.job_id ? &after : NULL, batch, &rows,
+                             &n_rows) != NRD_OK) {
+      nrd_run_store_failed(f->ctx, f->w->store);
+      rc = -1;
+      break;
+    }
+    if(n_rows == 0)
+      break;
+    nrd_ledger_row_cleanup(&after);
+    after.job_id = nrd_xstrdup(rows[n_rows - 1].job_id);
+    after.created_ms = rows[n_rows - 1].created_ms;
+    for(size_t i = 0; i < n_rows; i++)
+      feed_row(f, &rows[i]);
+    nrd_ledger_rows_free(rows, n_rows);  /* every row handed over or deferred */
+  }
+  nrd_ledger_row_cleanup(&after);
+  nrd_pool_wait_idle(pool, 0);  /* the rows handed over point into ctx */
+  return rc;
+}
+
+int nrd_recover(struct run_ctx *ctx, struct nrd_worker *w)
+{
+  struct feed f = {.ctx = ctx, .w = w};
+  f.held = !ctx->dry_run && brakes_load(ctx, w, &f.probe_job);
+  if(f.held) {
+    probe_first(ctx, w, f.probe_job);
+    if(ctx->create_tried)
+      f.handed++;
+  }
+  int rc = feed_open_rows(&f);
+  if(rc == 0)
+    brakes_store(ctx, w, f.held);
+  free(f.probe_job);
+  return rc;
 }
