@@ -1059,7 +1059,8 @@ static void feed_row(struct feed *f, struct nrd_ledger_row *row)
 }
 
 /* The rows are read a batch at a time while the pool's queue is short, so a
- * run of thousands never holds them all (5000 rows were 2 MB). */
+ * run of thousands never holds them all (BENCHMARKS.md, "Figures behind the
+ * code"). */
 static int feed_open_rows(struct feed *f)
 {
   struct nrd_pool *pool = f->ctx->runner->pool;

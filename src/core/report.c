@@ -46,7 +46,8 @@ void nrd_report_add_outcome(struct run_ctx *ctx, cJSON *item)
     if(!strcmp(action, actions[i]))
       label = actions[i];
   /* Kept as text: a tree per outcome held for the whole run, duplicated for
-   * the report, cost 2 MB per 5000 rows. */
+   * the report, costs memory by the row (BENCHMARKS.md, "Figures behind the
+   * code"). */
   char *text = nrd_json_print(item);
   cJSON_Delete(item);
   pthread_mutex_lock(&ctx->lock);

@@ -13,7 +13,7 @@
 
 #include "core_internal.h"
 
-/* Runs waiting at most: with runs of 64 instances, about 400 KB. */
+/* Runs waiting at most (their size: BENCHMARKS.md, "Figures behind the code"). */
 #define WRITER_QUEUE 4u
 
 enum item_kind { ITEM_RUN, ITEM_PAGE_OK, ITEM_PAGE_DROP, ITEM_FINISH };
