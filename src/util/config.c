@@ -470,6 +470,22 @@ void nrd_config_cleanup(struct nrd_config *cfg)
   memset(cfg, 0, sizeof *cfg);
 }
 
+void nrd_config_copy(struct nrd_config *dst, const struct nrd_config *src)
+{
+  *dst = *src;
+  for (size_t k = 0; k < N_OPTS; k++) {
+    enum opt_type t = opts[k].type;
+    char **f = (char **)field(dst, &opts[k]);
+    if ((t == OPT_STRING || t == OPT_URL || t == OPT_CIDRLIST || t == OPT_WORDLIST) && *f)
+      *f = nrd_xstrdup(*f);
+  }
+  dst->proxies = NULL;
+  if (src->n_proxies) {
+    dst->proxies = nrd_xcalloc(src->n_proxies, sizeof *dst->proxies);
+    memcpy(dst->proxies, src->proxies, src->n_proxies * sizeof *dst->proxies);
+  }
+}
+
 static const struct opt *find_flag(const char *name, size_t len)
 {
   for (size_t k = 0; k < N_OPTS; k++) {

@@ -4,6 +4,8 @@
 #   curl/curl.h   src/novita/, src/webhook/ and src/main.c (healthcheck)
 #   sqlite3.h     src/store/ (and tests/store/, which plants a future schema)
 #   libpq-fe.h    src/store/pg/ (and the tests that set up its server's databases)
+#   nrd/service.h src/service/, src/main.c and tests/ (the service is the top
+#                 layer: no other layer may wire the parts or reach up to it)
 # Public headers (include/) include none of them. Tests may use libcurl and
 # libmicrohttpd as clients and fake servers.
 # Usage: include_rules.sh ROOT     check the tree at ROOT
@@ -37,6 +39,7 @@ check_tree() {
   check "$root" 'curl/curl\.h' '^src/(novita/|webhook/|main\.c$)' src include || rc=1
   check "$root" 'sqlite3\.h' '^(src|tests)/store/' src include tests || rc=1
   check "$root" 'libpq-fe\.h' '^(src/store/pg/|tests/(store|support)/)' src include tests || rc=1
+  check "$root" 'nrd/service\.h' '^(src/(service/|main\.c$)|tests/)' src include tests || rc=1
   return $rc
 }
 
@@ -49,7 +52,8 @@ if [ "${1:-}" = "--self-test" ]; then
   printf '#include <sqlite3.h>\n' >"$tmp/tests/store/ok.c"
   check_tree "$tmp" || { echo "self-test: a clean tree was refused" >&2; exit 1; }
   for planted in 'src/core/x.c:#include <microhttpd.h>' 'src/core/y.h:  #  include "curl/curl.h"' \
-                 'src/http/z.c:#include <sqlite3.h>' 'tests/http/t.c:#include <sqlite3.h>'; do
+                 'src/http/z.c:#include <sqlite3.h>' 'tests/http/t.c:#include <sqlite3.h>' \
+                 'src/http/w.c:#include "nrd/service.h"'; do
     file=${planted%%:*}
     printf '%s\n' "${planted#*:}" >"$tmp/$file"
     if check_tree "$tmp" 2>/dev/null; then
