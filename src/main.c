@@ -202,9 +202,7 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
   }
   status = nrd_runner_run_sync(nrd_service_runner(svc), NRD_TRIGGER_CLI, dry_run || cfg->migration_dry_run,
                                &result, &message);
-  cJSON *body = cJSON_CreateObject();
-  if(!body)
-    abort();
+  cJSON *body = nrd_json_object();
   nrd_json_add_bool(body, "success", status != 2);
   if(status == 2) {
     cJSON *e = cJSON_AddObjectToObject(body, "error");
