@@ -121,6 +121,21 @@ int http_query(struct http_ctx *c, const char *key, char *out, size_t outlen)
   return 1;
 }
 
+bool http_query_limit(struct http_ctx *c, int64_t dflt, int64_t max, size_t *limit,
+                      struct http_reply *out)
+{
+  char text[32];
+  int64_t v = dflt;
+  int has = http_query(c, "limit", text, sizeof text);
+
+  if (has < 0 || (has > 0 && !nrd_parse_i64(text, 1, max, &v))) {
+    http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
+    return false;
+  }
+  *limit = (size_t)v;
+  return true;
+}
+
 /* ---- request context ---- */
 
 void http_ctx_ref(struct http_ctx *c)
