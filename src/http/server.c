@@ -307,7 +307,7 @@ static enum MHD_Result send_reply(struct http_ctx *c, struct http_reply *r)
   resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
   if (!resp) {
     free(body);
-    LOG_ERROR("cannot create a response", "path", c->path);
+    LOG_ERROR_AT(NRD_FAULT_OURS, "cannot create a response", "path", c->path);
     return MHD_NO;
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -578,7 +578,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   nrd_log_set_request_id(c->request_id);
   LOG_ACCESS("request", "method", c->method, "path", c->path, "#status", NRD_I64(c->status),
              "#durationMs", NRD_I64(http_elapsed_ms(c)), "client", c->client, "route", route,
-             "termination", termination_name(toe));
+             "termination", termination_name(toe),
+             /* a refusal (4xx) is the client's fault; otherwise this key is
+              * NULL and ends the fields */
+             c->status >= 400 && c->status < 500 ? "fault" : NULL, "client");
   nrd_log_set_request_id(NULL);
   if (c->status)
     nrd_metrics_http_request(route, c->status, (double)http_elapsed_ms(c) / 1000.0);

@@ -295,9 +295,9 @@ void nrd_novita_backoff(struct nrd_novita *nv, unsigned attempt)
 static void log_failure(enum nrd_endpoint ep, const struct nrd_nv_error *err, unsigned attempt,
                         const char *outcome)
 {
-  LOG_WARN("novita request failed", "endpoint", nrd_endpoint_name(ep),
-           "#status", NRD_I64(err->http_status), "code", err->code, "message", err->message,
-           "#attempt", NRD_I64(attempt + 1), "outcome", outcome);
+  LOG_WARN_AT(NRD_FAULT_NOVITA, "novita request failed", "endpoint", nrd_endpoint_name(ep),
+              "#status", NRD_I64(err->http_status), "code", err->code, "message", err->message,
+              "#attempt", NRD_I64(attempt + 1), "outcome", outcome);
 }
 
 enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,

@@ -195,7 +195,7 @@ static void mark(struct nrd_webhook *wh, const struct nrd_event *ev, const char 
   int rc = nrd_store_event_mark(wh->st, ev->id, state, attempts, next_ms, last_error);
   if (rc != NRD_OK) {
     /* Left pending: it is sent again (receivers de-duplicate by id). */
-    LOG_ERROR("webhook event not marked", "eventId", ev->id, "state", state);
+    LOG_ERROR_AT(NRD_FAULT_DISK, "webhook event not marked", "eventId", ev->id, "state", state);
     return;
   }
   nrd_metrics_webhook(metric);
@@ -225,8 +225,8 @@ static void deliver(struct nrd_webhook *wh, const struct nrd_event *ev)
 
   if (is_final_status(a.status)) {
     mark(wh, ev, "dead", attempt, 0, why, "dead");
-    LOG_WARN("webhook refused; event dead", "eventId", ev->id, "type", ev->type,
-             "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
+    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook refused; event dead", "eventId", ev->id,
+                "type", ev->type, "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
     return;
   }
   int64_t delay = nrd_backoff_ms(attempt > 0 ? (unsigned)attempt - 1 : 0, atomic_load(&backoff_base_ms),
@@ -235,9 +235,9 @@ static void deliver(struct nrd_webhook *wh, const struct nrd_event *ev)
   if (after > delay)
     delay = after;
   mark(wh, ev, "pending", attempt, nrd_now_ms() + delay, why, "retried");
-  LOG_WARN("webhook failed; will retry", "eventId", ev->id, "type", ev->type,
-           "#status", NRD_I64(a.status), "error", why, "#attempt", NRD_I64(attempt),
-           "#retryInMs", NRD_I64(delay));
+  LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook failed; will retry", "eventId", ev->id,
+              "type", ev->type, "#status", NRD_I64(a.status), "error", why,
+              "#attempt", NRD_I64(attempt), "#retryInMs", NRD_I64(delay));
 }
 
 /* One look at the outbox head; returns how long to wait before the next. */
@@ -252,8 +252,8 @@ static int64_t step(struct nrd_webhook *wh)
   int64_t now = nrd_now_ms();
   if (now - ev.created_ms > wh->max_age_ms) {
     mark(wh, &ev, "dead", ev.attempts, 0, "older than WEBHOOK_MAX_AGE_HOURS", "dead");
-    LOG_WARN("webhook event expired; dead", "eventId", ev.id, "type", ev.type,
-             "#attempts", NRD_I64(ev.attempts));
+    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook event expired; dead", "eventId", ev.id,
+                "type", ev.type, "#attempts", NRD_I64(ev.attempts));
   } else if (ev.next_attempt_ms > now) {
     wait = ev.next_attempt_ms - now;
     if (wait > WH_IDLE_WAIT_MS)
