@@ -11,6 +11,7 @@
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/retry.h"
+#include "outbound.h"
 #include "transport.h"
 
 /* Longest Retry-After we honour. */
@@ -32,48 +33,6 @@ struct attempt {
   char errbuf[CURL_ERROR_SIZE];
 };
 
-struct body_sink {
-  struct nrd_buf *buf;
-  size_t max;
-  bool *overflow;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-  struct body_sink *s = ud;
-  size_t n = size * nmemb;
-  if (n > s->max - s->buf->len) {
-    *s->overflow = true;
-    return 0;  /* a short count makes curl stop with CURLE_WRITE_ERROR */
-  }
-  nrd_buf_append(s->buf, ptr, n);
-  return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud)
-{
-  struct attempt *a = ud;
-  nrd_retry_after_header(ptr, size * nitems, a->retry_after);
-  return size * nitems;
-}
-
-/* Called by curl during a transfer: non-zero aborts it (shutdown). */
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-  return nrd_nv_aborted(ud) ? 1 : 0;
-}
-
-static struct curl_slist *slist_add(struct curl_slist *l, const char *s)
-{
-  struct curl_slist *n = curl_slist_append(l, s);
-  if (!n) {
-    fprintf(stderr, "fatal: curl_slist_append failed\n");
-    abort();
-  }
-  return n;
-}
-
 /* One HTTP request on the connection's handle; once: it must not be sent twice. */
 static void perform(struct nrd_novita_conn *c, const char *method, const char *url,
                     const char *body, const char *key, bool once, struct nrd_buf *resp,
@@ -81,9 +40,14 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
 {
   const struct nrd_novita *nv = c->nv;
   CURL *h = c->curl;
-  struct curl_slist *hdrs = NULL;
   struct nrd_buf auth;
-  struct body_sink sink = { .buf = resp, .max = nv->max_response_bytes, .overflow = &a->overflow };
+  struct nrd_out_call call = {
+    .url = url,
+    .connect_timeout_ms = (long)nv->connect_timeout_ms,
+    .timeout_ms = (long)nv->request_timeout_ms,
+    .stop = &nv->aborted,
+    .sink = { .buf = resp, .max = nv->max_response_bytes },
+  };
   long low_speed_s = (long)(nv->request_timeout_ms / 1000);
 
   if (low_speed_s > NV_LOW_SPEED_MAX_S)
@@ -97,32 +61,17 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
 
   if (*key) {
     nrd_buf_printf(&auth, "Authorization: Bearer %s", key);
-    hdrs = slist_add(hdrs, auth.data);
+    call.headers = nrd_out_header(call.headers, auth.data);
   }
-  hdrs = slist_add(hdrs, "Accept: application/json");
-  hdrs = slist_add(hdrs, "Expect:");
+  call.headers = nrd_out_header(call.headers, "Accept: application/json");
+  call.headers = nrd_out_header(call.headers, "Expect:");
   if (body)
-    hdrs = slist_add(hdrs, "Content-Type: application/json");
+    call.headers = nrd_out_header(call.headers, "Content-Type: application/json");
 
-  /* reset keeps the connection cache: keep-alive survives between calls. */
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)nv->connect_timeout_ms);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)nv->request_timeout_ms);
+  nrd_out_setup(h, &call);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, low_speed_s);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, a->errbuf);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, c->nv);
   /* curl silently sends a request again when a reused connection dies before
    * any answer: a request that must go out at most once takes a new one. */
   curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, once ? 1L : 0L);
@@ -140,14 +89,15 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
   curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_size);
   a->sent = req_size > 0 || a->status > 0;
+  a->overflow = call.sink.overflow;
   if (a->cc != CURLE_OK && !a->overflow)
     a->status = 0;  /* a broken answer counts as no answer */
+  memcpy(a->retry_after, call.retry_after, sizeof a->retry_after);
   a->retry_after_ms = nrd_retry_after_ms(a->retry_after, nrd_now_ms(), NV_RETRY_AFTER_CAP_MS);
 
   /* Drop our references to the header list and the key before freeing them. */
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-  curl_slist_free_all(hdrs);
+  nrd_out_done(h, &call);
   if (auth.data)
     memset(auth.data, 0, auth.len);
   nrd_buf_cleanup(&auth);
