@@ -250,6 +250,73 @@ static void log_failure(enum nrd_endpoint ep, const struct nrd_nv_error *err, un
               "#attempt", NRD_I64(attempt + 1), "outcome", outcome);
 }
 
+/* Not sent this time: a call that went out before ends transient, keeping
+ * its last attempt's error; else err says why and rc is the result. */
+static enum nrd_nv_rc not_sent(bool sent_before, struct nrd_nv_error *err, enum nrd_nv_rc rc,
+                               const char *why)
+{
+  if (sent_before)
+    return NRD_NV_TRANSIENT;
+  nrd_nv_set_error(err, 0, NULL, "%s", why);
+  return rc;
+}
+
+/* Whether the next attempt may go out now: NRD_NV_OK (with *probe set when
+ * it is the half-open probe), or the call's result. */
+static enum nrd_nv_rc may_send(struct nrd_novita_conn *c, bool sent_before, bool *probe,
+                               struct nrd_nv_error *err)
+{
+  struct nrd_novita *nv = c->nv;
+
+  if (c->deadline_ms && nrd_mono_ms() >= c->deadline_ms)
+    return not_sent(sent_before, err, NRD_NV_DEADLINE,
+                    "deadline passed before the request was sent");
+  if (nrd_nv_aborted(nv))
+    return not_sent(sent_before, err, NRD_NV_DEADLINE, "shutting down: not sent");
+  /* Refuse before waiting for a token while the circuit cools down... */
+  if (nrd_novita_circuit_state(nv) == NV_CIRCUIT_OPEN)
+    return not_sent(sent_before, err, NRD_NV_CIRCUIT_OPEN,
+                    "circuit open: Novita failed repeatedly; not sent");
+  if (!wait_not_before(c))
+    return not_sent(sent_before, err, NRD_NV_DEADLINE,
+                    "deadline passes before Novita's Retry-After allows a request");
+  if (!nrd_nv_bucket_take(nv, c->deadline_ms))
+    return not_sent(sent_before, err, NRD_NV_DEADLINE,
+                    "deadline passes before the rate limit allows a request");
+  /* ...and ask again after it: the half-open probe is taken only here. */
+  if (!nrd_nv_circuit_admit(nv, probe))
+    return not_sent(sent_before, err, NRD_NV_CIRCUIT_OPEN,
+                    "circuit open: Novita failed repeatedly; not sent");
+  return NRD_NV_OK;
+}
+
+/* The end of a call on any verdict but V_RETRY: the breaker hears of a
+ * success (Novita answered), the failure is logged, the result returned. */
+static enum nrd_nv_rc settle(struct nrd_novita *nv, enum nrd_endpoint ep, enum verdict v,
+                             bool allow_retry, bool probe, unsigned attempt,
+                             const struct nrd_nv_error *err)
+{
+  static const struct {
+    enum nrd_nv_rc rc;
+    const char *outcome;  /* NULL: not a failure, not logged */
+  } ends[] = {
+    [V_OK] = { NRD_NV_OK, NULL },
+    [V_NOT_FOUND] = { NRD_NV_NOT_FOUND, NULL },
+    [V_FINAL] = { NRD_NV_FINAL, "final" },
+    [V_ACCOUNT] = { NRD_NV_ACCOUNT, "account" },
+    [V_PREPAID] = { NRD_NV_PREPAID, "prepaid" },
+  };
+
+  nrd_nv_circuit_record(nv, false, probe);
+  if (v == V_BAD) {
+    log_failure(ep, err, attempt, allow_retry ? "bad_response" : "ambiguous");
+    return allow_retry ? NRD_NV_BAD_RESPONSE : NRD_NV_AMBIGUOUS;
+  }
+  if (ends[v].outcome)
+    log_failure(ep, err, attempt, ends[v].outcome);
+  return ends[v].rc;
+}
+
 enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
                                 const char *method, const char *url, const char *body,
                                 bool use_internal_key, bool allow_retry,
@@ -264,46 +331,10 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
   memset(err, 0, sizeof *err);
   *http_status = 0;
   for (unsigned attempt = 0;; attempt++) {
-    /* A retry that may not start keeps the last attempt's error. */
-    if (c->deadline_ms && nrd_mono_ms() >= c->deadline_ms) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "deadline passed before the request was sent");
-      return NRD_NV_DEADLINE;
-    }
-    if (nrd_nv_aborted(nv)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "shutting down: not sent");
-      return NRD_NV_DEADLINE;
-    }
-    /* Refuse before waiting for a token while the circuit cools down... */
-    if (nrd_novita_circuit_state(nv) == NV_CIRCUIT_OPEN) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "circuit open: Novita failed repeatedly; not sent");
-      return NRD_NV_CIRCUIT_OPEN;
-    }
-    if (!wait_not_before(c)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "deadline passes before Novita's Retry-After allows a request");
-      return NRD_NV_DEADLINE;
-    }
-    if (!nrd_nv_bucket_take(nv, c->deadline_ms)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "deadline passes before the rate limit allows a request");
-      return NRD_NV_DEADLINE;
-    }
-    /* ...and ask again after it: the half-open probe is taken only here. */
-    bool probe;
-    if (!nrd_nv_circuit_admit(nv, &probe)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "circuit open: Novita failed repeatedly; not sent");
-      return NRD_NV_CIRCUIT_OPEN;
-    }
+    bool probe = false;
+    enum nrd_nv_rc rc = may_send(c, sent_before, &probe, err);
+    if (rc != NRD_NV_OK)
+      return rc;
 
     int64_t t0 = nrd_mono_ms();
     perform(c, method, url, body, key, !allow_retry, resp, &a);
@@ -327,32 +358,8 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
     bool breaker_failure;
     enum verdict v = classify(nv, ep, &a, resp, err, &breaker_failure);
     scrub_request_secrets(err, body);
-    switch (v) {
-    case V_OK:
-      nrd_nv_circuit_record(nv, false, probe);
-      return NRD_NV_OK;
-    case V_NOT_FOUND:
-      nrd_nv_circuit_record(nv, false, probe);
-      return NRD_NV_NOT_FOUND;
-    case V_FINAL:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, "final");
-      return NRD_NV_FINAL;
-    case V_ACCOUNT:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, "account");
-      return NRD_NV_ACCOUNT;
-    case V_PREPAID:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, "prepaid");
-      return NRD_NV_PREPAID;
-    case V_BAD:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, allow_retry ? "bad_response" : "ambiguous");
-      return allow_retry ? NRD_NV_BAD_RESPONSE : NRD_NV_AMBIGUOUS;
-    case V_RETRY:
-      break;
-    }
+    if (v != V_RETRY)
+      return settle(nv, ep, v, allow_retry, probe, attempt, err);
 
     if (!allow_retry) {
       /* No second try: a request Novita may have acted on has an unknown outcome. */
