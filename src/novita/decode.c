@@ -113,25 +113,35 @@ static void decode_job(const cJSON *obj, struct nrd_job *out)
  * left zeroed). */
 typedef bool (*list_item_fn)(const cJSON *obj, void *out);
 
-/* The objects of root's list at key, each read by fn into an array of
- * item_size slots (heap, caller frees): 0, or -1 when the body is not an
- * object with that list. root is the parsed body (NULL: not JSON). */
-static int decode_list(const cJSON *root, const char *key, size_t item_size, list_item_fn fn,
-                       void **items, size_t *n)
+/* The objects of the body's list at key, each read by fn into an array of
+ * item_size slots (*items: heap, caller frees); *total (when not NULL) gets
+ * the body's total (-1: none). 0, or -1 when the body is not an object
+ * with that list. */
+static int decode_list(const char *body, size_t len, const char *key, size_t item_size,
+                       list_item_fn fn, void **items, size_t *n, int64_t *total)
 {
-  const cJSON *arr;
+  int rc = -1;
+  const cJSON *arr, *it;
+  char *slots;
+  cJSON *root = nrd_json_parse(body, len);
   *items = NULL;
   *n = 0;
+  if (total)
+    *total = -1;
   if (!cJSON_IsObject(root) || !get_list(root, key, &arr))
-    return -1;
-  char *slots = nrd_xcalloc(count_objects(arr) + 1, item_size);
-  const cJSON *it;
+    goto out;
+  slots = nrd_xcalloc(count_objects(arr) + 1, item_size);
   cJSON_ArrayForEach(it, arr) {
     if (cJSON_IsObject(it) && fn(it, slots + *n * item_size))
       (*n)++;
   }
   *items = slots;
-  return 0;
+  if (total)
+    *total = read_total(root);
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  return rc;
 }
 
 static bool job_item(const cJSON *obj, void *out)
@@ -144,11 +154,8 @@ int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size
                        int64_t *total)
 {
   void *items;
-  cJSON *root = nrd_json_parse(body, len);
-  int rc = decode_list(root, "jobs", sizeof **jobs, job_item, &items, n);
+  int rc = decode_list(body, len, "jobs", sizeof **jobs, job_item, &items, n, total);
   *jobs = items;
-  *total = rc == 0 ? read_total(root) : -1;
-  cJSON_Delete(root);
   return rc;
 }
 
@@ -186,10 +193,8 @@ static bool product_item(const cJSON *obj, void *out)
 int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n)
 {
   void *items;
-  cJSON *root = nrd_json_parse(body, len);
-  int rc = decode_list(root, "data", sizeof **p, product_item, &items, n);
+  int rc = decode_list(body, len, "data", sizeof **p, product_item, &items, n, NULL);
   *p = items;
-  cJSON_Delete(root);
   return rc;
 }
 
@@ -215,10 +220,8 @@ static bool cluster_item(const cJSON *obj, void *out)
 int nrd_nv_decode_clusters(const char *body, size_t len, struct nrd_cluster **c, size_t *n)
 {
   void *items;
-  cJSON *root = nrd_json_parse(body, len);
-  int rc = decode_list(root, "data", sizeof **c, cluster_item, &items, n);
+  int rc = decode_list(body, len, "data", sizeof **c, cluster_item, &items, n, NULL);
   *c = items;
-  cJSON_Delete(root);
   return rc;
 }
 
