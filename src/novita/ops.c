@@ -20,6 +20,17 @@ static void log_unusable(const char *endpoint, const struct nrd_nv_error *err)
               err->message);
 }
 
+/* A 2xx answer whose body could not be read: NRD_NV_BAD_RESPONSE, err
+ * saying so, one warn line. */
+static enum nrd_nv_rc unusable_answer(const char *endpoint, int status,
+                                      const struct nrd_buf *resp, struct nrd_nv_error *err)
+{
+  nrd_nv_set_error(err, status, NULL, "unusable %s answer (HTTP %d, %zu bytes)", endpoint,
+                   status, resp->len);
+  log_unusable(endpoint, err);
+  return NRD_NV_BAD_RESPONSE;
+}
+
 /* ---- URLs ---- */
 
 /* Appends s percent-encoded (everything but RFC 3986 unreserved bytes). */
@@ -531,12 +542,8 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
 
   enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true,
                                        &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0) {
-    nrd_nv_set_error(err, status, NULL, "unusable products answer (HTTP %d, %zu bytes)", status,
-                     resp.len);
-    log_unusable("products", err);
-    rc = NRD_NV_BAD_RESPONSE;
-  }
+  if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0)
+    rc = unusable_answer("products", status, &resp, err);
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);
   return rc;
@@ -554,12 +561,8 @@ enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluste
   nrd_buf_printf(&url, "%s/v1/clusters", c->nv->base_url);
   enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_CLUSTERS, "GET", url.data, NULL, false, true,
                                        &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0) {
-    nrd_nv_set_error(err, status, NULL, "unusable clusters answer (HTTP %d, %zu bytes)", status,
-                     resp.len);
-    log_unusable("clusters", err);
-    rc = NRD_NV_BAD_RESPONSE;
-  }
+  if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0)
+    rc = unusable_answer("clusters", status, &resp, err);
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);
   return rc;
