@@ -16,11 +16,10 @@
 #include "nrd/log.h"
 #include "nrd/novita.h"
 #include "nrd/run.h"
-#include "nrd/scheduler.h"
+#include "nrd/service.h"
 #include "nrd/sim.h"
 #include "nrd/store.h"
 #include "nrd/util.h"
-#include "nrd/webhook.h"
 
 #define DEFAULT_DB "./data/recovery.db"
 
@@ -80,30 +79,6 @@ static void usage(FILE *out)
   nrd_config_print_help(out);
 }
 
-static struct nrd_novita *novita_from_config(const struct nrd_config *cfg)
-{
-  struct nrd_novita_options o = {
-    .base_url = cfg->novita_api_base_url,
-    .api_key = cfg->novita_api_key,
-    .internal_base_url = cfg->novita_internal_api_base_url,
-    .internal_api_key = cfg->novita_internal_api_key,
-    .page_size = cfg->novita_page_size,
-    .request_timeout_ms = cfg->request_timeout_ms,
-    .max_retry_attempts = cfg->max_retry_attempts,
-    .rate_limit_rps = cfg->novita_rate_limit_rps,
-    .rate_adaptive = cfg->novita_rate_limit_adaptive,
-    .rate_limit_max_rps = cfg->novita_rate_limit_max_rps,
-    .circuit_failure_threshold = cfg->circuit_failure_threshold,
-    .circuit_cooldown_ms = cfg->circuit_cooldown_seconds * 1000u,
-  };
-  return nrd_novita_create(&o);
-}
-
-static void notify_webhook(void *ud)
-{
-  nrd_webhook_notify(ud);
-}
-
 /* SIGBUS: SQLite maps the WAL index (and may map the database); a file
  * truncated or a disk gone under the mapping faults here. One line on
  * stderr with write(2), which is async-signal-safe, then the default action
@@ -125,59 +100,25 @@ static int serve(const struct nrd_config *cfg)
   char err[512];
   sigset_t set;
   int sig = 0;
-  int status = 1;
-  struct nrd_novita *nv = novita_from_config(cfg);
-  struct nrd_runner *runner = NULL;
-  struct nrd_scheduler *sched = NULL;
-  struct nrd_http *http = NULL;
-  struct nrd_webhook *wh = NULL;
 
-  nrd_config_log(cfg);  /* as served (demo has pointed it at the simulator) */
-  runner = nrd_runner_create(cfg, nv, err, sizeof(err));
-  if(!runner) {
+  nrd_config_log(cfg);  /* as served (demo's own points at the simulator) */
+  struct nrd_service *svc = nrd_service_start(cfg, NULL, err, sizeof(err));
+  if(!svc) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
-    goto out;
+    return 1;
   }
-  if(cfg->webhook_url) {
-    wh = nrd_webhook_start(cfg, err, sizeof(err));
-    if(!wh) {
-      fprintf(stderr, "novita-recoveryd: %s\n", err);
-      goto out;
-    }
-    nrd_runner_set_event_hook(runner, notify_webhook, wh);
-  }
-  sched = nrd_scheduler_create(cfg, runner);
-  http = nrd_http_start(cfg, runner, sched, err, sizeof(err));
-  if(!http) {
-    fprintf(stderr, "novita-recoveryd: %s\n", err);
-    goto out;
-  }
-  LOG_INFO("listening", "host", cfg->host, "#port", NRD_I64(nrd_http_port(http)),
-           "version", NRD_VERSION, "#dryRun", NRD_BOOL(cfg->migration_dry_run));
+  LOG_INFO("listening", "host", cfg->host, "#port",
+           NRD_I64(nrd_http_port(nrd_service_http(svc))), "version", NRD_VERSION, "#dryRun",
+           NRD_BOOL(cfg->migration_dry_run));
 
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigwait(&set, &sig);
   LOG_INFO("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  status = 0;
-
-out:
-  /* Stop accepting, stop starting work, park rows, then take things down. */
-  if(http)
-    nrd_http_quiesce(http);
-  if(runner)
-    nrd_runner_stop(runner);
-  nrd_novita_abort(nv);
-  nrd_scheduler_destroy(sched);
-  nrd_runner_destroy(runner);
-  nrd_webhook_stop(wh);
-  if(http)
-    nrd_http_stop(http);
-  nrd_novita_destroy(nv);
-  if(status == 0)
-    LOG_INFO("stopped");
-  return status;
+  nrd_service_stop(svc);
+  LOG_INFO("stopped");
+  return 0;
 }
 
 /* Writes compact JSON text to f with one member or item per line, indented
@@ -253,17 +194,15 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
   char err[512];
   char *result = NULL, *message = NULL;
   int status = 1;
-  struct nrd_novita *nv = novita_from_config(cfg);
-  struct nrd_runner *runner = nrd_runner_create(cfg, nv, err, sizeof(err));
-  if(!runner) {
+  const struct nrd_service_options only = {.runner_only = true};
+  struct nrd_service *svc = nrd_service_start(cfg, &only, err, sizeof(err));
+  if(!svc) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     goto out;
   }
-  status = nrd_runner_run_sync(runner, NRD_TRIGGER_CLI, dry_run || cfg->migration_dry_run,
+  status = nrd_runner_run_sync(nrd_service_runner(svc), NRD_TRIGGER_CLI, dry_run || cfg->migration_dry_run,
                                &result, &message);
-  cJSON *body = cJSON_CreateObject();
-  if(!body)
-    abort();
+  cJSON *body = nrd_json_object();
   nrd_json_add_bool(body, "success", status != 2);
   if(status == 2) {
     cJSON *e = cJSON_AddObjectToObject(body, "error");
@@ -289,8 +228,7 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
 out:
   free(result);
   free(message);
-  nrd_runner_destroy(runner);
-  nrd_novita_destroy(nv);
+  nrd_service_stop(svc);
   return status;
 }
 
@@ -348,11 +286,30 @@ static int healthcheck(const struct nrd_config *cfg)
   return 0;
 }
 
+/* demo's own configuration: the loaded one pointed at the simulator at
+ * base (the loaded one is left as it is). */
+static void demo_config(struct nrd_config *own, const struct nrd_config *loaded,
+                        const char *base)
+{
+  nrd_config_copy(own, loaded);
+  free(own->novita_api_base_url);
+  own->novita_api_base_url = nrd_xstrdup(base);
+  free(own->novita_api_key);
+  own->novita_api_key = nrd_xstrdup("demo-key");
+  free(own->novita_internal_api_base_url);
+  own->novita_internal_api_base_url = NULL;
+  if(!strcmp(own->database_path, DEFAULT_DB)) {
+    free(own->database_path);
+    own->database_path = nrd_xstrdup("./data/demo.db");
+  }
+}
+
 /* Serves against the bundled simulator loaded with a sample fleet. */
-static int demo(struct nrd_config *cfg)
+static int demo(const struct nrd_config *loaded)
 {
   char err[256];
   char base[128];
+  struct nrd_config cfg;
   struct nrd_sim_options so = {.api_key = "demo-key", .latency_ms = 20};
   const char *every = getenv("DEMO_FAIL_EVERY_SECONDS");
   int64_t fail_every_s = 60;
@@ -372,34 +329,112 @@ static int demo(struct nrd_config *cfg)
   free(json);
   cJSON_Delete(fleet);
   nrd_sim_base_url(sim, base);
-  free(cfg->novita_api_base_url);
-  cfg->novita_api_base_url = nrd_xstrdup(base);
-  free(cfg->novita_api_key);
-  cfg->novita_api_key = nrd_xstrdup("demo-key");
-  free(cfg->novita_internal_api_base_url);
-  cfg->novita_internal_api_base_url = NULL;
-  if(!strcmp(cfg->database_path, DEFAULT_DB)) {
-    free(cfg->database_path);
-    cfg->database_path = nrd_xstrdup("./data/demo.db");
-  }
+  demo_config(&cfg, loaded, base);
   LOG_WARN("DEMO MODE: talking to the bundled Novita simulator, not to Novita",
-           "simulator", base, "database", cfg->database_path);
+           "simulator", base, "database", cfg.database_path);
   struct nrd_sim_ticker *ticker =
       fail_every_s ? nrd_sim_ticker_start(sim, (unsigned)fail_every_s * 1000u) : NULL;
-  int rc = serve(cfg);
+  int rc = serve(&cfg);
   nrd_sim_ticker_stop(ticker);
   nrd_sim_stop(sim);
+  nrd_config_cleanup(&cfg);
   return rc;
+}
+
+/* What the command line asks for, once read. */
+struct command {
+  const char *name;   /* serve, check-failed, migrate-db, demo, healthcheck */
+  bool dry_run;       /* check-failed --dry-run */
+};
+
+static bool known_command(const char *cmd)
+{
+  static const char *const names[] = {"serve", "check-failed", "migrate-db", "demo",
+                                      "healthcheck"};
+  for(size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if(!strcmp(cmd, names[i]))
+      return true;
+  return false;
+}
+
+/* Reads the command and loads cfg. -1 to go on; otherwise the exit status
+ * (help, version, a usage or configuration error). */
+static int read_command_line(int argc, char **argv, struct command *c, struct nrd_config *cfg)
+{
+  char err[512];
+  int first = 1;
+  if(argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+                  !strcmp(argv[1], "help"))) {
+    usage(stdout);
+    return 0;
+  }
+  if(argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
+    printf("novita-recoveryd %s\n", NRD_VERSION);
+    return 0;
+  }
+  if(argc > 1 && argv[1][0] != '-') {
+    c->name = argv[1];
+    first = 2;
+  }
+  if(!known_command(c->name)) {
+    fprintf(stderr, "novita-recoveryd: unknown command '%s' (see --help)\n", c->name);
+    return EX_USAGE;
+  }
+  /* Flags of the subcommand itself are taken off before the config sees them. */
+  char **args = nrd_xcalloc((size_t)argc + 1, sizeof(*args));
+  int nargs = 0;
+  for(int i = first; i < argc; i++) {
+    if(!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      free(args);
+      return 0;
+    }
+    if(!strcmp(c->name, "check-failed") && !strcmp(argv[i], "--dry-run"))
+      c->dry_run = true;
+    else
+      args[nargs++] = argv[i];
+  }
+  int rc = nrd_config_load(cfg, nargs, args, err, sizeof(err));
+  free(args);
+  if(rc != 0) {
+    fprintf(stderr, "novita-recoveryd: %s\n", err);
+    return rc == NRD_CONFIG_EUSAGE ? EX_USAGE : EX_CONFIG;
+  }
+  nrd_log_set_level(cfg->log_level);
+  return -1;
+}
+
+/* The commands that talk to Novita or serve (libcurl is set up). */
+static int run_networked(const struct command *c, const struct nrd_config *cfg)
+{
+  if(!strcmp(c->name, "healthcheck"))
+    return healthcheck(cfg);
+  if(strcmp(c->name, "demo") && (!cfg->novita_api_key || !cfg->novita_api_key[0])) {
+    fprintf(stderr, "novita-recoveryd: NOVITA_API_KEY is not set; refusing to start "
+            "(set it or NOVITA_API_KEY_FILE, or try 'novita-recoveryd demo' against the "
+            "bundled simulator)\n");
+    return EX_CONFIG;
+  }
+  signal(SIGBUS, on_sigbus);
+  if(!strcmp(c->name, "check-failed")) {
+    nrd_log_set_fd(2);  /* stdout carries the report */
+    return check_failed(cfg, c->dry_run);
+  }
+  /* Block the signals before any thread starts; serve() waits for them. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  return !strcmp(c->name, "demo") ? demo(cfg) : serve(cfg);
 }
 
 int main(int argc, char **argv)
 {
   struct nrd_config cfg;
-  char err[512];
-  const char *cmd = "serve";
-  int first = 1;
-  bool dry_run = false;
-  int status = 1;
+  struct command c = {.name = "serve"};
+  int status;
 
   /* Measured with tests/bench: the workers mostly wait on Novita, so one
    * malloc arena is plenty, and what the sync frees is reused by the rows
@@ -412,84 +447,19 @@ int main(int argc, char **argv)
   mallopt(M_MXFAST, 0);
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
-  if(argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                  !strcmp(argv[1], "help"))) {
-    usage(stdout);
-    return 0;
-  }
-  if(argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
-    printf("novita-recoveryd %s\n", NRD_VERSION);
-    return 0;
-  }
-  if(argc > 1 && argv[1][0] != '-') {
-    cmd = argv[1];
-    first = 2;
-  }
-  if(strcmp(cmd, "serve") && strcmp(cmd, "check-failed") && strcmp(cmd, "migrate-db") &&
-     strcmp(cmd, "demo") && strcmp(cmd, "healthcheck")) {
-    fprintf(stderr, "novita-recoveryd: unknown command '%s' (see --help)\n", cmd);
-    return EX_USAGE;
-  }
-  /* Flags of the subcommand itself are taken off before the config sees them. */
-  char **args = nrd_xcalloc((size_t)argc + 1, sizeof(*args));
-  int nargs = 0;
-  for(int i = first; i < argc; i++) {
-    if(!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      usage(stdout);
-      free(args);
-      return 0;
+  memset(&cfg, 0, sizeof cfg);
+  status = read_command_line(argc, argv, &c, &cfg);
+  if(status < 0) {
+    if(!strcmp(c.name, "migrate-db")) {
+      status = migrate_db(&cfg);
+    } else if(curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      fprintf(stderr, "novita-recoveryd: curl_global_init failed\n");
+      status = 1;
+    } else {
+      status = run_networked(&c, &cfg);
+      curl_global_cleanup();
     }
-    if(!strcmp(cmd, "check-failed") && !strcmp(argv[i], "--dry-run"))
-      dry_run = true;
-    else
-      args[nargs++] = argv[i];
   }
-  int rc = nrd_config_load(&cfg, nargs, args, err, sizeof(err));
-  free(args);
-  if(rc != 0) {
-    fprintf(stderr, "novita-recoveryd: %s\n", err);
-    nrd_config_cleanup(&cfg);
-    return rc == NRD_CONFIG_EUSAGE ? EX_USAGE : EX_CONFIG;
-  }
-  nrd_log_set_level(cfg.log_level);
-
-  if(!strcmp(cmd, "migrate-db")) {
-    status = migrate_db(&cfg);
-    goto out;
-  }
-  if(curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    fprintf(stderr, "novita-recoveryd: curl_global_init failed\n");
-    goto out;
-  }
-  if(!strcmp(cmd, "healthcheck")) {
-    status = healthcheck(&cfg);
-    goto out_curl;
-  }
-  if(strcmp(cmd, "demo") && (!cfg.novita_api_key || !cfg.novita_api_key[0])) {
-    fprintf(stderr, "novita-recoveryd: NOVITA_API_KEY is not set; refusing to start "
-            "(set it or NOVITA_API_KEY_FILE, or try 'novita-recoveryd demo' against the "
-            "bundled simulator)\n");
-    status = EX_CONFIG;
-    goto out_curl;
-  }
-  signal(SIGBUS, on_sigbus);
-  if(!strcmp(cmd, "check-failed")) {
-    nrd_log_set_fd(2);  /* stdout carries the report */
-    status = check_failed(&cfg, dry_run);
-    goto out_curl;
-  }
-  /* Block the signals before any thread starts; serve() waits for them. */
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  signal(SIGPIPE, SIG_IGN);
-  status = !strcmp(cmd, "demo") ? demo(&cfg) : serve(&cfg);
-
-out_curl:
-  curl_global_cleanup();
-out:
   nrd_config_cleanup(&cfg);
   return status;
 }

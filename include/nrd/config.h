@@ -108,6 +108,9 @@ const char *nrd_config_choice_name(const struct nrd_config *cfg, const char *env
 void nrd_config_defaults(struct nrd_config *cfg);
 
 void nrd_config_cleanup(struct nrd_config *cfg);
+/* A deep copy of src into dst (every string and the parsed proxies owned
+ * anew): for a command that serves with settings of its own (demo). */
+void nrd_config_copy(struct nrd_config *dst, const struct nrd_config *src);
 
 /* The options as a --help section: flag, variable, default, meaning. */
 void nrd_config_print_help(FILE *out);

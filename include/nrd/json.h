@@ -33,6 +33,13 @@ bool nrd_json_double(const cJSON *obj, const char *key, double *out);
 /* true/false only; false when missing or another type. */
 bool nrd_json_bool(const cJSON *obj, const char *key, bool *out);
 
+/* A new empty object or array; like every allocator here they abort when
+ * memory is out (nrd_xcalloc), so callers never test for NULL. */
+cJSON *nrd_json_object(void);
+cJSON *nrd_json_array(void);
+/* item, or abort when it is NULL (a cJSON constructor out of memory). */
+cJSON *nrd_json_checked(cJSON *item);
+
 /* Prints unformatted; caller frees with free(). Aborts on allocation failure. */
 char *nrd_json_print(const cJSON *item);
 

@@ -28,6 +28,19 @@ void nrd_log_set_run_id(const char *run_id);          /* NULL clears; copied */
 
 void nrd_log_write(enum nrd_log_level level, const char *msg, ...);
 
+/* Whose fault a warn or error line is, written as its "fault" field right
+ * after msg: an operator reads at once whether to fix our code, wait for
+ * Novita, tell the client, or look at the disk. Lines without it are
+ * notices, not faults. */
+enum nrd_fault {
+  NRD_FAULT_OURS = 0,  /* "ours": a bug, or a limit of this service */
+  NRD_FAULT_NOVITA,    /* "novita": Novita's API failed or answered nonsense */
+  NRD_FAULT_CLIENT,    /* "client": a caller or the webhook receiver */
+  NRD_FAULT_DISK       /* "disk": the database or its file system */
+};
+const char *nrd_fault_name(enum nrd_fault fault);
+void nrd_log_write_fault(enum nrd_log_level level, enum nrd_fault fault, const char *msg, ...);
+
 /* Access lines (the HTTP server's one info line per request) may be held
  * back, so a request costs no write(2) of its own. Between
  * nrd_log_buffer_start and nrd_log_buffer_stop, nrd_log_write_access keeps
@@ -49,6 +62,14 @@ void nrd_log_write_access(const char *msg, ...);
 
 #define NRD_LOG(level, ...) \
   do { if (nrd_log_enabled(level)) nrd_log_write(level, __VA_ARGS__, (const char *)0); } while (0)
+#define NRD_LOG_FAULT(level, fault, ...) \
+  do { \
+    if (nrd_log_enabled(level)) \
+      nrd_log_write_fault(level, fault, __VA_ARGS__, (const char *)0); \
+  } while (0)
+/* LOG_ERROR_AT(NRD_FAULT_DISK, "store: sqlite error", ...): a line with its fault. */
+#define LOG_ERROR_AT(fault, ...) NRD_LOG_FAULT(NRD_LOG_ERROR, fault, __VA_ARGS__)
+#define LOG_WARN_AT(fault, ...) NRD_LOG_FAULT(NRD_LOG_WARN, fault, __VA_ARGS__)
 #define LOG_ERROR(...) NRD_LOG(NRD_LOG_ERROR, __VA_ARGS__)
 #define LOG_WARN(...)  NRD_LOG(NRD_LOG_WARN, __VA_ARGS__)
 #define LOG_INFO(...)  NRD_LOG(NRD_LOG_INFO, __VA_ARGS__)

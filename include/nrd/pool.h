@@ -27,6 +27,12 @@ typedef void (*nrd_pool_free_fn)(void *job);
 
 struct nrd_pool;
 
+/* The runner's queue bound, fixed: a run keeps at most two listings, the
+ * snapshot writer and 3 x MIGRATION_MAX_CONCURRENT rows (768 at the most)
+ * queued, and waits for room when it is full. It is not a setting:
+ * MAX_RECOVERIES_PER_RUN is the per-run brake and nothing else. */
+#define NRD_POOL_QUEUE_BOUND 1024u
+
 struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap,
                                  nrd_pool_thread_init_fn init, nrd_pool_thread_fini_fn fini,
                                  void *ctx);

@@ -167,6 +167,7 @@ void nrd_sim_set_account(struct nrd_sim *s, const char *reason);
 /* Capacity of (product name, cluster): available more creates; -1 removes. */
 void nrd_sim_set_capacity(struct nrd_sim *s, const char *product_name, const char *cluster_id,
                           long available);
+/* 0, or -1 for an unknown kind or a probability outside [0, 1]. */
 int nrd_sim_add_fault(struct nrd_sim *s, const struct nrd_sim_fault *f);
 void nrd_sim_clear_faults(struct nrd_sim *s);
 
@@ -181,7 +182,8 @@ size_t nrd_sim_count_by_name(struct nrd_sim *s, const char *name);
 size_t nrd_sim_instance_count(struct nrd_sim *s);
 /* The current instances as a JSON array (caller deletes). */
 cJSON *nrd_sim_instances(struct nrd_sim *s);
-/* Adds or removes one instance/job at run time. */
+/* Adds (or replaces, by id) or removes one instance at run time: 0, or -1
+ * for an instance without an id or no such id. */
 int nrd_sim_put_instance(struct nrd_sim *s, const cJSON *instance);
 int nrd_sim_remove_instance(struct nrd_sim *s, const char *id);
 

@@ -9,6 +9,23 @@
 /* Small helpers every layer uses. Allocation failure of small internal buffers
  * aborts the process (xmalloc and friends): there is no sane way on. */
 
+/* Result codes: one convention for every prototype (STYLE, habit 5: return
+ * a status, hand results back through out-parameters).
+ *   - A question or a conversion (parse, check, compare) returns bool: true
+ *     when the answer is yes or the value was read (nrd_parse_i64).
+ *   - An action returns 0 when it was done and -1 when it was refused or
+ *     failed (nrd_pool_submit, nrd_sim_load, the Novita decoders). 0 always
+ *     means "done", never "no row" or "nothing happened".
+ *   - An action whose caller must tell its outcomes apart returns a named
+ *     enum whose 0 is "done" (enum nrd_store_rc: NRD_OK, NRD_NONE for no
+ *     such row, NRD_BUSY, NRD_ERR; enum nrd_nv_rc). Other outcomes that are
+ *     not failures are positive and named in the prototype's comment
+ *     (nrd_nv_decode_instance_runs: 1 when its callback stopped it).
+ *   - A constructor returns the object, or NULL with err (errlen bytes) saying
+ *     why; objects that cannot fail but for memory abort instead.
+ *   - Process exit statuses (sysexits.h) belong to src/main.c alone.
+ * Error details travel in an err buffer or struct, never in the code. */
+
 void *nrd_xmalloc(size_t n);
 void *nrd_xcalloc(size_t n, size_t size);
 void *nrd_xrealloc(void *p, size_t n);

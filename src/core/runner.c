@@ -403,8 +403,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   nrd_runner_startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());
 
-  r->pool = nrd_pool_create(cfg->migration_max_concurrent,
-                            (size_t)cfg->max_recoveries_per_run + 16,
+  r->pool = nrd_pool_create(cfg->migration_max_concurrent, NRD_POOL_QUEUE_BOUND,
                             pool_thread_init, pool_thread_fini, r);
   if(!r->pool) {
     snprintf(err, errlen, "the workers could not open the database");

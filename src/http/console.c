@@ -43,19 +43,14 @@ static bool query_int(struct http_ctx *c, const char *key, int64_t min, int64_t 
 
 enum http_handler_rc http_h_list_runs(struct http_ctx *c, struct http_reply *out)
 {
-  int64_t limit = RUNS_LIMIT_DEFAULT;
+  size_t limit = 0;
   struct nrd_run_summary *runs = NULL;
   size_t n = 0;
   char *json = NULL;
 
-  char text[32];
-  int has = http_query(c, "limit", text, sizeof text);
-
-  if (has < 0 || (has > 0 && !nrd_parse_i64(text, 1, RUNS_LIMIT_MAX, &limit))) {
-    http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);  /* as every other limit */
+  if (!http_query_limit(c, RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, &limit, out))
     return HTTP_REPLY;
-  }
-  int rc = nrd_runner_run_summaries(http_runner(c), (size_t)limit, &runs, &n);
+  int rc = nrd_runner_run_summaries(http_runner(c), limit, &runs, &n);
   if (rc == NRD_OK) {
     json = http_render_run_summaries(runs, n);
     nrd_run_summaries_free(runs, n);

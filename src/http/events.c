@@ -13,10 +13,9 @@
 
 enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *out)
 {
-  char since[SINCE_MAX + 1], limit_text[32];
-  int64_t limit = LIMIT_DEFAULT;
+  char since[SINCE_MAX + 1];
+  size_t limit = 0;
   int has_since = http_query(c, "since", since, sizeof since);
-  int has_limit = http_query(c, "limit", limit_text, sizeof limit_text);
   struct nrd_event *ev = NULL;
   size_t n = 0;
 
@@ -25,12 +24,10 @@ enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *o
                 SINCE_MAX);
     return HTTP_REPLY;
   }
-  if (has_limit < 0 || (has_limit > 0 && !nrd_parse_i64(limit_text, 1, LIMIT_MAX, &limit))) {
-    http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
+  if (!http_query_limit(c, LIMIT_DEFAULT, LIMIT_MAX, &limit, out))
     return HTTP_REPLY;
-  }
-  if (nrd_runner_events(http_runner(c), has_since > 0 ? since : NULL, (size_t)limit, &ev,
-                        &n) != NRD_OK) {
+  if (nrd_runner_events(http_runner(c), has_since > 0 ? since : NULL, limit, &ev, &n) !=
+      NRD_OK) {
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }

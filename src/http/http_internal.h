@@ -201,6 +201,10 @@ int64_t http_elapsed_ms(const struct http_ctx *c);
 /* A query parameter, percent-decoded into out. 0 absent, 1 present, -1 when
  * it does not decode (bad escape, NUL) or does not fit. */
 int http_query(struct http_ctx *c, const char *key, char *out, size_t outlen);
+/* The list endpoints' ?limit=: dflt when absent; false (400 INVALID_LIMIT
+ * in out) when it is not an integer from 1 to max. */
+bool http_query_limit(struct http_ctx *c, int64_t dflt, int64_t max, size_t *limit,
+                      struct http_reply *out);
 
 /* The wait protocol. A handler that returns HTTP_WAIT first sets c->render
  * and takes a reference (http_ctx_ref) for the callback it registered; the

@@ -22,11 +22,10 @@ static void allowed_states(struct nrd_buf *b)
 
 enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_reply *out)
 {
-  char state[32], limit_text[32];
+  char state[32];
   enum nrd_row_state parsed;
-  int64_t limit = LIMIT_DEFAULT;
+  size_t limit = 0;
   int has_state = http_query(c, "state", state, sizeof state);
-  int has_limit = http_query(c, "limit", limit_text, sizeof limit_text);
   struct nrd_ledger_row *rows = NULL;
   size_t n = 0;
 
@@ -39,12 +38,10 @@ enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_repl
     nrd_buf_cleanup(&allowed);
     return HTTP_REPLY;
   }
-  if (has_limit < 0 || (has_limit > 0 && !nrd_parse_i64(limit_text, 1, LIMIT_MAX, &limit))) {
-    http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
+  if (!http_query_limit(c, LIMIT_DEFAULT, LIMIT_MAX, &limit, out))
     return HTTP_REPLY;
-  }
-  if (nrd_runner_recoveries(http_runner(c), has_state > 0 ? (int)parsed : -1, (size_t)limit,
-                            &rows, &n) != NRD_OK) {
+  if (nrd_runner_recoveries(http_runner(c), has_state > 0 ? (int)parsed : -1, limit, &rows,
+                            &n) != NRD_OK) {
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }

@@ -121,6 +121,21 @@ int http_query(struct http_ctx *c, const char *key, char *out, size_t outlen)
   return 1;
 }
 
+bool http_query_limit(struct http_ctx *c, int64_t dflt, int64_t max, size_t *limit,
+                      struct http_reply *out)
+{
+  char text[32];
+  int64_t v = dflt;
+  int has = http_query(c, "limit", text, sizeof text);
+
+  if (has < 0 || (has > 0 && !nrd_parse_i64(text, 1, max, &v))) {
+    http_error(out, HTTP_E_INVALID_LIMIT, NULL, NULL);
+    return false;
+  }
+  *limit = (size_t)v;
+  return true;
+}
+
 /* ---- request context ---- */
 
 void http_ctx_ref(struct http_ctx *c)
@@ -293,7 +308,7 @@ static enum MHD_Result send_reply(struct http_ctx *c, struct http_reply *r)
   resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
   if (!resp) {
     free(body);
-    LOG_ERROR("cannot create a response", "path", c->path);
+    LOG_ERROR_AT(NRD_FAULT_OURS, "cannot create a response", "path", c->path);
     return MHD_NO;
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -565,7 +580,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   nrd_log_set_request_id(c->request_id);
   LOG_ACCESS("request", "method", c->method, "path", c->path, "#status", NRD_I64(c->status),
              "#durationMs", NRD_I64(http_elapsed_ms(c)), "client", c->client, "route", route,
-             "termination", termination_name(toe));
+             "termination", termination_name(toe),
+             /* a refusal (4xx) is the client's fault; otherwise this key is
+              * NULL and ends the fields */
+             c->status >= 400 && c->status < 500 ? "fault" : NULL, "client");
   nrd_log_set_request_id(NULL);
   if (c->status)
     nrd_metrics_http_request(route, c->status, (double)http_elapsed_ms(c) / 1000.0);

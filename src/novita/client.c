@@ -183,8 +183,8 @@ static void circuit_move(struct nrd_novita *nv, enum nv_circuit to)
   nv->circuit = to;
   nrd_metrics_circuit_set((int)to);
   if (to == NV_CIRCUIT_OPEN)
-    LOG_WARN("novita circuit opened", "#failures", NRD_I64(nv->consecutive_failures),
-             "#cooldownMs", NRD_I64(nv->circuit_cooldown_ms));
+    LOG_WARN_AT(NRD_FAULT_NOVITA, "novita circuit opened", "#failures",
+                NRD_I64(nv->consecutive_failures), "#cooldownMs", NRD_I64(nv->circuit_cooldown_ms));
   else
     LOG_INFO("novita circuit state", "state", to == NV_CIRCUIT_CLOSED ? "closed" : "half-open");
 }

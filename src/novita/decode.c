@@ -109,27 +109,53 @@ static void decode_job(const cJSON *obj, struct nrd_job *out)
   free(instance_id);
 }
 
-int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
-                       int64_t *total)
+/* Reads one item of a list into out (zeroed); false leaves it out (out is
+ * left zeroed). */
+typedef bool (*list_item_fn)(const cJSON *obj, void *out);
+
+/* The objects of the body's list at key, each read by fn into an array of
+ * item_size slots (*items: heap, caller frees); *total (when not NULL) gets
+ * the body's total (-1: none). 0, or -1 when the body is not an object
+ * with that list. */
+static int decode_list(const char *body, size_t len, const char *key, size_t item_size,
+                       list_item_fn fn, void **items, size_t *n, int64_t *total)
 {
   int rc = -1;
-  const cJSON *arr;
+  const cJSON *arr, *it;
+  char *slots;
   cJSON *root = nrd_json_parse(body, len);
-  *jobs = NULL;
+  *items = NULL;
   *n = 0;
-  *total = -1;
-  if (!cJSON_IsObject(root) || !get_list(root, "jobs", &arr))
+  if (total)
+    *total = -1;
+  if (!cJSON_IsObject(root) || !get_list(root, key, &arr))
     goto out;
-  *jobs = nrd_xcalloc(count_objects(arr) + 1, sizeof **jobs);
-  const cJSON *it;
+  slots = nrd_xcalloc(count_objects(arr) + 1, item_size);
   cJSON_ArrayForEach(it, arr) {
-    if (cJSON_IsObject(it))
-      decode_job(it, &(*jobs)[(*n)++]);
+    if (cJSON_IsObject(it) && fn(it, slots + *n * item_size))
+      (*n)++;
   }
-  *total = read_total(root);
+  *items = slots;
+  if (total)
+    *total = read_total(root);
   rc = 0;
 out:
   cJSON_Delete(root);
+  return rc;
+}
+
+static bool job_item(const cJSON *obj, void *out)
+{
+  decode_job(obj, out);
+  return true;
+}
+
+int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
+                       int64_t *total)
+{
+  void *items;
+  int rc = decode_list(body, len, "jobs", sizeof **jobs, job_item, &items, n, total);
+  *jobs = items;
   return rc;
 }
 
@@ -158,59 +184,44 @@ static void decode_product(const cJSON *obj, struct nrd_product *out)
     out->spot_price = 0;
 }
 
+static bool product_item(const cJSON *obj, void *out)
+{
+  decode_product(obj, out);
+  return true;
+}
+
 int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n)
 {
-  int rc = -1;
-  const cJSON *arr;
-  cJSON *root = nrd_json_parse(body, len);
-  *p = NULL;
-  *n = 0;
-  if (!cJSON_IsObject(root) || !get_list(root, "data", &arr))
-    goto out;
-  *p = nrd_xcalloc(count_objects(arr) + 1, sizeof **p);
-  const cJSON *it;
-  cJSON_ArrayForEach(it, arr) {
-    if (cJSON_IsObject(it))
-      decode_product(it, &(*p)[(*n)++]);
-  }
-  rc = 0;
-out:
-  cJSON_Delete(root);
+  void *items;
+  int rc = decode_list(body, len, "data", sizeof **p, product_item, &items, n, NULL);
+  *p = items;
   return rc;
 }
 
 /* ---- clusters ---- */
 
+/* A cluster without an id cannot be placed in: left out. */
+static bool cluster_item(const cJSON *obj, void *out)
+{
+  struct nrd_cluster *cl = out;
+  cl->id = nrd_json_scalar_text(obj, "id");
+  cl->name = dup_str(obj, "name");
+  bool ns = false;
+  cl->network_storage = nrd_json_bool(obj, "supportNetworkStorage", &ns) && ns;
+  if (!cl->id || !*cl->id) {
+    free(cl->id);
+    free(cl->name);
+    memset(cl, 0, sizeof *cl);
+    return false;
+  }
+  return true;
+}
+
 int nrd_nv_decode_clusters(const char *body, size_t len, struct nrd_cluster **c, size_t *n)
 {
-  int rc = -1;
-  const cJSON *arr;
-  cJSON *root = nrd_json_parse(body, len);
-  *c = NULL;
-  *n = 0;
-  if (!cJSON_IsObject(root) || !get_list(root, "data", &arr))
-    goto out;
-  *c = nrd_xcalloc(count_objects(arr) + 1, sizeof **c);
-  const cJSON *it;
-  cJSON_ArrayForEach(it, arr) {
-    if (!cJSON_IsObject(it))
-      continue;
-    struct nrd_cluster *cl = &(*c)[*n];
-    cl->id = nrd_json_scalar_text(it, "id");
-    cl->name = dup_str(it, "name");
-    bool ns = false;
-    cl->network_storage = nrd_json_bool(it, "supportNetworkStorage", &ns) && ns;
-    if (!cl->id || !*cl->id) {
-      free(cl->id);
-      free(cl->name);
-      memset(cl, 0, sizeof *cl);
-      continue;  /* a cluster without an id cannot be placed in */
-    }
-    (*n)++;
-  }
-  rc = 0;
-out:
-  cJSON_Delete(root);
+  void *items;
+  int rc = decode_list(body, len, "data", sizeof **c, cluster_item, &items, n, NULL);
+  *c = items;
   return rc;
 }
 

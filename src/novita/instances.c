@@ -759,17 +759,77 @@ static const struct field *find_field(const struct field *fields, size_t n, cons
   return NULL;
 }
 
-/* An object at s->p; the first member named as one of fields is read into
- * dst. An instance object (of the page's list) gets its raw JSON: the object
- * without whitespace and without the members whose keys are secrets, at any
- * depth. */
+/* The members of an object whose '{' and the space after it were read, up
+ * to and with its '}'; the first member named as one of fields is read into
+ * dst. Members whose keys are secrets are left out of s->out. */
+static bool members(struct scan *s, const struct field *fields, size_t n_fields, void *dst)
+{
+  uint32_t seen = 0;
+  bool written = false;     /* a member is in the raw JSON */
+  bool drop_comma = false;  /* the next ',' follows only left-out members */
+
+  if (s->p < s->end && *s->p == '}') {
+    s->p++;
+    return true;
+  }
+  /* Where this member's output starts: its ',' (written with it), or its
+   * key when it would be the first member written. */
+  const char *start = s->p;
+  for (;;) {
+    bool secret = false;
+    size_t mark = 0;
+    if (s->out) {
+      emit(s, start);
+      mark = s->out->len;
+    }
+    if (!member_key(s, &secret))
+      return false;
+    const struct field *f = secret ? NULL : find_field(fields, n_fields, s->key, s->key_len);
+    uint32_t bit = f ? 1u << (f - fields) : 0;
+    bool vok;
+    if (secret) {
+      struct nrd_buf *out = s->out;
+      s->out = NULL;
+      vok = value(s, NULL);
+      s->out = out;
+      out->len = mark;  /* the ',' and the key written so far go too */
+      out->data[mark] = '\0';
+      s->flush = s->p;
+      drop_comma = drop_comma || !written;
+    } else {
+      vok = (f && !(seen & bit)) ? field_value(s, f, dst) : value(s, NULL);
+      written = written || s->out;
+    }
+    seen |= bit;
+    if (!vok)
+      return false;
+    ws(s);
+    if (s->p >= s->end)
+      return false;
+    if (*s->p == '}')
+      break;
+    if (*s->p != ',')
+      return false;
+    start = s->p++;
+    if (drop_comma && s->out) {
+      emit(s, start);
+      s->flush = s->p;
+      drop_comma = false;
+      ws(s);
+      start = s->p;
+    }
+  }
+  s->p++;
+  return true;
+}
+
+/* An object at s->p, its members read by members(). An instance object (of
+ * the page's list) gets its raw JSON: the object without whitespace and
+ * without the members whose keys are secrets, at any depth. */
 static bool object(struct scan *s, const struct field *fields, size_t n_fields, void *dst)
 {
   struct nrd_buf *outer = s->out;
-  uint32_t seen = 0;
   bool ok = false;
-  bool written = false;     /* a member is in the raw JSON */
-  bool drop_comma = false;  /* the next ',' follows only left-out members */
 
   if (++s->depth > NRD_JSON_MAX_DEPTH)
     return false;
@@ -782,65 +842,14 @@ static bool object(struct scan *s, const struct field *fields, size_t n_fields, 
   }
   s->p++;
   ws(s);
-  if (s->p < s->end && *s->p == '}') {
-    s->p++;
-  } else {
-    /* Where this member's output starts: its ',' (written with it), or its
-     * key when it would be the first member written. */
-    const char *start = s->p;
-    for (;;) {
-      bool secret = false;
-      size_t mark = 0;
-      if (s->out) {
-        emit(s, start);
-        mark = s->out->len;
-      }
-      if (!member_key(s, &secret))
-        goto out;
-      const struct field *f = secret ? NULL : find_field(fields, n_fields, s->key, s->key_len);
-      uint32_t bit = f ? 1u << (f - fields) : 0;
-      bool vok;
-      if (secret) {
-        struct nrd_buf *out = s->out;
-        s->out = NULL;
-        vok = value(s, NULL);
-        s->out = out;
-        out->len = mark;  /* the ',' and the key written so far go too */
-        out->data[mark] = '\0';
-        s->flush = s->p;
-        drop_comma = drop_comma || !written;
-      } else {
-        vok = (f && !(seen & bit)) ? field_value(s, f, dst) : value(s, NULL);
-        written = written || s->out;
-      }
-      seen |= bit;
-      if (!vok)
-        goto out;
-      ws(s);
-      if (s->p >= s->end)
-        goto out;
-      if (*s->p == '}')
-        break;
-      if (*s->p != ',')
-        goto out;
-      start = s->p++;
-      if (drop_comma && s->out) {
-        emit(s, start);
-        s->flush = s->p;
-        drop_comma = false;
-        ws(s);
-        start = s->p;
-      }
+  if (members(s, fields, n_fields, dst)) {
+    if (fields == instance_fields) {
+      emit(s, s->p);
+      instance_strings(s, dst);
     }
-    s->p++;
+    s->depth--;
+    ok = true;
   }
-  if (fields == instance_fields) {
-    emit(s, s->p);
-    instance_strings(s, dst);
-  }
-  s->depth--;
-  ok = true;
-out:
   if (fields == instance_fields) {
     if (!ok)
       instance_drop_offsets(dst);

@@ -13,6 +13,24 @@
  * handing out new ids). At 10 per page that is still a million items. */
 #define NV_MAX_PAGES 100000u
 
+/* An answer we could not use is Novita's fault: one warn line. */
+static void log_unusable(const char *endpoint, const struct nrd_nv_error *err)
+{
+  LOG_WARN_AT(NRD_FAULT_NOVITA, "novita answer unusable", "endpoint", endpoint, "message",
+              err->message);
+}
+
+/* A 2xx answer whose body could not be read: NRD_NV_BAD_RESPONSE, err
+ * saying so, one warn line. */
+static enum nrd_nv_rc unusable_answer(const char *endpoint, int status,
+                                      const struct nrd_buf *resp, struct nrd_nv_error *err)
+{
+  nrd_nv_set_error(err, status, NULL, "unusable %s answer (HTTP %d, %zu bytes)", endpoint,
+                   status, resp->len);
+  log_unusable(endpoint, err);
+  return NRD_NV_BAD_RESPONSE;
+}
+
 /* ---- URLs ---- */
 
 /* Appends s percent-encoded (everything but RFC 3986 unreserved bytes). */
@@ -209,7 +227,7 @@ static enum nrd_nv_rc inst_page(void *ud, unsigned page, size_t *n_items, size_t
   if (drc < 0) {
     nrd_nv_set_error(err, status, NULL, "unusable instances page %u (HTTP %d, %zu bytes)", page,
                      status, pg->body.len);
-    LOG_WARN("novita answer unusable", "endpoint", "list_instances", "message", err->message);
+    log_unusable("list_instances", err);
     return NRD_NV_BAD_RESPONSE;
   }
   *stop = drc > 0;
@@ -279,7 +297,7 @@ static enum nrd_nv_rc job_page(void *ud, unsigned page, size_t *n_items, size_t 
   if (nrd_nv_decode_jobs(pg->body.data, pg->body.len, &items, &n, total) != 0) {
     nrd_nv_set_error(err, status, NULL, "unusable jobs page %u (HTTP %d, %zu bytes)", page,
                      status, pg->body.len);
-    LOG_WARN("novita answer unusable", "endpoint", "list_jobs", "message", err->message);
+    log_unusable("list_jobs", err);
     return NRD_NV_BAD_RESPONSE;
   }
   for (size_t i = 0; i < n; i++) {
@@ -381,7 +399,7 @@ enum nrd_nv_rc nrd_nv_create_instance(struct nrd_novita_conn *c, const cJSON *re
     free(id);
     /* Novita said yes but gave no id: the instance may well exist. */
     nrd_nv_set_error(err, status, NULL, "create answered HTTP %d without an id", status);
-    LOG_WARN("novita answer unusable", "endpoint", "create", "message", err->message);
+    log_unusable("create", err);
     rc = NRD_NV_AMBIGUOUS;
     goto out;
   }
@@ -459,7 +477,7 @@ static enum nrd_nv_rc unusable_instance(struct nrd_nv_error *err, int status, si
 {
   nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)", status,
                    len);
-  LOG_WARN("novita answer unusable", "endpoint", "get_instance", "message", err->message);
+  log_unusable("get_instance", err);
   return NRD_NV_BAD_RESPONSE;
 }
 
@@ -524,12 +542,8 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
 
   enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true,
                                        &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0) {
-    nrd_nv_set_error(err, status, NULL, "unusable products answer (HTTP %d, %zu bytes)", status,
-                     resp.len);
-    LOG_WARN("novita answer unusable", "endpoint", "products", "message", err->message);
-    rc = NRD_NV_BAD_RESPONSE;
-  }
+  if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0)
+    rc = unusable_answer("products", status, &resp, err);
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);
   return rc;
@@ -547,12 +561,8 @@ enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluste
   nrd_buf_printf(&url, "%s/v1/clusters", c->nv->base_url);
   enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_CLUSTERS, "GET", url.data, NULL, false, true,
                                        &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0) {
-    nrd_nv_set_error(err, status, NULL, "unusable clusters answer (HTTP %d, %zu bytes)", status,
-                     resp.len);
-    LOG_WARN("novita answer unusable", "endpoint", "clusters", "message", err->message);
-    rc = NRD_NV_BAD_RESPONSE;
-  }
+  if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0)
+    rc = unusable_answer("clusters", status, &resp, err);
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);
   return rc;

@@ -11,6 +11,7 @@
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/retry.h"
+#include "outbound.h"
 #include "transport.h"
 
 /* Longest Retry-After we honour. */
@@ -32,48 +33,6 @@ struct attempt {
   char errbuf[CURL_ERROR_SIZE];
 };
 
-struct body_sink {
-  struct nrd_buf *buf;
-  size_t max;
-  bool *overflow;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-  struct body_sink *s = ud;
-  size_t n = size * nmemb;
-  if (n > s->max - s->buf->len) {
-    *s->overflow = true;
-    return 0;  /* a short count makes curl stop with CURLE_WRITE_ERROR */
-  }
-  nrd_buf_append(s->buf, ptr, n);
-  return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud)
-{
-  struct attempt *a = ud;
-  nrd_retry_after_header(ptr, size * nitems, a->retry_after);
-  return size * nitems;
-}
-
-/* Called by curl during a transfer: non-zero aborts it (shutdown). */
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-  return nrd_nv_aborted(ud) ? 1 : 0;
-}
-
-static struct curl_slist *slist_add(struct curl_slist *l, const char *s)
-{
-  struct curl_slist *n = curl_slist_append(l, s);
-  if (!n) {
-    fprintf(stderr, "fatal: curl_slist_append failed\n");
-    abort();
-  }
-  return n;
-}
-
 /* One HTTP request on the connection's handle; once: it must not be sent twice. */
 static void perform(struct nrd_novita_conn *c, const char *method, const char *url,
                     const char *body, const char *key, bool once, struct nrd_buf *resp,
@@ -81,9 +40,14 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
 {
   const struct nrd_novita *nv = c->nv;
   CURL *h = c->curl;
-  struct curl_slist *hdrs = NULL;
   struct nrd_buf auth;
-  struct body_sink sink = { .buf = resp, .max = nv->max_response_bytes, .overflow = &a->overflow };
+  struct nrd_out_call call = {
+    .url = url,
+    .connect_timeout_ms = (long)nv->connect_timeout_ms,
+    .timeout_ms = (long)nv->request_timeout_ms,
+    .stop = &nv->aborted,
+    .sink = { .buf = resp, .max = nv->max_response_bytes },
+  };
   long low_speed_s = (long)(nv->request_timeout_ms / 1000);
 
   if (low_speed_s > NV_LOW_SPEED_MAX_S)
@@ -97,32 +61,17 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
 
   if (*key) {
     nrd_buf_printf(&auth, "Authorization: Bearer %s", key);
-    hdrs = slist_add(hdrs, auth.data);
+    call.headers = nrd_out_header(call.headers, auth.data);
   }
-  hdrs = slist_add(hdrs, "Accept: application/json");
-  hdrs = slist_add(hdrs, "Expect:");
+  call.headers = nrd_out_header(call.headers, "Accept: application/json");
+  call.headers = nrd_out_header(call.headers, "Expect:");
   if (body)
-    hdrs = slist_add(hdrs, "Content-Type: application/json");
+    call.headers = nrd_out_header(call.headers, "Content-Type: application/json");
 
-  /* reset keeps the connection cache: keep-alive survives between calls. */
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)nv->connect_timeout_ms);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)nv->request_timeout_ms);
+  nrd_out_setup(h, &call);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, low_speed_s);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, a->errbuf);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, c->nv);
   /* curl silently sends a request again when a reused connection dies before
    * any answer: a request that must go out at most once takes a new one. */
   curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, once ? 1L : 0L);
@@ -140,14 +89,15 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
   curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_size);
   a->sent = req_size > 0 || a->status > 0;
+  a->overflow = call.sink.overflow;
   if (a->cc != CURLE_OK && !a->overflow)
     a->status = 0;  /* a broken answer counts as no answer */
+  memcpy(a->retry_after, call.retry_after, sizeof a->retry_after);
   a->retry_after_ms = nrd_retry_after_ms(a->retry_after, nrd_now_ms(), NV_RETRY_AFTER_CAP_MS);
 
   /* Drop our references to the header list and the key before freeing them. */
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-  curl_slist_free_all(hdrs);
+  nrd_out_done(h, &call);
   if (auth.data)
     memset(auth.data, 0, auth.len);
   nrd_buf_cleanup(&auth);
@@ -295,9 +245,76 @@ void nrd_novita_backoff(struct nrd_novita *nv, unsigned attempt)
 static void log_failure(enum nrd_endpoint ep, const struct nrd_nv_error *err, unsigned attempt,
                         const char *outcome)
 {
-  LOG_WARN("novita request failed", "endpoint", nrd_endpoint_name(ep),
-           "#status", NRD_I64(err->http_status), "code", err->code, "message", err->message,
-           "#attempt", NRD_I64(attempt + 1), "outcome", outcome);
+  LOG_WARN_AT(NRD_FAULT_NOVITA, "novita request failed", "endpoint", nrd_endpoint_name(ep),
+              "#status", NRD_I64(err->http_status), "code", err->code, "message", err->message,
+              "#attempt", NRD_I64(attempt + 1), "outcome", outcome);
+}
+
+/* Not sent this time: a call that went out before ends transient, keeping
+ * its last attempt's error; else err says why and rc is the result. */
+static enum nrd_nv_rc not_sent(bool sent_before, struct nrd_nv_error *err, enum nrd_nv_rc rc,
+                               const char *why)
+{
+  if (sent_before)
+    return NRD_NV_TRANSIENT;
+  nrd_nv_set_error(err, 0, NULL, "%s", why);
+  return rc;
+}
+
+/* Whether the next attempt may go out now: NRD_NV_OK (with *probe set when
+ * it is the half-open probe), or the call's result. */
+static enum nrd_nv_rc may_send(struct nrd_novita_conn *c, bool sent_before, bool *probe,
+                               struct nrd_nv_error *err)
+{
+  struct nrd_novita *nv = c->nv;
+
+  if (c->deadline_ms && nrd_mono_ms() >= c->deadline_ms)
+    return not_sent(sent_before, err, NRD_NV_DEADLINE,
+                    "deadline passed before the request was sent");
+  if (nrd_nv_aborted(nv))
+    return not_sent(sent_before, err, NRD_NV_DEADLINE, "shutting down: not sent");
+  /* Refuse before waiting for a token while the circuit cools down... */
+  if (nrd_novita_circuit_state(nv) == NV_CIRCUIT_OPEN)
+    return not_sent(sent_before, err, NRD_NV_CIRCUIT_OPEN,
+                    "circuit open: Novita failed repeatedly; not sent");
+  if (!wait_not_before(c))
+    return not_sent(sent_before, err, NRD_NV_DEADLINE,
+                    "deadline passes before Novita's Retry-After allows a request");
+  if (!nrd_nv_bucket_take(nv, c->deadline_ms))
+    return not_sent(sent_before, err, NRD_NV_DEADLINE,
+                    "deadline passes before the rate limit allows a request");
+  /* ...and ask again after it: the half-open probe is taken only here. */
+  if (!nrd_nv_circuit_admit(nv, probe))
+    return not_sent(sent_before, err, NRD_NV_CIRCUIT_OPEN,
+                    "circuit open: Novita failed repeatedly; not sent");
+  return NRD_NV_OK;
+}
+
+/* The end of a call on any verdict but V_RETRY: the breaker hears of a
+ * success (Novita answered), the failure is logged, the result returned. */
+static enum nrd_nv_rc settle(struct nrd_novita *nv, enum nrd_endpoint ep, enum verdict v,
+                             bool allow_retry, bool probe, unsigned attempt,
+                             const struct nrd_nv_error *err)
+{
+  static const struct {
+    enum nrd_nv_rc rc;
+    const char *outcome;  /* NULL: not a failure, not logged */
+  } ends[] = {
+    [V_OK] = { NRD_NV_OK, NULL },
+    [V_NOT_FOUND] = { NRD_NV_NOT_FOUND, NULL },
+    [V_FINAL] = { NRD_NV_FINAL, "final" },
+    [V_ACCOUNT] = { NRD_NV_ACCOUNT, "account" },
+    [V_PREPAID] = { NRD_NV_PREPAID, "prepaid" },
+  };
+
+  nrd_nv_circuit_record(nv, false, probe);
+  if (v == V_BAD) {
+    log_failure(ep, err, attempt, allow_retry ? "bad_response" : "ambiguous");
+    return allow_retry ? NRD_NV_BAD_RESPONSE : NRD_NV_AMBIGUOUS;
+  }
+  if (ends[v].outcome)
+    log_failure(ep, err, attempt, ends[v].outcome);
+  return ends[v].rc;
 }
 
 enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
@@ -314,46 +331,10 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
   memset(err, 0, sizeof *err);
   *http_status = 0;
   for (unsigned attempt = 0;; attempt++) {
-    /* A retry that may not start keeps the last attempt's error. */
-    if (c->deadline_ms && nrd_mono_ms() >= c->deadline_ms) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "deadline passed before the request was sent");
-      return NRD_NV_DEADLINE;
-    }
-    if (nrd_nv_aborted(nv)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "shutting down: not sent");
-      return NRD_NV_DEADLINE;
-    }
-    /* Refuse before waiting for a token while the circuit cools down... */
-    if (nrd_novita_circuit_state(nv) == NV_CIRCUIT_OPEN) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "circuit open: Novita failed repeatedly; not sent");
-      return NRD_NV_CIRCUIT_OPEN;
-    }
-    if (!wait_not_before(c)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "deadline passes before Novita's Retry-After allows a request");
-      return NRD_NV_DEADLINE;
-    }
-    if (!nrd_nv_bucket_take(nv, c->deadline_ms)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "deadline passes before the rate limit allows a request");
-      return NRD_NV_DEADLINE;
-    }
-    /* ...and ask again after it: the half-open probe is taken only here. */
-    bool probe;
-    if (!nrd_nv_circuit_admit(nv, &probe)) {
-      if (sent_before)
-        return NRD_NV_TRANSIENT;
-      nrd_nv_set_error(err, 0, NULL, "circuit open: Novita failed repeatedly; not sent");
-      return NRD_NV_CIRCUIT_OPEN;
-    }
+    bool probe = false;
+    enum nrd_nv_rc rc = may_send(c, sent_before, &probe, err);
+    if (rc != NRD_NV_OK)
+      return rc;
 
     int64_t t0 = nrd_mono_ms();
     perform(c, method, url, body, key, !allow_retry, resp, &a);
@@ -377,32 +358,8 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
     bool breaker_failure;
     enum verdict v = classify(nv, ep, &a, resp, err, &breaker_failure);
     scrub_request_secrets(err, body);
-    switch (v) {
-    case V_OK:
-      nrd_nv_circuit_record(nv, false, probe);
-      return NRD_NV_OK;
-    case V_NOT_FOUND:
-      nrd_nv_circuit_record(nv, false, probe);
-      return NRD_NV_NOT_FOUND;
-    case V_FINAL:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, "final");
-      return NRD_NV_FINAL;
-    case V_ACCOUNT:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, "account");
-      return NRD_NV_ACCOUNT;
-    case V_PREPAID:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, "prepaid");
-      return NRD_NV_PREPAID;
-    case V_BAD:
-      nrd_nv_circuit_record(nv, false, probe);
-      log_failure(ep, err, attempt, allow_retry ? "bad_response" : "ambiguous");
-      return allow_retry ? NRD_NV_BAD_RESPONSE : NRD_NV_AMBIGUOUS;
-    case V_RETRY:
-      break;
-    }
+    if (v != V_RETRY)
+      return settle(nv, ep, v, allow_retry, probe, attempt, err);
 
     if (!allow_retry) {
       /* No second try: a request Novita may have acted on has an unknown outcome. */

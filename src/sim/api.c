@@ -15,23 +15,13 @@
 
 cJSON *sim_error(int code, const char *reason, const char *message)
 {
-  cJSON *e = cJSON_CreateObject();
-  if (!e)
-    abort();
+  cJSON *e = nrd_json_object();
   nrd_json_add_num(e, "code", code);
   nrd_json_add_str(e, "reason", reason);
   nrd_json_add_str(e, "message", message);
   if (!cJSON_AddObjectToObject(e, "metadata"))
     abort();
   return e;
-}
-
-static cJSON *new_object(void)
-{
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    abort();
-  return o;
 }
 
 static cJSON *new_array(void)
@@ -132,7 +122,7 @@ static cJSON *select_page(const cJSON *items, match_fn match, const void *filter
 
 static cJSON *list_body(const struct nrd_sim *s, const char *key, cJSON *items, int64_t total)
 {
-  cJSON *o = new_object();
+  cJSON *o = nrd_json_object();
   cJSON_AddItemToObject(o, key, items);
   if (!s->no_total)
     nrd_json_add_num(o, "total", (double)total);
@@ -338,7 +328,7 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
     cJSON_AddItemToArray(data, p);
   }
   pthread_mutex_unlock(&s->mu);
-  *out = new_object();
+  *out = nrd_json_object();
   cJSON_AddItemToObject(*out, "data", data);
   return 200;
 }
@@ -358,7 +348,7 @@ int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const cha
       cJSON_AddItemToArray(data, dup_item(it));
   }
   pthread_mutex_unlock(&s->mu);
-  *out = new_object();
+  *out = nrd_json_object();
   cJSON_AddItemToObject(*out, "data", data);
   return 200;
 }
@@ -396,7 +386,7 @@ int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
     status = 400;
     goto out;
   }
-  *out = new_object();
+  *out = nrd_json_object();
   status = 200;
 out:
   cJSON_Delete(req);
@@ -426,7 +416,7 @@ int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *b
     cJSON_AddItemToArray(data, cl);
   }
   pthread_mutex_unlock(&s->mu);
-  *out = new_object();
+  *out = nrd_json_object();
   cJSON_AddItemToObject(*out, "data", data);
   return 200;
 }
@@ -451,7 +441,7 @@ static cJSON *volume_mounts(const cJSON *req)
   cJSON *mounts = new_array();
   const cJSON *ns;
   cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(req, "networkStorages")) {
-    cJSON *m = new_object();
+    cJSON *m = nrd_json_object();
     nrd_json_add_str(m, "type", "network");
     nrd_json_add_str(m, "size", "100");
     nrd_json_add_str(m, "id", nrd_json_str(ns, "Id"));
@@ -461,7 +451,7 @@ static cJSON *volume_mounts(const cJSON *req)
   /* A cpu instance's local volume, where the create put it. */
   const char *local = nrd_json_str(req, "localStorageMountPoint");
   if (local && *local) {
-    cJSON *m = new_object();
+    cJSON *m = nrd_json_object();
     nrd_json_add_str(m, "type", "local");
     nrd_json_add_str(m, "size", "50");
     nrd_json_add_str(m, "id", "");
@@ -479,7 +469,7 @@ static void carried_fields(cJSON *inst, const cJSON *req, unsigned long n)
   const char *net = nrd_json_str(req, "networkId");
   if (net && *net) {
     char ip[32];
-    cJSON *o = new_object();
+    cJSON *o = nrd_json_object();
     snprintf(ip, sizeof ip, "10.2.%lu.%lu", (n / 250) % 250, n % 250 + 2);
     nrd_json_add_str(o, "id", net);
     nrd_json_add_str(o, "ip", ip);
@@ -493,7 +483,7 @@ static void carried_fields(cJSON *inst, const cJSON *req, unsigned long n)
 static cJSON *instance_from_request(const cJSON *req, const char *id, const char *status,
                                     const char *product_name, cJSON *port_mappings)
 {
-  cJSON *inst = new_object();
+  cJSON *inst = nrd_json_object();
   int64_t gpus = 1;
   const char *cluster = nrd_json_str(req, "clusterId");
   char password[64];
@@ -529,7 +519,7 @@ static cJSON *instance_from_request(const cJSON *req, const char *id, const char
   carried_fields(inst, req, strtoul(id + 6, NULL, 10));
   snprintf(password, sizeof password, "sim-pass-%s", id);
   nrd_json_add_str(inst, "sshPassword", password);
-  cJSON *ssh = new_object();
+  cJSON *ssh = nrd_json_object();
   nrd_json_add_str(ssh, "user", "root");
   nrd_json_add_str(ssh, "password", password);
   nrd_json_add_str(ssh, "command", "ssh root@127.0.0.1 -p 22022");
@@ -592,7 +582,7 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
   cJSON_AddItemToArray(s->instances, inst);
   sim_instances_changed(s);
   pthread_mutex_unlock(&s->mu);
-  *out = new_object();
+  *out = nrd_json_object();
   nrd_json_add_str(*out, "id", id);
   status = 200;
 out:

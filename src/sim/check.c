@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nrd/json.h"
 #include "nrd/sim.h"
 #include "sim_internal.h"
 
@@ -180,9 +181,7 @@ int nrd_sim_parse_ports(const char *ports, cJSON **out, char *why, size_t whylen
       fail(why, whylen, "ports has more than %d items", MAX_PORTS);
       goto bad;
     }
-    m = cJSON_CreateObject();
-    if (!m)
-      abort();
+    m = nrd_json_object();
     cJSON_AddNumberToObject(m, "port", (double)port);
     snprintf(endpoint, sizeof endpoint, "127.0.0.1:%ld", 20000 + port);
     cJSON_AddStringToObject(m, "endpoint", endpoint);

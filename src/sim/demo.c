@@ -16,18 +16,11 @@
 #define DEMO_HOSTILE_ID "i-2"
 #define DEMO_NO_IMAGE_ID "i-legacy-7"
 
-static cJSON *checked(cJSON *item)
-{
-  if (!item)
-    abort();
-  return item;
-}
-
 /* A failed migration job of instance_id created at created_s. */
 static cJSON *failed_job(const char *job_id, const char *instance_id, int64_t created_s)
 {
-  cJSON *o = checked(cJSON_CreateObject());
-  cJSON *st = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
+  cJSON *st = nrd_json_object();
   char at[24];
 
   snprintf(at, sizeof at, "%lld", (long long)created_s);
@@ -74,7 +67,7 @@ cJSON *nrd_sim_make_demo(int64_t now_s)
     set_str(hostile, "name", NRD_SIM_DEMO_HOSTILE_NAME);
   /* A failed migration whose snapshot has no image: its row fails before
    * anything is deleted and waits for an operator (on every retry too). */
-  legacy = checked(cJSON_Duplicate(find_by_id(inst, "i-1"), true));
+  legacy = nrd_json_checked(cJSON_Duplicate(find_by_id(inst, "i-1"), true));
   set_str(legacy, "id", DEMO_NO_IMAGE_ID);
   set_str(legacy, "name", "legacy-notebook-7");
   cJSON_DeleteItemFromObjectCaseSensitive(legacy, "imageUrl");

@@ -5,15 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nrd/json.h"
 #include "nrd/util.h"
 #include "sim_internal.h"
-
-static cJSON *checked(cJSON *item)
-{
-  if (!item)
-    abort();
-  return item;
-}
 
 static cJSON *retype(const cJSON *v)
 {
@@ -23,14 +17,14 @@ static cJSON *retype(const cJSON *v)
   int i = 0;
 
   if (cJSON_IsObject(v)) {
-    o = checked(cJSON_CreateObject());
+    o = nrd_json_object();
     cJSON_ArrayForEach(m, v) {
       cJSON_AddItemToObject(o, m->string, retype(m));
     }
     return o;
   }
   if (cJSON_IsArray(v)) {
-    o = checked(cJSON_CreateObject());
+    o = nrd_json_object();
     cJSON_ArrayForEach(m, v) {
       snprintf(buf, sizeof buf, "%d", i++);
       cJSON_AddItemToObject(o, buf, retype(m));
@@ -42,15 +36,15 @@ static cJSON *retype(const cJSON *v)
     double d = strtod(v->valuestring, &end);
     if (end == v->valuestring || *end)
       d = (double)strlen(v->valuestring);
-    return checked(cJSON_CreateNumber(d));
+    return nrd_json_checked(cJSON_CreateNumber(d));
   }
   if (cJSON_IsNumber(v)) {
     snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
-    return checked(cJSON_CreateString(buf));
+    return nrd_json_checked(cJSON_CreateString(buf));
   }
   if (cJSON_IsBool(v))
-    return checked(cJSON_CreateString(cJSON_IsTrue(v) ? "true" : "false"));
-  return checked(cJSON_CreateNull());
+    return nrd_json_checked(cJSON_CreateString(cJSON_IsTrue(v) ? "true" : "false"));
+  return nrd_json_checked(cJSON_CreateNull());
 }
 
 cJSON *sim_retyped(const cJSON *body)
@@ -60,10 +54,10 @@ cJSON *sim_retyped(const cJSON *body)
 
   if (!cJSON_IsObject(body))
     return retype(body);
-  out = checked(cJSON_CreateObject());
+  out = nrd_json_object();
   cJSON_ArrayForEach(m, body) {
     if (cJSON_IsArray(m)) {
-      cJSON *list = checked(cJSON_CreateArray());
+      cJSON *list = nrd_json_array();
       cJSON_ArrayForEach(it, m) {
         cJSON_AddItemToArray(list, retype(it));
       }

@@ -9,13 +9,6 @@
 #define REGION_HK "CN-HK-01 (Hong Kong)"
 #define PRODUCT_NAME "RTX 4090 24GB"
 
-static cJSON *checked(cJSON *item)
-{
-  if (!item)
-    abort();
-  return item;
-}
-
 static void add_text(cJSON *o, const char *key, long long v)
 {
   char buf[24];
@@ -25,9 +18,9 @@ static void add_text(cJSON *o, const char *key, long long v)
 
 static cJSON *product(const char *id, const char *region, const cJSON *spot_price, bool available)
 {
-  cJSON *p = checked(cJSON_CreateObject());
-  cJSON *regions = checked(cJSON_CreateArray());
-  cJSON *methods = checked(cJSON_CreateArray());
+  cJSON *p = nrd_json_object();
+  cJSON *regions = nrd_json_array();
+  cJSON *methods = nrd_json_array();
 
   nrd_json_add_str(p, "id", id);
   nrd_json_add_str(p, "name", PRODUCT_NAME);
@@ -39,14 +32,14 @@ static cJSON *product(const char *id, const char *region, const cJSON *spot_pric
   nrd_json_add_num(p, "maxRootFS", 1000);
   nrd_json_add_num(p, "minLocalStorage", 0);
   nrd_json_add_num(p, "maxLocalStorage", 1000);
-  cJSON_AddItemToArray(regions, checked(cJSON_CreateString(region)));
+  cJSON_AddItemToArray(regions, nrd_json_checked(cJSON_CreateString(region)));
   cJSON_AddItemToObject(p, "regions", regions);
   nrd_json_add_num(p, "price", 69000);
-  cJSON_AddItemToObject(p, "monthlyPrice", checked(cJSON_CreateArray()));
-  cJSON_AddItemToArray(methods, checked(cJSON_CreateString("onDemand")));
-  cJSON_AddItemToArray(methods, checked(cJSON_CreateString("spot")));
+  cJSON_AddItemToObject(p, "monthlyPrice", nrd_json_array());
+  cJSON_AddItemToArray(methods, nrd_json_checked(cJSON_CreateString("onDemand")));
+  cJSON_AddItemToArray(methods, nrd_json_checked(cJSON_CreateString("spot")));
   cJSON_AddItemToObject(p, "billingMethods", methods);
-  cJSON_AddItemToObject(p, "spotPrice", checked(cJSON_Duplicate(spot_price, true)));
+  cJSON_AddItemToObject(p, "spotPrice", nrd_json_checked(cJSON_Duplicate(spot_price, true)));
   nrd_json_add_str(p, "inventoryState", available ? "normal" : "none");
   return p;
 }
@@ -57,10 +50,10 @@ static cJSON *product(const char *id, const char *region, const cJSON *spot_pric
  * Spot prices come both as numbers and as numeric strings. */
 static cJSON *products(void)
 {
-  cJSON *arr = checked(cJSON_CreateArray());
-  cJSON *n35 = checked(cJSON_CreateString("35000")), *n29 = checked(cJSON_CreateNumber(29000));
-  cJSON *n20 = checked(cJSON_CreateNumber(20000)), *n0 = checked(cJSON_CreateString("0"));
-  cJSON *n10 = checked(cJSON_CreateNumber(10000));
+  cJSON *arr = nrd_json_array();
+  cJSON *n35 = nrd_json_checked(cJSON_CreateString("35000")), *n29 = nrd_json_checked(cJSON_CreateNumber(29000));
+  cJSON *n20 = nrd_json_checked(cJSON_CreateNumber(20000)), *n0 = nrd_json_checked(cJSON_CreateString("0"));
+  cJSON *n10 = nrd_json_checked(cJSON_CreateNumber(10000));
 
   cJSON_AddItemToArray(arr, product("prod-4090-hk-a", REGION_HK, n35, true));
   cJSON_AddItemToArray(arr, product("prod-4090-hk-b", REGION_HK, n29, true));
@@ -77,7 +70,7 @@ static cJSON *products(void)
 
 static cJSON *kv(const char *k1, const char *v1, const char *k2, const char *v2)
 {
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   nrd_json_add_str(o, k1, v1);
   nrd_json_add_str(o, k2, v2);
   return o;
@@ -85,7 +78,7 @@ static cJSON *kv(const char *k1, const char *v1, const char *k2, const char *v2)
 
 static cJSON *port(int number, const char *endpoint, const char *type)
 {
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   nrd_json_add_num(o, "port", number);
   nrd_json_add_str(o, "endpoint", endpoint);
   nrd_json_add_str(o, "type", type);
@@ -94,7 +87,7 @@ static cJSON *port(int number, const char *endpoint, const char *type)
 
 static cJSON *mount(const char *type, const char *size, const char *id, const char *path)
 {
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "type", type);
   nrd_json_add_str(o, "size", size);
   nrd_json_add_str(o, "id", id);
@@ -106,9 +99,9 @@ static cJSON *mount(const char *type, const char *size, const char *id, const ch
  * every third a network volume; all carry passwords to be stripped. */
 static cJSON *instance(size_t i, bool failed, int64_t now_s)
 {
-  cJSON *o = checked(cJSON_CreateObject());
-  cJSON *ports = checked(cJSON_CreateArray()), *envs = checked(cJSON_CreateArray());
-  cJSON *mounts = checked(cJSON_CreateArray()), *ssh, *jupyter;
+  cJSON *o = nrd_json_object();
+  cJSON *ports = nrd_json_array(), *envs = nrd_json_array();
+  cJSON *mounts = nrd_json_array(), *ssh, *jupyter;
   char buf[128], id[32], secret[64];
 
   snprintf(id, sizeof id, "i-%zu", i);
@@ -150,12 +143,12 @@ static cJSON *instance(size_t i, bool failed, int64_t now_s)
   add_text(o, "createdAt", (long long)(now_s - 86400 * 7));
   snprintf(secret, sizeof secret, "sim-ssh-pass-%zu", i);
   nrd_json_add_str(o, "sshPassword", secret);
-  ssh = checked(cJSON_CreateObject());
+  ssh = nrd_json_object();
   nrd_json_add_str(ssh, "user", "root");
   nrd_json_add_str(ssh, "password", secret);
   nrd_json_add_str(ssh, "command", "ssh root@127.0.0.1 -p 30022");
   cJSON_AddItemToObject(o, "connectComponentSSH", ssh);
-  jupyter = checked(cJSON_CreateObject());
+  jupyter = nrd_json_object();
   nrd_json_add_str(jupyter, "url", "https://jupyter.sim.example");
   snprintf(secret, sizeof secret, "sim-jupyter-token-%zu", i);
   nrd_json_add_str(jupyter, "token", secret);
@@ -166,8 +159,8 @@ static cJSON *instance(size_t i, bool failed, int64_t now_s)
 static cJSON *job(const char *job_id, const char *type, const char *instance_id,
                   int64_t created_s, const char *state, const char *error, const char *message)
 {
-  cJSON *o = checked(cJSON_CreateObject());
-  cJSON *st = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
+  cJSON *st = nrd_json_object();
   nrd_json_add_str(o, "Id", job_id);
   nrd_json_add_str(o, "user", "u-sim");
   nrd_json_add_str(o, "type", type);
@@ -187,7 +180,7 @@ static cJSON *job(const char *job_id, const char *type, const char *instance_id,
  * a successful migration. */
 static cJSON *jobs(size_t fleet, size_t failed, int64_t now_s)
 {
-  cJSON *arr = checked(cJSON_CreateArray());
+  cJSON *arr = nrd_json_array();
   char id[48], inst[32];
 
   for (size_t i = 0; i < failed; i++) {
@@ -213,13 +206,13 @@ static cJSON *clusters(void)
 {
   static const char *const list[][2] = {{"cl-hk-01", REGION_HK},
                                         {"cl-us-01", "US-CA-01 (California)"}};
-  cJSON *arr = checked(cJSON_CreateArray());
+  cJSON *arr = nrd_json_array();
   for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
-    cJSON *c = checked(cJSON_CreateObject());
+    cJSON *c = nrd_json_object();
     nrd_json_add_str(c, "id", list[i][0]);
     nrd_json_add_str(c, "name", list[i][1]);
-    cJSON *gpus = checked(cJSON_CreateArray());
-    cJSON_AddItemToArray(gpus, checked(cJSON_CreateString(PRODUCT_NAME)));
+    cJSON *gpus = nrd_json_array();
+    cJSON_AddItemToArray(gpus, nrd_json_checked(cJSON_CreateString(PRODUCT_NAME)));
     cJSON_AddItemToObject(c, "availableGpuType", gpus);
     nrd_json_add_bool(c, "supportNetworkStorage", true);
     nrd_json_add_bool(c, "supportInstanceNetwork", false);
@@ -230,8 +223,8 @@ static cJSON *clusters(void)
 
 cJSON *nrd_sim_make_fleet(size_t fleet, size_t failed, int64_t now_s)
 {
-  cJSON *sc = checked(cJSON_CreateObject());
-  cJSON *inst = checked(cJSON_CreateArray());
+  cJSON *sc = nrd_json_object();
+  cJSON *inst = nrd_json_array();
 
   if (failed > fleet)
     failed = fleet;

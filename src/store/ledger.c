@@ -84,7 +84,7 @@ static bool read_row(sqlite3_stmt *s, struct nrd_ledger_row *out)
   memset(out, 0, sizeof *out);
   const char *state = (const char *)sqlite3_column_text(s, COL_STATE);
   if (!nrd_row_state_parse(state, &out->state)) {
-    LOG_ERROR("store: ledger row with unknown state", "state", state);
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state", "state", state);
     return false;
   }
   out->job_id = store_col_text(s, COL_JOB_ID);
@@ -295,7 +295,7 @@ int nrd_store_ledger_count_by_state(struct nrd_store *st, int64_t counts[NRD_ROW
     }
     enum nrd_row_state state;
     if (!nrd_row_state_parse((const char *)sqlite3_column_text(s, 0), &state)) {
-      LOG_ERROR("store: ledger row with unknown state");
+      LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state");
       rc = NRD_ERR;
       break;
     }

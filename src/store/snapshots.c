@@ -258,7 +258,7 @@ static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *
   if (ok)
     rc = store_step_write(st, s, "snapshot upsert", NULL);
   else
-    LOG_ERROR("store: cannot bind snapshot upsert");
+    LOG_ERROR_AT(NRD_FAULT_OURS, "store: cannot bind snapshot upsert");
   store_done(s);
   return rc;
 }
@@ -272,7 +272,7 @@ static int upsert_fn(struct nrd_store *st, void *arg)
   for (int i = 0; i < P_COUNT; i++) {
     ctx->param[i] = sqlite3_bind_parameter_index(s, upsert_params[i]);
     if (ctx->param[i] == 0) {
-      LOG_ERROR("store: no such statement parameter", "name", upsert_params[i]);
+      LOG_ERROR_AT(NRD_FAULT_OURS, "store: no such statement parameter", "name", upsert_params[i]);
       return NRD_ERR;
     }
   }
@@ -290,7 +290,7 @@ static int upsert_fn(struct nrd_store *st, void *arg)
     for (size_t i = 0; i < n; i++) {
       const struct nrd_instance *in = &items[i];
       if (!in->id || !*in->id) {
-        LOG_WARN("store: instance without id not snapshotted");
+        LOG_WARN_AT(NRD_FAULT_NOVITA, "store: instance without id not snapshotted");
         continue;
       }
       int rc = upsert_one(st, s, ctx, in);
@@ -402,7 +402,8 @@ int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id,
   } else if (src != SQLITE_ROW) {
     rc = store_fail(st, src, "snapshot get");
   } else if (!read_snapshot(s, out)) {
-    LOG_ERROR("store: snapshot has a broken list column", "instanceId", instance_id);
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
+                 instance_id);
     nrd_instance_cleanup(out);
   } else {
     rc = NRD_OK;

@@ -191,8 +191,8 @@ sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)
                               &st->stmts[id], NULL);
   if (rc != SQLITE_OK) {
     snprintf(st->last_error, sizeof st->last_error, "%s", sqlite3_errmsg(st->db));
-    LOG_ERROR("store: cannot prepare statement", "#stmt", NRD_I64(id),
-              "error", sqlite3_errmsg(st->db));
+    LOG_ERROR_AT(NRD_FAULT_OURS, "store: cannot prepare statement", "#stmt", NRD_I64(id), "error",
+                 sqlite3_errmsg(st->db));
     sqlite3_finalize(st->stmts[id]);
     st->stmts[id] = NULL;
   }
@@ -215,8 +215,8 @@ int store_fail(struct nrd_store *st, int rc, const char *what)
     return NRD_BUSY;
   }
   snprintf(st->last_error, sizeof st->last_error, "%s", sqlite3_errmsg(st->db));
-  LOG_ERROR("store: sqlite error", "op", what, "error", sqlite3_errmsg(st->db),
-            "#code", NRD_I64(rc));
+  LOG_ERROR_AT(NRD_FAULT_DISK, "store: sqlite error", "op", what, "error", sqlite3_errmsg(st->db),
+               "#code", NRD_I64(rc));
   return NRD_ERR;
 }
 
@@ -311,7 +311,7 @@ static int param_index(sqlite3_stmt *s, const char *name)
 {
   int i = sqlite3_bind_parameter_index(s, name);
   if (i == 0)
-    LOG_ERROR("store: no such statement parameter", "name", name);
+    LOG_ERROR_AT(NRD_FAULT_OURS, "store: no such statement parameter", "name", name);
   return i;
 }
 

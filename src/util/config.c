@@ -359,9 +359,9 @@ static bool valid_wordlist(const char *s)
   return word;
 }
 
-static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
+/* The value types: true when text was read into the field f. */
+static bool apply_value(void *f, const struct opt *o, const char *text)
 {
-  void *f = field(cfg, o);
   int64_t i;
   double d;
   bool b;
@@ -403,7 +403,17 @@ static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
     }
     return false;
   }
-  case OPT_CIDRLIST: {
+  default:
+    return false;
+  }
+}
+
+/* The string types: checked, then kept (heap) in the field. */
+static bool apply_string(struct nrd_config *cfg, const struct opt *o, const char *text)
+{
+  char **sp = field(cfg, o);
+
+  if (o->type == OPT_CIDRLIST) {
     struct nrd_cidr *list = NULL;
     size_t n = 0;
     if (!parse_cidr_list(text, &list, &n))
@@ -411,22 +421,11 @@ static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
     free(cfg->proxies);
     cfg->proxies = list;
     cfg->n_proxies = n;
-    break;
   }
-  case OPT_URL:
-    if (*text && !valid_url(text))
-      return false;
-    break;
-  case OPT_WORDLIST:
-    if (*text && !valid_wordlist(text))
-      return false;
-    break;
-  case OPT_STRING:
-    break;
-  }
-
-  /* The string types: "" unsets an optional value and is refused otherwise. */
-  char **sp = f;
+  if (*text && ((o->type == OPT_URL && !valid_url(text)) ||
+                (o->type == OPT_WORDLIST && !valid_wordlist(text))))
+    return false;
+  /* "" unsets an optional value and is refused otherwise. */
   if (*text == '\0' && o->type != OPT_CIDRLIST) {
     if (o->def)
       return false;
@@ -444,6 +443,19 @@ static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
       (*sp)[--len] = '\0';
   }
   return true;
+}
+
+static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
+{
+  switch (o->type) {
+  case OPT_CIDRLIST:
+  case OPT_URL:
+  case OPT_WORDLIST:
+  case OPT_STRING:
+    return apply_string(cfg, o, text);
+  default:
+    return apply_value(field(cfg, o), o, text);
+  }
 }
 
 void nrd_config_defaults(struct nrd_config *cfg)
@@ -468,6 +480,22 @@ void nrd_config_cleanup(struct nrd_config *cfg)
   }
   free(cfg->proxies);
   memset(cfg, 0, sizeof *cfg);
+}
+
+void nrd_config_copy(struct nrd_config *dst, const struct nrd_config *src)
+{
+  *dst = *src;
+  for (size_t k = 0; k < N_OPTS; k++) {
+    enum opt_type t = opts[k].type;
+    char **f = (char **)field(dst, &opts[k]);
+    if ((t == OPT_STRING || t == OPT_URL || t == OPT_CIDRLIST || t == OPT_WORDLIST) && *f)
+      *f = nrd_xstrdup(*f);
+  }
+  dst->proxies = NULL;
+  if (src->n_proxies) {
+    dst->proxies = nrd_xcalloc(src->n_proxies, sizeof *dst->proxies);
+    memcpy(dst->proxies, src->proxies, src->n_proxies * sizeof *dst->proxies);
+  }
 }
 
 static const struct opt *find_flag(const char *name, size_t len)

@@ -149,6 +149,25 @@ bool nrd_json_bool(const cJSON *obj, const char *key, bool *out)
   return true;
 }
 
+cJSON *nrd_json_checked(cJSON *item)
+{
+  if (!item) {
+    fprintf(stderr, "fatal: out of memory building JSON\n");
+    abort();
+  }
+  return item;
+}
+
+cJSON *nrd_json_object(void)
+{
+  return nrd_json_checked(cJSON_CreateObject());
+}
+
+cJSON *nrd_json_array(void)
+{
+  return nrd_json_checked(cJSON_CreateArray());
+}
+
 char *nrd_json_print(const cJSON *item)
 {
   char *printed = cJSON_PrintUnformatted(item);

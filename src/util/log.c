@@ -283,8 +283,8 @@ static void add_field(struct nrd_buf *b, const char *key, const char *value, boo
 }
 
 /* Formats one line into b (empty, caller-owned). */
-static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char *msg,
-                        va_list ap)
+static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char *fault,
+                        const char *msg, va_list ap)
 {
   char ts[32];
   int lv = (int)level;
@@ -301,6 +301,11 @@ static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char 
   put(b, level_names[lv], strlen(level_names[lv]));
   PUT_LIT(b, "\",\"msg\":");
   nrd_buf_json_str(b, msg ? msg : "");
+  if (fault) {
+    PUT_LIT(b, ",\"fault\":\"");
+    put(b, fault, strlen(fault));
+    PUT_LIT(b, "\"");
+  }
   if (t_request_id[0]) {
     PUT_LIT(b, ",\"requestId\":");
     nrd_buf_json_str(b, t_request_id);
@@ -326,30 +331,50 @@ static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char 
   PUT_LIT(b, "}\n");
 }
 
-void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
+/* Formats one line and writes it (access: it may be held back). */
+static void write_line(enum nrd_log_level level, const char *fault, bool access,
+                       const char *msg, va_list ap)
 {
   struct nrd_buf b;
-  va_list ap;
 
   nrd_buf_init(&b);
-  va_start(ap, msg);
-  format_line(&b, level, msg, ap);
-  va_end(ap);
-  emit(b.data, b.len, false);
+  format_line(&b, level, fault, msg, ap);
+  emit(b.data, b.len, access);
   nrd_buf_cleanup(&b);
+}
+
+void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
+{
+  va_list ap;
+
+  va_start(ap, msg);
+  write_line(level, NULL, false, msg, ap);
+  va_end(ap);
+}
+
+const char *nrd_fault_name(enum nrd_fault fault)
+{
+  static const char *const names[] = {"ours", "novita", "client", "disk"};
+  unsigned f = (unsigned)fault;
+  return f < sizeof names / sizeof names[0] ? names[f] : "ours";
+}
+
+void nrd_log_write_fault(enum nrd_log_level level, enum nrd_fault fault, const char *msg, ...)
+{
+  va_list ap;
+
+  va_start(ap, msg);
+  write_line(level, nrd_fault_name(fault), false, msg, ap);
+  va_end(ap);
 }
 
 void nrd_log_write_access(const char *msg, ...)
 {
-  struct nrd_buf b;
   va_list ap;
 
-  nrd_buf_init(&b);
   va_start(ap, msg);
-  format_line(&b, NRD_LOG_INFO, msg, ap);
+  write_line(NRD_LOG_INFO, NULL, true, msg, ap);
   va_end(ap);
-  emit(b.data, b.len, true);
-  nrd_buf_cleanup(&b);
 }
 
 const char *nrd_log_i64(char buf[24], long long v)

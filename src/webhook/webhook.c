@@ -27,6 +27,7 @@
 #include "nrd/store.h"
 #include "nrd/retry.h"
 #include "nrd/util.h"
+#include "outbound.h"
 
 #define WH_IDLE_WAIT_MS 1000          /* nothing due: look again after this */
 #define WH_CONNECT_TIMEOUT_MS 5000
@@ -91,87 +92,38 @@ void nrd_webhook_sign(const char *secret, const char *body, size_t len, char out
   out[7 + 2 * md_len] = '\0';
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-  struct attempt *a = ud;
-  size_t n = size * nmemb;
-  (void)ptr;
-  if (n > WH_MAX_RESPONSE_BYTES - a->body_len)
-    return 0;  /* enough: curl stops with CURLE_WRITE_ERROR */
-  a->body_len += n;
-  return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud)
-{
-  struct attempt *a = ud;
-  nrd_retry_after_header(ptr, size * nitems, a->retry_after);
-  return size * nitems;
-}
-
-/* Aborts a transfer in flight once stop was asked. */
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-  struct nrd_webhook *wh = ud;
-  (void)dltotal;
-  (void)dlnow;
-  (void)ultotal;
-  (void)ulnow;
-  return atomic_load(&wh->stopping) ? 1 : 0;
-}
-
-static struct curl_slist *slist_add(struct curl_slist *l, const char *s)
-{
-  struct curl_slist *n = curl_slist_append(l, s);
-  if (!n) {
-    fprintf(stderr, "fatal: curl_slist_append failed\n");
-    abort();
-  }
-  return n;
-}
-
 /* One signed POST of ev's body. */
 static void post_event(struct nrd_webhook *wh, const struct nrd_event *ev, struct attempt *a)
 {
   CURL *h = wh->curl;
-  struct curl_slist *hdrs = NULL;
   size_t len = strlen(ev->body_json);
   char line[160];
-  long connect_ms = wh->timeout_ms < WH_CONNECT_TIMEOUT_MS ? wh->timeout_ms : WH_CONNECT_TIMEOUT_MS;
+  struct nrd_out_call call = {
+    .url = wh->url,
+    .connect_timeout_ms =
+        wh->timeout_ms < WH_CONNECT_TIMEOUT_MS ? wh->timeout_ms : WH_CONNECT_TIMEOUT_MS,
+    .timeout_ms = wh->timeout_ms,
+    .stop = &wh->stopping,
+    .sink = { .max = WH_MAX_RESPONSE_BYTES },  /* read and dropped */
+  };
 
   memset(a, 0, sizeof *a);
-  hdrs = slist_add(hdrs, "Content-Type: application/json");
-  hdrs = slist_add(hdrs, "Expect:");
+  call.headers = nrd_out_header(call.headers, "Content-Type: application/json");
+  call.headers = nrd_out_header(call.headers, "Expect:");
   if (wh->secret) {
     char sig[72];
     nrd_webhook_sign(wh->secret, ev->body_json, len, sig);
     snprintf(line, sizeof line, "X-Webhook-Signature: %s", sig);
-    hdrs = slist_add(hdrs, line);
+    call.headers = nrd_out_header(call.headers, line);
   }
   snprintf(line, sizeof line, "X-Webhook-Timestamp: %" PRId64, nrd_now_ms() / 1000);
-  hdrs = slist_add(hdrs, line);
+  call.headers = nrd_out_header(call.headers, line);
   snprintf(line, sizeof line, "X-Webhook-Id: %.120s", ev->id);
-  hdrs = slist_add(hdrs, line);
+  call.headers = nrd_out_header(call.headers, line);
 
-  /* reset keeps the connection cache: keep-alive survives between events. */
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, wh->url);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, wh->timeout_ms);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  nrd_out_setup(h, &call);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, ev->body_json);
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, wh);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 
   a->cc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
@@ -179,9 +131,9 @@ static void post_event(struct nrd_webhook *wh, const struct nrd_event *ev, struc
    * anything else broken counts as no answer. */
   if (a->cc != CURLE_OK && !(a->cc == CURLE_WRITE_ERROR && a->status > 0))
     a->status = 0;
-
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-  curl_slist_free_all(hdrs);
+  a->body_len = call.sink.len;
+  memcpy(a->retry_after, call.retry_after, sizeof a->retry_after);
+  nrd_out_done(h, &call);
 }
 
 static bool is_final_status(long st)
@@ -195,7 +147,7 @@ static void mark(struct nrd_webhook *wh, const struct nrd_event *ev, const char 
   int rc = nrd_store_event_mark(wh->st, ev->id, state, attempts, next_ms, last_error);
   if (rc != NRD_OK) {
     /* Left pending: it is sent again (receivers de-duplicate by id). */
-    LOG_ERROR("webhook event not marked", "eventId", ev->id, "state", state);
+    LOG_ERROR_AT(NRD_FAULT_DISK, "webhook event not marked", "eventId", ev->id, "state", state);
     return;
   }
   nrd_metrics_webhook(metric);
@@ -225,8 +177,8 @@ static void deliver(struct nrd_webhook *wh, const struct nrd_event *ev)
 
   if (is_final_status(a.status)) {
     mark(wh, ev, "dead", attempt, 0, why, "dead");
-    LOG_WARN("webhook refused; event dead", "eventId", ev->id, "type", ev->type,
-             "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
+    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook refused; event dead", "eventId", ev->id,
+                "type", ev->type, "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
     return;
   }
   int64_t delay = nrd_backoff_ms(attempt > 0 ? (unsigned)attempt - 1 : 0, atomic_load(&backoff_base_ms),
@@ -235,9 +187,9 @@ static void deliver(struct nrd_webhook *wh, const struct nrd_event *ev)
   if (after > delay)
     delay = after;
   mark(wh, ev, "pending", attempt, nrd_now_ms() + delay, why, "retried");
-  LOG_WARN("webhook failed; will retry", "eventId", ev->id, "type", ev->type,
-           "#status", NRD_I64(a.status), "error", why, "#attempt", NRD_I64(attempt),
-           "#retryInMs", NRD_I64(delay));
+  LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook failed; will retry", "eventId", ev->id,
+              "type", ev->type, "#status", NRD_I64(a.status), "error", why,
+              "#attempt", NRD_I64(attempt), "#retryInMs", NRD_I64(delay));
 }
 
 /* One look at the outbox head; returns how long to wait before the next. */
@@ -252,8 +204,8 @@ static int64_t step(struct nrd_webhook *wh)
   int64_t now = nrd_now_ms();
   if (now - ev.created_ms > wh->max_age_ms) {
     mark(wh, &ev, "dead", ev.attempts, 0, "older than WEBHOOK_MAX_AGE_HOURS", "dead");
-    LOG_WARN("webhook event expired; dead", "eventId", ev.id, "type", ev.type,
-             "#attempts", NRD_I64(ev.attempts));
+    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook event expired; dead", "eventId", ev.id,
+                "type", ev.type, "#attempts", NRD_I64(ev.attempts));
   } else if (ev.next_attempt_ms > now) {
     wait = ev.next_attempt_ms - now;
     if (wait > WH_IDLE_WAIT_MS)

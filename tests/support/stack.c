@@ -47,47 +47,36 @@ void tu_stack_init(struct tu_stack *s, const struct nrd_sim_options *sim_opt)
   s->cfg.log_level = NRD_LOG_WARN;
 }
 
+/* The service as production wires it (nrd_service), with three test
+ * choices: short Novita backoffs; no scheduler unless an interval or the
+ * watch is on (so the scheduler endpoints' "disabled" answer is reachable);
+ * and the webhook tests start and watch their own sender. */
 void tu_stack_start(struct tu_stack *s)
 {
   char err[256];
-  struct nrd_novita_options o = {
-    .base_url = s->cfg.novita_api_base_url,
-    .api_key = s->cfg.novita_api_key,
-    .internal_base_url = s->cfg.novita_internal_api_base_url,
-    .internal_api_key = s->cfg.novita_internal_api_key,
-    .page_size = s->cfg.novita_page_size,
-    .request_timeout_ms = s->cfg.request_timeout_ms,
-    .max_retry_attempts = s->cfg.max_retry_attempts,
-    .rate_limit_rps = s->cfg.novita_rate_limit_rps,
-    .rate_adaptive = s->cfg.novita_rate_limit_adaptive,
-    .rate_limit_max_rps = s->cfg.novita_rate_limit_max_rps,
-    .circuit_failure_threshold = s->cfg.circuit_failure_threshold,
-    .circuit_cooldown_ms = s->cfg.circuit_cooldown_seconds * 1000u,
+  const struct nrd_service_options o = {
+    .webhook_by_caller = true,
+    .scheduler_if_timed = true,
     .backoff_base_ms = 20,
     .backoff_cap_ms = 200,
   };
   nrd_log_set_level(s->cfg.log_level);
-  s->nv = nrd_novita_create(&o);
-  s->runner = nrd_runner_create(&s->cfg, s->nv, err, sizeof(err));
-  if(!s->runner)
-    die("runner", err);
-  if(s->cfg.migration_interval_minutes > 0 || s->cfg.watch_interval_seconds > 0)
-    s->sched = nrd_scheduler_create(&s->cfg, s->runner);
-  s->http = nrd_http_start(&s->cfg, s->runner, s->sched, err, sizeof(err));
-  if(!s->http)
-    die("http", err);
+  s->svc = nrd_service_start(&s->cfg, &o, err, sizeof(err));
+  if(!s->svc)
+    die("service", err);
+  s->nv = nrd_service_novita(s->svc);
+  s->runner = nrd_service_runner(s->svc);
+  s->sched = nrd_service_scheduler(s->svc);
+  s->http = nrd_service_http(s->svc);
   snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%u", nrd_http_port(s->http));
 }
 
 void tu_stack_stop_service(struct tu_stack *s)
 {
-  if(s->http)
-    nrd_http_quiesce(s->http);
-  nrd_scheduler_destroy(s->sched);
-  nrd_runner_destroy(s->runner);
-  if(s->http)
-    nrd_http_stop(s->http);
-  nrd_novita_destroy(s->nv);
+  if(s->svc && !s->http)
+    nrd_service_http_stopped(s->svc);  /* the test stopped it itself */
+  nrd_service_stop(s->svc);
+  s->svc = NULL;
   s->http = NULL;
   s->sched = NULL;
   s->runner = NULL;

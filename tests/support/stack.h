@@ -15,12 +15,14 @@
 #include "nrd/novita.h"
 #include "nrd/run.h"
 #include "nrd/scheduler.h"
+#include "nrd/service.h"
 #include "nrd/sim.h"
 
 struct tu_stack {
   char *dir;                 /* temp dir holding the database */
   struct nrd_sim *sim;
   struct nrd_config cfg;     /* defaults, then the test's changes */
+  struct nrd_service *svc;   /* the parts below, started as production does */
   struct nrd_novita *nv;
   struct nrd_runner *runner;
   struct nrd_scheduler *sched;
@@ -33,9 +35,10 @@ struct tu_stack {
  * defaults pointing at it (rate limit off, short timeouts). The test may then
  * load a scenario and change s->cfg before step 2. */
 void tu_stack_init(struct tu_stack *s, const struct nrd_sim_options *sim_opt);
-/* Step 2: client, runner, scheduler (when its interval or the watch's is
- * > 0; the watch is off unless the test sets watch_interval_seconds) and
- * HTTP server. */
+/* Step 2: the service (nrd_service): client, runner, scheduler (when its
+ * interval or the watch's is > 0; the watch is off unless the test sets
+ * watch_interval_seconds) and HTTP server; no webhook sender (a test that
+ * wants one starts it). */
 void tu_stack_start(struct tu_stack *s);
 /* Stops the service parts only (the database and simulator stay). */
 void tu_stack_stop_service(struct tu_stack *s);

@@ -139,6 +139,28 @@ static void test_exact_bytes(void **state)
   free(data);
 }
 
+/* Whose fault: "fault" right after msg, one of four names; plain lines
+ * carry none. */
+static void test_fault_field(void **state)
+{
+  struct capture *c = *state;
+  LOG_ERROR_AT(NRD_FAULT_DISK, "store: sqlite error", "op", "x");
+  LOG_WARN("a notice");
+  char *data = captured(c);
+  for (char *line = data; *line; line = strchr(line, '\n') + 1)
+    memset(line + 7, 'T', 24);
+  assert_string_equal(data,
+                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"error\","
+                      "\"msg\":\"store: sqlite error\",\"fault\":\"disk\",\"op\":\"x\"}\n"
+                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\","
+                      "\"msg\":\"a notice\"}\n");
+  free(data);
+  assert_string_equal(nrd_fault_name(NRD_FAULT_OURS), "ours");
+  assert_string_equal(nrd_fault_name(NRD_FAULT_NOVITA), "novita");
+  assert_string_equal(nrd_fault_name(NRD_FAULT_CLIENT), "client");
+  assert_string_equal(nrd_fault_name(NRD_FAULT_DISK), "disk");
+}
+
 static void test_escaping(void **state)
 {
   struct capture *c = *state;
@@ -535,6 +557,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_fields_and_order, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_fault_field, setup, teardown),
     cmocka_unit_test_setup_teardown(test_exact_bytes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_levels, setup, teardown),

@@ -85,7 +85,7 @@ static bool ensure_conn(struct nrd_pg *pg)
   pg_leaders_forget(pg);
   PQreset(pg->conn);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
-    LOG_WARN("store: postgresql unreachable", "error", PQerrorMessage(pg->conn));
+    LOG_WARN_AT(NRD_FAULT_DISK, "store: postgresql unreachable", "error", PQerrorMessage(pg->conn));
     return false;
   }
   LOG_INFO("store: postgresql connection restored");
@@ -116,8 +116,8 @@ PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *
   if (busy)
     LOG_DEBUG("store: postgresql busy or unreachable", "op", what, "sqlstate", state);
   else  /* the primary message only: the DETAIL can quote a row's values */
-    LOG_ERROR("store: postgresql error", "op", what, "sqlstate", state,
-              "error", r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "no result");
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: postgresql error", "op", what, "sqlstate", state, "error",
+                 r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "no result");
   if (PQstatus(pg->conn) != CONNECTION_OK)
     pg_leaders_forget(pg);
   PQclear(r);
@@ -161,7 +161,8 @@ int pg_tx(struct nrd_pg *pg, pg_tx_fn fn, void *arg)
     /* A failed statement aborts the transaction; its COMMIT would answer
      * "ROLLBACK" without an error. */
     if ((rc == NRD_OK || rc == NRD_NONE) && PQtransactionStatus(pg->conn) == PQTRANS_INERROR) {
-      LOG_ERROR("store: postgresql transaction aborted by a statement we did not check");
+      LOG_ERROR_AT(NRD_FAULT_OURS,
+                   "store: postgresql transaction aborted by a statement we did not check");
       rc = NRD_ERR;
     }
     if (rc == NRD_OK || rc == NRD_NONE) {

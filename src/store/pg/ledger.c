@@ -22,7 +22,7 @@ static bool read_row(const PGresult *r, int i, struct nrd_ledger_row *out)
   memset(out, 0, sizeof *out);
   const char *state = PQgetvalue(r, i, COL_STATE);
   if (!nrd_row_state_parse(state, &out->state)) {
-    LOG_ERROR("store: ledger row with unknown state", "state", state);
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state", "state", state);
     return false;
   }
   out->job_id = pg_col_text(r, i, COL_JOB_ID);
@@ -255,7 +255,7 @@ int nrd_pg_ledger_count_by_state(struct nrd_pg *pg, int64_t counts[NRD_ROW_STATE
   for (int i = 0; i < PQntuples(r) && rc == NRD_OK; i++) {
     enum nrd_row_state state;
     if (!nrd_row_state_parse(PQgetvalue(r, i, 0), &state)) {
-      LOG_ERROR("store: ledger row with unknown state");
+      LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state");
       rc = NRD_ERR;
     } else {
       counts[state] = pg_col_i64(r, i, 1);

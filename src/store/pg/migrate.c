@@ -70,8 +70,8 @@ static int apply_fn(struct nrd_pg *pg, void *arg)
   if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     snprintf(ctx->error, sizeof ctx->error, "%s", msg ? msg : PQerrorMessage(pg->conn));
-    LOG_ERROR("store: postgresql migration failed", "migration", ctx->m->name,
-              "error", ctx->error);
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: postgresql migration failed", "migration", ctx->m->name,
+                 "error", ctx->error);
     PQclear(r);
     return NRD_ERR;
   }

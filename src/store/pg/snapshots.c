@@ -234,7 +234,7 @@ static int upsert_fn(struct nrd_pg *pg, void *arg)
     for (size_t i = 0; i < n; i++) {
       const struct nrd_instance *in = &items[i];
       if (!in->id || !*in->id) {
-        LOG_WARN("store: instance without id not snapshotted");
+        LOG_WARN_AT(NRD_FAULT_NOVITA, "store: instance without id not snapshotted");
         continue;
       }
       int rc = upsert_one(pg, ctx, in);
@@ -337,7 +337,8 @@ int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_i
   if (PQntuples(r) != 1) {
     rc = NRD_NONE;
   } else if (!read_snapshot(r, out)) {
-    LOG_ERROR("store: snapshot has a broken list column", "instanceId", instance_id);
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
+                 instance_id);
     nrd_instance_cleanup(out);
     rc = NRD_ERR;
   }
