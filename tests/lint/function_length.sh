@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # No function longer than 80 lines (STYLE: keep functions short).
-# Usage: function_length.sh ROOT [dir...]   check ROOT's dirs (default:
-#          src/core src/http, the folders that keep the rule today; the rest
-#          of src/ joins as it is split: main.c, novita/, util/ are longer now)
+# Usage: function_length.sh ROOT [dir...]   check ROOT's dirs (default: src,
+#          all of it, main.c included)
 #        function_length.sh --self-test      prove a long function is caught
 # A function is counted from the line after its opening brace (a "{" alone
 # at the start of a line) to the line before its closing brace (a "}" at the
@@ -48,6 +47,6 @@ fi
 root=${1:?usage: function_length.sh ROOT [dir...] | --self-test}
 shift
 dirs=("$@")
-[ ${#dirs[@]} -eq 0 ] && dirs=(src/core src/http)
+[ ${#dirs[@]} -eq 0 ] && dirs=(src)
 check "$root" "${dirs[@]}"
 echo "function length: every function in ${dirs[*]} is at most $max lines"
