@@ -436,13 +436,12 @@ int main(int argc, char **argv)
   struct command c = {.name = "serve"};
   int status;
 
-  /* Measured with tests/bench: the workers mostly wait on Novita, so one
-   * malloc arena is plenty, and what the sync frees is reused by the rows
-   * (two arenas: 1 MB more peak RSS at N = 5000); and without fastbins a
-   * sync no longer consolidates them on every large allocation. A fixed
-   * mmap threshold keeps glibc from raising it after the first 1 MB page
-   * body is freed: large buffers stay mapped on their own and go back to
-   * the system when freed (0.3 MB less peak RSS at N = 5000). */
+  /* The workers mostly wait on Novita, so one malloc arena is plenty, and
+   * what the sync frees is reused by the rows; without fastbins a sync no
+   * longer consolidates them on every large allocation. A fixed mmap
+   * threshold keeps glibc from raising it after the first page body is
+   * freed: large buffers stay mapped on their own and go back to the system
+   * when freed. What each saves: BENCHMARKS.md, "Figures behind the code". */
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_MXFAST, 0);
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
