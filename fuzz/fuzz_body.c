@@ -122,8 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   } else {
     FUZZ_CHECK(json == NULL, "refusal left an object");
     FUZZ_CHECK(len > 0, "an empty body was refused");
-    FUZZ_CHECK(r.status == (http_content_type_ok(ctype) ? 400u : 415u), "status %u",
-               r.status);
+    FUZZ_CHECK(r.status == (http_content_type_ok(ctype) ? 400u : 415u), "status %u", r.status);
     check_error_reply(&r, parse_codes);
   }
   http_reply_cleanup(&r);

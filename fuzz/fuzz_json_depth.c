@@ -44,8 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON_free(a);
     cJSON_free(b);
   } else {
-    FUZZ_CHECK(!whole || depth > NRD_JSON_MAX_DEPTH,
-               "refused a whole document of depth %d", depth);
+    FUZZ_CHECK(!whole || depth > NRD_JSON_MAX_DEPTH, "refused a whole document of depth %d", depth);
   }
   cJSON_Delete(plain);
   cJSON_Delete(ours);

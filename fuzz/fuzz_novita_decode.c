@@ -36,8 +36,7 @@ static void check_instance(const struct nrd_instance *in)
   if (in->raw_json) {
     cJSON *raw = nrd_json_parse(in->raw_json, strlen(in->raw_json));
     FUZZ_CHECK(cJSON_IsObject(raw), "raw JSON does not parse back: %.200s", in->raw_json);
-    FUZZ_CHECK(!fuzz_any_key(raw, secret_key), "raw JSON keeps a secret: %.300s",
-               in->raw_json);
+    FUZZ_CHECK(!fuzz_any_key(raw, secret_key), "raw JSON keeps a secret: %.300s", in->raw_json);
     cJSON_Delete(raw);
   }
 }
@@ -124,8 +123,7 @@ static void decode_error(const char *body, size_t len, int status)
     FUZZ_CHECK(*c > 0x20 && *c < 0x7f && *c != '"' && *c != '\\', "code byte 0x%02x",
                (unsigned char)*c);
   for (const char *m = err.message; *m; m++)
-    FUZZ_CHECK((unsigned char)*m >= 0x20 && *m != 0x7f, "message byte 0x%02x",
-               (unsigned char)*m);
+    FUZZ_CHECK((unsigned char)*m >= 0x20 && *m != 0x7f, "message byte 0x%02x", (unsigned char)*m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -10,15 +10,14 @@
 
 #include <cjson/cJSON.h>
 
-#define FUZZ_CHECK(cond, ...)                                           \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf(stderr, "invariant broken at %s:%d: %s: ", __FILE__,      \
-              __LINE__, #cond);                                         \
-      fprintf(stderr, __VA_ARGS__);                                     \
-      fputc('\n', stderr);                                              \
-      abort();                                                          \
-    }                                                                   \
+#define FUZZ_CHECK(cond, ...)                                                        \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      fprintf(stderr, "invariant broken at %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                                  \
+      fputc('\n', stderr);                                                           \
+      abort();                                                                       \
+    }                                                                                \
   } while (0)
 
 /* Nesting depth of a parsed tree: a scalar is 0, [] is 1. Recursive: cJSON

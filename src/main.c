@@ -29,9 +29,9 @@ static void print_report_names(FILE *out)
 {
   size_t n = 0;
   const struct nrd_nv_reason *reasons = nrd_nv_reasons(&n);
-  static const enum nrd_nv_class classes[] = {NRD_NV_CLASS_TRANSIENT, NRD_NV_CLASS_ACCOUNT,
-                                              NRD_NV_CLASS_ROW, NRD_NV_CLASS_PREPAID,
-                                              NRD_NV_CLASS_GONE};
+  static const enum nrd_nv_class classes[] = { NRD_NV_CLASS_TRANSIENT, NRD_NV_CLASS_ACCOUNT,
+                                               NRD_NV_CLASS_ROW, NRD_NV_CLASS_PREPAID,
+                                               NRD_NV_CLASS_GONE };
   fprintf(out, "report (check-failed prints it; runs keep it):\n  ledger states:");
   for (int st = 0; st < NRD_ROW_STATE_COUNT; st++)
     fprintf(out, " %s", nrd_row_state_name((enum nrd_row_state)st));
@@ -54,27 +54,28 @@ static void print_report_names(FILE *out)
 
 static void usage(FILE *out)
 {
-  fprintf(out,
-          "novita-recoveryd %s: puts Novita GPU instances back after a failed spot migration.\n\n"
-          "usage: novita-recoveryd [command] [options]\n\n"
-          "commands:\n"
-          "  serve           run the HTTP service (default)\n"
-          "  check-failed    one run now; prints the report JSON (add --dry-run to only plan)\n"
-          "  migrate-db      apply pending database migrations and exit\n"
-          "  demo            serve against the bundled Novita simulator with a sample fleet;\n"
-          "                  it fails one more migration every DEMO_FAIL_EVERY_SECONDS (60; 0 never)\n"
-          "  healthcheck     exit 0 when the local /health answers (for Docker)\n"
-          "  --help, --version\n\n"
-          "exit status:\n"
-          "  0   done (check-failed: the run completed and no row failed)\n"
-          "  1   check-failed: a row failed (an operator is needed); or a runtime error\n"
-          "  64  usage: an unknown command or option, an option without its value\n"
-          "  75  check-failed: Novita unavailable, the run could not complete; try again\n"
-          "  78  configuration: a bad value, a secret that cannot be read, two sources\n"
-          "      for one secret, NOVITA_API_KEY missing\n\n"
-          "Every secret (API_TOKEN, NOVITA_API_KEY, NOVITA_INTERNAL_API_KEY, WEBHOOK_SECRET)\n"
-          "can come from a file: NAME_FILE=path, or under systemd LoadCredential=NAME:path.\n\n",
-          NRD_VERSION);
+  fprintf(
+      out,
+      "novita-recoveryd %s: puts Novita GPU instances back after a failed spot migration.\n\n"
+      "usage: novita-recoveryd [command] [options]\n\n"
+      "commands:\n"
+      "  serve           run the HTTP service (default)\n"
+      "  check-failed    one run now; prints the report JSON (add --dry-run to only plan)\n"
+      "  migrate-db      apply pending database migrations and exit\n"
+      "  demo            serve against the bundled Novita simulator with a sample fleet;\n"
+      "                  it fails one more migration every DEMO_FAIL_EVERY_SECONDS (60; 0 never)\n"
+      "  healthcheck     exit 0 when the local /health answers (for Docker)\n"
+      "  --help, --version\n\n"
+      "exit status:\n"
+      "  0   done (check-failed: the run completed and no row failed)\n"
+      "  1   check-failed: a row failed (an operator is needed); or a runtime error\n"
+      "  64  usage: an unknown command or option, an option without its value\n"
+      "  75  check-failed: Novita unavailable, the run could not complete; try again\n"
+      "  78  configuration: a bad value, a secret that cannot be read, two sources\n"
+      "      for one secret, NOVITA_API_KEY missing\n\n"
+      "Every secret (API_TOKEN, NOVITA_API_KEY, NOVITA_INTERNAL_API_KEY, WEBHOOK_SECRET)\n"
+      "can come from a file: NAME_FILE=path, or under systemd LoadCredential=NAME:path.\n\n",
+      NRD_VERSION);
   print_report_names(out);
   nrd_config_print_help(out);
 }
@@ -101,15 +102,14 @@ static int serve(const struct nrd_config *cfg)
   sigset_t set;
   int sig = 0;
 
-  nrd_config_log(cfg);  /* as served (demo's own points at the simulator) */
+  nrd_config_log(cfg); /* as served (demo's own points at the simulator) */
   struct nrd_service *svc = nrd_service_start(cfg, NULL, err, sizeof(err));
-  if(!svc) {
+  if (!svc) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     return 1;
   }
-  LOG_INFO("listening", "host", cfg->host, "#port",
-           NRD_I64(nrd_http_port(nrd_service_http(svc))), "version", NRD_VERSION, "#dryRun",
-           NRD_BOOL(cfg->migration_dry_run));
+  LOG_INFO("listening", "host", cfg->host, "#port", NRD_I64(nrd_http_port(nrd_service_http(svc))),
+           "version", NRD_VERSION, "#dryRun", NRD_BOOL(cfg->migration_dry_run));
 
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -132,34 +132,34 @@ struct indenter {
 static void indent_newline(struct indenter *in)
 {
   putc('\n', in->f);
-  for(int i = 0; i < in->depth; i++)
+  for (int i = 0; i < in->depth; i++)
     putc('\t', in->f);
 }
 
 static void indent_feed(struct indenter *in, const char *s)
 {
-  for(; *s; s++) {
+  for (; *s; s++) {
     char c = *s;
-    if(in->in_string) {
+    if (in->in_string) {
       putc(c, in->f);
-      if(in->escaped)
+      if (in->escaped)
         in->escaped = false;
-      else if(c == '\\')
+      else if (c == '\\')
         in->escaped = true;
-      else if(c == '"')
+      else if (c == '"')
         in->in_string = false;
       continue;
     }
-    if(in->opened) {  /* an empty {} or [] stays on its line */
+    if (in->opened) { /* an empty {} or [] stays on its line */
       in->opened = false;
-      if(c == '}' || c == ']') {
+      if (c == '}' || c == ']') {
         in->depth--;
         putc(c, in->f);
         continue;
       }
       indent_newline(in);
     }
-    switch(c) {
+    switch (c) {
     case '{':
     case '[':
       putc(c, in->f);
@@ -194,17 +194,17 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
   char err[512];
   char *result = NULL, *message = NULL;
   int status = 1;
-  const struct nrd_service_options only = {.runner_only = true};
+  const struct nrd_service_options only = { .runner_only = true };
   struct nrd_service *svc = nrd_service_start(cfg, &only, err, sizeof(err));
-  if(!svc) {
+  if (!svc) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     goto out;
   }
-  status = nrd_runner_run_sync(nrd_service_runner(svc), NRD_TRIGGER_CLI, dry_run || cfg->migration_dry_run,
-                               &result, &message);
+  status = nrd_runner_run_sync(nrd_service_runner(svc), NRD_TRIGGER_CLI,
+                               dry_run || cfg->migration_dry_run, &result, &message);
   cJSON *body = nrd_json_object();
   nrd_json_add_bool(body, "success", status != 2);
-  if(status == 2) {
+  if (status == 2) {
     cJSON *e = cJSON_AddObjectToObject(body, "error");
     nrd_json_add_str(e, "code", "NOVITA_UNAVAILABLE");
     nrd_json_add_str(e, "message", message ? message : "the run could not complete");
@@ -213,8 +213,8 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
   }
   /* The run's report goes in as the text it already is, never parsed. */
   char *head = nrd_json_print(body);
-  head[strlen(head) - 1] = '\0';  /* its closing brace */
-  struct indenter in = {.f = stdout};
+  head[strlen(head) - 1] = '\0'; /* its closing brace */
+  struct indenter in = { .f = stdout };
   indent_feed(&in, head);
   indent_feed(&in, ",\"result\":");
   indent_feed(&in, result ? result : "{}");
@@ -223,8 +223,8 @@ static int check_failed(const struct nrd_config *cfg, bool dry_run)
   fflush(stdout);
   free(head);
   cJSON_Delete(body);
-  if(status == 2)
-    status = EX_TEMPFAIL;  /* Novita unavailable: try again later */
+  if (status == 2)
+    status = EX_TEMPFAIL; /* Novita unavailable: try again later */
 out:
   free(result);
   free(message);
@@ -238,14 +238,14 @@ static int migrate_db(const struct nrd_config *cfg)
   struct nrd_store *st = NULL;
   unsigned applied = 0;
   int version = 0;
-  if(nrd_store_open(cfg->database_path, &st, &applied, err, sizeof(err)) != NRD_OK) {
+  if (nrd_store_open(cfg->database_path, &st, &applied, err, sizeof(err)) != NRD_OK) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     return 1;
   }
   nrd_store_schema_version(st, &version);
   nrd_store_close(st);
-  printf("database %s: %u migration(s) applied, schema version %d\n", cfg->database_path,
-         applied, version);
+  printf("database %s: %u migration(s) applied, schema version %d\n", cfg->database_path, applied,
+         version);
   return 0;
 }
 
@@ -261,24 +261,24 @@ static int healthcheck(const struct nrd_config *cfg)
   char url[300];
   long code = 0;
   const char *host = cfg->host;
-  if(!strcmp(host, "0.0.0.0"))
+  if (!strcmp(host, "0.0.0.0"))
     host = "127.0.0.1";
-  else if(!strcmp(host, "::"))
+  else if (!strcmp(host, "::"))
     host = "::1";
   snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%u/health" : "http://%s:%u/health",
            host, cfg->port);
   CURL *c = curl_easy_init();
-  if(!c)
+  if (!c)
     return 1;
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
   CURLcode rc = curl_easy_perform(c);
-  if(rc == CURLE_OK)
+  if (rc == CURLE_OK)
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_cleanup(c);
-  if(code != 200) {
+  if (code != 200) {
     fprintf(stderr, "novita-recoveryd: %s did not answer 200 (%s)\n", url,
             rc == CURLE_OK ? "bad status" : curl_easy_strerror(rc));
     return 1;
@@ -288,8 +288,7 @@ static int healthcheck(const struct nrd_config *cfg)
 
 /* demo's own configuration: the loaded one pointed at the simulator at
  * base (the loaded one is left as it is). */
-static void demo_config(struct nrd_config *own, const struct nrd_config *loaded,
-                        const char *base)
+static void demo_config(struct nrd_config *own, const struct nrd_config *loaded, const char *base)
 {
   nrd_config_copy(own, loaded);
   free(own->novita_api_base_url);
@@ -298,7 +297,7 @@ static void demo_config(struct nrd_config *own, const struct nrd_config *loaded,
   own->novita_api_key = nrd_xstrdup("demo-key");
   free(own->novita_internal_api_base_url);
   own->novita_internal_api_base_url = NULL;
-  if(!strcmp(own->database_path, DEFAULT_DB)) {
+  if (!strcmp(own->database_path, DEFAULT_DB)) {
     free(own->database_path);
     own->database_path = nrd_xstrdup("./data/demo.db");
   }
@@ -310,16 +309,18 @@ static int demo(const struct nrd_config *loaded)
   char err[256];
   char base[128];
   struct nrd_config cfg;
-  struct nrd_sim_options so = {.api_key = "demo-key", .latency_ms = 20};
+  struct nrd_sim_options so = { .api_key = "demo-key", .latency_ms = 20 };
   const char *every = getenv("DEMO_FAIL_EVERY_SECONDS");
   int64_t fail_every_s = 60;
-  if(every && !nrd_parse_i64(every, 0, 86400, &fail_every_s)) {
-    fprintf(stderr, "novita-recoveryd: DEMO_FAIL_EVERY_SECONDS: '%s' is not a number of seconds "
-            "from 0 (never) to 86400\n", every);
+  if (every && !nrd_parse_i64(every, 0, 86400, &fail_every_s)) {
+    fprintf(stderr,
+            "novita-recoveryd: DEMO_FAIL_EVERY_SECONDS: '%s' is not a number of seconds "
+            "from 0 (never) to 86400\n",
+            every);
     return 1;
   }
   struct nrd_sim *sim = nrd_sim_start(&so, err, sizeof(err));
-  if(!sim) {
+  if (!sim) {
     fprintf(stderr, "novita-recoveryd: demo simulator: %s\n", err);
     return 1;
   }
@@ -330,8 +331,8 @@ static int demo(const struct nrd_config *loaded)
   cJSON_Delete(fleet);
   nrd_sim_base_url(sim, base);
   demo_config(&cfg, loaded, base);
-  LOG_WARN("DEMO MODE: talking to the bundled Novita simulator, not to Novita",
-           "simulator", base, "database", cfg.database_path);
+  LOG_WARN("DEMO MODE: talking to the bundled Novita simulator, not to Novita", "simulator", base,
+           "database", cfg.database_path);
   struct nrd_sim_ticker *ticker =
       fail_every_s ? nrd_sim_ticker_start(sim, (unsigned)fail_every_s * 1000u) : NULL;
   int rc = serve(&cfg);
@@ -343,16 +344,16 @@ static int demo(const struct nrd_config *loaded)
 
 /* What the command line asks for, once read. */
 struct command {
-  const char *name;   /* serve, check-failed, migrate-db, demo, healthcheck */
-  bool dry_run;       /* check-failed --dry-run */
+  const char *name; /* serve, check-failed, migrate-db, demo, healthcheck */
+  bool dry_run;     /* check-failed --dry-run */
 };
 
 static bool known_command(const char *cmd)
 {
-  static const char *const names[] = {"serve", "check-failed", "migrate-db", "demo",
-                                      "healthcheck"};
-  for(size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if(!strcmp(cmd, names[i]))
+  static const char *const names[] = { "serve", "check-failed", "migrate-db", "demo",
+                                       "healthcheck" };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!strcmp(cmd, names[i]))
       return true;
   return false;
 }
@@ -363,40 +364,40 @@ static int read_command_line(int argc, char **argv, struct command *c, struct nr
 {
   char err[512];
   int first = 1;
-  if(argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                  !strcmp(argv[1], "help"))) {
+  if (argc > 1 &&
+      (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
     usage(stdout);
     return 0;
   }
-  if(argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
+  if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
     printf("novita-recoveryd %s\n", NRD_VERSION);
     return 0;
   }
-  if(argc > 1 && argv[1][0] != '-') {
+  if (argc > 1 && argv[1][0] != '-') {
     c->name = argv[1];
     first = 2;
   }
-  if(!known_command(c->name)) {
+  if (!known_command(c->name)) {
     fprintf(stderr, "novita-recoveryd: unknown command '%s' (see --help)\n", c->name);
     return EX_USAGE;
   }
   /* Flags of the subcommand itself are taken off before the config sees them. */
   char **args = nrd_xcalloc((size_t)argc + 1, sizeof(*args));
   int nargs = 0;
-  for(int i = first; i < argc; i++) {
-    if(!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+  for (int i = first; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(stdout);
       free(args);
       return 0;
     }
-    if(!strcmp(c->name, "check-failed") && !strcmp(argv[i], "--dry-run"))
+    if (!strcmp(c->name, "check-failed") && !strcmp(argv[i], "--dry-run"))
       c->dry_run = true;
     else
       args[nargs++] = argv[i];
   }
   int rc = nrd_config_load(cfg, nargs, args, err, sizeof(err));
   free(args);
-  if(rc != 0) {
+  if (rc != 0) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     return rc == NRD_CONFIG_EUSAGE ? EX_USAGE : EX_CONFIG;
   }
@@ -407,17 +408,17 @@ static int read_command_line(int argc, char **argv, struct command *c, struct nr
 /* The commands that talk to Novita or serve (libcurl is set up). */
 static int run_networked(const struct command *c, const struct nrd_config *cfg)
 {
-  if(!strcmp(c->name, "healthcheck"))
+  if (!strcmp(c->name, "healthcheck"))
     return healthcheck(cfg);
-  if(strcmp(c->name, "demo") && (!cfg->novita_api_key || !cfg->novita_api_key[0])) {
+  if (strcmp(c->name, "demo") && (!cfg->novita_api_key || !cfg->novita_api_key[0])) {
     fprintf(stderr, "novita-recoveryd: NOVITA_API_KEY is not set; refusing to start "
-            "(set it or NOVITA_API_KEY_FILE, or try 'novita-recoveryd demo' against the "
-            "bundled simulator)\n");
+                    "(set it or NOVITA_API_KEY_FILE, or try 'novita-recoveryd demo' against the "
+                    "bundled simulator)\n");
     return EX_CONFIG;
   }
   signal(SIGBUS, on_sigbus);
-  if(!strcmp(c->name, "check-failed")) {
-    nrd_log_set_fd(2);  /* stdout carries the report */
+  if (!strcmp(c->name, "check-failed")) {
+    nrd_log_set_fd(2); /* stdout carries the report */
     return check_failed(cfg, c->dry_run);
   }
   /* Block the signals before any thread starts; serve() waits for them. */
@@ -433,7 +434,7 @@ static int run_networked(const struct command *c, const struct nrd_config *cfg)
 int main(int argc, char **argv)
 {
   struct nrd_config cfg;
-  struct command c = {.name = "serve"};
+  struct command c = { .name = "serve" };
   int status;
 
   /* The workers mostly wait on Novita, so one malloc arena is plenty, and
@@ -448,10 +449,10 @@ int main(int argc, char **argv)
 
   memset(&cfg, 0, sizeof cfg);
   status = read_command_line(argc, argv, &c, &cfg);
-  if(status < 0) {
-    if(!strcmp(c.name, "migrate-db")) {
+  if (status < 0) {
+    if (!strcmp(c.name, "migrate-db")) {
       status = migrate_db(&cfg);
-    } else if(curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
       fprintf(stderr, "novita-recoveryd: curl_global_init failed\n");
       status = 1;
     } else {

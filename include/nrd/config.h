@@ -16,70 +16,71 @@
  * means unset. */
 
 struct nrd_cidr {
-  unsigned char addr[16];  /* IPv4 as v4-mapped IPv6 */
-  unsigned prefix;         /* 0..128, over the 16 bytes */
+  unsigned char addr[16]; /* IPv4 as v4-mapped IPv6 */
+  unsigned prefix;        /* 0..128, over the 16 bytes */
 };
 
 /* RECOVERY_PLACEMENT: where a replacement may go when its own cluster has no
  * capacity for its product. */
 enum nrd_placement {
-  NRD_PLACE_SAME_CLUSTER = 0,  /* same-cluster (default): never elsewhere */
-  NRD_PLACE_SAME_REGION,       /* same-region: another cluster of its region */
-  NRD_PLACE_ANY                /* any: any cluster offering the product */
+  NRD_PLACE_SAME_CLUSTER = 0, /* same-cluster (default): never elsewhere */
+  NRD_PLACE_SAME_REGION,      /* same-region: another cluster of its region */
+  NRD_PLACE_ANY               /* any: any cluster offering the product */
 };
 /* RECOVERY_BILLING_FALLBACK. */
 enum nrd_billing_fallback {
-  NRD_BILLING_FALLBACK_NONE = 0,   /* none (default): the snapshot's billing only */
-  NRD_BILLING_FALLBACK_ON_DEMAND   /* onDemand: a non-onDemand row may go onDemand */
+  NRD_BILLING_FALLBACK_NONE = 0, /* none (default): the snapshot's billing only */
+  NRD_BILLING_FALLBACK_ON_DEMAND /* onDemand: a non-onDemand row may go onDemand */
 };
 
 struct nrd_config {
-  unsigned port;                      /* PORT 3000; 0 picks a free port (tests) */
-  char *host;                         /* HOST 127.0.0.1 */
-  char *database_path;                /* DATABASE_PATH ./data/recovery.db */
-  char *novita_api_key;               /* NOVITA_API_KEY (secret) */
-  char *novita_api_key_file;          /* NOVITA_API_KEY_FILE: read into novita_api_key */
-  char *novita_api_base_url;          /* NOVITA_API_BASE_URL */
-  char *novita_internal_api_key;      /* NOVITA_INTERNAL_API_KEY (secret) */
-  char *novita_internal_api_key_file; /* NOVITA_INTERNAL_API_KEY_FILE */
-  char *novita_internal_api_base_url; /* NOVITA_INTERNAL_API_BASE_URL */
-  double novita_rate_limit_rps;       /* NOVITA_RATE_LIMIT_RPS 20: the adaptive rate's start */
-  double novita_rate_limit_max_rps;   /* NOVITA_RATE_LIMIT_MAX_RPS 50 */
-  bool novita_rate_limit_adaptive;    /* NOVITA_RATE_LIMIT_ADAPTIVE true */
-  unsigned novita_page_size;          /* NOVITA_PAGE_SIZE 100: page size we ask for */
-  char *default_region;               /* DEFAULT_REGION CN-HK-01 */
-  bool migration_dry_run;             /* MIGRATION_DRY_RUN false */
-  unsigned migration_interval_minutes;/* MIGRATION_INTERVAL_MINUTES 15; 0 = off */
-  unsigned watch_interval_seconds;    /* WATCH_INTERVAL_SECONDS 20; 0 = off */
-  unsigned migration_max_concurrent;  /* MIGRATION_MAX_CONCURRENT 8 (1..256) */
+  unsigned port;                         /* PORT 3000; 0 picks a free port (tests) */
+  char *host;                            /* HOST 127.0.0.1 */
+  char *database_path;                   /* DATABASE_PATH ./data/recovery.db */
+  char *novita_api_key;                  /* NOVITA_API_KEY (secret) */
+  char *novita_api_key_file;             /* NOVITA_API_KEY_FILE: read into novita_api_key */
+  char *novita_api_base_url;             /* NOVITA_API_BASE_URL */
+  char *novita_internal_api_key;         /* NOVITA_INTERNAL_API_KEY (secret) */
+  char *novita_internal_api_key_file;    /* NOVITA_INTERNAL_API_KEY_FILE */
+  char *novita_internal_api_base_url;    /* NOVITA_INTERNAL_API_BASE_URL */
+  double novita_rate_limit_rps;          /* NOVITA_RATE_LIMIT_RPS 20: the adaptive rate's start */
+  double novita_rate_limit_max_rps;      /* NOVITA_RATE_LIMIT_MAX_RPS 50 */
+  bool novita_rate_limit_adaptive;       /* NOVITA_RATE_LIMIT_ADAPTIVE true */
+  unsigned novita_page_size;             /* NOVITA_PAGE_SIZE 100: page size we ask for */
+  char *default_region;                  /* DEFAULT_REGION CN-HK-01 */
+  bool migration_dry_run;                /* MIGRATION_DRY_RUN false */
+  unsigned migration_interval_minutes;   /* MIGRATION_INTERVAL_MINUTES 15; 0 = off */
+  unsigned watch_interval_seconds;       /* WATCH_INTERVAL_SECONDS 20; 0 = off */
+  unsigned migration_max_concurrent;     /* MIGRATION_MAX_CONCURRENT 8 (1..256) */
   unsigned migration_job_lookback_hours; /* MIGRATION_JOB_LOOKBACK_HOURS 24 */
-  unsigned max_recoveries_per_run;    /* MAX_RECOVERIES_PER_RUN 100 */
-  unsigned max_retry_attempts;        /* MAX_RETRY_ATTEMPTS 3 */
-  unsigned request_timeout_ms;        /* REQUEST_TIMEOUT 30000 */
-  unsigned run_deadline_seconds;      /* RUN_DEADLINE_SECONDS 600 */
-  unsigned recovery_lease_seconds;    /* RECOVERY_LEASE_SECONDS 30 */
-  unsigned recovery_placement;        /* RECOVERY_PLACEMENT same-cluster (enum nrd_placement) */
-  unsigned recovery_billing_fallback; /* RECOVERY_BILLING_FALLBACK none (enum nrd_billing_fallback) */
+  unsigned max_recoveries_per_run;       /* MAX_RECOVERIES_PER_RUN 100 */
+  unsigned max_retry_attempts;           /* MAX_RETRY_ATTEMPTS 3 */
+  unsigned request_timeout_ms;           /* REQUEST_TIMEOUT 30000 */
+  unsigned run_deadline_seconds;         /* RUN_DEADLINE_SECONDS 600 */
+  unsigned recovery_lease_seconds;       /* RECOVERY_LEASE_SECONDS 30 */
+  unsigned recovery_placement;           /* RECOVERY_PLACEMENT same-cluster (enum nrd_placement) */
+  unsigned
+      recovery_billing_fallback; /* RECOVERY_BILLING_FALLBACK none (enum nrd_billing_fallback) */
   unsigned recovery_start_poll_seconds;    /* RECOVERY_START_POLL_SECONDS 30 */
   unsigned recovery_start_timeout_seconds; /* RECOVERY_START_TIMEOUT_SECONDS 1800 */
-  char *recover_statuses;             /* RECOVER_STATUSES migrating (comma-separated) */
-  unsigned circuit_failure_threshold; /* CIRCUIT_FAILURE_THRESHOLD 5 */
-  unsigned circuit_cooldown_seconds;  /* CIRCUIT_COOLDOWN_SECONDS 30 */
-  char *api_token;                    /* API_TOKEN (secret); API_TOKEN_FILE is read into it */
-  char *api_token_file;               /* API_TOKEN_FILE */
-  char *trusted_proxies;              /* TRUSTED_PROXIES 127.0.0.1/8,::1 */
-  struct nrd_cidr *proxies;           /* parsed TRUSTED_PROXIES */
+  char *recover_statuses;                  /* RECOVER_STATUSES migrating (comma-separated) */
+  unsigned circuit_failure_threshold;      /* CIRCUIT_FAILURE_THRESHOLD 5 */
+  unsigned circuit_cooldown_seconds;       /* CIRCUIT_COOLDOWN_SECONDS 30 */
+  char *api_token;                         /* API_TOKEN (secret); API_TOKEN_FILE is read into it */
+  char *api_token_file;                    /* API_TOKEN_FILE */
+  char *trusted_proxies;                   /* TRUSTED_PROXIES 127.0.0.1/8,::1 */
+  struct nrd_cidr *proxies;                /* parsed TRUSTED_PROXIES */
   size_t n_proxies;
-  size_t max_body_bytes;              /* MAX_BODY_BYTES 65536 */
+  size_t max_body_bytes;                 /* MAX_BODY_BYTES 65536 */
   unsigned http_request_timeout_seconds; /* HTTP_REQUEST_TIMEOUT_SECONDS 10 */
-  unsigned http_max_connections;      /* HTTP_MAX_CONNECTIONS 1024 */
-  unsigned http_max_connections_per_ip; /* HTTP_MAX_CONNECTIONS_PER_IP 128 */
-  char *webhook_url;                  /* WEBHOOK_URL */
-  char *webhook_secret;               /* WEBHOOK_SECRET (secret) */
-  char *webhook_secret_file;          /* WEBHOOK_SECRET_FILE */
-  unsigned webhook_max_age_hours;     /* WEBHOOK_MAX_AGE_HOURS 24 */
-  unsigned retention_days;            /* RETENTION_DAYS 30 */
-  enum nrd_log_level log_level;       /* LOG_LEVEL info */
+  unsigned http_max_connections;         /* HTTP_MAX_CONNECTIONS 1024 */
+  unsigned http_max_connections_per_ip;  /* HTTP_MAX_CONNECTIONS_PER_IP 128 */
+  char *webhook_url;                     /* WEBHOOK_URL */
+  char *webhook_secret;                  /* WEBHOOK_SECRET (secret) */
+  char *webhook_secret_file;             /* WEBHOOK_SECRET_FILE */
+  unsigned webhook_max_age_hours;        /* WEBHOOK_MAX_AGE_HOURS 24 */
+  unsigned retention_days;               /* RETENTION_DAYS 30 */
+  enum nrd_log_level log_level;          /* LOG_LEVEL info */
 };
 
 /* Fills cfg from the environment and then from argv (flags of the form

@@ -31,28 +31,28 @@ enum nrd_row_state {
                            last_error; the operator's (retry makes a new one) */
   NRD_ROW_STATE_COUNT
 };
-const char *nrd_row_state_name(enum nrd_row_state s);        /* "pending", ... */
+const char *nrd_row_state_name(enum nrd_row_state s); /* "pending", ... */
 bool nrd_row_state_parse(const char *s, enum nrd_row_state *out);
-bool nrd_row_state_is_open(enum nrd_row_state s);           /* pending..creating */
+bool nrd_row_state_is_open(enum nrd_row_state s); /* pending..creating */
 
 struct nrd_ledger_row {
   char *job_id, *job_type, *instance_id, *instance_name;
   enum nrd_row_state state;
-  char *new_name;             /* fixed when the row is first written */
-  int64_t name_ms;            /* the <ms> of new_name */
+  char *new_name;  /* fixed when the row is first written */
+  int64_t name_ms; /* the <ms> of new_name */
   char *new_instance_id;
-  bool delete_sent;           /* we sent a delete for this row (ever) */
-  bool create_sent;           /* we sent a create (ever): look up by name before another */
-  bool adopted;               /* the replacement was found by name, not created by us */
-  int attempts;               /* recovery attempts (claims that ran) */
+  bool delete_sent; /* we sent a delete for this row (ever) */
+  bool create_sent; /* we sent a create (ever): look up by name before another */
+  bool adopted;     /* the replacement was found by name, not created by us */
+  int attempts;     /* recovery attempts (claims that ran) */
   char *last_error;
-  char *owner;                /* lease holder, NULL when free */
+  char *owner; /* lease holder, NULL when free */
   int64_t lease_until_ms;
-  char *run_id;               /* the last run that touched it */
+  char *run_id; /* the last run that touched it */
   int64_t created_ms, updated_ms;
-  int64_t accepted_ms;        /* when the create was accepted (0: not, or before 0004) */
-  int64_t running_ms;         /* when the replacement was seen running (0: not) */
-  char *status_error_state;   /* Novita's statusError of a start_failed replacement */
+  int64_t accepted_ms;      /* when the create was accepted (0: not, or before 0004) */
+  int64_t running_ms;       /* when the replacement was seen running (0: not) */
+  char *status_error_state; /* Novita's statusError of a start_failed replacement */
   char *status_error_message;
 };
 void nrd_ledger_row_cleanup(struct nrd_ledger_row *row);
@@ -61,7 +61,7 @@ void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n);
 /* ---- runs ---- */
 
 struct nrd_run_record {
-  char *run_id, *trigger, *state;  /* state: running | done | failed */
+  char *run_id, *trigger, *state; /* state: running | done | failed */
   bool dry_run;
   int64_t started_ms, finished_ms; /* finished 0 while running */
   char *report_json;               /* NULL while running */
@@ -73,7 +73,7 @@ void nrd_run_record_cleanup(struct nrd_run_record *r);
 struct nrd_run_summary {
   char *run_id, *trigger, *state;
   bool dry_run;
-  int64_t started_ms, finished_ms;   /* finished 0 while running */
+  int64_t started_ms, finished_ms; /* finished 0 while running */
   int64_t total_checked, failed_found, recreated, errors, deferred;
 };
 void nrd_run_summaries_free(struct nrd_run_summary *runs, size_t n);
@@ -81,15 +81,15 @@ void nrd_run_summaries_free(struct nrd_run_summary *runs, size_t n);
 /* ---- outbox (webhook events) ---- */
 
 struct nrd_event {
-  char *id;           /* evt_... */
-  char *type;         /* instance.recreated | instance.recovery_failed | run.completed */
-  char *body_json;    /* the whole event as sent */
+  char *id;        /* evt_... */
+  char *type;      /* instance.recreated | instance.recovery_failed | run.completed */
+  char *body_json; /* the whole event as sent */
   int64_t created_ms;
-  char *state;        /* pending | delivered | dead */
+  char *state; /* pending | delivered | dead */
   int attempts;
   int64_t next_attempt_ms;
   char *last_error;
-  int64_t seq;        /* insertion order */
+  int64_t seq; /* insertion order */
 };
 void nrd_event_cleanup(struct nrd_event *e);
 void nrd_events_free(struct nrd_event *e, size_t n);

@@ -23,8 +23,8 @@ bool nrd_log_level_parse(const char *s, enum nrd_log_level *out);
 void nrd_log_set_fd(int fd);
 
 /* Thread-local context added to each line of this thread: requestId and runId. */
-void nrd_log_set_request_id(const char *request_id);  /* NULL clears; copied */
-void nrd_log_set_run_id(const char *run_id);          /* NULL clears; copied */
+void nrd_log_set_request_id(const char *request_id); /* NULL clears; copied */
+void nrd_log_set_run_id(const char *run_id);         /* NULL clears; copied */
 
 void nrd_log_write(enum nrd_log_level level, const char *msg, ...);
 
@@ -33,10 +33,10 @@ void nrd_log_write(enum nrd_log_level level, const char *msg, ...);
  * Novita, tell the client, or look at the disk. Lines without it are
  * notices, not faults. */
 enum nrd_fault {
-  NRD_FAULT_OURS = 0,  /* "ours": a bug, or a limit of this service */
-  NRD_FAULT_NOVITA,    /* "novita": Novita's API failed or answered nonsense */
-  NRD_FAULT_CLIENT,    /* "client": a caller or the webhook receiver */
-  NRD_FAULT_DISK       /* "disk": the database or its file system */
+  NRD_FAULT_OURS = 0, /* "ours": a bug, or a limit of this service */
+  NRD_FAULT_NOVITA,   /* "novita": Novita's API failed or answered nonsense */
+  NRD_FAULT_CLIENT,   /* "client": a caller or the webhook receiver */
+  NRD_FAULT_DISK      /* "disk": the database or its file system */
 };
 const char *nrd_fault_name(enum nrd_fault fault);
 void nrd_log_write_fault(enum nrd_log_level level, enum nrd_fault fault, const char *msg, ...);
@@ -60,30 +60,33 @@ void nrd_log_flush(void);
 /* An info line that may be held back (see above). */
 void nrd_log_write_access(const char *msg, ...);
 
-#define NRD_LOG(level, ...) \
-  do { if (nrd_log_enabled(level)) nrd_log_write(level, __VA_ARGS__, (const char *)0); } while (0)
-#define NRD_LOG_FAULT(level, fault, ...) \
-  do { \
-    if (nrd_log_enabled(level)) \
+#define NRD_LOG(level, ...)                               \
+  do {                                                    \
+    if (nrd_log_enabled(level))                           \
+      nrd_log_write(level, __VA_ARGS__, (const char *)0); \
+  } while (0)
+#define NRD_LOG_FAULT(level, fault, ...)                               \
+  do {                                                                 \
+    if (nrd_log_enabled(level))                                        \
       nrd_log_write_fault(level, fault, __VA_ARGS__, (const char *)0); \
   } while (0)
 /* LOG_ERROR_AT(NRD_FAULT_DISK, "store: sqlite error", ...): a line with its fault. */
 #define LOG_ERROR_AT(fault, ...) NRD_LOG_FAULT(NRD_LOG_ERROR, fault, __VA_ARGS__)
 #define LOG_WARN_AT(fault, ...) NRD_LOG_FAULT(NRD_LOG_WARN, fault, __VA_ARGS__)
 #define LOG_ERROR(...) NRD_LOG(NRD_LOG_ERROR, __VA_ARGS__)
-#define LOG_WARN(...)  NRD_LOG(NRD_LOG_WARN, __VA_ARGS__)
-#define LOG_INFO(...)  NRD_LOG(NRD_LOG_INFO, __VA_ARGS__)
+#define LOG_WARN(...) NRD_LOG(NRD_LOG_WARN, __VA_ARGS__)
+#define LOG_INFO(...) NRD_LOG(NRD_LOG_INFO, __VA_ARGS__)
 #define LOG_DEBUG(...) NRD_LOG(NRD_LOG_DEBUG, __VA_ARGS__)
-#define LOG_ACCESS(...) \
-  do { \
-    if (nrd_log_enabled(NRD_LOG_INFO)) \
+#define LOG_ACCESS(...)                                   \
+  do {                                                    \
+    if (nrd_log_enabled(NRD_LOG_INFO))                    \
       nrd_log_write_access(__VA_ARGS__, (const char *)0); \
   } while (0)
 
 /* Formats an integer for a '#' field: NRD_I64(n) is a char * valid in the
  * enclosing block (compound literal). */
 const char *nrd_log_i64(char buf[24], long long v);
-#define NRD_I64(v) nrd_log_i64((char[24]){0}, (long long)(v))
+#define NRD_I64(v) nrd_log_i64((char[24]){ 0 }, (long long)(v))
 #define NRD_BOOL(v) ((v) ? "true" : "false")
 
 #endif

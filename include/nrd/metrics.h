@@ -16,30 +16,32 @@ enum nrd_endpoint {
   NRD_EP_GET_INSTANCE,
   NRD_EP_COUNT
 };
-const char *nrd_endpoint_name(enum nrd_endpoint ep);  /* "list_instances", ... */
+const char *nrd_endpoint_name(enum nrd_endpoint ep); /* "list_instances", ... */
 
 /* One Novita request attempt: status 0 for a network error/timeout. */
 void nrd_metrics_novita_request(enum nrd_endpoint ep, int http_status, double seconds);
 void nrd_metrics_novita_retry(enum nrd_endpoint ep);
-void nrd_metrics_circuit_set(int open);               /* 0 closed, 1 open, 2 half-open */
+void nrd_metrics_circuit_set(int open); /* 0 closed, 1 open, 2 half-open */
 /* One HTTP request served: its route label, status and time to the answer. */
 void nrd_metrics_http_request(const char *route, unsigned status, double seconds);
 /* Makes route's duration histogram appear (at 0) before its first request. */
 void nrd_metrics_http_route(const char *route);
-void nrd_metrics_run(const char *trigger, const char *outcome);   /* outcome: done|failed */
+void nrd_metrics_run(const char *trigger, const char *outcome); /* outcome: done|failed */
 /* A finished run: its outcome (done|failed), when it ended (Unix ms) and how
  * long it took (ms). Feeds the last-run timestamps and the duration histogram. */
 void nrd_metrics_run_timing(const char *outcome, int64_t finished_ms, int64_t duration_ms);
 /* Rows a brake held in the last run ("account" or "capacity"; both are
  * rendered from start at 0). */
 void nrd_metrics_brake_held(const char *brake, long rows);
-void nrd_metrics_recovery(const char *action);       /* recreated|adopted|failed|abandoned|deferred|planned|skipped|running|start_failed */
+void nrd_metrics_recovery(
+    const char *
+        action); /* recreated|adopted|failed|abandoned|deferred|planned|skipped|running|start_failed */
 /* A replacement seen running, ms after its create was accepted. */
 void nrd_metrics_replacement_started(int64_t ms);
 void nrd_metrics_webhook(const char *result);
 /* A failed migration job whose instance was in a status not in
  * RECOVER_STATUSES (Novita's documented statuses; any other as "other"). */
-void nrd_metrics_failed_job_unhandled(const char *status);        /* delivered|retried|dead */
+void nrd_metrics_failed_job_unhandled(const char *status); /* delivered|retried|dead */
 
 /* Appends all metrics to out as Prometheus text (version 0.0.4): ours, the
  * build info and the standard process_* metrics. Every labelled series whose

@@ -20,17 +20,17 @@
  * business (the `strings` members below are private to src/novita). */
 
 struct nrd_port {
-  char *port;  /* as Novita sent it, number printed as text ("8080"); NULL if absent */
-  char *type;  /* "tcp", "http", anything else is kept so the rule can refuse it */
+  char *port; /* as Novita sent it, number printed as text ("8080"); NULL if absent */
+  char *type; /* "tcp", "http", anything else is kept so the rule can refuse it */
 };
 
 struct nrd_env {
   char *key;
-  char *value;  /* secret: never logged, never reported */
+  char *value; /* secret: never logged, never reported */
 };
 
 struct nrd_mount {
-  char *type;        /* "network", "local", ... */
+  char *type; /* "network", "local", ... */
   char *id;
   char *mount_path;
 };
@@ -38,7 +38,7 @@ struct nrd_mount {
 /* A tool of an official image (create's tools[]: name, port, type). */
 struct nrd_tool {
   char *name;
-  char *port;  /* number printed as text, as nrd_port's */
+  char *port; /* number printed as text, as nrd_port's */
   char *type;
 };
 
@@ -48,11 +48,11 @@ struct nrd_instance {
   char *product_id, *product_name;
   char *image_url, *image_auth_id;
   char *command;
-  char *gpu_num;       /* raw text: Novita sends a string; a number is printed as text */
-  char *rootfs_size;   /* raw text, as gpu_num */
+  char *gpu_num;     /* raw text: Novita sends a string; a number is printed as text */
+  char *rootfs_size; /* raw text, as gpu_num */
   char *kind, *billing_mode;
-  char *entrypoint;        /* overrides the image's ENTRYPOINT */
-  char *network_id;        /* network.id: the VPC the instance is in */
+  char *entrypoint; /* overrides the image's ENTRYPOINT */
+  char *network_id; /* network.id: the VPC the instance is in */
   char *min_cuda_version;
   /* Lists: *_present is false when the key was missing or null; true with
    * n == 0 for a present empty list (which does replace a stored one). */
@@ -61,12 +61,12 @@ struct nrd_instance {
   struct nrd_port *ports;
   struct nrd_env *envs;
   struct nrd_mount *mounts;
-  struct nrd_tool *tools;  /* objects only: a tool listed as a bare string is
+  struct nrd_tool *tools; /* objects only: a tool listed as a bare string is
                               not carried (the create needs its port) */
-  int64_t created_at;  /* Unix seconds when Novita gave it, else 0 */
-  char *raw_json;      /* the instance object as received, with passwords and
+  int64_t created_at;     /* Unix seconds when Novita gave it, else 0 */
+  char *raw_json;         /* the instance object as received, with passwords and
                           connect components removed; NULL if not kept */
-  void *strings;       /* private to src/novita (its decoders' storage); NULL
+  void *strings;          /* private to src/novita (its decoders' storage); NULL
                           in a struct built elsewhere */
 };
 
@@ -77,8 +77,8 @@ void nrd_instance_cleanup(struct nrd_instance *inst);
 void nrd_instance_set_str(struct nrd_instance *inst, char **field, const char *value);
 
 struct nrd_job {
-  char *id;           /* Novita's "Id" */
-  char *type;         /* instanceMigrate | autoInstanceMigrate | ... */
+  char *id;   /* Novita's "Id" */
+  char *type; /* instanceMigrate | autoInstanceMigrate | ... */
   char *instance_id;
   char *state;        /* state.state: fail, success, running, pulling, break, ... */
   char *error;        /* state.error, else state.message, else errorMessage */
@@ -91,12 +91,12 @@ void nrd_job_cleanup(struct nrd_job *job);
 
 struct nrd_product {
   char *id, *name;
-  char **regions;     /* region strings as sent, e.g. "CN-HK-01 (Hong Kong)" */
+  char **regions; /* region strings as sent, e.g. "CN-HK-01 (Hong Kong)" */
   size_t n_regions;
-  bool available;     /* availableDeploy */
-  bool no_inventory;  /* inventoryState "none" */
+  bool available;    /* availableDeploy */
+  bool no_inventory; /* inventoryState "none" */
   bool has_spot_price;
-  double spot_price;  /* 1/100000 USD per hour */
+  double spot_price; /* 1/100000 USD per hour */
 };
 
 void nrd_product_cleanup(struct nrd_product *p);

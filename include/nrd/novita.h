@@ -26,23 +26,23 @@
 
 enum nrd_nv_rc {
   NRD_NV_OK = 0,
-  NRD_NV_NOT_FOUND,     /* 404, or 400 RESOURCE_NOT_FOUND */
-  NRD_NV_TRANSIENT,     /* retryable failure that outlived its retries */
-  NRD_NV_FINAL,         /* permanent refusal (other 4xx): Novita's message in err */
-  NRD_NV_AMBIGUOUS,     /* a create whose outcome is unknown (timeout, reset after send) */
-  NRD_NV_BAD_RESPONSE,  /* 2xx with a body we cannot use (HTML, truncated, wrong types) */
-  NRD_NV_CIRCUIT_OPEN,  /* not sent: the breaker is open */
-  NRD_NV_DEADLINE,      /* not sent: the caller's deadline passed */
-  NRD_NV_ACCOUNT,       /* refused for an account-wide reason (balance, quota):
+  NRD_NV_NOT_FOUND,    /* 404, or 400 RESOURCE_NOT_FOUND */
+  NRD_NV_TRANSIENT,    /* retryable failure that outlived its retries */
+  NRD_NV_FINAL,        /* permanent refusal (other 4xx): Novita's message in err */
+  NRD_NV_AMBIGUOUS,    /* a create whose outcome is unknown (timeout, reset after send) */
+  NRD_NV_BAD_RESPONSE, /* 2xx with a body we cannot use (HTML, truncated, wrong types) */
+  NRD_NV_CIRCUIT_OPEN, /* not sent: the breaker is open */
+  NRD_NV_DEADLINE,     /* not sent: the caller's deadline passed */
+  NRD_NV_ACCOUNT,      /* refused for an account-wide reason (balance, quota):
                            every create fails until a person acts */
-  NRD_NV_PREPAID        /* delete refused: a prepaid (monthly) instance */
+  NRD_NV_PREPAID       /* delete refused: a prepaid (monthly) instance */
 };
 const char *nrd_nv_rc_name(enum nrd_nv_rc rc);
 
 struct nrd_nv_error {
-  int http_status;        /* 0 when no HTTP answer */
-  char code[64];          /* Novita's reason (else a string code) from the body, "" if none */
-  char message[256];      /* a clear one-line reason, never holding secrets */
+  int http_status;   /* 0 when no HTTP answer */
+  char code[64];     /* Novita's reason (else a string code) from the body, "" if none */
+  char message[256]; /* a clear one-line reason, never holding secrets */
 };
 
 /* Novita's error reasons, classified (src/novita/reasons.c holds the one
@@ -59,33 +59,33 @@ enum nrd_nv_class {
 struct nrd_nv_reason {
   const char *reason;
   enum nrd_nv_class cls;
-  bool capacity;              /* the cluster lacks capacity for the product */
+  bool capacity; /* the cluster lacks capacity for the product */
 };
 /* The table, in README's order. */
 const struct nrd_nv_reason *nrd_nv_reasons(size_t *n);
 /* The entry of reason (case-insensitive), NULL when not in the table. */
 const struct nrd_nv_reason *nrd_nv_reason_find(const char *reason);
-const char *nrd_nv_class_name(enum nrd_nv_class c);  /* "transient", "account-wide", ... */
+const char *nrd_nv_class_name(enum nrd_nv_class c); /* "transient", "account-wide", ... */
 enum nrd_nv_class nrd_nv_classify(const char *reason, int http_status);
 bool nrd_nv_is_capacity(const char *reason);
 
 struct nrd_novita_options {
-  const char *base_url;            /* public API, no trailing slash needed */
+  const char *base_url; /* public API, no trailing slash needed */
   const char *api_key;
-  const char *internal_base_url;   /* jobs host; used only when both internal fields set */
+  const char *internal_base_url; /* jobs host; used only when both internal fields set */
   const char *internal_api_key;
-  unsigned page_size;              /* asked per page */
-  unsigned request_timeout_ms;     /* total per attempt */
-  unsigned connect_timeout_ms;     /* 0: min(5000, request_timeout_ms) */
+  unsigned page_size;          /* asked per page */
+  unsigned request_timeout_ms; /* total per attempt */
+  unsigned connect_timeout_ms; /* 0: min(5000, request_timeout_ms) */
   unsigned max_retry_attempts;
-  double rate_limit_rps;           /* 0: unlimited; the start when adaptive */
-  bool rate_adaptive;              /* raise while calls succeed, cut on a 429 */
-  double rate_limit_max_rps;       /* the adaptive rate's top (0: 50) */
-  unsigned circuit_failure_threshold;  /* 0: no breaker */
+  double rate_limit_rps;              /* 0: unlimited; the start when adaptive */
+  bool rate_adaptive;                 /* raise while calls succeed, cut on a 429 */
+  double rate_limit_max_rps;          /* the adaptive rate's top (0: 50) */
+  unsigned circuit_failure_threshold; /* 0: no breaker */
   unsigned circuit_cooldown_ms;
-  size_t max_response_bytes;       /* 0: 16 MiB */
-  unsigned backoff_base_ms;        /* 0: 500 */
-  unsigned backoff_cap_ms;         /* 0: 30000 */
+  size_t max_response_bytes; /* 0: 16 MiB */
+  unsigned backoff_base_ms;  /* 0: 500 */
+  unsigned backoff_cap_ms;   /* 0: 30000 */
 };
 
 struct nrd_novita;
@@ -143,14 +143,14 @@ struct nrd_nv_instance_sink {
   void *ud;
 };
 enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name,
-                                     const struct nrd_nv_instance_sink *sink,
-                                     size_t *total_seen, struct nrd_nv_error *err);
+                                     const struct nrd_nv_instance_sink *sink, size_t *total_seen,
+                                     struct nrd_nv_error *err);
 
 /* Every job of type within [start_s, end_s], all pages (same stop rule, by Id).
  * *jobs is an array the caller frees with nrd_jobs_free. */
-enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
-                                int64_t start_s, int64_t end_s,
-                                struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err);
+enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type, int64_t start_s,
+                                int64_t end_s, struct nrd_job **jobs, size_t *n,
+                                struct nrd_nv_error *err);
 /* The same with Novita's state filter (state NULL: every state). */
 enum nrd_nv_rc nrd_nv_list_jobs_in_state(struct nrd_novita_conn *c, const char *type,
                                          const char *state, int64_t start_s, int64_t end_s,
@@ -173,8 +173,8 @@ enum nrd_nv_rc nrd_nv_create_instance(struct nrd_novita_conn *c, const cJSON *re
 
 /* Exact-name look-up: lists with the fuzzy name filter and keeps only exact
  * matches. NRD_NV_OK with *found_id set (heap) when one exists, NULL when none. */
-enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
-                                   char **found_id, struct nrd_nv_error *err);
+enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name, char **found_id,
+                                   struct nrd_nv_error *err);
 
 /* What GET /v1/gpu/instance?instanceId= says of an instance's start:
  * status, and statusError {state, message} ("" when absent). */
@@ -209,7 +209,7 @@ void nrd_products_free(struct nrd_product *p, size_t n);
 /* A cluster as GET /v1/clusters lists it. */
 struct nrd_cluster {
   char *id, *name;
-  bool network_storage;      /* supportNetworkStorage */
+  bool network_storage; /* supportNetworkStorage */
 };
 /* GET /v1/clusters (the placement fallback's candidates). Caller frees with
  * nrd_clusters_free. */
@@ -219,15 +219,15 @@ void nrd_clusters_free(struct nrd_cluster *c, size_t n);
 
 /* Decoders, exposed for tests and fuzzing: JSON text -> structs. They accept
  * any input without crashing; 0 on success, -1 when the body is unusable. */
-int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
-                            size_t *n, int64_t *total);
+int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items, size_t *n,
+                            int64_t *total);
 /* The same, handing the instances to run (in order, at most run_max at a
  * time) as they are read instead of keeping the page: run owns nothing but
  * may take an item by moving it out and zeroing its slot; a non-zero return
  * stops the reading. 0 when the page was read whole, 1 when run stopped it,
  * -1 when the body is unusable (the runs before the fault were delivered). */
-int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max,
-                                nrd_nv_run_fn run, void *ud, int64_t *total);
+int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max, nrd_nv_run_fn run,
+                                void *ud, int64_t *total);
 int nrd_nv_decode_jobs(const char *body, size_t len, struct nrd_job **jobs, size_t *n,
                        int64_t *total);
 int nrd_nv_decode_products(const char *body, size_t len, struct nrd_product **p, size_t *n);

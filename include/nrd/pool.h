@@ -33,9 +33,8 @@ struct nrd_pool;
  * MAX_RECOVERIES_PER_RUN is the per-run brake and nothing else. */
 #define NRD_POOL_QUEUE_BOUND 1024u
 
-struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap,
-                                 nrd_pool_thread_init_fn init, nrd_pool_thread_fini_fn fini,
-                                 void *ctx);
+struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap, nrd_pool_thread_init_fn init,
+                                 nrd_pool_thread_fini_fn fini, void *ctx);
 /* 0 queued; -1 queue full or pool stopping (job NOT taken: caller still owns it). */
 int nrd_pool_submit(struct nrd_pool *p, nrd_pool_process_fn process, nrd_pool_free_fn free_job,
                     void *job);

@@ -30,7 +30,6 @@ bool nrd_status_recoverable(const char *status);
 
 /* listed: the instance was in this run's listing; status: its status there
  * (NULL when not listed). */
-enum nrd_step nrd_recovery_next(const struct nrd_ledger_row *row, bool listed,
-                                const char *status);
+enum nrd_step nrd_recovery_next(const struct nrd_ledger_row *row, bool listed, const char *status);
 
 #endif

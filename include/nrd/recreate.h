@@ -28,8 +28,7 @@ void nrd_recreate_name(const char *old_name, const char *instance_id, int64_t ms
 
 /* The region code for the product fallback: the text of cluster_name before
  * its first space, else default_region. */
-void nrd_recreate_region(const struct nrd_instance *snap, const char *default_region,
-                         char out[64]);
+void nrd_recreate_region(const struct nrd_instance *snap, const char *default_region, char out[64]);
 
 /* Checks everything that does not need Novita: imageUrl present (at most 500
  * bytes); gpuNum absent or an integer 1-8; rootfsSize absent or an integer
@@ -77,7 +76,7 @@ cJSON *nrd_recreate_redact(const cJSON *request);
  * with an id, whose availableDeploy is true, spot price > 0, and one region
  * whose code (text before the first space) equals region. -1 when none.
  * Ties: first. */
-long nrd_recreate_pick_product(const struct nrd_product *products, size_t n,
-                               const char *name, const char *region);
+long nrd_recreate_pick_product(const struct nrd_product *products, size_t n, const char *name,
+                               const char *region);
 
 #endif

@@ -25,7 +25,7 @@ struct nrd_run_result {
   const char *error_message; /* when !completed */
   const char *result_json;   /* the report's "result" object, always present */
   int64_t started_ms, finished_ms;
-  int errors;                /* rows that failed in this run */
+  int errors; /* rows that failed in this run */
 };
 typedef void (*nrd_run_done_fn)(void *ud, const struct nrd_run_result *res);
 
@@ -34,8 +34,8 @@ struct nrd_runner;
 /* The runner owns a worker pool of cfg->migration_max_concurrent threads, each
  * with its own Novita connection and store connection, and one coordinator
  * thread. cfg and nv must outlive it. */
-struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv,
-                                     char *err, size_t errlen);
+struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv, char *err,
+                                     size_t errlen);
 /* Called (from a worker or the coordinator) after a write that put events
  * in the outbox, so a sender can go at once. Set before the first run. */
 void nrd_runner_set_event_hook(struct nrd_runner *r, void (*fn)(void *ud), void *ud);
@@ -90,8 +90,8 @@ int nrd_runner_events(struct nrd_runner *r, const char *since, size_t limit,
 enum nrd_control { NRD_CONTROL_RETRY = 0, NRD_CONTROL_ABANDON };
 struct nrd_control_result {
   int rc;
-  bool new_replacement;           /* RETRY of a start_failed row */
-  const char *new_name, *old_id;  /* with new_replacement */
+  bool new_replacement;          /* RETRY of a start_failed row */
+  const char *new_name, *old_id; /* with new_replacement */
 };
 typedef void (*nrd_control_done_fn)(void *ud, const struct nrd_control_result *res);
 int nrd_runner_control(struct nrd_runner *r, enum nrd_control what, const char *job_id,
@@ -110,11 +110,11 @@ int nrd_runner_run_summaries(struct nrd_runner *r, size_t limit, struct nrd_run_
 
 /* The ledger, brake, breaker and outbox at a glance. */
 struct nrd_overview {
-  int64_t ledger[NRD_ROW_STATE_COUNT];  /* rows per state */
+  int64_t ledger[NRD_ROW_STATE_COUNT]; /* rows per state */
   int64_t max_recoveries_per_run;
-  const char *circuit;                  /* "closed" | "open" | "half-open" (static) */
+  const char *circuit; /* "closed" | "open" | "half-open" (static) */
   bool run_in_progress, dry_run_only, webhooks_configured;
-  int64_t pending, delivered, dead;     /* outbox events per state */
+  int64_t pending, delivered, dead; /* outbox events per state */
   int64_t generated_ms;
 };
 int nrd_runner_overview(struct nrd_runner *r, struct nrd_overview *out);

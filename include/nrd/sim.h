@@ -71,44 +71,44 @@
  *   "cpuProducts":[product objects of GET /v1/cpu/products]}. */
 
 struct nrd_sim_options {
-  unsigned port;              /* 0: a free port */
-  const char *api_key;        /* required Bearer key of the public API; NULL: any */
+  unsigned port;                /* 0: a free port */
+  const char *api_key;          /* required Bearer key of the public API; NULL: any */
   const char *internal_api_key; /* key of /api/v1/jobs; NULL: any */
-  int page_base;              /* 0 or 1 (default 1 when page_base_set is false) */
+  int page_base;                /* 0 or 1 (default 1 when page_base_set is false) */
   bool page_base_set;
-  unsigned page_cap;          /* server-side largest page; 0: no cap */
-  unsigned latency_ms;        /* added to every request */
-  unsigned threads;           /* 0: thread per connection */
-  const char *new_status;     /* status of created instances; NULL: "running" */
-  bool no_total;              /* listings without "total" (Novita's documented example) */
+  unsigned page_cap;      /* server-side largest page; 0: no cap */
+  unsigned latency_ms;    /* added to every request */
+  unsigned threads;       /* 0: thread per connection */
+  const char *new_status; /* status of created instances; NULL: "running" */
+  bool no_total;          /* listings without "total" (Novita's documented example) */
 };
 
 /* Fault kinds. A fault matches requests whose "METHOD path" contains match
  * (NULL or "" matches all), fires with probability (0 = always) from a seeded
  * RNG, at most count times (0 = unlimited). */
 enum nrd_sim_fault_kind {
-  NRD_SIM_STATUS = 0,      /* answer status with body (NULL: {"code":..,"message":..}) */
-  NRD_SIM_RETRY_AFTER,     /* 429 with Retry-After: retry_after (text: seconds or a date) */
-  NRD_SIM_DELAY,           /* sleep delay_ms, then answer normally */
-  NRD_SIM_APPLY_THEN_DELAY,/* apply the effect (create/delete), then sleep delay_ms */
-  NRD_SIM_HTML,            /* 200/status with an HTML page */
-  NRD_SIM_TRUNCATED,       /* the normal body cut in half */
-  NRD_SIM_MALFORMED,       /* "{not json" */
-  NRD_SIM_OVERSIZED,       /* a JSON body of size bytes */
-  NRD_SIM_DEEP,            /* JSON nested size levels deep */
-  NRD_SIM_EMPTY,           /* 200 with an empty body */
-  NRD_SIM_WRONG_TYPES,     /* the normal body with fields retyped (strings<->numbers, lists->objects) */
-  NRD_SIM_DROP_FIELDS,     /* the normal body with fields removed */
-  NRD_SIM_SLOW_DRIP,       /* body sent one byte per delay_ms */
-  NRD_SIM_RESET,           /* close the connection without an answer */
-  NRD_SIM_ERROR_200        /* HTTP 200 whose body is Novita's error shape (reason; default
+  NRD_SIM_STATUS = 0,       /* answer status with body (NULL: {"code":..,"message":..}) */
+  NRD_SIM_RETRY_AFTER,      /* 429 with Retry-After: retry_after (text: seconds or a date) */
+  NRD_SIM_DELAY,            /* sleep delay_ms, then answer normally */
+  NRD_SIM_APPLY_THEN_DELAY, /* apply the effect (create/delete), then sleep delay_ms */
+  NRD_SIM_HTML,             /* 200/status with an HTML page */
+  NRD_SIM_TRUNCATED,        /* the normal body cut in half */
+  NRD_SIM_MALFORMED,        /* "{not json" */
+  NRD_SIM_OVERSIZED,        /* a JSON body of size bytes */
+  NRD_SIM_DEEP,             /* JSON nested size levels deep */
+  NRD_SIM_EMPTY,            /* 200 with an empty body */
+  NRD_SIM_WRONG_TYPES, /* the normal body with fields retyped (strings<->numbers, lists->objects) */
+  NRD_SIM_DROP_FIELDS, /* the normal body with fields removed */
+  NRD_SIM_SLOW_DRIP,   /* body sent one byte per delay_ms */
+  NRD_SIM_RESET,       /* close the connection without an answer */
+  NRD_SIM_ERROR_200    /* HTTP 200 whose body is Novita's error shape (reason; default
                               VALIDATOR_PARAM), or body when set: Novita does this */
 };
 
 struct nrd_sim_fault {
   enum nrd_sim_fault_kind kind;
   const char *match;
-  const char *reason;     /* status / error_200: Novita's reason in the error body */
+  const char *reason; /* status / error_200: Novita's reason in the error body */
   int status;
   const char *body;
   const char *retry_after;
@@ -231,6 +231,6 @@ int nrd_sim_set_job_state(struct nrd_sim *s, const char *job_id, const char *sta
  * after one period). Stop it before the simulator. */
 struct nrd_sim_ticker;
 struct nrd_sim_ticker *nrd_sim_ticker_start(struct nrd_sim *s, unsigned period_ms);
-void nrd_sim_ticker_stop(struct nrd_sim_ticker *t);  /* NULL is a no-op */
+void nrd_sim_ticker_stop(struct nrd_sim_ticker *t); /* NULL is a no-op */
 
 #endif

@@ -16,15 +16,14 @@
  * Results are enum nrd_store_rc (nrd/domain.h). The rows, runs and events
  * it reads and writes are the plain data of nrd/domain.h. */
 
-
 struct nrd_store;
 
 /* Opens (creating the folder 0700 and the file 0600 when missing) and applies
  * pending migrations. Refuses a database whose schema is newer than this
  * binary. err gets one line on failure. applied (may be NULL) gets the number
  * of migrations applied now. */
-int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied,
-                   char *err, size_t errlen);
+int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied, char *err,
+                   size_t errlen);
 void nrd_store_close(struct nrd_store *st);
 /* Highest applied migration version. */
 int nrd_store_schema_version(struct nrd_store *st, int *version);
@@ -48,8 +47,8 @@ void nrd_store_release_memory(struct nrd_store *st);
  * when the new status is settled (nrd_status_is_settled), a known value is
  * never replaced by an absent one (NULL scalar; list not present), a present
  * empty list does replace. status, last_seen_ms and seen_run always update. */
-int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items,
-                               size_t n, const char *run_id, int64_t now_ms);
+int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items, size_t n,
+                               const char *run_id, int64_t now_ms);
 /* The same for a page whose instances arrive in runs while it is stored, in
  * one transaction: next(ud, &items, &n) returns 1 with the next run (the
  * caller's, borrowed until next is called again), 0 at the page's end
@@ -60,16 +59,12 @@ typedef int (*nrd_snapshot_run_fn)(void *ud, const struct nrd_instance **items, 
 int nrd_store_snapshots_upsert_runs(struct nrd_store *st, nrd_snapshot_run_fn next, void *ud,
                                     const char *run_id, int64_t now_ms);
 /* Fills out (caller cleans up with nrd_instance_cleanup). NRD_NONE if unknown. */
-int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id,
-                           struct nrd_instance *out);
+int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id, struct nrd_instance *out);
 /* NRD_OK when a listing saw the instance at or after since_ms (by any
  * process sharing the database), NRD_NONE if not. */
-int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id,
-                                  int64_t since_ms);
+int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id, int64_t since_ms);
 
 /* ---- recovery ledger ---- */
-
-
 
 /* Inserts a pending row unless one exists for job_id. NRD_OK inserted,
  * NRD_NONE already there. */
@@ -83,14 +78,14 @@ struct nrd_ledger_new {
   const char *job_id, *job_type, *instance_id, *instance_name, *new_name;
   int64_t name_ms;
 };
-int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows,
-                                 size_t n, int64_t now_ms, bool *inserted);
+int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows, size_t n,
+                                 int64_t now_ms, bool *inserted);
 
 /* Open rows (pending..creating), oldest first (created_ms, then job_id), at
  * most limit, after the row `after` in that order (NULL: from the first).
  * Caller frees. */
-int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *after,
-                          size_t limit, struct nrd_ledger_row **rows, size_t *n);
+int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *after, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n);
 /* Rows in a state (or all when state < 0), newest first, at most limit. */
 int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
                           struct nrd_ledger_row **rows, size_t *n);
@@ -118,11 +113,11 @@ struct nrd_event;
 struct nrd_ledger_update {
   enum nrd_row_state state;
   const char *new_instance_id;
-  const char *last_error;      /* NULL keeps; "" clears */
+  const char *last_error; /* NULL keeps; "" clears */
   bool set_delete_sent;
   bool set_create_sent;
   bool set_adopted;
-  bool release;                /* clear owner and lease in the same write */
+  bool release; /* clear owner and lease in the same write */
   const struct nrd_event *event;
 };
 int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char *owner,
@@ -164,7 +159,6 @@ int nrd_store_ledger_retry_start(struct nrd_store *st, const char *job_id, const
 
 /* ---- runs ---- */
 
-
 int nrd_store_run_insert(struct nrd_store *st, const char *run_id, const char *trigger,
                          bool dry_run, int64_t started_ms);
 int nrd_store_run_finish(struct nrd_store *st, const char *run_id, const char *state,
@@ -175,12 +169,11 @@ int nrd_store_run_fail_stale(struct nrd_store *st, int64_t now_ms);
 
 /* ---- outbox (webhook events) ---- */
 
-
 int nrd_store_event_insert(struct nrd_store *st, const struct nrd_event *e);
 /* Oldest pending event (in seq order), whatever its next_attempt_ms. */
 int nrd_store_event_next(struct nrd_store *st, struct nrd_event *out);
-int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state,
-                         int attempts, int64_t next_attempt_ms, const char *last_error);
+int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state, int attempts,
+                         int64_t next_attempt_ms, const char *last_error);
 /* Events after since_id (all when NULL or unknown), oldest first, at most limit. */
 int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limit,
                          struct nrd_event **out, size_t *n);
@@ -188,8 +181,8 @@ int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limi
 /* ---- brakes that outlive a run (migrations/0003) ---- */
 
 struct nrd_brake {
-  char *reason, *message, *job_id;  /* heap, may be NULL */
-  int64_t until_ms;                 /* a not-before time (wall clock), 0: none */
+  char *reason, *message, *job_id; /* heap, may be NULL */
+  int64_t until_ms;                /* a not-before time (wall clock), 0: none */
   int64_t set_ms;
 };
 void nrd_brake_cleanup(struct nrd_brake *b);
@@ -211,8 +204,7 @@ int nrd_store_prune(struct nrd_store *st, int64_t cutoff_ms, int64_t *deleted);
 /* A run without its outcomes (struct nrd_run_summary, nrd/domain.h).
  * The newest runs first, at most limit. *out: caller frees with
  * nrd_run_summaries_free. */
-int nrd_store_run_list(struct nrd_store *st, size_t limit, struct nrd_run_summary **out,
-                       size_t *n);
+int nrd_store_run_list(struct nrd_store *st, size_t limit, struct nrd_run_summary **out, size_t *n);
 
 /* Outbox events per state (pending, delivered, dead); a state with no event
  * counts 0. */
@@ -222,7 +214,7 @@ int nrd_store_event_count_by_state(struct nrd_store *st, int64_t *pending, int64
 /* Finished ledger rows (not open) whose last change is at or after since_ms,
  * grouped by the hour of that change, state and adopted, oldest hour first
  * (struct nrd_hourly_bucket, nrd/domain.h). */
-int nrd_store_ledger_hourly(struct nrd_store *st, int64_t since_ms,
-                            struct nrd_hourly_bucket **out, size_t *n);
+int nrd_store_ledger_hourly(struct nrd_store *st, int64_t since_ms, struct nrd_hourly_bucket **out,
+                            size_t *n);
 
 #endif

@@ -47,12 +47,11 @@ void nrd_pg_url_redact(const char *url, char *out, size_t outlen);
  * newer than this binary. err gets one line (the URL redacted). applied (may
  * be NULL) gets the number of migrations applied now. The connection's
  * identity is this process's (see nrd_pg_identity). */
-int nrd_pg_open(const char *url, struct nrd_pg **out, unsigned *applied, char *err,
-                size_t errlen);
+int nrd_pg_open(const char *url, struct nrd_pg **out, unsigned *applied, char *err, size_t errlen);
 /* The same with another identity (at most 63 bytes): several "processes" in
  * one, for tests and tools. */
-int nrd_pg_open_as(const char *url, const char *identity, struct nrd_pg **out,
-                   unsigned *applied, char *err, size_t errlen);
+int nrd_pg_open_as(const char *url, const char *identity, struct nrd_pg **out, unsigned *applied,
+                   char *err, size_t errlen);
 void nrd_pg_close(struct nrd_pg *pg);
 /* This process's identity: "nrd-<host>-<pid>-<random>", made once. */
 const char *nrd_pg_identity(void);
@@ -82,14 +81,14 @@ int nrd_pg_snapshot_seen_since(struct nrd_pg *pg, const char *instance_id, int64
 
 /* ---- recovery ledger ---- */
 int nrd_pg_ledger_insert(struct nrd_pg *pg, const char *job_id, const char *job_type,
-                         const char *instance_id, const char *instance_name,
-                         const char *new_name, int64_t name_ms, int64_t now_ms);
+                         const char *instance_id, const char *instance_name, const char *new_name,
+                         int64_t name_ms, int64_t now_ms);
 int nrd_pg_ledger_insert_many(struct nrd_pg *pg, const struct nrd_ledger_new *rows, size_t n,
                               int64_t now_ms, bool *inserted);
 int nrd_pg_ledger_open(struct nrd_pg *pg, const struct nrd_ledger_row *after, size_t limit,
                        struct nrd_ledger_row **rows, size_t *n);
-int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit,
-                       struct nrd_ledger_row **rows, size_t *n);
+int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit, struct nrd_ledger_row **rows,
+                       size_t *n);
 int nrd_pg_ledger_get(struct nrd_pg *pg, const char *job_id, struct nrd_ledger_row *out);
 int nrd_pg_ledger_count_by_state(struct nrd_pg *pg, int64_t counts[NRD_ROW_STATE_COUNT]);
 /* Claims job_id (open, and free, expired or already owner's) for lease_ms
@@ -130,8 +129,8 @@ int nrd_pg_event_next(struct nrd_pg *pg, struct nrd_event *out);
  * claim. */
 int nrd_pg_event_mark(struct nrd_pg *pg, const char *id, const char *state, int attempts,
                       int64_t next_attempt_ms, const char *last_error);
-int nrd_pg_event_list(struct nrd_pg *pg, const char *since_id, size_t limit,
-                      struct nrd_event **out, size_t *n);
+int nrd_pg_event_list(struct nrd_pg *pg, const char *since_id, size_t limit, struct nrd_event **out,
+                      size_t *n);
 
 /* ---- brakes ---- */
 int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out);

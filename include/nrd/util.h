@@ -32,7 +32,7 @@ void *nrd_xrealloc(void *p, size_t n);
 /* Gives the allocator's free pages back to the system (after a phase that
  * freed much: the peak RSS of what follows starts lower). */
 void nrd_memory_trim(void);
-char *nrd_xstrdup(const char *s);          /* NULL in, NULL out */
+char *nrd_xstrdup(const char *s); /* NULL in, NULL out */
 char *nrd_xstrndup(const char *s, size_t n);
 
 /* Growable byte buffer, always NUL-terminated. init/cleanup: caller-owned struct. */
@@ -47,15 +47,14 @@ void nrd_buf_append(struct nrd_buf *b, const void *p, size_t n);
 /* Makes room for extra more bytes, so that many small appends allocate once. */
 void nrd_buf_reserve(struct nrd_buf *b, size_t extra);
 void nrd_buf_puts(struct nrd_buf *b, const char *s);
-void nrd_buf_printf(struct nrd_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void nrd_buf_printf(struct nrd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal with quotes and escapes. */
 void nrd_buf_json_str(struct nrd_buf *b, const char *s);
 /* Hands the data over (caller frees with free); leaves b empty. */
 char *nrd_buf_steal(struct nrd_buf *b);
 
-int64_t nrd_now_ms(void);         /* wall clock, Unix epoch milliseconds */
-int64_t nrd_mono_ms(void);        /* monotonic milliseconds */
+int64_t nrd_now_ms(void);  /* wall clock, Unix epoch milliseconds */
+int64_t nrd_mono_ms(void); /* monotonic milliseconds */
 void nrd_sleep_ms(int64_t ms);
 /* "2026-11-28T15:20:00.123Z" into out (at least 25 bytes). */
 void nrd_iso8601(int64_t epoch_ms, char out[32]);

@@ -22,10 +22,13 @@ int nrd_runner_run_summaries(struct nrd_runner *r, size_t limit, struct nrd_run_
 
 static const char *circuit_name(int state)
 {
-  switch(state) {
-  case 0: return "closed";
-  case 1: return "open";
-  case 2: return "half-open";
+  switch (state) {
+  case 0:
+    return "closed";
+  case 1:
+    return "open";
+  case 2:
+    return "half-open";
   }
   return "unknown";
 }
@@ -35,11 +38,10 @@ int nrd_runner_overview(struct nrd_runner *r, struct nrd_overview *out)
   memset(out, 0, sizeof(*out));
   pthread_mutex_lock(&r->query_lock);
   int rc = nrd_store_ledger_count_by_state(r->query_store, out->ledger);
-  if(rc == NRD_OK)
-    rc = nrd_store_event_count_by_state(r->query_store, &out->pending, &out->delivered,
-                                        &out->dead);
+  if (rc == NRD_OK)
+    rc = nrd_store_event_count_by_state(r->query_store, &out->pending, &out->delivered, &out->dead);
   pthread_mutex_unlock(&r->query_lock);
-  if(rc != NRD_OK)
+  if (rc != NRD_OK)
     return rc;
   out->max_recoveries_per_run = r->cfg->max_recoveries_per_run;
   out->circuit = circuit_name(nrd_novita_circuit_state(r->nv));

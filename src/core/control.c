@@ -22,7 +22,7 @@ struct control {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct control_op *head, **tail;
-  bool stop;                    /* no new op; the queued ones are still done */
+  bool stop; /* no new op; the queued ones are still done */
   pthread_t thread;
   struct nrd_store *store;
 };
@@ -32,17 +32,17 @@ struct control {
 static int retry_start(struct nrd_store *st, const char *job_id, char *new_name,
                        size_t new_name_len, char *old_id, size_t old_id_len)
 {
-  struct nrd_ledger_row row = {0};
+  struct nrd_ledger_row row = { 0 };
   char name[NRD_NAME_MAX + 1];
   int64_t now = nrd_now_ms();
   int rc = nrd_store_ledger_get(st, job_id, &row);
-  if(rc == NRD_OK && row.state != NRD_ROW_START_FAILED)
+  if (rc == NRD_OK && row.state != NRD_ROW_START_FAILED)
     rc = NRD_NONE;
-  if(rc == NRD_OK) {
+  if (rc == NRD_OK) {
     nrd_recreate_name(row.instance_name, row.instance_id, now, name);
     rc = nrd_store_ledger_retry_start(st, job_id, name, now, now);
   }
-  if(rc == NRD_OK) {
+  if (rc == NRD_OK) {
     snprintf(new_name, new_name_len, "%s", name);
     snprintf(old_id, old_id_len, "%s", row.new_instance_id ? row.new_instance_id : "");
     LOG_INFO("new replacement asked for by operator", "jobId", job_id, "newName", name,
@@ -55,23 +55,22 @@ static int retry_start(struct nrd_store *st, const char *job_id, char *new_name,
 static void control_do(struct nrd_store *st, const struct control_op *op)
 {
   char name[NRD_NAME_MAX + 1] = "", old_id[128] = "";
-  struct nrd_control_result res = {.new_name = name, .old_id = old_id};
-  if(op->op == NRD_CONTROL_ABANDON) {
-    res.rc = nrd_store_ledger_abandon(st, op->job_id,
-                                      op->reason ? op->reason : "abandoned by operator",
-                                      nrd_now_ms());
-    if(res.rc == NRD_OK)
+  struct nrd_control_result res = { .new_name = name, .old_id = old_id };
+  if (op->op == NRD_CONTROL_ABANDON) {
+    res.rc = nrd_store_ledger_abandon(
+        st, op->job_id, op->reason ? op->reason : "abandoned by operator", nrd_now_ms());
+    if (res.rc == NRD_OK)
       LOG_INFO("recovery abandoned by operator", "jobId", op->job_id);
   } else {
     res.rc = nrd_store_ledger_retry(st, op->job_id, nrd_now_ms());
-    if(res.rc == NRD_OK)
+    if (res.rc == NRD_OK)
       LOG_INFO("recovery re-opened by operator", "jobId", op->job_id);
-    if(res.rc == NRD_NONE) {
+    if (res.rc == NRD_NONE) {
       res.rc = retry_start(st, op->job_id, name, sizeof(name), old_id, sizeof(old_id));
       res.new_replacement = res.rc == NRD_OK;
     }
   }
-  if(op->done)
+  if (op->done)
     op->done(op->ud, &res);
 }
 
@@ -79,14 +78,14 @@ static void *control_main(void *arg)
 {
   struct control *c = arg;
   pthread_mutex_lock(&c->lock);
-  for(;;) {
-    while(!c->stop && !c->head)
+  for (;;) {
+    while (!c->stop && !c->head)
       pthread_cond_wait(&c->cond, &c->lock);
     struct control_op *op = c->head;
-    if(!op)
-      break;  /* stopping, and every op asked for is done */
+    if (!op)
+      break; /* stopping, and every op asked for is done */
     c->head = op->next;
-    if(!c->head)
+    if (!c->head)
       c->tail = &c->head;
     pthread_mutex_unlock(&c->lock);
     control_do(c->store, op);
@@ -104,18 +103,20 @@ int nrd_runner_control(struct nrd_runner *r, enum nrd_control what, const char *
 {
   struct control *c = r->control;
   struct control_op *op = nrd_xcalloc(1, sizeof(*op));
-  *op = (struct control_op){.op = what, .job_id = nrd_xstrdup(job_id),
-                            .reason = reason ? nrd_xstrdup(reason) : NULL, .done = done,
-                            .ud = ud};
+  *op = (struct control_op){ .op = what,
+                             .job_id = nrd_xstrdup(job_id),
+                             .reason = reason ? nrd_xstrdup(reason) : NULL,
+                             .done = done,
+                             .ud = ud };
   pthread_mutex_lock(&c->lock);
   bool stopping = c->stop;
-  if(!stopping) {
+  if (!stopping) {
     *c->tail = op;
     c->tail = &op->next;
     pthread_cond_signal(&c->cond);
   }
   pthread_mutex_unlock(&c->lock);
-  if(stopping) {
+  if (stopping) {
     free(op->job_id);
     free(op->reason);
     free(op);
@@ -132,14 +133,14 @@ void nrd_control_start(struct nrd_runner *r, struct nrd_store *st)
   pthread_mutex_init(&c->lock, NULL);
   pthread_cond_init(&c->cond, NULL);
   r->control = c;
-  if(pthread_create(&c->thread, NULL, control_main, c) != 0)
-    abort();  /* threads are a resource we cannot run without */
+  if (pthread_create(&c->thread, NULL, control_main, c) != 0)
+    abort(); /* threads are a resource we cannot run without */
 }
 
 void nrd_control_stop(struct nrd_runner *r)
 {
   struct control *c = r->control;
-  if(!c)
+  if (!c)
     return;
   pthread_mutex_lock(&c->lock);
   c->stop = true;

@@ -31,7 +31,7 @@ struct product_entry {
   char *name, *region;
   bool loading, loaded;
   enum nrd_nv_rc rc;
-  char *product_id;      /* NULL when none fits */
+  char *product_id; /* NULL when none fits */
   char error[256];
   struct product_entry *next;
 };
@@ -41,9 +41,9 @@ struct capacity_entry {
   char *product, *cluster, *billing;
   bool loading, loaded;
   enum nrd_nv_rc rc;
-  bool offered;          /* false: no capacity (or a create was refused for it) */
-  char *product_id;      /* the id of the product offered there (NULL: none) */
-  bool event_sent;       /* recovery.blocked emitted for it in this run */
+  bool offered;     /* false: no capacity (or a create was refused for it) */
+  char *product_id; /* the id of the product offered there (NULL: none) */
+  bool event_sent;  /* recovery.blocked emitted for it in this run */
   char error[256];
   struct capacity_entry *next;
 };
@@ -52,9 +52,9 @@ struct capacity_entry {
  * the snapshot's own cluster and billing unless fallback. */
 struct placement {
   bool found;
-  bool fallback;             /* cluster or billing differs from the snapshot's */
+  bool fallback; /* cluster or billing differs from the snapshot's */
   char cluster[128], region[64], billing[16], product_id[128];
-  char why[384];             /* with fallback: what was full and where it went */
+  char why[384]; /* with fallback: what was full and where it went */
 };
 
 struct run_ctx {
@@ -62,37 +62,37 @@ struct run_ctx {
   char run_id[64];
   enum nrd_trigger trigger;
   bool dry_run;
-  bool watch_only;               /* the watch's run: its rows alone, no sync
+  bool watch_only;         /* the watch's run: its rows alone, no sync
                                     and no detection; sync_started_ms is when
                                     the watch saw their instances */
-  char *const *watch_jobs;       /* their job ids (the queued run's) */
+  char *const *watch_jobs; /* their job ids (the queued run's) */
   size_t n_watch_jobs;
   int64_t started_ms;
-  int64_t sync_started_ms;       /* wall clock when this run's listing began */
+  int64_t sync_started_ms; /* wall clock when this run's listing began */
   int64_t deadline_mono_ms;
 
   /* Where every outcome goes (takes item): the report's tally, set by the
    * coordinator. The row executor hands its outcomes back through it. */
   void (*outcome)(struct run_ctx *ctx, cJSON *item);
 
-  pthread_mutex_t lock;          /* guards everything below */
+  pthread_mutex_t lock; /* guards everything below */
   pthread_cond_t product_cond;
   struct product_entry *products;
-  struct nrd_buf outcomes;       /* the outcomes printed, comma-separated: the
+  struct nrd_buf outcomes; /* the outcomes printed, comma-separated: the
                                     report's array without its brackets */
   int total_checked, failed_found, recreated, errors, deferred;
   bool circuit_tripped;
-  bool store_failed;             /* a ledger or snapshot write failed */
-  char store_error[400];         /* "store unavailable: <SQLite's message>" */
+  bool store_failed;     /* a ledger or snapshot write failed */
+  char store_error[400]; /* "store unavailable: <SQLite's message>" */
 
   /* Brakes (issue "never delete what cannot be recreated"). */
   struct capacity_entry *capacity;
-  bool account_blocked;          /* no delete (nor create) is sent in this run */
+  bool account_blocked; /* no delete (nor create) is sent in this run */
   char account_reason[64], account_message[256];
-  bool account_event_sent;       /* recovery.blocked (account) emitted in this run */
-  bool account_persisted;        /* the stored brake says this row set it */
-  bool create_tried;             /* a create was sent in this run */
-  bool create_accepted;          /* a create was accepted: the canary passed */
+  bool account_event_sent; /* recovery.blocked (account) emitted in this run */
+  bool account_persisted;  /* the stored brake says this row set it */
+  bool create_tried;       /* a create was sent in this run */
+  bool create_accepted;    /* a create was accepted: the canary passed */
   long held_account, held_capacity;
 
   /* GET /v1/clusters, loaded once per run when a placement fallback asks. */
@@ -106,41 +106,41 @@ struct run_ctx {
 struct nrd_runner {
   const struct nrd_config *cfg;
   struct nrd_novita *nv;
-  char owner[160];               /* lease owner: host:pid:random, never cut */
-  void (*event_hook)(void *ud);  /* new events in the outbox (may be NULL) */
+  char owner[160];              /* lease owner: host:pid:random, never cut */
+  void (*event_hook)(void *ud); /* new events in the outbox (may be NULL) */
   void *event_hook_ud;
 
   struct nrd_pool *pool;
-  struct nrd_worker coord;       /* the coordinator thread's own connections */
+  struct nrd_worker coord; /* the coordinator thread's own connections */
 
-  pthread_mutex_t query_lock;    /* guards query_store and the readiness below */
+  pthread_mutex_t query_lock; /* guards query_store and the readiness below */
   struct nrd_store *query_store;
-  bool integrity_failed;         /* PRAGMA quick_check failed at start-up */
-  int64_t probe_mono_ms;         /* the last write probe (/ready), 0 none */
+  bool integrity_failed; /* PRAGMA quick_check failed at start-up */
+  int64_t probe_mono_ms; /* the last write probe (/ready), 0 none */
   bool probe_ok;
-  dev_t db_dev;                  /* the database file as opened */
+  dev_t db_dev; /* the database file as opened */
   ino_t db_ino;
-  atomic_bool db_file_logged;    /* its disappearance was logged */
+  atomic_bool db_file_logged; /* its disappearance was logged */
 
-  pthread_mutex_t lock;          /* guards the queue below and stopping */
+  pthread_mutex_t lock; /* guards the queue below and stopping */
   pthread_cond_t cond;
   struct queued_run *current, *queue;
   bool stopping;
-  atomic_bool running;           /* a run executes (read without the lock) */
-  atomic_bool stop_work;         /* read by workers without the lock */
+  atomic_bool running;   /* a run executes (read without the lock) */
+  atomic_bool stop_work; /* read by workers without the lock */
   pthread_t thread;
 
   /* Lease keeper (lease.c): renews the leases of rows being worked on. */
   pthread_mutex_t lease_lock;
   pthread_cond_t lease_cond;
-  bool lease_stop;               /* guarded by lease_lock */
-  char **active;                 /* job ids held by this process */
+  bool lease_stop; /* guarded by lease_lock */
+  char **active;   /* job ids held by this process */
   size_t n_active, cap_active;
   pthread_t lease_thread;
   struct nrd_store *lease_store; /* the keeper's connection, opened before its thread */
 
-  struct follow_poller *follow;  /* follow.c: replacements looked at between runs */
-  struct control *control;       /* control.c: the operator's writes */
+  struct follow_poller *follow; /* follow.c: replacements looked at between runs */
+  struct control *control;      /* control.c: the operator's writes */
 };
 
 /* The watch's run (watch.c): joins or queues a run of trigger "watch".
@@ -152,8 +152,8 @@ int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only
                              char run_id[64]);
 
 /* Executes one run start to end on the coordinator thread. */
-void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json,
-                     bool *completed, char **error_message);
+void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json, bool *completed,
+                     char **error_message);
 
 /* Drives one ledger row as far as it goes in this run (worker thread). */
 void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_ledger_row *row);
@@ -182,8 +182,8 @@ bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen);
  * largest text of the run is never held twice. */
 char *nrd_report_text(struct run_ctx *ctx);
 /* The run.completed event for the outbox (written on st): the counts. */
-void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *state,
-                      bool completed, int64_t finished_ms);
+void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *state, bool completed,
+                      int64_t finished_ms);
 
 /* The sync's snapshot writer (snapshot_writer.c): runs of instances are
  * stored on a pool worker, one transaction per page, while the coordinator
@@ -212,9 +212,8 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
  * region, then any other; in each cluster its billing, then onDemand when
  * allowed. NRD_NV_OK with out->found false when none offers it; else the
  * failure of a look-up (err says why). */
-enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w,
-                         const struct nrd_instance *snap, bool pinned, struct placement *out,
-                         struct nrd_nv_error *err);
+enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_instance *snap,
+                         bool pinned, struct placement *out, struct nrd_nv_error *err);
 
 /* The database file is still the one opened (same device and inode);
  * false with why filled (logged once) when it was deleted or replaced. */
@@ -223,7 +222,7 @@ bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen);
  * at the rows in created once each (with ctx: those accepted before the run
  * started, their outcomes in the run's report); returns the rows settled. start/stop: the poller between runs. */
 int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx);
-void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st);  /* takes st */
+void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st); /* takes st */
 void nrd_follow_stop(struct nrd_runner *r);
 /* The operator's writes (control.c): start takes st, its thread's own
  * connection; stop does the ops already asked for, then joins. */

@@ -24,9 +24,9 @@
 /* Statuses Novita documents after which an instance does not start by itself. */
 static bool error_status(const char *st)
 {
-  static const char *const errors[] = {"exited", "removed", "removing", "toRemove", "failed"};
-  for(size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
-    if(!strcmp(st, errors[i]))
+  static const char *const errors[] = { "exited", "removed", "removing", "toRemove", "failed" };
+  for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+    if (!strcmp(st, errors[i]))
       return true;
   return false;
 }
@@ -37,7 +37,7 @@ static void start_event(struct nrd_event *ev, const struct nrd_ledger_row *row, 
 {
   char id[64], at[32];
   cJSON *body = cJSON_CreateObject(), *data = cJSON_CreateObject();
-  if(!body || !data)
+  if (!body || !data)
     abort();
   memset(ev, 0, sizeof(*ev));
   nrd_make_id("evt", id);
@@ -51,13 +51,13 @@ static void start_event(struct nrd_event *ev, const struct nrd_ledger_row *row, 
   nrd_json_add_str(data, "jobId", row->job_id);
   nrd_json_add_str(data, "newInstanceId", row->new_instance_id);
   nrd_json_add_str(data, "newName", row->new_name);
-  if(running) {
+  if (running) {
     nrd_json_add_num(data, "secondsToRunning", (double)(now - row->accepted_ms) / 1000.0);
   } else {
     nrd_json_add_str(data, "reason", reason);
-    if(is && (is->error_state[0] || is->error_message[0])) {
+    if (is && (is->error_state[0] || is->error_message[0])) {
       cJSON *se = cJSON_AddObjectToObject(data, "statusError");
-      if(!se)
+      if (!se)
         abort();
       nrd_json_add_str(se, "state", is->error_state);
       nrd_json_add_str(se, "message", is->error_message);
@@ -79,33 +79,34 @@ static bool settle(struct nrd_worker *w, struct run_ctx *ctx, const struct nrd_l
   int64_t now = nrd_now_ms();
   struct nrd_event ev;
   start_event(&ev, row, running, is, reason, now);
-  struct nrd_ledger_started u = {.running = running, .reason = running ? NULL : reason,
-                                 .error_state = is ? is->error_state : NULL,
-                                 .error_message = is ? is->error_message : NULL, .event = &ev};
+  struct nrd_ledger_started u = { .running = running,
+                                  .reason = running ? NULL : reason,
+                                  .error_state = is ? is->error_state : NULL,
+                                  .error_message = is ? is->error_message : NULL,
+                                  .event = &ev };
   int rc = nrd_store_ledger_started(w->store, row->job_id, &u, now);
   nrd_event_cleanup(&ev);
-  if(rc != NRD_OK) {
-    if(rc != NRD_NONE)
+  if (rc != NRD_OK) {
+    if (rc != NRD_NONE)
       LOG_ERROR("ledger write failed", "jobId", row->job_id, "#rc", NRD_I64(rc));
     return false;
   }
-  if(running) {
+  if (running) {
     nrd_metrics_replacement_started(now - row->accepted_ms);
     LOG_INFO("replacement running", "instanceId", row->instance_id, "newInstanceId",
-             row->new_instance_id, "jobId", row->job_id,
-             "#msToRunning", NRD_I64(now - row->accepted_ms));
+             row->new_instance_id, "jobId", row->job_id, "#msToRunning",
+             NRD_I64(now - row->accepted_ms));
   } else {
     LOG_WARN("replacement did not start", "instanceId", row->instance_id, "newInstanceId",
-             row->new_instance_id, "jobId", row->job_id, "reason", reason,
-             "statusErrorState", is ? is->error_state : "",
-             "statusErrorMessage", is ? is->error_message : "");
+             row->new_instance_id, "jobId", row->job_id, "reason", reason, "statusErrorState",
+             is ? is->error_state : "", "statusErrorMessage", is ? is->error_message : "");
   }
   nrd_metrics_recovery(running ? "running" : "start_failed");
-  if(ctx) {
+  if (ctx) {
     cJSON *o = nrd_outcome_new(row, running ? "running" : "start_failed");
     nrd_json_add_str(o, "newInstanceId", row->new_instance_id);
     nrd_json_add_str(o, "newName", row->new_name);
-    if(!running)
+    if (!running)
       nrd_json_add_str(o, "reason", reason);
     ctx->outcome(ctx, o);
   }
@@ -119,22 +120,23 @@ static enum nrd_nv_rc follow_row(struct nrd_worker *w, struct run_ctx *ctx,
 {
   const struct nrd_config *cfg = w->runner->cfg;
   struct nrd_nv_instance_state is;
-  struct nrd_nv_error err = {0};
+  struct nrd_nv_error err = { 0 };
   char reason[640];
   enum nrd_nv_rc rc = nrd_nv_get_instance_state(w->conn, row->new_instance_id, &is, &err);
-  if(rc == NRD_NV_NOT_FOUND) {
+  if (rc == NRD_NV_NOT_FOUND) {
     *settled += settle(w, ctx, row, false, NULL, "the replacement no longer exists");
     return NRD_NV_OK;
   }
-  if(rc != NRD_NV_OK)
+  if (rc != NRD_NV_OK)
     return rc;
-  if(!strcmp(is.status, "running")) {
+  if (!strcmp(is.status, "running")) {
     *settled += settle(w, ctx, row, true, &is, NULL);
-  } else if(error_status(is.status)) {
+  } else if (error_status(is.status)) {
     snprintf(reason, sizeof(reason), "the replacement ended in '%s'%s%s", is.status,
              is.error_message[0] ? ": " : "", is.error_message);
     *settled += settle(w, ctx, row, false, &is, reason);
-  } else if(nrd_now_ms() - row->accepted_ms > (int64_t)cfg->recovery_start_timeout_seconds * 1000) {
+  } else if (nrd_now_ms() - row->accepted_ms >
+             (int64_t)cfg->recovery_start_timeout_seconds * 1000) {
     snprintf(reason, sizeof(reason),
              "the replacement did not reach running within %u s (status '%s')",
              cfg->recovery_start_timeout_seconds, is.status);
@@ -151,18 +153,18 @@ int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx)
   /* A run looks only at replacements created before it: one it created a
    * moment ago is still being created (the poller looks at it later). */
   int64_t before = ctx ? ctx->started_ms : 0;
-  if(nrd_store_ledger_following(w->store, before, FOLLOW_BATCH, &rows, &n) != NRD_OK)
+  if (nrd_store_ledger_following(w->store, before, FOLLOW_BATCH, &rows, &n) != NRD_OK)
     return 0;
-  for(size_t i = 0; i < n && !atomic_load(&w->runner->stop_work); i++) {
+  for (size_t i = 0; i < n && !atomic_load(&w->runner->stop_work); i++) {
     enum nrd_nv_rc rc = follow_row(w, ctx, &rows[i], &settled);
-    if(rc == NRD_NV_CIRCUIT_OPEN || rc == NRD_NV_DEADLINE)
-      break;  /* Novita is down or the run is over: the next look takes the rest */
-    if(rc != NRD_NV_OK)
+    if (rc == NRD_NV_CIRCUIT_OPEN || rc == NRD_NV_DEADLINE)
+      break; /* Novita is down or the run is over: the next look takes the rest */
+    if (rc != NRD_NV_OK)
       LOG_WARN("replacement not looked at", "jobId", rows[i].job_id, "newInstanceId",
                rows[i].new_instance_id, "#rc", NRD_I64(rc));
   }
   nrd_ledger_rows_free(rows, n);
-  if(settled && w->runner->event_hook)
+  if (settled && w->runner->event_hook)
     w->runner->event_hook(w->runner->event_hook_ud);
   return settled;
 }
@@ -174,25 +176,25 @@ struct follow_poller {
   pthread_cond_t cond;
   bool stop;
   pthread_t thread;
-  struct nrd_store *store;  /* the poller's connection, opened before its thread */
+  struct nrd_store *store; /* the poller's connection, opened before its thread */
 };
 
 static void *poller_main(void *arg)
 {
   struct nrd_runner *r = arg;
   struct follow_poller *p = r->follow;
-  struct nrd_worker w = {.runner = r, .store = p->store};
+  struct nrd_worker w = { .runner = r, .store = p->store };
   w.conn = nrd_novita_conn_create(r->nv);
   pthread_mutex_lock(&p->lock);
-  while(!p->stop) {
+  while (!p->stop) {
     struct timespec ts;
     nrd_mono_timespec((int64_t)r->cfg->recovery_start_poll_seconds * 1000, &ts);
     pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-    if(p->stop)
+    if (p->stop)
       break;
     pthread_mutex_unlock(&p->lock);
-    if(!atomic_load(&r->running))
-      nrd_follow_created(&w, NULL);  /* a run looks at them itself */
+    if (!atomic_load(&r->running))
+      nrd_follow_created(&w, NULL); /* a run looks at them itself */
     pthread_mutex_lock(&p->lock);
   }
   pthread_mutex_unlock(&p->lock);
@@ -207,14 +209,14 @@ void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st)
   pthread_mutex_init(&p->lock, NULL);
   nrd_cond_init_mono(&p->cond);
   r->follow = p;
-  if(pthread_create(&p->thread, NULL, poller_main, r) != 0)
-    abort();  /* threads are a resource we cannot run without */
+  if (pthread_create(&p->thread, NULL, poller_main, r) != 0)
+    abort(); /* threads are a resource we cannot run without */
 }
 
 void nrd_follow_stop(struct nrd_runner *r)
 {
   struct follow_poller *p = r->follow;
-  if(!p)
+  if (!p)
     return;
   pthread_mutex_lock(&p->lock);
   p->stop = true;

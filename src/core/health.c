@@ -14,31 +14,35 @@ void nrd_runner_startup_checks(struct nrd_runner *r)
 {
   struct stat sb;
   char msg[300];
-  if(stat(r->cfg->database_path, &sb) == 0) {
+  if (stat(r->cfg->database_path, &sb) == 0) {
     r->db_dev = sb.st_dev;
     r->db_ino = sb.st_ino;
   }
-  if(nrd_store_quick_check(r->query_store, msg, sizeof(msg)) != NRD_OK) {
+  if (nrd_store_quick_check(r->query_store, msg, sizeof(msg)) != NRD_OK) {
     r->integrity_failed = true;
     LOG_ERROR("database integrity check failed (PRAGMA quick_check): /ready answers 503; "
-              "restore the database from a backup", "path", r->cfg->database_path, "detail", msg);
+              "restore the database from a backup",
+              "path", r->cfg->database_path, "detail", msg);
   }
 }
 
 bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen)
 {
   struct stat sb;
-  if(stat(r->cfg->database_path, &sb) != 0)
+  if (stat(r->cfg->database_path, &sb) != 0)
     snprintf(why, whylen, "the database file %s was deleted or moved under the running service",
              r->cfg->database_path);
-  else if(sb.st_dev != r->db_dev || sb.st_ino != r->db_ino)
-    snprintf(why, whylen, "the database file %s was replaced under the running service "
-             "(another inode)", r->cfg->database_path);
+  else if (sb.st_dev != r->db_dev || sb.st_ino != r->db_ino)
+    snprintf(why, whylen,
+             "the database file %s was replaced under the running service "
+             "(another inode)",
+             r->cfg->database_path);
   else
     return true;
-  if(!atomic_exchange(&r->db_file_logged, true))
+  if (!atomic_exchange(&r->db_file_logged, true))
     LOG_ERROR("database file changed: /ready answers 503 and runs stop until the file opened "
-              "is back (or a restart)", "detail", why);
+              "is back (or a restart)",
+              "detail", why);
   return false;
 }
 
@@ -48,19 +52,19 @@ bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen)
 static bool store_ready_locked(struct nrd_runner *r)
 {
   char why[300];
-  if(r->integrity_failed || !nrd_runner_db_file_ok(r, why, sizeof(why)))
+  if (r->integrity_failed || !nrd_runner_db_file_ok(r, why, sizeof(why)))
     return false;
-  if(nrd_store_ping(r->query_store) != NRD_OK)
+  if (nrd_store_ping(r->query_store) != NRD_OK)
     return false;
   int64_t now = nrd_mono_ms();
-  if(r->probe_mono_ms == 0 || now - r->probe_mono_ms >= 1000) {
+  if (r->probe_mono_ms == 0 || now - r->probe_mono_ms >= 1000) {
     bool was = r->probe_ok || r->probe_mono_ms == 0;
     r->probe_mono_ms = now;
     r->probe_ok = nrd_store_probe_write(r->query_store, nrd_now_ms()) == NRD_OK;
-    if(!r->probe_ok && was)
+    if (!r->probe_ok && was)
       LOG_ERROR("the database cannot be written: /ready answers 503", "error",
                 nrd_store_last_error(r->query_store));
-    else if(r->probe_ok && !was)
+    else if (r->probe_ok && !was)
       LOG_INFO("the database can be written again");
   }
   return r->probe_ok;
@@ -73,4 +77,3 @@ bool nrd_runner_store_ok(struct nrd_runner *r)
   pthread_mutex_unlock(&r->query_lock);
   return ok;
 }
-

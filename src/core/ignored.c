@@ -31,7 +31,7 @@ static bool first_sight(const char *job_id)
 {
   pthread_mutex_lock(&seen_lock);
   bool first = !n_seen || !bsearch(&job_id, seen, n_seen, sizeof(*seen), cmp_str);
-  if(first && n_seen < SEEN_MAX) {
+  if (first && n_seen < SEEN_MAX) {
     seen = nrd_xrealloc(seen, (n_seen + 1) * sizeof(*seen));
     seen[n_seen++] = nrd_xstrdup(job_id);
     qsort(seen, n_seen, sizeof(*seen), cmp_str);
@@ -46,9 +46,9 @@ static int cmp_job(const void *a, const void *b)
   const struct nrd_job *x = *(const struct nrd_job *const *)a;
   const struct nrd_job *y = *(const struct nrd_job *const *)b;
   int c = strcmp(x->instance_id, y->instance_id);
-  if(c)
+  if (c)
     return c;
-  if(x->created_at != y->created_at)
+  if (x->created_at != y->created_at)
     return x->created_at > y->created_at ? -1 : 1;
   return strcmp(y->id, x->id);
 }
@@ -68,30 +68,31 @@ static void status_error(const struct nrd_instance *snap, char *out, size_t len)
 static void consider(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_job *job)
 {
   struct nrd_instance snap;
-  struct nrd_ledger_row row = {0};
-  if(nrd_store_snapshot_seen_since(w->store, job->instance_id, ctx->sync_started_ms) != NRD_OK)
-    return;  /* not listed: nothing to say about it */
-  if(nrd_store_snapshot_get(w->store, job->instance_id, &snap) != NRD_OK)
+  struct nrd_ledger_row row = { 0 };
+  if (nrd_store_snapshot_seen_since(w->store, job->instance_id, ctx->sync_started_ms) != NRD_OK)
+    return; /* not listed: nothing to say about it */
+  if (nrd_store_snapshot_get(w->store, job->instance_id, &snap) != NRD_OK)
     return;
-  if(!nrd_status_recoverable(snap.status) &&
-     nrd_store_ledger_get(w->store, job->id, &row) == NRD_NONE) {
+  if (!nrd_status_recoverable(snap.status) &&
+      nrd_store_ledger_get(w->store, job->id, &row) == NRD_NONE) {
     char reason[128], se[600];
     snprintf(reason, sizeof(reason), "not migrating (status %s)",
              snap.status ? snap.status : "unknown");
-    if(first_sight(job->id)) {
+    if (first_sight(job->id)) {
       status_error(&snap, se, sizeof(se));
       LOG_WARN("failed migration job on an instance not in RECOVER_STATUSES; nothing done",
                "instanceId", job->instance_id, "jobId", job->id, "status", snap.status,
                "statusError", se);
       nrd_metrics_failed_job_unhandled(snap.status);
     }
-    struct nrd_ledger_row shown = {.instance_id = job->instance_id,
-                                   .instance_name = snap.name, .job_id = job->id};
+    struct nrd_ledger_row shown = { .instance_id = job->instance_id,
+                                    .instance_name = snap.name,
+                                    .job_id = job->id };
     cJSON *o = nrd_outcome_new(&shown, "ignored");
     nrd_json_add_str(o, "reason", reason);
     nrd_json_add_str(o, "status", snap.status);
     ctx->outcome(ctx, o);
-  } else if(!nrd_status_recoverable(snap.status)) {
+  } else if (!nrd_status_recoverable(snap.status)) {
     nrd_ledger_row_cleanup(&row);
   }
   nrd_instance_cleanup(&snap);
@@ -102,14 +103,14 @@ void nrd_report_ignored(struct run_ctx *ctx, struct nrd_worker *w, struct nrd_jo
 {
   size_t n = 0;
   const struct nrd_job **all = nrd_xcalloc(n_jobs[0] + n_jobs[1] + 1, sizeof(*all));
-  for(int t = 0; t < 2; t++)
-    for(size_t i = 0; i < n_jobs[t]; i++)
-      if(jobs[t][i].id && jobs[t][i].instance_id)
+  for (int t = 0; t < 2; t++)
+    for (size_t i = 0; i < n_jobs[t]; i++)
+      if (jobs[t][i].id && jobs[t][i].instance_id)
         all[n++] = &jobs[t][i];
   qsort(all, n, sizeof(*all), cmp_job);
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     bool newest = i == 0 || strcmp(all[i]->instance_id, all[i - 1]->instance_id);
-    if(newest && all[i]->state && !strcmp(all[i]->state, "fail"))
+    if (newest && all[i]->state && !strcmp(all[i]->state, "fail"))
       consider(ctx, w, all[i]);
   }
   free(all);

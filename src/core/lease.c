@@ -11,7 +11,7 @@
 void nrd_lease_hold(struct nrd_runner *r, const char *job_id)
 {
   pthread_mutex_lock(&r->lease_lock);
-  if(r->n_active == r->cap_active) {
+  if (r->n_active == r->cap_active) {
     r->cap_active = r->cap_active ? r->cap_active * 2 : 16;
     r->active = nrd_xrealloc(r->active, r->cap_active * sizeof(*r->active));
   }
@@ -22,8 +22,8 @@ void nrd_lease_hold(struct nrd_runner *r, const char *job_id)
 void nrd_lease_unhold(struct nrd_runner *r, const char *job_id)
 {
   pthread_mutex_lock(&r->lease_lock);
-  for(size_t i = 0; i < r->n_active; i++) {
-    if(!strcmp(r->active[i], job_id)) {
+  for (size_t i = 0; i < r->n_active; i++) {
+    if (!strcmp(r->active[i], job_id)) {
       free(r->active[i]);
       r->active[i] = r->active[--r->n_active];
       break;
@@ -39,19 +39,19 @@ static void *lease_main(void *arg)
   int64_t lease_ms = (int64_t)r->cfg->recovery_lease_seconds * 1000;
 
   pthread_mutex_lock(&r->lease_lock);
-  while(!r->lease_stop) {
+  while (!r->lease_stop) {
     struct timespec ts;
     nrd_mono_timespec(lease_ms / 3, &ts);
     pthread_cond_timedwait(&r->lease_cond, &r->lease_lock, &ts);
-    if(r->lease_stop)
+    if (r->lease_stop)
       break;
     /* Copy the ids so no store call happens under the lock. */
     size_t n = r->n_active;
     char **ids = nrd_xcalloc(n ? n : 1, sizeof(*ids));
-    for(size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
       ids[i] = nrd_xstrdup(r->active[i]);
     pthread_mutex_unlock(&r->lease_lock);
-    for(size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
       nrd_store_ledger_renew(st, ids[i], r->owner, nrd_now_ms() + lease_ms);
       free(ids[i]);
     }
@@ -82,7 +82,7 @@ void nrd_lease_stop(struct nrd_runner *r)
   pthread_join(r->lease_thread, NULL);
   nrd_store_close(r->lease_store);
   r->lease_store = NULL;
-  for(size_t i = 0; i < r->n_active; i++)
+  for (size_t i = 0; i < r->n_active; i++)
     free(r->active[i]);
   free(r->active);
   r->active = NULL;

@@ -21,10 +21,11 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
                                           const char *billing)
 {
   struct capacity_entry *e;
-  for(e = ctx->capacity; e; e = e->next)
-    if(!strcmp(e->product, product) && !strcmp(e->cluster, cluster) && !strcmp(e->billing, billing))
+  for (e = ctx->capacity; e; e = e->next)
+    if (!strcmp(e->product, product) && !strcmp(e->cluster, cluster) &&
+        !strcmp(e->billing, billing))
       break;
-  if(!e) {
+  if (!e) {
     e = nrd_xcalloc(1, sizeof(*e));
     e->product = nrd_xstrdup(product);
     e->cluster = nrd_xstrdup(cluster);
@@ -32,22 +33,22 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
     e->next = ctx->capacity;
     ctx->capacity = e;
   }
-  while(e->loading)
+  while (e->loading)
     pthread_cond_wait(&ctx->product_cond, &ctx->lock);
-  if(e->loaded && e->rc == NRD_NV_OK)
+  if (e->loaded && e->rc == NRD_NV_OK)
     return e;
   struct nrd_product *list = NULL;
   size_t n = 0;
-  struct nrd_nv_error err = {0};
+  struct nrd_nv_error err = { 0 };
   e->loading = true;
   pthread_mutex_unlock(&ctx->lock);
-  enum nrd_nv_rc rc = nrd_nv_list_kind_products(w->conn, kind, product,
-                                                *cluster ? cluster : NULL, billing, &list, &n, &err);
+  enum nrd_nv_rc rc = nrd_nv_list_kind_products(w->conn, kind, product, *cluster ? cluster : NULL,
+                                                billing, &list, &n, &err);
   const char *offered_id = NULL;
-  for(size_t i = 0; rc == NRD_NV_OK && i < n && !offered_id; i++) {
+  for (size_t i = 0; rc == NRD_NV_OK && i < n && !offered_id; i++) {
     bool same = (list[i].name && !strcasecmp(list[i].name, product)) ||
                 (product_id && list[i].id && !strcmp(list[i].id, product_id));
-    if(same && list[i].available && !list[i].no_inventory)
+    if (same && list[i].available && !list[i].no_inventory)
       offered_id = list[i].id ? list[i].id : "";
   }
   pthread_mutex_lock(&ctx->lock);
@@ -67,9 +68,9 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
 static enum nrd_nv_rc run_clusters(struct run_ctx *ctx, struct nrd_worker *w,
                                    struct nrd_nv_error *err)
 {
-  while(ctx->clusters_loading)
+  while (ctx->clusters_loading)
     pthread_cond_wait(&ctx->product_cond, &ctx->lock);
-  if(!ctx->clusters_loaded || ctx->clusters_rc != NRD_NV_OK) {
+  if (!ctx->clusters_loaded || ctx->clusters_rc != NRD_NV_OK) {
     struct nrd_cluster *list = NULL;
     size_t n = 0;
     ctx->clusters_loading = true;
@@ -85,7 +86,7 @@ static enum nrd_nv_rc run_clusters(struct run_ctx *ctx, struct nrd_worker *w,
     ctx->clusters_loaded = true;
     pthread_cond_broadcast(&ctx->product_cond);
   }
-  if(ctx->clusters_rc != NRD_NV_OK)
+  if (ctx->clusters_rc != NRD_NV_OK)
     snprintf(err->message, sizeof(err->message), "%s", ctx->clusters_error);
   return ctx->clusters_rc;
 }
@@ -94,7 +95,7 @@ static enum nrd_nv_rc run_clusters(struct run_ctx *ctx, struct nrd_worker *w,
 static void region_of(const char *name, char out[64])
 {
   size_t len = name ? strcspn(name, " ") : 0;
-  if(len > 63)
+  if (len > 63)
     len = 63;
   memcpy(out, name ? name : "", len);
   out[len] = '\0';
@@ -109,25 +110,27 @@ static enum nrd_nv_rc try_cluster(struct run_ctx *ctx, struct nrd_worker *w,
 {
   const struct nrd_config *cfg = ctx->runner->cfg;
   const char *own_billing = snap->billing_mode && *snap->billing_mode ? snap->billing_mode : "spot";
-  const char *billings[2] = {own_billing, NULL};
-  if(cfg->recovery_billing_fallback == NRD_BILLING_FALLBACK_ON_DEMAND &&
-     strcmp(own_billing, "onDemand") != 0)
+  const char *billings[2] = { own_billing, NULL };
+  if (cfg->recovery_billing_fallback == NRD_BILLING_FALLBACK_ON_DEMAND &&
+      strcmp(own_billing, "onDemand") != 0)
     billings[1] = "onDemand";
-  for(int b = 0; b < 2 && billings[b]; b++) {
+  for (int b = 0; b < 2 && billings[b]; b++) {
     struct capacity_entry *e = nrd_capacity_entry(ctx, w, snap->kind, snap->product_name,
                                                   snap->product_id, cluster, billings[b]);
-    if(e->rc != NRD_NV_OK) {
+    if (e->rc != NRD_NV_OK) {
       snprintf(err->message, sizeof(err->message), "%s", e->error);
       return e->rc;
     }
-    if(!e->offered)
+    if (!e->offered)
       continue;
     out->found = true;
     snprintf(out->cluster, sizeof(out->cluster), "%s", cluster);
     snprintf(out->region, sizeof(out->region), "%s", region);
     snprintf(out->billing, sizeof(out->billing), "%s", billings[b]);
     snprintf(out->product_id, sizeof(out->product_id), "%s",
-             e->product_id ? e->product_id : snap->product_id ? snap->product_id : "");
+             e->product_id      ? e->product_id
+             : snap->product_id ? snap->product_id
+                                : "");
     const char *own = snap->cluster_id ? snap->cluster_id : "";
     out->fallback = strcmp(cluster, own) != 0 || b > 0;
     return NRD_NV_OK;
@@ -142,30 +145,29 @@ static enum nrd_nv_rc try_elsewhere(struct run_ctx *ctx, struct nrd_worker *w,
                                     struct placement *out, struct nrd_nv_error *err)
 {
   enum nrd_nv_rc rc = run_clusters(ctx, w, err);
-  if(rc != NRD_NV_OK)
+  if (rc != NRD_NV_OK)
     return rc;
   int passes = ctx->runner->cfg->recovery_placement == NRD_PLACE_ANY ? 2 : 1;
   const char *own = snap->cluster_id ? snap->cluster_id : "";
-  for(int pass = 0; pass < passes; pass++) {
+  for (int pass = 0; pass < passes; pass++) {
     /* the list stays while the run lasts: it is only replaced after a failed load */
-    for(size_t i = 0; i < ctx->n_clusters && !out->found; i++) {
+    for (size_t i = 0; i < ctx->n_clusters && !out->found; i++) {
       char region[64], id[128];
       region_of(ctx->clusters[i].name, region);
       snprintf(id, sizeof(id), "%s", ctx->clusters[i].id);
       bool same_region = !strcmp(region, own_region);
-      if(!strcmp(id, own) || same_region != (pass == 0))
+      if (!strcmp(id, own) || same_region != (pass == 0))
         continue;
       rc = try_cluster(ctx, w, snap, id, region, out, err);
-      if(rc != NRD_NV_OK)
+      if (rc != NRD_NV_OK)
         return rc;
     }
   }
   return NRD_NV_OK;
 }
 
-enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w,
-                         const struct nrd_instance *snap, bool pinned, struct placement *out,
-                         struct nrd_nv_error *err)
+enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd_instance *snap,
+                         bool pinned, struct placement *out, struct nrd_nv_error *err)
 {
   const struct nrd_config *cfg = ctx->runner->cfg;
   char own_region[64];
@@ -174,18 +176,17 @@ enum nrd_nv_rc nrd_place(struct run_ctx *ctx, struct nrd_worker *w,
   const char *own = snap->cluster_id ? snap->cluster_id : "";
   pthread_mutex_lock(&ctx->lock);
   enum nrd_nv_rc rc = try_cluster(ctx, w, snap, own, own_region, out, err);
-  if(rc == NRD_NV_OK && !out->found && !pinned && *own &&
-     cfg->recovery_placement != NRD_PLACE_SAME_CLUSTER)
+  if (rc == NRD_NV_OK && !out->found && !pinned && *own &&
+      cfg->recovery_placement != NRD_PLACE_SAME_CLUSTER)
     rc = try_elsewhere(ctx, w, snap, own_region, out, err);
   pthread_mutex_unlock(&ctx->lock);
-  if(rc == NRD_NV_OK && out->found && out->fallback)
+  if (rc == NRD_NV_OK && out->found && out->fallback)
     snprintf(out->why, sizeof(out->why),
              "no capacity for %s in %s (%s); placed in %s (region %s) %s, as "
              "RECOVERY_PLACEMENT=%s and RECOVERY_BILLING_FALLBACK=%s allow",
              snap->product_name, *own ? own : "any cluster",
-             snap->billing_mode && *snap->billing_mode ? snap->billing_mode : "spot",
-             out->cluster, out->region, out->billing,
-             nrd_config_choice_name(cfg, "RECOVERY_PLACEMENT"),
+             snap->billing_mode && *snap->billing_mode ? snap->billing_mode : "spot", out->cluster,
+             out->region, out->billing, nrd_config_choice_name(cfg, "RECOVERY_PLACEMENT"),
              nrd_config_choice_name(cfg, "RECOVERY_BILLING_FALLBACK"));
   return rc;
 }

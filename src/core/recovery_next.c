@@ -6,14 +6,21 @@
 
 const char *nrd_step_name(enum nrd_step s)
 {
-  switch(s) {
-  case NRD_STEP_NONE: return "none";
-  case NRD_STEP_DELETE: return "delete";
-  case NRD_STEP_CONFIRM_DELETED: return "confirm_deleted";
-  case NRD_STEP_CREATE: return "create";
-  case NRD_STEP_LOOKUP_CREATE: return "lookup_create";
-  case NRD_STEP_ABANDON_GONE: return "abandon_gone";
-  case NRD_STEP_ABANDON_HEALTHY: return "abandon_healthy";
+  switch (s) {
+  case NRD_STEP_NONE:
+    return "none";
+  case NRD_STEP_DELETE:
+    return "delete";
+  case NRD_STEP_CONFIRM_DELETED:
+    return "confirm_deleted";
+  case NRD_STEP_CREATE:
+    return "create";
+  case NRD_STEP_LOOKUP_CREATE:
+    return "lookup_create";
+  case NRD_STEP_ABANDON_GONE:
+    return "abandon_gone";
+  case NRD_STEP_ABANDON_HEALTHY:
+    return "abandon_healthy";
   }
   return "unknown";
 }
@@ -23,14 +30,13 @@ static char recover_statuses[512] = ",migrating,";
 
 void nrd_recovery_set_statuses(const char *csv)
 {
-  snprintf(recover_statuses, sizeof(recover_statuses), ",%s,",
-           csv && *csv ? csv : "migrating");
+  snprintf(recover_statuses, sizeof(recover_statuses), ",%s,", csv && *csv ? csv : "migrating");
 }
 
 bool nrd_status_recoverable(const char *status)
 {
   char key[80];
-  if(!status || !*status || strchr(status, ','))
+  if (!status || !*status || strchr(status, ','))
     return false;
   snprintf(key, sizeof(key), ",%s,", status);
   return strstr(recover_statuses, key) != NULL;
@@ -39,20 +45,19 @@ bool nrd_status_recoverable(const char *status)
 /* Statuses in which an instance we asked to delete counts as going away. */
 static bool is_going(const char *status)
 {
-  return status && (!strcmp(status, "toRemove") || !strcmp(status, "removing") ||
-                    !strcmp(status, "removed"));
+  return status &&
+         (!strcmp(status, "toRemove") || !strcmp(status, "removing") || !strcmp(status, "removed"));
 }
 
-enum nrd_step nrd_recovery_next(const struct nrd_ledger_row *row, bool listed,
-                                const char *status)
+enum nrd_step nrd_recovery_next(const struct nrd_ledger_row *row, bool listed, const char *status)
 {
-  switch(row->state) {
+  switch (row->state) {
   case NRD_ROW_PENDING:
-    if(row->delete_sent)  /* re-opened by an operator after a delete */
+    if (row->delete_sent) /* re-opened by an operator after a delete */
       return (listed && !is_going(status)) ? NRD_STEP_DELETE : NRD_STEP_CONFIRM_DELETED;
-    if(!listed)
+    if (!listed)
       return NRD_STEP_ABANDON_GONE;
-    if(!nrd_status_recoverable(status))
+    if (!nrd_status_recoverable(status))
       return NRD_STEP_ABANDON_HEALTHY;
     return NRD_STEP_DELETE;
   case NRD_ROW_DELETING:

@@ -29,13 +29,13 @@
 #define PORTS_MAX 15
 #define ENVS_MAX 100
 #define COMMAND_MAX 2047
-#define IMAGE_URL_MAX 500      /* CreateInstanceRequest.imageUrl maxLength */
+#define IMAGE_URL_MAX 500       /* CreateInstanceRequest.imageUrl maxLength */
 #define NETWORK_STORAGES_MAX 30 /* CreateInstanceRequest.networkStorages maxItems */
-#define ENTRYPOINT_MAX 2047    /* entrypoint: 0-2047 characters (bytes here: stricter) */
-#define CPU_ENVS_MAX 30        /* Create CPU Instance: at most 30 envs */
-#define MIN_CUDA_MAX 32        /* undocumented: a version string, as the simulator bounds it */
-#define LOCAL_MOUNT_MAX 255    /* localStorageMountPoint, as the simulator bounds it */
-#define RESERVED_PORT_MIN 2222 /* 2222-2224: Novita's own, refused on create */
+#define ENTRYPOINT_MAX 2047     /* entrypoint: 0-2047 characters (bytes here: stricter) */
+#define CPU_ENVS_MAX 30         /* Create CPU Instance: at most 30 envs */
+#define MIN_CUDA_MAX 32         /* undocumented: a version string, as the simulator bounds it */
+#define LOCAL_MOUNT_MAX 255     /* localStorageMountPoint, as the simulator bounds it */
+#define RESERVED_PORT_MIN 2222  /* 2222-2224: Novita's own, refused on create */
 #define RESERVED_PORT_MAX 2224
 
 static bool absent(const char *s)
@@ -81,8 +81,7 @@ static const char *port_type(const char *type)
  * mount point, so a network mount missing either is skipped. */
 static bool carried_mount(const struct nrd_mount *m)
 {
-  return m->type && strcmp(m->type, "network") == 0 && !absent(m->id) &&
-         !absent(m->mount_path);
+  return m->type && strcmp(m->type, "network") == 0 && !absent(m->id) && !absent(m->mount_path);
 }
 
 /* A value quoted into a reason only when it is short printable ASCII (reasons
@@ -231,8 +230,8 @@ bool nrd_recreate_check(const struct nrd_instance *snap, bool *needs_product,
   if (absent(snap->product_id) && absent(snap->product_name))
     return fail(reason, "snapshot has neither productId nor productName");
   if (parse_count(snap->gpu_num, GPU_MIN, GPU_MAX, &v) == COUNT_INVALID)
-    return fail(reason, "gpuNum %s is not an integer %d-%d", shown(snap->gpu_num, val),
-                GPU_MIN, GPU_MAX);
+    return fail(reason, "gpuNum %s is not an integer %d-%d", shown(snap->gpu_num, val), GPU_MIN,
+                GPU_MAX);
   if (parse_count(snap->rootfs_size, ROOTFS_MIN, ROOTFS_MAX, &v) == COUNT_INVALID)
     return fail(reason, "rootfsSize %s is not an integer %d-%d", shown(snap->rootfs_size, val),
                 ROOTFS_MIN, ROOTFS_MAX);
@@ -263,9 +262,9 @@ static void add_ports(cJSON *req, const struct nrd_instance *snap)
     int64_t num;
     const char *type = port_type(p->type);
     if (!nrd_parse_i64(p->port, 1, 65535, &num) || !type)
-      continue;  /* nrd_recreate_check refused this snapshot already */
+      continue; /* nrd_recreate_check refused this snapshot already */
     if (num >= RESERVED_PORT_MIN && num <= RESERVED_PORT_MAX)
-      continue;  /* Novita's own: named in the outcome (nrd_recreate_notes) */
+      continue; /* Novita's own: named in the outcome (nrd_recreate_notes) */
     nrd_buf_printf(&b, "%s%" PRId64 "/%s", b.len ? ", " : "", num, type);
   }
   if (b.len)
@@ -393,9 +392,9 @@ cJSON *nrd_recreate_build(const struct nrd_instance *snap, const char *product_i
   if (!cpu) {
     nrd_json_add_num(req, "gpuNum",
                      (double)count_or_default(snap->gpu_num, GPU_MIN, GPU_MAX, GPU_DEFAULT));
-    nrd_json_add_num(req, "rootfsSize",
-                     (double)count_or_default(snap->rootfs_size, ROOTFS_MIN, ROOTFS_MAX,
-                                              ROOTFS_DEFAULT));
+    nrd_json_add_num(
+        req, "rootfsSize",
+        (double)count_or_default(snap->rootfs_size, ROOTFS_MIN, ROOTFS_MAX, ROOTFS_DEFAULT));
   }
   nrd_json_add_str(req, "imageUrl", snap->image_url);
   nrd_json_add_str(req, "imageAuthId", nonempty_or_null(snap->image_auth_id));
@@ -473,7 +472,7 @@ void nrd_recreate_name(const char *old_name, const char *instance_id, int64_t ms
   while (has_suffix(base, len))
     len -= SUFFIX_LEN + SUFFIX_DIGITS;
   if (len == 0 && !absent(instance_id) && base != instance_id) {
-    base = instance_id;  /* the name was nothing but suffixes */
+    base = instance_id; /* the name was nothing but suffixes */
     len = strlen(base);
   }
   size_t room = NRD_NAME_MAX - (size_t)tail_len;
@@ -494,8 +493,7 @@ static size_t region_code_len(const char *s)
   return sp ? (size_t)(sp - s) : strlen(s);
 }
 
-void nrd_recreate_region(const struct nrd_instance *snap, const char *default_region,
-                         char out[64])
+void nrd_recreate_region(const struct nrd_instance *snap, const char *default_region, char out[64])
 {
   const char *src = snap->cluster_name;
   size_t len = absent(src) ? 0 : region_code_len(src);
@@ -504,7 +502,7 @@ void nrd_recreate_region(const struct nrd_instance *snap, const char *default_re
     len = strlen(src);
   }
   if (len > 63)
-    len = 63;  /* no real region code is this long; it will match nothing */
+    len = 63; /* no real region code is this long; it will match nothing */
   memcpy(out, src, len);
   out[len] = '\0';
 }
@@ -520,8 +518,8 @@ static bool product_in_region(const struct nrd_product *p, const char *region)
   return false;
 }
 
-long nrd_recreate_pick_product(const struct nrd_product *products, size_t n,
-                               const char *name, const char *region)
+long nrd_recreate_pick_product(const struct nrd_product *products, size_t n, const char *name,
+                               const char *region)
 {
   long best = -1;
   if (absent(name) || absent(region))

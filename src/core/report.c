@@ -14,11 +14,15 @@
 
 const char *nrd_trigger_name(enum nrd_trigger t)
 {
-  switch(t) {
-  case NRD_TRIGGER_API: return "api";
-  case NRD_TRIGGER_SCHEDULER: return "scheduler";
-  case NRD_TRIGGER_CLI: return "cli";
-  case NRD_TRIGGER_WATCH: return "watch";
+  switch (t) {
+  case NRD_TRIGGER_API:
+    return "api";
+  case NRD_TRIGGER_SCHEDULER:
+    return "scheduler";
+  case NRD_TRIGGER_CLI:
+    return "cli";
+  case NRD_TRIGGER_WATCH:
+    return "watch";
   }
   return "unknown";
 }
@@ -26,7 +30,7 @@ const char *nrd_trigger_name(enum nrd_trigger t)
 cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action)
 {
   cJSON *o = cJSON_CreateObject();
-  if(!o)
+  if (!o)
     abort();
   nrd_json_add_str(o, "instanceId", row->instance_id);
   nrd_json_add_str(o, "instanceName", row->instance_name);
@@ -38,12 +42,12 @@ cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action)
 void nrd_report_add_outcome(struct run_ctx *ctx, cJSON *item)
 {
   /* The metric label must be a static string: the item's own goes away. */
-  static const char *const actions[] = {"recreated", "adopted", "planned", "deferred",
-                                        "failed", "abandoned", "skipped"};
+  static const char *const actions[] = { "recreated", "adopted",   "planned", "deferred",
+                                         "failed",    "abandoned", "skipped" };
   const char *action = nrd_json_str(item, "action");
   const char *label = NULL;
-  for(size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
-    if(!strcmp(action, actions[i]))
+  for (size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
+    if (!strcmp(action, actions[i]))
       label = actions[i];
   /* Kept as text: a tree per outcome held for the whole run, duplicated for
    * the report, costs memory by the row (BENCHMARKS.md, "Figures behind the
@@ -51,18 +55,18 @@ void nrd_report_add_outcome(struct run_ctx *ctx, cJSON *item)
   char *text = nrd_json_print(item);
   cJSON_Delete(item);
   pthread_mutex_lock(&ctx->lock);
-  if(label == actions[0] || label == actions[1])
+  if (label == actions[0] || label == actions[1])
     ctx->recreated++;
-  else if(label == actions[4])
+  else if (label == actions[4])
     ctx->errors++;
-  else if(label == actions[3])
+  else if (label == actions[3])
     ctx->deferred++;
-  if(ctx->outcomes.len)
+  if (ctx->outcomes.len)
     nrd_buf_append(&ctx->outcomes, ",", 1);
   nrd_buf_puts(&ctx->outcomes, text);
   pthread_mutex_unlock(&ctx->lock);
   free(text);
-  if(label)
+  if (label)
     nrd_metrics_recovery(label);
 }
 
@@ -76,7 +80,7 @@ void nrd_report_defer(struct run_ctx *ctx, const struct nrd_ledger_row *row, con
 void nrd_run_store_failed_msg(struct run_ctx *ctx, const char *what)
 {
   pthread_mutex_lock(&ctx->lock);
-  if(!ctx->store_failed) {
+  if (!ctx->store_failed) {
     ctx->store_failed = true;
     snprintf(ctx->store_error, sizeof(ctx->store_error), "store unavailable: %s", what);
   }
@@ -85,15 +89,15 @@ void nrd_run_store_failed_msg(struct run_ctx *ctx, const char *what)
 
 void nrd_run_store_failed(struct run_ctx *ctx, struct nrd_store *st)
 {
-  nrd_run_store_failed_msg(ctx, st ? nrd_store_last_error(st)
-                                   : "the database could not be written");
+  nrd_run_store_failed_msg(ctx,
+                           st ? nrd_store_last_error(st) : "the database could not be written");
 }
 
 bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen)
 {
   pthread_mutex_lock(&ctx->lock);
   bool failed = ctx->store_failed;
-  if(failed)
+  if (failed)
     snprintf(out, outlen, "%s", ctx->store_error);
   pthread_mutex_unlock(&ctx->lock);
   return failed;
@@ -101,13 +105,13 @@ bool nrd_run_store_reason(struct run_ctx *ctx, char *out, size_t outlen)
 
 void nrd_report_defer_open_rows(struct run_ctx *ctx, struct nrd_worker *w)
 {
-  struct nrd_ledger_row *rows = NULL, after = {0};
+  struct nrd_ledger_row *rows = NULL, after = { 0 };
   size_t n = 0;
   char reason[400];
   nrd_run_store_reason(ctx, reason, sizeof(reason));
-  while(nrd_store_ledger_open(w->store, after.job_id ? &after : NULL, 256, &rows, &n) == NRD_OK &&
-        n > 0) {
-    for(size_t i = 0; i < n; i++)
+  while (nrd_store_ledger_open(w->store, after.job_id ? &after : NULL, 256, &rows, &n) == NRD_OK &&
+         n > 0) {
+    for (size_t i = 0; i < n; i++)
       nrd_report_defer(ctx, &rows[i], reason);
     nrd_ledger_row_cleanup(&after);
     after.job_id = nrd_xstrdup(rows[n - 1].job_id);
@@ -123,7 +127,7 @@ void nrd_report_defer_open_rows(struct run_ctx *ctx, struct nrd_worker *w)
 static cJSON *report_head(struct run_ctx *ctx)
 {
   cJSON *res = cJSON_CreateObject();
-  if(!res)
+  if (!res)
     abort();
   nrd_json_add_num(res, "totalChecked", ctx->total_checked);
   nrd_json_add_num(res, "failedJobsFound", ctx->failed_found);
@@ -132,16 +136,16 @@ static cJSON *report_head(struct run_ctx *ctx)
   nrd_json_add_num(res, "deferred", ctx->deferred);
   nrd_json_add_bool(res, "dryRun", ctx->dry_run);
   nrd_json_add_str(res, "runId", ctx->run_id);
-  if(ctx->account_blocked) {
+  if (ctx->account_blocked) {
     cJSON *b = cJSON_CreateObject();
-    if(!b)
+    if (!b)
       abort();
     nrd_json_add_str(b, "reason", ctx->account_reason);
     nrd_json_add_str(b, "message", ctx->account_message);
     nrd_json_add_num(b, "heldRows", (double)ctx->held_account);
     cJSON_AddItemToObject(res, "accountBrake", b);
   }
-  if(ctx->held_capacity)
+  if (ctx->held_capacity)
     nrd_json_add_num(res, "capacityHeldRows", (double)ctx->held_capacity);
   return res;
 }
@@ -152,7 +156,7 @@ char *nrd_report_text(struct run_ctx *ctx)
   pthread_mutex_lock(&ctx->lock);
   cJSON *res = report_head(ctx);
   char *head = nrd_json_print(res);
-  size_t head_len = strlen(head) - 1;  /* without its closing brace */
+  size_t head_len = strlen(head) - 1; /* without its closing brace */
   size_t key_len = sizeof(outcomes_key) - 1;
   size_t n = ctx->outcomes.len;
   char *text = nrd_buf_steal(&ctx->outcomes);
@@ -167,12 +171,12 @@ char *nrd_report_text(struct run_ctx *ctx)
   return text;
 }
 
-void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *state,
-                      bool completed, int64_t finished_ms)
+void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *state, bool completed,
+                      int64_t finished_ms)
 {
   char id[64], at[32];
   cJSON *body = cJSON_CreateObject();
-  if(!body)
+  if (!body)
     abort();
   nrd_make_id("evt", id);
   nrd_iso8601(finished_ms, at);
@@ -192,12 +196,13 @@ void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *sta
   nrd_json_add_num(d, "errors", ctx->errors);
   nrd_json_add_num(d, "deferred", ctx->deferred);
   pthread_mutex_unlock(&ctx->lock);
-  struct nrd_event ev = {.id = id, .type = "run.completed", .created_ms = finished_ms,
-                         .state = "pending"};
+  struct nrd_event ev = {
+    .id = id, .type = "run.completed", .created_ms = finished_ms, .state = "pending"
+  };
   ev.body_json = nrd_json_print(body);
-  if(nrd_store_event_insert(st, &ev) != NRD_OK)
+  if (nrd_store_event_insert(st, &ev) != NRD_OK)
     LOG_ERROR("could not record the run.completed event", "runId", ctx->run_id);
-  else if(ctx->runner->event_hook)
+  else if (ctx->runner->event_hook)
     ctx->runner->event_hook(ctx->runner->event_hook_ud);
   free(ev.body_json);
   cJSON_Delete(body);

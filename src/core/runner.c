@@ -24,12 +24,12 @@ struct queued_run {
   char id[64];
   enum nrd_trigger trigger;
   bool dry_run;
-  bool watch_only;         /* the watch's rows only: no sync, no detection */
-  int watch_found;         /* failed jobs the watch found for it */
-  char **watch_jobs;       /* their job ids (owned) */
+  bool watch_only;   /* the watch's rows only: no sync, no detection */
+  int watch_found;   /* failed jobs the watch found for it */
+  char **watch_jobs; /* their job ids (owned) */
   size_t n_watch_jobs;
-  int64_t watch_seen_ms;   /* when the watch began confirming their instances */
-  int64_t requested_ms;    /* when it was asked for: its record's startedAt */
+  int64_t watch_seen_ms; /* when the watch began confirming their instances */
+  int64_t requested_ms;  /* when it was asked for: its record's startedAt */
   struct waiter *waiters;
   struct queued_run *next;
 };
@@ -40,16 +40,16 @@ static int worker_open(struct nrd_runner *r, struct nrd_worker *w, char *err, si
 {
   w->runner = r;
   w->conn = nrd_novita_conn_create(r->nv);
-  if(nrd_store_open(r->cfg->database_path, &w->store, NULL, err, errlen) != NRD_OK)
+  if (nrd_store_open(r->cfg->database_path, &w->store, NULL, err, errlen) != NRD_OK)
     return -1;
   return 0;
 }
 
 static void worker_close(struct nrd_worker *w)
 {
-  if(w->conn)
+  if (w->conn)
     nrd_novita_conn_destroy(w->conn);
-  if(w->store)
+  if (w->store)
     nrd_store_close(w->store);
   w->conn = NULL;
   w->store = NULL;
@@ -59,7 +59,7 @@ static void *pool_thread_init(void *ctx)
 {
   char err[256];
   struct nrd_worker *w = nrd_xcalloc(1, sizeof(*w));
-  if(worker_open(ctx, w, err, sizeof(err)) != 0) {
+  if (worker_open(ctx, w, err, sizeof(err)) != 0) {
     /* The coordinator opened the same file a moment ago: the disk, or the
      * file moved away since; the runner does not start. */
     LOG_ERROR("worker could not open the database", "error", err);
@@ -82,9 +82,9 @@ static void pool_thread_fini(void *worker_ctx)
  * waiters are told (the run's end, or its cancelling at shutdown). */
 static void notify_waiters(struct waiter *wt, const struct nrd_run_result *res)
 {
-  while(wt) {
+  while (wt) {
     struct waiter *next = wt->next;
-    if(wt->fn)
+    if (wt->fn)
       wt->fn(wt->ud, res);
     free(wt);
     wt = next;
@@ -93,10 +93,14 @@ static void notify_waiters(struct waiter *wt, const struct nrd_run_result *res)
 
 static void run_one(struct nrd_runner *r, struct queued_run *q)
 {
-  struct run_ctx ctx = {.runner = r, .trigger = q->trigger, .dry_run = q->dry_run,
-                        .watch_only = q->watch_only, .failed_found = q->watch_found,
-                        .watch_jobs = q->watch_jobs, .n_watch_jobs = q->n_watch_jobs,
-                        .sync_started_ms = q->watch_seen_ms};
+  struct run_ctx ctx = { .runner = r,
+                         .trigger = q->trigger,
+                         .dry_run = q->dry_run,
+                         .watch_only = q->watch_only,
+                         .failed_found = q->watch_found,
+                         .watch_jobs = q->watch_jobs,
+                         .n_watch_jobs = q->n_watch_jobs,
+                         .sync_started_ms = q->watch_seen_ms };
   char *result_json = NULL, *error_message = NULL;
   bool completed = false;
 
@@ -111,21 +115,25 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   nrd_run_execute(r, &ctx, &result_json, &completed, &error_message);
   int64_t finished = nrd_now_ms();
   const char *state = completed ? "done" : "failed";
-  if(nrd_store_run_finish(r->coord.store, ctx.run_id, state, result_json, finished) != NRD_OK)
+  if (nrd_store_run_finish(r->coord.store, ctx.run_id, state, result_json, finished) != NRD_OK)
     LOG_ERROR("could not record the run's end", "runId", ctx.run_id);
-  nrd_store_release_memory(r->coord.store);  /* the report's pages */
+  nrd_store_release_memory(r->coord.store); /* the report's pages */
   nrd_metrics_run(nrd_trigger_name(ctx.trigger), state);
   nrd_metrics_run_timing(state, finished, finished - ctx.started_ms);
   nrd_report_event(&ctx, r->coord.store, state, completed, finished);
   int64_t pruned = 0;
   int64_t cutoff = finished - (int64_t)r->cfg->retention_days * 86400 * 1000;
-  if(nrd_store_prune(r->coord.store, cutoff, &pruned) == NRD_OK && pruned > 0)
+  if (nrd_store_prune(r->coord.store, cutoff, &pruned) == NRD_OK && pruned > 0)
     LOG_INFO("pruned old records", "#deleted", NRD_I64(pruned));
 
   struct nrd_run_result res = {
-    .run_id = ctx.run_id, .completed = completed, .store_failed = ctx.store_failed,
+    .run_id = ctx.run_id,
+    .completed = completed,
+    .store_failed = ctx.store_failed,
     .error_message = error_message,
-    .result_json = result_json, .started_ms = ctx.started_ms, .finished_ms = finished,
+    .result_json = result_json,
+    .started_ms = ctx.started_ms,
+    .finished_ms = finished,
     .errors = ctx.errors,
   };
   pthread_mutex_lock(&r->lock);
@@ -139,7 +147,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   free(result_json);
   free(error_message);
   nrd_buf_cleanup(&ctx.outcomes);
-  for(struct product_entry *e = ctx.products; e;) {
+  for (struct product_entry *e = ctx.products; e;) {
     struct product_entry *next = e->next;
     free(e->name);
     free(e->region);
@@ -147,7 +155,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
     free(e);
     e = next;
   }
-  for(struct capacity_entry *e = ctx.capacity; e;) {
+  for (struct capacity_entry *e = ctx.capacity; e;) {
     struct capacity_entry *next = e->next;
     free(e->product);
     free(e->cluster);
@@ -163,7 +171,7 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
 
 static void queued_free(struct queued_run *q)
 {
-  for(size_t i = 0; i < q->n_watch_jobs; i++)
+  for (size_t i = 0; i < q->n_watch_jobs; i++)
     free(q->watch_jobs[i]);
   free(q->watch_jobs);
   free(q);
@@ -172,9 +180,10 @@ static void queued_free(struct queued_run *q)
 /* Tells the waiters of a run that never started (shutdown). */
 static void cancel_queued(struct queued_run *q)
 {
-  struct nrd_run_result res = {.run_id = q->id, .completed = false,
-                               .error_message = "service is shutting down",
-                               .result_json = "{}"};
+  struct nrd_run_result res = { .run_id = q->id,
+                                .completed = false,
+                                .error_message = "service is shutting down",
+                                .result_json = "{}" };
   notify_waiters(q->waiters, &res);
   q->waiters = NULL;
   queued_free(q);
@@ -186,8 +195,8 @@ static void cancel_queued(struct queued_run *q)
  * queue (nrd_runner_run_record). */
 static void record_run(struct nrd_runner *r, const struct queued_run *q)
 {
-  if(nrd_store_run_insert(r->coord.store, q->id, nrd_trigger_name(q->trigger), q->dry_run,
-                          q->requested_ms) != NRD_OK)
+  if (nrd_store_run_insert(r->coord.store, q->id, nrd_trigger_name(q->trigger), q->dry_run,
+                           q->requested_ms) != NRD_OK)
     LOG_ERROR("could not record a new run", "runId", q->id);
 }
 
@@ -195,10 +204,10 @@ static void *coordinator_main(void *arg)
 {
   struct nrd_runner *r = arg;
   pthread_mutex_lock(&r->lock);
-  for(;;) {
-    while(!r->stopping && !r->queue)
+  for (;;) {
+    while (!r->stopping && !r->queue)
       pthread_cond_wait(&r->cond, &r->lock);
-    if(r->stopping)
+    if (r->stopping)
       break;
     struct queued_run *q = r->queue;
     r->queue = q->next;
@@ -213,7 +222,7 @@ static void *coordinator_main(void *arg)
   struct queued_run *q = r->queue;
   r->queue = NULL;
   pthread_mutex_unlock(&r->lock);
-  while(q) {
+  while (q) {
     struct queued_run *next = q->next;
     record_run(r, q);
     nrd_store_run_finish(r->coord.store, q->id, "failed", "{}", nrd_now_ms());
@@ -225,7 +234,7 @@ static void *coordinator_main(void *arg)
 
 /* The watch's part of a run request. */
 struct watch_part {
-  bool only;                 /* a watch run over these rows alone */
+  bool only; /* a watch run over these rows alone */
   const char *const *jobs;
   size_t n;
   int64_t seen_ms;
@@ -235,10 +244,10 @@ struct watch_part {
 static void watch_add(struct queued_run *q, const struct watch_part *wp)
 {
   q->watch_jobs = nrd_xrealloc(q->watch_jobs, (q->n_watch_jobs + wp->n + 1) * sizeof(char *));
-  for(size_t i = 0; i < wp->n; i++)
+  for (size_t i = 0; i < wp->n; i++)
     q->watch_jobs[q->n_watch_jobs++] = nrd_xstrdup(wp->jobs[i]);
   q->watch_found += (int)wp->n;
-  if(!q->watch_seen_ms || wp->seen_ms < q->watch_seen_ms)
+  if (!q->watch_seen_ms || wp->seen_ms < q->watch_seen_ms)
     q->watch_seen_ms = wp->seen_ms;
 }
 
@@ -246,26 +255,24 @@ static void watch_add(struct queued_run *q, const struct watch_part *wp)
  * dry-run setting. Any other caller joining a queued watch run makes it a
  * full run (it asked for the sync); a watch request joins any queued run (a
  * full run covers its rows). */
-static struct queued_run *joinable(struct nrd_runner *r, bool dry_run,
-                                   const struct watch_part *wp)
+static struct queued_run *joinable(struct nrd_runner *r, bool dry_run, const struct watch_part *wp)
 {
   struct queued_run *q = NULL;
   /* Not the watch: a run under way may be past reading the ledger. */
-  if(r->current && r->current->dry_run == dry_run && !wp)
+  if (r->current && r->current->dry_run == dry_run && !wp)
     return r->current;
-  for(struct queued_run *it = r->queue; !q && it; it = it->next)
-    if(it->dry_run == dry_run)
+  for (struct queued_run *it = r->queue; !q && it; it = it->next)
+    if (it->dry_run == dry_run)
       q = it;
-  if(q && (!wp || !wp->only))
+  if (q && (!wp || !wp->only))
     q->watch_only = false;
-  else if(q && q->watch_only)
+  else if (q && q->watch_only)
     watch_add(q, wp);
   return q;
 }
 
 static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
-                   const struct watch_part *wp, nrd_run_done_fn done, void *ud,
-                   char run_id[64])
+                       const struct watch_part *wp, nrd_run_done_fn done, void *ud, char run_id[64])
 {
   struct waiter *wt = nrd_xcalloc(1, sizeof(*wt));
   struct queued_run *q = NULL;
@@ -274,13 +281,13 @@ static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
   wt->ud = ud;
 
   pthread_mutex_lock(&r->lock);
-  if(r->stopping) {
+  if (r->stopping) {
     pthread_mutex_unlock(&r->lock);
     free(wt);
     return -1;
   }
   q = joinable(r, dry_run, wp);
-  if(!q) {
+  if (!q) {
     struct queued_run **tail = &r->queue;
     q = nrd_xcalloc(1, sizeof(*q));
     nrd_make_id("run", q->id);
@@ -288,9 +295,9 @@ static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
     q->dry_run = dry_run;
     q->requested_ms = nrd_now_ms();
     q->watch_only = wp && wp->only;
-    if(q->watch_only)
+    if (q->watch_only)
       watch_add(q, wp);
-    while(*tail)
+    while (*tail)
       tail = &(*tail)->next;
     *tail = q;
     fresh = true;
@@ -298,8 +305,8 @@ static int request_run(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
   wt->next = q->waiters;
   q->waiters = wt;
   memcpy(run_id, q->id, 64);
-  if(fresh)
-    pthread_cond_signal(&r->cond);  /* the coordinator records it (record_run) */
+  if (fresh)
+    pthread_cond_signal(&r->cond); /* the coordinator records it (record_run) */
   pthread_mutex_unlock(&r->lock);
   return 0;
 }
@@ -311,10 +318,9 @@ int nrd_runner_request(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_
 }
 
 int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only,
-                             const char *const *job_ids, size_t n, int64_t seen_ms,
-                             char run_id[64])
+                             const char *const *job_ids, size_t n, int64_t seen_ms, char run_id[64])
 {
-  struct watch_part wp = {.only = watch_only, .jobs = job_ids, .n = n, .seen_ms = seen_ms};
+  struct watch_part wp = { .only = watch_only, .jobs = job_ids, .n = n, .seen_ms = seen_ms };
   return request_run(r, NRD_TRIGGER_WATCH, dry_run, &wp, NULL, NULL, run_id);
 }
 
@@ -341,18 +347,18 @@ static void sync_done(void *ud, const struct nrd_run_result *res)
 int nrd_runner_run_sync(struct nrd_runner *r, enum nrd_trigger trigger, bool dry_run,
                         char **result_json, char **error_message)
 {
-  struct sync_wait sw = {.status = 2};
+  struct sync_wait sw = { .status = 2 };
   char id[64];
   pthread_mutex_init(&sw.lock, NULL);
   pthread_cond_init(&sw.cond, NULL);
   *result_json = NULL;
   *error_message = NULL;
-  if(nrd_runner_request(r, trigger, dry_run, sync_done, &sw, id) != 0) {
+  if (nrd_runner_request(r, trigger, dry_run, sync_done, &sw, id) != 0) {
     *error_message = nrd_xstrdup("service is shutting down");
     goto out;
   }
   pthread_mutex_lock(&sw.lock);
-  while(!sw.done)
+  while (!sw.done)
     pthread_cond_wait(&sw.cond, &sw.lock);
   pthread_mutex_unlock(&sw.lock);
   *result_json = sw.result_json;
@@ -368,8 +374,8 @@ bool nrd_runner_busy(struct nrd_runner *r)
   return atomic_load(&r->running);
 }
 
-struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv,
-                                     char *err, size_t errlen)
+struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_novita *nv, char *err,
+                                     size_t errlen)
 {
   struct nrd_runner *r = nrd_xcalloc(1, sizeof(*r));
   struct nrd_store *follow_store = NULL, *control_store = NULL;
@@ -390,29 +396,28 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   atomic_init(&r->stop_work, false);
 
   /* The coordinator's connection applies the migrations first. */
-  if(worker_open(r, &r->coord, err, errlen) != 0)
+  if (worker_open(r, &r->coord, err, errlen) != 0)
     goto fail;
-  if(nrd_store_open(cfg->database_path, &r->query_store, NULL, err, errlen) != NRD_OK)
+  if (nrd_store_open(cfg->database_path, &r->query_store, NULL, err, errlen) != NRD_OK)
     goto fail;
   /* Every thread's connection is opened here, before any thread starts:
    * none can race a change of the file (and create a new one) later. */
-  if(nrd_store_open(cfg->database_path, &r->lease_store, NULL, err, errlen) != NRD_OK ||
-     nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK ||
-     nrd_store_open(cfg->database_path, &control_store, NULL, err, errlen) != NRD_OK)
+  if (nrd_store_open(cfg->database_path, &r->lease_store, NULL, err, errlen) != NRD_OK ||
+      nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK ||
+      nrd_store_open(cfg->database_path, &control_store, NULL, err, errlen) != NRD_OK)
     goto fail;
   nrd_runner_startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());
 
-  r->pool = nrd_pool_create(cfg->migration_max_concurrent, NRD_POOL_QUEUE_BOUND,
-                            pool_thread_init, pool_thread_fini, r);
-  if(!r->pool) {
+  r->pool = nrd_pool_create(cfg->migration_max_concurrent, NRD_POOL_QUEUE_BOUND, pool_thread_init,
+                            pool_thread_fini, r);
+  if (!r->pool) {
     snprintf(err, errlen, "the workers could not open the database");
     goto fail;
   }
-  if(nrd_lease_start(r) != 0 ||
-     pthread_create(&r->thread, NULL, coordinator_main, r) != 0) {
+  if (nrd_lease_start(r) != 0 || pthread_create(&r->thread, NULL, coordinator_main, r) != 0) {
     snprintf(err, errlen, "could not start the runner threads");
-    abort();  /* threads are a resource we cannot run without */
+    abort(); /* threads are a resource we cannot run without */
   }
   nrd_follow_start(r, follow_store);
   nrd_control_start(r, control_store);
@@ -420,13 +425,13 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
 
 fail:
   worker_close(&r->coord);
-  if(r->query_store)
+  if (r->query_store)
     nrd_store_close(r->query_store);
-  if(r->lease_store)
+  if (r->lease_store)
     nrd_store_close(r->lease_store);
-  if(follow_store)
+  if (follow_store)
     nrd_store_close(follow_store);
-  if(control_store)
+  if (control_store)
     nrd_store_close(control_store);
   free(r);
   return NULL;
@@ -445,10 +450,10 @@ void nrd_runner_stop(struct nrd_runner *r)
 
 void nrd_runner_destroy(struct nrd_runner *r)
 {
-  if(!r)
+  if (!r)
     return;
   atomic_store(&r->stop_work, true);
-  nrd_control_stop(r);  /* the operator's writes asked for are done first */
+  nrd_control_stop(r); /* the operator's writes asked for are done first */
   nrd_follow_stop(r);
   pthread_mutex_lock(&r->lock);
   r->stopping = true;
@@ -476,14 +481,15 @@ static int queued_record(struct nrd_runner *r, const char *run_id, struct nrd_ru
   int rc = NRD_NONE;
   pthread_mutex_lock(&r->lock);
   struct queued_run *q = r->current && !strcmp(r->current->id, run_id) ? r->current : NULL;
-  for(struct queued_run *it = r->queue; !q && it; it = it->next)
-    if(!strcmp(it->id, run_id))
+  for (struct queued_run *it = r->queue; !q && it; it = it->next)
+    if (!strcmp(it->id, run_id))
       q = it;
-  if(q) {
-    *out = (struct nrd_run_record){.run_id = nrd_xstrdup(q->id),
-                                   .trigger = nrd_xstrdup(nrd_trigger_name(q->trigger)),
-                                   .state = nrd_xstrdup("running"), .dry_run = q->dry_run,
-                                   .started_ms = q->requested_ms};
+  if (q) {
+    *out = (struct nrd_run_record){ .run_id = nrd_xstrdup(q->id),
+                                    .trigger = nrd_xstrdup(nrd_trigger_name(q->trigger)),
+                                    .state = nrd_xstrdup("running"),
+                                    .dry_run = q->dry_run,
+                                    .started_ms = q->requested_ms };
     rc = NRD_OK;
   }
   pthread_mutex_unlock(&r->lock);
@@ -503,9 +509,9 @@ int nrd_runner_run_record(struct nrd_runner *r, const char *run_id, struct nrd_r
   /* The store first, then the queue, then the store again: a run leaves the
    * queue only after its end is recorded, and is recorded before it ends. */
   int rc = store_record(r, run_id, out);
-  if(rc == NRD_NONE)
+  if (rc == NRD_NONE)
     rc = queued_record(r, run_id, out);
-  if(rc == NRD_NONE)
+  if (rc == NRD_NONE)
     rc = store_record(r, run_id, out);
   return rc;
 }

@@ -15,7 +15,7 @@
 struct nrd_scheduler {
   const struct nrd_config *cfg;
   struct nrd_runner *runner;
-  struct nrd_watch *watch;       /* NULL when WATCH_INTERVAL_SECONDS is 0 */
+  struct nrd_watch *watch; /* NULL when WATCH_INTERVAL_SECONDS is 0 */
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -28,11 +28,11 @@ struct nrd_scheduler {
 /* Starts (or joins) a run; called with the lock held. */
 static int request_run(struct nrd_scheduler *s, char run_id[64])
 {
-  if(s->paused || s->stopping)
+  if (s->paused || s->stopping)
     return -1;
   /* No completion callback: the scheduler may be gone before the run ends. */
-  if(nrd_runner_request(s->runner, NRD_TRIGGER_SCHEDULER, s->cfg->migration_dry_run, NULL,
-                        NULL, run_id) != 0)
+  if (nrd_runner_request(s->runner, NRD_TRIGGER_SCHEDULER, s->cfg->migration_dry_run, NULL, NULL,
+                         run_id) != 0)
     return -1;
   memcpy(s->last_run_id, run_id, 64);
   s->last_run_ms = nrd_now_ms();
@@ -45,16 +45,16 @@ static void *scheduler_main(void *arg)
   struct nrd_scheduler *s = arg;
   int64_t period = (int64_t)s->cfg->migration_interval_minutes * 60000;
   pthread_mutex_lock(&s->lock);
-  while(!s->stopping) {
-    struct timespec ts;  /* next_run_ms is wall time (shown); the wait is monotonic */
+  while (!s->stopping) {
+    struct timespec ts; /* next_run_ms is wall time (shown); the wait is monotonic */
     nrd_mono_timespec(s->next_run_ms - nrd_now_ms(), &ts);
     pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-    if(s->stopping)
+    if (s->stopping)
       break;
-    if(nrd_now_ms() < s->next_run_ms)
+    if (nrd_now_ms() < s->next_run_ms)
       continue;
     char id[64];
-    if(request_run(s, id) == 0)
+    if (request_run(s, id) == 0)
       LOG_INFO("scheduled run requested", "runId", id);
     s->next_run_ms = nrd_now_ms() + period;
   }
@@ -71,8 +71,8 @@ struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct 
   nrd_cond_init_mono(&s->cond);
   /* Set before the thread starts, so a status asked at once shows it. */
   s->next_run_ms = nrd_now_ms() + (int64_t)cfg->migration_interval_minutes * 60000;
-  if(cfg->migration_interval_minutes > 0 &&
-     pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
+  if (cfg->migration_interval_minutes > 0 &&
+      pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
     abort();
   s->watch = nrd_watch_create(cfg, r);
   return s;
@@ -80,14 +80,14 @@ struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct 
 
 void nrd_scheduler_destroy(struct nrd_scheduler *s)
 {
-  if(!s)
+  if (!s)
     return;
   nrd_watch_destroy(s->watch);
   pthread_mutex_lock(&s->lock);
   s->stopping = true;
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->lock);
-  if(s->cfg->migration_interval_minutes > 0)
+  if (s->cfg->migration_interval_minutes > 0)
     pthread_join(s->thread, NULL);
   pthread_cond_destroy(&s->cond);
   pthread_mutex_destroy(&s->lock);
@@ -98,7 +98,7 @@ char *nrd_scheduler_status_json(struct nrd_scheduler *s)
 {
   char at[32];
   cJSON *o = cJSON_CreateObject();
-  if(!o)
+  if (!o)
     abort();
   pthread_mutex_lock(&s->lock);
   bool enabled = s->cfg->migration_interval_minutes > 0;
@@ -107,7 +107,7 @@ char *nrd_scheduler_status_json(struct nrd_scheduler *s)
   nrd_json_add_bool(o, "running", nrd_runner_busy(s->runner));
   nrd_json_add_num(o, "intervalMinutes", s->cfg->migration_interval_minutes);
   nrd_json_add_bool(o, "dryRun", s->cfg->migration_dry_run);
-  if(s->last_run_id[0]) {
+  if (s->last_run_id[0]) {
     nrd_json_add_str(o, "lastRunId", s->last_run_id);
     nrd_iso8601(s->last_run_ms, at);
     nrd_json_add_str(o, "lastRunAt", at);
@@ -115,7 +115,7 @@ char *nrd_scheduler_status_json(struct nrd_scheduler *s)
     cJSON_AddNullToObject(o, "lastRunId");
     cJSON_AddNullToObject(o, "lastRunAt");
   }
-  if(enabled && !s->paused) {
+  if (enabled && !s->paused) {
     nrd_iso8601(s->next_run_ms, at);
     nrd_json_add_str(o, "nextRunAt", at);
   } else {
@@ -134,7 +134,7 @@ int nrd_scheduler_trigger(struct nrd_scheduler *s, char run_id[64])
 {
   pthread_mutex_lock(&s->lock);
   int rc = request_run(s, run_id);
-  if(rc == 0)
+  if (rc == 0)
     s->total_triggered++;
   pthread_mutex_unlock(&s->lock);
   return rc;

@@ -28,13 +28,13 @@ struct item {
 struct snapshot_writer {
   struct run_ctx *ctx;
   pthread_mutex_t mu;
-  pthread_cond_t cv;     /* an item queued, an item taken, or done */
+  pthread_cond_t cv; /* an item queued, an item taken, or done */
   struct item *head, *tail;
   size_t runs_queued;
-  struct item *current;  /* the run the store is reading (worker side) */
-  bool failed;           /* storing failed: what comes is dropped */
+  struct item *current; /* the run the store is reading (worker side) */
+  bool failed;          /* storing failed: what comes is dropped */
   bool finish_taken;
-  bool done;             /* the worker let go (set by free_job, which runs last) */
+  bool done; /* the worker let go (set by free_job, which runs last) */
 };
 
 static void item_free(struct item *it)
@@ -89,7 +89,7 @@ static int next_run(void *ud, const struct nrd_instance **items, size_t *n)
     return 1;
   }
   item_free(it);
-  return kind == ITEM_PAGE_OK ? 0 : -1;  /* a finish inside a page drops it */
+  return kind == ITEM_PAGE_OK ? 0 : -1; /* a finish inside a page drops it */
 }
 
 static void writer_process(void *job, void *worker_ctx)
@@ -105,11 +105,10 @@ static void writer_process(void *job, void *worker_ctx)
     bool failed = sw->failed;
     pthread_mutex_unlock(&sw->mu);
     if (kind != ITEM_RUN || failed) {
-      item_free(take(sw));  /* a page end with no run, the finish, or a drop */
+      item_free(take(sw)); /* a page end with no run, the finish, or a drop */
       continue;
     }
-    int rc = nrd_store_snapshots_upsert_runs(w->store, next_run, sw, sw->ctx->run_id,
-                                             nrd_now_ms());
+    int rc = nrd_store_snapshots_upsert_runs(w->store, next_run, sw, sw->ctx->run_id, nrd_now_ms());
     item_free(sw->current);
     sw->current = NULL;
     if (rc != NRD_OK && rc != NRD_NONE) {
@@ -119,7 +118,7 @@ static void writer_process(void *job, void *worker_ctx)
       pthread_mutex_unlock(&sw->mu);
     }
   }
-  nrd_store_release_memory(w->store);  /* the sync's pages are not read again */
+  nrd_store_release_memory(w->store); /* the sync's pages are not read again */
 }
 
 static void writer_free(void *job)
@@ -127,7 +126,7 @@ static void writer_free(void *job)
   struct snapshot_writer *sw = job;
   pthread_mutex_lock(&sw->mu);
   if (!sw->finish_taken)
-    sw->failed = true;  /* dropped by the pool without running */
+    sw->failed = true; /* dropped by the pool without running */
   sw->done = true;
   pthread_cond_broadcast(&sw->cv);
   pthread_mutex_unlock(&sw->mu);
@@ -185,7 +184,7 @@ bool nrd_snapshot_writer_push(struct snapshot_writer *sw, struct nrd_instance *i
 {
   struct item *it = item_new(ITEM_RUN, n);
   memcpy(it->inst, items, n * sizeof *items);
-  memset(items, 0, n * sizeof *items);  /* moved */
+  memset(items, 0, n * sizeof *items); /* moved */
   return put(sw, it);
 }
 
@@ -202,7 +201,7 @@ bool nrd_snapshot_writer_finish(struct snapshot_writer *sw)
     pthread_cond_wait(&sw->cv, &sw->mu);
   bool ok = !sw->failed;
   pthread_mutex_unlock(&sw->mu);
-  items_free(sw->head);  /* left by a writer the pool dropped */
+  items_free(sw->head); /* left by a writer the pool dropped */
   pthread_cond_destroy(&sw->cv);
   pthread_mutex_destroy(&sw->mu);
   free(sw);

@@ -10,7 +10,7 @@
 /* A migrating instance the sync saw: id and name, sorted by id. */
 struct migrating {
   char *id, *name;
-  const struct nrd_job *newest;   /* newest migration job, borrowed from the job lists */
+  const struct nrd_job *newest; /* newest migration job, borrowed from the job lists */
 };
 
 /* One migration job type, listed on a pool worker while the coordinator
@@ -19,7 +19,7 @@ struct job_listing {
   struct run_ctx *ctx;
   const char *type;
   int64_t start_s, end_s;
-  bool queued;                    /* handed to the pool (else listed inline) */
+  bool queued; /* handed to the pool (else listed inline) */
   enum nrd_nv_rc rc;
   struct nrd_nv_error err;
   struct nrd_job *jobs;
@@ -35,7 +35,7 @@ struct sync_state {
   struct job_listing listings[2];
   bool listings_started;
   struct snapshot_writer *writer;
-  struct nrd_job *jobs[2];        /* the job lists, taken from the listings by detect */
+  struct nrd_job *jobs[2]; /* the job lists, taken from the listings by detect */
   size_t n_jobs[2];
 };
 

@@ -161,8 +161,7 @@ int http_body_fields(const cJSON *obj, const struct http_field *fields, size_t n
       return -1;
     }
     if (!type_ok(item, f->type)) {
-      http_errorf(out, HTTP_E_INVALID_FIELD, "field '%s' must be %s", f->name,
-                  type_name(f->type));
+      http_errorf(out, HTTP_E_INVALID_FIELD, "field '%s' must be %s", f->name, type_name(f->type));
       return -1;
     }
   }

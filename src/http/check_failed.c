@@ -95,7 +95,7 @@ enum http_handler_rc http_h_check_failed(struct http_ctx *c, struct http_reply *
   }
 
   c->render = render_report;
-  http_ctx_ref(c);  /* held by on_run_done */
+  http_ctx_ref(c); /* held by on_run_done */
   if (nrd_runner_request(http_runner(c), NRD_TRIGGER_API, dry, on_run_done, c, run_id) != 0) {
     http_ctx_unref(c);
     http_error(out, HTTP_E_SHUTTING_DOWN, NULL, NULL);

@@ -28,8 +28,8 @@ static enum http_handler_rc reply_query(int rc, char *json, struct http_reply *o
 
 /* An integer query parameter in [min, max], *v untouched when absent; false
  * (with 400 INVALID_QUERY in out) when present but not such a number. */
-static bool query_int(struct http_ctx *c, const char *key, int64_t min, int64_t max,
-                      int64_t *v, struct http_reply *out)
+static bool query_int(struct http_ctx *c, const char *key, int64_t min, int64_t max, int64_t *v,
+                      struct http_reply *out)
 {
   char text[32];
   int has = http_query(c, key, text, sizeof text);

@@ -28,9 +28,9 @@
 
 struct tracked {
   MHD_socket fd;
-  int64_t since_ms;     /* when the head being waited for began */
-  bool head_done;       /* the current request's head is complete */
-  bool kept;            /* a request was answered on it: may idle first */
+  int64_t since_ms; /* when the head being waited for began */
+  bool head_done;   /* the current request's head is complete */
+  bool kept;        /* a request was answered on it: may idle first */
   bool reaped;
   struct tracked *prev, *next;
 };
@@ -162,7 +162,7 @@ struct http_deadline *http_deadline_create(unsigned timeout_seconds, unsigned id
   pthread_mutex_init(&d->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);  /* timed waits count monotonic time */
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits count monotonic time */
   pthread_cond_init(&d->cv, &ca);
   pthread_condattr_destroy(&ca);
   return d;
@@ -191,7 +191,7 @@ void http_deadline_destroy(struct http_deadline *d)
   if (!d)
     return;
   http_deadline_stop(d);
-  for (struct tracked *t = d->list; t;) {  /* none once the daemon stopped */
+  for (struct tracked *t = d->list; t;) { /* none once the daemon stopped */
     struct tracked *next = t->next;
     free(t);
     t = next;

@@ -41,7 +41,7 @@ static const struct http_err_info catalogue[HTTP_E_COUNT] = {
   [HTTP_E_SHUTTING_DOWN] = { "SHUTTING_DOWN", 503, "the service is shutting down" },
   [HTTP_E_NOVITA_UNAVAILABLE] = { "NOVITA_UNAVAILABLE", 502, "the run could not complete" },
   [HTTP_E_DUPLICATE_FIELD] = { "DUPLICATE_FIELD", 400,
-                              "a member appears more than once in the request body" },
+                               "a member appears more than once in the request body" },
   [HTTP_E_STORE_UNAVAILABLE] = { "STORE_UNAVAILABLE", 503,
                                  "the service's database cannot be read or written" },
   [HTTP_E_BAD_FRAMING] = { "BAD_FRAMING", 400,
@@ -84,8 +84,7 @@ void http_reply_json(struct http_reply *r, unsigned status, char *body)
   r->content_type = NULL;
 }
 
-void http_error(struct http_reply *r, enum http_err e, const char *message,
-                const char *result_json)
+void http_error(struct http_reply *r, enum http_err e, const char *message, const char *result_json)
 {
   const struct http_err_info *in = info(e);
   struct nrd_buf b;

@@ -26,8 +26,7 @@ enum http_handler_rc http_h_list_events(struct http_ctx *c, struct http_reply *o
   }
   if (!http_query_limit(c, LIMIT_DEFAULT, LIMIT_MAX, &limit, out))
     return HTTP_REPLY;
-  if (nrd_runner_events(http_runner(c), has_since > 0 ? since : NULL, limit, &ev, &n) !=
-      NRD_OK) {
+  if (nrd_runner_events(http_runner(c), has_since > 0 ? since : NULL, limit, &ev, &n) != NRD_OK) {
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }

@@ -102,8 +102,7 @@ static bool te_is_chunked(const char *te)
 
 static bool method_has_body(const char *method)
 {
-  return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-         strcmp(method, "PATCH") == 0;
+  return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
 }
 
 bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const char *version,
@@ -118,12 +117,10 @@ bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const
   } else if (h.n_cl > 0 && h.n_te > 0) {
     http_error(out, HTTP_E_BAD_FRAMING, "both Content-Length and Transfer-Encoding", NULL);
   } else if (h.cl_differ || h.cl_bad) {
-    http_error(out, HTTP_E_BAD_FRAMING, "Content-Length values disagree or are not a number",
-               NULL);
+    http_error(out, HTTP_E_BAD_FRAMING, "Content-Length values disagree or are not a number", NULL);
   } else if (h.n_te > 1 || (h.n_te == 1 && !te_is_chunked(h.te))) {
     http_error(out, HTTP_E_NOT_IMPLEMENTED, NULL, NULL);
-  } else if (strcmp(version, MHD_HTTP_VERSION_1_0) == 0 && method_has_body(method) &&
-             h.n_cl == 0) {
+  } else if (strcmp(version, MHD_HTTP_VERSION_1_0) == 0 && method_has_body(method) && h.n_cl == 0) {
     http_error(out, HTTP_E_LENGTH_REQUIRED, NULL, NULL);
   } else if (h.n_auth > 1) {
     http_error(out, HTTP_E_UNAUTHORIZED, "more than one Authorization header", NULL);

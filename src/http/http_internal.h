@@ -31,8 +31,8 @@ struct http_ctx;
 struct http_reply {
   unsigned status;
   char *body;
-  const char *content_type;  /* NULL: application/json */
-  const char *allow;         /* 405: the Allow header */
+  const char *content_type;   /* NULL: application/json */
+  const char *allow;          /* 405: the Allow header */
   const char *const *headers; /* static name, value, ..., NULL: extra headers */
   bool close;                 /* Connection: close, nothing more read on it */
 };
@@ -81,8 +81,8 @@ enum http_err {
   HTTP_E_INTERNAL,
   HTTP_E_COUNT
 };
-const char *http_err_code(enum http_err e);     /* "NOT_FOUND", ... */
-unsigned http_err_status(enum http_err e);      /* 404, ... */
+const char *http_err_code(enum http_err e); /* "NOT_FOUND", ... */
+unsigned http_err_status(enum http_err e);  /* 404, ... */
 /* {"success":false,"error":{"code","message"}}; message NULL: the catalogue's.
  * result_json (may be NULL) is a JSON object added as "result" (502). */
 void http_error(struct http_reply *r, enum http_err e, const char *message,
@@ -94,17 +94,17 @@ void http_errorf(struct http_reply *r, enum http_err e, const char *fmt, ...)
 /* ---- router (router.c) ---- */
 
 enum http_handler_rc {
-  HTTP_REPLY = 0,  /* reply is filled */
-  HTTP_WAIT        /* the request waits for a run (the wait protocol below) */
+  HTTP_REPLY = 0, /* reply is filled */
+  HTTP_WAIT       /* the request waits for a run (the wait protocol below) */
 };
 typedef enum http_handler_rc (*http_handler_fn)(struct http_ctx *c, struct http_reply *out);
 
 struct http_route {
   const char *method;
-  const char *pattern;   /* segments; "{name}" matches one non-empty segment */
+  const char *pattern; /* segments; "{name}" matches one non-empty segment */
   http_handler_fn handler;
-  const char *name;      /* route label for metrics (static) */
-  bool body;             /* reads a JSON body */
+  const char *name; /* route label for metrics (static) */
+  bool body;        /* reads a JSON body */
 };
 
 enum http_match { HTTP_MATCH_OK = 0, HTTP_MATCH_NOT_FOUND, HTTP_MATCH_BAD_METHOD };
@@ -120,8 +120,8 @@ bool http_path_ok(const char *path);
  * params[i] (heap, caller frees each) hold the {param} segments in order (the
  * rest NULL). On HTTP_MATCH_BAD_METHOD, allow gets "GET, POST"-style text. */
 enum http_match http_route_find(const char *method, const char *path,
-                                const struct http_route **route,
-                                char *params[HTTP_MAX_PARAMS], char *allow, size_t allowlen);
+                                const struct http_route **route, char *params[HTTP_MAX_PARAMS],
+                                char *allow, size_t allowlen);
 
 /* ---- request bodies (body.c) ---- */
 
@@ -148,26 +148,26 @@ int http_body_fields(const cJSON *obj, const struct http_field *fields, size_t n
 
 /* What a waiting request learns when its run ends. */
 struct http_wait_result {
-  bool store_failed;     /* the run's database could not be written */
+  bool store_failed; /* the run's database could not be written */
   bool completed;
-  char *error_message;   /* heap */
-  char *result_json;     /* heap */
-  int rc;                /* an operator control's result (nrd_runner_control) */
-  char *detail;          /* heap: its message, when it has its own */
+  char *error_message; /* heap */
+  char *result_json;   /* heap */
+  int rc;              /* an operator control's result (nrd_runner_control) */
+  char *detail;        /* heap: its message, when it has its own */
 };
 
 struct http_ctx {
   struct nrd_http *h;
-  void *conn;                        /* struct MHD_Connection * (server.c only) */
-  atomic_int refs;                   /* libmicrohttpd's + a pending run callback's */
-  pthread_mutex_t mu;                /* guards the wait fields below */
+  void *conn;         /* struct MHD_Connection * (server.c only) */
+  atomic_int refs;    /* libmicrohttpd's + a pending run callback's */
+  pthread_mutex_t mu; /* guards the wait fields below */
 
   char request_id[HTTP_REQUEST_ID_MAX + 1];
   char method[16];
-  char *path;                        /* raw path, heap */
+  char *path; /* raw path, heap */
   char client[64];
   int64_t start_mono_ms;
-  unsigned status;                   /* the status queued; 0 none */
+  unsigned status; /* the status queued; 0 none */
 
   enum http_match match;
   const struct http_route *route;
@@ -177,15 +177,15 @@ struct http_ctx {
   bool early_replied;
   bool too_large;
   size_t discarded;
-  struct nrd_buf body;               /* up to cfg->max_body_bytes */
-  cJSON *json;                       /* parsed body or NULL */
+  struct nrd_buf body; /* up to cfg->max_body_bytes */
+  cJSON *json;         /* parsed body or NULL */
 
   /* waiting for a run (check-failed immediate) */
-  bool suspended;                    /* the connection was suspended */
-  bool done;                         /* the run reported (result is set) */
-  bool resumed;                      /* someone resumed it (or must not) */
-  bool shutdown;                     /* resumed by nrd_http_stop */
-  bool in_list;                      /* on the server's list of waiting requests */
+  bool suspended; /* the connection was suspended */
+  bool done;      /* the run reported (result is set) */
+  bool resumed;   /* someone resumed it (or must not) */
+  bool shutdown;  /* resumed by nrd_http_stop */
+  bool in_list;   /* on the server's list of waiting requests */
   struct http_ctx *next, *prev;
   struct http_wait_result result;
   void (*render)(struct http_ctx *c, struct http_reply *out);

@@ -18,7 +18,7 @@ enum http_handler_rc http_h_health(struct http_ctx *c, struct http_reply *out)
       "{\"status\":\"ok\",\"version\":\"" NRD_VERSION "\",\"uptimeSeconds\":";
   char digits[24];
   char *p = digits + sizeof digits;
-  uint64_t up = (uint64_t)http_uptime_seconds(c);  /* a monotonic difference: never negative */
+  uint64_t up = (uint64_t)http_uptime_seconds(c); /* a monotonic difference: never negative */
 
   do {
     *--p = (char)('0' + up % 10);

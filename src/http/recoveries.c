@@ -40,8 +40,8 @@ enum http_handler_rc http_h_list_recoveries(struct http_ctx *c, struct http_repl
   }
   if (!http_query_limit(c, LIMIT_DEFAULT, LIMIT_MAX, &limit, out))
     return HTTP_REPLY;
-  if (nrd_runner_recoveries(http_runner(c), has_state > 0 ? (int)parsed : -1, limit, &rows,
-                            &n) != NRD_OK) {
+  if (nrd_runner_recoveries(http_runner(c), has_state > 0 ? (int)parsed : -1, limit, &rows, &n) !=
+      NRD_OK) {
     http_error(out, HTTP_E_STORE_UNAVAILABLE, NULL, NULL);
     return HTTP_REPLY;
   }
@@ -81,9 +81,10 @@ static void on_control_done(void *ud, const struct nrd_control_result *res)
   if (res->new_replacement) {
     struct nrd_buf b;
     nrd_buf_init(&b);
-    nrd_buf_printf(&b, "A new replacement named '%s' will be created on the next run; the "
-                   "replacement that did not start (%s) is left as it is", res->new_name,
-                   res->old_id);
+    nrd_buf_printf(&b,
+                   "A new replacement named '%s' will be created on the next run; the "
+                   "replacement that did not start (%s) is left as it is",
+                   res->new_name, res->old_id);
     w.detail = nrd_buf_steal(&b);
   }
   http_ctx_finish_wait(ud, &w);
@@ -106,13 +107,12 @@ static void render_abandon(struct http_ctx *c, struct http_reply *out)
 
 /* Hands the write to the runner's control thread; the answer is rendered
  * when it is done (the wait protocol). */
-static enum http_handler_rc control(struct http_ctx *c, enum nrd_control what,
-                                    const char *reason,
+static enum http_handler_rc control(struct http_ctx *c, enum nrd_control what, const char *reason,
                                     void (*render)(struct http_ctx *, struct http_reply *),
                                     struct http_reply *out)
 {
   c->render = render;
-  http_ctx_ref(c);  /* held by on_control_done */
+  http_ctx_ref(c); /* held by on_control_done */
   if (nrd_runner_control(http_runner(c), what, c->params[0], reason, on_control_done, c) != 0) {
     http_ctx_unref(c);
     http_error(out, HTTP_E_SHUTTING_DOWN, NULL, NULL);

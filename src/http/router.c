@@ -108,8 +108,8 @@ static bool pattern_match(const char *pattern, const char *path, char *params[HT
 }
 
 enum http_match http_route_find(const char *method, const char *path,
-                                const struct http_route **route,
-                                char *params[HTTP_MAX_PARAMS], char *allow, size_t allowlen)
+                                const struct http_route **route, char *params[HTTP_MAX_PARAMS],
+                                char *allow, size_t allowlen)
 {
   bool path_known = false;
   size_t used = 0;

@@ -5,7 +5,7 @@
 
 enum http_handler_rc http_h_get_run(struct http_ctx *c, struct http_reply *out)
 {
-  struct nrd_run_record rec = {0};
+  struct nrd_run_record rec = { 0 };
   int rc = nrd_runner_run_record(http_runner(c), c->params[0], &rec);
 
   if (rc == NRD_OK)

@@ -45,8 +45,8 @@ enum http_handler_rc http_h_scheduler_trigger(struct http_ctx *c, struct http_re
   if (!s)
     return HTTP_REPLY;
   if (nrd_scheduler_trigger(s, run_id) != 0) {
-    http_error(out, nrd_scheduler_paused(s) ? HTTP_E_SCHEDULER_PAUSED : HTTP_E_SHUTTING_DOWN,
-               NULL, NULL);
+    http_error(out, nrd_scheduler_paused(s) ? HTTP_E_SCHEDULER_PAUSED : HTTP_E_SHUTTING_DOWN, NULL,
+               NULL);
     return HTTP_REPLY;
   }
   nrd_buf_init(&b);

@@ -46,12 +46,12 @@ struct nrd_http {
   struct nrd_runner *runner;
   struct nrd_scheduler *sched;
   struct MHD_Daemon *daemon;
-  struct http_deadline *deadline;  /* the request-head deadline's reaper */
+  struct http_deadline *deadline; /* the request-head deadline's reaper */
   MHD_socket quiesced_fd;
   int64_t started_mono_ms;
 
-  pthread_mutex_t mu;   /* guards the list below and stopping */
-  pthread_cond_t cv;    /* signalled when a waiting request completes */
+  pthread_mutex_t mu; /* guards the list below and stopping */
+  pthread_cond_t cv;  /* signalled when a waiting request completes */
   struct http_ctx *waiting;
   size_t n_waiting;
   bool stopping;
@@ -234,8 +234,8 @@ static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const cha
 
 /* The client: the peer, or, when the peer is a trusted proxy, the right-most
  * X-Forwarded-For address that is not a trusted proxy. */
-static void client_address(const struct nrd_config *cfg, struct MHD_Connection *conn,
-                           char *out, size_t outlen)
+static void client_address(const struct nrd_config *cfg, struct MHD_Connection *conn, char *out,
+                           size_t outlen)
 {
   unsigned char addr[16];
   struct nrd_buf xff;
@@ -268,8 +268,8 @@ static void client_address(const struct nrd_config *cfg, struct MHD_Connection *
   nrd_buf_cleanup(&xff);
 }
 
-static struct http_ctx *ctx_create(struct nrd_http *h, struct MHD_Connection *conn,
-                                   const char *url, const char *method)
+static struct http_ctx *ctx_create(struct nrd_http *h, struct MHD_Connection *conn, const char *url,
+                                   const char *method)
 {
   /* malloc + memset rather than calloc: glibc's calloc skips the per-thread
    * cache, where the last request's context waits, and costs twice as much. */
@@ -283,7 +283,7 @@ static struct http_ctx *ctx_create(struct nrd_http *h, struct MHD_Connection *co
   pthread_mutex_init(&c->mu, NULL);
   c->start_mono_ms = nrd_mono_ms();
   if (request_id_ok(rid))
-    memcpy(c->request_id, rid, strlen(rid) + 1);  /* fits: request_id_ok checked */
+    memcpy(c->request_id, rid, strlen(rid) + 1); /* fits: request_id_ok checked */
   else
     nrd_make_id("req", c->request_id);
   size_t mlen = strnlen(method, sizeof c->method - 1);
@@ -423,7 +423,7 @@ static enum MHD_Result wait_begin(struct http_ctx *c)
   pthread_mutex_lock(&c->mu);
   answer_now = c->done || h->stopping;
   if (answer_now) {
-    c->resumed = true;  /* a late callback must not resume this connection */
+    c->resumed = true; /* a late callback must not resume this connection */
   } else {
     MHD_suspend_connection(c->conn);
     c->suspended = true;
@@ -495,14 +495,13 @@ static enum MHD_Result dispatch(struct http_ctx *c)
   } else if (c->match == HTTP_MATCH_NOT_FOUND) {
     http_error(&rep, HTTP_E_NOT_FOUND, NULL, NULL);
   } else if (c->match == HTTP_MATCH_BAD_METHOD) {
-    http_errorf(&rep, HTTP_E_METHOD_NOT_ALLOWED, "method %s not allowed; allowed: %s",
-                c->method, c->allow);
+    http_errorf(&rep, HTTP_E_METHOD_NOT_ALLOWED, "method %s not allowed; allowed: %s", c->method,
+                c->allow);
     rep.allow = c->allow;
   } else {
     bool parsed = true;
-    if (c->route->body) {  /* the Content-Type matters only for a body */
-      ctype = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND,
-                                          MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (c->route->body) { /* the Content-Type matters only for a body */
+      ctype = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
       parsed = http_body_parse(ctype, c->body.data, c->body.len, &c->json, &rep) == 0;
     }
     if (parsed && c->route->handler(c, &rep) == HTTP_WAIT)
@@ -512,9 +511,8 @@ static enum MHD_Result dispatch(struct http_ctx *c)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
   struct nrd_http *h = cls;
   struct http_ctx *c = *con_cls;
@@ -525,8 +523,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     http_deadline_head_done(h->deadline, conn);
     c = ctx_create(h, conn, url, method);
     *con_cls = c;
-    c->match = http_route_find(method, c->path, &c->route, c->params, c->allow,
-                               sizeof c->allow);
+    c->match = http_route_find(method, c->path, &c->route, c->params, c->allow, sizeof c->allow);
     if (!early_refusal(c, version, &rep))
       return MHD_YES;
     nrd_log_set_request_id(c->request_id);
@@ -555,12 +552,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static const char *termination_name(enum MHD_RequestTerminationCode toe)
 {
   switch (toe) {
-  case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "ok";
-  case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
-  case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
-  case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
-  case MHD_REQUEST_TERMINATED_READ_ERROR: return "read_error";
-  case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client_abort";
+  case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+    return "ok";
+  case MHD_REQUEST_TERMINATED_WITH_ERROR:
+    return "error";
+  case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+    return "timeout";
+  case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+    return "shutdown";
+  case MHD_REQUEST_TERMINATED_READ_ERROR:
+    return "read_error";
+  case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+    return "client_abort";
   }
   return "unknown";
 }
@@ -608,8 +611,7 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
   return strlen(s);
 }
 
-__attribute__((format(printf, 2, 0)))
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
   char msg[512];
   size_t n;
@@ -630,8 +632,8 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   struct sockaddr_in sin;
   struct sockaddr_in6 sin6;
   const struct sockaddr *sa;
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
-                   MHD_USE_ERROR_LOG;
+  unsigned flags =
+      MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   const char *host = cfg->host ? cfg->host : "127.0.0.1";
 
   http_routes_declare_metrics();
@@ -664,24 +666,20 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   pthread_mutex_init(&h->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);  /* timed waits count monotonic time */
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits count monotonic time */
   pthread_cond_init(&h->cv, &ca);
   pthread_condattr_destroy(&ca);
 
   h->deadline = http_deadline_create(cfg->http_request_timeout_seconds, CONNECTION_TIMEOUT_S);
-  nrd_log_buffer_start(NRD_LOG_FLUSH_MS);  /* access lines: see nrd/log.h */
-  h->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_access, h,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-      MHD_OPTION_SOCK_ADDR, sa,
-      MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, h->deadline,
-      MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY_LIMIT,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, h,
-      MHD_OPTION_END);
+  nrd_log_buffer_start(NRD_LOG_FLUSH_MS); /* access lines: see nrd/log.h */
+  h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER,
+                               mhd_log, h, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT,
+                               cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                               cfg->http_max_connections_per_ip, MHD_OPTION_NOTIFY_CONNECTION,
+                               on_connection, h->deadline, MHD_OPTION_CONNECTION_TIMEOUT,
+                               CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                               CONNECTION_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                               h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, h, MHD_OPTION_END);
   if (!h->daemon || !http_deadline_start(h->deadline)) {
     if (h->daemon)
       MHD_stop_daemon(h->daemon);
@@ -764,7 +762,7 @@ void nrd_http_stop(struct nrd_http *h)
   http_deadline_stop(h->deadline);
   MHD_stop_daemon(h->daemon);
   http_deadline_destroy(h->deadline);
-  nrd_log_buffer_stop();  /* after the last completion: every access line is out */
+  nrd_log_buffer_stop(); /* after the last completion: every access line is out */
   if (h->quiesced_fd != MHD_INVALID_SOCKET)
     close(h->quiesced_fd);
   pthread_cond_destroy(&h->cv);

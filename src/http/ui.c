@@ -16,10 +16,14 @@ static const char *const ui_headers[] = {
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
   "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
   "frame-ancestors 'none'",
-  "X-Content-Type-Options", "nosniff",
-  "Referrer-Policy", "no-referrer",
-  "X-Frame-Options", "DENY",
-  "Cross-Origin-Opener-Policy", "same-origin",
+  "X-Content-Type-Options",
+  "nosniff",
+  "Referrer-Policy",
+  "no-referrer",
+  "X-Frame-Options",
+  "DENY",
+  "Cross-Origin-Opener-Policy",
+  "same-origin",
   NULL
 };
 

@@ -8,9 +8,9 @@
 #include <stddef.h>
 
 struct nrd_ui_file {
-  const char *path;          /* "/ui/app.js", "/openapi.yaml" */
-  const char *content_type;  /* "text/javascript; charset=utf-8", ... */
-  const char *data;          /* the whole file, NUL-terminated */
+  const char *path;         /* "/ui/app.js", "/openapi.yaml" */
+  const char *content_type; /* "text/javascript; charset=utf-8", ... */
+  const char *data;         /* the whole file, NUL-terminated */
   size_t len;
 };
 

@@ -83,7 +83,7 @@ struct nrd_novita *nrd_novita_create(const struct nrd_novita_options *opt)
   atomic_init(&nv->aborted, false);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);  /* sleeps count nrd_mono_ms time */
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* sleeps count nrd_mono_ms time */
   pthread_mutex_init(&nv->wait_mu, NULL);
   pthread_cond_init(&nv->wait_cv, &ca);
   pthread_condattr_destroy(&ca);
@@ -251,7 +251,7 @@ void nrd_nv_circuit_record(struct nrd_novita *nv, bool failed, bool probe)
 
 bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms)
 {
-  if (!nv->adaptive && nv->rate_limit_rps <= 0)  /* adaptive: never 0 */
+  if (!nv->adaptive && nv->rate_limit_rps <= 0) /* adaptive: never 0 */
     return true;
   pthread_mutex_lock(&nv->bucket_mu);
   int64_t now = nrd_mono_ms();
@@ -292,8 +292,8 @@ static void utf8_trim_tail(char *s)
     s[i - 1] = '\0';
 }
 
-void nrd_nv_set_error(struct nrd_nv_error *err, int http_status, const char *code,
-                      const char *fmt, ...)
+void nrd_nv_set_error(struct nrd_nv_error *err, int http_status, const char *code, const char *fmt,
+                      ...)
 {
   va_list ap;
   err->http_status = http_status;

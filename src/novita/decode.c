@@ -83,13 +83,13 @@ static void decode_job(const cJSON *obj, struct nrd_job *out)
     if (!error)
       error = nrd_json_str_nonempty(st, "message");
   } else {
-    state = nrd_json_str(obj, "state");  /* tolerated: a bare state string */
+    state = nrd_json_str(obj, "state"); /* tolerated: a bare state string */
   }
   if (!error)
     error = nrd_json_str_nonempty(obj, "errorMessage");
 
-  const char *src[5] = {id, type, instance_id, state, error};
-  char **dst[5] = {&out->id, &out->type, &out->instance_id, &out->state, &out->error};
+  const char *src[5] = { id, type, instance_id, state, error };
+  char **dst[5] = { &out->id, &out->type, &out->instance_id, &out->state, &out->error };
   size_t size = 1;
   for (int i = 0; i < 5; i++)
     size += src[i] ? strlen(src[i]) + 1 : 0;

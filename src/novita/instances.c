@@ -35,15 +35,15 @@
 struct scan {
   const char *p, *end;
   int depth;
-  struct nrd_buf *out;     /* raw JSON written here when not NULL */
-  const char *flush;       /* with out: the input up to here is written */
-  const char *key;         /* the current member's key, as cJSON sees it: */
-  size_t key_len;          /* cut at a NUL; in the body or in key_buf */
-  struct nrd_buf key_buf;  /* the decoded key, when it has escapes */
-  struct nrd_buf text;     /* the decoded text of the last escaped string */
-  struct nrd_buf raw;      /* the raw JSON of the instance being read */
-  bool in_instance;        /* reading an instance: its strings go to strs */
-  struct nrd_buf strs;     /* the instance's strings, NUL-terminated, one after
+  struct nrd_buf *out;    /* raw JSON written here when not NULL */
+  const char *flush;      /* with out: the input up to here is written */
+  const char *key;        /* the current member's key, as cJSON sees it: */
+  size_t key_len;         /* cut at a NUL; in the body or in key_buf */
+  struct nrd_buf key_buf; /* the decoded key, when it has escapes */
+  struct nrd_buf text;    /* the decoded text of the last escaped string */
+  struct nrd_buf raw;     /* the raw JSON of the instance being read */
+  bool in_instance;       /* reading an instance: its strings go to strs */
+  struct nrd_buf strs;    /* the instance's strings, NUL-terminated, one after
                               another; its fields hold offsets + 1 until the
                               instance is read (then they point into one block) */
 };
@@ -54,20 +54,30 @@ enum vtype { V_OTHER, V_NULL, V_NUM, V_STR };
 struct capture {
   enum vtype type;
   double num;
-  const char *raw;         /* V_STR without escapes: its text in the body */
+  const char *raw; /* V_STR without escapes: its text in the body */
   size_t raw_len;
-  bool escaped;            /* V_STR with escapes: decoded in scan.text */
+  bool escaped; /* V_STR with escapes: decoded in scan.text */
 };
 
 /* Fields read from an object: the first member of each name counts, as
  * cJSON_GetObjectItemCaseSensitive finds it. */
-enum field_kind { F_STR, F_SCALAR, F_EPOCH, F_PORTS, F_ENVS, F_MOUNTS, F_TOOLS, F_NETWORK,
-                  F_INSTANCES, F_TOTAL };
+enum field_kind {
+  F_STR,
+  F_SCALAR,
+  F_EPOCH,
+  F_PORTS,
+  F_ENVS,
+  F_MOUNTS,
+  F_TOOLS,
+  F_NETWORK,
+  F_INSTANCES,
+  F_TOTAL
+};
 struct field {
   const char *name;
-  size_t len;              /* strlen(name) */
+  size_t len; /* strlen(name) */
   enum field_kind kind;
-  size_t off;              /* of the char * (or int64_t) in the struct read into */
+  size_t off; /* of the char * (or int64_t) in the struct read into */
 };
 
 /* The page being read. With a run function, the items are handed over
@@ -75,12 +85,12 @@ struct field {
 struct page {
   struct nrd_instance *items;
   size_t n, cap;
-  bool instances_ok;       /* "instances" was an array or null */
+  bool instances_ok; /* "instances" was an array or null */
   int64_t total;
   nrd_nv_run_fn run;
   void *ud;
   size_t run_max;
-  bool stopped;            /* run asked to stop */
+  bool stopped; /* run asked to stop */
 };
 
 static bool value(struct scan *s, struct capture *cap);
@@ -362,7 +372,10 @@ static bool member_key(struct scan *s, bool *secret)
 
 /* ---- the fields read ---- */
 
-#define FIELD(name, kind, type, member) { name, sizeof(name) - 1, kind, offsetof(type, member) }
+#define FIELD(name, kind, type, member)                  \
+  {                                                      \
+    name, sizeof(name) - 1, kind, offsetof(type, member) \
+  }
 
 static const struct field instance_fields[] = {
   FIELD("id", F_SCALAR, struct nrd_instance, id),
@@ -433,7 +446,7 @@ static char *field_text(struct scan *s, const char *text, size_t len)
   if (!s->in_instance)
     return nrd_xstrndup(text, len);
   size_t off = s->strs.len;
-  len = strnlen(text, len);  /* cut at a NUL, as cJSON's strings are */
+  len = strnlen(text, len); /* cut at a NUL, as cJSON's strings are */
   nrd_buf_append(&s->strs, text, len);
   nrd_buf_append(&s->strs, "", 1);
   return (char *)(uintptr_t)(off + 1);
@@ -460,9 +473,22 @@ static char *number_field(struct scan *s, double v)
 static void each_string(struct nrd_instance *in, void (*fn)(char **field, void *arg), void *arg)
 {
   char **fields[] = {
-    &in->id, &in->name, &in->status, &in->cluster_id, &in->cluster_name, &in->product_id,
-    &in->product_name, &in->image_url, &in->image_auth_id, &in->command, &in->gpu_num,
-    &in->rootfs_size, &in->kind, &in->billing_mode, &in->entrypoint, &in->network_id,
+    &in->id,
+    &in->name,
+    &in->status,
+    &in->cluster_id,
+    &in->cluster_name,
+    &in->product_id,
+    &in->product_name,
+    &in->image_url,
+    &in->image_auth_id,
+    &in->command,
+    &in->gpu_num,
+    &in->rootfs_size,
+    &in->kind,
+    &in->billing_mode,
+    &in->entrypoint,
+    &in->network_id,
     &in->min_cuda_version,
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -526,7 +552,7 @@ static bool captured_i64(const struct scan *s, const struct capture *c, int64_t 
     size_t len = c->escaped ? s->text.len : c->raw_len;
     char *text = len < sizeof small ? small : nrd_xmalloc(len + 1);
     memcpy(text, src, len);
-    text[len] = '\0';  /* an embedded NUL cuts it, as in cJSON */
+    text[len] = '\0'; /* an embedded NUL cuts it, as in cJSON */
     bool ok = nrd_parse_i64(text, INT64_MIN, INT64_MAX, out);
     if (text != small)
       free(text);
@@ -646,42 +672,42 @@ static bool value(struct scan *s, struct capture *cap)
 /* A list field of an instance: present when it is an array (even empty). */
 static bool list_field(struct scan *s, const struct field *f, struct nrd_instance *in)
 {
-  struct list l = {0};
+  struct list l = { 0 };
   const struct field *fields;
   size_t n_fields;
   bool *present;
 
   ws(s);
   if (s->p >= s->end || *s->p != '[')
-    return value(s, NULL);  /* null or another type: not present */
+    return value(s, NULL); /* null or another type: not present */
   switch (f->kind) {
   case F_PORTS:
-    l = (struct list){(void **)&in->ports, &in->n_ports, 0, sizeof *in->ports, NULL};
+    l = (struct list){ (void **)&in->ports, &in->n_ports, 0, sizeof *in->ports, NULL };
     fields = port_fields;
     n_fields = COUNT(port_fields);
     present = &in->ports_present;
     break;
   case F_ENVS:
-    l = (struct list){(void **)&in->envs, &in->n_envs, 0, sizeof *in->envs, NULL};
+    l = (struct list){ (void **)&in->envs, &in->n_envs, 0, sizeof *in->envs, NULL };
     fields = env_fields;
     n_fields = COUNT(env_fields);
     present = &in->envs_present;
     break;
   case F_TOOLS:
-    l = (struct list){(void **)&in->tools, &in->n_tools, 0, sizeof *in->tools, NULL};
+    l = (struct list){ (void **)&in->tools, &in->n_tools, 0, sizeof *in->tools, NULL };
     fields = tool_fields;
     n_fields = COUNT(tool_fields);
     present = &in->tools_present;
     break;
   default:
-    l = (struct list){(void **)&in->mounts, &in->n_mounts, 0, sizeof *in->mounts, NULL};
+    l = (struct list){ (void **)&in->mounts, &in->n_mounts, 0, sizeof *in->mounts, NULL };
     fields = mount_fields;
     n_fields = COUNT(mount_fields);
     present = &in->mounts_present;
     break;
   }
   *present = true;
-  *l.items = nrd_xcalloc(1, l.elem);  /* a present empty list has an array too */
+  *l.items = nrd_xcalloc(1, l.elem); /* a present empty list has an array too */
   l.cap = 1;
   return array(s, &l, fields, n_fields);
 }
@@ -706,7 +732,7 @@ static bool field_value(struct scan *s, const struct field *f, void *dst)
     return value(s, NULL);
   case F_INSTANCES: {
     struct page *pg = dst;
-    struct list l = {(void **)&pg->items, &pg->n, pg->cap, sizeof *pg->items, pg};
+    struct list l = { (void **)&pg->items, &pg->n, pg->cap, sizeof *pg->items, pg };
     ws(s);
     if (s->p < s->end && *s->p == '[') {
       pg->instances_ok = true;
@@ -765,8 +791,8 @@ static const struct field *find_field(const struct field *fields, size_t n, cons
 static bool members(struct scan *s, const struct field *fields, size_t n_fields, void *dst)
 {
   uint32_t seen = 0;
-  bool written = false;     /* a member is in the raw JSON */
-  bool drop_comma = false;  /* the next ',' follows only left-out members */
+  bool written = false;    /* a member is in the raw JSON */
+  bool drop_comma = false; /* the next ',' follows only left-out members */
 
   if (s->p < s->end && *s->p == '}') {
     s->p++;
@@ -792,7 +818,7 @@ static bool members(struct scan *s, const struct field *fields, size_t n_fields,
       s->out = NULL;
       vok = value(s, NULL);
       s->out = out;
-      out->len = mark;  /* the ',' and the key written so far go too */
+      out->len = mark; /* the ',' and the key written so far go too */
       out->data[mark] = '\0';
       s->flush = s->p;
       drop_comma = drop_comma || !written;
@@ -911,7 +937,7 @@ static int decode_page(const char *body, size_t len, struct page *pg)
   if (!body || len == 0)
     return -1;
   scan_init(&s, body, len);
-  pg->items = nrd_xcalloc(1, sizeof *pg->items);  /* an empty page has an array too */
+  pg->items = nrd_xcalloc(1, sizeof *pg->items); /* an empty page has an array too */
   pg->cap = 1;
   if (object_starts(&s) && object(&s, page_fields, COUNT(page_fields), pg) && at_end(&s) &&
       pg->instances_ok)
@@ -929,8 +955,8 @@ static void page_free(struct page *pg)
   free(pg->items);
 }
 
-int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items,
-                            size_t *n, int64_t *total)
+int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **items, size_t *n,
+                            int64_t *total)
 {
   struct page pg = { .total = -1 };
 
@@ -947,8 +973,8 @@ int nrd_nv_decode_instances(const char *body, size_t len, struct nrd_instance **
   return 0;
 }
 
-int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max,
-                                nrd_nv_run_fn run, void *ud, int64_t *total)
+int nrd_nv_decode_instance_runs(const char *body, size_t len, size_t run_max, nrd_nv_run_fn run,
+                                void *ud, int64_t *total)
 {
   struct page pg = { .total = -1, .run = run, .ud = ud, .run_max = run_max ? run_max : 1 };
 
@@ -970,9 +996,9 @@ void nrd_nv_decode_instance(const cJSON *obj, struct nrd_instance *out)
     return;
   char *text = nrd_json_print(obj);
   scan_init(&s, text, strlen(text));
-  if (!object_starts(&s) ||
-      !object(&s, instance_fields, COUNT(instance_fields), out) || !at_end(&s))
-    nrd_instance_cleanup(out);  /* nested deeper than NRD_JSON_MAX_DEPTH */
+  if (!object_starts(&s) || !object(&s, instance_fields, COUNT(instance_fields), out) ||
+      !at_end(&s))
+    nrd_instance_cleanup(out); /* nested deeper than NRD_JSON_MAX_DEPTH */
   scan_cleanup(&s);
   free(text);
 }

@@ -22,11 +22,11 @@ static void log_unusable(const char *endpoint, const struct nrd_nv_error *err)
 
 /* A 2xx answer whose body could not be read: NRD_NV_BAD_RESPONSE, err
  * saying so, one warn line. */
-static enum nrd_nv_rc unusable_answer(const char *endpoint, int status,
-                                      const struct nrd_buf *resp, struct nrd_nv_error *err)
+static enum nrd_nv_rc unusable_answer(const char *endpoint, int status, const struct nrd_buf *resp,
+                                      struct nrd_nv_error *err)
 {
-  nrd_nv_set_error(err, status, NULL, "unusable %s answer (HTTP %d, %zu bytes)", endpoint,
-                   status, resp->len);
+  nrd_nv_set_error(err, status, NULL, "unusable %s answer (HTTP %d, %zu bytes)", endpoint, status,
+                   resp->len);
   log_unusable(endpoint, err);
   return NRD_NV_BAD_RESPONSE;
 }
@@ -38,8 +38,8 @@ static void url_escape(struct nrd_buf *b, const char *s)
 {
   static const char hex[] = "0123456789ABCDEF";
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                 (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+    bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                 *p == '-' || *p == '.' || *p == '_' || *p == '~';
     if (plain) {
       nrd_buf_append(b, p, 1);
     } else {
@@ -58,7 +58,7 @@ struct idset {
 
 static uint64_t hash_str(const char *s)
 {
-  uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
   for (; *s; s++) {
     h ^= (unsigned char)*s;
     h *= 1099511628211ULL;
@@ -179,7 +179,7 @@ struct inst_pager {
   const char *name;
   const struct nrd_nv_instance_sink *sink;
   struct idset seen;
-  size_t page_items, page_new;  /* of the page being read */
+  size_t page_items, page_new; /* of the page being read */
   struct nrd_buf url, body;
 };
 
@@ -220,8 +220,8 @@ static enum nrd_nv_rc inst_page(void *ud, unsigned page, size_t *n_items, size_t
   if (rc != NRD_NV_OK)
     return rc;
   pg->page_items = pg->page_new = 0;
-  int drc = nrd_nv_decode_instance_runs(pg->body.data, pg->body.len, NV_INSTANCE_RUN, inst_run,
-                                        pg, total);
+  int drc = nrd_nv_decode_instance_runs(pg->body.data, pg->body.len, NV_INSTANCE_RUN, inst_run, pg,
+                                        total);
   if (pg->sink->page_end)
     pg->sink->page_end(pg->sink->ud, drc == 0);
   if (drc < 0) {
@@ -237,8 +237,8 @@ static enum nrd_nv_rc inst_page(void *ud, unsigned page, size_t *n_items, size_t
 }
 
 enum nrd_nv_rc nrd_nv_list_instances(struct nrd_novita_conn *c, const char *name,
-                                     const struct nrd_nv_instance_sink *sink,
-                                     size_t *total_seen, struct nrd_nv_error *err)
+                                     const struct nrd_nv_instance_sink *sink, size_t *total_seen,
+                                     struct nrd_nv_error *err)
 {
   struct inst_pager pg = { .c = c, .name = name, .sink = sink };
   idset_init(&pg.seen);
@@ -290,13 +290,13 @@ static enum nrd_nv_rc job_page(void *ud, unsigned page, size_t *n_items, size_t 
   }
   nrd_buf_printf(&pg->url, "&startTime=%lld&endTime=%lld&pageNum=%u&pageSize=%u",
                  (long long)pg->start_s, (long long)pg->end_s, page, nv->page_size);
-  enum nrd_nv_rc rc = nrd_nv_transport(pg->c, NRD_EP_LIST_JOBS, "GET", pg->url.data, NULL,
-                                       internal, true, &pg->body, &status, err);
+  enum nrd_nv_rc rc = nrd_nv_transport(pg->c, NRD_EP_LIST_JOBS, "GET", pg->url.data, NULL, internal,
+                                       true, &pg->body, &status, err);
   if (rc != NRD_NV_OK)
     return rc;
   if (nrd_nv_decode_jobs(pg->body.data, pg->body.len, &items, &n, total) != 0) {
-    nrd_nv_set_error(err, status, NULL, "unusable jobs page %u (HTTP %d, %zu bytes)", page,
-                     status, pg->body.len);
+    nrd_nv_set_error(err, status, NULL, "unusable jobs page %u (HTTP %d, %zu bytes)", page, status,
+                     pg->body.len);
     log_unusable("list_jobs", err);
     return NRD_NV_BAD_RESPONSE;
   }
@@ -309,7 +309,7 @@ static enum nrd_nv_rc job_page(void *ud, unsigned page, size_t *n_items, size_t 
       pg->cap = pg->cap ? pg->cap * 2 : 64;
       pg->jobs = nrd_xrealloc(pg->jobs, pg->cap * sizeof *pg->jobs);
     }
-    pg->jobs[pg->n++] = items[i];  /* moved: the strings now belong to pg->jobs */
+    pg->jobs[pg->n++] = items[i]; /* moved: the strings now belong to pg->jobs */
     fresh++;
   }
   free(items);
@@ -319,20 +319,20 @@ static enum nrd_nv_rc job_page(void *ud, unsigned page, size_t *n_items, size_t 
   return NRD_NV_OK;
 }
 
-enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type,
-                                int64_t start_s, int64_t end_s,
-                                struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err)
+enum nrd_nv_rc nrd_nv_list_jobs(struct nrd_novita_conn *c, const char *type, int64_t start_s,
+                                int64_t end_s, struct nrd_job **jobs, size_t *n,
+                                struct nrd_nv_error *err)
 {
   return nrd_nv_list_jobs_in_state(c, type, NULL, start_s, end_s, jobs, n, err);
 }
 
 enum nrd_nv_rc nrd_nv_list_jobs_in_state(struct nrd_novita_conn *c, const char *type,
                                          const char *state, int64_t start_s, int64_t end_s,
-                                         struct nrd_job **jobs, size_t *n,
-                                         struct nrd_nv_error *err)
+                                         struct nrd_job **jobs, size_t *n, struct nrd_nv_error *err)
 {
-  struct job_pager pg = { .c = c, .type = type, .state = state, .start_s = start_s,
-                          .end_s = end_s };
+  struct job_pager pg = {
+    .c = c, .type = type, .state = state, .start_s = start_s, .end_s = end_s
+  };
   idset_init(&pg.seen);
   nrd_buf_init(&pg.url);
   nrd_buf_init(&pg.body);
@@ -389,8 +389,8 @@ enum nrd_nv_rc nrd_nv_create_instance(struct nrd_novita_conn *c, const cJSON *re
   nrd_buf_printf(&url, "%s/v1/gpu/instance/create", c->nv->base_url);
 
   /* Never retried: create has no idempotency key. */
-  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_CREATE, "POST", url.data, req, false, false,
-                                       &resp, &status, err);
+  enum nrd_nv_rc rc =
+      nrd_nv_transport(c, NRD_EP_CREATE, "POST", url.data, req, false, false, &resp, &status, err);
   if (rc != NRD_NV_OK)
     goto out;
   root = nrd_json_parse(resp.data, resp.len);
@@ -406,7 +406,7 @@ enum nrd_nv_rc nrd_nv_create_instance(struct nrd_novita_conn *c, const cJSON *re
   *new_id = id;
 out:
   cJSON_Delete(root);
-  memset(req, 0, strlen(req));  /* it carries env values */
+  memset(req, 0, strlen(req)); /* it carries env values */
   free(req);
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);
@@ -430,8 +430,8 @@ static int match_name(void *ud, struct nrd_instance *items, size_t n)
   return 0;
 }
 
-enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name,
-                                   char **found_id, struct nrd_nv_error *err)
+enum nrd_nv_rc nrd_nv_find_by_name(struct nrd_novita_conn *c, const char *name, char **found_id,
+                                   struct nrd_nv_error *err)
 {
   struct name_match m = { .name = name ? name : "" };
   *found_id = NULL;
@@ -464,8 +464,8 @@ static enum nrd_nv_rc fetch_instance(struct nrd_novita_conn *c, const char *inst
   nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/gpu/instance?instanceId=", c->nv->base_url);
   url_escape(&url, instance_id ? instance_id : "");
-  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_GET_INSTANCE, "GET", url.data, NULL, false,
-                                       true, &resp, status, err);
+  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_GET_INSTANCE, "GET", url.data, NULL, false, true,
+                                       &resp, status, err);
   *root = rc == NRD_NV_OK ? nrd_json_parse(resp.data, resp.len) : NULL;
   *len = resp.len;
   nrd_buf_cleanup(&url);
@@ -475,8 +475,7 @@ static enum nrd_nv_rc fetch_instance(struct nrd_novita_conn *c, const char *inst
 
 static enum nrd_nv_rc unusable_instance(struct nrd_nv_error *err, int status, size_t len)
 {
-  nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)", status,
-                   len);
+  nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)", status, len);
   log_unusable("get_instance", err);
   return NRD_NV_BAD_RESPONSE;
 }
@@ -515,8 +514,7 @@ enum nrd_nv_rc nrd_nv_list_products_in(struct nrd_novita_conn *c, const char *pr
                                        struct nrd_product **products, size_t *n,
                                        struct nrd_nv_error *err)
 {
-  return nrd_nv_list_kind_products(c, NULL, product_name, cluster_id, billing, products, n,
-                                   err);
+  return nrd_nv_list_kind_products(c, NULL, product_name, cluster_id, billing, products, n, err);
 }
 
 enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *kind,
@@ -540,8 +538,8 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
   nrd_buf_puts(&url, "&billingMethod=");
   url_escape(&url, billing && *billing ? billing : "spot");
 
-  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true,
-                                       &resp, &status, err);
+  enum nrd_nv_rc rc =
+      nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true, &resp, &status, err);
   if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0)
     rc = unusable_answer("products", status, &resp, err);
   nrd_buf_cleanup(&url);
@@ -559,8 +557,8 @@ enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluste
   nrd_buf_init(&url);
   nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/clusters", c->nv->base_url);
-  enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_CLUSTERS, "GET", url.data, NULL, false, true,
-                                       &resp, &status, err);
+  enum nrd_nv_rc rc =
+      nrd_nv_transport(c, NRD_EP_CLUSTERS, "GET", url.data, NULL, false, true, &resp, &status, err);
   if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0)
     rc = unusable_answer("clusters", status, &resp, err);
   nrd_buf_cleanup(&url);

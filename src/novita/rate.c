@@ -13,11 +13,11 @@
 #include "transport.h"
 
 #define MIN_RPS 0.5
-#define BURST_MAX 5.0          /* as the fixed bucket's */
-#define CUT 0.7                /* a 429 cuts the measured rate by 30% (AWS: 0.7) */
-#define DOUBLING_MS 1000.0     /* before the first 429 */
-#define APPROACH_MS 750.0      /* time constant back to the ceiling */
-#define PROBE 0.05             /* of the ceiling, a second, above it */
+#define BURST_MAX 5.0      /* as the fixed bucket's */
+#define CUT 0.7            /* a 429 cuts the measured rate by 30% (AWS: 0.7) */
+#define DOUBLING_MS 1000.0 /* before the first 429 */
+#define APPROACH_MS 750.0  /* time constant back to the ceiling */
+#define PROBE 0.05         /* of the ceiling, a second, above it */
 #define MEASURE_MS 1000
 
 static void set_rate(struct nrd_novita *nv, double r)
@@ -71,7 +71,7 @@ static void raise_rate(struct nrd_novita *nv, int64_t now)
   if (dt <= 0)
     return;
   if (dt > 1000)
-    dt = 1000;  /* a quiet spell is no evidence */
+    dt = 1000; /* a quiet spell is no evidence */
   nv->rate_raised_at_ms = now;
   if (c > 0 && r < c) {
     set_rate(nv, r + (c - r) * (1 - exp(-dt / APPROACH_MS)));

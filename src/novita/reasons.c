@@ -45,11 +45,16 @@ const struct nrd_nv_reason *nrd_nv_reason_find(const char *reason)
 const char *nrd_nv_class_name(enum nrd_nv_class c)
 {
   switch (c) {
-  case NRD_NV_CLASS_TRANSIENT: return "transient";
-  case NRD_NV_CLASS_ACCOUNT: return "account-wide";
-  case NRD_NV_CLASS_ROW: return "row-final";
-  case NRD_NV_CLASS_GONE: return "gone";
-  case NRD_NV_CLASS_PREPAID: return "prepaid-on-delete";
+  case NRD_NV_CLASS_TRANSIENT:
+    return "transient";
+  case NRD_NV_CLASS_ACCOUNT:
+    return "account-wide";
+  case NRD_NV_CLASS_ROW:
+    return "row-final";
+  case NRD_NV_CLASS_GONE:
+    return "gone";
+  case NRD_NV_CLASS_PREPAID:
+    return "prepaid-on-delete";
   }
   return "unknown";
 }

@@ -25,10 +25,10 @@ enum verdict { V_OK, V_NOT_FOUND, V_FINAL, V_BAD, V_RETRY, V_ACCOUNT, V_PREPAID 
 /* What one attempt produced. */
 struct attempt {
   CURLcode cc;
-  long status;                 /* 0: no HTTP answer */
-  bool sent;                   /* some of the request went out */
-  bool overflow;               /* the body passed max_response_bytes */
-  int64_t retry_after_ms;      /* -1: no usable Retry-After */
+  long status;            /* 0: no HTTP answer */
+  bool sent;              /* some of the request went out */
+  bool overflow;          /* the body passed max_response_bytes */
+  int64_t retry_after_ms; /* -1: no usable Retry-After */
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -91,7 +91,7 @@ static void perform(struct nrd_novita_conn *c, const char *method, const char *u
   a->sent = req_size > 0 || a->status > 0;
   a->overflow = call.sink.overflow;
   if (a->cc != CURLE_OK && !a->overflow)
-    a->status = 0;  /* a broken answer counts as no answer */
+    a->status = 0; /* a broken answer counts as no answer */
   memcpy(a->retry_after, call.retry_after, sizeof a->retry_after);
   a->retry_after_ms = nrd_retry_after_ms(a->retry_after, nrd_now_ms(), NV_RETRY_AFTER_CAP_MS);
 
@@ -111,7 +111,7 @@ static void scrub(struct nrd_nv_error *err, const char *secret)
   if (sl == 0)
     return;
   if (strstr(err->code, secret))
-    err->code[0] = '\0';  /* a code holding a secret is no name of Novita's */
+    err->code[0] = '\0'; /* a code holding a secret is no name of Novita's */
   while ((hit = strstr(err->message, secret)) != NULL) {
     size_t tail = strlen(hit + sl);
     memcpy(hit, "***", 3);
@@ -188,8 +188,8 @@ static enum verdict classify(const struct nrd_novita *nv, enum nrd_endpoint ep,
   }
   bool ok_status = st >= 200 && st < 300;
   /* Novita may answer an error with HTTP 200: classified as a 4xx would be. */
-  if (ok_status && !((ep == NRD_EP_CREATE || ep == NRD_EP_DELETE) &&
-                     error_shaped(resp, ep == NRD_EP_CREATE)))
+  if (ok_status &&
+      !((ep == NRD_EP_CREATE || ep == NRD_EP_DELETE) && error_shaped(resp, ep == NRD_EP_CREATE)))
     return V_OK;
 
   nrd_nv_decode_error(resp->data, resp->len, (int)st, err);
@@ -298,7 +298,7 @@ static enum nrd_nv_rc settle(struct nrd_novita *nv, enum nrd_endpoint ep, enum v
 {
   static const struct {
     enum nrd_nv_rc rc;
-    const char *outcome;  /* NULL: not a failure, not logged */
+    const char *outcome; /* NULL: not a failure, not logged */
   } ends[] = {
     [V_OK] = { NRD_NV_OK, NULL },
     [V_NOT_FOUND] = { NRD_NV_NOT_FOUND, NULL },
@@ -317,10 +317,9 @@ static enum nrd_nv_rc settle(struct nrd_novita *nv, enum nrd_endpoint ep, enum v
   return ends[v].rc;
 }
 
-enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
-                                const char *method, const char *url, const char *body,
-                                bool use_internal_key, bool allow_retry,
-                                struct nrd_buf *resp, int *http_status,
+enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep, const char *method,
+                                const char *url, const char *body, bool use_internal_key,
+                                bool allow_retry, struct nrd_buf *resp, int *http_status,
                                 struct nrd_nv_error *err)
 {
   struct nrd_novita *nv = c->nv;

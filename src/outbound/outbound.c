@@ -12,7 +12,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
   size_t n = size * nmemb;
   if (n > s->max - s->len) {
     s->overflow = true;
-    return 0;  /* a short count makes curl stop with CURLE_WRITE_ERROR */
+    return 0; /* a short count makes curl stop with CURLE_WRITE_ERROR */
   }
   if (s->buf)
     nrd_buf_append(s->buf, ptr, n);

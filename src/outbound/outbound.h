@@ -22,7 +22,7 @@
 struct nrd_out_sink {
   struct nrd_buf *buf;
   size_t max;
-  size_t len;                  /* bytes read so far */
+  size_t len; /* bytes read so far */
   bool overflow;
 };
 
@@ -31,10 +31,10 @@ struct nrd_out_sink {
 struct nrd_out_call {
   const char *url;
   long connect_timeout_ms, timeout_ms;
-  struct curl_slist *headers;  /* nrd_out_header; the caller frees after perform */
-  const atomic_bool *stop;     /* a transfer in flight ends when it turns true */
+  struct curl_slist *headers; /* nrd_out_header; the caller frees after perform */
+  const atomic_bool *stop;    /* a transfer in flight ends when it turns true */
   struct nrd_out_sink sink;
-  char retry_after[64];        /* the Retry-After header's value ("" none) */
+  char retry_after[64]; /* the Retry-After header's value ("" none) */
 };
 
 /* Appends one header line; aborts when out of memory (like nrd_xmalloc). */

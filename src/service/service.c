@@ -56,8 +56,8 @@ static bool scheduler_wanted(const struct nrd_config *cfg, const struct nrd_serv
 }
 
 /* Steps 3 to 5 of the start order. */
-static int start_front(struct nrd_service *svc, const struct nrd_service_options *opt,
-                       char *err, size_t errlen)
+static int start_front(struct nrd_service *svc, const struct nrd_service_options *opt, char *err,
+                       size_t errlen)
 {
   const struct nrd_config *cfg = svc->cfg;
   if (cfg->webhook_url && !opt->webhook_by_caller) {
@@ -76,7 +76,7 @@ struct nrd_service *nrd_service_start(const struct nrd_config *cfg,
                                       const struct nrd_service_options *opt, char *err,
                                       size_t errlen)
 {
-  static const struct nrd_service_options defaults = {0};
+  static const struct nrd_service_options defaults = { 0 };
   struct nrd_service *svc = nrd_xcalloc(1, sizeof *svc);
   if (!opt)
     opt = &defaults;

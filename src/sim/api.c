@@ -46,7 +46,7 @@ static bool fuzzy_match(const char *haystack, const char *needle)
   size_t n = strlen(needle);
   if (!haystack)
     return n == 0;
-  for (const char *h = haystack; ; h++) {
+  for (const char *h = haystack;; h++) {
     size_t i = 0;
     while (i < n && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
       i++;
@@ -64,13 +64,12 @@ static const char *arg(struct MHD_Connection *c, const char *key)
 }
 
 struct page {
-  int64_t offset, size;   /* size 0: an empty page */
+  int64_t offset, size; /* size 0: an empty page */
 };
 
 /* pageNum and pageSize as Novita takes them: size defaults to 10 (0 too) and
  * is capped by page_cap; a page number below the base gives an empty page. */
-static bool parse_page(struct nrd_sim *s, struct MHD_Connection *c, struct page *p,
-                       cJSON **err)
+static bool parse_page(struct nrd_sim *s, struct MHD_Connection *c, struct page *p, cJSON **err)
 {
   int64_t num = s->page_base, size = DEFAULT_PAGE_SIZE;
   const char *v = arg(c, "pageSize");
@@ -186,7 +185,7 @@ static cJSON *select_listed(struct nrd_sim *s, const struct page *p, int64_t *to
 int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                        size_t body_len, cJSON **out)
 {
-  struct instance_filter f = {arg(c, "name"), arg(c, "status"), arg(c, "productName")};
+  struct instance_filter f = { arg(c, "name"), arg(c, "status"), arg(c, "productName") };
   bool filtered = f.name || f.status || f.product;
   struct page p;
   int64_t total;
@@ -207,7 +206,7 @@ int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *
 
 struct job_filter {
   const char *type, *state, *id;
-  int64_t start, end;   /* 0: no bound */
+  int64_t start, end; /* 0: no bound */
 };
 
 static int64_t time_bound(struct MHD_Connection *c, const char *key)
@@ -240,11 +239,11 @@ static bool job_matches(const cJSON *job, const void *filter)
   return true;
 }
 
-int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                  size_t body_len, cJSON **out)
+int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body, size_t body_len,
+                  cJSON **out)
 {
-  struct job_filter f = {arg(c, "type"), arg(c, "state"), arg(c, "jobId"),
-                         time_bound(c, "startTime"), time_bound(c, "endTime")};
+  struct job_filter f = { arg(c, "type"), arg(c, "state"), arg(c, "jobId"),
+                          time_bound(c, "startTime"), time_bound(c, "endTime") };
   struct page p;
   int64_t total;
   cJSON *items;
@@ -496,8 +495,8 @@ static cJSON *instance_from_request(const cJSON *req, const char *id, const char
   nrd_json_add_str(inst, "status", status);
   copy_member(inst, "imageUrl", req, "imageUrl");
   copy_member(inst, "imageAuthId", req, "imageAuthId");
-  nrd_json_add_str(inst, "command", nrd_json_str(req, "command") ? nrd_json_str(req, "command")
-                                                                 : "");
+  nrd_json_add_str(inst, "command",
+                   nrd_json_str(req, "command") ? nrd_json_str(req, "command") : "");
   add_int_text(inst, "cpuNum", gpus * 16);
   add_int_text(inst, "memory", gpus * 62);
   add_int_text(inst, "gpuNum", gpus);
@@ -511,8 +510,9 @@ static cJSON *instance_from_request(const cJSON *req, const char *id, const char
     cJSON_AddItemToObject(inst, "envs", new_array());
   cJSON_AddItemToObject(inst, "volumeMounts", volume_mounts(req));
   copy_member(inst, "kind", req, "kind");
-  nrd_json_add_str(inst, "billingMode", nrd_json_str(req, "billingMode")
-                                            ? nrd_json_str(req, "billingMode") : "onDemand");
+  nrd_json_add_str(inst, "billingMode",
+                   nrd_json_str(req, "billingMode") ? nrd_json_str(req, "billingMode")
+                                                    : "onDemand");
   nrd_json_add_str(inst, "spotStatus", "");
   nrd_json_add_str(inst, "spotReclaimTime", "0");
   add_int_text(inst, "createdAt", nrd_now_ms() / 1000);
@@ -554,10 +554,9 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
     cJSON_Delete(mappings);
     goto out;
   }
-  struct sim_capacity *cap = sim_capacity_find(s, nrd_json_str(product, "name"),
-                                               nrd_json_str(req, "clusterId")
-                                                   ? nrd_json_str(req, "clusterId")
-                                                   : "cl-hk-01");
+  struct sim_capacity *cap = sim_capacity_find(
+      s, nrd_json_str(product, "name"),
+      nrd_json_str(req, "clusterId") ? nrd_json_str(req, "clusterId") : "cl-hk-01");
   if (cap && cap->available <= 0) {
     *out = sim_error(400, "INSUFFICIENT_RESOURCE", "no capacity left for this product here");
     pthread_mutex_unlock(&s->mu);
@@ -567,16 +566,14 @@ int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char 
   if (cap)
     cap->available--;
   snprintf(id, sizeof id, "i-sim-%lu", ++s->next_id);
-  const char *start = s->new_status
-                          ? s->new_status
-                          : sim_start_begin_locked(s, id, nrd_json_str(req, "imageUrl"));
-  inst = instance_from_request(req, id, start,
-                               nrd_json_str(product, "name") ? nrd_json_str(product, "name")
-                                                            : "",
-                               mappings);
-  const char *cl_name = nrd_json_str(find_by_id(s->clusters, "id", nrd_json_str(req, "clusterId")
-                                                                    ? nrd_json_str(req, "clusterId")
-                                                                    : ""), "name");
+  const char *start =
+      s->new_status ? s->new_status : sim_start_begin_locked(s, id, nrd_json_str(req, "imageUrl"));
+  inst = instance_from_request(
+      req, id, start, nrd_json_str(product, "name") ? nrd_json_str(product, "name") : "", mappings);
+  const char *cl_name =
+      nrd_json_str(find_by_id(s->clusters, "id",
+                              nrd_json_str(req, "clusterId") ? nrd_json_str(req, "clusterId") : ""),
+                   "name");
   if (cl_name)
     cJSON_ReplaceItemInObjectCaseSensitive(inst, "clusterName", cJSON_CreateString(cl_name));
   cJSON_AddItemToArray(s->instances, inst);

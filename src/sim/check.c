@@ -62,8 +62,8 @@ static bool check_str(const cJSON *v, const char *key, size_t min, size_t max, b
   return true;
 }
 
-static bool check_int(const cJSON *v, const char *key, long long min, long long max,
-                      bool nullable, char *why, size_t whylen)
+static bool check_int(const cJSON *v, const char *key, long long min, long long max, bool nullable,
+                      char *why, size_t whylen)
 {
   if (cJSON_IsNull(v) && nullable)
     return true;
@@ -74,8 +74,8 @@ static bool check_int(const cJSON *v, const char *key, long long min, long long 
   return true;
 }
 
-static bool check_enum(const cJSON *v, const char *key, const char *const *allowed,
-                       bool nullable, char *why, size_t whylen)
+static bool check_enum(const cJSON *v, const char *key, const char *const *allowed, bool nullable,
+                       char *why, size_t whylen)
 {
   if (cJSON_IsNull(v) && nullable)
     return true;
@@ -100,8 +100,8 @@ static bool check_obj_array(const cJSON *v, const char *key, int max, const char
   if (!cJSON_IsArray(v))
     return fail(why, whylen, "%s must be an array", key);
   if (max > 0 && cJSON_GetArraySize(v) > max)
-    return fail(why, whylen, "%s has %d items, at most %d allowed", key,
-                cJSON_GetArraySize(v), max);
+    return fail(why, whylen, "%s has %d items, at most %d allowed", key, cJSON_GetArraySize(v),
+                max);
   cJSON_ArrayForEach(item, v) {
     const cJSON *m;
     if (!cJSON_IsObject(item))
@@ -230,11 +230,11 @@ static bool check_bool(const cJSON *v, const char *key, char *why, size_t whylen
   return fail(why, whylen, "%s must be a boolean", key);
 }
 
-static const char *const KINDS[] = {"gpu", "cpu", NULL};
-static const char *const BILLING[] = {"onDemand", "monthly", "spot", NULL};
-static const char *const ENV_KEYS[] = {"key", "value", NULL};
-static const char *const TOOL_KEYS[] = {"name", "port", "type", NULL};
-static const char *const STORAGE_KEYS[] = {"Id", "mountPoint", NULL};
+static const char *const KINDS[] = { "gpu", "cpu", NULL };
+static const char *const BILLING[] = { "onDemand", "monthly", "spot", NULL };
+static const char *const ENV_KEYS[] = { "key", "value", NULL };
+static const char *const TOOL_KEYS[] = { "name", "port", "type", NULL };
+static const char *const STORAGE_KEYS[] = { "Id", "mountPoint", NULL };
 
 static bool check_field(const cJSON *v, char *why, size_t whylen)
 {
@@ -253,8 +253,8 @@ static bool check_field(const cJSON *v, char *why, size_t whylen)
     return check_str(v, k, 0, 255, false, why, whylen);
   if (strcmp(k, "command") == 0)
     return check_str(v, k, 0, 2047, true, why, whylen);
-  if (strcmp(k, "imageAuth") == 0 || strcmp(k, "imageAuthId") == 0 ||
-      strcmp(k, "clusterId") == 0 || strcmp(k, "networkId") == 0)
+  if (strcmp(k, "imageAuth") == 0 || strcmp(k, "imageAuthId") == 0 || strcmp(k, "clusterId") == 0 ||
+      strcmp(k, "networkId") == 0)
     return check_str(v, k, 0, (size_t)-1, true, why, whylen);
   if (strcmp(k, "ports") == 0)
     return check_ports(v, why, whylen);
@@ -281,8 +281,8 @@ static bool check_field(const cJSON *v, char *why, size_t whylen)
 
 bool nrd_sim_check_create_request(const cJSON *req, char *why, size_t whylen)
 {
-  static const char *const required[] = {"productId", "imageUrl", "kind", NULL};
-  static const char *const gpu_only[] = {"gpuNum", "rootfsSize", NULL};
+  static const char *const required[] = { "productId", "imageUrl", "kind", NULL };
+  static const char *const gpu_only[] = { "gpuNum", "rootfsSize", NULL };
   const cJSON *v;
 
   if (!cJSON_IsObject(req))

@@ -81,8 +81,7 @@ int nrd_sim_fail_migration(struct nrd_sim *s, int64_t now_s, char id_out[64])
   return nrd_sim_fail_migration_as(s, now_s, "migrating", id_out);
 }
 
-int nrd_sim_fail_migration_as(struct nrd_sim *s, int64_t now_s, const char *status,
-                              char id_out[64])
+int nrd_sim_fail_migration_as(struct nrd_sim *s, int64_t now_s, const char *status, char id_out[64])
 {
   cJSON *it, *victim = NULL;
   char job_id[96];
@@ -198,7 +197,7 @@ struct nrd_sim_ticker *nrd_sim_ticker_start(struct nrd_sim *s, unsigned period_m
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->cv, NULL);
   if (pthread_create(&t->thread, NULL, ticker_main, t) != 0)
-    abort();  /* a thread is a resource we cannot run without */
+    abort(); /* a thread is a resource we cannot run without */
   return t;
 }
 

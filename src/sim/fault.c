@@ -197,8 +197,7 @@ static void drip_free(void *cls)
   free(d);
 }
 
-struct MHD_Response *sim_drip_response(struct nrd_sim *s, char *text, size_t len,
-                                       unsigned delay_ms)
+struct MHD_Response *sim_drip_response(struct nrd_sim *s, char *text, size_t len, unsigned delay_ms)
 {
   struct drip *d = nrd_xmalloc(sizeof *d);
   struct MHD_Response *r;

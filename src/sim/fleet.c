@@ -51,8 +51,10 @@ static cJSON *product(const char *id, const char *region, const cJSON *spot_pric
 static cJSON *products(void)
 {
   cJSON *arr = nrd_json_array();
-  cJSON *n35 = nrd_json_checked(cJSON_CreateString("35000")), *n29 = nrd_json_checked(cJSON_CreateNumber(29000));
-  cJSON *n20 = nrd_json_checked(cJSON_CreateNumber(20000)), *n0 = nrd_json_checked(cJSON_CreateString("0"));
+  cJSON *n35 = nrd_json_checked(cJSON_CreateString("35000")),
+        *n29 = nrd_json_checked(cJSON_CreateNumber(29000));
+  cJSON *n20 = nrd_json_checked(cJSON_CreateNumber(20000)),
+        *n0 = nrd_json_checked(cJSON_CreateString("0"));
   cJSON *n10 = nrd_json_checked(cJSON_CreateNumber(10000));
 
   cJSON_AddItemToArray(arr, product("prod-4090-hk-a", REGION_HK, n35, true));
@@ -156,8 +158,8 @@ static cJSON *instance(size_t i, bool failed, int64_t now_s)
   return o;
 }
 
-static cJSON *job(const char *job_id, const char *type, const char *instance_id,
-                  int64_t created_s, const char *state, const char *error, const char *message)
+static cJSON *job(const char *job_id, const char *type, const char *instance_id, int64_t created_s,
+                  const char *state, const char *error, const char *message)
 {
   cJSON *o = nrd_json_object();
   cJSON *st = nrd_json_object();
@@ -190,13 +192,13 @@ static cJSON *jobs(size_t fleet, size_t failed, int64_t now_s)
                                   "success", "", ""));
     snprintf(id, sizeof id, "job-%zu", i);
     cJSON_AddItemToArray(arr, job(id, i % 2 ? "instanceMigrate" : "autoInstanceMigrate", inst,
-                                  now_s - 60 - (int64_t)(i % 3000), "fail",
-                                  "MIGRATE_FAILED", "migration failed: no capacity on target"));
+                                  now_s - 60 - (int64_t)(i % 3000), "fail", "MIGRATE_FAILED",
+                                  "migration failed: no capacity on target"));
   }
   if (failed < fleet) {
     snprintf(inst, sizeof inst, "i-%zu", failed);
-    cJSON_AddItemToArray(arr, job("job-ok", "autoInstanceMigrate", inst, now_s - 1800,
-                                  "success", "", ""));
+    cJSON_AddItemToArray(
+        arr, job("job-ok", "autoInstanceMigrate", inst, now_s - 1800, "success", "", ""));
   }
   return arr;
 }
@@ -204,8 +206,8 @@ static cJSON *jobs(size_t fleet, size_t failed, int64_t now_s)
 /* GET /v1/clusters: the fleet's cluster and one in another region. */
 static cJSON *clusters(void)
 {
-  static const char *const list[][2] = {{"cl-hk-01", REGION_HK},
-                                        {"cl-us-01", "US-CA-01 (California)"}};
+  static const char *const list[][2] = { { "cl-hk-01", REGION_HK },
+                                         { "cl-us-01", "US-CA-01 (California)" } };
   cJSON *arr = nrd_json_array();
   for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
     cJSON *c = nrd_json_object();

@@ -15,15 +15,16 @@
 #include "nrd/util.h"
 #include "sim_internal.h"
 
-#define MAX_BODY (1024 * 1024)              /* Novita endpoints */
+#define MAX_BODY (1024 * 1024)               /* Novita endpoints */
 #define MAX_CONTROL_BODY (256 * 1024 * 1024) /* /__sim/ scenarios of big fleets */
 #define CONTROL_PREFIX "/__sim/"
 #define SLEEP_SLICE_MS 10
 
 static const char *const FAULT_NAMES[] = {
-    "status", "retry_after", "delay", "apply_then_delay", "html", "truncated", "malformed",
-    "oversized", "deep", "empty", "wrong_types", "drop_fields", "slow_drip", "reset",
-    "error_200"};
+  "status",    "retry_after", "delay", "apply_then_delay", "html",        "truncated", "malformed",
+  "oversized", "deep",        "empty", "wrong_types",      "drop_fields", "slow_drip", "reset",
+  "error_200"
+};
 #define FAULT_KINDS (sizeof FAULT_NAMES / sizeof FAULT_NAMES[0])
 
 enum auth { AUTH_PUBLIC, AUTH_INTERNAL };
@@ -36,15 +37,15 @@ struct route {
 };
 
 static const struct route ROUTES[] = {
-    {"GET", SIM_BASE_PATH "/v1/gpu/instances", AUTH_PUBLIC, sim_list_instances},
-    {"GET", SIM_BASE_PATH "/v1/gpu/instance", AUTH_PUBLIC, sim_get_instance},
-    {"POST", SIM_BASE_PATH "/v1/gpu/instance/delete", AUTH_PUBLIC, sim_delete_instance},
-    {"POST", SIM_BASE_PATH "/v1/gpu/instance/create", AUTH_PUBLIC, sim_create_instance},
-    {"GET", SIM_BASE_PATH "/v1/jobs", AUTH_PUBLIC, sim_list_jobs},
-    {"GET", SIM_BASE_PATH "/v1/products", AUTH_PUBLIC, sim_list_products},
-    {"GET", SIM_BASE_PATH "/v1/clusters", AUTH_PUBLIC, sim_list_clusters},
-    {"GET", SIM_BASE_PATH "/v1/cpu/products", AUTH_PUBLIC, sim_list_cpu_products},
-    {"GET", "/api/v1/jobs", AUTH_INTERNAL, sim_list_jobs},
+  { "GET", SIM_BASE_PATH "/v1/gpu/instances", AUTH_PUBLIC, sim_list_instances },
+  { "GET", SIM_BASE_PATH "/v1/gpu/instance", AUTH_PUBLIC, sim_get_instance },
+  { "POST", SIM_BASE_PATH "/v1/gpu/instance/delete", AUTH_PUBLIC, sim_delete_instance },
+  { "POST", SIM_BASE_PATH "/v1/gpu/instance/create", AUTH_PUBLIC, sim_create_instance },
+  { "GET", SIM_BASE_PATH "/v1/jobs", AUTH_PUBLIC, sim_list_jobs },
+  { "GET", SIM_BASE_PATH "/v1/products", AUTH_PUBLIC, sim_list_products },
+  { "GET", SIM_BASE_PATH "/v1/clusters", AUTH_PUBLIC, sim_list_clusters },
+  { "GET", SIM_BASE_PATH "/v1/cpu/products", AUTH_PUBLIC, sim_list_cpu_products },
+  { "GET", "/api/v1/jobs", AUTH_INTERNAL, sim_list_jobs },
 };
 
 /* Per request, from the first access-handler call to completion. */
@@ -73,7 +74,8 @@ void sim_sleep(struct nrd_sim *s, unsigned ms)
     int64_t next = now + (int64_t)SLEEP_SLICE_MS * 1000000;
     if (next > end)
       next = end;
-    struct timespec ts = {.tv_sec = (time_t)(next / 1000000000), .tv_nsec = (long)(next % 1000000000)};
+    struct timespec ts = { .tv_sec = (time_t)(next / 1000000000),
+                           .tv_nsec = (long)(next % 1000000000) };
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
       ;
   }
@@ -83,8 +85,7 @@ void sim_sleep(struct nrd_sim *s, unsigned ms)
 
 /* Queues text (heap, taken over) with status and one optional extra header. */
 static enum MHD_Result queue_text(struct MHD_Connection *c, int status, char *text, size_t len,
-                                  const char *content_type, const char *hname,
-                                  const char *hvalue)
+                                  const char *content_type, const char *hname, const char *hvalue)
 {
   struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
   enum MHD_Result ret;
@@ -108,8 +109,8 @@ static enum MHD_Result queue_json_ra(struct MHD_Connection *c, int status, cJSON
 {
   char *text = nrd_json_print(body);
   cJSON_Delete(body);
-  return queue_text(c, status, text, strlen(text), "application/json",
-                    MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+  return queue_text(c, status, text, strlen(text), "application/json", MHD_HTTP_HEADER_RETRY_AFTER,
+                    retry_after);
 }
 
 static enum MHD_Result queue_json(struct MHD_Connection *c, int status, cJSON *body)
@@ -117,8 +118,7 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, int status, cJSON *b
   return queue_json_ra(c, status, body, NULL);
 }
 
-static enum MHD_Result queue_stream(struct MHD_Connection *c, int status,
-                                    struct MHD_Response *r)
+static enum MHD_Result queue_stream(struct MHD_Connection *c, int status, struct MHD_Response *r)
 {
   enum MHD_Result ret;
   if (!r)
@@ -239,15 +239,24 @@ static bool pick_fault(struct nrd_sim *s, const char *method, const char *url,
 static const char *status_code_name(int status)
 {
   switch (status) {
-  case 400: return "INVALID_PARAMS";
-  case 401: return "UNAUTHORIZED";
-  case 403: return "FORBIDDEN";
-  case 404: return "RESOURCE_NOT_FOUND";
-  case 429: return "RATE_LIMIT_EXCEEDED";
-  case 502: return "BAD_GATEWAY";
-  case 503: return "SERVICE_UNAVAILABLE";
-  case 504: return "GATEWAY_TIMEOUT";
-  default: return status >= 500 ? "INTERNAL_ERROR" : "SIM_FAULT";
+  case 400:
+    return "INVALID_PARAMS";
+  case 401:
+    return "UNAUTHORIZED";
+  case 403:
+    return "FORBIDDEN";
+  case 404:
+    return "RESOURCE_NOT_FOUND";
+  case 429:
+    return "RATE_LIMIT_EXCEEDED";
+  case 502:
+    return "BAD_GATEWAY";
+  case 503:
+    return "SERVICE_UNAVAILABLE";
+  case 504:
+    return "GATEWAY_TIMEOUT";
+  default:
+    return status >= 500 ? "INTERNAL_ERROR" : "SIM_FAULT";
   }
 }
 
@@ -266,25 +275,26 @@ static enum MHD_Result answer_fault(struct nrd_sim *s, struct MHD_Connection *c,
   case NRD_SIM_STATUS:
     status = f->status ? f->status : 500;
     if (f->body)
-      return queue_text(c, status, nrd_xstrdup(f->body), strlen(f->body), "application/json",
-                        NULL, NULL);
-    return queue_json(c, status, sim_error(status, f->reason ? f->reason : status_code_name(status),
-                                           "injected fault"));
+      return queue_text(c, status, nrd_xstrdup(f->body), strlen(f->body), "application/json", NULL,
+                        NULL);
+    return queue_json(
+        c, status,
+        sim_error(status, f->reason ? f->reason : status_code_name(status), "injected fault"));
   case NRD_SIM_ERROR_200:
     if (f->body)
-      return queue_text(c, 200, nrd_xstrdup(f->body), strlen(f->body), "application/json",
-                        NULL, NULL);
-    return queue_json(c, 200, sim_error(400, f->reason ? f->reason : "VALIDATOR_PARAM",
-                                        "injected error with HTTP 200"));
+      return queue_text(c, 200, nrd_xstrdup(f->body), strlen(f->body), "application/json", NULL,
+                        NULL);
+    return queue_json(
+        c, 200,
+        sim_error(400, f->reason ? f->reason : "VALIDATOR_PARAM", "injected error with HTTP 200"));
   case NRD_SIM_RETRY_AFTER:
     return queue_json_ra(c, 429, sim_error(429, "RATE_LIMIT_EXCEEDED", "rate limit exceeded"),
                          f->retry_after ? f->retry_after : "1");
   case NRD_SIM_HTML:
-    return queue_text(c, status, nrd_xstrdup(HTML_PAGE), sizeof HTML_PAGE - 1, "text/html",
-                      NULL, NULL);
-  case NRD_SIM_MALFORMED:
-    return queue_text(c, status, nrd_xstrdup("{not json"), 9, "application/json", NULL,
+    return queue_text(c, status, nrd_xstrdup(HTML_PAGE), sizeof HTML_PAGE - 1, "text/html", NULL,
                       NULL);
+  case NRD_SIM_MALFORMED:
+    return queue_text(c, status, nrd_xstrdup("{not json"), 9, "application/json", NULL, NULL);
   case NRD_SIM_EMPTY:
     return queue_text(c, status, nrd_xstrdup(""), 0, "application/json", NULL, NULL);
   case NRD_SIM_OVERSIZED:
@@ -319,8 +329,7 @@ static bool authorized(const struct nrd_sim *s, struct MHD_Connection *c, enum a
 
 /* The normal answer: a status and a JSON body (*out); *allow is set for 405. */
 static int dispatch(struct nrd_sim *s, struct MHD_Connection *c, const char *method,
-                    const char *url, const struct req_ctx *ctx, cJSON **out,
-                    const char **allow)
+                    const char *url, const struct req_ctx *ctx, cJSON **out, const char **allow)
 {
   const struct route *same_path = NULL;
 
@@ -346,11 +355,10 @@ static int dispatch(struct nrd_sim *s, struct MHD_Connection *c, const char *met
   return 404;
 }
 
-static enum MHD_Result answer_api(struct nrd_sim *s, struct MHD_Connection *c,
-                                  const char *method, const char *url,
-                                  const struct req_ctx *ctx)
+static enum MHD_Result answer_api(struct nrd_sim *s, struct MHD_Connection *c, const char *method,
+                                  const char *url, const struct req_ctx *ctx)
 {
-  struct nrd_sim_fault f = {0};
+  struct nrd_sim_fault f = { 0 };
   bool faulted, done = false;
   enum MHD_Result ret = MHD_YES;
   cJSON *body = NULL;
@@ -499,8 +507,8 @@ static cJSON *requests_json(struct nrd_sim *s)
  * {imageUrl, message} ({imageUrl} alone: the pull works again). */
 static int control_start(struct nrd_sim *s, const char *name, const cJSON *req, cJSON **out)
 {
-  int64_t t[3] = {0, 0, 0};
-  static const char *const keys[3] = {"toCreateMs", "creatingMs", "pullingMs"};
+  int64_t t[3] = { 0, 0, 0 };
+  static const char *const keys[3] = { "toCreateMs", "creatingMs", "pullingMs" };
   bool ok = cJSON_IsObject(req);
   if (ok && strcmp(name, "start") == 0) {
     for (int i = 0; i < 3 && ok; i++)
@@ -515,9 +523,10 @@ static int control_start(struct nrd_sim *s, const char *name, const cJSON *req, 
       nrd_sim_set_pull_failure(s, image, nrd_json_str_nonempty(req, "message"));
   }
   *out = ok ? cJSON_CreateObject()
-            : sim_error(400, "INVALID_PARAMS", strcmp(name, "start") == 0
-                        ? "{\"toCreateMs\", \"creatingMs\", \"pullingMs\"}: 0..86400000"
-                        : "{\"imageUrl\", \"message\"}");
+            : sim_error(400, "INVALID_PARAMS",
+                        strcmp(name, "start") == 0
+                            ? "{\"toCreateMs\", \"creatingMs\", \"pullingMs\"}: 0..86400000"
+                            : "{\"imageUrl\", \"message\"}");
   return ok ? 200 : 400;
 }
 
@@ -586,9 +595,8 @@ static enum MHD_Result answer_control(struct nrd_sim *s, struct MHD_Connection *
 /* ---- libmicrohttpd glue ---- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
   struct nrd_sim *s = cls;
   struct req_ctx *ctx = *con_cls;
@@ -685,8 +693,8 @@ struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size
 {
   struct nrd_sim *s;
   struct sockaddr_in addr;
-  struct MHD_OptionItem pool[] = {{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)opt->threads, NULL},
-                                  {MHD_OPTION_END, 0, NULL}};
+  struct MHD_OptionItem pool[] = { { MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)opt->threads, NULL },
+                                   { MHD_OPTION_END, 0, NULL } };
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
   const union MHD_DaemonInfo *info;
 
@@ -723,12 +731,10 @@ struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size
     flags |= MHD_USE_THREAD_PER_CONNECTION;
     pool[0] = pool[1];
   }
-  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                               MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-                               MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+  s->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+      MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
   if (!s->daemon) {
     snprintf(err, errlen, "cannot listen on 127.0.0.1:%u", opt->port);
     sim_free(s);
@@ -786,9 +792,9 @@ static int sim_load_len(struct nrd_sim *s, const char *text, size_t len)
   cJSON *inst = NULL, *jobs = NULL, *prods = NULL, *clusters = NULL, *cpu = NULL;
   int rc = -1;
 
-  if (!cJSON_IsObject(sc) || !take_list(sc, "instances", &inst) ||
-      !take_list(sc, "jobs", &jobs) || !take_list(sc, "products", &prods) ||
-      !take_list(sc, "clusters", &clusters) || !take_list(sc, "cpuProducts", &cpu))
+  if (!cJSON_IsObject(sc) || !take_list(sc, "instances", &inst) || !take_list(sc, "jobs", &jobs) ||
+      !take_list(sc, "products", &prods) || !take_list(sc, "clusters", &clusters) ||
+      !take_list(sc, "cpuProducts", &cpu))
     goto out;
   pthread_mutex_lock(&s->mu);
   cJSON_Delete(s->instances);
@@ -835,8 +841,7 @@ void nrd_sim_set_account(struct nrd_sim *s, const char *reason)
   pthread_mutex_unlock(&s->mu);
 }
 
-struct sim_capacity *sim_capacity_find(struct nrd_sim *s, const char *product,
-                                       const char *cluster)
+struct sim_capacity *sim_capacity_find(struct nrd_sim *s, const char *product, const char *cluster)
 {
   for (size_t i = 0; product && cluster && i < s->ncapacity; i++) {
     if (strcasecmp(s->capacity[i].product, product) == 0 &&
@@ -859,8 +864,8 @@ void nrd_sim_set_capacity(struct nrd_sim *s, const char *product_name, const cha
     c->available = available;
   } else if (available >= 0) {
     s->capacity = nrd_xrealloc(s->capacity, (s->ncapacity + 1) * sizeof *s->capacity);
-    s->capacity[s->ncapacity++] = (struct sim_capacity){nrd_xstrdup(product_name),
-                                                        nrd_xstrdup(cluster_id), available};
+    s->capacity[s->ncapacity++] =
+        (struct sim_capacity){ nrd_xstrdup(product_name), nrd_xstrdup(cluster_id), available };
   }
   pthread_mutex_unlock(&s->mu);
 }

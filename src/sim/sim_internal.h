@@ -15,14 +15,14 @@
 #define SIM_BASE_PATH "/gpu-instance/openapi"
 
 struct sim_fault {
-  struct nrd_sim_fault f;   /* match, body, retry_after owned */
+  struct nrd_sim_fault f; /* match, body, retry_after owned */
   unsigned fired;
-  uint64_t rng;             /* xorshift64 state */
+  uint64_t rng; /* xorshift64 state */
 };
 
 struct sim_listed {
-  const cJSON *item;        /* borrowed from s->instances */
-  char *text;               /* owned; NULL until first listed */
+  const cJSON *item; /* borrowed from s->instances */
+  char *text;        /* owned; NULL until first listed */
 };
 
 /* Capacity of one (product name, cluster): creates left. */
@@ -35,16 +35,16 @@ struct nrd_sim {
   struct MHD_Daemon *daemon;
   unsigned port;
   atomic_uint latency_ms;
-  atomic_bool stopping;     /* wakes sleeping handlers at stop */
-  char *api_key, *internal_key, *new_status;   /* owned; NULL: any / "running" */
+  atomic_bool stopping;                      /* wakes sleeping handlers at stop */
+  char *api_key, *internal_key, *new_status; /* owned; NULL: any / "running" */
   int page_base;
   unsigned page_cap;
   bool no_total;
 
-  pthread_mutex_t mu;       /* guards everything below */
-  cJSON *instances, *jobs, *products;          /* arrays */
-  cJSON *clusters;          /* array: GET /v1/clusters, {id, name, ...} each */
-  cJSON *cpu_products;                         /* array: GET /v1/cpu/products */
+  pthread_mutex_t mu;                 /* guards everything below */
+  cJSON *instances, *jobs, *products; /* arrays */
+  cJSON *clusters;                    /* array: GET /v1/clusters, {id, name, ...} each */
+  cJSON *cpu_products;                /* array: GET /v1/cpu/products */
   /* s->instances as an array with each item's printed JSON (printed on first
    * use), so that a page of a big fleet is neither walked to nor printed
    * again. NULL when stale: every change to s->instances drops it through
@@ -56,7 +56,7 @@ struct nrd_sim {
   size_t nlog, caplog;
   struct sim_fault *faults;
   size_t nfaults;
-  char *account_reason;     /* the account switch; NULL: off */
+  char *account_reason; /* the account switch; NULL: off */
   struct sim_capacity *capacity;
   size_t ncapacity;
   /* start.c: new instances' start times (toCreate, creating, pulling, ms)
@@ -64,10 +64,12 @@ struct nrd_sim {
   int64_t start_ms[3];
   struct sim_starting *starting;
   size_t nstarting;
-  struct sim_pull_failure { char *image, *message; } *pull_failures;
+  struct sim_pull_failure {
+    char *image, *message;
+  } * pull_failures;
   size_t npull_failures;
 
-  pthread_mutex_t rate_mu;  /* guards the rate limit below (ratelimit.c) */
+  pthread_mutex_t rate_mu; /* guards the rate limit below (ratelimit.c) */
   double rate_rps, rate_tokens;
   int64_t rate_at_ns;
   unsigned long rate_refused;
@@ -84,21 +86,20 @@ typedef int (*sim_handler)(struct nrd_sim *s, struct MHD_Connection *c, const ch
 
 int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                        size_t body_len, cJSON **out);
-int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                     size_t body_len, cJSON **out);
+int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body, size_t body_len,
+                     cJSON **out);
 int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                         size_t body_len, cJSON **out);
 int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                         size_t body_len, cJSON **out);
-int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                  size_t body_len, cJSON **out);
+int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body, size_t body_len,
+                  cJSON **out);
 int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                           size_t body_len, cJSON **out);
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
 int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out);
-
 
 /* start.c, with s->mu held: the status a new instance starts with (and its
  * start followed when it is not "running"); the starts moved on to now (call
@@ -110,8 +111,7 @@ void sim_start_free(struct nrd_sim *s);
 
 /* The capacity entry of (product, cluster), NULL when unlimited. Call with
  * s->mu held. */
-struct sim_capacity *sim_capacity_find(struct nrd_sim *s, const char *product,
-                                       const char *cluster);
+struct sim_capacity *sim_capacity_find(struct nrd_sim *s, const char *product, const char *cluster);
 
 /* Drops the listing index after a change to s->instances. Call with s->mu held. */
 void sim_instances_changed(struct nrd_sim *s);

@@ -12,8 +12,8 @@
 
 struct sim_starting {
   char *id;
-  int64_t at_ms;        /* when the create was accepted (monotonic) */
-  char *fail_message;   /* the pull fails with this; NULL: it runs */
+  int64_t at_ms;      /* when the create was accepted (monotonic) */
+  char *fail_message; /* the pull fails with this; NULL: it runs */
 };
 
 static const char *pull_failure_locked(struct nrd_sim *s, const char *image)
@@ -31,8 +31,8 @@ const char *sim_start_begin_locked(struct nrd_sim *s, const char *id, const char
   if (!fail && !s->start_ms[0] && !s->start_ms[1] && !s->start_ms[2])
     return "running";
   s->starting = nrd_xrealloc(s->starting, (s->nstarting + 1) * sizeof *s->starting);
-  s->starting[s->nstarting++] = (struct sim_starting){nrd_xstrdup(id), nrd_mono_ms(),
-                                                      fail ? nrd_xstrdup(fail) : NULL};
+  s->starting[s->nstarting++] =
+      (struct sim_starting){ nrd_xstrdup(id), nrd_mono_ms(), fail ? nrd_xstrdup(fail) : NULL };
   return "toCreate";
 }
 
@@ -68,7 +68,7 @@ static cJSON *find_instance(struct nrd_sim *s, const char *id)
 /* The status at elapsed ms; done when it is final. */
 static const char *phase(const struct nrd_sim *s, int64_t elapsed, bool fails, bool *done)
 {
-  static const char *const phases[] = {"toCreate", "creating", "pulling"};
+  static const char *const phases[] = { "toCreate", "creating", "pulling" };
   int64_t t = 0;
   *done = false;
   for (int i = 0; i < 3; i++) {
@@ -144,18 +144,18 @@ void nrd_sim_set_pull_failure(struct nrd_sim *s, const char *image_url, const ch
     }
   }
   if (message) {
-    s->pull_failures = nrd_xrealloc(s->pull_failures,
-                                    (s->npull_failures + 1) * sizeof *s->pull_failures);
+    s->pull_failures =
+        nrd_xrealloc(s->pull_failures, (s->npull_failures + 1) * sizeof *s->pull_failures);
     s->pull_failures[s->npull_failures++] =
-        (struct sim_pull_failure){nrd_xstrdup(image_url), nrd_xstrdup(message)};
+        (struct sim_pull_failure){ nrd_xstrdup(image_url), nrd_xstrdup(message) };
   }
   pthread_mutex_unlock(&s->mu);
 }
 
 /* GET /v1/gpu/instance?instanceId=: the instance as listed (after its start
  * advanced), or 400 RESOURCE_NOT_FOUND as delete answers. */
-int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                     size_t body_len, cJSON **out)
+int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body, size_t body_len,
+                     cJSON **out)
 {
   (void)body;
   (void)body_len;

@@ -56,8 +56,8 @@ static void read_counts(const char *text, int64_t *const counts[5])
 
 static void read_run(sqlite3_stmt *s, struct nrd_run_summary *r)
 {
-  int64_t *const counts[5] = { &r->total_checked, &r->failed_found, &r->recreated,
-                               &r->errors, &r->deferred };
+  int64_t *const counts[5] = { &r->total_checked, &r->failed_found, &r->recreated, &r->errors,
+                               &r->deferred };
   r->run_id = store_col_text(s, 0);
   r->trigger = store_col_text(s, 1);
   r->state = store_col_text(s, 2);
@@ -67,8 +67,7 @@ static void read_run(sqlite3_stmt *s, struct nrd_run_summary *r)
   read_counts((const char *)sqlite3_column_text(s, 6), counts);
 }
 
-int nrd_store_run_list(struct nrd_store *st, size_t limit, struct nrd_run_summary **out,
-                       size_t *n)
+int nrd_store_run_list(struct nrd_store *st, size_t limit, struct nrd_run_summary **out, size_t *n)
 {
   struct nrd_run_summary *runs = NULL;
   size_t count = 0;
@@ -137,8 +136,8 @@ int nrd_store_event_count_by_state(struct nrd_store *st, int64_t *pending, int64
   return rc;
 }
 
-int nrd_store_ledger_hourly(struct nrd_store *st, int64_t since_ms,
-                            struct nrd_hourly_bucket **out, size_t *n)
+int nrd_store_ledger_hourly(struct nrd_store *st, int64_t since_ms, struct nrd_hourly_bucket **out,
+                            size_t *n)
 {
   struct nrd_hourly_bucket *b = NULL;
   size_t count = 0, cap = 0;

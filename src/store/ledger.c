@@ -10,14 +10,10 @@
 #include "nrd/util.h"
 
 static const char *const row_state_names[NRD_ROW_STATE_COUNT] = {
-  [NRD_ROW_PENDING] = "pending",
-  [NRD_ROW_DELETING] = "deleting",
-  [NRD_ROW_DELETED] = "deleted",
-  [NRD_ROW_CREATING] = "creating",
-  [NRD_ROW_CREATED] = "created",
-  [NRD_ROW_FAILED] = "failed",
-  [NRD_ROW_ABANDONED] = "abandoned",
-  [NRD_ROW_RUNNING] = "running",
+  [NRD_ROW_PENDING] = "pending",           [NRD_ROW_DELETING] = "deleting",
+  [NRD_ROW_DELETED] = "deleted",           [NRD_ROW_CREATING] = "creating",
+  [NRD_ROW_CREATED] = "created",           [NRD_ROW_FAILED] = "failed",
+  [NRD_ROW_ABANDONED] = "abandoned",       [NRD_ROW_RUNNING] = "running",
   [NRD_ROW_START_FAILED] = "start_failed",
 };
 
@@ -73,10 +69,28 @@ void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n)
 
 /* Columns in STORE_LEDGER_COLS order. */
 enum {
-  COL_JOB_ID, COL_JOB_TYPE, COL_INSTANCE_ID, COL_INSTANCE_NAME, COL_STATE, COL_NEW_NAME,
-  COL_NAME_MS, COL_NEW_INSTANCE_ID, COL_DELETE_SENT, COL_CREATE_SENT, COL_ADOPTED,
-  COL_ATTEMPTS, COL_LAST_ERROR, COL_OWNER, COL_LEASE_UNTIL, COL_RUN_ID, COL_CREATED,
-  COL_UPDATED, COL_ACCEPTED, COL_RUNNING, COL_SE_STATE, COL_SE_MESSAGE
+  COL_JOB_ID,
+  COL_JOB_TYPE,
+  COL_INSTANCE_ID,
+  COL_INSTANCE_NAME,
+  COL_STATE,
+  COL_NEW_NAME,
+  COL_NAME_MS,
+  COL_NEW_INSTANCE_ID,
+  COL_DELETE_SENT,
+  COL_CREATE_SENT,
+  COL_ADOPTED,
+  COL_ATTEMPTS,
+  COL_LAST_ERROR,
+  COL_OWNER,
+  COL_LEASE_UNTIL,
+  COL_RUN_ID,
+  COL_CREATED,
+  COL_UPDATED,
+  COL_ACCEPTED,
+  COL_RUNNING,
+  COL_SE_STATE,
+  COL_SE_MESSAGE
 };
 
 static bool read_row(sqlite3_stmt *s, struct nrd_ledger_row *out)
@@ -167,8 +181,9 @@ int nrd_store_ledger_insert(struct nrd_store *st, const char *job_id, const char
                             const char *instance_id, const char *instance_name,
                             const char *new_name, int64_t name_ms, int64_t now_ms)
 {
-  const struct nrd_ledger_new r = {job_id, job_type, instance_id, instance_name, new_name,
-                                   name_ms};
+  const struct nrd_ledger_new r = {
+    job_id, job_type, instance_id, instance_name, new_name, name_ms
+  };
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_INSERT);
   if (!s)
     return NRD_ERR;
@@ -204,17 +219,17 @@ static int insert_many_fn(struct nrd_store *st, void *arg)
   return rc;
 }
 
-int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows,
-                                 size_t n, int64_t now_ms, bool *inserted)
+int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows, size_t n,
+                                 int64_t now_ms, bool *inserted)
 {
-  struct insert_many_ctx ctx = {rows, n, now_ms, inserted};
+  struct insert_many_ctx ctx = { rows, n, now_ms, inserted };
   if (n == 0)
     return NRD_OK;
   return store_tx(st, insert_many_fn, &ctx);
 }
 
-int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *after,
-                          size_t limit, struct nrd_ledger_row **rows, size_t *n)
+int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *after, size_t limit,
+                          struct nrd_ledger_row **rows, size_t *n)
 {
   *rows = NULL;
   *n = 0;
@@ -334,7 +349,7 @@ static int claim_fn(struct nrd_store *st, void *arg)
     return NRD_NONE;
   if (!ctx->out)
     return NRD_OK;
-  nrd_ledger_row_cleanup(ctx->out);  /* a retried transaction may have filled it */
+  nrd_ledger_row_cleanup(ctx->out); /* a retried transaction may have filled it */
   return get_row(st, ctx->job_id, ctx->out);
 }
 
@@ -342,8 +357,12 @@ int nrd_store_ledger_claim(struct nrd_store *st, const char *job_id, const char 
                            const char *run_id, int64_t now_ms, int64_t lease_ms,
                            struct nrd_ledger_row *out)
 {
-  struct claim_ctx ctx = { .job_id = job_id, .owner = owner, .run_id = run_id,
-                           .now_ms = now_ms, .lease_ms = lease_ms, .out = out };
+  struct claim_ctx ctx = { .job_id = job_id,
+                           .owner = owner,
+                           .run_id = run_id,
+                           .now_ms = now_ms,
+                           .lease_ms = lease_ms,
+                           .out = out };
   if (out)
     memset(out, 0, sizeof *out);
   if (!owner || !*owner)
@@ -403,10 +422,8 @@ static int update_fn(struct nrd_store *st, void *arg)
             store_bind_i64(s, ":delete_sent", u->set_delete_sent) &&
             store_bind_i64(s, ":create_sent", u->set_create_sent) &&
             store_bind_i64(s, ":adopted", u->set_adopted) &&
-            store_bind_i64(s, ":release", u->release) &&
-            store_bind_i64(s, ":now", ctx->now_ms) &&
-            store_bind_text(s, ":job", ctx->job_id) &&
-            store_bind_text(s, ":owner", ctx->owner);
+            store_bind_i64(s, ":release", u->release) && store_bind_i64(s, ":now", ctx->now_ms) &&
+            store_bind_text(s, ":job", ctx->job_id) && store_bind_text(s, ":owner", ctx->owner);
   if (ok)
     rc = store_step_write(st, s, "ledger update", &changes);
   store_done(s);

@@ -13,7 +13,7 @@
 struct apply_ctx {
   const struct nrd_migration *m;
   bool applied;
-  char error[256];  /* SQLite's message when the migration SQL failed */
+  char error[256]; /* SQLite's message when the migration SQL failed */
 };
 
 /* Inside BEGIN IMMEDIATE: another process may have applied it meanwhile. */
@@ -46,8 +46,7 @@ static int apply_fn(struct nrd_store *st, void *arg)
   s = store_stmt(st, STMT_MIGRATION_RECORD);
   if (!s)
     return NRD_ERR;
-  if (store_bind_i64(s, ":version", ctx->m->version) &&
-      store_bind_text(s, ":name", ctx->m->name) &&
+  if (store_bind_i64(s, ":version", ctx->m->version) && store_bind_text(s, ":name", ctx->m->name) &&
       store_bind_i64(s, ":now", nrd_now_ms()))
     rc = store_step_write(st, s, "migration record", NULL);
   store_done(s);
@@ -77,8 +76,8 @@ int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t err
     return rc;
   }
   if (db_version > binary_version) {
-    snprintf(err, errlen, "database schema version %d is newer than this binary (%d)",
-             db_version, binary_version);
+    snprintf(err, errlen, "database schema version %d is newer than this binary (%d)", db_version,
+             binary_version);
     return NRD_ERR;
   }
 
@@ -87,7 +86,9 @@ int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t err
     rc = store_tx(st, apply_fn, &ctx);
     if (rc != NRD_OK) {
       snprintf(err, errlen, "migration %s failed: %s", ctx.m->name,
-               ctx.error[0] ? ctx.error : rc == NRD_BUSY ? "database busy" : "see log");
+               ctx.error[0]     ? ctx.error
+               : rc == NRD_BUSY ? "database busy"
+                                : "see log");
       return rc;
     }
     if (ctx.applied) {

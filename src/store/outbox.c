@@ -100,8 +100,8 @@ int nrd_store_event_next(struct nrd_store *st, struct nrd_event *out)
   return rc;
 }
 
-int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state,
-                         int attempts, int64_t next_attempt_ms, const char *last_error)
+int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state, int attempts,
+                         int64_t next_attempt_ms, const char *last_error)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_MARK);
   if (!s)

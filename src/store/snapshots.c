@@ -196,23 +196,68 @@ static bool read_tools(const char *text, struct nrd_instance *out)
 
 /* The parameters of STMT_SNAPSHOT_UPSERT, looked up once per page. */
 enum {
-  P_ID, P_NAME, P_STATUS, P_CLUSTER_ID, P_CLUSTER_NAME, P_PRODUCT_ID, P_PRODUCT_NAME,
-  P_IMAGE_URL, P_IMAGE_AUTH_ID, P_COMMAND, P_GPU_NUM, P_ROOTFS_SIZE, P_KIND, P_BILLING_MODE,
-  P_ENTRYPOINT, P_NETWORK_ID, P_MIN_CUDA, P_PORTS, P_ENVS, P_MOUNTS, P_TOOLS, P_RAW,
-  P_CREATED_AT, P_NOW, P_RUN, P_SETTLED, P_COUNT
+  P_ID,
+  P_NAME,
+  P_STATUS,
+  P_CLUSTER_ID,
+  P_CLUSTER_NAME,
+  P_PRODUCT_ID,
+  P_PRODUCT_NAME,
+  P_IMAGE_URL,
+  P_IMAGE_AUTH_ID,
+  P_COMMAND,
+  P_GPU_NUM,
+  P_ROOTFS_SIZE,
+  P_KIND,
+  P_BILLING_MODE,
+  P_ENTRYPOINT,
+  P_NETWORK_ID,
+  P_MIN_CUDA,
+  P_PORTS,
+  P_ENVS,
+  P_MOUNTS,
+  P_TOOLS,
+  P_RAW,
+  P_CREATED_AT,
+  P_NOW,
+  P_RUN,
+  P_SETTLED,
+  P_COUNT
 };
 static const char *const upsert_params[P_COUNT] = {
-  ":id", ":name", ":status", ":cluster_id", ":cluster_name", ":product_id", ":product_name",
-  ":image_url", ":image_auth_id", ":command", ":gpu_num", ":rootfs_size", ":kind",
-  ":billing_mode", ":entrypoint", ":network_id", ":min_cuda_version", ":ports", ":envs",
-  ":mounts", ":tools", ":raw", ":created_at", ":now", ":run", ":settled",
+  ":id",
+  ":name",
+  ":status",
+  ":cluster_id",
+  ":cluster_name",
+  ":product_id",
+  ":product_name",
+  ":image_url",
+  ":image_auth_id",
+  ":command",
+  ":gpu_num",
+  ":rootfs_size",
+  ":kind",
+  ":billing_mode",
+  ":entrypoint",
+  ":network_id",
+  ":min_cuda_version",
+  ":ports",
+  ":envs",
+  ":mounts",
+  ":tools",
+  ":raw",
+  ":created_at",
+  ":now",
+  ":run",
+  ":settled",
 };
 
 struct upsert_ctx {
   nrd_snapshot_run_fn next;
   void *ud;
-  bool pulled;   /* a run was taken: the transaction cannot be run again */
-  bool dropped;  /* the caller dropped the page: rolled back */
+  bool pulled;  /* a run was taken: the transaction cannot be run again */
+  bool dropped; /* the caller dropped the page: rolled back */
   const char *run_id;
   int64_t now_ms;
   int param[P_COUNT];
@@ -233,13 +278,22 @@ static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *
 {
   const int *p = ctx->param;
   const char *opt[] = {
-    [P_NAME] = in->name, [P_STATUS] = in->status, [P_CLUSTER_ID] = in->cluster_id,
-    [P_CLUSTER_NAME] = in->cluster_name, [P_PRODUCT_ID] = in->product_id,
-    [P_PRODUCT_NAME] = in->product_name, [P_IMAGE_URL] = in->image_url,
-    [P_IMAGE_AUTH_ID] = in->image_auth_id, [P_COMMAND] = in->command,
-    [P_GPU_NUM] = in->gpu_num, [P_ROOTFS_SIZE] = in->rootfs_size, [P_KIND] = in->kind,
-    [P_BILLING_MODE] = in->billing_mode, [P_ENTRYPOINT] = in->entrypoint,
-    [P_NETWORK_ID] = in->network_id, [P_MIN_CUDA] = in->min_cuda_version,
+    [P_NAME] = in->name,
+    [P_STATUS] = in->status,
+    [P_CLUSTER_ID] = in->cluster_id,
+    [P_CLUSTER_NAME] = in->cluster_name,
+    [P_PRODUCT_ID] = in->product_id,
+    [P_PRODUCT_NAME] = in->product_name,
+    [P_IMAGE_URL] = in->image_url,
+    [P_IMAGE_AUTH_ID] = in->image_auth_id,
+    [P_COMMAND] = in->command,
+    [P_GPU_NUM] = in->gpu_num,
+    [P_ROOTFS_SIZE] = in->rootfs_size,
+    [P_KIND] = in->kind,
+    [P_BILLING_MODE] = in->billing_mode,
+    [P_ENTRYPOINT] = in->entrypoint,
+    [P_NETWORK_ID] = in->network_id,
+    [P_MIN_CUDA] = in->min_cuda_version,
   };
   bool ok = bind_text(s, p[P_ID], in->id, false);
   for (int i = P_NAME; i <= P_MIN_CUDA && ok; i++)
@@ -285,7 +339,7 @@ static int upsert_fn(struct nrd_store *st, void *arg)
     ctx->pulled = true;
     if (more < 0) {
       ctx->dropped = true;
-      return NRD_ERR;  /* rolled back */
+      return NRD_ERR; /* rolled back */
     }
     for (size_t i = 0; i < n; i++) {
       const struct nrd_instance *in = &items[i];
@@ -295,7 +349,7 @@ static int upsert_fn(struct nrd_store *st, void *arg)
       }
       int rc = upsert_one(st, s, ctx, in);
       if (rc != NRD_OK)
-        return rc == NRD_BUSY ? NRD_ERR : rc;  /* the runs taken cannot be taken again */
+        return rc == NRD_BUSY ? NRD_ERR : rc; /* the runs taken cannot be taken again */
     }
   }
 }
@@ -338,8 +392,8 @@ static int one_run_next(void *ud, const struct nrd_instance **items, size_t *n)
   return 1;
 }
 
-int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items,
-                               size_t n, const char *run_id, int64_t now_ms)
+int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items, size_t n,
+                               const char *run_id, int64_t now_ms)
 {
   struct one_run r = { .items = items, .n = n };
   if (n == 0)
@@ -350,10 +404,29 @@ int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *
 /* ---- reads ---- */
 
 enum {
-  COL_ID, COL_NAME, COL_STATUS, COL_CLUSTER_ID, COL_CLUSTER_NAME, COL_PRODUCT_ID,
-  COL_PRODUCT_NAME, COL_IMAGE_URL, COL_IMAGE_AUTH_ID, COL_COMMAND, COL_GPU_NUM,
-  COL_ROOTFS_SIZE, COL_KIND, COL_BILLING_MODE, COL_PORTS, COL_ENVS, COL_MOUNTS, COL_RAW,
-  COL_CREATED_AT, COL_ENTRYPOINT, COL_NETWORK_ID, COL_MIN_CUDA, COL_TOOLS
+  COL_ID,
+  COL_NAME,
+  COL_STATUS,
+  COL_CLUSTER_ID,
+  COL_CLUSTER_NAME,
+  COL_PRODUCT_ID,
+  COL_PRODUCT_NAME,
+  COL_IMAGE_URL,
+  COL_IMAGE_AUTH_ID,
+  COL_COMMAND,
+  COL_GPU_NUM,
+  COL_ROOTFS_SIZE,
+  COL_KIND,
+  COL_BILLING_MODE,
+  COL_PORTS,
+  COL_ENVS,
+  COL_MOUNTS,
+  COL_RAW,
+  COL_CREATED_AT,
+  COL_ENTRYPOINT,
+  COL_NETWORK_ID,
+  COL_MIN_CUDA,
+  COL_TOOLS
 };
 
 static bool read_snapshot(sqlite3_stmt *s, struct nrd_instance *out)
@@ -386,8 +459,7 @@ static bool read_snapshot(sqlite3_stmt *s, struct nrd_instance *out)
          (!mounts || read_mounts(mounts, out)) && (!tools || read_tools(tools, out));
 }
 
-int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id,
-                           struct nrd_instance *out)
+int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id, struct nrd_instance *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_GET);
@@ -413,8 +485,7 @@ out:
   return rc;
 }
 
-int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id,
-                                  int64_t since_ms)
+int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id, int64_t since_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_SEEN);
   if (!s)

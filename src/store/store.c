@@ -19,176 +19,180 @@
 #define STORE_TX_ATTEMPTS 4
 #define STORE_BUSY_TIMEOUT_MS 5000
 
-static const char *const stmt_sql[STMT_COUNT] = {
-  [STMT_BEGIN] = "BEGIN IMMEDIATE",
-  [STMT_COMMIT] = "COMMIT",
-  [STMT_ROLLBACK] = "ROLLBACK",
-  [STMT_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
-  [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = :version",
-  [STMT_MIGRATION_RECORD] =
-    "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (:version, :name, :now)",
+static const char
+    *const
+        stmt_sql[STMT_COUNT] = {
+          [STMT_BEGIN] = "BEGIN IMMEDIATE",
+          [STMT_COMMIT] = "COMMIT",
+          [STMT_ROLLBACK] = "ROLLBACK",
+          [STMT_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
+          [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = :version",
+          [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at_ms) "
+                                    "VALUES (:version, :name, :now)",
 
-  /* Config columns follow the settled rule: refreshed only when :settled,
+/* Config columns follow the settled rule: refreshed only when :settled,
    * and never from an absent (NULL) value. */
-#define SETTLED(col) #col " = CASE WHEN :settled THEN coalesce(excluded." #col ", " #col ") ELSE " #col " END"
-  [STMT_SNAPSHOT_UPSERT] =
-    "INSERT INTO snapshots (instance_id, name, status, cluster_id, cluster_name, product_id,"
-    " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"
-    " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
-    " last_seen_ms, seen_run, config_updated_ms, entrypoint, network_id, min_cuda_version,"
-    " tools_json)"
-    " VALUES (:id, :name, :status, :cluster_id, :cluster_name, :product_id, :product_name,"
-    " :image_url, :image_auth_id, :command, :gpu_num, :rootfs_size, :kind, :billing_mode,"
-    " :ports, :envs, :mounts, :raw, :created_at, :now, :now, :run, :now, :entrypoint,"
-    " :network_id, :min_cuda_version, :tools)"
-    " ON CONFLICT (instance_id) DO UPDATE SET"
-    " status = coalesce(excluded.status, status),"
-    " last_seen_ms = excluded.last_seen_ms,"
-    " seen_run = excluded.seen_run, "
-    SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", "
-    SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(image_url) ", "
-    SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
-    SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
-    SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
-    SETTLED(raw_json) ", " SETTLED(novita_created_at) ", " SETTLED(entrypoint) ", "
-    SETTLED(network_id) ", " SETTLED(min_cuda_version) ", " SETTLED(tools_json) ","
-    " config_updated_ms = CASE WHEN :settled THEN excluded.config_updated_ms"
-    " ELSE config_updated_ms END",
+#define SETTLED(col) \
+#col " = CASE WHEN :settled THEN coalesce(excluded." #col ", " #col ") ELSE " #col " END"
+          [STMT_SNAPSHOT_UPSERT] =
+              "INSERT INTO snapshots (instance_id, name, status, cluster_id, cluster_name, "
+              "product_id,"
+              " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, "
+              "billing_mode,"
+              " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
+              " last_seen_ms, seen_run, config_updated_ms, entrypoint, network_id, "
+              "min_cuda_version,"
+              " tools_json)"
+              " VALUES (:id, :name, :status, :cluster_id, :cluster_name, :product_id, "
+              ":product_name,"
+              " :image_url, :image_auth_id, :command, :gpu_num, :rootfs_size, :kind, :billing_mode,"
+              " :ports, :envs, :mounts, :raw, :created_at, :now, :now, :run, :now, :entrypoint,"
+              " :network_id, :min_cuda_version, :tools)"
+              " ON CONFLICT (instance_id) DO UPDATE SET"
+              " status = coalesce(excluded.status, status),"
+              " last_seen_ms = excluded.last_seen_ms,"
+              " seen_run = excluded.seen_run, " SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", " SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(
+                  image_url) ", " SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", " SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", " SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", " SETTLED(raw_json) ", " SETTLED(novita_created_at) ", " SETTLED(entrypoint) ", " SETTLED(network_id) ", " SETTLED(min_cuda_version) ", " SETTLED(tools_json) ","
+                                                                                                                                                                                                                                                                                                                                                                                                                         " config_updated_ms = CASE WHEN :settled THEN excluded.config_updated_ms"
+                                                                                                                                                                                                                                                                                                                                                                                                                         " ELSE config_updated_ms END",
 #undef SETTLED
-  [STMT_SNAPSHOT_GET] =
-    "SELECT instance_id, name, status, cluster_id, cluster_name, product_id, product_name,"
-    " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode, ports_json,"
-    " envs_json, mounts_json, raw_json, novita_created_at, entrypoint, network_id,"
-    " min_cuda_version, tools_json FROM snapshots WHERE instance_id = :id",
-  [STMT_SNAPSHOT_SEEN] = "SELECT 1 FROM snapshots WHERE instance_id = :id AND last_seen_ms >= :since",
+          [STMT_SNAPSHOT_GET] =
+              "SELECT instance_id, name, status, cluster_id, cluster_name, product_id, "
+              "product_name,"
+              " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode, "
+              "ports_json,"
+              " envs_json, mounts_json, raw_json, novita_created_at, entrypoint, network_id,"
+              " min_cuda_version, tools_json FROM snapshots WHERE instance_id = :id",
+          [STMT_SNAPSHOT_SEEN] =
+              "SELECT 1 FROM snapshots WHERE instance_id = :id AND last_seen_ms >= :since",
 
-  [STMT_LEDGER_INSERT] =
-    "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"
-    " created_ms, updated_ms) VALUES (:job, :type, :instance, :instance_name, 'pending',"
-    " :new_name, :name_ms, :now, :now) ON CONFLICT (job_id) DO NOTHING",
-  [STMT_LEDGER_OPEN] =
-    "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_open_order"
-    " WHERE state IN (" STORE_OPEN_STATES ") AND (created_ms, job_id) > (:after_ms, :after_job)"
-    " ORDER BY created_ms, job_id LIMIT :limit",
-  [STMT_LEDGER_LIST] =
-    "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE :state IS NULL OR state = :state"
-    " ORDER BY created_ms DESC, job_id DESC LIMIT :limit",
-  [STMT_LEDGER_GET] = "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE job_id = :job",
-  [STMT_LEDGER_COUNT] = "SELECT state, count(*) FROM ledger GROUP BY state",
-  [STMT_LEDGER_CLAIM] =
-    "UPDATE ledger SET owner = :owner, lease_until_ms = :lease_until, run_id = :run,"
-    " attempts = attempts + 1, updated_ms = :now"
-    " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ")"
-    " AND (owner IS NULL OR owner = :owner OR lease_until_ms < :now)",
-  [STMT_LEDGER_RENEW] =
-    "UPDATE ledger SET lease_until_ms = :lease_until WHERE job_id = :job AND owner = :owner",
-  [STMT_LEDGER_RELEASE] =
-    "UPDATE ledger SET owner = NULL, lease_until_ms = 0 WHERE job_id = :job AND owner = :owner",
-  [STMT_LEDGER_UPDATE] =
-    "UPDATE ledger SET state = :state,"
-    " new_instance_id = coalesce(:new_instance_id, new_instance_id),"
-    " last_error = CASE WHEN :error IS NULL THEN last_error"
-    " WHEN :error = '' THEN NULL ELSE :error END,"
-    " delete_sent = delete_sent OR :delete_sent,"
-    " create_sent = create_sent OR :create_sent,"
-    " adopted = adopted OR :adopted,"
-    " accepted_ms = CASE WHEN :state = 'created' THEN coalesce(accepted_ms, :now)"
-    " ELSE accepted_ms END,"
-    " owner = CASE WHEN :release THEN NULL ELSE owner END,"
-    " lease_until_ms = CASE WHEN :release THEN 0 ELSE lease_until_ms END,"
-    " updated_ms = :now"
-    " WHERE job_id = :job AND owner = :owner",
-  [STMT_LEDGER_RETRY] =
-    "UPDATE ledger SET state = 'pending',"
-    " owner = NULL, lease_until_ms = 0, updated_ms = :now"
-    " WHERE job_id = :job AND state = 'failed'",
-  [STMT_LEDGER_ABANDON] =
-    "UPDATE ledger SET state = 'abandoned', last_error = :reason, owner = NULL,"
-    " lease_until_ms = 0, updated_ms = :now"
-    " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ", 'failed')",
+          [STMT_LEDGER_INSERT] =
+              "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state, new_name, "
+              "name_ms,"
+              " created_ms, updated_ms) VALUES (:job, :type, :instance, :instance_name, 'pending',"
+              " :new_name, :name_ms, :now, :now) ON CONFLICT (job_id) DO NOTHING",
+          [STMT_LEDGER_OPEN] =
+              "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_open_order"
+              " WHERE state IN (" STORE_OPEN_STATES
+              ") AND (created_ms, job_id) > (:after_ms, :after_job)"
+              " ORDER BY created_ms, job_id LIMIT :limit",
+          [STMT_LEDGER_LIST] =
+              "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE :state IS NULL OR state = :state"
+              " ORDER BY created_ms DESC, job_id DESC LIMIT :limit",
+          [STMT_LEDGER_GET] = "SELECT " STORE_LEDGER_COLS " FROM ledger WHERE job_id = :job",
+          [STMT_LEDGER_COUNT] = "SELECT state, count(*) FROM ledger GROUP BY state",
+          [STMT_LEDGER_CLAIM] =
+              "UPDATE ledger SET owner = :owner, lease_until_ms = :lease_until, run_id = :run,"
+              " attempts = attempts + 1, updated_ms = :now"
+              " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ")"
+              " AND (owner IS NULL OR owner = :owner OR lease_until_ms < :now)",
+          [STMT_LEDGER_RENEW] = "UPDATE ledger SET lease_until_ms = :lease_until WHERE job_id = "
+                                ":job AND owner = :owner",
+          [STMT_LEDGER_RELEASE] = "UPDATE ledger SET owner = NULL, lease_until_ms = 0 WHERE job_id "
+                                  "= :job AND owner = :owner",
+          [STMT_LEDGER_UPDATE] =
+              "UPDATE ledger SET state = :state,"
+              " new_instance_id = coalesce(:new_instance_id, new_instance_id),"
+              " last_error = CASE WHEN :error IS NULL THEN last_error"
+              " WHEN :error = '' THEN NULL ELSE :error END,"
+              " delete_sent = delete_sent OR :delete_sent,"
+              " create_sent = create_sent OR :create_sent,"
+              " adopted = adopted OR :adopted,"
+              " accepted_ms = CASE WHEN :state = 'created' THEN coalesce(accepted_ms, :now)"
+              " ELSE accepted_ms END,"
+              " owner = CASE WHEN :release THEN NULL ELSE owner END,"
+              " lease_until_ms = CASE WHEN :release THEN 0 ELSE lease_until_ms END,"
+              " updated_ms = :now"
+              " WHERE job_id = :job AND owner = :owner",
+          [STMT_LEDGER_RETRY] = "UPDATE ledger SET state = 'pending',"
+                                " owner = NULL, lease_until_ms = 0, updated_ms = :now"
+                                " WHERE job_id = :job AND state = 'failed'",
+          [STMT_LEDGER_ABANDON] =
+              "UPDATE ledger SET state = 'abandoned', last_error = :reason, owner = NULL,"
+              " lease_until_ms = 0, updated_ms = :now"
+              " WHERE job_id = :job AND state IN (" STORE_OPEN_STATES ", 'failed')",
 
-  [STMT_LEDGER_FOLLOWING] =
-    "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_state_created"
-    " WHERE state = 'created' AND accepted_ms IS NOT NULL AND new_instance_id IS NOT NULL"
-    " AND (:before = 0 OR accepted_ms < :before)"
-    " ORDER BY accepted_ms, job_id LIMIT :limit",
-  [STMT_LEDGER_STARTED] =
-    "UPDATE ledger SET state = CASE WHEN :running THEN 'running' ELSE 'start_failed' END,"
-    " running_ms = CASE WHEN :running THEN :now ELSE running_ms END,"
-    " status_error_state = :se_state, status_error_message = :se_message,"
-    " last_error = coalesce(:reason, last_error), updated_ms = :now"
-    " WHERE job_id = :job AND state = 'created' AND (owner IS NULL OR lease_until_ms < :now)",
-  [STMT_LEDGER_RETRY_START] =
-    "UPDATE ledger SET state = 'deleted', new_name = :new_name, name_ms = :name_ms,"
-    " new_instance_id = NULL, create_sent = 0, adopted = 0, accepted_ms = NULL,"
-    " running_ms = NULL, status_error_state = NULL, status_error_message = NULL,"
-    " owner = NULL, lease_until_ms = 0, updated_ms = :now"
-    " WHERE job_id = :job AND state = 'start_failed'",
+          [STMT_LEDGER_FOLLOWING] =
+              "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_state_created"
+              " WHERE state = 'created' AND accepted_ms IS NOT NULL AND new_instance_id IS NOT NULL"
+              " AND (:before = 0 OR accepted_ms < :before)"
+              " ORDER BY accepted_ms, job_id LIMIT :limit",
+          [STMT_LEDGER_STARTED] =
+              "UPDATE ledger SET state = CASE WHEN :running THEN 'running' ELSE 'start_failed' END,"
+              " running_ms = CASE WHEN :running THEN :now ELSE running_ms END,"
+              " status_error_state = :se_state, status_error_message = :se_message,"
+              " last_error = coalesce(:reason, last_error), updated_ms = :now"
+              " WHERE job_id = :job AND state = 'created' AND (owner IS NULL OR lease_until_ms < "
+              ":now)",
+          [STMT_LEDGER_RETRY_START] =
+              "UPDATE ledger SET state = 'deleted', new_name = :new_name, name_ms = :name_ms,"
+              " new_instance_id = NULL, create_sent = 0, adopted = 0, accepted_ms = NULL,"
+              " running_ms = NULL, status_error_state = NULL, status_error_message = NULL,"
+              " owner = NULL, lease_until_ms = 0, updated_ms = :now"
+              " WHERE job_id = :job AND state = 'start_failed'",
 
-  [STMT_RUN_INSERT] =
-    "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms)"
-    " VALUES (:run, :trigger, :dry_run, 'running', :started)",
-  [STMT_RUN_FINISH] =
-    "UPDATE runs SET state = :state, report_json = :report, finished_ms = :finished"
-    " WHERE run_id = :run",
-  [STMT_RUN_GET] =
-    "SELECT run_id, trigger, state, dry_run, started_ms, finished_ms, report_json"
-    " FROM runs WHERE run_id = :run",
-  [STMT_BRAKE_GET] =
-    "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = :name",
-  [STMT_BRAKE_SET] =
-    "INSERT INTO brakes (name, reason, message, job_id, until_ms, set_ms)"
-    " VALUES (:name, :reason, :message, :job, :until, :now)"
-    " ON CONFLICT(name) DO UPDATE SET reason = excluded.reason, message = excluded.message,"
-    " job_id = excluded.job_id, until_ms = excluded.until_ms, set_ms = excluded.set_ms",
-  [STMT_BRAKE_CLEAR] = "DELETE FROM brakes WHERE name = :name",
-  [STMT_RUN_FAIL_STALE] =
-    "UPDATE runs SET state = 'failed', finished_ms = :now WHERE state = 'running'",
+          [STMT_RUN_INSERT] = "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms)"
+                              " VALUES (:run, :trigger, :dry_run, 'running', :started)",
+          [STMT_RUN_FINISH] =
+              "UPDATE runs SET state = :state, report_json = :report, finished_ms = :finished"
+              " WHERE run_id = :run",
+          [STMT_RUN_GET] =
+              "SELECT run_id, trigger, state, dry_run, started_ms, finished_ms, report_json"
+              " FROM runs WHERE run_id = :run",
+          [STMT_BRAKE_GET] =
+              "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = :name",
+          [STMT_BRAKE_SET] =
+              "INSERT INTO brakes (name, reason, message, job_id, until_ms, set_ms)"
+              " VALUES (:name, :reason, :message, :job, :until, :now)"
+              " ON CONFLICT(name) DO UPDATE SET reason = excluded.reason, message = "
+              "excluded.message,"
+              " job_id = excluded.job_id, until_ms = excluded.until_ms, set_ms = excluded.set_ms",
+          [STMT_BRAKE_CLEAR] = "DELETE FROM brakes WHERE name = :name",
+          [STMT_RUN_FAIL_STALE] =
+              "UPDATE runs SET state = 'failed', finished_ms = :now WHERE state = 'running'",
 
-  [STMT_EVENT_INSERT] =
-    "INSERT INTO events (id, type, body_json, created_ms, state, attempts, next_attempt_ms,"
-    " last_error) VALUES (:id, :type, :body, :created, coalesce(:state, 'pending'), :attempts,"
-    " :next_attempt, :error) ON CONFLICT (id) DO NOTHING",
-  [STMT_EVENT_NEXT] =
-    "SELECT " STORE_EVENT_COLS " FROM events WHERE state = 'pending' ORDER BY seq LIMIT 1",
-  [STMT_EVENT_MARK] =
-    "UPDATE events SET state = :state, attempts = :attempts, next_attempt_ms = :next_attempt,"
-    " last_error = :error WHERE id = :id",
-  [STMT_EVENT_LIST] =
-    "SELECT " STORE_EVENT_COLS " FROM events"
-    " WHERE seq > coalesce((SELECT seq FROM events WHERE id = :since), 0)"
-    " ORDER BY seq LIMIT :limit",
+          [STMT_EVENT_INSERT] = "INSERT INTO events (id, type, body_json, created_ms, state, "
+                                "attempts, next_attempt_ms,"
+                                " last_error) VALUES (:id, :type, :body, :created, "
+                                "coalesce(:state, 'pending'), :attempts,"
+                                " :next_attempt, :error) ON CONFLICT (id) DO NOTHING",
+          [STMT_EVENT_NEXT] = "SELECT " STORE_EVENT_COLS
+                              " FROM events WHERE state = 'pending' ORDER BY seq LIMIT 1",
+          [STMT_EVENT_MARK] = "UPDATE events SET state = :state, attempts = :attempts, "
+                              "next_attempt_ms = :next_attempt,"
+                              " last_error = :error WHERE id = :id",
+          [STMT_EVENT_LIST] = "SELECT " STORE_EVENT_COLS " FROM events"
+                              " WHERE seq > coalesce((SELECT seq FROM events WHERE id = :since), 0)"
+                              " ORDER BY seq LIMIT :limit",
 
-  [STMT_PRUNE_RUNS] =
-    "DELETE FROM runs WHERE state <> 'running' AND finished_ms < :cutoff",
-  [STMT_PRUNE_LEDGER] =
-    "DELETE FROM ledger WHERE state IN ('created', 'running', 'abandoned') AND updated_ms < :cutoff",
-  [STMT_PRUNE_EVENTS] =
-    "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < :cutoff",
-  /* The operator console's read-only queries (console.c). */
-  [STMT_CONSOLE_RUNS] =
-    "SELECT run_id, trigger, state, dry_run, started_ms, coalesce(finished_ms, 0),"
-    " CASE WHEN json_valid(report_json) THEN json_extract(report_json, '$.totalChecked',"
-    " '$.failedJobsFound', '$.instancesRecreated', '$.errors', '$.deferred') END"
-    " FROM runs ORDER BY started_ms DESC, run_id DESC LIMIT :limit",
-  [STMT_CONSOLE_EVENT_COUNT] = "SELECT state, count(*) FROM events GROUP BY state",
-  [STMT_CONSOLE_HOURLY] =
-    "SELECT updated_ms / 3600000 * 3600000 AS hour,"
-    " CASE state WHEN 'running' THEN 'created' ELSE state END AS st, adopted, count(*),"
-    " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
-    " FROM ledger WHERE updated_ms >= :since AND state NOT IN (" STORE_OPEN_STATES ")"
-    " GROUP BY hour, st, adopted ORDER BY hour, st, adopted",
-  [STMT_READY_PROBE] =
-    "INSERT INTO ready_probe (id, at_ms) VALUES (1, :now)"
-    " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
-};
+          [STMT_PRUNE_RUNS] = "DELETE FROM runs WHERE state <> 'running' AND finished_ms < :cutoff",
+          [STMT_PRUNE_LEDGER] = "DELETE FROM ledger WHERE state IN ('created', 'running', "
+                                "'abandoned') AND updated_ms < :cutoff",
+          [STMT_PRUNE_EVENTS] =
+              "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < :cutoff",
+          /* The operator console's read-only queries (console.c). */
+          [STMT_CONSOLE_RUNS] =
+              "SELECT run_id, trigger, state, dry_run, started_ms, coalesce(finished_ms, 0),"
+              " CASE WHEN json_valid(report_json) THEN json_extract(report_json, '$.totalChecked',"
+              " '$.failedJobsFound', '$.instancesRecreated', '$.errors', '$.deferred') END"
+              " FROM runs ORDER BY started_ms DESC, run_id DESC LIMIT :limit",
+          [STMT_CONSOLE_EVENT_COUNT] = "SELECT state, count(*) FROM events GROUP BY state",
+          [STMT_CONSOLE_HOURLY] =
+              "SELECT updated_ms / 3600000 * 3600000 AS hour,"
+              " CASE state WHEN 'running' THEN 'created' ELSE state END AS st, adopted, count(*),"
+              " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
+              " FROM ledger WHERE updated_ms >= :since AND state NOT IN (" STORE_OPEN_STATES ")"
+              " GROUP BY hour, st, adopted ORDER BY hour, st, adopted",
+          [STMT_READY_PROBE] = "INSERT INTO ready_probe (id, at_ms) VALUES (1, :now)"
+                               " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+        };
 
 sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)
 {
   if (st->stmts[id])
     return st->stmts[id];
-  int rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                              &st->stmts[id], NULL);
+  int rc =
+      sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[id], NULL);
   if (rc != SQLITE_OK) {
     snprintf(st->last_error, sizeof st->last_error, "%s", sqlite3_errmsg(st->db));
     LOG_ERROR_AT(NRD_FAULT_OURS, "store: cannot prepare statement", "#stmt", NRD_I64(id), "error",
@@ -291,7 +295,7 @@ static int write_one_fn(struct nrd_store *st, void *arg)
 {
   struct write_one *w = arg;
   int rc = store_step_write(st, w->s, w->what, &w->changes);
-  sqlite3_reset(w->s);  /* bindings stay for a retry */
+  sqlite3_reset(w->s); /* bindings stay for a retry */
   return rc;
 }
 
@@ -446,8 +450,10 @@ static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
   char mode[16] = "";
   sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
   if (exec_retry(st, "PRAGMA journal_mode=WAL", journal_mode_cb, mode) != SQLITE_OK ||
-      exec_retry(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                 " PRAGMA cache_size=-128", NULL, NULL) != SQLITE_OK) {
+      exec_retry(st,
+                 "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                 " PRAGMA cache_size=-128",
+                 NULL, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "cannot configure database: %s", sqlite3_errmsg(st->db));
     return -1;
   }
@@ -468,8 +474,8 @@ static void sqlite_configure(void)
   sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 }
 
-int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied,
-                   char *err, size_t errlen)
+int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied, char *err,
+                   size_t errlen)
 {
   static pthread_once_t configured = PTHREAD_ONCE_INIT;
   int rc = NRD_ERR;

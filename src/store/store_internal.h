@@ -61,10 +61,10 @@ enum store_stmt {
  * states are also the WHERE of the partial index ledger_open_order
  * (migrations/0002), which the open-rows query names: keep them equal. */
 #define STORE_OPEN_STATES "'pending', 'deleting', 'deleted', 'creating'"
-#define STORE_LEDGER_COLS                                                               \
+#define STORE_LEDGER_COLS                                                                    \
   "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
-  " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id,"  \
-  " created_ms, updated_ms, coalesce(accepted_ms, 0), coalesce(running_ms, 0),"           \
+  " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id," \
+  " created_ms, updated_ms, coalesce(accepted_ms, 0), coalesce(running_ms, 0),"              \
   " status_error_state, status_error_message"
 #define STORE_EVENT_COLS \
   "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"
@@ -72,7 +72,7 @@ enum store_stmt {
 struct nrd_store {
   sqlite3 *db;
   sqlite3_stmt *stmts[STMT_COUNT];
-  char last_error[256];   /* SQLite's message of the last failure */
+  char last_error[256]; /* SQLite's message of the last failure */
 };
 
 /* The cached statement, prepared on first use; NULL (logged) if it cannot be

@@ -31,8 +31,8 @@ struct opt {
   const char *env;
   const char *flag;
   enum opt_type type;
-  const char *def;   /* default as text; NULL = unset */
-  double min, max;   /* for numbers */
+  const char *def; /* default as text; NULL = unset */
+  double min, max; /* for numbers */
   bool secret;
   const char *help;
   size_t offset;
@@ -41,10 +41,9 @@ struct opt {
 #define OFF(field) offsetof(struct nrd_config, field)
 
 static const struct opt opts[] = {
-  { "PORT", "--port", OPT_UINT, "3000", 0, 65535, false,
-    "listen port (0 picks a free one)", OFF(port) },
-  { "HOST", "--host", OPT_STRING, "127.0.0.1", 0, 0, false,
-    "listen address", OFF(host) },
+  { "PORT", "--port", OPT_UINT, "3000", 0, 65535, false, "listen port (0 picks a free one)",
+    OFF(port) },
+  { "HOST", "--host", OPT_STRING, "127.0.0.1", 0, 0, false, "listen address", OFF(host) },
   { "DATABASE_PATH", "--database-path", OPT_STRING, "./data/recovery.db", 0, 0, false,
     "SQLite file (folder created 0700, file 0600)", OFF(database_path) },
   { "NOVITA_API_KEY", "--novita-api-key", OPT_STRING, NULL, 0, 0, true,
@@ -52,20 +51,21 @@ static const struct opt opts[] = {
   { "NOVITA_API_KEY_FILE", "--novita-api-key-file", OPT_STRING, NULL, 0, 0, false,
     "file holding NOVITA_API_KEY", OFF(novita_api_key_file) },
   { "NOVITA_API_BASE_URL", "--novita-api-base-url", OPT_URL,
-    "https://api.novita.ai/gpu-instance/openapi", 0, 0, false,
-    "Novita public API base URL", OFF(novita_api_base_url) },
+    "https://api.novita.ai/gpu-instance/openapi", 0, 0, false, "Novita public API base URL",
+    OFF(novita_api_base_url) },
   { "NOVITA_INTERNAL_API_KEY", "--novita-internal-api-key", OPT_STRING, NULL, 0, 0, true,
     "key for the optional internal jobs host", OFF(novita_internal_api_key) },
-  { "NOVITA_INTERNAL_API_KEY_FILE", "--novita-internal-api-key-file", OPT_STRING, NULL, 0, 0,
-    false, "file holding NOVITA_INTERNAL_API_KEY", OFF(novita_internal_api_key_file) },
+  { "NOVITA_INTERNAL_API_KEY_FILE", "--novita-internal-api-key-file", OPT_STRING, NULL, 0, 0, false,
+    "file holding NOVITA_INTERNAL_API_KEY", OFF(novita_internal_api_key_file) },
   { "NOVITA_INTERNAL_API_BASE_URL", "--novita-internal-api-base-url", OPT_URL, NULL, 0, 0, false,
     "optional internal jobs host (used when its key is set too)",
     OFF(novita_internal_api_base_url) },
   { "NOVITA_RATE_LIMIT_RPS", "--novita-rate-limit-rps", OPT_DOUBLE, "20", 0, 10000, false,
     "requests per second to Novita, all calls together (0 = unlimited); the start of the "
-    "adaptive rate", OFF(novita_rate_limit_rps) },
-  { "NOVITA_RATE_LIMIT_MAX_RPS", "--novita-rate-limit-max-rps", OPT_DOUBLE, "50", 0.5, 10000,
-    false, "the adaptive rate's top, requests per second", OFF(novita_rate_limit_max_rps) },
+    "adaptive rate",
+    OFF(novita_rate_limit_rps) },
+  { "NOVITA_RATE_LIMIT_MAX_RPS", "--novita-rate-limit-max-rps", OPT_DOUBLE, "50", 0.5, 10000, false,
+    "the adaptive rate's top, requests per second", OFF(novita_rate_limit_max_rps) },
   { "NOVITA_RATE_LIMIT_ADAPTIVE", "--novita-rate-limit-adaptive", OPT_BOOL, "true", 0, 0, false,
     "raise the rate while calls succeed, cut it on a 429 (false: a fixed rate)",
     OFF(novita_rate_limit_adaptive) },
@@ -78,8 +78,7 @@ static const struct opt opts[] = {
   { "MIGRATION_INTERVAL_MINUTES", "--migration-interval-minutes", OPT_UINT, "15", 0, 10080, false,
     "scheduler period in minutes (0 = off)", OFF(migration_interval_minutes) },
   { "WATCH_INTERVAL_SECONDS", "--watch-interval-seconds", OPT_UINT, "20", 0, 3600, false,
-    "watch loop period in seconds: failed migration jobs (0 = off)",
-    OFF(watch_interval_seconds) },
+    "watch loop period in seconds: failed migration jobs (0 = off)", OFF(watch_interval_seconds) },
   { "MIGRATION_MAX_CONCURRENT", "--migration-max-concurrent", OPT_UINT, "8", 1, 256, false,
     "worker pool size", OFF(migration_max_concurrent) },
   { "MIGRATION_JOB_LOOKBACK_HOURS", "--migration-job-lookback-hours", OPT_UINT, "24", 1, 8760,
@@ -96,12 +95,13 @@ static const struct opt opts[] = {
     "lease on a claimed ledger row", OFF(recovery_lease_seconds) },
   { "RECOVERY_PLACEMENT", "--recovery-placement", OPT_CHOICE, "same-cluster", 0, 0, false,
     "where a replacement may go when its cluster has no capacity: same-cluster, same-region "
-    "or any (network storage keeps a row in its cluster)", OFF(recovery_placement) },
+    "or any (network storage keeps a row in its cluster)",
+    OFF(recovery_placement) },
   { "RECOVERY_BILLING_FALLBACK", "--recovery-billing-fallback", OPT_CHOICE, "none", 0, 0, false,
     "none, or onDemand: a spot (or other) replacement with no capacity may go onDemand",
     OFF(recovery_billing_fallback) },
-  { "RECOVERY_START_POLL_SECONDS", "--recovery-start-poll-seconds", OPT_UINT, "30", 1, 3600,
-    false, "between runs, how often replacements not yet running are looked at",
+  { "RECOVERY_START_POLL_SECONDS", "--recovery-start-poll-seconds", OPT_UINT, "30", 1, 3600, false,
+    "between runs, how often replacements not yet running are looked at",
     OFF(recovery_start_poll_seconds) },
   { "RECOVERY_START_TIMEOUT_SECONDS", "--recovery-start-timeout-seconds", OPT_UINT, "1800", 1,
     604800, false, "a replacement not running this long after its create is start_failed",
@@ -116,23 +116,23 @@ static const struct opt opts[] = {
     "seconds the circuit stays open before a trial call", OFF(circuit_cooldown_seconds) },
   { "API_TOKEN", "--api-token", OPT_STRING, NULL, 0, 0, true,
     "bearer token required on /api/* when set", OFF(api_token) },
-  { "API_TOKEN_FILE", "--api-token-file", OPT_STRING, NULL, 0, 0, false,
-    "file holding API_TOKEN", OFF(api_token_file) },
+  { "API_TOKEN_FILE", "--api-token-file", OPT_STRING, NULL, 0, 0, false, "file holding API_TOKEN",
+    OFF(api_token_file) },
   { "TRUSTED_PROXIES", "--trusted-proxies", OPT_CIDRLIST, "127.0.0.1/8,::1", 0, 0, false,
     "peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated)",
     OFF(trusted_proxies) },
   { "MAX_BODY_BYTES", "--max-body-bytes", OPT_SIZE, "65536", 1, 10485760, false,
     "request body limit, bytes", OFF(max_body_bytes) },
-  { "HTTP_REQUEST_TIMEOUT_SECONDS", "--http-request-timeout-seconds", OPT_UINT, "10", 1, 600,
-    false, "a connection's request head must arrive whole within this, however it trickles",
+  { "HTTP_REQUEST_TIMEOUT_SECONDS", "--http-request-timeout-seconds", OPT_UINT, "10", 1, 600, false,
+    "a connection's request head must arrive whole within this, however it trickles",
     OFF(http_request_timeout_seconds) },
   { "HTTP_MAX_CONNECTIONS", "--http-max-connections", OPT_UINT, "1024", 8, 65536, false,
     "open client connections at most", OFF(http_max_connections) },
   { "HTTP_MAX_CONNECTIONS_PER_IP", "--http-max-connections-per-ip", OPT_UINT, "128", 1, 65536,
     false, "open connections per client address at most (keep it well under the total)",
     OFF(http_max_connections_per_ip) },
-  { "WEBHOOK_URL", "--webhook-url", OPT_URL, NULL, 0, 0, false,
-    "where events are POSTed", OFF(webhook_url) },
+  { "WEBHOOK_URL", "--webhook-url", OPT_URL, NULL, 0, 0, false, "where events are POSTed",
+    OFF(webhook_url) },
   { "WEBHOOK_SECRET", "--webhook-secret", OPT_STRING, NULL, 0, 0, true,
     "HMAC-SHA256 signing secret for webhooks", OFF(webhook_secret) },
   { "WEBHOOK_SECRET_FILE", "--webhook-secret-file", OPT_STRING, NULL, 0, 0, false,
@@ -141,8 +141,8 @@ static const struct opt opts[] = {
     "an undelivered event is given up after this", OFF(webhook_max_age_hours) },
   { "RETENTION_DAYS", "--retention-days", OPT_UINT, "30", 1, 3650, false,
     "finished records older than this are pruned", OFF(retention_days) },
-  { "LOG_LEVEL", "--log-level", OPT_LOGLEVEL, "info", 0, 0, false,
-    "error, warn, info or debug", OFF(log_level) },
+  { "LOG_LEVEL", "--log-level", OPT_LOGLEVEL, "info", 0, 0, false, "error, warn, info or debug",
+    OFF(log_level) },
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -529,8 +529,8 @@ static int read_secret_file(const char *what, const char *path, char **out, char
     n--;
   data[n] = '\0';
   if (n == 0 || memchr(data, '\0', n)) {
-    seterr(err, errlen, "%s: '%s' is empty or not text; expected a file holding the secret",
-           what, path);
+    seterr(err, errlen, "%s: '%s' is empty or not text; expected a file holding the secret", what,
+           path);
     goto out;
   }
   free(*out);
@@ -563,8 +563,8 @@ static int load_secret_files(struct nrd_config *cfg, char *err, size_t errlen)
       return -1;
     }
     if (has_cred && (file || *value)) {
-      seterr(err, errlen, "%s is set both as %s and as the systemd credential %s; set one",
-             s->env, file ? s->file_env : s->env, s->env);
+      seterr(err, errlen, "%s is set both as %s and as the systemd credential %s; set one", s->env,
+             file ? s->file_env : s->env, s->env);
       return -1;
     }
     if (file && read_secret_file(s->file_env, file, value, err, errlen) != 0)
@@ -706,8 +706,7 @@ void nrd_config_print_help(FILE *out)
   fprintf(out, "  %-32s %-30s %-20s %s\n", "flag", "variable", "default", "meaning");
   for (size_t k = 0; k < N_OPTS; k++) {
     const struct opt *o = &opts[k];
-    fprintf(out, "  %-32s %-30s %-20s %s\n", o->flag, o->env, o->def ? o->def : "(unset)",
-            o->help);
+    fprintf(out, "  %-32s %-30s %-20s %s\n", o->flag, o->env, o->def ? o->def : "(unset)", o->help);
   }
 }
 

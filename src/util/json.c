@@ -20,7 +20,7 @@ static bool depth_ok(const char *buf, size_t len)
     char c = buf[i];
     if (in_str) {
       if (c == '\\')
-        i++;  /* skip the escaped character, whatever it is */
+        i++; /* skip the escaped character, whatever it is */
       else if (c == '"')
         in_str = false;
       continue;

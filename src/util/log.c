@@ -18,7 +18,7 @@
 #include "nrd/util.h"
 
 static atomic_int g_level = NRD_LOG_INFO;
-static int g_fd = 1;  /* under g_out_mu */
+static int g_fd = 1; /* under g_out_mu */
 
 /* Held access lines. Why: the access line's own write(2) was one of three
  * syscalls per keep-alive request of /health (strace: recvfrom, sendmsg,
@@ -32,11 +32,11 @@ static int g_fd = 1;  /* under g_out_mu */
 static pthread_mutex_t g_out_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_held[NRD_LOG_BUFFER_BYTES];
 static size_t g_held_len;
-static bool g_holding;          /* a flusher runs: access lines may be held */
-static bool g_flusher_idle;     /* it waits for a line, without a deadline */
+static bool g_holding;      /* a flusher runs: access lines may be held */
+static bool g_flusher_idle; /* it waits for a line, without a deadline */
 static bool g_flusher_quit;
 static int g_flush_ms;
-static pthread_cond_t g_flush_cv;  /* CLOCK_MONOTONIC */
+static pthread_cond_t g_flush_cv; /* CLOCK_MONOTONIC */
 static pthread_t g_flusher;
 
 /* Serializes start and stop (and the join); never taken under g_out_mu. */
@@ -82,7 +82,7 @@ static void write_all(int fd, const char *p, size_t n)
     if (w < 0) {
       if (errno == EINTR)
         continue;
-      return;  /* nowhere to report a failing log sink */
+      return; /* nowhere to report a failing log sink */
     }
     p += w;
     n -= (size_t)w;
@@ -108,7 +108,7 @@ void nrd_log_flush(void)
 void nrd_log_set_fd(int fd)
 {
   pthread_mutex_lock(&g_out_mu);
-  flush_locked();  /* held lines go where they were meant to go */
+  flush_locked(); /* held lines go where they were meant to go */
   g_fd = fd;
   pthread_mutex_unlock(&g_out_mu);
 }
@@ -226,7 +226,7 @@ void nrd_log_buffer_start(int flush_ms)
     g_flusher_quit = false;
     g_flusher_idle = false;
     g_holding = pthread_create(&g_flusher, NULL, flusher_main, NULL) == 0;
-    pthread_mutex_unlock(&g_out_mu);  /* without a flusher nothing is held */
+    pthread_mutex_unlock(&g_out_mu); /* without a flusher nothing is held */
   }
   pthread_mutex_unlock(&g_life_mu);
 }
@@ -291,7 +291,7 @@ static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char 
   if (lv < 0 || lv > NRD_LOG_DEBUG)
     lv = NRD_LOG_ERROR;
 
-  nrd_buf_reserve(b, 512);  /* one allocation for a usual line */
+  nrd_buf_reserve(b, 512); /* one allocation for a usual line */
   nrd_iso8601(nrd_now_ms(), ts);
   /* The time, the level and the context keys are plain text: written
    * without escaping. */
@@ -332,8 +332,8 @@ static void format_line(struct nrd_buf *b, enum nrd_log_level level, const char 
 }
 
 /* Formats one line and writes it (access: it may be held back). */
-static void write_line(enum nrd_log_level level, const char *fault, bool access,
-                       const char *msg, va_list ap)
+static void write_line(enum nrd_log_level level, const char *fault, bool access, const char *msg,
+                       va_list ap)
 {
   struct nrd_buf b;
 
@@ -354,7 +354,7 @@ void nrd_log_write(enum nrd_log_level level, const char *msg, ...)
 
 const char *nrd_fault_name(enum nrd_fault fault)
 {
-  static const char *const names[] = {"ours", "novita", "client", "disk"};
+  static const char *const names[] = { "ours", "novita", "client", "disk" };
   unsigned f = (unsigned)fault;
   return f < sizeof names / sizeof names[0] ? names[f] : "ours";
 }

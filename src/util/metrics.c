@@ -16,8 +16,15 @@
 #define NRD_COMMIT "unknown"
 #endif
 
-enum status_class { CLASS_2XX = 0, CLASS_3XX, CLASS_4XX, CLASS_5XX, CLASS_OTHER, CLASS_NETWORK,
-                    CLASS_COUNT };
+enum status_class {
+  CLASS_2XX = 0,
+  CLASS_3XX,
+  CLASS_4XX,
+  CLASS_5XX,
+  CLASS_OTHER,
+  CLASS_NETWORK,
+  CLASS_COUNT
+};
 
 static const char *const class_names[CLASS_COUNT] = {
   "2xx", "3xx", "4xx", "5xx", "other", "network",
@@ -48,7 +55,7 @@ struct labelled {
 struct table {
   struct labelled rows[TABLE_CAP];
   size_t n;
-  uint64_t dropped;  /* increments that found the table full */
+  uint64_t dropped; /* increments that found the table full */
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -58,27 +65,28 @@ static struct table http_requests, runs, recoveries, webhooks, unhandled;
  * so a rate() or an alert sees a series before its first event. */
 static const char *const known_triggers[] = { "api", "scheduler", "cli", "watch" };
 static const char *const known_outcomes[] = { "done", "failed" };
-static const char *const known_actions[] = { "recreated", "adopted", "planned", "deferred",
-                                             "failed", "abandoned", "skipped", "running",
-                                             "start_failed" };
+static const char *const known_actions[] = { "recreated", "adopted", "planned",
+                                             "deferred",  "failed",  "abandoned",
+                                             "skipped",   "running", "start_failed" };
 static const char *const known_webhook_results[] = { "delivered", "retried", "dead" };
 /* Novita's documented instance statuses; any other is counted as "other". */
-static const char *const known_statuses[] = {
-  "toCreate", "creating", "pulling", "running", "toStart", "starting", "toStop", "stopping",
-  "exited", "toRestart", "restarting", "toRemove", "removing", "removed", "toReset",
-  "resetting", "migrating", "freezing", "other" };
+static const char *const known_statuses[] = { "toCreate",  "creating",  "pulling",    "running",
+                                              "toStart",   "starting",  "toStop",     "stopping",
+                                              "exited",    "toRestart", "restarting", "toRemove",
+                                              "removing",  "removed",   "toReset",    "resetting",
+                                              "migrating", "freezing",  "other" };
 #define N_STATUSES (sizeof known_statuses / sizeof known_statuses[0])
 static const char *const brake_names[] = { "account", "capacity" };
 #define N_OUTCOMES (sizeof known_outcomes / sizeof known_outcomes[0])
 #define N_BRAKES (sizeof brake_names / sizeof brake_names[0])
 
 /* HTTP request latency by route: from a fast probe to an immediate run. */
-static const double http_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                       1, 2.5, 10, 60, 300 };
+static const double http_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                       0.25,  0.5,    1,     2.5,  10,    60,   300 };
 #define N_HTTP_BUCKETS (sizeof http_buckets / sizeof http_buckets[0])
 struct route_hist {
   const char *route;
-  uint64_t bucket[N_HTTP_BUCKETS + 1];  /* per bucket, not cumulative */
+  uint64_t bucket[N_HTTP_BUCKETS + 1]; /* per bucket, not cumulative */
   double sum;
 };
 #define ROUTE_CAP 64
@@ -91,7 +99,7 @@ static const double run_buckets[] = { 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 #define N_RUN_BUCKETS (sizeof run_buckets / sizeof run_buckets[0])
 static uint64_t run_bucket[N_RUN_BUCKETS + 1];
 static double run_sum;
-static double last_run_at[N_OUTCOMES];  /* Unix seconds; 0 = never */
+static double last_run_at[N_OUTCOMES]; /* Unix seconds; 0 = never */
 /* Create accepted -> replacement running, seconds: an image pull takes from
  * seconds to RECOVERY_START_TIMEOUT_SECONDS. */
 static const double start_buckets[] = { 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600 };
@@ -157,7 +165,7 @@ void nrd_metrics_novita_request(enum nrd_endpoint ep, int http_status, double se
     return;
   atomic_fetch_add(&novita_requests[ep][classify(http_status)], 1);
   if (!(seconds >= 0))
-    seconds = 0;  /* also catches NaN */
+    seconds = 0; /* also catches NaN */
   size_t i = 0;
   while (i < N_BUCKETS && seconds > buckets[i])
     i++;
@@ -188,7 +196,8 @@ static void table_inc(struct table *t, const char *a, const char *b, unsigned st
 {
   lock_tables();
   size_t i = 0;
-  while (i < t->n && !(same(t->rows[i].a, a) && same(t->rows[i].b, b) && t->rows[i].status == status))
+  while (i < t->n &&
+         !(same(t->rows[i].a, a) && same(t->rows[i].b, b) && t->rows[i].status == status))
     i++;
   if (i == t->n) {
     if (t->n == TABLE_CAP) {
@@ -230,7 +239,7 @@ void nrd_metrics_http_request(const char *route, unsigned status, double seconds
 {
   route = route ? route : "unmatched";
   if (!(seconds >= 0))
-    seconds = 0;  /* also catches NaN */
+    seconds = 0; /* also catches NaN */
   table_inc(&http_requests, route, NULL, status);
   lock_tables();
   struct route_hist *h = route_hist_locked(route);
@@ -351,11 +360,13 @@ static void render_novita(struct nrd_buf *out)
     for (size_t i = 0; i <= N_BUCKETS; i++) {
       cumulative += (unsigned long long)atomic_load(&latency_bucket[ep][i]);
       if (i < N_BUCKETS)
-        nrd_buf_printf(out, "nrd_novita_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
-                       endpoint_names[ep], buckets[i], cumulative);
+        nrd_buf_printf(
+            out, "nrd_novita_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
+            endpoint_names[ep], buckets[i], cumulative);
       else
-        nrd_buf_printf(out, "nrd_novita_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n",
-                       endpoint_names[ep], cumulative);
+        nrd_buf_printf(
+            out, "nrd_novita_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n",
+            endpoint_names[ep], cumulative);
     }
     nrd_buf_printf(out, "nrd_novita_request_duration_seconds_sum{endpoint=\"%s\"} %.6f\n",
                    endpoint_names[ep], (double)atomic_load(&latency_sum_us[ep]) / 1e6);
@@ -371,7 +382,6 @@ static void render_novita(struct nrd_buf *out)
   header(out, "nrd_novita_circuit_state", "gauge",
          "Novita circuit breaker: 0 closed, 1 open, 2 half-open.");
   nrd_buf_printf(out, "nrd_novita_circuit_state %d\n", atomic_load(&circuit_state));
-
 }
 
 /* Renders one table; la/lb name the string labels (lb may be NULL), with_status
@@ -452,13 +462,13 @@ static void render_timings_locked(struct nrd_buf *out)
                    run_bucket, run_sum);
   header(out, "nrd_replacement_start_seconds", "histogram",
          "Time from an accepted create to the replacement running.");
-  render_histogram(out, "nrd_replacement_start_seconds", NULL, NULL, start_buckets,
-                   N_START_BUCKETS, start_bucket, start_sum);
+  render_histogram(out, "nrd_replacement_start_seconds", NULL, NULL, start_buckets, N_START_BUCKETS,
+                   start_bucket, start_sum);
   header(out, "nrd_last_run_timestamp_seconds", "gauge",
          "When the last run of each outcome ended, Unix seconds (0 = none yet).");
   for (size_t o = 0; o < N_OUTCOMES; o++)
-    nrd_buf_printf(out, "nrd_last_run_timestamp_seconds{outcome=\"%s\"} %.3f\n",
-                   known_outcomes[o], last_run_at[o]);
+    nrd_buf_printf(out, "nrd_last_run_timestamp_seconds{outcome=\"%s\"} %.3f\n", known_outcomes[o],
+                   last_run_at[o]);
   header(out, "nrd_last_successful_run_timestamp_seconds", "gauge",
          "When the last run that completed ended, Unix seconds (0 = none yet).");
   nrd_buf_printf(out, "nrd_last_successful_run_timestamp_seconds %.3f\n", last_run_at[0]);
@@ -472,10 +482,10 @@ void nrd_metrics_render(struct nrd_buf *out)
   render_timings_locked(out);
   render_table(out, &http_requests, "nrd_http_requests_total",
                "HTTP requests served by route and status code.", "route", NULL, true);
-  render_table(out, &runs, "nrd_runs_total", "Check-failed runs by trigger and outcome.",
-               "trigger", "outcome", false);
-  render_table(out, &recoveries, "nrd_recoveries_total", "Recovery outcomes by action.",
-               "action", NULL, false);
+  render_table(out, &runs, "nrd_runs_total", "Check-failed runs by trigger and outcome.", "trigger",
+               "outcome", false);
+  render_table(out, &recoveries, "nrd_recoveries_total", "Recovery outcomes by action.", "action",
+               NULL, false);
   render_table(out, &webhooks, "nrd_webhook_events_total", "Webhook deliveries by result.",
                "result", NULL, false);
   render_table(out, &unhandled, "nrd_failed_jobs_unhandled_total",
@@ -485,8 +495,7 @@ void nrd_metrics_render(struct nrd_buf *out)
          "Increments lost because a label table was full (a bug if not 0).");
   nrd_buf_printf(out, "nrd_metrics_dropped_total %llu\n",
                  (unsigned long long)(http_requests.dropped + runs.dropped + recoveries.dropped +
-                                      webhooks.dropped + unhandled.dropped +
-                                      route_hists_dropped));
+                                      webhooks.dropped + unhandled.dropped + route_hists_dropped));
   pthread_mutex_unlock(&table_lock);
   nrd_metrics_render_watch(out);
   nrd_metrics_render_process(out);
@@ -513,7 +522,7 @@ void nrd_metrics_reset(void)
     tables[i]->dropped = 0;
   }
   seed_locked();
-  for (size_t i = 0; i < n_route_hists; i++) {  /* declared routes stay, at 0 */
+  for (size_t i = 0; i < n_route_hists; i++) { /* declared routes stay, at 0 */
     memset(route_hists[i].bucket, 0, sizeof route_hists[i].bucket);
     route_hists[i].sum = 0;
   }

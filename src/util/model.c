@@ -10,10 +10,24 @@
 static void each_string(struct nrd_instance *in, void (*fn)(char **field))
 {
   char **fields[] = {
-    &in->id, &in->name, &in->status, &in->cluster_id, &in->cluster_name,
-    &in->product_id, &in->product_name, &in->image_url, &in->image_auth_id,
-    &in->command, &in->gpu_num, &in->rootfs_size, &in->kind, &in->billing_mode,
-    &in->entrypoint, &in->network_id, &in->min_cuda_version, &in->raw_json,
+    &in->id,
+    &in->name,
+    &in->status,
+    &in->cluster_id,
+    &in->cluster_name,
+    &in->product_id,
+    &in->product_name,
+    &in->image_url,
+    &in->image_auth_id,
+    &in->command,
+    &in->gpu_num,
+    &in->rootfs_size,
+    &in->kind,
+    &in->billing_mode,
+    &in->entrypoint,
+    &in->network_id,
+    &in->min_cuda_version,
+    &in->raw_json,
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     fn(fields[i]);
@@ -53,7 +67,7 @@ void nrd_instance_cleanup(struct nrd_instance *inst)
     return;
   if (!inst->strings)
     each_string(inst, free_one);
-  free(inst->strings);  /* a decoder's block (src/novita) */
+  free(inst->strings); /* a decoder's block (src/novita) */
   free(inst->ports);
   free(inst->envs);
   free(inst->mounts);
@@ -63,7 +77,7 @@ void nrd_instance_cleanup(struct nrd_instance *inst)
 
 void nrd_instance_set_str(struct nrd_instance *inst, char **field, const char *value)
 {
-  if (inst->strings) {  /* a decoder's block: every string gets its own first */
+  if (inst->strings) { /* a decoder's block: every string gets its own first */
     each_string(inst, own_copy);
     free(inst->strings);
     inst->strings = NULL;

@@ -23,12 +23,12 @@ static size_t read_stat_fields(unsigned long long *fields, size_t cap)
   size_t len = fread(buf, 1, sizeof buf - 1, fp);
   fclose(fp);
   buf[len] = '\0';
-  char *p = strrchr(buf, ')');  /* the name may hold spaces and parentheses */
+  char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
   if (!p)
     return 0;
-  p += 2;                        /* ") " */
+  p += 2; /* ") " */
   if (*p)
-    p += 1;                      /* the state letter */
+    p += 1; /* the state letter */
   fields[n++] = 0;
   while (n < cap && *p) {
     char *end;
@@ -70,7 +70,7 @@ static long open_fds(void)
       n++;
   }
   closedir(d);
-  return n - 1;  /* the directory's own fd */
+  return n - 1; /* the directory's own fd */
 }
 
 static void gauge(struct nrd_buf *out, const char *name, const char *type, const char *help,

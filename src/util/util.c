@@ -172,14 +172,14 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail)
 /* 1 for a byte a JSON string carries as it is: printable ASCII other than
  * '"' (0x22) and '\\' (0x5C). Bytes from 0x80 are 0 (UTF-8 is checked). */
 static const unsigned char json_plain[256] = {
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x00 */
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x10 */
-  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x20 */
-  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x30 */
-  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x40 */
-  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,  /* 0x50 */
-  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x60 */
-  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,  /* 0x70 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x30 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, /* 0x70 */
 };
 
 /* The same test on eight bytes at once: zero when all eight are plain
@@ -230,12 +230,23 @@ static size_t json_escape_at(const unsigned char *p, size_t i, size_t n, char **
   } else if (c < 0x20 || c == 0x7F) {
     const char *short_esc = NULL;
     switch (c) {
-    case '\n': short_esc = "\\n"; break;
-    case '\r': short_esc = "\\r"; break;
-    case '\t': short_esc = "\\t"; break;
-    case '\b': short_esc = "\\b"; break;
-    case '\f': short_esc = "\\f"; break;
-    default: break;
+    case '\n':
+      short_esc = "\\n";
+      break;
+    case '\r':
+      short_esc = "\\r";
+      break;
+    case '\t':
+      short_esc = "\\t";
+      break;
+    case '\b':
+      short_esc = "\\b";
+      break;
+    case '\f':
+      short_esc = "\\f";
+      break;
+    default:
+      break;
     }
     if (short_esc) {
       memcpy(w, short_esc, 2);
@@ -248,7 +259,7 @@ static size_t json_escape_at(const unsigned char *p, size_t i, size_t n, char **
   } else {
     used = utf8_seq_len(p + i, n - i);
     if (used == 0) {
-      memcpy(w, "\\ufffd", 6);  /* invalid byte: replacement character */
+      memcpy(w, "\\ufffd", 6); /* invalid byte: replacement character */
       w += 6;
       used = 1;
     } else {
@@ -326,7 +337,7 @@ void nrd_sleep_ms(int64_t ms)
 /* The second last formatted by this thread: every log line has a time, and
  * most lines fall in the same second as the one before. */
 static _Thread_local int64_t t_iso_secs = INT64_MIN;
-static _Thread_local char t_iso_text[26];  /* leaves room for ".mmmZ" in 32 */
+static _Thread_local char t_iso_text[26]; /* leaves room for ".mmmZ" in 32 */
 static _Thread_local size_t t_iso_len;
 
 void nrd_iso8601(int64_t epoch_ms, char out[32])
@@ -379,7 +390,7 @@ double nrd_random_unit(void)
 {
   uint64_t r;
   nrd_random_bytes(&r, sizeof r);
-  return (double)(r >> 11) * (1.0 / 9007199254740992.0);  /* 53 bits / 2^53 */
+  return (double)(r >> 11) * (1.0 / 9007199254740992.0); /* 53 bits / 2^53 */
 }
 
 /* Ids need to be unique, not secret: a per-thread xorshift64 seeded once
@@ -430,7 +441,7 @@ bool nrd_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
   if (*p == '-' || *p == '+')
     p++;
   if (*p < '0' || *p > '9')
-    return false;  /* rejects "", "-", leading spaces, "+-1" */
+    return false; /* rejects "", "-", leading spaces, "+-1" */
   errno = 0;
   char *end = NULL;
   long long v = strtoll(s, &end, 10);
@@ -450,7 +461,7 @@ bool nrd_parse_double(const char *s, double min, double max, double *out)
   if (*p == '-' || *p == '+')
     p++;
   if ((*p < '0' || *p > '9') && *p != '.')
-    return false;  /* rejects spaces, "inf", "nan", hex is caught below */
+    return false; /* rejects spaces, "inf", "nan", hex is caught below */
   if (strchr(s, 'x') || strchr(s, 'X'))
     return false;
   errno = 0;
@@ -466,8 +477,11 @@ bool nrd_parse_double(const char *s, double min, double max, double *out)
 
 bool nrd_parse_bool(const char *s, bool *out)
 {
-  static const struct { const char *text; bool value; } words[] = {
-    { "true", true }, { "1", true }, { "yes", true },
+  static const struct {
+    const char *text;
+    bool value;
+  } words[] = {
+    { "true", true },   { "1", true },  { "yes", true },
     { "false", false }, { "0", false }, { "no", false },
   };
   if (!s)

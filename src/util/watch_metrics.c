@@ -17,12 +17,12 @@ static atomic_uint_fast64_t ticks[N_RESULTS];
 static const double bounds[] = { 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900, 1800, 3600 };
 #define N_BOUNDS (sizeof bounds / sizeof bounds[0])
 struct hist {
-  uint64_t bucket[N_BOUNDS + 1];  /* per bucket, not cumulative */
+  uint64_t bucket[N_BOUNDS + 1]; /* per bucket, not cumulative */
   double sum;
 };
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hist detect, recovery;
-static double novita_rate;  /* under lock */
+static double novita_rate; /* under lock */
 
 void nrd_metrics_novita_rate(double rps)
 {
@@ -62,8 +62,8 @@ void nrd_metrics_time_to_recovery(double seconds)
 }
 
 /* One histogram; label ("" for none) is `name="value"`. */
-static void render_hist(struct nrd_buf *out, const char *name, const char *help,
-                        const char *label, const struct hist *h)
+static void render_hist(struct nrd_buf *out, const char *name, const char *help, const char *label,
+                        const struct hist *h)
 {
   unsigned long long cumulative = 0;
   const char *sep = *label ? "," : "";
@@ -93,16 +93,18 @@ void nrd_metrics_render_watch(struct nrd_buf *out)
                    (unsigned long long)atomic_load(&ticks[i]));
   pthread_mutex_lock(&lock);
   render_hist(out, "nrd_watch_detect_seconds",
-              "From a failed migration job's createdAt to the watch seeing it fail.", "",
-              &detect);
+              "From a failed migration job's createdAt to the watch seeing it fail.", "", &detect);
   render_hist(out, "nrd_time_to_recovery_seconds",
               "From a watched failed job's createdAt to its replacement, by stage "
-              "(create_accepted).", "stage=\"create_accepted\"", &recovery);
-  nrd_buf_printf(out, "# HELP nrd_novita_rate_limit_rps The token bucket's current rate to "
-                      "Novita, requests a second (0 = unlimited); adaptive unless "
-                      "NOVITA_RATE_LIMIT_ADAPTIVE=false.\n"
-                      "# TYPE nrd_novita_rate_limit_rps gauge\n"
-                      "nrd_novita_rate_limit_rps %.3f\n", novita_rate);
+              "(create_accepted).",
+              "stage=\"create_accepted\"", &recovery);
+  nrd_buf_printf(out,
+                 "# HELP nrd_novita_rate_limit_rps The token bucket's current rate to "
+                 "Novita, requests a second (0 = unlimited); adaptive unless "
+                 "NOVITA_RATE_LIMIT_ADAPTIVE=false.\n"
+                 "# TYPE nrd_novita_rate_limit_rps gauge\n"
+                 "nrd_novita_rate_limit_rps %.3f\n",
+                 novita_rate);
   pthread_mutex_unlock(&lock);
 }
 

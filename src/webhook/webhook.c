@@ -29,7 +29,7 @@
 #include "nrd/util.h"
 #include "outbound.h"
 
-#define WH_IDLE_WAIT_MS 1000          /* nothing due: look again after this */
+#define WH_IDLE_WAIT_MS 1000 /* nothing due: look again after this */
 #define WH_CONNECT_TIMEOUT_MS 5000
 #define WH_MAX_RESPONSE_BYTES 65536   /* the answer is read and dropped up to this */
 #define WH_RETRY_AFTER_CAP_MS 3600000 /* longest Retry-After we honour */
@@ -41,23 +41,23 @@ static _Atomic int64_t backoff_cap_ms = WH_DEFAULT_CAP_MS;
 
 struct nrd_webhook {
   char *url;
-  char *secret;                /* NULL: requests go unsigned */
+  char *secret; /* NULL: requests go unsigned */
   int64_t max_age_ms;
   long timeout_ms;
-  struct nrd_store *st;        /* used by the sender thread only */
-  CURL *curl;                  /* used by the sender thread only */
+  struct nrd_store *st; /* used by the sender thread only */
+  CURL *curl;           /* used by the sender thread only */
   pthread_t thread;
   pthread_mutex_t mu;
-  pthread_cond_t cv;           /* on CLOCK_MONOTONIC */
-  bool notified;               /* under mu */
+  pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+  bool notified;     /* under mu */
   atomic_bool stopping;
 };
 
 /* What one POST produced. */
 struct attempt {
   CURLcode cc;
-  long status;                 /* 0: no HTTP answer */
-  size_t body_len;             /* response bytes read (and dropped) */
+  long status;     /* 0: no HTTP answer */
+  size_t body_len; /* response bytes read (and dropped) */
   char retry_after[64];
 };
 
@@ -104,7 +104,7 @@ static void post_event(struct nrd_webhook *wh, const struct nrd_event *ev, struc
         wh->timeout_ms < WH_CONNECT_TIMEOUT_MS ? wh->timeout_ms : WH_CONNECT_TIMEOUT_MS,
     .timeout_ms = wh->timeout_ms,
     .stop = &wh->stopping,
-    .sink = { .max = WH_MAX_RESPONSE_BYTES },  /* read and dropped */
+    .sink = { .max = WH_MAX_RESPONSE_BYTES }, /* read and dropped */
   };
 
   memset(a, 0, sizeof *a);
@@ -162,12 +162,12 @@ static void deliver(struct nrd_webhook *wh, const struct nrd_event *ev)
 
   post_event(wh, ev, &a);
   if (a.cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&wh->stopping))
-    return;  /* still pending: sent again after the restart */
+    return; /* still pending: sent again after the restart */
 
   if (a.status >= 200 && a.status < 300) {
     mark(wh, ev, "delivered", attempt, 0, NULL, "delivered");
-    LOG_INFO("webhook delivered", "eventId", ev->id, "type", ev->type,
-             "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
+    LOG_INFO("webhook delivered", "eventId", ev->id, "type", ev->type, "#status", NRD_I64(a.status),
+             "#attempt", NRD_I64(attempt));
     return;
   }
   if (a.status == 0)
@@ -177,19 +177,19 @@ static void deliver(struct nrd_webhook *wh, const struct nrd_event *ev)
 
   if (is_final_status(a.status)) {
     mark(wh, ev, "dead", attempt, 0, why, "dead");
-    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook refused; event dead", "eventId", ev->id,
-                "type", ev->type, "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
+    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook refused; event dead", "eventId", ev->id, "type",
+                ev->type, "#status", NRD_I64(a.status), "#attempt", NRD_I64(attempt));
     return;
   }
-  int64_t delay = nrd_backoff_ms(attempt > 0 ? (unsigned)attempt - 1 : 0, atomic_load(&backoff_base_ms),
-                                 atomic_load(&backoff_cap_ms));
+  int64_t delay = nrd_backoff_ms(attempt > 0 ? (unsigned)attempt - 1 : 0,
+                                 atomic_load(&backoff_base_ms), atomic_load(&backoff_cap_ms));
   int64_t after = nrd_retry_after_ms(a.retry_after, nrd_now_ms(), WH_RETRY_AFTER_CAP_MS);
   if (after > delay)
     delay = after;
   mark(wh, ev, "pending", attempt, nrd_now_ms() + delay, why, "retried");
-  LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook failed; will retry", "eventId", ev->id,
-              "type", ev->type, "#status", NRD_I64(a.status), "error", why,
-              "#attempt", NRD_I64(attempt), "#retryInMs", NRD_I64(delay));
+  LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook failed; will retry", "eventId", ev->id, "type", ev->type,
+              "#status", NRD_I64(a.status), "error", why, "#attempt", NRD_I64(attempt),
+              "#retryInMs", NRD_I64(delay));
 }
 
 /* One look at the outbox head; returns how long to wait before the next. */
@@ -199,13 +199,13 @@ static int64_t step(struct nrd_webhook *wh)
   int64_t wait = 0;
   int rc = nrd_store_event_next(wh->st, &ev);
   if (rc != NRD_OK)
-    return WH_IDLE_WAIT_MS;  /* none, busy, or an error the store logged */
+    return WH_IDLE_WAIT_MS; /* none, busy, or an error the store logged */
 
   int64_t now = nrd_now_ms();
   if (now - ev.created_ms > wh->max_age_ms) {
     mark(wh, &ev, "dead", ev.attempts, 0, "older than WEBHOOK_MAX_AGE_HOURS", "dead");
-    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook event expired; dead", "eventId", ev.id,
-                "type", ev.type, "#attempts", NRD_I64(ev.attempts));
+    LOG_WARN_AT(NRD_FAULT_CLIENT, "webhook event expired; dead", "eventId", ev.id, "type", ev.type,
+                "#attempts", NRD_I64(ev.attempts));
   } else if (ev.next_attempt_ms > now) {
     wait = ev.next_attempt_ms - now;
     if (wait > WH_IDLE_WAIT_MS)
@@ -299,8 +299,8 @@ struct nrd_webhook *nrd_webhook_start(const struct nrd_config *cfg, char *err, s
     snprintf(err, errlen, "webhook: cannot start the sender thread");
     goto fail;
   }
-  LOG_INFO("webhook sender started", "#signed", NRD_BOOL(wh->secret != NULL),
-           "#maxAgeHours", NRD_I64(cfg->webhook_max_age_hours));
+  LOG_INFO("webhook sender started", "#signed", NRD_BOOL(wh->secret != NULL), "#maxAgeHours",
+           NRD_I64(cfg->webhook_max_age_hours));
   return wh;
 
 fail:

@@ -20,19 +20,19 @@ struct pool_job {
 
 struct nrd_pool {
   pthread_mutex_t mu;
-  pthread_cond_t work;   /* a job was queued, or the pool is stopping */
-  pthread_cond_t idle;   /* a job finished, or one was taken */
+  pthread_cond_t work; /* a job was queued, or the pool is stopping */
+  pthread_cond_t idle; /* a job finished, or one was taken */
   struct pool_job *ring;
   size_t cap, head, count;
-  unsigned running;      /* jobs being processed right now */
+  unsigned running; /* jobs being processed right now */
   bool stopping;
   nrd_pool_thread_init_fn init;
   nrd_pool_thread_fini_fn fini;
   void *ctx;
   pthread_t *threads;
   unsigned n_threads;
-  unsigned started;      /* threads past init (signalled on idle) */
-  bool init_failed;      /* an init returned NULL: the pool is not created */
+  unsigned started; /* threads past init (signalled on idle) */
+  bool init_failed; /* an init returned NULL: the pool is not created */
 };
 
 static void job_release(const struct pool_job *j)
@@ -54,7 +54,7 @@ static void *worker_main(void *arg)
   for (;;) {
     if (failed) {
       pthread_mutex_unlock(&p->mu);
-      return NULL;  /* nothing to fini: init gave nothing */
+      return NULL; /* nothing to fini: init gave nothing */
     }
     while (!p->stopping && p->count == 0)
       pthread_cond_wait(&p->work, &p->mu);
@@ -64,7 +64,7 @@ static void *worker_main(void *arg)
     p->head = (p->head + 1) % p->cap;
     p->count--;
     p->running++;
-    pthread_cond_broadcast(&p->idle);  /* the queue is shorter */
+    pthread_cond_broadcast(&p->idle); /* the queue is shorter */
     pthread_mutex_unlock(&p->mu);
 
     j.process(j.job, wctx);
@@ -110,9 +110,8 @@ static void pool_free(struct nrd_pool *p)
   free(p);
 }
 
-struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap,
-                                 nrd_pool_thread_init_fn init, nrd_pool_thread_fini_fn fini,
-                                 void *ctx)
+struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap, nrd_pool_thread_init_fn init,
+                                 nrd_pool_thread_fini_fn fini, void *ctx)
 {
   if (threads == 0 || queue_cap == 0 || queue_cap > SIZE_MAX / sizeof(struct pool_job))
     return NULL;
@@ -120,7 +119,7 @@ struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap,
   struct nrd_pool *p = nrd_xcalloc(1, sizeof *p);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);  /* wait_idle deadlines are monotonic */
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_idle deadlines are monotonic */
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->work, NULL);
   pthread_cond_init(&p->idle, &ca);

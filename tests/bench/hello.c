@@ -19,9 +19,8 @@
 static const char BODY[] = "{\"status\":\"ok\",\"version\":\"0.1.0\",\"uptimeSeconds\":1}";
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
   static int first_call_marker;
   struct MHD_Response *r;

@@ -96,8 +96,8 @@ static int cmd_run(const char *stats_path, char **cmd)
     perror("nrd-bench-probe: stats file");
     return 1;
   }
-  fprintf(f, "%.1f %.1f %.1f %ld %d\n", wall, tv_ms(ru.ru_utime), tv_ms(ru.ru_stime),
-          ru.ru_maxrss, code);
+  fprintf(f, "%.1f %.1f %.1f %ld %d\n", wall, tv_ms(ru.ru_utime), tv_ms(ru.ru_stime), ru.ru_maxrss,
+          code);
   fclose(f);
   return code;
 }
@@ -136,8 +136,8 @@ static int get_status(unsigned port, const char *path)
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
     goto out;
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-                   path);
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
   if (n <= 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n)
     goto out;
   size_t got = 0;

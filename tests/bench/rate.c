@@ -27,14 +27,14 @@
 
 static int run_service(const char *bin, char **envp)
 {
-  char *argv[] = {(char *)bin, "check-failed", NULL};
+  char *argv[] = { (char *)bin, "check-failed", NULL };
   pid_t pid = 0;
   int st = 0;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  if(posix_spawn(&pid, bin, &fa, NULL, argv, envp) != 0) {
+  if (posix_spawn(&pid, bin, &fa, NULL, argv, envp) != 0) {
     perror("posix_spawn");
     exit(1);
   }
@@ -45,7 +45,7 @@ static int run_service(const char *bin, char **envp)
 
 int main(int argc, char **argv)
 {
-  if(argc != 4) {
+  if (argc != 4) {
     fprintf(stderr, "usage: nrd-bench-rate SERVICE_BINARY N R\n");
     return 2;
   }
@@ -53,10 +53,10 @@ int main(int argc, char **argv)
   double r = strtod(argv[3], NULL);
   const char *lat = getenv("BENCH_LATENCY_MS");
   unsigned latency = lat && *lat ? (unsigned)strtoul(lat, NULL, 10) : 50;
-  char err[256], url[128], dir[] = "nrd-bench-rate.XXXXXX";  /* in the working folder */
-  struct nrd_sim_options so = {.api_key = KEY, .latency_ms = latency};
+  char err[256], url[128], dir[] = "nrd-bench-rate.XXXXXX"; /* in the working folder */
+  struct nrd_sim_options so = { .api_key = KEY, .latency_ms = latency };
   struct nrd_sim *sim = nrd_sim_start(&so, err, sizeof(err));
-  if(!sim || !mkdtemp(dir)) {
+  if (!sim || !mkdtemp(dir)) {
     fprintf(stderr, "nrd-bench-rate: %s\n", sim ? "no temp dir" : err);
     return 1;
   }
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
   char e_url[200], e_db[300];
   snprintf(e_url, sizeof(e_url), "NOVITA_API_BASE_URL=%s", url);
   snprintf(e_db, sizeof(e_db), "DATABASE_PATH=%s/recovery.db", dir);
-  char *envp[] = {"NOVITA_API_KEY=" KEY, e_url, e_db, "LOG_LEVEL=warn", NULL};
+  char *envp[] = { "NOVITA_API_KEY=" KEY, e_url, e_db, "LOG_LEVEL=warn", NULL };
   int64_t t0 = nrd_mono_ms();
   int rc = run_service(argv[1], envp);
   double wall = (double)(nrd_mono_ms() - t0) / 1000.0;
@@ -81,12 +81,12 @@ int main(int argc, char **argv)
   size_t deletes = nrd_sim_count(sim, "POST", "/gpu/instance/delete");
   printf("N %4ld  R %5.1f  L %3u ms  wall %6.2f s  calls %4zu  429s %3lu (%4.1f%%)", n, r, latency,
          wall, calls, refused, calls ? 100.0 * (double)refused / (double)calls : 0.0);
-  if(r > 0)
+  if (r > 0)
     printf("  bound calls/R %6.2f s  ratio %4.2f", (double)calls / r, wall / ((double)calls / r));
   printf("  deletes %zu creates %zu  exit %d\n", deletes, creates, rc);
   nrd_sim_stop(sim);
-  static const char *const files[] = {"recovery.db", "recovery.db-wal", "recovery.db-shm"};
-  for(size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+  static const char *const files[] = { "recovery.db", "recovery.db-wal", "recovery.db-shm" };
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
     char path[400];
     snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
     unlink(path);

@@ -39,8 +39,8 @@
 
 struct failure {
   char id[32], name[64];
-  int64_t at_ms;          /* wall clock of the failure */
-  double to_delete, to_create;  /* seconds; < 0 when not seen */
+  int64_t at_ms;               /* wall clock of the failure */
+  double to_delete, to_create; /* seconds; < 0 when not seen */
 };
 
 static long env_long(const char *name, long dflt)
@@ -52,17 +52,17 @@ static long env_long(const char *name, long dflt)
 /* Runs SERVICE with args and the bench's environment; waits when wait. */
 static pid_t spawn(const char *bin, const char *cmd, char **envp, bool wait)
 {
-  char *argv[] = {(char *)bin, (char *)cmd, NULL};
+  char *argv[] = { (char *)bin, (char *)cmd, NULL };
   pid_t pid = 0;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);  /* the CLI's report */
-  if(posix_spawn(&pid, bin, &fa, NULL, argv, envp) != 0) {
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0); /* the CLI's report */
+  if (posix_spawn(&pid, bin, &fa, NULL, argv, envp) != 0) {
     perror("posix_spawn");
     exit(1);
   }
   posix_spawn_file_actions_destroy(&fa);
-  if(wait) {
+  if (wait) {
     int st = 0;
     waitpid(pid, &st, 0);
   }
@@ -93,15 +93,15 @@ static int cmp_double(const void *a, const void *b)
 /* Picks n distinct running instances i-0..i-(fleet-1). */
 static void pick_victims(struct failure *f, size_t n, long fleet)
 {
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     long k;
     bool dup;
     do {
       k = (long)(rng() % (uint64_t)fleet);
       dup = false;
-      for(size_t j = 0; j < i; j++)
+      for (size_t j = 0; j < i; j++)
         dup = dup || atol(f[j].id + 2) == k;
-    } while(dup);
+    } while (dup);
     snprintf(f[i].id, sizeof(f[i].id), "i-%ld", k);
     snprintf(f[i].name, sizeof(f[i].name), "worker-%04ld-recreated-", k);
   }
@@ -114,21 +114,21 @@ static void measure(struct nrd_sim *sim, struct failure *f, size_t n, unsigned l
   struct nrd_sim_request *r = NULL;
   size_t nr = nrd_sim_requests(sim, &r);
   *deletes = *creates = 0;
-  for(size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     f[i].to_delete = f[i].to_create = -1;
-  for(size_t k = 0; k < nr; k++) {
+  for (size_t k = 0; k < nr; k++) {
     bool del = !strcmp(r[k].method, "POST") && strstr(r[k].path, "/instance/delete");
     bool cre = !strcmp(r[k].method, "POST") && strstr(r[k].path, "/instance/create");
-    if(!del && !cre)
+    if (!del && !cre)
       continue;
     *(del ? deletes : creates) += 1;
     cJSON *body = nrd_json_parse(r[k].body ? r[k].body : "", r[k].body ? strlen(r[k].body) : 0);
     const char *key = del ? nrd_json_str(body, "instanceId") : nrd_json_str(body, "name");
-    for(size_t i = 0; key && i < n; i++) {
+    for (size_t i = 0; key && i < n; i++) {
       double s = (double)(r[k].at_ms - f[i].at_ms) / 1000.0;
-      if(del && !strcmp(key, f[i].id) && f[i].to_delete < 0)
+      if (del && !strcmp(key, f[i].id) && f[i].to_delete < 0)
         f[i].to_delete = s;
-      if(cre && !strncmp(key, f[i].name, strlen(f[i].name)) && f[i].to_create < 0)
+      if (cre && !strncmp(key, f[i].name, strlen(f[i].name)) && f[i].to_create < 0)
         f[i].to_create = s + latency / 1000.0;
     }
     cJSON_Delete(body);
@@ -140,13 +140,13 @@ static void print_stats(const char *what, const struct failure *f, size_t n, boo
 {
   double *v = nrd_xcalloc(n + 1, sizeof(*v));
   size_t m = 0;
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     double s = create ? f[i].to_create : f[i].to_delete;
-    if(s >= 0)
+    if (s >= 0)
       v[m++] = s;
   }
   qsort(v, m, sizeof(*v), cmp_double);
-  if(m)
+  if (m)
     printf("%-28s median %7.2f s  p95 %7.2f s  max %7.2f s  (%zu of %zu)\n", what, v[m / 2],
            v[(size_t)((double)(m - 1) * 0.95 + 0.5)], v[m - 1], m, n);
   else
@@ -174,12 +174,12 @@ static void service_env(struct service_env *se, const char *url, const char *dir
   envp[n++] = se->db;
   envp[n++] = "PORT=0";
   envp[n++] = "LOG_LEVEL=warn";
-  if(getenv("BENCH_WATCH_INTERVAL")) {
+  if (getenv("BENCH_WATCH_INTERVAL")) {
     snprintf(se->watch, sizeof(se->watch), "WATCH_INTERVAL_SECONDS=%s",
              getenv("BENCH_WATCH_INTERVAL"));
     envp[n++] = se->watch;
   }
-  if(getenv("BENCH_TIMER_MINUTES")) {
+  if (getenv("BENCH_TIMER_MINUTES")) {
     snprintf(se->timer, sizeof(se->timer), "MIGRATION_INTERVAL_MINUTES=%s",
              getenv("BENCH_TIMER_MINUTES"));
     envp[n++] = se->timer;
@@ -194,12 +194,12 @@ static void fail_over_time(struct nrd_sim *sim, struct failure *f, size_t n, lon
   int64_t *moments = nrd_xcalloc(n + 1, sizeof(*moments));
   pick_victims(f, n, fleet);
   int64_t start = nrd_now_ms();
-  for(size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     moments[i] = start + (int64_t)(rng() % (uint64_t)(minutes * 60000));
   qsort(moments, n, sizeof(*moments), cmp_i64);
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     char job[64];
-    while(nrd_now_ms() < moments[i])
+    while (nrd_now_ms() < moments[i])
       nrd_sleep_ms(20);
     snprintf(job, sizeof(job), "job-bench-%zu", i);
     /* A migration that ran a few minutes, failing now. */
@@ -212,7 +212,7 @@ static void fail_over_time(struct nrd_sim *sim, struct failure *f, size_t n, lon
 
 int main(int argc, char **argv)
 {
-  if(argc != 2) {
+  if (argc != 2) {
     fprintf(stderr, "usage: nrd-bench-watch SERVICE_BINARY\n");
     return 2;
   }
@@ -221,10 +221,10 @@ int main(int argc, char **argv)
   long give_up = env_long("BENCH_GIVE_UP_MINUTES", 20);
   unsigned latency = (unsigned)env_long("BENCH_LATENCY_MS", 50);
   rng_state ^= (uint64_t)env_long("BENCH_SEED", 15);
-  char err[256], url[128], dir[] = "nrd-bench-watch.XXXXXX";  /* in the working folder */
-  struct nrd_sim_options so = {.api_key = KEY, .latency_ms = latency};
+  char err[256], url[128], dir[] = "nrd-bench-watch.XXXXXX"; /* in the working folder */
+  struct nrd_sim_options so = { .api_key = KEY, .latency_ms = latency };
   struct nrd_sim *sim = nrd_sim_start(&so, err, sizeof(err));
-  if(!sim || !mkdtemp(dir)) {
+  if (!sim || !mkdtemp(dir)) {
     fprintf(stderr, "nrd-bench-watch: %s\n", sim ? "no temp dir" : err);
     return 1;
   }
@@ -239,9 +239,9 @@ int main(int argc, char **argv)
   char *envp[8];
   service_env(&se, url, dir, envp);
 
-  spawn(argv[1], "check-failed", envp, true);  /* the snapshots, as a running service has */
+  spawn(argv[1], "check-failed", envp, true); /* the snapshots, as a running service has */
   pid_t svc = spawn(argv[1], "serve", envp, false);
-  nrd_sleep_ms(5000);  /* start-up and the first tick */
+  nrd_sleep_ms(5000); /* start-up and the first tick */
   nrd_sim_clear_requests(sim);
   nrd_sleep_ms(idle_s * 1000);
   size_t idle_calls = nrd_sim_count(sim, NULL, NULL);
@@ -256,15 +256,15 @@ int main(int argc, char **argv)
   struct failure *f = nrd_xcalloc((size_t)nfail + 1, sizeof(*f));
   fail_over_time(sim, f, (size_t)nfail, fleet, minutes);
   int64_t until = nrd_now_ms() + give_up * 60000;
-  while(count_creates(sim) < (size_t)nfail && nrd_now_ms() < until)
+  while (count_creates(sim) < (size_t)nfail && nrd_now_ms() < until)
     nrd_sleep_ms(200);
-  nrd_sleep_ms(2000);  /* anything extra would show now */
+  nrd_sleep_ms(2000); /* anything extra would show now */
   kill(svc, SIGTERM);
   waitpid(svc, NULL, 0);
 
   size_t deletes, creates;
   measure(sim, f, (size_t)nfail, latency, &deletes, &creates);
-  for(long i = 0; i < nfail; i++)
+  for (long i = 0; i < nfail; i++)
     printf("failure %2ld %-8s delete after %7.2f s, create answered after %7.2f s\n", i, f[i].id,
            f[i].to_delete, f[i].to_create);
   print_stats("failure -> delete sent", f, (size_t)nfail, false);
@@ -273,13 +273,13 @@ int main(int argc, char **argv)
          deletes == (size_t)nfail && creates == (size_t)nfail ? " (none extra)" : " (MISMATCH)");
   free(f);
   nrd_sim_stop(sim);
-  static const char *const files[] = {"recovery.db", "recovery.db-wal", "recovery.db-shm"};
-  for(size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+  static const char *const files[] = { "recovery.db", "recovery.db-wal", "recovery.db-shm" };
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
     char path[400];
     snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
     unlink(path);
   }
-  if(rmdir(dir) != 0)
+  if (rmdir(dir) != 0)
     fprintf(stderr, "nrd-bench-watch: %s left behind\n", dir);
   return 0;
 }

@@ -9,7 +9,7 @@
 
 static struct nrd_ledger_row row(enum nrd_row_state s, bool delete_sent, bool create_sent)
 {
-  struct nrd_ledger_row r = {.state = s, .delete_sent = delete_sent, .create_sent = create_sent};
+  struct nrd_ledger_row r = { .state = s, .delete_sent = delete_sent, .create_sent = create_sent };
   return r;
 }
 
@@ -50,7 +50,7 @@ static void test_deleted_and_creating(void **state)
   (void)state;
   struct nrd_ledger_row r = row(NRD_ROW_DELETED, true, false);
   assert_int_equal(nrd_recovery_next(&r, false, NULL), NRD_STEP_CREATE);
-  r.create_sent = true;  /* a create may exist: never a blind second one */
+  r.create_sent = true; /* a create may exist: never a blind second one */
   assert_int_equal(nrd_recovery_next(&r, false, NULL), NRD_STEP_LOOKUP_CREATE);
   r = row(NRD_ROW_CREATING, true, true);
   assert_int_equal(nrd_recovery_next(&r, false, NULL), NRD_STEP_LOOKUP_CREATE);
@@ -60,9 +60,9 @@ static void test_deleted_and_creating(void **state)
 static void test_done_states(void **state)
 {
   (void)state;
-  enum nrd_row_state done[] = {NRD_ROW_CREATED, NRD_ROW_FAILED, NRD_ROW_ABANDONED,
-                               NRD_ROW_RUNNING, NRD_ROW_START_FAILED};
-  for(size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++) {
+  enum nrd_row_state done[] = { NRD_ROW_CREATED, NRD_ROW_FAILED, NRD_ROW_ABANDONED, NRD_ROW_RUNNING,
+                                NRD_ROW_START_FAILED };
+  for (size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++) {
     struct nrd_ledger_row r = row(done[i], true, true);
     assert_int_equal(nrd_recovery_next(&r, true, "migrating"), NRD_STEP_NONE);
   }
@@ -85,19 +85,16 @@ static void test_recover_statuses(void **state)
   assert_false(nrd_status_recoverable(NULL));
   assert_int_equal(nrd_recovery_next(&r, true, "exited"), NRD_STEP_DELETE);
   assert_int_equal(nrd_recovery_next(&r, true, "running"), NRD_STEP_ABANDON_HEALTHY);
-  nrd_recovery_set_statuses(NULL);  /* back to the default */
+  nrd_recovery_set_statuses(NULL); /* back to the default */
   assert_false(nrd_status_recoverable("exited"));
 }
 
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_pending),
-    cmocka_unit_test(test_pending_after_operator_retry),
-    cmocka_unit_test(test_deleting),
-    cmocka_unit_test(test_deleted_and_creating),
-    cmocka_unit_test(test_done_states),
-    cmocka_unit_test(test_recover_statuses),
+    cmocka_unit_test(test_pending),     cmocka_unit_test(test_pending_after_operator_retry),
+    cmocka_unit_test(test_deleting),    cmocka_unit_test(test_deleted_and_creating),
+    cmocka_unit_test(test_done_states), cmocka_unit_test(test_recover_statuses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

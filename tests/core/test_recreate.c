@@ -54,8 +54,7 @@ static void add_env(struct nrd_instance *s, const char *key, const char *value)
   s->envs_present = true;
 }
 
-static void add_tool(struct nrd_instance *s, const char *name, const char *port,
-                     const char *type)
+static void add_tool(struct nrd_instance *s, const char *name, const char *port, const char *type)
 {
   s->tools = nrd_xrealloc(s->tools, (s->n_tools + 1) * sizeof *s->tools);
   s->tools[s->n_tools].name = nrd_xstrdup(name);
@@ -179,8 +178,8 @@ static void test_minimal_defaults_and_order(void **state)
   struct nrd_instance s;
   snap_init(&s);
   cJSON *req = build(&s);
-  static const char *const keys[] = { "name", "productId", "gpuNum", "rootfsSize", "imageUrl",
-                                      "kind", "billingMode" };
+  static const char *const keys[] = { "name",     "productId", "gpuNum",     "rootfsSize",
+                                      "imageUrl", "kind",      "billingMode" };
   assert_keys(req, keys, sizeof keys / sizeof keys[0]);
   assert_str_field(req, "name", "new-name");
   assert_str_field(req, "productId", "p-4090");
@@ -220,10 +219,23 @@ static void test_full_snapshot_order_and_values(void **state)
   struct nrd_instance s;
   fill_full(&s);
   cJSON *req = build(&s);
-  static const char *const keys[] = { "name", "productId", "gpuNum", "rootfsSize", "imageUrl",
-                                      "imageAuthId", "ports", "envs", "tools", "command",
-                                      "entrypoint", "clusterId", "networkStorages", "networkId",
-                                      "minCudaVersion", "kind", "billingMode" };
+  static const char *const keys[] = { "name",
+                                      "productId",
+                                      "gpuNum",
+                                      "rootfsSize",
+                                      "imageUrl",
+                                      "imageAuthId",
+                                      "ports",
+                                      "envs",
+                                      "tools",
+                                      "command",
+                                      "entrypoint",
+                                      "clusterId",
+                                      "networkStorages",
+                                      "networkId",
+                                      "minCudaVersion",
+                                      "kind",
+                                      "billingMode" };
   assert_keys(req, keys, sizeof keys / sizeof keys[0]);
   assert_int_field(req, "gpuNum", 2);
   assert_int_field(req, "rootfsSize", 100);
@@ -308,8 +320,8 @@ static void test_product_absent_forms(void **state)
       bool needs = false;
       assert_false(nrd_recreate_check(&s, &needs, reason));
       assert_true(needs);
-      assert_string_equal(reason,
-                          "snapshot has neither productId nor productName; instance left untouched");
+      assert_string_equal(
+          reason, "snapshot has neither productId nor productName; instance left untouched");
       nrd_instance_cleanup(&s);
     }
   }
@@ -320,7 +332,7 @@ static void test_product_id_present_needs_no_lookup(void **state)
   (void)state;
   struct nrd_instance s;
   snap_init(&s);
-  set(&s.product_name, NULL);  /* productId alone is enough */
+  set(&s.product_name, NULL); /* productId alone is enough */
   bool needs = true;
   char reason[NRD_REASON_MAX];
   assert_true(nrd_recreate_check(&s, &needs, reason));
@@ -529,7 +541,7 @@ static void test_ports_absent(void **state)
   cJSON *req = build(&s);
   assert_null(field(req, "ports"));
   cJSON_Delete(req);
-  s.ports_present = true;  /* present and empty */
+  s.ports_present = true; /* present and empty */
   req = build(&s);
   assert_null(field(req, "ports"));
   cJSON_Delete(req);
@@ -542,8 +554,8 @@ static void test_ports_single_and_types(void **state)
   struct {
     const char *port, *type, *want;
   } rows[] = {
-    { "8080", "http", "8080/http" }, { "22", "tcp", "22/tcp" }, { "22", NULL, "22/tcp" },
-    { "22", "", "22/tcp" },          { "80", "HTTP", "80/http" }, { "443", "Tcp", "443/tcp" },
+    { "8080", "http", "8080/http" }, { "22", "tcp", "22/tcp" },       { "22", NULL, "22/tcp" },
+    { "22", "", "22/tcp" },          { "80", "HTTP", "80/http" },     { "443", "Tcp", "443/tcp" },
     { "1", "tcp", "1/tcp" },         { "65535", "tcp", "65535/tcp" },
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -577,9 +589,9 @@ static void test_ports_invalid(void **state)
   struct {
     const char *port, *type, *what;
   } rows[] = {
-    { "0", "tcp", "port 1" },     { "65536", "tcp", "port 1" }, { "-1", "tcp", "port 1" },
-    { "abc", "tcp", "port 1" },   { NULL, "tcp", "port 1" },    { "", "tcp", "port 1" },
-    { "80.5", "tcp", "port 1" },  { "80", "udp", "udp" },       { "80", "sctp", "port 1" },
+    { "0", "tcp", "port 1" },    { "65536", "tcp", "port 1" }, { "-1", "tcp", "port 1" },
+    { "abc", "tcp", "port 1" },  { NULL, "tcp", "port 1" },    { "", "tcp", "port 1" },
+    { "80.5", "tcp", "port 1" }, { "80", "udp", "udp" },       { "80", "sctp", "port 1" },
     { "80", "http ", "port 1" },
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -600,8 +612,7 @@ static void test_ports_invalid_second_named(void **state)
   add_port(&s, "81", "udp");
   char reason[NRD_REASON_MAX];
   assert_false(nrd_recreate_check(&s, NULL, reason));
-  assert_string_equal(reason,
-                      "port 2 has type \"udp\", not tcp or http; instance left untouched");
+  assert_string_equal(reason, "port 2 has type \"udp\", not tcp or http; instance left untouched");
   nrd_instance_cleanup(&s);
 }
 
@@ -652,12 +663,9 @@ static void test_envs_byte_for_byte(void **state)
   struct nrd_instance s;
   snap_init(&s);
   const char *pairs[][2] = {
-    { "PLAIN", "value" },
-    { " SPACED KEY ", "  leading and trailing  " },
-    { "EQ", "a=b=c" },
-    { "UNICODE_\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x9a\x80" },
-    { "EMPTY", "" },
-    { "QUOTES", "\"quoted\" \\ back\tslash\nnewline" },
+    { "PLAIN", "value" }, { " SPACED KEY ", "  leading and trailing  " },
+    { "EQ", "a=b=c" },    { "UNICODE_\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x9a\x80" },
+    { "EMPTY", "" },      { "QUOTES", "\"quoted\" \\ back\tslash\nnewline" },
   };
   size_t n = sizeof pairs / sizeof pairs[0];
   for (size_t i = 0; i < n; i++)
@@ -749,7 +757,7 @@ static void test_mounts_only_local_omitted(void **state)
   (void)state;
   struct nrd_instance s;
   snap_init(&s);
-  s.mounts_present = true;  /* present, empty */
+  s.mounts_present = true; /* present, empty */
   cJSON *req = build(&s);
   assert_null(field(req, "networkStorages"));
   cJSON_Delete(req);
@@ -771,7 +779,7 @@ static void test_mounts_thirty_vs_thirty_one(void **state)
     snprintf(id, sizeof id, "nv-%d", i);
     add_mount(&s, "network", id, "/m");
   }
-  add_mount(&s, "local", "lv", "/l");  /* local mounts do not count */
+  add_mount(&s, "local", "lv", "/l"); /* local mounts do not count */
   cJSON *req = build(&s);
   assert_int_equal(cJSON_GetArraySize(field(req, "networkStorages")), 30);
   cJSON_Delete(req);
@@ -810,8 +818,8 @@ static void test_name_suffix_stripped(void **state)
   (void)state;
   name_is("trainer-recreated-1700000000000", "i-1", 1764345600123,
           "trainer-recreated-1764345600123");
-  name_is("trainer-recreated-1700000000000-recreated-1710000000000-recreated-1720000000000",
-          "i-1", 1764345600123, "trainer-recreated-1764345600123");
+  name_is("trainer-recreated-1700000000000-recreated-1710000000000-recreated-1720000000000", "i-1",
+          1764345600123, "trainer-recreated-1764345600123");
 }
 
 static void test_name_other_suffixes_kept(void **state)
@@ -902,9 +910,9 @@ static void test_name_cut_utf8(void **state)
 {
   (void)state;
   for (size_t prefix = 0; prefix < 4; prefix++) {
-    check_utf8_cut("\xc3\xa9", prefix);          /* é, 2 bytes */
-    check_utf8_cut("\xe6\x97\xa5", prefix);      /* 日, 3 bytes */
-    check_utf8_cut("\xf0\x9f\x9a\x80", prefix);  /* rocket, 4 bytes */
+    check_utf8_cut("\xc3\xa9", prefix);         /* é, 2 bytes */
+    check_utf8_cut("\xe6\x97\xa5", prefix);     /* 日, 3 bytes */
+    check_utf8_cut("\xf0\x9f\x9a\x80", prefix); /* rocket, 4 bytes */
   }
 }
 
@@ -1011,16 +1019,16 @@ static void test_pick_skips_unusable(void **state)
 {
   (void)state;
   const struct pdef d[] = {
-    { "p0", NAME, { HK }, false, true, 100 },              /* not deployable */
-    { "p1", NAME, { HK }, true, true, 0 },                 /* zero price */
-    { "p2", NAME, { HK }, true, false, 0 },                /* no price */
+    { "p0", NAME, { HK }, false, true, 100 },                     /* not deployable */
+    { "p1", NAME, { HK }, true, true, 0 },                        /* zero price */
+    { "p2", NAME, { HK }, true, false, 0 },                       /* no price */
     { "p3", NAME, { "US-CA-06 (California)" }, true, true, 100 }, /* other region */
-    { "p4", "RTX 4090", { HK }, true, true, 100 },         /* other name */
-    { "p5", "rtx 4090 24gb", { HK }, true, true, 100 },    /* case differs */
-    { "p6", NAME, { HK }, true, true, -5 },                /* negative price */
+    { "p4", "RTX 4090", { HK }, true, true, 100 },                /* other name */
+    { "p5", "rtx 4090 24gb", { HK }, true, true, 100 },           /* case differs */
+    { "p6", NAME, { HK }, true, true, -5 },                       /* negative price */
     { "p7", NAME, { "CN-HK-011 (Elsewhere)" }, true, true, 100 }, /* code prefix */
-    { NULL, NAME, { HK }, true, true, 100 },                /* no id */
-    { "p9", NAME, { HK }, true, true, 90000 },              /* the only usable one */
+    { NULL, NAME, { HK }, true, true, 100 },                      /* no id */
+    { "p9", NAME, { HK }, true, true, 90000 },                    /* the only usable one */
   };
   assert_int_equal(pick(d, sizeof d / sizeof d[0], NAME, "CN-HK-01"), 9);
 }
@@ -1060,7 +1068,7 @@ static void test_pick_region_among_several(void **state)
   const struct pdef d[] = {
     { "p0", NAME, { "US-CA-06 (California)", "EU-DE-01 (Frankfurt)" }, true, true, 100 },
     { "p1", NAME, { "US-CA-06 (California)", "CN-HK-01 (Hong Kong)" }, true, true, 200 },
-    { "p2", NAME, { "CN-HK-01" }, true, true, 150 },  /* code without a description */
+    { "p2", NAME, { "CN-HK-01" }, true, true, 150 }, /* code without a description */
   };
   assert_int_equal(pick(d, 3, NAME, "CN-HK-01"), 2);
   assert_int_equal(pick(d, 3, NAME, "EU-DE-01"), 0);
@@ -1083,7 +1091,7 @@ static void test_redact(void **state)
   assert_non_null(red);
   assert_ptr_not_equal(red, req);
   char *after = nrd_json_print(req);
-  assert_string_equal(before, after);  /* the original is untouched */
+  assert_string_equal(before, after); /* the original is untouched */
 
   assert_str_field(red, "imageAuthId", "***");
   assert_str_field(red, "imageAuth", "***");
@@ -1136,10 +1144,23 @@ static bool is_int_in(const cJSON *v, double lo, double hi)
 
 static void assert_create_request_shape(const cJSON *req)
 {
-  static const char *const known[] = { "name", "productId", "gpuNum", "rootfsSize", "imageUrl",
-                                       "imageAuthId", "ports", "envs", "tools", "command",
-                                       "entrypoint", "clusterId", "localStorageMountPoint",
-                                       "networkStorages", "networkId", "minCudaVersion", "kind",
+  static const char *const known[] = { "name",
+                                       "productId",
+                                       "gpuNum",
+                                       "rootfsSize",
+                                       "imageUrl",
+                                       "imageAuthId",
+                                       "ports",
+                                       "envs",
+                                       "tools",
+                                       "command",
+                                       "entrypoint",
+                                       "clusterId",
+                                       "localStorageMountPoint",
+                                       "networkStorages",
+                                       "networkId",
+                                       "minCudaVersion",
+                                       "kind",
                                        "billingMode" };
   const cJSON *c;
   cJSON_ArrayForEach(c, req) {
@@ -1165,8 +1186,8 @@ static void assert_create_request_shape(const cJSON *req)
   assert_true(strcmp(kind->valuestring, "gpu") == 0 || strcmp(kind->valuestring, "cpu") == 0);
   const cJSON *bm = field(req, "billingMode");
   assert_true(cJSON_IsString(bm));
-  assert_true(strcmp(bm->valuestring, "onDemand") == 0 ||
-              strcmp(bm->valuestring, "monthly") == 0 || strcmp(bm->valuestring, "spot") == 0);
+  assert_true(strcmp(bm->valuestring, "onDemand") == 0 || strcmp(bm->valuestring, "monthly") == 0 ||
+              strcmp(bm->valuestring, "spot") == 0);
   const cJSON *ports = field(req, "ports");
   assert_true(!ports || cJSON_IsString(ports));
   const cJSON *envs = field(req, "envs");
@@ -1261,7 +1282,7 @@ static void test_tools_carried_and_counted_with_ports(void **state)
     snprintf(num, sizeof num, "%d", 8000 + i);
     add_port(&s, num, "tcp");
   }
-  add_port(&s, "2222", "tcp");  /* reserved: not sent, not counted */
+  add_port(&s, "2222", "tcp"); /* reserved: not sent, not counted */
   expect_ok(&s);
   add_port(&s, "9000", "tcp");
   expect_fail(&s, "ports and tools");
@@ -1302,7 +1323,7 @@ static void test_reserved_ports_dropped_and_named(void **state)
   snap_init(&s);
   o = cJSON_CreateObject();
   nrd_recreate_notes(&s, o);
-  assert_null(o->child);  /* nothing dropped, nothing lost */
+  assert_null(o->child); /* nothing dropped, nothing lost */
   cJSON_Delete(o);
   nrd_instance_cleanup(&s);
 }
@@ -1332,7 +1353,7 @@ static void test_cpu_create(void **state)
   add_env(&s, "K30", "v");
   expect_fail(&s, "at most 30 on a cpu instance");
   set(&s.kind, "gpu");
-  expect_ok(&s);  /* a gpu instance takes 100 */
+  expect_ok(&s); /* a gpu instance takes 100 */
   req = build(&s);
   assert_null(field(req, "localStorageMountPoint"));
   cJSON_Delete(req);

@@ -30,7 +30,7 @@
 #define TOKEN "framing-test-token"
 #define AUTH "Authorization: Bearer " TOKEN "\r\n"
 #define JSON_CT "Content-Type: application/json\r\n"
-#define BODY "{\"dryRun\":true}"   /* 15 bytes */
+#define BODY "{\"dryRun\":true}" /* 15 bytes */
 #define PIPELINED "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 static struct tu_stack g_stack;
@@ -107,8 +107,8 @@ static void test_duplicate_members(void **state)
 
 struct raw_answer {
   long status;
-  int answers;    /* status lines received */
-  bool closed;    /* the service closed the connection (read gave 0) */
+  int answers; /* status lines received */
+  bool closed; /* the service closed the connection (read gave 0) */
   char text[8192];
 };
 
@@ -165,45 +165,53 @@ static void test_framing_shapes(void **state)
   (void)state;
   expect_refusal("space before colon",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Content-Length : 15\r\n\r\n" BODY, 400, "BAD_FRAMING");
+                 "Content-Length : 15\r\n\r\n" BODY,
+                 400, "BAD_FRAMING");
   expect_refusal("folded Content-Length",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Content-Length:\r\n 15\r\n\r\n" BODY, 400, "BAD_FRAMING");
+                 "Content-Length:\r\n 15\r\n\r\n" BODY,
+                 400, "BAD_FRAMING");
   expect_refusal("folded other header",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "X-Note: a\r\n b\r\nContent-Length: 15\r\n\r\n" BODY, 400, "BAD_FRAMING");
+                 "X-Note: a\r\n b\r\nContent-Length: 15\r\n\r\n" BODY,
+                 400, "BAD_FRAMING");
   expect_refusal("folded other header, long continuation",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "X-Note: a\r\n\tcontinued at length\r\nContent-Length: 15\r\n\r\n" BODY, 400,
-                 "BAD_FRAMING");
+                 "X-Note: a\r\n\tcontinued at length\r\nContent-Length: 15\r\n\r\n" BODY,
+                 400, "BAD_FRAMING");
   expect_refusal("Content-Length and Transfer-Encoding",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
                  "Content-Length: 15\r\nTransfer-Encoding: chunked\r\n\r\nf\r\n" BODY
-                 "\r\n0\r\n\r\n", 400, "BAD_FRAMING");
+                 "\r\n0\r\n\r\n",
+                 400, "BAD_FRAMING");
   expect_refusal("two Content-Length values",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Content-Length: 15\r\nContent-Length: 0\r\n\r\n" BODY, 400, "BAD_FRAMING");
+                 "Content-Length: 15\r\nContent-Length: 0\r\n\r\n" BODY,
+                 400, "BAD_FRAMING");
   /* libmicrohttpd refuses a Content-Length that is not a number itself,
    * before any of ours runs (its own HTML page, its status line written
    * twice): refused and closed all the same. */
   struct raw_answer a;
   raw_send("POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-           "Content-Length: 15, 15\r\n\r\n" BODY PIPELINED, &a);
+           "Content-Length: 15, 15\r\n\r\n" BODY PIPELINED,
+           &a);
   assert_int_equal(a.status, 400);
   assert_true(a.closed);
   assert_null(strstr(a.text, "200 OK"));
   expect_refusal("Transfer-Encoding gzip",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Transfer-Encoding: gzip\r\n\r\n" BODY, 501, "NOT_IMPLEMENTED");
+                 "Transfer-Encoding: gzip\r\n\r\n" BODY,
+                 501, "NOT_IMPLEMENTED");
   expect_refusal("Transfer-Encoding gzip, chunked",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Transfer-Encoding: gzip, chunked\r\n\r\nf\r\n" BODY "\r\n0\r\n\r\n", 501,
-                 "NOT_IMPLEMENTED");
+                 "Transfer-Encoding: gzip, chunked\r\n\r\nf\r\n" BODY "\r\n0\r\n\r\n",
+                 501, "NOT_IMPLEMENTED");
   expect_refusal("HTTP/1.0 POST without Content-Length",
                  "POST " CF " HTTP/1.0\r\n" AUTH JSON_CT "\r\n" BODY, 411, "LENGTH_REQUIRED");
   expect_refusal("two Authorization headers",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH AUTH JSON_CT
-                 "Content-Length: 15\r\n\r\n" BODY, 401, "UNAUTHORIZED");
+                 "Content-Length: 15\r\n\r\n" BODY,
+                 401, "UNAUTHORIZED");
   assert_novita_untouched();
 }
 
@@ -214,16 +222,19 @@ static void test_well_framed_answered(void **state)
   (void)state;
   struct raw_answer a;
   raw_send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-           "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &a);
+           "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+           &a);
   assert_int_equal(a.status, 200);
   assert_int_equal(a.answers, 2);
   /* Empty and whitespace-only values, no space after the colon, tabs: all
    * plain headers, none taken for a folded line. */
   raw_send("GET /health HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Blank:  \t \r\nX-Tight:a\r\n"
-           "X-Tab:\tv\t\r\nX:\r\nY:\r\nConnection: close\r\n\r\n", &a);
+           "X-Tab:\tv\t\r\nX:\r\nY:\r\nConnection: close\r\n\r\n",
+           &a);
   assert_int_equal(a.status, 200);
   raw_send("POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-           "Content-Length: 15\r\nContent-Length: 15\r\nConnection: close\r\n\r\n" BODY, &a);
+           "Content-Length: 15\r\nContent-Length: 15\r\nConnection: close\r\n\r\n" BODY,
+           &a);
   assert_int_equal(a.status, 202);
   raw_send("POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
            "Transfer-Encoding: Chunked\r\nConnection: close\r\n\r\nf\r\n" BODY "\r\n0\r\n\r\n",

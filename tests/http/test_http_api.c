@@ -134,8 +134,10 @@ static long raw_request(const char *data, size_t len)
 static long raw_get(const char *path)
 {
   char req[1400];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                    "Connection: close\r\n\r\n", path);
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Connection: close\r\n\r\n",
+                   path);
   return raw_request(req, (size_t)n);
 }
 
@@ -254,14 +256,14 @@ static void test_health_during_immediate(void **state)
   health_ms = nrd_mono_ms();
   health_took = health_ms - before;
   assert_int_equal(h.status, 200);
-  assert_int_equal(atomic_load(&call.done_ms), 0);  /* the run is still going */
+  assert_int_equal(atomic_load(&call.done_ms), 0); /* the run is still going */
   assert_true(health_took < 250);
   answer_cleanup(&h);
 
   pthread_join(th, NULL);
   nrd_sim_set_latency(g_stack.sim, 0);
   assert_true(atomic_load(&call.done_ms) > health_ms);
-  assert_true(atomic_load(&call.done_ms) - start >= 1000);  /* the setup really was slow */
+  assert_true(atomic_load(&call.done_ms) - start >= 1000); /* the setup really was slow */
   assert_int_equal(call.a.status, 200);
   assert_true(cJSON_IsTrue(cJSON_GetObjectItem(call.a.json, "success")));
   const cJSON *res = cJSON_GetObjectItem(call.a.json, "result");
@@ -467,9 +469,8 @@ static void test_ops(void **state)
   assert_true(cJSON_IsNumber(cJSON_GetObjectItem(a.json, "uptimeSeconds")));
   /* The exact bytes: the body is built by hand. */
   char expected[128];
-  snprintf(expected, sizeof expected,
-           "{\"status\":\"ok\",\"version\":\"%s\",\"uptimeSeconds\":%d}", NRD_VERSION,
-           cJSON_GetObjectItem(a.json, "uptimeSeconds")->valueint);
+  snprintf(expected, sizeof expected, "{\"status\":\"ok\",\"version\":\"%s\",\"uptimeSeconds\":%d}",
+           NRD_VERSION, cJSON_GetObjectItem(a.json, "uptimeSeconds")->valueint);
   assert_string_equal(a.resp.body, expected);
   assert_int_equal(a.resp.body_len, strlen(expected));
   answer_cleanup(&a);
@@ -487,7 +488,7 @@ static void test_ops(void **state)
   free(ct);
   assert_non_null(strstr(a.resp.body, "nrd_"));
   assert_non_null(strstr(a.resp.body, "nrd_ledger_rows{state=\"pending\"}"));
-  assert_non_null(strstr(a.resp.body, "health"));  /* the route counter of earlier requests */
+  assert_non_null(strstr(a.resp.body, "health")); /* the route counter of earlier requests */
   answer_cleanup(&a);
 }
 
@@ -570,8 +571,10 @@ static void test_events(void **state)
 static void test_scheduler_disabled(void **state)
 {
   static const char *const paths[][2] = {
-    { "GET", API "/scheduler/status" },  { "POST", API "/scheduler/trigger" },
-    { "POST", API "/scheduler/pause" },  { "POST", API "/scheduler/resume" },
+    { "GET", API "/scheduler/status" },
+    { "POST", API "/scheduler/trigger" },
+    { "POST", API "/scheduler/pause" },
+    { "POST", API "/scheduler/resume" },
   };
   for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
     struct answer a;
@@ -674,8 +677,7 @@ static void test_access_log(void **state)
 {
   struct answer a;
   const char *const proxied[] = { "X-Request-Id: xff-test-1", "Authorization: Bearer " TOKEN,
-                                  "X-Forwarded-For: 198.51.100.9, 203.0.113.7, 127.0.0.1",
-                                  NULL };
+                                  "X-Forwarded-For: 198.51.100.9, 203.0.113.7, 127.0.0.1", NULL };
   const char *const direct[] = { "X-Request-Id: direct-test-1", NULL };
   cJSON *line;
 
@@ -798,7 +800,7 @@ static int setup_scheduler(void **state)
   fleet = nrd_sim_make_fleet(FLEET, FAILED, nrd_now_ms() / 1000);
   tu_stack_load(&g_stack, fleet);
   cJSON_Delete(fleet);
-  g_stack.cfg.migration_interval_minutes = 600;  /* never fires on its own here */
+  g_stack.cfg.migration_interval_minutes = 600; /* never fires on its own here */
   tu_stack_start(&g_stack);
   return 0;
 }

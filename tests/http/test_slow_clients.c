@@ -35,7 +35,7 @@ static struct tu_stack g_stack;
 
 struct trickler {
   int fd;
-  bool open;        /* the service has not closed it yet */
+  bool open; /* the service has not closed it yet */
   int64_t opened_ms;
 };
 

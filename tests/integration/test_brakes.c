@@ -104,7 +104,7 @@ static void test_account_brake(void **state)
   int blocked = 0;
   const cJSON *e;
   cJSON_ArrayForEach(e, cJSON_GetObjectItem(ev, "events")) {
-    if(strcmp(nrd_json_str(e, "type"), "recovery.blocked"))
+    if (strcmp(nrd_json_str(e, "type"), "recovery.blocked"))
       continue;
     blocked++;
     const cJSON *data = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "event"), "data");
@@ -126,7 +126,7 @@ static void test_account_brake(void **state)
   assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"), "accountBrake"));
   cJSON_Delete(rep);
   char why[256] = "";
-  if(!tu_one_replacement_each(s.sim, 50, 50, why, sizeof(why)))
+  if (!tu_one_replacement_each(s.sim, 50, 50, why, sizeof(why)))
     fail_msg("%s", why);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 52);
   assert_true(metric_has("nrd_brake_held_rows{brake=\"account\"} 0\n"));
@@ -144,7 +144,7 @@ static void test_capacity_brake(void **state)
   const cJSON *it;
   int i = 0;
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(sc, "instances")) {
-    if(i++ % 2)
+    if (i++ % 2)
       cJSON_ReplaceItemInObject((cJSON *)it, "clusterId", cJSON_CreateString("c-us"));
   }
   start_with(&s, sc);
@@ -153,11 +153,11 @@ static void test_capacity_brake(void **state)
   cJSON *rep = run_now(&s);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
   assert_int_equal(tu_result_int(rep, "capacityHeldRows"), 3);
-  for(i = 0; i < 6; i++) {
+  for (i = 0; i < 6; i++) {
     char id[16];
     snprintf(id, sizeof(id), "i-%03d", i);
     const cJSON *o = tu_outcome_for(rep, id);
-    if(i % 2) {
+    if (i % 2) {
       assert_string_equal(nrd_json_str(o, "action"), "deferred");
       assert_string_equal(nrd_json_str(o, "reason"), "no capacity for RTX 4090 24GB in c-us");
       assert_true(old_present(&s, i));
@@ -181,8 +181,9 @@ static void test_cluster_status_retried_in_run(void **state)
   struct tu_stack s;
   tu_stack_init(&s, NULL);
   start_with(&s, tu_failed_fleet(1, 0));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "create", .status = 400,
-                            .reason = "CLUSTER_STATUS", .count = 1};
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_STATUS, .match = "create", .status = 400, .reason = "CLUSTER_STATUS", .count = 1
+  };
   nrd_sim_add_fault(s.sim, &f);
   cJSON *rep = run_now(&s);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 1);
@@ -202,8 +203,9 @@ static void test_retry_after_on_create(void **state)
   tu_stack_init(&s, NULL);
   s.cfg.migration_max_concurrent = 4;
   start_with(&s, tu_failed_fleet(6, 0));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_RETRY_AFTER, .match = "create", .retry_after = "2",
-                            .count = 1};
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_RETRY_AFTER, .match = "create", .retry_after = "2", .count = 1
+  };
   nrd_sim_add_fault(s.sim, &f);
   cJSON *rep = run_now(&s);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 6);
@@ -211,17 +213,17 @@ static void test_retry_after_on_create(void **state)
   struct nrd_sim_request *reqs = NULL;
   size_t n = nrd_sim_requests(s.sim, &reqs);
   int64_t at = -1;
-  for(size_t i = 0; i < n && at < 0; i++)
-    if(strstr(reqs[i].path, "/instance/create"))
-      at = reqs[i].at_ms;  /* the first create: the one answered 429 */
+  for (size_t i = 0; i < n && at < 0; i++)
+    if (strstr(reqs[i].path, "/instance/create"))
+      at = reqs[i].at_ms; /* the first create: the one answered 429 */
   assert_true(at >= 0);
-  for(size_t i = 0; i < n; i++)
-    if(reqs[i].at_ms > at && reqs[i].at_ms - at < 1999)
+  for (size_t i = 0; i < n; i++)
+    if (reqs[i].at_ms > at && reqs[i].at_ms - at < 1999)
       fail_msg("%s %s %lld ms after the 429", reqs[i].method, reqs[i].path,
                (long long)(reqs[i].at_ms - at));
   nrd_sim_requests_free(reqs, n);
   char why[256] = "";
-  if(!tu_one_replacement_each(s.sim, 6, 6, why, sizeof(why)))
+  if (!tu_one_replacement_each(s.sim, 6, 6, why, sizeof(why)))
     fail_msg("%s", why);
   tu_stack_cleanup(&s);
 }
@@ -239,31 +241,37 @@ static void test_faults_leave_nothing_half_done(void **state)
   s.cfg.circuit_failure_threshold = 0;
   s.cfg.max_retry_attempts = 10;
   start_with(&s, tu_failed_fleet(20, 0));
-  struct nrd_sim_fault first503 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/create",
-                                   .status = 503, .count = 2};
-  struct nrd_sim_fault first429 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/create",
-                                   .status = 429, .count = 1};
-  struct nrd_sim_fault f500 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/", .status = 503,
-                               .probability = 0.15, .seed = 7};
-  struct nrd_sim_fault f429 = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/", .status = 429,
-                               .probability = 0.18, .seed = 11};
+  struct nrd_sim_fault first503 = {
+    .kind = NRD_SIM_STATUS, .match = "/gpu/instance/create", .status = 503, .count = 2
+  };
+  struct nrd_sim_fault first429 = {
+    .kind = NRD_SIM_STATUS, .match = "/gpu/instance/create", .status = 429, .count = 1
+  };
+  struct nrd_sim_fault f500 = {
+    .kind = NRD_SIM_STATUS, .match = "/gpu/instance/", .status = 503, .probability = 0.15, .seed = 7
+  };
+  struct nrd_sim_fault f429 = { .kind = NRD_SIM_STATUS,
+                                .match = "/gpu/instance/",
+                                .status = 429,
+                                .probability = 0.18,
+                                .seed = 11 };
   nrd_sim_add_fault(s.sim, &first503);
   nrd_sim_add_fault(s.sim, &first429);
   nrd_sim_add_fault(s.sim, &f500);
   nrd_sim_add_fault(s.sim, &f429);
   cJSON *rep = run_now(&s);
   int recovered = 0, deleted = 0;
-  for(int i = 0; i < 20; i++) {
+  for (int i = 0; i < 20; i++) {
     char id[16];
     snprintf(id, sizeof(id), "i-%03d", i);
     int reps = tu_replacements_of(s.sim, i);
     assert_true(reps <= 1);
     recovered += reps;
     deleted += !old_present(&s, i);
-    if(reps == 0 && !old_present(&s, i))
+    if (reps == 0 && !old_present(&s, i))
       fail_msg("%s deleted without a replacement at the end of the run", id);
     const cJSON *o = tu_outcome_for(rep, id);
-    if(o && cJSON_IsTrue(cJSON_GetObjectItem(o, "retriesSpent")))
+    if (o && cJSON_IsTrue(cJSON_GetObjectItem(o, "retriesSpent")))
       fail_msg("%s spent its retries", id);
   }
   cJSON_Delete(rep);
@@ -281,10 +289,10 @@ static cJSON *placement_fleet(int n)
 {
   cJSON *sc = tu_failed_fleet(n, 0);
   cJSON *clusters = cJSON_AddArrayToObject(sc, "clusters");
-  static const char *const cl[][2] = {{"c-hk", "CN-HK-01 (Hong Kong)"},
-                                      {"c-us", "US-CA-01 (California)"},
-                                      {"c-hk2", "CN-HK-01 (Hong Kong)"}};
-  for(size_t i = 0; i < sizeof(cl) / sizeof(cl[0]); i++) {
+  static const char *const cl[][2] = { { "c-hk", "CN-HK-01 (Hong Kong)" },
+                                       { "c-us", "US-CA-01 (California)" },
+                                       { "c-hk2", "CN-HK-01 (Hong Kong)" } };
+  for (size_t i = 0; i < sizeof(cl) / sizeof(cl[0]); i++) {
     cJSON *c = cJSON_CreateObject();
     nrd_json_add_str(c, "id", cl[i][0]);
     nrd_json_add_str(c, "name", cl[i][1]);
@@ -303,11 +311,11 @@ static int creates_placed(struct tu_stack *s, const char *cluster, const char *b
   struct nrd_sim_request *reqs = NULL;
   size_t n = nrd_sim_requests(s->sim, &reqs);
   int creates = 0;
-  for(size_t i = 0; i < n; i++) {
-    if(!strstr(reqs[i].path, "/instance/create"))
+  for (size_t i = 0; i < n; i++) {
+    if (!strstr(reqs[i].path, "/instance/create"))
       continue;
     creates++;
-    if(!strstr(reqs[i].body, want_cluster) || !strstr(reqs[i].body, want_billing))
+    if (!strstr(reqs[i].body, want_cluster) || !strstr(reqs[i].body, want_billing))
       fail_msg("create body %s lacks %s or %s", reqs[i].body, want_cluster, want_billing);
   }
   nrd_sim_requests_free(reqs, n);
@@ -365,12 +373,12 @@ static void test_placement_same_region(void **state)
   nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk", 0);
   cJSON *rep = run_now(&s);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
-  for(int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++)
     assert_placed(rep, i, "c-hk2", "CN-HK-01", "spot");
   cJSON_Delete(rep);
   assert_int_equal(creates_placed(&s, "c-hk2", "spot"), 3);
   char why[256] = "";
-  if(!tu_one_replacement_each(s.sim, 3, 3, why, sizeof(why)))
+  if (!tu_one_replacement_each(s.sim, 3, 3, why, sizeof(why)))
     fail_msg("%s", why);
 
   /* The region full too: same-region defers, any would not (next test). */
@@ -402,7 +410,7 @@ static void test_placement_any(void **state)
   nrd_sim_set_capacity(s.sim, "RTX 4090 24GB", "c-hk2", 0);
   cJSON *rep = run_now(&s);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
-  for(int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++)
     assert_placed(rep, i, "c-us", "US-CA-01", "spot");
   cJSON_Delete(rep);
   assert_int_equal(creates_placed(&s, "c-us", "spot"), 3);
@@ -424,11 +432,11 @@ static void test_placement_moves_on_after_refusal(void **state)
   cJSON *rep = run_now(&s);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 3);
   int in_hk2 = 0, in_us = 0;
-  for(int i = 0; i < 3; i++) {
+  for (int i = 0; i < 3; i++) {
     char id[16];
     snprintf(id, sizeof(id), "i-%03d", i);
-    const char *cl = nrd_json_str(cJSON_GetObjectItem(tu_outcome_for(rep, id), "placement"),
-                                  "clusterId");
+    const char *cl =
+        nrd_json_str(cJSON_GetObjectItem(tu_outcome_for(rep, id), "placement"), "clusterId");
     assert_non_null(cl);
     in_hk2 += !strcmp(cl, "c-hk2");
     in_us += !strcmp(cl, "c-us");
@@ -437,7 +445,7 @@ static void test_placement_moves_on_after_refusal(void **state)
   assert_int_equal(in_us, 2);
   cJSON_Delete(rep);
   char why[256] = "";
-  if(!tu_one_replacement_each(s.sim, 3, 3, why, sizeof(why)))
+  if (!tu_one_replacement_each(s.sim, 3, 3, why, sizeof(why)))
     fail_msg("%s", why);
   tu_stack_cleanup(&s);
 }
@@ -447,18 +455,18 @@ static void test_placement_moves_on_after_refusal(void **state)
 static void test_billing_fallback(void **state)
 {
   (void)state;
-  for(int fallback = 0; fallback < 2; fallback++) {
+  for (int fallback = 0; fallback < 2; fallback++) {
     struct tu_stack s;
     tu_stack_init(&s, NULL);
-    s.cfg.recovery_billing_fallback = fallback ? NRD_BILLING_FALLBACK_ON_DEMAND
-                                               : NRD_BILLING_FALLBACK_NONE;
+    s.cfg.recovery_billing_fallback =
+        fallback ? NRD_BILLING_FALLBACK_ON_DEMAND : NRD_BILLING_FALLBACK_NONE;
     cJSON *sc = placement_fleet(2);
     cJSON *prod = cJSON_GetArrayItem(cJSON_GetObjectItem(sc, "products"), 0);
     cJSON *methods = cJSON_AddArrayToObject(prod, "billingMethods");
     cJSON_AddItemToArray(methods, cJSON_CreateString("onDemand"));
     start_with(&s, sc);
     cJSON *rep = run_now(&s);
-    if(fallback) {
+    if (fallback) {
       assert_int_equal(tu_result_int(rep, "instancesRecreated"), 2);
       assert_placed(rep, 0, "c-hk", "CN-HK-01", "onDemand");
       assert_placed(rep, 1, "c-hk", "CN-HK-01", "onDemand");
@@ -540,8 +548,9 @@ static void test_error_body_with_200(void **state)
   struct tu_stack s;
   tu_stack_init(&s, NULL);
   start_with(&s, tu_failed_fleet(1, 0));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_ERROR_200, .match = "create",
-                            .reason = "VALIDATOR_PARAM"};
+  struct nrd_sim_fault f = { .kind = NRD_SIM_ERROR_200,
+                             .match = "create",
+                             .reason = "VALIDATOR_PARAM" };
   nrd_sim_add_fault(s.sim, &f);
   cJSON *rep = run_now(&s);
   const cJSON *o = tu_outcome_for(rep, "i-000");
@@ -550,8 +559,8 @@ static void test_error_body_with_200(void **state)
   cJSON_Delete(rep);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
   long st = 0;
-  cJSON *rows = tu_stack_request(&s, "GET", "/api/instances/migration/recoveries?state=failed",
-                                 NULL, &st);
+  cJSON *rows =
+      tu_stack_request(&s, "GET", "/api/instances/migration/recoveries?state=failed", NULL, &st);
   assert_int_equal(st, 200);
   assert_int_equal(cJSON_GetObjectItem(rows, "count")->valueint, 1);
   cJSON_Delete(rows);

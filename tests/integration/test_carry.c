@@ -19,7 +19,10 @@
 #include "stack.h"
 #include "testutil.h"
 
-static int64_t now_s(void) { return nrd_now_ms() / 1000; }
+static int64_t now_s(void)
+{
+  return nrd_now_ms() / 1000;
+}
 
 #define ENTRYPOINT "/bin/sh -c 'exec \"$0\" \"$@\"' --"
 #define VPC "vpc-550e8400-e29b-41d4-a716-446655440000"
@@ -35,7 +38,7 @@ static void add_port(cJSON *ports, double port, const char *type)
 {
   cJSON *p = obj_in(ports);
   nrd_json_add_num(p, "port", port);
-  if(type)
+  if (type)
     nrd_json_add_str(p, "type", type);
 }
 
@@ -130,7 +133,7 @@ static void test_gpu_fields_carried(void **state)
   cJSON *all = nrd_sim_instances(s.sim);
   const cJSON *inst, *found = NULL;
   cJSON_ArrayForEach(inst, all) {
-    if(!strcmp(nrd_json_str(inst, "id"), nrd_json_str(o, "newInstanceId")))
+    if (!strcmp(nrd_json_str(inst, "id"), nrd_json_str(o, "newInstanceId")))
       found = inst;
   }
   assert_non_null(found);
@@ -155,12 +158,12 @@ static cJSON *cpu_instance(const char *id, int envs)
   nrd_json_add_str(inst, "entrypoint", ENTRYPOINT);
   cJSON *net = cJSON_AddObjectToObject(inst, "network");
   nrd_json_add_str(net, "id", VPC);
-  nrd_json_add_str(inst, "minCudaVersion", "12.4");  /* a gpu field: not sent for cpu */
+  nrd_json_add_str(inst, "minCudaVersion", "12.4"); /* a gpu field: not sent for cpu */
   cJSON *ports = cJSON_AddArrayToObject(inst, "portMappings");
   add_port(ports, 2223, "tcp");
   add_port(ports, 80, "http");
   cJSON *list = cJSON_AddArrayToObject(inst, "envs");
-  for(int i = 0; i < envs; i++) {
+  for (int i = 0; i < envs; i++) {
     char key[16];
     snprintf(key, sizeof(key), "K%02d", i);
     cJSON *e = obj_in(list);

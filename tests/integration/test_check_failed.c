@@ -16,7 +16,10 @@
 #include "stack.h"
 #include "testutil.h"
 
-static int64_t now_s(void) { return nrd_now_ms() / 1000; }
+static int64_t now_s(void)
+{
+  return nrd_now_ms() / 1000;
+}
 
 /* 300 instances over several pages: 40 failed, 10 whose newest job still
  * runs, 5 migrating without any job; older failed jobs superseded by a newer
@@ -25,20 +28,21 @@ static void test_fleet_recovers_exactly_the_failed(void **state)
 {
   (void)state;
   struct tu_stack s;
-  struct nrd_sim_options so = {.api_key = "test-key", .page_cap = 50};
+  struct nrd_sim_options so = { .api_key = "test-key", .page_cap = 50 };
   tu_stack_init(&s, &so);
   cJSON *sc = tu_scenario();
   char id[32], name[32], jid[32];
   int64_t t = now_s() - 600;
-  for(int i = 0; i < 300; i++) {
+  for (int i = 0; i < 300; i++) {
     snprintf(id, sizeof(id), "i-%03d", i);
     snprintf(name, sizeof(name), "trainer-%03d", i);
     const char *status = i < 55 ? "migrating" : "running";
     tu_add(sc, "instances", tu_instance(id, name, status));
     snprintf(jid, sizeof(jid), "job-%03d", i);
-    if(i < 40) {
-      tu_add(sc, "jobs", tu_job(jid, i % 2 ? "instanceMigrate" : "autoInstanceMigrate", id, t, "fail"));
-    } else if(i < 50) {
+    if (i < 40) {
+      tu_add(sc, "jobs",
+             tu_job(jid, i % 2 ? "instanceMigrate" : "autoInstanceMigrate", id, t, "fail"));
+    } else if (i < 50) {
       /* An older failure, then a newer job still running: not recovered. */
       tu_add(sc, "jobs", tu_job(jid, "autoInstanceMigrate", id, t - 100, "fail"));
       snprintf(jid, sizeof(jid), "job-%03d-b", i);
@@ -47,7 +51,7 @@ static void test_fleet_recovers_exactly_the_failed(void **state)
   }
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
-  s.cfg.novita_page_size = 100;  /* more than the simulator's cap of 50 */
+  s.cfg.novita_page_size = 100; /* more than the simulator's cap of 50 */
   tu_stack_start(&s);
 
   long status = 0;
@@ -58,12 +62,12 @@ static void test_fleet_recovers_exactly_the_failed(void **state)
   assert_int_equal(tu_result_int(rep, "failedJobsFound"), 40);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 40);
   assert_int_equal(tu_result_int(rep, "errors"), 0);
-  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"),
-                                                          "outcomes")), 40);
-  for(int i = 0; i < 55; i++) {
+  assert_int_equal(
+      cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"), "outcomes")), 40);
+  for (int i = 0; i < 55; i++) {
     snprintf(id, sizeof(id), "i-%03d", i);
     const cJSON *o = tu_outcome_for(rep, id);
-    if(i < 40) {
+    if (i < 40) {
       assert_non_null(o);
       assert_string_equal(nrd_json_str(o, "action"), "recreated");
       snprintf(name, sizeof(name), "trainer-%03d-recreated-", i);
@@ -140,7 +144,7 @@ static void test_create_request_carries_the_configuration(void **state)
   assert_true(tu_check_create_request(req, why, sizeof(why)));
   const char *nm = nrd_json_str(req, "name");
   assert_non_null(nm);
-  assert_memory_equal(nm, "web-1-recreated-", 16);  /* the older suffix is not stacked */
+  assert_memory_equal(nm, "web-1-recreated-", 16); /* the older suffix is not stacked */
   assert_int_equal(strlen(nm), 16 + 13);
   assert_string_equal(nrd_json_str(req, "productId"), "prod-4090");
   assert_string_equal(nrd_json_str(req, "imageUrl"), "docker.io/acme/trainer:1.2");
@@ -174,7 +178,7 @@ static void test_product_fallback_and_defaults(void **state)
   struct tu_stack s;
   tu_stack_init(&s, NULL);
   cJSON *sc = tu_scenario();
-  for(int i = 0; i < 3; i++) {
+  for (int i = 0; i < 3; i++) {
     char id[16], jid[16];
     snprintf(id, sizeof(id), "i-p%d", i);
     snprintf(jid, sizeof(jid), "job-p%d", i);
@@ -237,7 +241,8 @@ static void test_unbuildable_rows_delete_nothing(void **state)
   inst = tu_instance("i-noproduct", "web-g", "migrating");
   cJSON_DeleteItemFromObject(inst, "productId");
   tu_add(sc, "instances", inst);
-  tu_add(sc, "jobs", tu_job("job-noproduct", "instanceMigrate", "i-noproduct", now_s() - 60, "fail"));
+  tu_add(sc, "jobs",
+         tu_job("job-noproduct", "instanceMigrate", "i-noproduct", now_s() - 60, "fail"));
   tu_add(sc, "products", tu_product("p-elsewhere", "US-CA-01 (California)", "5000", true));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
@@ -327,7 +332,7 @@ static void test_background_run(void **state)
   assert_int_equal(status, 200);
   assert_string_equal(nrd_json_str(run, "state"), "running");
   assert_string_equal(nrd_json_str(run, "trigger"), "api");
-  for(int i = 0; i < 200 && !strcmp(nrd_json_str(run, "state"), "running"); i++) {
+  for (int i = 0; i < 200 && !strcmp(nrd_json_str(run, "state"), "running"); i++) {
     nrd_sleep_ms(50);
     cJSON_Delete(run);
     run = tu_stack_request(&s, "GET", path, NULL, &status);
@@ -355,7 +360,7 @@ static void test_queued_run_is_shown(void **state)
   tu_add(sc, "jobs", tu_job("job-q", "instanceMigrate", "i-q", now_s() - 60, "fail"));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
-  nrd_sim_set_latency(s.sim, 500);  /* the first run takes seconds */
+  nrd_sim_set_latency(s.sim, 500); /* the first run takes seconds */
   tu_stack_start(&s);
 
   long status = 0;
@@ -373,7 +378,7 @@ static void test_queued_run_is_shown(void **state)
   assert_string_equal(nrd_json_str(run, "state"), "running");
   assert_string_equal(nrd_json_str(run, "trigger"), "api");
   assert_true(cJSON_IsTrue(cJSON_GetObjectItem(run, "dryRun")));
-  for(int i = 0; i < 400 && !strcmp(nrd_json_str(run, "state"), "running"); i++) {
+  for (int i = 0; i < 400 && !strcmp(nrd_json_str(run, "state"), "running"); i++) {
     nrd_sleep_ms(50);
     cJSON_Delete(run);
     run = tu_stack_request(&s, "GET", path, NULL, &status);

@@ -38,7 +38,7 @@ struct world {
 static void world_init(struct world *w, unsigned latency_ms)
 {
   char err[256], url[128];
-  struct nrd_sim_options so = {.api_key = "crash-key", .latency_ms = latency_ms};
+  struct nrd_sim_options so = { .api_key = "crash-key", .latency_ms = latency_ms };
   memset(w, 0, sizeof(*w));
   w->binary = getenv("NRD_BINARY");
   w->dir = tu_tempdir();
@@ -64,11 +64,16 @@ static void world_cleanup(struct world *w)
 /* Starts `novita-recoveryd check-failed` with its output discarded. */
 static pid_t spawn_check(struct world *w)
 {
-  char *argv[] = {(char *)w->binary, "check-failed", NULL};
-  char *envp[] = {"NOVITA_API_KEY=crash-key", w->env_base, w->env_db,
-                  "RECOVERY_LEASE_SECONDS=2", "MIGRATION_MAX_CONCURRENT=8",
-                  "NOVITA_RATE_LIMIT_RPS=0", "REQUEST_TIMEOUT=5000", "LOG_LEVEL=error",
-                  NULL};
+  char *argv[] = { (char *)w->binary, "check-failed", NULL };
+  char *envp[] = { "NOVITA_API_KEY=crash-key",
+                   w->env_base,
+                   w->env_db,
+                   "RECOVERY_LEASE_SECONDS=2",
+                   "MIGRATION_MAX_CONCURRENT=8",
+                   "NOVITA_RATE_LIMIT_RPS=0",
+                   "REQUEST_TIMEOUT=5000",
+                   "LOG_LEVEL=error",
+                   NULL };
   posix_spawn_file_actions_t fa;
   pid_t pid = 0;
   posix_spawn_file_actions_init(&fa);
@@ -91,16 +96,16 @@ static int wait_exit(pid_t pid)
 static void assert_exactly_one_each(struct world *w)
 {
   char why[128] = "";
-  if(!tu_one_replacement_each(w->sim, FAILED, 2 * FAILED, why, sizeof(why)))
+  if (!tu_one_replacement_each(w->sim, FAILED, 2 * FAILED, why, sizeof(why)))
     fail_msg("%s", why);
 }
 
 /* Runs check-failed to the end until a run leaves nothing open. */
 static void finish(struct world *w)
 {
-  nrd_sleep_ms(2200);  /* leases of killed processes expire */
-  for(int i = 0; i < 4; i++) {
-    if(wait_exit(spawn_check(w)) == 0)
+  nrd_sleep_ms(2200); /* leases of killed processes expire */
+  for (int i = 0; i < 4; i++) {
+    if (wait_exit(spawn_check(w)) == 0)
       break;
     nrd_sleep_ms(2200);
   }
@@ -110,11 +115,11 @@ static void test_kill9_rounds(void **state)
 {
   (void)state;
   struct world w;
-  if(!getenv("NRD_BINARY"))
+  if (!getenv("NRD_BINARY"))
     skip();
   world_init(&w, 40);
   uint64_t seed = 0x9e3779b97f4a7c15u;
-  for(int round = 0; round < ROUNDS; round++) {
+  for (int round = 0; round < ROUNDS; round++) {
     pid_t pid = spawn_check(&w);
     seed ^= seed << 13;
     seed ^= seed >> 7;
@@ -138,7 +143,7 @@ static void test_two_processes_one_database(void **state)
 {
   (void)state;
   struct world w;
-  if(!getenv("NRD_BINARY"))
+  if (!getenv("NRD_BINARY"))
     skip();
   world_init(&w, 20);
   pid_t a = spawn_check(&w);

@@ -40,7 +40,7 @@ static cJSON *run_now(struct tu_stack *s)
 static void assert_one_replacement_each(struct tu_stack *s, int failed)
 {
   char why[128] = "";
-  if(!tu_one_replacement_each(s->sim, failed, -1, why, sizeof(why)))
+  if (!tu_one_replacement_each(s->sim, failed, -1, why, sizeof(why)))
     fail_msg("%s", why);
 }
 
@@ -53,7 +53,7 @@ static void test_failed_delete_then_one_create(void **state)
   tu_stack_init(&s, NULL);
   s.cfg.max_retry_attempts = 0;
   start_with(&s, tu_failed_fleet(1, 2));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "delete", .status = 500, .count = 1};
+  struct nrd_sim_fault f = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 500, .count = 1 };
   nrd_sim_add_fault(s.sim, &f);
 
   cJSON *rep = run_now(&s);
@@ -65,7 +65,7 @@ static void test_failed_delete_then_one_create(void **state)
   rep = run_now(&s);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 1);
   cJSON_Delete(rep);
-  rep = run_now(&s);  /* and nothing more afterwards */
+  rep = run_now(&s); /* and nothing more afterwards */
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 0);
   cJSON_Delete(rep);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
@@ -83,8 +83,9 @@ static void test_ambiguous_create_is_adopted(void **state)
   tu_stack_init(&s, NULL);
   s.cfg.request_timeout_ms = 300;
   start_with(&s, tu_failed_fleet(1, 0));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_APPLY_THEN_DELAY, .match = "create",
-                            .delay_ms = 1000, .count = 1};
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_APPLY_THEN_DELAY, .match = "create", .delay_ms = 1000, .count = 1
+  };
   nrd_sim_add_fault(s.sim, &f);
 
   cJSON *rep = run_now(&s);
@@ -95,7 +96,7 @@ static void test_ambiguous_create_is_adopted(void **state)
   cJSON_Delete(rep);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
 
-  rep = run_now(&s);  /* and nothing more afterwards */
+  rep = run_now(&s); /* and nothing more afterwards */
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 0);
   cJSON_Delete(rep);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
@@ -114,8 +115,7 @@ static void test_vanished_before_delete_is_abandoned(void **state)
   start_with(&s, tu_failed_fleet(1, 0));
   /* Run 1: the product look-up is not needed; make the delete fail so the
    * row stays pending... then the instance disappears on its own. */
-  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "delete", .status = 503,
-                            .count = 1};
+  struct nrd_sim_fault f = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 503, .count = 1 };
   nrd_sim_add_fault(s.sim, &f);
   cJSON *rep = run_now(&s);
   cJSON_Delete(rep);
@@ -171,7 +171,7 @@ static void test_concurrent_posts_join_one_run(void **state)
   struct tu_stack s;
   tu_stack_init(&s, NULL);
   start_with(&s, tu_failed_fleet(10, 10));
-  nrd_sim_set_latency(s.sim, 100);  /* a run long enough for all to arrive */
+  nrd_sim_set_latency(s.sim, 100); /* a run long enough for all to arrive */
   struct poster p[20];
   pthread_t th[20];
   /* The first caller starts the run; the others arrive while it runs. */
@@ -181,11 +181,11 @@ static void test_concurrent_posts_join_one_run(void **state)
   char first[64];
   snprintf(first, sizeof(first), "%s", nrd_json_str(acc, "runId"));
   cJSON_Delete(acc);
-  for(int i = 0; i < 20; i++) {
-    p[i] = (struct poster){.s = &s, .immediate = i % 2 == 0};
+  for (int i = 0; i < 20; i++) {
+    p[i] = (struct poster){ .s = &s, .immediate = i % 2 == 0 };
     assert_int_equal(pthread_create(&th[i], NULL, post_one, &p[i]), 0);
   }
-  for(int i = 0; i < 20; i++) {
+  for (int i = 0; i < 20; i++) {
     pthread_join(th[i], NULL);
     assert_true(p[i].status == 200 || p[i].status == 202);
     assert_string_equal(p[i].run_id, first);

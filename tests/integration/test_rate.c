@@ -61,19 +61,19 @@ static void test_server_limit_5(void **state)
   cJSON_Delete(rep);
   char why[256] = "";
   /* A row a 429 left between delete and create is finished by the next run. */
-  for(int i = 0; i < 3 && !tu_one_replacement_each(s.sim, FAILED, 30 + FAILED, why, sizeof(why));
-      i++) {
+  for (int i = 0; i < 3 && !tu_one_replacement_each(s.sim, FAILED, 30 + FAILED, why, sizeof(why));
+       i++) {
     rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
     cJSON_Delete(rep);
   }
-  if(!tu_one_replacement_each(s.sim, FAILED, 30 + FAILED, why, sizeof(why)))
+  if (!tu_one_replacement_each(s.sim, FAILED, 30 + FAILED, why, sizeof(why)))
     fail_msg("%s", why);
   struct nrd_sim_request *r = NULL;
   size_t calls = nrd_sim_requests(s.sim, &r);
   nrd_sim_requests_free(r, calls);
   unsigned long refused = nrd_sim_rate_refused(s.sim);
   print_message("calls %zu, 429s %lu, rate now %.2f\n", calls, refused, metric_rate());
-  assert_true(refused > 0);                /* the limit was found, not guessed */
+  assert_true(refused > 0); /* the limit was found, not guessed */
   assert_true((double)refused < 0.10 * (double)calls);
   assert_true(metric_rate() < 20);
   tu_stack_cleanup(&s);

@@ -33,24 +33,25 @@ static void test_random_500s(void **state)
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
-  s.cfg.circuit_failure_threshold = 0;  /* the breaker is tested below */
+  s.cfg.circuit_failure_threshold = 0; /* the breaker is tested below */
   start_with(&s, tu_failed_fleet(20, 20));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "/v1/", .status = 500,
-                            .probability = 0.3, .seed = 42};
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_STATUS, .match = "/v1/", .status = 500, .probability = 0.3, .seed = 42
+  };
   nrd_sim_add_fault(s.sim, &f);
   int runs = 0;
   bool done = false;
-  while(!done && runs < 5) {
+  while (!done && runs < 5) {
     long status = 0;
     cJSON *rep = tu_stack_check_failed(&s, immediate, &status);
     runs++;
     done = true;
-    for(int i = 0; i < 20; i++)
+    for (int i = 0; i < 20; i++)
       done = done && tu_replacements_of(s.sim, i) == 1;
     cJSON_Delete(rep);
   }
   assert_true(done);
-  for(int i = 0; i < 20; i++)
+  for (int i = 0; i < 20; i++)
     assert_int_equal(tu_replacements_of(s.sim, i), 1);
   assert_int_equal(nrd_sim_instance_count(s.sim), 40);
   tu_stack_cleanup(&s);
@@ -63,8 +64,9 @@ static void test_retry_after_is_honoured(void **state)
   struct tu_stack s;
   tu_stack_init(&s, NULL);
   start_with(&s, tu_failed_fleet(1, 0));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_RETRY_AFTER, .match = "GET", .retry_after = "2",
-                            .count = 1};
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_RETRY_AFTER, .match = "GET", .retry_after = "2", .count = 1
+  };
   nrd_sim_add_fault(s.sim, &f);
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, immediate, &status);
@@ -76,7 +78,7 @@ static void test_retry_after_is_honoured(void **state)
   assert_true(n >= 2);
   /* The first request got the 429; the second came no sooner than 2 s later
    * (the log's times are whole milliseconds, so 2000.0 ms can read 1999). */
-  if(reqs[1].at_ms - reqs[0].at_ms < 1999)
+  if (reqs[1].at_ms - reqs[0].at_ms < 1999)
     fail_msg("%s %s then %s %s only %lld ms later", reqs[0].method, reqs[0].path, reqs[1].method,
              reqs[1].path, (long long)(reqs[1].at_ms - reqs[0].at_ms));
   nrd_sim_requests_free(reqs, n);
@@ -96,7 +98,7 @@ static void test_outage_opens_circuit(void **state)
   s.cfg.circuit_cooldown_seconds = 1;
   s.cfg.migration_max_concurrent = 2;
   start_with(&s, tu_failed_fleet(12, 0));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "delete", .status = 503};
+  struct nrd_sim_fault f = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 503 };
   nrd_sim_add_fault(s.sim, &f);
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, immediate, &status);
@@ -111,7 +113,7 @@ static void test_outage_opens_circuit(void **state)
 
   /* A whole-run outage: the listing fails, 502, nothing changes. */
   nrd_sim_clear_faults(s.sim);
-  struct nrd_sim_fault down = {.kind = NRD_SIM_STATUS, .match = "", .status = 503};
+  struct nrd_sim_fault down = { .kind = NRD_SIM_STATUS, .match = "", .status = 503 };
   nrd_sim_add_fault(s.sim, &down);
   nrd_sleep_ms(1100);
   rep = tu_stack_check_failed(&s, immediate, &status);
@@ -124,7 +126,7 @@ static void test_outage_opens_circuit(void **state)
   assert_int_equal(status, 200);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 12);
   cJSON_Delete(rep);
-  for(int i = 0; i < 12; i++)
+  for (int i = 0; i < 12; i++)
     assert_int_equal(tu_replacements_of(s.sim, i), 1);
   tu_stack_cleanup(&s);
 }
@@ -138,22 +140,24 @@ static void test_hostile_listing_bodies(void **state)
     enum nrd_sim_fault_kind kind;
     size_t size;
   } kinds[] = {
-    {NRD_SIM_HTML, 0}, {NRD_SIM_TRUNCATED, 0}, {NRD_SIM_MALFORMED, 0},
-    {NRD_SIM_OVERSIZED, 50u << 20}, {NRD_SIM_DEEP, 100000}, {NRD_SIM_EMPTY, 0},
+    { NRD_SIM_HTML, 0 },      { NRD_SIM_TRUNCATED, 0 },
+    { NRD_SIM_MALFORMED, 0 }, { NRD_SIM_OVERSIZED, 50u << 20 },
+    { NRD_SIM_DEEP, 100000 }, { NRD_SIM_EMPTY, 0 },
   };
   struct tu_stack s;
   tu_stack_init(&s, NULL);
   s.cfg.max_retry_attempts = 0;
   s.cfg.circuit_failure_threshold = 0;
   start_with(&s, tu_failed_fleet(1, 1));
-  for(size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-    struct nrd_sim_fault f = {.kind = kinds[k].kind, .match = "GET", .size = kinds[k].size,
-                              .count = 1};
+  for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+    struct nrd_sim_fault f = {
+      .kind = kinds[k].kind, .match = "GET", .size = kinds[k].size, .count = 1
+    };
     nrd_sim_clear_faults(s.sim);
     nrd_sim_add_fault(s.sim, &f);
     long status = 0;
     cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true,\"dryRun\":true}", &status);
-    if(status != 502)
+    if (status != 502)
       fail_msg("fault kind %d: status %ld", (int)kinds[k].kind, status);
     const char *msg = nrd_json_str(cJSON_GetObjectItem(rep, "error"), "message");
     assert_non_null(msg);
@@ -191,10 +195,9 @@ static void test_cut_page_stores_nothing_of_it(void **state)
   tu_stack_init(&s, NULL);
   s.cfg.max_retry_attempts = 0;
   s.cfg.circuit_failure_threshold = 0;
-  s.cfg.novita_page_size = 200;  /* half a page holds a full run of instances */
+  s.cfg.novita_page_size = 200; /* half a page holds a full run of instances */
   start_with(&s, tu_failed_fleet(1, 299));
-  struct nrd_sim_fault f = {.kind = NRD_SIM_TRUNCATED, .match = "/v1/gpu/instances",
-                            .count = 1};
+  struct nrd_sim_fault f = { .kind = NRD_SIM_TRUNCATED, .match = "/v1/gpu/instances", .count = 1 };
   nrd_sim_add_fault(s.sim, &f);
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, immediate, &status);

@@ -46,7 +46,7 @@ static void test_runner_only(void **state)
 {
   struct tu_stack s;
   char err[256] = "";
-  const struct nrd_service_options o = {.runner_only = true};
+  const struct nrd_service_options o = { .runner_only = true };
   (void)state;
   tu_stack_init(&s, NULL);
   s.cfg.migration_interval_minutes = 15;
@@ -67,7 +67,7 @@ static void test_failed_part_stops_the_others(void **state)
   char err[256] = "";
   (void)state;
   tu_stack_init(&s, NULL);
-  tu_stack_start(&s);  /* holds a port */
+  tu_stack_start(&s); /* holds a port */
   struct nrd_config second;
   nrd_config_copy(&second, &s.cfg);
   second.port = nrd_http_port(s.http);
@@ -97,8 +97,8 @@ static void test_webhook_sender_started(void **state)
   char base[64], url[128];
   snprintf(base, sizeof base, "http://127.0.0.1:%u", nrd_http_port(nrd_service_http(svc)));
   snprintf(url, sizeof url, "%s/api/instances/migration/check-failed", base);
-  struct tu_resp r = {0};
-  const char *const hdrs[] = {"Content-Type: application/json", NULL};
+  struct tu_resp r = { 0 };
+  const char *const hdrs[] = { "Content-Type: application/json", NULL };
   assert_int_equal(tu_http("POST", url, hdrs, "{\"immediate\":true}", &r), 0);
   assert_int_equal(r.status, 200);
   tu_resp_cleanup(&r);
@@ -106,7 +106,7 @@ static void test_webhook_sender_started(void **state)
   snprintf(url, sizeof url, "%s/api/instances/migration/events", base);
   int attempts = 0;
   for (int64_t until = nrd_mono_ms() + 10000; attempts == 0 && nrd_mono_ms() < until;) {
-    struct tu_resp e = {0};
+    struct tu_resp e = { 0 };
     assert_int_equal(tu_http("GET", url, NULL, NULL, &e), 0);
     cJSON *j = nrd_json_parse(e.body, e.body_len);
     const cJSON *ev = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "events"), 0);

@@ -22,7 +22,10 @@
 #define API "/api/instances/migration"
 #define IMAGE "docker.io/acme/trainer:1.2"
 
-static int64_t now_s(void) { return nrd_now_ms() / 1000; }
+static int64_t now_s(void)
+{
+  return nrd_now_ms() / 1000;
+}
 
 static void one_failed(struct tu_stack *s)
 {
@@ -41,7 +44,7 @@ static cJSON *row_of_job(struct tu_stack *s)
   assert_int_equal(status, 200);
   cJSON *row = NULL, *it;
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(ans, "recoveries")) {
-    if(!strcmp(nrd_json_str(it, "jobId"), "job-1"))
+    if (!strcmp(nrd_json_str(it, "jobId"), "job-1"))
       row = cJSON_Duplicate(it, true);
   }
   cJSON_Delete(ans);
@@ -62,7 +65,7 @@ static const cJSON *outcome_action(const cJSON *rep, const char *action)
 {
   const cJSON *o;
   cJSON_ArrayForEach(o, cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"), "outcomes")) {
-    if(!strcmp(nrd_json_str(o, "instanceId"), "i-1") && !strcmp(nrd_json_str(o, "action"), action))
+    if (!strcmp(nrd_json_str(o, "instanceId"), "i-1") && !strcmp(nrd_json_str(o, "action"), action))
       return o;
   }
   return NULL;
@@ -76,7 +79,7 @@ static cJSON *event_data(struct tu_stack *s, const char *type)
   assert_int_equal(status, 200);
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(ans, "events")) {
     const cJSON *ev = cJSON_GetObjectItem(it, "event");
-    if(!strcmp(nrd_json_str(it, "type"), type) && !data)
+    if (!strcmp(nrd_json_str(it, "type"), type) && !data)
       data = cJSON_Duplicate(cJSON_GetObjectItem(ev, "data"), true);
   }
   cJSON_Delete(ans);
@@ -136,7 +139,7 @@ static void test_failed_pull_is_start_failed(void **state)
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   cJSON_Delete(rep);
-  nrd_sleep_ms(100);  /* past the simulated pull */
+  nrd_sleep_ms(100); /* past the simulated pull */
   rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
   const cJSON *o = outcome_action(rep, "start_failed");
@@ -178,7 +181,7 @@ static void test_failed_pull_is_start_failed(void **state)
   assert_int_equal(status, 200);
   assert_non_null(strstr(nrd_json_str(ans, "message"), "A new replacement named"));
   cJSON_Delete(ans);
-  nrd_sleep_ms(2);  /* a new name needs a new millisecond */
+  nrd_sleep_ms(2); /* a new name needs a new millisecond */
   rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_non_null(outcome_action(rep, "recreated"));
   cJSON_Delete(rep);
@@ -235,8 +238,8 @@ static void test_poller_between_runs(void **state)
   cJSON_Delete(rep);
   size_t lists = nrd_sim_count(s.sim, "GET", "/v1/gpu/instances");
   char st[32] = "";
-  for(int i = 0; i < 200 && strcmp(row_state(&s, st), "running"); i++)
-    nrd_sleep_ms(100);  /* a generous bound: the poller looks every second */
+  for (int i = 0; i < 200 && strcmp(row_state(&s, st), "running"); i++)
+    nrd_sleep_ms(100); /* a generous bound: the poller looks every second */
   assert_string_equal(st, "running");
   assert_int_equal(nrd_sim_count(s.sim, "GET", "/v1/gpu/instances"), lists);
   cJSON *ev = event_data(&s, "instance.running");

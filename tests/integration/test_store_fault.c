@@ -37,7 +37,7 @@ static long get_status(struct tu_stack *s, const char *path, cJSON **json)
 {
   long status = 0;
   cJSON *j = tu_stack_request(s, "GET", path, NULL, &status);
-  if(json)
+  if (json)
     *json = j;
   else
     cJSON_Delete(j);
@@ -48,8 +48,8 @@ static long get_status(struct tu_stack *s, const char *path, cJSON **json)
  * once a second). */
 static bool ready_becomes(struct tu_stack *s, long want)
 {
-  for(int i = 0; i < 100; i++) {
-    if(get_status(s, "/ready", NULL) == want)
+  for (int i = 0; i < 100; i++) {
+    if (get_status(s, "/ready", NULL) == want)
       return true;
     nrd_sleep_ms(100);
   }
@@ -90,14 +90,14 @@ static void limit_file_size(const char *dir, bool on)
   struct rlimit rl;
   assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
   rl.rlim_cur = rl.rlim_max;
-  if(on) {
-    static const char *const names[] = {"recovery.db", "recovery.db-wal", NULL};
+  if (on) {
+    static const char *const names[] = { "recovery.db", "recovery.db-wal", NULL };
     off_t largest = 0;
-    for(int i = 0; names[i]; i++) {
+    for (int i = 0; names[i]; i++) {
       char path[700];
       struct stat sb;
       snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-      if(stat(path, &sb) == 0 && sb.st_size > largest)
+      if (stat(path, &sb) == 0 && sb.st_size > largest)
         largest = sb.st_size;
     }
     rl.rlim_cur = (rlim_t)largest;
@@ -114,10 +114,10 @@ static char *fill_disk(const char *dir)
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(fd >= 0);
   memset(chunk, 'x', sizeof(chunk));
-  for(;;) {
+  for (;;) {
     ssize_t w = write(fd, chunk, sizeof(chunk));
-    if(w < (ssize_t)sizeof(chunk)) {
-      for(char one = 'x'; write(fd, &one, 1) == 1;)
+    if (w < (ssize_t)sizeof(chunk)) {
+      for (char one = 'x'; write(fd, &one, 1) == 1;)
         ;
       break;
     }
@@ -136,13 +136,13 @@ static int check_outcomes(const cJSON *result)
   cJSON_ArrayForEach(o, cJSON_GetObjectItem(result, "outcomes")) {
     const char *action = nrd_json_str(o, "action");
     n++;
-    if(!strcmp(action, "deferred")) {
+    if (!strcmp(action, "deferred")) {
       const char *reason = nrd_json_str(o, "reason");
       assert_non_null(reason);
-      if(strncmp(reason, STORE_PREFIX, strlen(STORE_PREFIX)) != 0)
+      if (strncmp(reason, STORE_PREFIX, strlen(STORE_PREFIX)) != 0)
         fail_msg("deferred for another reason: %s", reason);
       deferred++;
-    } else if(strcmp(action, "recreated") != 0 && strcmp(action, "adopted") != 0) {
+    } else if (strcmp(action, "recreated") != 0 && strcmp(action, "adopted") != 0) {
       fail_msg("outcome %s for %s", action, nrd_json_str(o, "instanceId"));
     }
   }
@@ -158,9 +158,9 @@ static void test_disk_full_mid_run(void **state)
   tu_stack_init(&s, NULL);
   snprintf(mnt, sizeof(mnt), "%s/data", s.dir);
   assert_int_equal(mkdir(mnt, 0700), 0);
-  g_rlimit_mode = getenv("NRD_TEST_NO_TMPFS") ||
-                  mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0;
-  if(g_rlimit_mode) {
+  g_rlimit_mode =
+      getenv("NRD_TEST_NO_TMPFS") || mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0;
+  if (g_rlimit_mode) {
     print_message("no tmpfs (%s): the disk fills by RLIMIT_FSIZE\n",
                   getenv("NRD_TEST_NO_TMPFS") ? "NRD_TEST_NO_TMPFS" : strerror(errno));
     signal(SIGXFSZ, SIG_IGN);
@@ -172,17 +172,18 @@ static void test_disk_full_mid_run(void **state)
   tu_stack_start(&s);
   assert_int_equal(get_status(&s, "/ready", NULL), 200);
   /* Creates take a while, so the disk fills while the run is under way. */
-  struct nrd_sim_fault slow = {.kind = NRD_SIM_DELAY, .match = "/gpu/instance/create",
-                               .delay_ms = 60};
+  struct nrd_sim_fault slow = { .kind = NRD_SIM_DELAY,
+                                .match = "/gpu/instance/create",
+                                .delay_ms = 60 };
   nrd_sim_add_fault(s.sim, &slow);
 
-  struct bg_run b = {.s = &s};
+  struct bg_run b = { .s = &s };
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, bg_run_main, &b), 0);
-  for(int i = 0; i < 6000 && nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 4; i++)
+  for (int i = 0; i < 6000 && nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 4; i++)
     nrd_sleep_ms(5);
   char *filler = NULL;
-  if(g_rlimit_mode)
+  if (g_rlimit_mode)
     limit_file_size(mnt, true);
   else
     filler = fill_disk(mnt);
@@ -202,7 +203,7 @@ static void test_disk_full_mid_run(void **state)
   assert_true(ready_becomes(&s, 503));
 
   /* The disk has room again: ready, and one run recovers what is left. */
-  if(g_rlimit_mode)
+  if (g_rlimit_mode)
     limit_file_size(mnt, false);
   else
     unlink(filler);
@@ -214,13 +215,13 @@ static void test_disk_full_mid_run(void **state)
   assert_int_equal(status, 200);
   cJSON_Delete(rep);
   char why[256];
-  if(!tu_one_replacement_each(s.sim, FLEET, FLEET, why, sizeof(why)))
+  if (!tu_one_replacement_each(s.sim, FLEET, FLEET, why, sizeof(why)))
     fail_msg("%s", why);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), FLEET);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), FLEET);
 
   tu_stack_stop_service(&s);
-  if(!g_rlimit_mode)
+  if (!g_rlimit_mode)
     umount2(mnt, MNT_DETACH);
   tu_stack_cleanup(&s);
 }
@@ -229,13 +230,13 @@ static void test_disk_full_mid_run(void **state)
 
 static void corrupt_tables(const char *path)
 {
-  static const char *const tables[] = {"ledger", "snapshots", NULL};
+  static const char *const tables[] = { "ledger", "snapshots", NULL };
   assert_true(tu_store_corrupt_tables(path, tables) >= 2);
 }
 
 static void assert_never_500_nor_novita(long status, cJSON *answer)
 {
-  if(status == 200)
+  if (status == 200)
     return;
   assert_int_equal(status, 503);
   assert_error_code(answer, "STORE_UNAVAILABLE");
@@ -249,7 +250,7 @@ static void test_corrupted_database(void **state)
   cJSON *sc = tu_failed_fleet(5, 5);
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
-  s.cfg.migration_dry_run = true;  /* rows and snapshots written, nothing touched */
+  s.cfg.migration_dry_run = true; /* rows and snapshots written, nothing touched */
   tu_stack_start(&s);
   long status = 0;
   cJSON_Delete(tu_stack_check_failed(&s, "{\"immediate\":true}", &status));
@@ -267,16 +268,18 @@ static void test_corrupted_database(void **state)
   a = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 503);
   assert_error_code(a, "STORE_UNAVAILABLE");
-  assert_non_null(strstr(nrd_json_str(cJSON_GetObjectItem(a, "error"), "message"),
-                         STORE_PREFIX));
+  assert_non_null(strstr(nrd_json_str(cJSON_GetObjectItem(a, "error"), "message"), STORE_PREFIX));
   cJSON_Delete(a);
-  static const char *const paths[] = {
-    "/api/instances/migration/recoveries?state=failed", "/api/instances/migration/events",
-    "/api/instances/migration/runs/run_none", "/api/instances/migration/runs",
-    "/api/instances/migration/overview", "/api/instances/migration/stats/hourly", NULL};
-  for(int i = 0; paths[i]; i++) {
+  static const char *const paths[] = { "/api/instances/migration/recoveries?state=failed",
+                                       "/api/instances/migration/events",
+                                       "/api/instances/migration/runs/run_none",
+                                       "/api/instances/migration/runs",
+                                       "/api/instances/migration/overview",
+                                       "/api/instances/migration/stats/hourly",
+                                       NULL };
+  for (int i = 0; paths[i]; i++) {
     status = get_status(&s, paths[i], &a);
-    if(status != 404)
+    if (status != 404)
       assert_never_500_nor_novita(status, a);
     cJSON_Delete(a);
   }
@@ -305,8 +308,8 @@ static void test_database_file_vanishes(void **state)
   cJSON *a = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 503);
   assert_error_code(a, "STORE_UNAVAILABLE");
-  assert_non_null(strstr(nrd_json_str(cJSON_GetObjectItem(a, "error"), "message"),
-                         "deleted or moved"));
+  assert_non_null(
+      strstr(nrd_json_str(cJSON_GetObjectItem(a, "error"), "message"), "deleted or moved"));
   cJSON_Delete(a);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
 

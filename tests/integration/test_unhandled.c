@@ -19,7 +19,10 @@
 #include "stack.h"
 #include "testutil.h"
 
-static int64_t now_s(void) { return nrd_now_ms() / 1000; }
+static int64_t now_s(void)
+{
+  return nrd_now_ms() / 1000;
+}
 
 static void exited_with_failed_job(struct tu_stack *s)
 {
@@ -59,7 +62,7 @@ static void test_exited_is_ignored(void **state)
   exited_with_failed_job(&s);
   tu_stack_start(&s);
   long status = 0;
-  for(int run = 0; run < 2; run++) {
+  for (int run = 0; run < 2; run++) {
     cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
     assert_int_equal(status, 200);
     const cJSON *o = tu_outcome_for(rep, "i-ex");
@@ -71,7 +74,7 @@ static void test_exited_is_ignored(void **state)
     assert_int_equal(tu_result_int(rep, "errors"), 0);
     cJSON_Delete(rep);
   }
-  assert_true(unhandled("exited") == 1);  /* once per job, not per run */
+  assert_true(unhandled("exited") == 1); /* once per job, not per run */
   assert_int_equal(nrd_sim_count(s.sim, "POST", NULL), 0);
   assert_int_equal(nrd_sim_instance_count(s.sim), 2);
   tu_stack_cleanup(&s);
@@ -135,8 +138,9 @@ static void test_jobs_down_with_nothing_to_recover(void **state)
   tu_add(sc, "instances", tu_instance("i-run", "web-run", "running"));
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
-  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "/v1/jobs", .status = 400,
-                            .reason = "VALIDATOR_PARAM"};
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_STATUS, .match = "/v1/jobs", .status = 400, .reason = "VALIDATOR_PARAM"
+  };
   assert_int_equal(nrd_sim_add_fault(s.sim, &f), 0);
   tu_stack_start(&s);
   long status = 0;

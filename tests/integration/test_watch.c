@@ -29,7 +29,7 @@
 static void start_fleet(struct tu_stack *s, int n, unsigned watch_seconds)
 {
   cJSON *sc = tu_scenario();
-  for(int i = 0; i < n; i++) {
+  for (int i = 0; i < n; i++) {
     char id[16], name[32];
     snprintf(id, sizeof(id), "i-%03d", i);
     snprintf(name, sizeof(name), "trainer-%03d", i);
@@ -48,7 +48,8 @@ static double watch_num(struct tu_stack *s, const char *key)
   long status = 0;
   cJSON *st = tu_stack_request(s, "GET", STATUS_PATH, NULL, &status);
   assert_int_equal(status, 200);
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "watch"), key);
+  const cJSON *v =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "watch"), key);
   double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
   cJSON_Delete(st);
   return d;
@@ -57,8 +58,8 @@ static double watch_num(struct tu_stack *s, const char *key)
 static bool wait_ticks(struct tu_stack *s, double ticks, int64_t timeout_ms)
 {
   int64_t end = nrd_mono_ms() + timeout_ms;
-  while(nrd_mono_ms() < end) {
-    if(watch_num(s, "ticks") >= ticks)
+  while (nrd_mono_ms() < end) {
+    if (watch_num(s, "ticks") >= ticks)
       return true;
     nrd_sleep_ms(50);
   }
@@ -68,8 +69,8 @@ static bool wait_ticks(struct tu_stack *s, double ticks, int64_t timeout_ms)
 static bool wait_creates(struct tu_stack *s, size_t n, int64_t timeout_ms)
 {
   int64_t end = nrd_mono_ms() + timeout_ms;
-  while(nrd_mono_ms() < end) {
-    if(nrd_sim_count(s->sim, "POST", "/gpu/instance/create") >= n)
+  while (nrd_mono_ms() < end) {
+    if (nrd_sim_count(s->sim, "POST", "/gpu/instance/create") >= n)
       return true;
     nrd_sleep_ms(20);
   }
@@ -81,8 +82,8 @@ static size_t count_query(struct tu_stack *s, const char *text)
 {
   struct nrd_sim_request *r = NULL;
   size_t n = nrd_sim_requests(s->sim, &r), hits = 0;
-  for(size_t i = 0; i < n; i++)
-    if(r[i].query && strstr(r[i].query, text))
+  for (size_t i = 0; i < n; i++)
+    if (r[i].query && strstr(r[i].query, text))
       hits++;
   nrd_sim_requests_free(r, n);
   return hits;
@@ -101,10 +102,10 @@ static bool metric_has(const char *line)
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" to ms since the epoch. */
 static bool parse_at(const char *text, int64_t *ms)
 {
-  struct tm tm = {0};
+  struct tm tm = { 0 };
   int milli = 0;
-  if(!text || sscanf(text, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &milli) != 7)
+  if (!text || sscanf(text, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &milli) != 7)
     return false;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
@@ -135,7 +136,7 @@ static void test_failure_recovered_without_post(void **state)
   int64_t now_s = nrd_now_ms() / 1000;
   assert_int_equal(nrd_sim_start_migration(s.sim, "i-002", "job-w1", now_s - 30), 0);
   double ticks = watch_num(&s, "ticks");
-  assert_true(wait_ticks(&s, ticks + 2, MARGIN_MS));  /* running: nothing to do */
+  assert_true(wait_ticks(&s, ticks + 2, MARGIN_MS)); /* running: nothing to do */
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
 
   nrd_sim_clear_requests(s.sim);
@@ -144,8 +145,8 @@ static void test_failure_recovered_without_post(void **state)
   assert_true(wait_creates(&s, 1, 1000 + MARGIN_MS));
   assert_true(nrd_mono_ms() - failed_at <= 1000 + MARGIN_MS);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 1);
-  assert_int_equal(nrd_sim_count(s.sim, "GET", "/gpu/instances"), 0);  /* no sync */
-  assert_true(nrd_sim_count(s.sim, "GET", "/gpu/instance") >= 1);       /* confirmed */
+  assert_int_equal(nrd_sim_count(s.sim, "GET", "/gpu/instances"), 0); /* no sync */
+  assert_true(nrd_sim_count(s.sim, "GET", "/gpu/instance") >= 1);     /* confirmed */
   assert_true(count_query(&s, "state=fail") >= 2);
   assert_int_equal(tu_replacements_of(s.sim, 2), 1);
   assert_int_equal(watch_num(&s, "detected"), 1);
@@ -159,11 +160,11 @@ static void test_failure_recovered_without_post(void **state)
   cJSON_Delete(st);
   /* The run ends (its report written) shortly after the create. */
   cJSON *run = NULL;
-  for(int i = 0; i < 200; i++) {
+  for (int i = 0; i < 200; i++) {
     cJSON_Delete(run);
     run = tu_stack_request(&s, "GET", path, NULL, &status);
     const char *rs = nrd_json_str(run, "state");
-    if(rs && strcmp(rs, "running"))
+    if (rs && strcmp(rs, "running"))
       break;
     nrd_sleep_ms(50);
   }
@@ -177,7 +178,7 @@ static void test_failure_recovered_without_post(void **state)
   assert_true(wait_ticks(&s, ticks + 2, MARGIN_MS));
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 1);
   assert_true(metric_has("nrd_time_to_recovery_seconds_count{stage=\"create_accepted\"} 1\n"));
-  assert_false(metric_has("nrd_http_requests_total{route=\"check_failed\""));  /* no POST */
+  assert_false(metric_has("nrd_http_requests_total{route=\"check_failed\"")); /* no POST */
   tu_stack_cleanup(&s);
 }
 
@@ -204,11 +205,11 @@ static void test_restart(void **state)
   cJSON_Delete(b);
   assert_int_equal(nrd_sim_start_migration(s.sim, "i-new", "job-b", now_s - 10), 0);
   assert_int_equal(nrd_sim_set_job_state(s.sim, "job-b", "fail"), 0);
-  s.cfg.watch_interval_seconds = 600;  /* only the first tick, at start */
+  s.cfg.watch_interval_seconds = 600; /* only the first tick, at start */
   tu_stack_start(&s);
   assert_true(wait_creates(&s, 2, MARGIN_MS));
   assert_int_equal(watch_num(&s, "detected"), 1);
-  assert_int_equal(watch_num(&s, "failedJobsSeen"), 2);  /* job-a known, job-b new */
+  assert_int_equal(watch_num(&s, "failedJobsSeen"), 2); /* job-a known, job-b new */
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 2);
   assert_int_equal(tu_replacements_of(s.sim, 1), 1);
   assert_int_equal(nrd_sim_count_by_name(s.sim, "late-comer"), 0);
@@ -223,17 +224,18 @@ static void test_skips_tick_during_run(void **state)
   tu_stack_init(&s, NULL);
   start_fleet(&s, 3, 1);
   assert_true(wait_ticks(&s, 1, MARGIN_MS));
-  struct nrd_sim_fault slow = {.kind = NRD_SIM_DELAY, .match = "/v1/gpu/instances",
-                               .delay_ms = 3500, .count = 1};
+  struct nrd_sim_fault slow = {
+    .kind = NRD_SIM_DELAY, .match = "/v1/gpu/instances", .delay_ms = 3500, .count = 1
+  };
   assert_int_equal(nrd_sim_add_fault(s.sim, &slow), 0);
   long status = 0;
-  cJSON *rep = tu_stack_check_failed(&s, NULL, &status);  /* in the background */
+  cJSON *rep = tu_stack_check_failed(&s, NULL, &status); /* in the background */
   assert_int_equal(status, 202);
   cJSON_Delete(rep);
   nrd_sleep_ms(300);
   nrd_sim_clear_requests(s.sim);
   double ticks = watch_num(&s, "ticks");
-  nrd_sleep_ms(2500);  /* the run is still listing: two ticks fall due */
+  nrd_sleep_ms(2500); /* the run is still listing: two ticks fall due */
   assert_int_equal(count_query(&s, "state=fail"), 0);
   assert_int_equal(watch_num(&s, "ticks"), ticks);
   assert_false(metric_has("nrd_watch_ticks_total{result=\"skipped\"} 0\n"));
@@ -254,15 +256,16 @@ static void test_429_slows_watch_never_fails_run(void **state)
   start_fleet(&s, 4, 1);
   first_run(&s);
   assert_true(wait_ticks(&s, 1, MARGIN_MS));
-  struct nrd_sim_fault limit = {.kind = NRD_SIM_RETRY_AFTER, .match = "/v1/jobs",
-                                .retry_after = "1", .count = 2};
+  struct nrd_sim_fault limit = {
+    .kind = NRD_SIM_RETRY_AFTER, .match = "/v1/jobs", .retry_after = "1", .count = 2
+  };
   assert_int_equal(nrd_sim_add_fault(s.sim, &limit), 0);
   int64_t now_s = nrd_now_ms() / 1000;
   assert_int_equal(nrd_sim_start_migration(s.sim, "i-003", "job-r", now_s - 60), 0);
   assert_int_equal(nrd_sim_set_job_state(s.sim, "job-r", "fail"), 0);
 
   int64_t end = nrd_mono_ms() + MARGIN_MS;
-  while(watch_num(&s, "consecutiveFailures") < 1 && nrd_mono_ms() < end)
+  while (watch_num(&s, "consecutiveFailures") < 1 && nrd_mono_ms() < end)
     nrd_sleep_ms(20);
   assert_int_equal(watch_num(&s, "consecutiveFailures"), 1);
   long status = 0;
@@ -272,7 +275,7 @@ static void test_429_slows_watch_never_fails_run(void **state)
   int64_t last = 0, next = 0;
   assert_true(parse_at(nrd_json_str(w, "lastTickAt"), &last));
   assert_true(parse_at(nrd_json_str(w, "nextTickAt"), &next));
-  assert_true(next - last >= 1900);  /* twice the interval */
+  assert_true(next - last >= 1900); /* twice the interval */
   cJSON_Delete(st);
 
   /* A run now is not failed by the watch's 429s (nor the breaker). */
@@ -319,7 +322,7 @@ static void test_watch_off(void **state)
   (void)state;
   struct tu_stack s;
   tu_stack_init(&s, NULL);
-  s.cfg.migration_interval_minutes = 60;  /* the scheduler runs; the watch does not */
+  s.cfg.migration_interval_minutes = 60; /* the scheduler runs; the watch does not */
   start_fleet(&s, 3, 0);
   int64_t now_s = nrd_now_ms() / 1000;
   assert_int_equal(nrd_sim_start_migration(s.sim, "i-000", "job-off", now_s - 60), 0);

@@ -130,8 +130,8 @@ static const struct nrd_sim_options keyed = { .api_key = PUBLIC_KEY,
 struct seen {
   int count[FLEET];
   size_t pages, unusable_pages, items;
-  bool bad;      /* an id outside i-0..i-249 */
-  bool leaked;   /* a password in raw_json */
+  bool bad;    /* an id outside i-0..i-249 */
+  bool leaked; /* a password in raw_json */
 };
 
 static int collect(void *ud, struct nrd_instance *items, size_t n)
@@ -208,7 +208,8 @@ static void paging_case(int base, unsigned cap, bool internal)
   so.page_base = base;
   so.page_base_set = true;
   so.page_cap = cap;
-  struct nrd_novita_options o = { .api_key = PUBLIC_KEY, .page_size = 100,
+  struct nrd_novita_options o = { .api_key = PUBLIC_KEY,
+                                  .page_size = 100,
                                   .request_timeout_ms = 5000 };
   char internal_base[128];
   fix_start(&f, &so, NULL);
@@ -236,7 +237,7 @@ static void paging_case(int base, unsigned cap, bool internal)
   unsigned size = cap && cap < 100 ? cap : 100;
   assert_true(pages >= (FLEET + size - 1) / size);
   assert_true(pages <= (FLEET + size - 1) / size + 3);
-  assert_int_equal(s.pages, pages);  /* every page read is ended once */
+  assert_int_equal(s.pages, pages); /* every page read is ended once */
   assert_int_equal(s.unusable_pages, 0);
 
   struct nrd_job *jobs;
@@ -250,8 +251,8 @@ static void paging_case(int base, unsigned cap, bool internal)
   assert_true(check_auth(f.sim, "/v1/gpu/instances", "Bearer " PUBLIC_KEY) > 0);
   if (internal) {
     assert_true(check_auth(f.sim, "/api/v1/jobs", "Bearer " INTERNAL_KEY) > 0);
-    assert_int_equal(nrd_sim_count(f.sim, "GET", "/v1/jobs") -
-                     nrd_sim_count(f.sim, "GET", "/api/v1/jobs"), 0);
+    assert_int_equal(
+        nrd_sim_count(f.sim, "GET", "/v1/jobs") - nrd_sim_count(f.sim, "GET", "/api/v1/jobs"), 0);
   } else {
     assert_true(check_auth(f.sim, "/v1/jobs", "Bearer " PUBLIC_KEY) > 0);
     assert_int_equal(nrd_sim_count(f.sim, "GET", "/api/v1/jobs"), 0);
@@ -270,23 +271,36 @@ static void paging_case(int base, unsigned cap, bool internal)
   fix_stop(&f);
 }
 
-static void test_paging_base1(void **state) { paging_case(1, 30, false); }
-static void test_paging_base0(void **state) { paging_case(0, 30, false); }
-static void test_paging_base0_internal_jobs(void **state) { paging_case(0, 64, true); }
-static void test_paging_base1_internal_jobs(void **state) { paging_case(1, 0, true); }
+static void test_paging_base1(void **state)
+{
+  paging_case(1, 30, false);
+}
+static void test_paging_base0(void **state)
+{
+  paging_case(0, 30, false);
+}
+static void test_paging_base0_internal_jobs(void **state)
+{
+  paging_case(0, 64, true);
+}
+static void test_paging_base1_internal_jobs(void **state)
+{
+  paging_case(1, 0, true);
+}
 
 static void test_wrong_key_is_final(void **state)
 {
   struct fix f;
-  struct nrd_novita_options o = { .api_key = "wrong-key", .page_size = 50,
-                                  .request_timeout_ms = 5000, .max_retry_attempts = 3 };
+  struct nrd_novita_options o = {
+    .api_key = "wrong-key", .page_size = 50, .request_timeout_ms = 5000, .max_retry_attempts = 3
+  };
   fix_start(&f, &keyed, &o);
   struct seen s = { 0 };
   const struct nrd_nv_instance_sink sink = { collect, count_page, &s };
   struct nrd_nv_error err;
   assert_int_equal(nrd_nv_list_instances(f.c, NULL, &sink, NULL, &err), NRD_NV_FINAL);
   assert_int_equal(err.http_status, 401);
-  assert_int_equal(nrd_sim_count(f.sim, NULL, "/v1/gpu/instances"), 1);  /* not retried */
+  assert_int_equal(nrd_sim_count(f.sim, NULL, "/v1/gpu/instances"), 1); /* not retried */
   fix_stop(&f);
 }
 
@@ -308,8 +322,9 @@ static void test_delete(void **state)
   nrd_sim_requests_free(r, n);
 
   /* A 404 without a body is not-found too. */
-  struct nrd_sim_fault nf = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 404,
-                              .body = "", .count = 1 };
+  struct nrd_sim_fault nf = {
+    .kind = NRD_SIM_STATUS, .match = "delete", .status = 404, .body = "", .count = 1
+  };
   nrd_sim_add_fault(f.sim, &nf);
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-8", &err), NRD_NV_NOT_FOUND);
   assert_int_equal(err.http_status, 404);
@@ -355,8 +370,9 @@ static void test_create_not_retried(void **state)
   assert_null(found);
 
   /* 500: Novita may have created it -> ambiguous, one request. */
-  struct nrd_sim_fault e500 = { .kind = NRD_SIM_STATUS, .match = "create", .status = 500,
-                                .count = 1 };
+  struct nrd_sim_fault e500 = {
+    .kind = NRD_SIM_STATUS, .match = "create", .status = 500, .count = 1
+  };
   nrd_sim_clear_requests(f.sim);
   nrd_sim_add_fault(f.sim, &e500);
   assert_int_equal(nrd_nv_create_instance(f.c, req, &id, &err), NRD_NV_AMBIGUOUS);
@@ -378,8 +394,9 @@ static void test_create_not_retried(void **state)
   f.nv = nrd_novita_create(&o);
   f.c = nrd_novita_conn_create(f.nv);
   cJSON *req2 = create_request("slow-create");
-  struct nrd_sim_fault slow = { .kind = NRD_SIM_APPLY_THEN_DELAY, .match = "create",
-                                .delay_ms = 1500, .count = 1 };
+  struct nrd_sim_fault slow = {
+    .kind = NRD_SIM_APPLY_THEN_DELAY, .match = "create", .delay_ms = 1500, .count = 1
+  };
   nrd_sim_clear_requests(f.sim);
   nrd_sim_add_fault(f.sim, &slow);
   assert_int_equal(nrd_nv_create_instance(f.c, req2, &id, &err), NRD_NV_AMBIGUOUS);
@@ -396,15 +413,17 @@ static void test_create_not_retried(void **state)
   assert_int_equal(nrd_sim_count(f.sim, "POST", "/v1/gpu/instance/create"), 1);
 
   /* 200 without an id: the instance may exist -> ambiguous. */
-  struct nrd_sim_fault noid = { .kind = NRD_SIM_STATUS, .match = "create", .status = 200,
-                                .body = "{}", .count = 1 };
+  struct nrd_sim_fault noid = {
+    .kind = NRD_SIM_STATUS, .match = "create", .status = 200, .body = "{}", .count = 1
+  };
   nrd_sim_add_fault(f.sim, &noid);
   assert_int_equal(nrd_nv_create_instance(f.c, req, &id, &err), NRD_NV_AMBIGUOUS);
 
   /* Nothing listening: refused before sending -> transient, not ambiguous. */
   fix_stop(&f);
-  struct nrd_novita_options o2 = { .base_url = f.base, .api_key = PUBLIC_KEY,
-                                   .request_timeout_ms = 2000, .max_retry_attempts = 3 };
+  struct nrd_novita_options o2 = {
+    .base_url = f.base, .api_key = PUBLIC_KEY, .request_timeout_ms = 2000, .max_retry_attempts = 3
+  };
   struct nrd_novita *nv = nrd_novita_create(&o2);
   struct nrd_novita_conn *c = nrd_novita_conn_create(nv);
   assert_int_equal(nrd_nv_create_instance(c, req, &id, &err), NRD_NV_TRANSIENT);
@@ -428,8 +447,14 @@ static void test_reasons(void **state)
   char *id = NULL;
   fix_start(&f, &keyed, NULL);
   cJSON *req = create_request("node-1-recreated-1764345600999");
-  static const struct { int status; const char *body; enum nrd_nv_rc rc; const char *code; } cases[] = {
-    { 400, "{\"code\":403,\"reason\":\"BALANCE_NOT_ENOUGH\",\"message\":\"top up\",\"metadata\":{}}",
+  static const struct {
+    int status;
+    const char *body;
+    enum nrd_nv_rc rc;
+    const char *code;
+  } cases[] = {
+    { 400,
+      "{\"code\":403,\"reason\":\"BALANCE_NOT_ENOUGH\",\"message\":\"top up\",\"metadata\":{}}",
       NRD_NV_ACCOUNT, "BALANCE_NOT_ENOUGH" },
     { 400, "{\"code\":400,\"reason\":\"CREATE_GPU_NUM_LIMIT\",\"message\":\"quota\"}",
       NRD_NV_ACCOUNT, "CREATE_GPU_NUM_LIMIT" },
@@ -437,16 +462,20 @@ static void test_reasons(void **state)
       NRD_NV_TRANSIENT, "CLUSTER_STATUS" },
     { 400, "{\"code\":\"SOMETHING\",\"reason\":\"INSUFFICIENT_RESOURCE\",\"message\":\"full\"}",
       NRD_NV_TRANSIENT, "INSUFFICIENT_RESOURCE" },
-    { 400, "{\"code\":\"CUDA_VERSION_INCOMPATIBLE\",\"message\":\"cuda\"}",
-      NRD_NV_FINAL, "CUDA_VERSION_INCOMPATIBLE" },
-    { 200, "{\"code\":400,\"reason\":\"VALIDATOR_PARAM\",\"message\":\"bad field\",\"metadata\":{}}",
+    { 400, "{\"code\":\"CUDA_VERSION_INCOMPATIBLE\",\"message\":\"cuda\"}", NRD_NV_FINAL,
+      "CUDA_VERSION_INCOMPATIBLE" },
+    { 200,
+      "{\"code\":400,\"reason\":\"VALIDATOR_PARAM\",\"message\":\"bad field\",\"metadata\":{}}",
       NRD_NV_FINAL, "VALIDATOR_PARAM" },
     { 200, "{\"code\":403,\"reason\":\"DE_BALANCE_NOT_ENOUGH\",\"message\":\"owed\"}",
       NRD_NV_ACCOUNT, "DE_BALANCE_NOT_ENOUGH" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct nrd_sim_fault fl = { .kind = NRD_SIM_STATUS, .match = "create", .status = cases[i].status,
-                                .body = cases[i].body, .count = 1 };
+    struct nrd_sim_fault fl = { .kind = NRD_SIM_STATUS,
+                                .match = "create",
+                                .status = cases[i].status,
+                                .body = cases[i].body,
+                                .count = 1 };
     nrd_sim_clear_faults(f.sim);
     nrd_sim_add_fault(f.sim, &fl);
     assert_int_equal(nrd_nv_create_instance(f.c, req, &id, &err), cases[i].rc);
@@ -454,8 +483,14 @@ static void test_reasons(void **state)
     assert_string_equal(err.code, cases[i].code);
   }
   /* Prepaid on delete; a 200 delete with an error body is not a delete. */
-  struct nrd_sim_fault pre = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400, .count = 1,
-    .body = "{\"code\":400,\"reason\":\"PREPAID_INSTANCE_NOT_SUPPORT_RELEASE\",\"message\":\"monthly\"}" };
+  struct nrd_sim_fault pre = {
+    .kind = NRD_SIM_STATUS,
+    .match = "delete",
+    .status = 400,
+    .count = 1,
+    .body =
+        "{\"code\":400,\"reason\":\"PREPAID_INSTANCE_NOT_SUPPORT_RELEASE\",\"message\":\"monthly\"}"
+  };
   nrd_sim_clear_faults(f.sim);
   nrd_sim_add_fault(f.sim, &pre);
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-1", &err), NRD_NV_PREPAID);
@@ -518,8 +553,9 @@ static void test_retries(void **state)
   fix_start(&f, &keyed, NULL);
 
   /* 500 once, then success: two requests for the first page. */
-  struct nrd_sim_fault e500 = { .kind = NRD_SIM_STATUS, .match = "/v1/products", .status = 500,
-                                .count = 1 };
+  struct nrd_sim_fault e500 = {
+    .kind = NRD_SIM_STATUS, .match = "/v1/products", .status = 500, .count = 1
+  };
   nrd_sim_add_fault(f.sim, &e500);
   struct nrd_product *p;
   size_t n;
@@ -532,21 +568,27 @@ static void test_retries(void **state)
   /* A transient 400 reason (Novita's way) is retried; a refusal is not. The
    * node case was once an invented CLUSTER_NODE_NOT_READY; Novita's own name
    * is NODE_STATUS. */
-  struct nrd_sim_fault insuff = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400,
+  struct nrd_sim_fault insuff = { .kind = NRD_SIM_STATUS,
+                                  .match = "delete",
+                                  .status = 400,
                                   .body = "{\"code\":\"MIGRATE_INSUFFICIENT_RESOURCE\","
                                           "\"message\":\"no capacity\"}",
                                   .count = 1 };
   nrd_sim_add_fault(f.sim, &insuff);
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-3", &err), NRD_NV_OK);
   assert_int_equal(nrd_sim_count(f.sim, "POST", "/v1/gpu/instance/delete"), 2);
-  struct nrd_sim_fault node = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400,
+  struct nrd_sim_fault node = { .kind = NRD_SIM_STATUS,
+                                .match = "delete",
+                                .status = 400,
                                 .body = "{\"code\":400,\"reason\":\"NODE_STATUS\","
                                         "\"message\":\"node not ready\",\"metadata\":{}}",
                                 .count = 1 };
   nrd_sim_add_fault(f.sim, &node);
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-4", &err), NRD_NV_OK);
   assert_int_equal(nrd_sim_count(f.sim, "POST", "/v1/gpu/instance/delete"), 4);
-  struct nrd_sim_fault perm = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400,
+  struct nrd_sim_fault perm = { .kind = NRD_SIM_STATUS,
+                                .match = "delete",
+                                .status = 400,
                                 .body = "{\"code\":\"INVALID_PARAMS\",\"message\":\"nope\"}",
                                 .count = 1 };
   nrd_sim_add_fault(f.sim, &perm);
@@ -565,8 +607,9 @@ static void test_retries(void **state)
   nrd_sim_clear_faults(f.sim);
 
   /* 429 with Retry-After: 1 -> the retry waits at least a second. */
-  struct nrd_sim_fault ra = { .kind = NRD_SIM_RETRY_AFTER, .match = "products",
-                              .retry_after = "1", .count = 1 };
+  struct nrd_sim_fault ra = {
+    .kind = NRD_SIM_RETRY_AFTER, .match = "products", .retry_after = "1", .count = 1
+  };
   nrd_sim_add_fault(f.sim, &ra);
   int64_t t0 = nrd_mono_ms();
   assert_int_equal(nrd_nv_list_products(f.c, "RTX 4090", &p, &n, &err), NRD_NV_OK);
@@ -581,8 +624,9 @@ static void test_retries(void **state)
   struct tm tm;
   gmtime_r(&when, &tm);
   strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  struct nrd_sim_fault rad = { .kind = NRD_SIM_RETRY_AFTER, .match = "products",
-                               .retry_after = date, .count = 1 };
+  struct nrd_sim_fault rad = {
+    .kind = NRD_SIM_RETRY_AFTER, .match = "products", .retry_after = date, .count = 1
+  };
   nrd_sim_add_fault(f.sim, &rad);
   t0 = nrd_mono_ms();
   assert_int_equal(nrd_nv_list_products(f.c, "RTX 4090", &p, &n, &err), NRD_NV_OK);
@@ -604,8 +648,9 @@ static void test_deadline(void **state)
 
   /* A Retry-After beyond the deadline ends the call instead of sleeping. */
   nrd_novita_conn_set_deadline(f.c, nrd_mono_ms() + 500);
-  struct nrd_sim_fault ra = { .kind = NRD_SIM_RETRY_AFTER, .match = "delete",
-                              .retry_after = "30", .count = 1 };
+  struct nrd_sim_fault ra = {
+    .kind = NRD_SIM_RETRY_AFTER, .match = "delete", .retry_after = "30", .count = 1
+  };
   nrd_sim_add_fault(f.sim, &ra);
   int64_t t0 = nrd_mono_ms();
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-1", &err), NRD_NV_TRANSIENT);
@@ -625,23 +670,28 @@ struct hostile {
 static void test_hostile_bodies(void **state)
 {
   static const struct hostile cases[] = {
-    { NRD_SIM_HTML, 0, 0 },      { NRD_SIM_TRUNCATED, 0, 0 }, { NRD_SIM_MALFORMED, 0, 0 },
-    { NRD_SIM_OVERSIZED, 1 << 20, 0 }, { NRD_SIM_DEEP, 100000, 0 }, { NRD_SIM_EMPTY, 0, 0 },
-    { NRD_SIM_WRONG_TYPES, 0, 0 }, { NRD_SIM_DROP_FIELDS, 0, 0 }, { NRD_SIM_SLOW_DRIP, 0, 200 },
-    { NRD_SIM_RESET, 0, 0 },
+    { NRD_SIM_HTML, 0, 0 },        { NRD_SIM_TRUNCATED, 0, 0 },
+    { NRD_SIM_MALFORMED, 0, 0 },   { NRD_SIM_OVERSIZED, 1 << 20, 0 },
+    { NRD_SIM_DEEP, 100000, 0 },   { NRD_SIM_EMPTY, 0, 0 },
+    { NRD_SIM_WRONG_TYPES, 0, 0 }, { NRD_SIM_DROP_FIELDS, 0, 0 },
+    { NRD_SIM_SLOW_DRIP, 0, 200 }, { NRD_SIM_RESET, 0, 0 },
   };
   static const char *const targets[] = { "instances", "jobs", "products", "delete", "create" };
   struct fix f;
-  struct nrd_novita_options o = { .api_key = PUBLIC_KEY, .page_size = 100,
-                                  .request_timeout_ms = 600, .max_retry_attempts = 0,
+  struct nrd_novita_options o = { .api_key = PUBLIC_KEY,
+                                  .page_size = 100,
+                                  .request_timeout_ms = 600,
+                                  .max_retry_attempts = 0,
                                   .max_response_bytes = 64 * 1024 };
   fix_start(&f, &keyed, &o);
   cJSON *req = create_request("hostile");
 
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
-      struct nrd_sim_fault flt = { .kind = cases[i].kind, .match = targets[t],
-                                   .size = cases[i].size, .delay_ms = cases[i].delay_ms,
+      struct nrd_sim_fault flt = { .kind = cases[i].kind,
+                                   .match = targets[t],
+                                   .size = cases[i].size,
+                                   .delay_ms = cases[i].delay_ms,
                                    .count = 1 };
       struct nrd_nv_error err;
       enum nrd_nv_rc rc;
@@ -666,7 +716,7 @@ static void test_hostile_bodies(void **state)
       } else if (t == 3) {
         rc = nrd_nv_delete_instance(f.c, "i-0", &err);
         if (rc == NRD_NV_NOT_FOUND)
-          rc = NRD_NV_OK;  /* an earlier round's faulted delete was applied */
+          rc = NRD_NV_OK; /* an earlier round's faulted delete was applied */
       } else {
         char *id = NULL;
         rc = nrd_nv_create_instance(f.c, req, &id, &err);
@@ -678,8 +728,8 @@ static void test_hostile_bodies(void **state)
       assert_true(took < 5000);
       /* Bodies a body-less answer may tolerate ({} for delete, dropped or
        * retyped fields in tolerant decoders) can be OK; the rest must fail. */
-      bool may_pass = cases[i].kind == NRD_SIM_WRONG_TYPES ||
-                      cases[i].kind == NRD_SIM_DROP_FIELDS || t == 3;
+      bool may_pass =
+          cases[i].kind == NRD_SIM_WRONG_TYPES || cases[i].kind == NRD_SIM_DROP_FIELDS || t == 3;
       if (!may_pass) {
         assert_int_not_equal(rc, NRD_NV_OK);
         assert_true(strlen(err.message) > 0);
@@ -701,7 +751,9 @@ static void test_no_key_in_errors_or_logs(void **state)
   int fd = fileno(log);
   nrd_log_set_fd(fd);
   fix_start(&f, &keyed, NULL);
-  struct nrd_sim_fault echo = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 400,
+  struct nrd_sim_fault echo = { .kind = NRD_SIM_STATUS,
+                                .match = "delete",
+                                .status = 400,
                                 .body = "{\"message\":\"bad token Bearer " PUBLIC_KEY
                                         " rejected\",\"code\":\"AUTH\"}" };
   nrd_sim_add_fault(f.sim, &echo);
@@ -724,10 +776,14 @@ static void test_circuit(void **state)
 {
   struct fix f;
   struct nrd_nv_error err;
-  struct nrd_novita_options o = { .api_key = PUBLIC_KEY, .page_size = 100,
-                                  .request_timeout_ms = 2000, .max_retry_attempts = 1,
-                                  .backoff_base_ms = 1, .backoff_cap_ms = 2,
-                                  .circuit_failure_threshold = 3, .circuit_cooldown_ms = 300 };
+  struct nrd_novita_options o = { .api_key = PUBLIC_KEY,
+                                  .page_size = 100,
+                                  .request_timeout_ms = 2000,
+                                  .max_retry_attempts = 1,
+                                  .backoff_base_ms = 1,
+                                  .backoff_cap_ms = 2,
+                                  .circuit_failure_threshold = 3,
+                                  .circuit_cooldown_ms = 300 };
   fix_start(&f, &keyed, &o);
   struct nrd_sim_fault e500 = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 500 };
   nrd_sim_add_fault(f.sim, &e500);
@@ -739,7 +795,7 @@ static void test_circuit(void **state)
   }
   assert_int_equal(nrd_novita_circuit_state(f.nv), 1);
   size_t sent = nrd_sim_count(f.sim, NULL, "delete");
-  assert_int_equal(sent, 3 * 2);  /* three calls of two attempts; then refused unsent */
+  assert_int_equal(sent, 3 * 2); /* three calls of two attempts; then refused unsent */
 
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-1", &err), NRD_NV_CIRCUIT_OPEN);
   struct nrd_product *p;
@@ -752,7 +808,7 @@ static void test_circuit(void **state)
   nrd_sleep_ms(350);
   assert_int_equal(nrd_novita_circuit_state(f.nv), 2);
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-1", &err), NRD_NV_TRANSIENT);
-  assert_int_equal(nrd_sim_count(f.sim, NULL, "delete"), sent + 1);  /* the probe: no retry */
+  assert_int_equal(nrd_sim_count(f.sim, NULL, "delete"), sent + 1); /* the probe: no retry */
   assert_int_equal(nrd_novita_circuit_state(f.nv), 1);
   assert_int_equal(nrd_nv_delete_instance(f.c, "i-1", &err), NRD_NV_CIRCUIT_OPEN);
 
@@ -773,8 +829,9 @@ static void test_token_bucket(void **state)
 {
   struct fix f;
   struct nrd_nv_error err;
-  struct nrd_novita_options o = { .api_key = PUBLIC_KEY, .page_size = 100,
-                                  .request_timeout_ms = 5000, .rate_limit_rps = 10 };
+  struct nrd_novita_options o = {
+    .api_key = PUBLIC_KEY, .page_size = 100, .request_timeout_ms = 5000, .rate_limit_rps = 10
+  };
   fix_start(&f, &keyed, &o);
   int64_t t0 = nrd_mono_ms();
   for (int i = 0; i < 20; i++) {
@@ -833,13 +890,13 @@ static void *abort_call_main(void *arg)
 static void test_abort(void **state)
 {
   struct fix f;
-  struct nrd_novita_options o = { .api_key = PUBLIC_KEY, .request_timeout_ms = 20000,
+  struct nrd_novita_options o = { .api_key = PUBLIC_KEY,
+                                  .request_timeout_ms = 20000,
                                   .max_retry_attempts = 3 };
   fix_start(&f, &keyed, &o);
   struct nrd_novita_conn *c2 = nrd_novita_conn_create(f.nv);
   struct nrd_sim_fault slow = { .kind = NRD_SIM_DELAY, .match = "create", .delay_ms = 8000 };
-  struct nrd_sim_fault ra = { .kind = NRD_SIM_RETRY_AFTER, .match = "delete",
-                              .retry_after = "60" };
+  struct nrd_sim_fault ra = { .kind = NRD_SIM_RETRY_AFTER, .match = "delete", .retry_after = "60" };
   nrd_sim_add_fault(f.sim, &slow);
   nrd_sim_add_fault(f.sim, &ra);
 
@@ -848,8 +905,9 @@ static void test_abort(void **state)
   assert_int_equal(pthread_create(&t1, NULL, abort_call_main, &create), 0);
   assert_int_equal(pthread_create(&t2, NULL, abort_call_main, &del), 0);
   int64_t until = nrd_mono_ms() + 5000;
-  while ((nrd_sim_count(f.sim, "POST", "/create") < 1 || nrd_sim_count(f.sim, "POST", "/delete") < 1)
-         && nrd_mono_ms() < until)
+  while ((nrd_sim_count(f.sim, "POST", "/create") < 1 ||
+          nrd_sim_count(f.sim, "POST", "/delete") < 1) &&
+         nrd_mono_ms() < until)
     nrd_sleep_ms(10);
   nrd_sleep_ms(100);
   nrd_novita_abort(f.nv);
@@ -899,13 +957,17 @@ static void test_large_fleet(void **state)
   assert_int_equal(nrd_sim_load(sim, text), 0);
   free(text);
 
-  struct nrd_novita_options o = { .base_url = base, .api_key = PUBLIC_KEY, .page_size = 1000,
-                                  .request_timeout_ms = 30000 };
+  struct nrd_novita_options o = {
+    .base_url = base, .api_key = PUBLIC_KEY, .page_size = 1000, .request_timeout_ms = 30000
+  };
   struct nrd_novita *nv = nrd_novita_create(&o);
   struct nrd_novita_conn *c = nrd_novita_conn_create(nv);
   size_t delivered = 0, seen = 0;
   struct nrd_nv_error e;
-  assert_int_equal(nrd_nv_list_instances(c, NULL, &(struct nrd_nv_instance_sink){count_items, NULL, &delivered}, &seen, &e), NRD_NV_OK);
+  assert_int_equal(
+      nrd_nv_list_instances(
+          c, NULL, &(struct nrd_nv_instance_sink){ count_items, NULL, &delivered }, &seen, &e),
+      NRD_NV_OK);
   assert_int_equal(delivered, BIG);
   assert_int_equal(seen, BIG);
   /* Pages 1..99, the empty page 100, then page 0. */

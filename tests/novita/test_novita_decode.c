@@ -62,7 +62,7 @@ static void test_instances_full(void **state)
   assert_string_equal(in->billing_mode, "spot");
   assert_int_equal(in->created_at, 1764345600);
   assert_true(in->ports_present);
-  assert_int_equal(in->n_ports, 2);  /* the 7 is skipped */
+  assert_int_equal(in->n_ports, 2); /* the 7 is skipped */
   assert_string_equal(in->ports[0].port, "8080");
   assert_string_equal(in->ports[0].type, "http");
   assert_string_equal(in->ports[1].port, "22");
@@ -105,7 +105,7 @@ static void check_carried(const struct nrd_instance *in)
   assert_string_equal(in->tools[0].name, "Jupyter");
   assert_string_equal(in->tools[0].port, "8888");
   assert_string_equal(in->tools[0].type, "http");
-  assert_string_equal(in->status, "running");  /* read after the nested object */
+  assert_string_equal(in->status, "running"); /* read after the nested object */
 }
 
 static void test_instances_carried_fields(void **state)
@@ -147,13 +147,13 @@ static void test_instances_wrong_types(void **state)
   size_t n;
   int64_t total;
   assert_int_equal(decode_inst(body, &items, &n, &total), 0);
-  assert_int_equal(n, 2);        /* only objects */
-  assert_int_equal(total, 2);    /* numeric string accepted */
+  assert_int_equal(n, 2);     /* only objects */
+  assert_int_equal(total, 2); /* numeric string accepted */
   assert_string_equal(items[0].id, "123");
   assert_null(items[0].name);
   assert_null(items[0].status);
   assert_string_equal(items[0].gpu_num, "4");
-  assert_string_equal(items[0].rootfs_size, "x");  /* kept raw: the rule refuses it */
+  assert_string_equal(items[0].rootfs_size, "x"); /* kept raw: the rule refuses it */
   assert_false(items[0].ports_present);
   assert_false(items[0].envs_present);
   assert_false(items[0].mounts_present);
@@ -165,9 +165,10 @@ static void test_instances_wrong_types(void **state)
 
   /* Present empty lists are present. */
   assert_int_equal(decode_inst("{\"instances\":[{\"id\":\"a\",\"envs\":[],\"portMappings\":[]}]}",
-                               &items, &n, &total), 0);
+                               &items, &n, &total),
+                   0);
   assert_int_equal(n, 1);
-  assert_int_equal(total, -1);   /* missing total: unknown */
+  assert_int_equal(total, -1); /* missing total: unknown */
   assert_true(items[0].envs_present);
   assert_int_equal(items[0].n_envs, 0);
   assert_true(items[0].ports_present);
@@ -177,9 +178,18 @@ static void test_instances_wrong_types(void **state)
 static void test_instances_unusable(void **state)
 {
   static const char *const bad[] = {
-    "", "{", "{\"instances\":[{\"id\":\"a\"}", "<html><body>502 Bad Gateway</body></html>",
-    "[]", "null", "42", "\"instances\"", "{\"instances\":{}}", "{\"instances\":\"x\"}",
-    "{\"total\":3}", "{not json",
+    "",
+    "{",
+    "{\"instances\":[{\"id\":\"a\"}",
+    "<html><body>502 Bad Gateway</body></html>",
+    "[]",
+    "null",
+    "42",
+    "\"instances\"",
+    "{\"instances\":{}}",
+    "{\"instances\":\"x\"}",
+    "{\"total\":3}",
+    "{not json",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct nrd_instance *items = (void *)1;
@@ -194,8 +204,9 @@ static void test_instances_unusable(void **state)
   int64_t total;
   assert_int_equal(nrd_nv_decode_instances(NULL, 0, &items, &n, &total), -1);
   /* Not NUL-terminated: only len bytes are read. */
-  char buf[] = { '{', '"', 'i', 'n', 's', 't', 'a', 'n', 'c', 'e', 's', '"', ':', '[', ']', '}',
-                 'X' };
+  char buf[] = {
+    '{', '"', 'i', 'n', 's', 't', 'a', 'n', 'c', 'e', 's', '"', ':', '[', ']', '}', 'X'
+  };
   assert_int_equal(nrd_nv_decode_instances(buf, sizeof buf - 1, &items, &n, &total), 0);
   assert_int_equal(n, 0);
   free(items);
@@ -250,8 +261,10 @@ static void test_jobs(void **state)
 {
   const char *body =
       "{\"jobs\":[{\"Id\":\"j1\",\"type\":\"instanceMigrate\",\"instanceId\":\"i-1\","
-      "\"createdAt\":\"1764345600\",\"state\":{\"state\":\"fail\",\"error\":\"E1\",\"message\":\"m\"}},"
-      "{\"id\":\"j2\",\"type\":\"autoInstanceMigrate\",\"instanceId\":\"i-2\",\"createdAt\":1764345601,"
+      "\"createdAt\":\"1764345600\",\"state\":{\"state\":\"fail\",\"error\":\"E1\",\"message\":"
+      "\"m\"}},"
+      "{\"id\":\"j2\",\"type\":\"autoInstanceMigrate\",\"instanceId\":\"i-2\",\"createdAt\":"
+      "1764345601,"
       "\"state\":{\"state\":\"fail\",\"error\":\"\",\"message\":\"only message\"}},"
       "{\"Id\":\"j3\",\"state\":{\"state\":\"fail\"},\"errorMessage\":\"legacy\","
       "\"createdAt\":1764345600123},"
@@ -270,13 +283,13 @@ static void test_jobs(void **state)
   assert_string_equal(jobs[0].state, "fail");
   assert_string_equal(jobs[0].error, "E1");
   assert_int_equal(jobs[0].created_at, 1764345600);
-  assert_ptr_equal(jobs[0].id, jobs[0].strings);  /* one block per job */
+  assert_ptr_equal(jobs[0].id, jobs[0].strings); /* one block per job */
   assert_ptr_equal(jobs[0].type, jobs[0].id + 3);
   assert_string_equal(jobs[1].id, "j2");
   assert_string_equal(jobs[1].error, "only message");
   assert_int_equal(jobs[1].created_at, 1764345601);
   assert_string_equal(jobs[2].error, "legacy");
-  assert_int_equal(jobs[2].created_at, 1764345600);  /* milliseconds brought to seconds */
+  assert_int_equal(jobs[2].created_at, 1764345600); /* milliseconds brought to seconds */
   assert_string_equal(jobs[3].id, "4");
   assert_string_equal(jobs[3].state, "running");
   assert_int_equal(jobs[3].created_at, 0);
@@ -293,7 +306,8 @@ static void test_jobs(void **state)
 static void test_products(void **state)
 {
   const char *body =
-      "{\"data\":[{\"id\":\"p1\",\"name\":\"RTX 4090\",\"regions\":[\"CN-HK-01 (Hong Kong)\",5,null,"
+      "{\"data\":[{\"id\":\"p1\",\"name\":\"RTX 4090\",\"regions\":[\"CN-HK-01 (Hong "
+      "Kong)\",5,null,"
       "\"US-01\"],\"availableDeploy\":true,\"spotPrice\":\"35000\",\"price\":70000},"
       "{\"id\":\"p2\",\"regions\":\"CN-HK-01\",\"availableDeploy\":\"true\",\"spotPrice\":12.5},"
       "{\"id\":\"p3\",\"spotPrice\":\"cheap\"},[1]]}";
@@ -310,7 +324,7 @@ static void test_products(void **state)
   assert_true(p[0].has_spot_price);
   assert_true(p[0].spot_price == 35000.0);
   assert_int_equal(p[1].n_regions, 0);
-  assert_false(p[1].available);   /* "true" as a string is not true */
+  assert_false(p[1].available); /* "true" as a string is not true */
   assert_true(p[1].spot_price == 12.5);
   assert_false(p[2].has_spot_price);
   nrd_products_free(p, n);
@@ -330,13 +344,13 @@ static void test_clusters(void **state)
   struct nrd_cluster *c;
   size_t n;
   assert_int_equal(nrd_nv_decode_clusters(body, strlen(body), &c, &n), 0);
-  assert_int_equal(n, 2);   /* the one without an id cannot be placed in */
+  assert_int_equal(n, 2); /* the one without an id cannot be placed in */
   assert_string_equal(c[0].id, "c-hk");
   assert_string_equal(c[0].name, "CN-HK-01 (Hong Kong)");
   assert_true(c[0].network_storage);
   assert_string_equal(c[1].id, "7");
   assert_null(c[1].name);
-  assert_false(c[1].network_storage);  /* "true" as a string is not true */
+  assert_false(c[1].network_storage); /* "true" as a string is not true */
   nrd_clusters_free(c, n);
 
   static const char *const bad[] = { "", "{\"data\":5}", "{}", "<html>", "{\"data\":[" };
@@ -350,7 +364,8 @@ static void test_clusters(void **state)
 static void test_errors(void **state)
 {
   struct nrd_nv_error err;
-  const char *b1 = "{\"code\":400,\"reason\":\"RESOURCE_NOT_FOUND\",\"message\":\"instance not found\"}";
+  const char *b1 =
+      "{\"code\":400,\"reason\":\"RESOURCE_NOT_FOUND\",\"message\":\"instance not found\"}";
   nrd_nv_decode_error(b1, strlen(b1), 400, &err);
   assert_int_equal(err.http_status, 400);
   assert_string_equal(err.code, "RESOURCE_NOT_FOUND");
@@ -429,7 +444,8 @@ static void test_decode_instance_non_object(void **state)
    * recreate fuzzer marks secrets that way): the others stay as they were,
    * and cleanup frees both kinds (ASan watches). */
   cJSON *obj = nrd_json_parse("{\"id\":\"i-1\",\"imageAuthId\":7,\"envs\":[{\"key\":\"K\","
-                              "\"value\":\"v\"}]}", 61);
+                              "\"value\":\"v\"}]}",
+                              61);
   assert_non_null(obj);
   nrd_nv_decode_instance(obj, &in);
   cJSON_Delete(obj);
@@ -464,7 +480,7 @@ static int on_run(void *ud, struct nrd_instance *items, size_t n)
     snprintf(want, sizeof want, "i-%zu", r->items + i);
     r->in_order = r->in_order && items[i].id && strcmp(items[i].id, want) == 0;
   }
-  if (r->n_taken < 4) {  /* the first item of each of the first runs is taken */
+  if (r->n_taken < 4) { /* the first item of each of the first runs is taken */
     r->taken[r->n_taken++] = items[0];
     memset(&items[0], 0, sizeof items[0]);
   }
@@ -481,8 +497,10 @@ static char *page_of(size_t count)
   nrd_buf_init(&b);
   nrd_buf_puts(&b, "{\"instances\":[");
   for (size_t i = 0; i < count; i++)
-    nrd_buf_printf(&b, "%s{\"id\":\"i-%zu\",\"name\":\"n\",\"envs\":[{\"key\":\"K\","
-                   "\"value\":\"v\"}],\"sshPassword\":\"x\"}", i ? "," : "", i);
+    nrd_buf_printf(&b,
+                   "%s{\"id\":\"i-%zu\",\"name\":\"n\",\"envs\":[{\"key\":\"K\","
+                   "\"value\":\"v\"}],\"sshPassword\":\"x\"}",
+                   i ? "," : "", i);
   nrd_buf_printf(&b, "],\"total\":%zu}", count);
   return nrd_buf_steal(&b);
 }
@@ -504,7 +522,7 @@ static void test_instance_runs(void **state)
 
   struct runs_seen r = { .in_order = true };
   assert_int_equal(nrd_nv_decode_instance_runs(body, len, 64, on_run, &r, &total), 0);
-  assert_int_equal(r.runs, 3);  /* 64 + 64 + 22 */
+  assert_int_equal(r.runs, 3); /* 64 + 64 + 22 */
   assert_int_equal(r.items, 150);
   assert_int_equal(r.max_run, 64);
   assert_true(r.in_order);
@@ -523,8 +541,8 @@ static void test_instance_runs(void **state)
   char *cut = strstr(body, "{\"id\":\"i-100\"");
   assert_non_null(cut);
   r = (struct runs_seen){ .in_order = true };
-  assert_int_equal(nrd_nv_decode_instance_runs(body, (size_t)(cut - body) + 5, 64, on_run, &r,
-                                               &total), -1);
+  assert_int_equal(
+      nrd_nv_decode_instance_runs(body, (size_t)(cut - body) + 5, 64, on_run, &r, &total), -1);
   assert_int_equal(r.runs, 1);
   assert_int_equal(total, -1);
   release_taken(&r);
@@ -541,9 +559,10 @@ static void test_instance_runs(void **state)
  * cut anywhere inside leaves nothing behind (ASan and valgrind watch). */
 static void test_instance_strings_block(void **state)
 {
-  const char *body = "{\"instances\":[{\"id\":\"i-1\",\"name\":\"a\\u0000b\",\"rootfsSize\":60,"
-                     "\"portMappings\":[{\"port\":22,\"type\":\"tcp\"}],\"envs\":[{\"key\":\"K\","
-                     "\"value\":\"v\"}],\"volumeMounts\":[{\"type\":\"local\",\"mountPath\":\"/d\"}]}]}";
+  const char *body =
+      "{\"instances\":[{\"id\":\"i-1\",\"name\":\"a\\u0000b\",\"rootfsSize\":60,"
+      "\"portMappings\":[{\"port\":22,\"type\":\"tcp\"}],\"envs\":[{\"key\":\"K\","
+      "\"value\":\"v\"}],\"volumeMounts\":[{\"type\":\"local\",\"mountPath\":\"/d\"}]}]}";
   struct nrd_instance *items;
   size_t n;
   int64_t total;
@@ -552,7 +571,7 @@ static void test_instance_strings_block(void **state)
   const struct nrd_instance *in = &items[0];
   assert_non_null(in->strings);
   assert_ptr_equal(in->id, in->strings);
-  assert_string_equal(in->name, "a");  /* cut at the escaped NUL, as cJSON does */
+  assert_string_equal(in->name, "a"); /* cut at the escaped NUL, as cJSON does */
   assert_string_equal(in->rootfs_size, "60");
   assert_string_equal(in->ports[0].port, "22");
   assert_string_equal(in->envs[0].value, "v");

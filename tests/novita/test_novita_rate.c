@@ -26,16 +26,21 @@ struct world {
 static void start(struct world *w, double rps, bool adaptive, double max_rps)
 {
   char err[256], url[128];
-  struct nrd_sim_options so = {.api_key = "k"};
+  struct nrd_sim_options so = { .api_key = "k" };
   w->sim = nrd_sim_start(&so, err, sizeof(err));
   assert_non_null(w->sim);
   assert_int_equal(nrd_sim_load(w->sim, "{\"instances\":[],\"jobs\":[],\"products\":[]}"), 0);
   nrd_sim_base_url(w->sim, url);
-  struct nrd_novita_options o = {.base_url = url, .api_key = "k", .page_size = 10,
-                                 .request_timeout_ms = 5000, .max_retry_attempts = 0,
-                                 .rate_limit_rps = rps, .rate_adaptive = adaptive,
-                                 .rate_limit_max_rps = max_rps, .backoff_base_ms = 10,
-                                 .backoff_cap_ms = 50};
+  struct nrd_novita_options o = { .base_url = url,
+                                  .api_key = "k",
+                                  .page_size = 10,
+                                  .request_timeout_ms = 5000,
+                                  .max_retry_attempts = 0,
+                                  .rate_limit_rps = rps,
+                                  .rate_adaptive = adaptive,
+                                  .rate_limit_max_rps = max_rps,
+                                  .backoff_base_ms = 10,
+                                  .backoff_cap_ms = 50 };
   w->nv = nrd_novita_create(&o);
   w->conn = nrd_novita_conn_create(w->nv);
 }
@@ -63,16 +68,16 @@ static enum nrd_nv_rc one_call(struct world *w)
 static void test_cut_on_429(void **state)
 {
   (void)state;
-  for(int adaptive = 0; adaptive < 2; adaptive++) {
+  for (int adaptive = 0; adaptive < 2; adaptive++) {
     struct world w;
     start(&w, 20, adaptive, 50);
     nrd_sim_set_rate_limit(w.sim, 3);
     assert_true(nrd_novita_rate(w.nv) == 20);
     int throttled = 0;
-    for(int i = 0; i < 10 && !throttled; i++)
+    for (int i = 0; i < 10 && !throttled; i++)
       throttled = one_call(&w) == NRD_NV_TRANSIENT;
     assert_true(throttled);
-    if(adaptive)
+    if (adaptive)
       assert_true(nrd_novita_rate(w.nv) < 20 * 0.75);
     else
       assert_true(nrd_novita_rate(w.nv) == 20);
@@ -88,7 +93,7 @@ static void test_rise_to_top(void **state)
   struct world w;
   start(&w, 2, true, 4);
   int64_t end = nrd_mono_ms() + 3000;
-  while(nrd_mono_ms() < end)
+  while (nrd_mono_ms() < end)
     assert_int_equal(one_call(&w), NRD_NV_OK);
   assert_true(nrd_novita_rate(w.nv) > 2);
   assert_true(nrd_novita_rate(w.nv) <= 4);

@@ -26,13 +26,13 @@ void prod_spawn(struct prod_proc *p, const char *const *args, const char *const 
 
   memset(p, 0, sizeof(*p));
   p->pid = -1;
-  if(!binary) {
+  if (!binary) {
     fprintf(stderr, "prod_spawn: NRD_BINARY is not set\n");
     abort();
   }
   snprintf(p->log_path, sizeof(p->log_path), "%s", log_path);
   argv[n++] = binary;
-  for(size_t i = 0; args && args[i] && n < 31; i++)
+  for (size_t i = 0; args && args[i] && n < 31; i++)
     argv[n++] = args[i];
   argv[n] = NULL;
   posix_spawn_file_actions_init(&fa);
@@ -40,7 +40,7 @@ void prod_spawn(struct prod_proc *p, const char *const *args, const char *const 
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   int rc = posix_spawn(&p->pid, binary, &fa, NULL, (char *const *)argv, (char *const *)env);
   posix_spawn_file_actions_destroy(&fa);
-  if(rc != 0) {
+  if (rc != 0) {
     fprintf(stderr, "prod_spawn: %s: %s\n", binary, strerror(rc));
     abort();
   }
@@ -55,9 +55,9 @@ char *prod_read_log(const struct prod_proc *p)
 
   nrd_buf_init(&b);
   nrd_buf_puts(&b, "");
-  if(!f)
+  if (!f)
     return nrd_buf_steal(&b);
-  while((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+  while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
     nrd_buf_append(&b, chunk, got);
   fclose(f);
   return nrd_buf_steal(&b);
@@ -66,17 +66,17 @@ char *prod_read_log(const struct prod_proc *p)
 bool prod_wait_listening(struct prod_proc *p, int64_t timeout_ms)
 {
   int64_t until = nrd_mono_ms() + timeout_ms;
-  while(nrd_mono_ms() < until) {
+  while (nrd_mono_ms() < until) {
     char *log = prod_read_log(p);
     const char *line = strstr(log, "\"msg\":\"listening\"");
     const char *port = line ? strstr(line, "\"port\":") : NULL;
-    if(port) {
+    if (port) {
       p->port = (unsigned)strtoul(port + 7, NULL, 10);
       free(log);
       return p->port > 0;
     }
     free(log);
-    if(waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+    if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
       p->pid = -1;
       return false;
     }
@@ -89,15 +89,15 @@ bool prod_wait_exit(struct prod_proc *p, int64_t timeout_ms, int *code)
 {
   int64_t until = nrd_mono_ms() + timeout_ms;
   int st = 0;
-  if(p->pid <= 0)
+  if (p->pid <= 0)
     return false;
-  for(;;) {
+  for (;;) {
     pid_t r = waitpid(p->pid, &st, WNOHANG);
-    if(r == p->pid)
+    if (r == p->pid)
       break;
-    if(r < 0 && errno != EINTR)
+    if (r < 0 && errno != EINTR)
       return false;
-    if(nrd_mono_ms() >= until)
+    if (nrd_mono_ms() >= until)
       return false;
     nrd_sleep_ms(10);
   }
@@ -108,7 +108,7 @@ bool prod_wait_exit(struct prod_proc *p, int64_t timeout_ms, int *code)
 
 void prod_kill(struct prod_proc *p)
 {
-  if(p->pid <= 0)
+  if (p->pid <= 0)
     return;
   kill(p->pid, SIGKILL);
   waitpid(p->pid, NULL, 0);
@@ -119,10 +119,10 @@ cJSON *prod_request(unsigned port, const char *method, const char *path, const c
                     long *status)
 {
   char url[512];
-  struct tu_resp r = {0};
-  const char *const json_headers[] = {"Content-Type: application/json", NULL};
+  struct tu_resp r = { 0 };
+  const char *const json_headers[] = { "Content-Type: application/json", NULL };
   snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
-  if(tu_http(method, url, body ? json_headers : NULL, body, &r) != 0) {
+  if (tu_http(method, url, body ? json_headers : NULL, body, &r) != 0) {
     fprintf(stderr, "prod_request: no answer from %s %s\n", method, url);
     abort();
   }
@@ -138,8 +138,10 @@ int64_t prod_iso_ms(const char *s)
   int ms = 0;
   char z = 0;
   memset(&tm, 0, sizeof(tm));
-  if(!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 || z != 'Z')
+  if (!s ||
+      sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
+      z != 'Z')
     return -1;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
@@ -150,19 +152,19 @@ void prod_world_init(struct prod_world *w, unsigned latency_ms, int failed, int 
                      const char *const *extra_env)
 {
   char err[256], url[128];
-  struct nrd_sim_options so = {.api_key = "prod-key", .latency_ms = latency_ms};
+  struct nrd_sim_options so = { .api_key = "prod-key", .latency_ms = latency_ms };
   size_t n = 0;
 
   memset(w, 0, sizeof(*w));
   w->dir = tu_tempdir();
   w->sim = nrd_sim_start(&so, err, sizeof(err));
-  if(!w->sim) {
+  if (!w->sim) {
     fprintf(stderr, "prod_world_init: simulator: %s\n", err);
     abort();
   }
   cJSON *sc = tu_failed_fleet(failed, running);
   char *json = nrd_json_print(sc);
-  if(nrd_sim_load(w->sim, json) != 0)
+  if (nrd_sim_load(w->sim, json) != 0)
     abort();
   free(json);
   cJSON_Delete(sc);
@@ -175,8 +177,8 @@ void prod_world_init(struct prod_world *w, unsigned latency_ms, int failed, int 
   w->env[n++] = "PORT=0";
   w->env[n++] = "NOVITA_RATE_LIMIT_RPS=0";
   w->env[n++] = "LOG_LEVEL=info";
-  w->env[n++] = "WATCH_INTERVAL_SECONDS=0";  /* these tests drive runs themselves */
-  for(size_t i = 0; extra_env && extra_env[i] && n < PROD_ENV_MAX; i++)
+  w->env[n++] = "WATCH_INTERVAL_SECONDS=0"; /* these tests drive runs themselves */
+  for (size_t i = 0; extra_env && extra_env[i] && n < PROD_ENV_MAX; i++)
     w->env[n++] = extra_env[i];
   w->env[n] = NULL;
 }
@@ -191,10 +193,10 @@ void prod_world_cleanup(struct prod_world *w)
 void prod_start_serve(struct prod_world *w, struct prod_proc *p, const char *log_name)
 {
   char log[700];
-  const char *args[] = {"serve", NULL};
+  const char *args[] = { "serve", NULL };
   snprintf(log, sizeof(log), "%s/%s", w->dir, log_name);
   prod_spawn(p, args, w->env, log);
-  if(!prod_wait_listening(p, 10000)) {
+  if (!prod_wait_listening(p, 10000)) {
     char *out = prod_read_log(p);
     prod_kill(p);
     fprintf(stderr, "serve did not start listening:\n%s\n", out);

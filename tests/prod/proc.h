@@ -15,8 +15,8 @@
 
 struct prod_proc {
   pid_t pid;
-  char log_path[600];   /* stdout and stderr of the child */
-  unsigned port;        /* from the "listening" line (serve), else 0 */
+  char log_path[600]; /* stdout and stderr of the child */
+  unsigned port;      /* from the "listening" line (serve), else 0 */
 };
 
 /* Starts $NRD_BINARY with args (NULL-terminated, without argv[0]) and env

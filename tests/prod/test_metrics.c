@@ -20,7 +20,7 @@
 #include "stack.h"
 #include "testutil.h"
 
-#define FAILED 6   /* one of them without an image: 5 recreated, 1 failed */
+#define FAILED 6 /* one of them without an image: 5 recreated, 1 failed */
 #define LATENCY_MS 30
 
 #define NAME "[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -39,10 +39,10 @@ struct family {
 
 static struct family *family_get(struct family *f, size_t *n, const char *name, bool create)
 {
-  for(size_t i = 0; i < *n; i++)
-    if(!strcmp(f[i].name, name))
+  for (size_t i = 0; i < *n; i++)
+    if (!strcmp(f[i].name, name))
       return &f[i];
-  if(!create)
+  if (!create)
     return NULL;
   assert_true(*n < MAX_FAMILIES);
   memset(&f[*n], 0, sizeof(f[*n]));
@@ -53,7 +53,7 @@ static struct family *family_get(struct family *f, size_t *n, const char *name, 
 static void copy_match(const char *line, const regmatch_t *m, char *out, size_t outlen)
 {
   size_t len = (size_t)(m->rm_eo - m->rm_so);
-  if(len >= outlen)
+  if (len >= outlen)
     len = outlen - 1;
   memcpy(out, line + m->rm_so, len);
   out[len] = '\0';
@@ -64,14 +64,14 @@ static struct family *family_of_sample(struct family *f, size_t n, const char *n
 {
   size_t nn = n;
   struct family *fam = family_get(f, &nn, name, false);
-  static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
-  for(size_t i = 0; !fam && i < 3; i++) {
+  static const char *const suffixes[] = { "_bucket", "_sum", "_count" };
+  for (size_t i = 0; !fam && i < 3; i++) {
     size_t len = strlen(name), sl = strlen(suffixes[i]);
-    if(len > sl && !strcmp(name + len - sl, suffixes[i])) {
+    if (len > sl && !strcmp(name + len - sl, suffixes[i])) {
       char base[128];
       snprintf(base, sizeof(base), "%.*s", (int)(len - sl), name);
       fam = family_get(f, &nn, base, false);
-      if(fam && strcmp(fam->type, "histogram"))
+      if (fam && strcmp(fam->type, "histogram"))
         fam = NULL;
     }
   }
@@ -96,28 +96,28 @@ static void check_exposition(const char *text)
   assert_int_equal(regcomp(&type, TYPE_RE, REG_EXTENDED), 0);
   assert_true(strlen(text) > 0 && text[strlen(text) - 1] == '\n');
 
-  for(char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+  for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     char name[128];
-    if(!regexec(&help, line, 2, m, 0)) {
+    if (!regexec(&help, line, 2, m, 0)) {
       copy_match(line, &m[1], name, sizeof(name));
       struct family *f = family_get(fams, &nf, name, true);
-      if(f->help || f->sampled)
+      if (f->help || f->sampled)
         fail_msg("HELP for %s repeated or after its samples", name);
       f->help = true;
-    } else if(!regexec(&type, line, 3, m, 0)) {
+    } else if (!regexec(&type, line, 3, m, 0)) {
       copy_match(line, &m[1], name, sizeof(name));
       struct family *f = family_get(fams, &nf, name, true);
-      if(f->type[0] || f->sampled)
+      if (f->type[0] || f->sampled)
         fail_msg("TYPE for %s repeated or after its samples", name);
       copy_match(line, &m[2], f->type, sizeof(f->type));
-    } else if(!regexec(&sample, line, 2, m, 0)) {
+    } else if (!regexec(&sample, line, 2, m, 0)) {
       copy_match(line, &m[1], name, sizeof(name));
       struct family *f = family_of_sample(fams, nf, name);
-      if(!f || !f->type[0] || !f->help)
+      if (!f || !f->type[0] || !f->help)
         fail_msg("sample before its HELP and TYPE: %s", line);
-      if(f->closed)
+      if (f->closed)
         fail_msg("samples of %s are not one group: %s", f->name, line);
-      if(current && current != f)
+      if (current && current != f)
         current->closed = true;
       current = f;
       f->sampled = true;
@@ -137,8 +137,8 @@ static void check_exposition(const char *text)
 static double value_of(const char *text, const char *series)
 {
   size_t n = strlen(series);
-  for(const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-    if(!strncmp(p, series, n) && p[n] == ' ')
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+    if (!strncmp(p, series, n) && p[n] == ' ')
       return strtod(p + n + 1, NULL);
   }
   return -1;
@@ -147,7 +147,7 @@ static double value_of(const char *text, const char *series)
 static char *get_metrics(struct tu_stack *s, char **content_type)
 {
   char url[128];
-  struct tu_resp r = {0};
+  struct tu_resp r = { 0 };
   snprintf(url, sizeof(url), "%s/metrics", s->base);
   assert_int_equal(tu_http("GET", url, NULL, NULL, &r), 0);
   assert_int_equal(r.status, 200);
@@ -161,19 +161,19 @@ static char *get_metrics(struct tu_stack *s, char **content_type)
 static void check_histogram(const char *text, const char *endpoint, double expect_count,
                             double min_seconds_each)
 {
-  static const char *const les[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
-                                    "1", "2.5", "5", "10", "30", "+Inf"};
+  static const char *const les[] = { "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+                                     "1",     "2.5",  "5",     "10",   "30",  "+Inf" };
   char series[160];
   double prev = 0;
-  for(size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
+  for (size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
     snprintf(series, sizeof(series),
              "nrd_novita_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%s\"}", endpoint,
              les[i]);
     double v = value_of(text, series);
-    if(v < prev)
+    if (v < prev)
       fail_msg("%s = %g is below the previous bucket %g", series, v, prev);
     /* Every request took at least the simulator's latency. */
-    if(strtod(les[i], NULL) < min_seconds_each && strcmp(les[i], "+Inf"))
+    if (strtod(les[i], NULL) < min_seconds_each && strcmp(les[i], "+Inf"))
       assert_true(v == 0);
     prev = v;
   }
@@ -184,7 +184,7 @@ static void check_histogram(const char *text, const char *endpoint, double expec
   snprintf(series, sizeof(series), "nrd_novita_request_duration_seconds_sum{endpoint=\"%s\"}",
            endpoint);
   double sum = value_of(text, series);
-  if(!(sum >= expect_count * min_seconds_each))
+  if (!(sum >= expect_count * min_seconds_each))
     fail_msg("%s = %g; expected at least %g", series, sum, expect_count * min_seconds_each);
 }
 
@@ -192,7 +192,7 @@ static void test_metrics_after_a_run(void **state)
 {
   (void)state;
   struct tu_stack s;
-  struct nrd_sim_options so = {.api_key = "test-key", .latency_ms = LATENCY_MS};
+  struct nrd_sim_options so = { .api_key = "test-key", .latency_ms = LATENCY_MS };
   long st = 0;
   char *ctype = NULL;
 
@@ -219,12 +219,12 @@ static void test_metrics_after_a_run(void **state)
    * answer: give the server a moment. */
   char *text = NULL;
   int64_t until = nrd_mono_ms() + 3000;
-  for(;;) {
+  for (;;) {
     free(ctype);
     free(text);
     text = get_metrics(&s, &ctype);
-    if(value_of(text, "nrd_http_requests_total{route=\"health\",status=\"200\"}") == 1 ||
-       nrd_mono_ms() > until)
+    if (value_of(text, "nrd_http_requests_total{route=\"health\",status=\"200\"}") == 1 ||
+        nrd_mono_ms() > until)
       break;
     nrd_sleep_ms(20);
   }
@@ -272,10 +272,12 @@ static void test_metrics_after_a_run(void **state)
   assert_true(value_of(text, "nrd_last_run_timestamp_seconds{outcome=\"failed\"}") == 0);
   assert_true(value_of(text, "nrd_run_duration_seconds_count") == 1);
   assert_true(value_of(text, "nrd_run_duration_seconds_sum") > 0);
-  assert_true(value_of(text,
-                       "nrd_http_request_duration_seconds_count{route=\"check_failed\"}") == 1);
-  assert_true(value_of(text,
-                       "nrd_http_request_duration_seconds_bucket{route=\"check_failed\",le=\"+Inf\"}") == 1);
+  assert_true(value_of(text, "nrd_http_request_duration_seconds_count{route=\"check_failed\"}") ==
+              1);
+  assert_true(
+      value_of(text,
+               "nrd_http_request_duration_seconds_bucket{route=\"check_failed\",le=\"+Inf\"}") ==
+      1);
   assert_true(value_of(text, "nrd_http_request_duration_seconds_count{route=\"ready\"}") == 0);
   assert_true(value_of(text, "nrd_scheduler_paused") == 0);
   assert_true(value_of(text, "nrd_ready") == 1);

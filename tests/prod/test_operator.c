@@ -26,7 +26,7 @@ static cJSON *run_immediate(struct tu_stack *s)
   long st = 0;
   cJSON *ans = tu_stack_check_failed(s, "{\"immediate\":true}", &st);
   assert_non_null(ans);
-  if(st != 200)
+  if (st != 200)
     fail_msg("check-failed answered %ld", st);
   return ans;
 }
@@ -37,7 +37,7 @@ static int count_actions(const cJSON *answer, const char *action)
   int n = 0;
   cJSON_ArrayForEach(o, cJSON_GetObjectItem(cJSON_GetObjectItem(answer, "result"), "outcomes")) {
     const char *a = nrd_json_str(o, "action");
-    if(a && !strcmp(a, action))
+    if (a && !strcmp(a, action))
       n++;
   }
   return n;
@@ -65,7 +65,7 @@ static const cJSON *row_for(const cJSON *rows, const char *instance_id)
   const cJSON *r;
   cJSON_ArrayForEach(r, rows) {
     const char *id = nrd_json_str(r, "instanceId");
-    if(id && !strcmp(id, instance_id))
+    if (id && !strcmp(id, instance_id))
       return r;
   }
   return NULL;
@@ -80,7 +80,7 @@ static size_t replacements(struct tu_stack *s, const char *base)
   snprintf(prefix, sizeof(prefix), "%s-recreated-", base);
   cJSON_ArrayForEach(inst, all) {
     const char *name = nrd_json_str(inst, "name");
-    if(name && !strncmp(name, prefix, strlen(prefix)))
+    if (name && !strncmp(name, prefix, strlen(prefix)))
       n++;
   }
   cJSON_Delete(all);
@@ -94,10 +94,10 @@ static size_t deletes_of(struct tu_stack *s, const char *instance_id)
   size_t n = nrd_sim_requests(s->sim, &reqs), hits = 0;
   char needle[64];
   snprintf(needle, sizeof(needle), "\"%s\"", instance_id);
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     size_t len = strlen(reqs[i].path);
-    if(len >= 20 && !strcmp(reqs[i].path + len - 20, "/gpu/instance/delete") && reqs[i].body &&
-       strstr(reqs[i].body, needle))
+    if (len >= 20 && !strcmp(reqs[i].path + len - 20, "/gpu/instance/delete") && reqs[i].body &&
+        strstr(reqs[i].body, needle))
       hits++;
   }
   nrd_sim_requests_free(reqs, n);
@@ -119,9 +119,13 @@ static void test_failed_retry_abandon(void **state)
   tu_stack_load(&s, sc);
   cJSON_Delete(sc);
   /* The first create is refused for good. */
-  struct nrd_sim_fault f = {.kind = NRD_SIM_STATUS, .match = "/gpu/instance/create", .status = 400,
-                            .body = "{\"code\":\"INVALID_PARAMS\",\"message\":\"rootfs quota exceeded\"}",
-                            .count = 1};
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_STATUS,
+    .match = "/gpu/instance/create",
+    .status = 400,
+    .body = "{\"code\":\"INVALID_PARAMS\",\"message\":\"rootfs quota exceeded\"}",
+    .count = 1
+  };
   assert_int_equal(nrd_sim_add_fault(s.sim, &f), 0);
   tu_stack_start(&s);
 
@@ -139,7 +143,7 @@ static void test_failed_retry_abandon(void **state)
   assert_non_null(strstr(nrd_json_str(noimage, "lastError"), "imageUrl"));
   const cJSON *refused = NULL, *r;
   cJSON_ArrayForEach(r, failed)
-    if(r != noimage)
+    if (r != noimage)
       refused = r;
   const char *err = nrd_json_str(refused, "lastError");
   assert_non_null(err);
@@ -192,7 +196,7 @@ static void test_failed_retry_abandon(void **state)
 
   /* And a third run changes nothing. */
   size_t creates = nrd_sim_count(s.sim, "POST", "/gpu/instance/create");
-  assert_int_equal(creates, 3);  /* refused, then one per sound instance */
+  assert_int_equal(creates, 3); /* refused, then one per sound instance */
   ans = run_immediate(&s);
   assert_int_equal(tu_result_int(ans, "instancesRecreated"), 0);
   cJSON_Delete(ans);
@@ -214,8 +218,8 @@ static void test_brake_defers_the_rest(void **state)
   (void)state;
   struct tu_stack s;
   const int failed = 10, brake = 4;
-  const int expect_recreated[] = {4, 4, 2};
-  const int expect_deferred[] = {6, 2, 0};
+  const int expect_recreated[] = { 4, 4, 2 };
+  const int expect_deferred[] = { 6, 2, 0 };
 
   tu_stack_init(&s, NULL);
   cJSON *sc = tu_failed_fleet(failed, 3);
@@ -224,7 +228,7 @@ static void test_brake_defers_the_rest(void **state)
   s.cfg.max_recoveries_per_run = (unsigned)brake;
   tu_stack_start(&s);
 
-  for(int run = 0; run < 3; run++) {
+  for (int run = 0; run < 3; run++) {
     cJSON *ans = run_immediate(&s);
     assert_int_equal(tu_result_int(ans, "instancesRecreated"), expect_recreated[run]);
     assert_int_equal(count_actions(ans, "recreated"), expect_recreated[run]);
@@ -234,9 +238,9 @@ static void test_brake_defers_the_rest(void **state)
     cJSON_Delete(ans);
     assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"),
                      expect_recreated[0] + (run > 0 ? expect_recreated[1] : 0) +
-                     (run > 1 ? expect_recreated[2] : 0));
+                         (run > 1 ? expect_recreated[2] : 0));
   }
-  for(int i = 0; i < failed; i++) {
+  for (int i = 0; i < failed; i++) {
     char base[32];
     snprintf(base, sizeof(base), "trainer-%03d", i);
     assert_int_equal(replacements(&s, base), 1);

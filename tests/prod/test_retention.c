@@ -26,7 +26,8 @@ static void put_run(struct nrd_store *st, const char *id, int64_t finished)
   char report[256];
   snprintf(report, sizeof(report),
            "{\"totalChecked\":0,\"failedJobsFound\":0,\"instancesRecreated\":0,\"errors\":0,"
-           "\"deferred\":0,\"dryRun\":false,\"runId\":\"%s\",\"outcomes\":[]}", id);
+           "\"deferred\":0,\"dryRun\":false,\"runId\":\"%s\",\"outcomes\":[]}",
+           id);
   assert_int_equal(nrd_store_run_insert(st, id, "api", false, finished - 60000), NRD_OK);
   assert_int_equal(nrd_store_run_finish(st, id, "done", report, finished), NRD_OK);
 }
@@ -38,21 +39,21 @@ static void put_row(struct nrd_store *st, const char *job, enum nrd_row_state st
   snprintf(name, sizeof(name), "old-%s-recreated-%lld", job, (long long)at);
   assert_int_equal(nrd_store_ledger_insert(st, job, "instanceMigrate", inst, "old", name, at, at),
                    NRD_OK);
-  if(state == NRD_ROW_ABANDONED) {
+  if (state == NRD_ROW_ABANDONED) {
     assert_int_equal(nrd_store_ledger_abandon(st, job, "gone", at), NRD_OK);
     return;
   }
   assert_int_equal(nrd_store_ledger_claim(st, job, "seed", "run_seed", at, 30000, NULL), NRD_OK);
-  struct nrd_ledger_update u = {.state = state, .release = true};
-  if(state == NRD_ROW_CREATED)
+  struct nrd_ledger_update u = { .state = state, .release = true };
+  if (state == NRD_ROW_CREATED)
     u.new_instance_id = "i-new";
   else
     u.last_error = "refused";
   assert_int_equal(nrd_store_ledger_update(st, job, "seed", &u, at), NRD_OK);
-  if(state == NRD_ROW_CREATED) {
+  if (state == NRD_ROW_CREATED) {
     /* A finished recovery: its replacement was seen running (else the run
      * would look at it first). */
-    struct nrd_ledger_started run = {.running = true};
+    struct nrd_ledger_started run = { .running = true };
     assert_int_equal(nrd_store_ledger_started(st, job, &run, at), NRD_OK);
   }
 }
@@ -61,16 +62,19 @@ static void put_event(struct nrd_store *st, const char *id, const char *state, i
 {
   char body[128];
   snprintf(body, sizeof(body), "{\"id\":\"%s\",\"type\":\"run.completed\"}", id);
-  struct nrd_event e = {.id = (char *)id, .type = "run.completed", .body_json = body,
-                        .created_ms = at, .state = "pending"};
+  struct nrd_event e = { .id = (char *)id,
+                         .type = "run.completed",
+                         .body_json = body,
+                         .created_ms = at,
+                         .state = "pending" };
   assert_int_equal(nrd_store_event_insert(st, &e), NRD_OK);
-  if(strcmp(state, "pending"))
+  if (strcmp(state, "pending"))
     assert_int_equal(nrd_store_event_mark(st, id, state, 1, 0, NULL), NRD_OK);
 }
 
 static bool run_exists(struct nrd_store *st, const char *id)
 {
-  struct nrd_run_record rec = {0};
+  struct nrd_run_record rec = { 0 };
   int rc = nrd_store_run_get(st, id, &rec);
   assert_true(rc == NRD_OK || rc == NRD_NONE);
   nrd_run_record_cleanup(&rec);
@@ -79,7 +83,7 @@ static bool run_exists(struct nrd_store *st, const char *id)
 
 static bool row_exists(struct nrd_store *st, const char *job)
 {
-  struct nrd_ledger_row row = {0};
+  struct nrd_ledger_row row = { 0 };
   int rc = nrd_store_ledger_get(st, job, &row);
   assert_true(rc == NRD_OK || rc == NRD_NONE);
   nrd_ledger_row_cleanup(&row);
@@ -92,8 +96,8 @@ static bool event_exists(struct nrd_store *st, const char *id)
   size_t n = 0;
   bool found = false;
   assert_int_equal(nrd_store_event_list(st, NULL, 100000, &ev, &n), NRD_OK);
-  for(size_t i = 0; i < n; i++)
-    if(!strcmp(ev[i].id, id))
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(ev[i].id, id))
       found = true;
   nrd_events_free(ev, n);
   return found;
@@ -120,11 +124,11 @@ static void test_old_records_pruned_after_a_run(void **state)
   put_run(st, "run_recent", recent);
   put_row(st, "job-old-created", NRD_ROW_CREATED, old);
   put_row(st, "job-old-abandoned", NRD_ROW_ABANDONED, old);
-  put_row(st, "job-old-failed", NRD_ROW_FAILED, old);        /* not finished: stays */
+  put_row(st, "job-old-failed", NRD_ROW_FAILED, old); /* not finished: stays */
   put_row(st, "job-recent-created", NRD_ROW_CREATED, recent);
   put_event(st, "evt_old_delivered", "delivered", old);
   put_event(st, "evt_old_dead", "dead", old);
-  put_event(st, "evt_old_pending", "pending", old);          /* still to send: stays */
+  put_event(st, "evt_old_pending", "pending", old); /* still to send: stays */
   put_event(st, "evt_recent_delivered", "delivered", recent);
   /* All there before the run. */
   assert_true(run_exists(st, "run_old"));

@@ -36,7 +36,7 @@ static cJSON *status_of(unsigned port)
 static bool bool_field(const cJSON *o, const char *key)
 {
   const cJSON *b = cJSON_GetObjectItem(o, key);
-  if(!cJSON_IsBool(b))
+  if (!cJSON_IsBool(b))
     fail_msg("field %s is not a boolean", key);
   return cJSON_IsTrue(b);
 }
@@ -47,13 +47,13 @@ static cJSON *wait_run(unsigned port, const char *run_id)
   char path[256];
   snprintf(path, sizeof(path), API "/runs/%s", run_id);
   int64_t until = nrd_mono_ms() + 20000;
-  while(nrd_mono_ms() < until) {
+  while (nrd_mono_ms() < until) {
     long st = 0;
     cJSON *rec = prod_request(port, "GET", path, NULL, &st);
     assert_int_equal(st, 200);
     const char *state = nrd_json_str(rec, "state");
     assert_non_null(state);
-    if(strcmp(state, "running"))
+    if (strcmp(state, "running"))
       return rec;
     cJSON_Delete(rec);
     nrd_sleep_ms(50);
@@ -85,9 +85,9 @@ static void test_disabled_scheduler_trigger_pause_resume(void **state)
   long st = 0;
   int code = -1;
 
-  if(!getenv("NRD_BINARY"))
+  if (!getenv("NRD_BINARY"))
     skip();
-  const char *const extra[] = {"MIGRATION_INTERVAL_MINUTES=0", NULL};
+  const char *const extra[] = { "MIGRATION_INTERVAL_MINUTES=0", NULL };
   prod_world_init(&w, 0, FAILED, 2, extra);
   prod_start_serve(&w, &p, "serve.log");
 
@@ -164,7 +164,7 @@ static void assert_next_run_in(struct tu_stack *s, int64_t lo, int64_t hi)
   assert_true(bool_field(j, "enabled"));
   int64_t next = prod_iso_ms(nrd_json_str(j, "nextRunAt"));
   int64_t ahead = next - nrd_now_ms();
-  if(next < 0 || ahead < lo || ahead > hi)
+  if (next < 0 || ahead < lo || ahead > hi)
     fail_msg("nextRunAt %s is %lld ms ahead; expected %lld..%lld",
              nrd_json_str(j, "nextRunAt") ? nrd_json_str(j, "nextRunAt") : "(none)",
              (long long)ahead, (long long)lo, (long long)hi);
@@ -210,14 +210,14 @@ static void test_one_minute_interval_plans_next_run(void **state)
 
   /* Straight from nrd_scheduler_create, before its thread had a chance to
    * run: the status already announces the next run a minute ahead. */
-  for(int i = 0; i < 50; i++) {
+  for (int i = 0; i < 50; i++) {
     struct nrd_scheduler *own = nrd_scheduler_create(&s.cfg, s.runner);
     char *json = nrd_scheduler_status_json(own);
     int64_t now = nrd_now_ms();
     nrd_scheduler_destroy(own);
     cJSON *o = cJSON_Parse(json);
     int64_t ahead = prod_iso_ms(nrd_json_str(o, "nextRunAt")) - now;
-    if(ahead < 59000 || ahead > 60500)
+    if (ahead < 59000 || ahead > 60500)
       fail_msg("round %d: nextRunAt %s is %lld ms ahead", i, nrd_json_str(o, "nextRunAt"),
                (long long)ahead);
     cJSON_Delete(o);

@@ -46,9 +46,9 @@ static struct tu_stack g_stack;
 /* ---- raw HTTP ---- */
 
 struct raw_answer {
-  long status;        /* 0: the connection closed without an answer */
-  char *head;         /* status line and headers (heap) */
-  char *body;         /* heap, NUL-terminated */
+  long status; /* 0: the connection closed without an answer */
+  char *head;  /* status line and headers (heap) */
+  char *body;  /* heap, NUL-terminated */
   size_t body_len;
 };
 
@@ -100,7 +100,7 @@ static void send_all(int fd, const char *data, size_t len)
   for (size_t off = 0; off < len;) {
     ssize_t w = send(fd, data + off, len - off, MSG_NOSIGNAL);
     if (w <= 0)
-      return;  /* the server may close early (413, 401): fine */
+      return; /* the server may close early (413, 401): fine */
     off += (size_t)w;
   }
 }
@@ -181,25 +181,27 @@ static void assert_json_error(const struct raw_answer *a, const char *code, cons
 
 struct bad_case {
   const char *name;
-  const char *raw;     /* the whole request; NUL bytes spelled as "\\0" are not used:
+  const char *raw; /* the whole request; NUL bytes spelled as "\\0" are not used:
                           len gives the size when non-zero */
   size_t len;
-  long status;         /* CLOSED: no answer, the connection closed */
-  const char *code;    /* our error code, or NULL (success, or not our answer) */
+  long status;      /* CLOSED: no answer, the connection closed */
+  const char *code; /* our error code, or NULL (success, or not our answer) */
 };
 
-#define REQ(method, path, headers) method " " path " HTTP/1.1\r\nHost: 127.0.0.1\r\n" \
-  "Connection: close\r\n" headers "\r\n"
-#define POST_CF(headers, body) "POST " CF " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" \
-  AUTH headers "Content-Length: " body
+#define REQ(method, path, headers)                   \
+  method " " path " HTTP/1.1\r\nHost: 127.0.0.1\r\n" \
+         "Connection: close\r\n" headers "\r\n"
+#define POST_CF(headers, body)                                                    \
+  "POST " CF " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" AUTH headers \
+  "Content-Length: " body
 
 /* POST check-failed with a JSON body of the given text (Content-Length set
  * by post_body below). */
 struct body_case {
   const char *name;
   const char *body;
-  size_t len;          /* 0: strlen */
-  const char *ctype;   /* NULL: application/json */
+  size_t len;        /* 0: strlen */
+  const char *ctype; /* NULL: application/json */
   long status;
   const char *code;
 };
@@ -213,8 +215,9 @@ static const struct body_case body_cases[] = {
   { "garbage after the object", "{\"dryRun\":true}xyz", 0, NULL, 400, "INVALID_JSON" },
   { "NUL after the object", "{\"dryRun\":true}\0", 16, NULL, 400, "INVALID_JSON" },
   { "whitespace only", "   \r\n", 0, NULL, 400, "INVALID_JSON" },
-  { "65 levels deep", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-                      "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+  { "65 levels deep",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
     0, NULL, 400, "INVALID_JSON" },
   { "a string", "\"dryRun\"", 0, NULL, 400, "INVALID_BODY" },
   { "null", "null", 0, NULL, 400, "INVALID_BODY" },
@@ -238,8 +241,8 @@ static const struct body_case body_cases[] = {
   { "json-patch type", "{\"dryRun\":true}", 0, "application/json-patch+json", 415,
     "UNSUPPORTED_MEDIA_TYPE" },
   { "empty content type", "{\"dryRun\":true}", 0, "", 415, "UNSUPPORTED_MEDIA_TYPE" },
-  { "json with parameters (accepted)", "{\"dryRun\":true}", 0,
-    "Application/JSON ; charset=utf-8", 202, NULL },
+  { "json with parameters (accepted)", "{\"dryRun\":true}", 0, "Application/JSON ; charset=utf-8",
+    202, NULL },
 };
 
 static void post_body(const struct body_case *c, struct raw_answer *a)
@@ -248,8 +251,9 @@ static void post_body(const struct body_case *c, struct raw_answer *a)
   struct nrd_buf req;
 
   nrd_buf_init(&req);
-  nrd_buf_printf(&req, "POST " CF " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" AUTH
-                       "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+  nrd_buf_printf(&req,
+                 "POST " CF " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" AUTH
+                 "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
                  c->ctype ? c->ctype : "application/json", len);
   nrd_buf_append(&req, c->body, len);
   raw_exchange(req.data, req.len, a);
@@ -284,19 +288,17 @@ static const struct bad_case raw_cases[] = {
     "PAYLOAD_TOO_LARGE" },
   { "Content-Length of 10 GB", POST_CF(JSON_CT, "10000000000\r\n\r\n{}"), 0, 413,
     "PAYLOAD_TOO_LARGE" },
-  { "Content-Length overflowing 64 bits",
-    POST_CF(JSON_CT, "99999999999999999999999\r\n\r\n{}"), 0, 413, NULL },
+  { "Content-Length overflowing 64 bits", POST_CF(JSON_CT, "99999999999999999999999\r\n\r\n{}"), 0,
+    413, NULL },
   { "negative Content-Length", POST_CF(JSON_CT, "-1\r\n\r\n{}"), 0, 400, NULL },
-  { "Content-Length not a number", POST_CF(JSON_CT, "abc\r\n\r\n{}"), 0, 400,
-    NULL },
-  { "two different Content-Lengths", POST_CF(JSON_CT "Content-Length: 5\r\n", "2\r\n\r\n{}"),
-    0, 400, "BAD_FRAMING" },
+  { "Content-Length not a number", POST_CF(JSON_CT, "abc\r\n\r\n{}"), 0, 400, NULL },
+  { "two different Content-Lengths", POST_CF(JSON_CT "Content-Length: 5\r\n", "2\r\n\r\n{}"), 0,
+    400, "BAD_FRAMING" },
   { "chunked with a bad chunk size",
-    REQ("POST", CF, AUTH JSON_CT "Transfer-Encoding: chunked\r\n") "zz\r\n{}\r\n0\r\n\r\n", 0,
-    400, NULL },
-  { "unknown transfer coding",
-    REQ("POST", CF, AUTH JSON_CT "Transfer-Encoding: gzip\r\n") "{}", 0, 501,
-    "NOT_IMPLEMENTED" },
+    REQ("POST", CF, AUTH JSON_CT "Transfer-Encoding: chunked\r\n") "zz\r\n{}\r\n0\r\n\r\n", 0, 400,
+    NULL },
+  { "unknown transfer coding", REQ("POST", CF, AUTH JSON_CT "Transfer-Encoding: gzip\r\n") "{}", 0,
+    501, "NOT_IMPLEMENTED" },
   /* methods */
   { "GET on check-failed", REQ("GET", CF, AUTH), 0, 405, "METHOD_NOT_ALLOWED" },
   { "PUT on check-failed", REQ("PUT", CF, AUTH "Content-Length: 0\r\n"), 0, 405,
@@ -312,27 +314,24 @@ static const struct bad_case raw_cases[] = {
   { "no Authorization", REQ("GET", API "/recoveries", ""), 0, 401, "UNAUTHORIZED" },
   { "wrong token", REQ("GET", API "/recoveries", "Authorization: Bearer nope\r\n"), 0, 401,
     "UNAUTHORIZED" },
-  { "token with a suffix",
-    REQ("GET", API "/recoveries", "Authorization: Bearer " TOKEN "x\r\n"), 0, 401,
-    "UNAUTHORIZED" },
-  { "token prefix only",
-    REQ("GET", API "/recoveries", "Authorization: Bearer bad-input-suite\r\n"), 0, 401,
-    "UNAUTHORIZED" },
-  { "Bearer without a token", REQ("GET", API "/recoveries", "Authorization: Bearer\r\n"), 0,
+  { "token with a suffix", REQ("GET", API "/recoveries", "Authorization: Bearer " TOKEN "x\r\n"), 0,
     401, "UNAUTHORIZED" },
-  { "Basic scheme", REQ("GET", API "/recoveries", "Authorization: Basic " TOKEN "\r\n"), 0,
+  { "token prefix only", REQ("GET", API "/recoveries", "Authorization: Bearer bad-input-suite\r\n"),
+    0, 401, "UNAUTHORIZED" },
+  { "Bearer without a token", REQ("GET", API "/recoveries", "Authorization: Bearer\r\n"), 0, 401,
+    "UNAUTHORIZED" },
+  { "Basic scheme", REQ("GET", API "/recoveries", "Authorization: Basic " TOKEN "\r\n"), 0, 401,
+    "UNAUTHORIZED" },
+  { "401 before a 1 MB body is read", REQ("POST", CF, JSON_CT "Content-Length: 1000000\r\n"), 0,
     401, "UNAUTHORIZED" },
-  { "401 before a 1 MB body is read",
-    REQ("POST", CF, JSON_CT "Content-Length: 1000000\r\n"), 0, 401, "UNAUTHORIZED" },
   { "lower-case bearer scheme (accepted)",
     REQ("GET", API "/recoveries", "Authorization: bearer " TOKEN "\r\n"), 0, 200, NULL },
   /* libmicrohttpd's lenient mode serves this; the proxy always sends Host */
-  { "no Host in HTTP/1.1 (served)", "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
-    0, 200, NULL },
-  { "header line without a colon", REQ("GET", "/health", "NoColonHere\r\n"), 0,
-    400, NULL },
-  { "header name with a space (not a token: refused)", REQ("GET", "/health", "Bad Name: x\r\n"),
-    0, 400, "BAD_FRAMING" },
+  { "no Host in HTTP/1.1 (served)", "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", 0, 200,
+    NULL },
+  { "header line without a colon", REQ("GET", "/health", "NoColonHere\r\n"), 0, 400, NULL },
+  { "header name with a space (not a token: refused)", REQ("GET", "/health", "Bad Name: x\r\n"), 0,
+    400, "BAD_FRAMING" },
   { "garbage X-Forwarded-For", REQ("GET", "/health", "X-Forwarded-For: ::::,,,zz, 999.1.1.1\r\n"),
     0, 200, NULL },
   { "odd X-Request-Id", REQ("GET", "/health", "X-Request-Id: \"><script>\r\n"), 0, 200, NULL },
@@ -349,15 +348,18 @@ static const struct bad_case raw_cases[] = {
   { "double slash", REQ("GET", "//health", ""), 0, 404, "NOT_FOUND" },
   { "trailing slash", REQ("GET", "/health/", ""), 0, 404, "NOT_FOUND" },
   { "backslash", REQ("GET", "/api\\..\\health", ""), 0, 404, "NOT_FOUND" },
-  { "raw UTF-8", REQ("GET", "/h\xc3\xa9" "alth", ""), 0, 404, "NOT_FOUND" },
+  { "raw UTF-8",
+    REQ("GET",
+        "/h\xc3\xa9"
+        "alth",
+        ""),
+    0, 404, "NOT_FOUND" },
   { "encoded right-to-left mark in a run id", REQ("GET", API "/runs/%E2%80%AE", AUTH), 0, 404,
     "NOT_FOUND" },
   { "absolute-form target", REQ("GET", "http://127.0.0.1/health", ""), 0, 404, "NOT_FOUND" },
   { "asterisk target", REQ("OPTIONS", "*", ""), 0, 404, "NOT_FOUND" },
-  { "bad escape in a query value", REQ("GET", API "/recoveries?state=%zz", AUTH), 0, 400,
-    NULL },
-  { "NUL in a query value", REQ("GET", API "/events?since=%00", AUTH), 0, 400,
-    "INVALID_QUERY" },
+  { "bad escape in a query value", REQ("GET", API "/recoveries?state=%zz", AUTH), 0, 400, NULL },
+  { "NUL in a query value", REQ("GET", API "/events?since=%00", AUTH), 0, 400, "INVALID_QUERY" },
   { "query junk on /health", REQ("GET", "/health?%%%&&==", ""), 0, 200, NULL },
   /* request lines */
   { "garbage request line", "GARBAGE\r\n\r\n", 0, CLOSED, NULL },
@@ -365,11 +367,11 @@ static const struct bad_case raw_cases[] = {
   { "HTTP/9.9", "GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 0, 505, NULL },
   { "NUL in the request line (path cut there)", "GET /he\0alth HTTP/1.1\r\nHost: x\r\n\r\n", 34,
     404, "NOT_FOUND" },
-  { "TLS hello on the plain port", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11,
-    CLOSED, NULL },
+  { "TLS hello on the plain port", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, CLOSED,
+    NULL },
   { "only line breaks", "\r\n\r\n\r\n", 0, CLOSED, NULL },
-  { "bare LF line ends (served)", "GET /health HTTP/1.1\nHost: x\nConnection: close\n\n", 0,
-    200, NULL },
+  { "bare LF line ends (served)", "GET /health HTTP/1.1\nHost: x\nConnection: close\n\n", 0, 200,
+    NULL },
 };
 
 static void test_raw(void **state)
@@ -657,7 +659,7 @@ static void test_per_address_limit(void **state)
     if (r > 12 && strncmp(buf, "HTTP/1.1 200", 12) == 0)
       answered++;
   }
-  assert_health();  /* another address: served */
+  assert_health(); /* another address: served */
   for (int i = 0; i < N; i++)
     close(fds[i]);
   assert_int_equal(answered, 256);
@@ -675,8 +677,8 @@ static int setup(void **state)
   tu_stack_load(&g_stack, fleet);
   cJSON_Delete(fleet);
   g_stack.cfg.max_body_bytes = MAX_BODY;
-  g_stack.cfg.http_max_connections_per_ip = 256;  /* the many-connection tests below */
-  g_stack.cfg.migration_dry_run = true;  /* accepted check-failed calls change nothing */
+  g_stack.cfg.http_max_connections_per_ip = 256; /* the many-connection tests below */
+  g_stack.cfg.migration_dry_run = true;          /* accepted check-failed calls change nothing */
   free(g_stack.cfg.api_token);
   g_stack.cfg.api_token = nrd_xstrdup(TOKEN);
   tu_stack_start(&g_stack);

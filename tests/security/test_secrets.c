@@ -43,14 +43,14 @@
 #define CONNECT_PW "connpw-" INFIX "g3h4i5j6"
 
 static const char *const secrets[] = {
-  NV_KEY, NV_INTERNAL_KEY, API_TOKEN_V, WH_SECRET, ENV_VAL, ENV_VAL2, IMG_AUTH, SSH_PW,
-  CONNECT_PW, INFIX,
+  NV_KEY,   NV_INTERNAL_KEY, API_TOKEN_V, WH_SECRET,  ENV_VAL,
+  ENV_VAL2, IMG_AUTH,        SSH_PW,      CONNECT_PW, INFIX,
 };
 
 static struct tu_stack g_stack;
 static char g_logpath[600];
 static int g_logfd = -1;
-static struct nrd_buf g_seen;     /* every response, headers and body */
+static struct nrd_buf g_seen; /* every response, headers and body */
 static int g_responses;
 
 /* ---- requests ---- */
@@ -209,8 +209,8 @@ static void test_scenarios(void **state)
   assert_string_equal(nrd_json_str(o, "action"), "planned");
   const cJSON *req = cJSON_GetObjectItem(o, "request");
   assert_string_equal(nrd_json_str(req, "imageAuthId"), "***");
-  assert_string_equal(nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(req, "envs"), 0),
-                                   "value"), "***");
+  assert_string_equal(
+      nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(req, "envs"), 0), "value"), "***");
   cJSON_Delete(j);
 
   /* background dry run and its record */
@@ -245,16 +245,18 @@ static void test_scenarios(void **state)
   static const char echo[] =
       "{\"code\":\"INVALID_PARAMS\",\"message\":\"rejected env DB_PASSWORD=" ENV_VAL
       " with key " NV_KEY " auth " IMG_AUTH "\",\"reason\":\"" ENV_VAL2 "\"}";
-  static const char echo_key[] =
-      "{\"message\":\"key " NV_KEY " or " NV_INTERNAL_KEY " refused\"}";
+  static const char echo_key[] = "{\"message\":\"key " NV_KEY " or " NV_INTERNAL_KEY " refused\"}";
   static const char html_echo[] =
       "<html><body>Bearer " NV_KEY " / " ENV_VAL " / " IMG_AUTH "</body></html>";
-  struct nrd_sim_fault create_400 = { .kind = NRD_SIM_STATUS, .match = "instance/create",
-                                      .status = 400, .body = echo, .count = 1 };
-  struct nrd_sim_fault create_409 = { .kind = NRD_SIM_STATUS, .match = "instance/create",
-                                      .status = 409, .body = html_echo, .count = 1 };
-  struct nrd_sim_fault delete_403 = { .kind = NRD_SIM_STATUS, .match = "instance/delete",
-                                      .status = 403, .body = echo_key, .count = 1 };
+  struct nrd_sim_fault create_400 = {
+    .kind = NRD_SIM_STATUS, .match = "instance/create", .status = 400, .body = echo, .count = 1
+  };
+  struct nrd_sim_fault create_409 = {
+    .kind = NRD_SIM_STATUS, .match = "instance/create", .status = 409, .body = html_echo, .count = 1
+  };
+  struct nrd_sim_fault delete_403 = {
+    .kind = NRD_SIM_STATUS, .match = "instance/delete", .status = 403, .body = echo_key, .count = 1
+  };
   assert_int_equal(nrd_sim_add_fault(g_stack.sim, &create_400), 0);
   assert_int_equal(nrd_sim_add_fault(g_stack.sim, &create_409), 0);
   assert_int_equal(nrd_sim_add_fault(g_stack.sim, &delete_403), 0);
@@ -266,8 +268,9 @@ static void test_scenarios(void **state)
 
   /* the listing itself refused with an echo: 502 */
   load_fleet("i-list", 1);
-  struct nrd_sim_fault list_401 = { .kind = NRD_SIM_STATUS, .match = "gpu/instances",
-                                    .status = 401, .body = echo_key };
+  struct nrd_sim_fault list_401 = {
+    .kind = NRD_SIM_STATUS, .match = "gpu/instances", .status = 401, .body = echo_key
+  };
   assert_int_equal(nrd_sim_add_fault(g_stack.sim, &list_401), 0);
   j = api("POST", API "/check-failed", "{\"immediate\":true}", &st);
   assert_int_equal(st, 502);
@@ -275,8 +278,9 @@ static void test_scenarios(void **state)
   nrd_sim_clear_faults(g_stack.sim);
 
   /* jobs answered with a page of secrets in odd places */
-  struct nrd_sim_fault jobs_html = { .kind = NRD_SIM_STATUS, .match = "/v1/jobs",
-                                     .status = 200, .body = html_echo };
+  struct nrd_sim_fault jobs_html = {
+    .kind = NRD_SIM_STATUS, .match = "/v1/jobs", .status = 200, .body = html_echo
+  };
   assert_int_equal(nrd_sim_add_fault(g_stack.sim, &jobs_html), 0);
   j = api("POST", API "/check-failed", "{\"immediate\":true,\"dryRun\":true}", &st);
   assert_true(st == 200 || st == 502);
@@ -285,9 +289,16 @@ static void test_scenarios(void **state)
 
   /* everything an operator can read back */
   static const char *const reads[] = {
-    API "/recoveries", API "/recoveries?state=failed", API "/recoveries?state=created",
-    API "/recoveries?state=abandoned", API "/events", API "/events?limit=1000",
-    API "/scheduler/status", "/health", "/ready", "/metrics",
+    API "/recoveries",
+    API "/recoveries?state=failed",
+    API "/recoveries?state=created",
+    API "/recoveries?state=abandoned",
+    API "/events",
+    API "/events?limit=1000",
+    API "/scheduler/status",
+    "/health",
+    "/ready",
+    "/metrics",
   };
   for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
     j = api("GET", reads[i], NULL, &st);
@@ -314,7 +325,7 @@ static void test_scan(void **state)
   size_t len;
   char *log;
 
-  nrd_sleep_ms(200);  /* the last access lines are written at completion */
+  nrd_sleep_ms(200); /* the last access lines are written at completion */
   log = read_file(g_logpath, &len);
   assert_non_null(strstr(log, "\"msg\":\"request\""));
   assert_non_null(strstr(log, "\"level\":\"warn\""));
@@ -362,7 +373,7 @@ static void test_binary(void **state)
     setenv("API_TOKEN", API_TOKEN_V, 1);
     setenv("WEBHOOK_URL", "http://127.0.0.1:1/hook", 1);
     setenv("WEBHOOK_SECRET", WH_SECRET, 1);
-    setenv("WATCH_INTERVAL_SECONDS", "0", 1);  /* the POST below recovers them */
+    setenv("WATCH_INTERVAL_SECONDS", "0", 1); /* the POST below recovers them */
     setenv("MIGRATION_INTERVAL_MINUTES", "0", 1);
     setenv("NOVITA_RATE_LIMIT_RPS", "0", 1);
     setenv("LOG_LEVEL", "debug", 1);
@@ -397,7 +408,7 @@ static void test_binary(void **state)
   assert_int_equal(st, 200);
   assert_int_equal(tu_result_int(j, "instancesRecreated"), 2);
   cJSON_Delete(j);
-  nrd_sleep_ms(300);  /* the webhook sender tries (and fails) to deliver */
+  nrd_sleep_ms(300); /* the webhook sender tries (and fails) to deliver */
 
   kill(pid, SIGTERM);
   int wst = 0;
@@ -406,7 +417,7 @@ static void test_binary(void **state)
   assert_int_equal(WEXITSTATUS(wst), 0);
 
   out = read_file(out_path, &len);
-  assert_non_null(strstr(out, "\"***\""));  /* the dump printed the secrets masked */
+  assert_non_null(strstr(out, "\"***\"")); /* the dump printed the secrets masked */
   assert_non_null(strstr(out, "\"msg\":\"request\""));
   assert_clean("the binary's output", out, len);
   assert_clean("a response", g_seen.data, g_seen.len);

@@ -20,7 +20,7 @@
 #define KEY "k-test"
 #define INTERNAL_KEY "k-internal"
 
-static const char *const AUTH[] = {"Authorization: Bearer " KEY, NULL};
+static const char *const AUTH[] = { "Authorization: Bearer " KEY, NULL };
 
 struct fx {
   struct nrd_sim *sim;
@@ -31,7 +31,7 @@ struct fx {
 static struct fx *start(const struct nrd_sim_options *opt, size_t fleet, size_t failed)
 {
   struct fx *f = nrd_xcalloc(1, sizeof *f);
-  struct nrd_sim_options defaults = {.api_key = KEY, .internal_api_key = INTERNAL_KEY};
+  struct nrd_sim_options defaults = { .api_key = KEY, .internal_api_key = INTERNAL_KEY };
   char err[128];
   cJSON *sc;
   char *text;
@@ -121,8 +121,9 @@ static void test_pagination_base1(void **state)
 
 static void test_pagination_base0_cap(void **state)
 {
-  struct nrd_sim_options o = {.api_key = KEY, .page_base = 0, .page_base_set = true,
-                              .page_cap = 7};
+  struct nrd_sim_options o = {
+    .api_key = KEY, .page_base = 0, .page_base_set = true, .page_cap = 7
+  };
   struct fx *f = start(&o, 25, 0);
   long st;
   cJSON *j = call(f, "GET", "/v1/gpu/instances?pageNum=0&pageSize=10", NULL, &st);
@@ -165,8 +166,8 @@ static void test_instance_shape_and_filters(void **state)
   assert_non_null(nrd_json_str(inst, "imageUrl"));
   assert_string_equal(nrd_json_str(inst, "clusterName"), "CN-HK-01 (Hong Kong)");
   /* every fifth instance lacks productId */
-  assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "instances"), 4),
-                                  "productId"));
+  assert_null(
+      cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "instances"), 4), "productId"));
   cJSON_Delete(j);
 
   j = call(f, "GET", "/v1/gpu/instances?pageSize=100&status=migrating", NULL, &st);
@@ -183,8 +184,8 @@ static void test_instance_shape_and_filters(void **state)
 static void test_auth(void **state)
 {
   struct fx *f = start(NULL, 3, 1);
-  const char *const wrong[] = {"Authorization: Bearer nope", NULL};
-  const char *const internal[] = {"Authorization: Bearer " INTERNAL_KEY, NULL};
+  const char *const wrong[] = { "Authorization: Bearer nope", NULL };
+  const char *const internal[] = { "Authorization: Bearer " INTERNAL_KEY, NULL };
   char url[256];
   struct tu_resp r;
   cJSON *j;
@@ -270,7 +271,7 @@ static void test_job_state_and_one_instance(void **state)
   cJSON *j = call(f, "GET", "/v1/jobs?type=autoInstanceMigrate&state=fail", NULL, &st);
   assert_int_equal(st, 200);
   assert_true(nrd_json_i64(j, "total", &total));
-  assert_int_equal(total, 1);  /* i-0's failure; i-4's success is not listed */
+  assert_int_equal(total, 1); /* i-0's failure; i-4's success is not listed */
   cJSON_Delete(j);
 
   j = call(f, "GET", "/v1/gpu/instance?instanceId=i-5", NULL, &st);
@@ -309,7 +310,7 @@ static void test_rate_limit(void **state)
   struct fx *f = start(NULL, 3, 0);
   long st;
   nrd_sim_set_rate_limit(f->sim, 3);
-  for(int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++)
     cJSON_Delete(call(f, "GET", "/v1/gpu/instances", NULL, &st));
   assert_int_equal(st, 200);
   struct tu_resp r;
@@ -356,12 +357,15 @@ static void test_clusters_and_products_in_cluster(void **state)
   struct fx *f = start(NULL, 0, 0);
   long st;
   (void)state;
-  assert_int_equal(nrd_sim_load(f->sim,
-      "{\"clusters\":[{\"id\":\"c-hk\",\"name\":\"CN-HK-01 (Hong Kong)\"},"
-      "{\"id\":\"c-us\",\"name\":\"US-CA-01 (California)\",\"supportNetworkStorage\":false}],"
-      "\"products\":[{\"id\":\"p-hk\",\"name\":\"RTX 4090 24GB\",\"availableDeploy\":true,"
-      "\"regions\":[\"CN-HK-01 (Hong Kong)\"]},{\"id\":\"p-any\",\"name\":\"H100\","
-      "\"availableDeploy\":true,\"regions\":[]}]}"), 0);
+  assert_int_equal(
+      nrd_sim_load(
+          f->sim,
+          "{\"clusters\":[{\"id\":\"c-hk\",\"name\":\"CN-HK-01 (Hong Kong)\"},"
+          "{\"id\":\"c-us\",\"name\":\"US-CA-01 (California)\",\"supportNetworkStorage\":false}],"
+          "\"products\":[{\"id\":\"p-hk\",\"name\":\"RTX 4090 24GB\",\"availableDeploy\":true,"
+          "\"regions\":[\"CN-HK-01 (Hong Kong)\"]},{\"id\":\"p-any\",\"name\":\"H100\","
+          "\"availableDeploy\":true,\"regions\":[]}]}"),
+      0);
   cJSON *j = call(f, "GET", "/v1/clusters", NULL, &st);
   assert_int_equal(st, 200);
   const cJSON *data = cJSON_GetObjectItem(j, "data");
@@ -378,12 +382,12 @@ static void test_clusters_and_products_in_cluster(void **state)
   assert_int_equal(list_len(j, "data"), 2);
   cJSON_Delete(j);
   j = call(f, "GET", "/v1/products?clusterId=c-us", NULL, &st);
-  assert_int_equal(list_len(j, "data"), 1);   /* p-hk is not offered there */
+  assert_int_equal(list_len(j, "data"), 1); /* p-hk is not offered there */
   assert_string_equal(nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "id"),
                       "p-any");
   cJSON_Delete(j);
   j = call(f, "GET", "/v1/products?clusterId=c-unknown", NULL, &st);
-  assert_int_equal(list_len(j, "data"), 2);   /* a cluster not listed filters nothing */
+  assert_int_equal(list_len(j, "data"), 2); /* a cluster not listed filters nothing */
   cJSON_Delete(j);
   stop(f);
 }
@@ -423,10 +427,10 @@ static void test_create(void **state)
   assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(pm, 0), "port")->valueint, 8080);
   assert_string_equal(nrd_json_str(cJSON_GetArrayItem(pm, 0), "type"), "http");
   assert_string_equal(nrd_json_str(cJSON_GetArrayItem(pm, 1), "type"), "tcp");
-  assert_string_equal(nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(inst, "envs"), 0),
-                                   "value"), "b c");
-  assert_string_equal(nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(inst,
-                                   "volumeMounts"), 0), "id"), "ns-1");
+  assert_string_equal(
+      nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(inst, "envs"), 0), "value"), "b c");
+  assert_string_equal(
+      nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(inst, "volumeMounts"), 0), "id"), "ns-1");
   cJSON_Delete(all);
   cJSON_Delete(j);
   stop(f);
@@ -434,7 +438,7 @@ static void test_create(void **state)
 
 static void test_create_new_status(void **state)
 {
-  struct nrd_sim_options o = {.api_key = KEY, .new_status = "pulling"};
+  struct nrd_sim_options o = { .api_key = KEY, .new_status = "pulling" };
   struct fx *f = start(&o, 0, 0);
   long st;
   cJSON *j = call(f, "POST", "/v1/gpu/instance/create", VALID_CREATE, &st);
@@ -450,27 +454,27 @@ static void test_create_new_status(void **state)
 static void test_create_invalid(void **state)
 {
   static const char *const bad[] = {
-      "{\"productId\":\"p\",\"gpuNum\":0,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
-      "{\"productId\":\"p\",\"gpuNum\":9,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
-      "{\"productId\":\"p\",\"gpuNum\":\"1\",\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":9,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"kind\":\"gpu\"}",
-      "{\"productId\":\"\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"tpu\"}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
-      "\"ports\":\"8080:http\"}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
-      "\"ports\":[\"8080/http\"]}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
-      "\"ports\":\"80/udp\"}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
-      "\"dry_run\":true}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
-      "\"envs\":[{\"key\":\"A\"}]}",
-      "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
-      "\"billingMode\":\"free\"}",
-      "[1]",
-      "not json",
+    "{\"productId\":\"p\",\"gpuNum\":0,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
+    "{\"productId\":\"p\",\"gpuNum\":9,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
+    "{\"productId\":\"p\",\"gpuNum\":\"1\",\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":9,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"kind\":\"gpu\"}",
+    "{\"productId\":\"\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\"}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"tpu\"}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
+    "\"ports\":\"8080:http\"}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
+    "\"ports\":[\"8080/http\"]}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
+    "\"ports\":\"80/udp\"}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
+    "\"dry_run\":true}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
+    "\"envs\":[{\"key\":\"A\"}]}",
+    "{\"productId\":\"p\",\"gpuNum\":1,\"rootfsSize\":50,\"imageUrl\":\"x\",\"kind\":\"gpu\","
+    "\"billingMode\":\"free\"}",
+    "[1]",
+    "not json",
   };
   struct fx *f = start(NULL, 0, 0);
   long st;
@@ -502,9 +506,11 @@ static void test_check_create_request(void **state)
   assert_false(tu_check_create_request(req, why, sizeof why));
   assert_non_null(strstr(why, "envs"));
   cJSON_DeleteItemFromObject(req, "envs");
-  cJSON_ReplaceItemInObject(req, "ports", cJSON_CreateString(
-      "1/tcp,2/tcp,3/tcp,4/tcp,5/tcp,6/tcp,7/tcp,8/tcp,9/tcp,10/tcp,11/tcp,12/tcp,13/tcp,"
-      "14/tcp,15/tcp,16/tcp"));
+  cJSON_ReplaceItemInObject(
+      req, "ports",
+      cJSON_CreateString(
+          "1/tcp,2/tcp,3/tcp,4/tcp,5/tcp,6/tcp,7/tcp,8/tcp,9/tcp,10/tcp,11/tcp,12/tcp,13/tcp,"
+          "14/tcp,15/tcp,16/tcp"));
   assert_false(tu_check_create_request(req, why, sizeof why));
   cJSON_DeleteItemFromObject(req, "ports");
   cJSON_ReplaceItemInObject(req, "rootfsSize", cJSON_CreateNumber(6145));
@@ -571,11 +577,17 @@ static int raw_list(struct fx *f, struct tu_resp *r)
 static void test_fault_status_and_count(void **state)
 {
   struct fx *f = start(NULL, 3, 0);
-  struct nrd_sim_fault ft = {.kind = NRD_SIM_STATUS, .match = "instances", .status = 503,
-                             .count = 1};
-  struct nrd_sim_fault other = {.kind = NRD_SIM_STATUS, .match = "delete", .status = 500};
-  struct nrd_sim_fault custom = {.kind = NRD_SIM_STATUS, .match = "jobs", .status = 400,
-                                 .body = "{\"code\":400,\"reason\":\"INSUFFICIENT_RESOURCE\",\"message\":\"full\",\"metadata\":{}}"};
+  struct nrd_sim_fault ft = {
+    .kind = NRD_SIM_STATUS, .match = "instances", .status = 503, .count = 1
+  };
+  struct nrd_sim_fault other = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 500 };
+  struct nrd_sim_fault custom = {
+    .kind = NRD_SIM_STATUS,
+    .match = "jobs",
+    .status = 400,
+    .body =
+        "{\"code\":400,\"reason\":\"INSUFFICIENT_RESOURCE\",\"message\":\"full\",\"metadata\":{}}"
+  };
   struct tu_resp r;
   long st;
   cJSON *j;
@@ -611,7 +623,7 @@ static void test_fault_status_and_count(void **state)
 static void test_fault_retry_after(void **state)
 {
   struct fx *f = start(NULL, 3, 0);
-  struct nrd_sim_fault ft = {.kind = NRD_SIM_RETRY_AFTER, .retry_after = "2"};
+  struct nrd_sim_fault ft = { .kind = NRD_SIM_RETRY_AFTER, .retry_after = "2" };
   struct tu_resp r;
   char *ra;
   cJSON *j;
@@ -632,10 +644,12 @@ static void test_fault_retry_after(void **state)
 static void test_fault_delays_and_latency(void **state)
 {
   struct fx *f = start(NULL, 3, 0);
-  struct nrd_sim_fault delay = {.kind = NRD_SIM_DELAY, .match = "instances", .delay_ms = 300,
-                                .count = 1};
-  struct nrd_sim_fault apply = {.kind = NRD_SIM_APPLY_THEN_DELAY, .match = "delete",
-                                .delay_ms = 300, .count = 1};
+  struct nrd_sim_fault delay = {
+    .kind = NRD_SIM_DELAY, .match = "instances", .delay_ms = 300, .count = 1
+  };
+  struct nrd_sim_fault apply = {
+    .kind = NRD_SIM_APPLY_THEN_DELAY, .match = "delete", .delay_ms = 300, .count = 1
+  };
   struct tu_resp r;
   int64_t t0;
   long st;
@@ -669,7 +683,7 @@ static void test_fault_bodies(void **state)
 {
   struct fx *f = start(NULL, 3, 0);
   struct tu_resp normal, r;
-  struct nrd_sim_fault ft = {.kind = NRD_SIM_HTML, .status = 502};
+  struct nrd_sim_fault ft = { .kind = NRD_SIM_HTML, .status = 502 };
   char *ct;
   cJSON *j;
 
@@ -685,7 +699,7 @@ static void test_fault_bodies(void **state)
   tu_resp_cleanup(&r);
   nrd_sim_clear_faults(f->sim);
 
-  ft = (struct nrd_sim_fault){.kind = NRD_SIM_TRUNCATED};
+  ft = (struct nrd_sim_fault){ .kind = NRD_SIM_TRUNCATED };
   nrd_sim_add_fault(f->sim, &ft);
   assert_int_equal(raw_list(f, &r), 0);
   assert_int_equal(r.status, 200);
@@ -695,14 +709,14 @@ static void test_fault_bodies(void **state)
   tu_resp_cleanup(&r);
   nrd_sim_clear_faults(f->sim);
 
-  ft = (struct nrd_sim_fault){.kind = NRD_SIM_MALFORMED};
+  ft = (struct nrd_sim_fault){ .kind = NRD_SIM_MALFORMED };
   nrd_sim_add_fault(f->sim, &ft);
   assert_int_equal(raw_list(f, &r), 0);
   assert_string_equal(r.body, "{not json");
   tu_resp_cleanup(&r);
   nrd_sim_clear_faults(f->sim);
 
-  ft = (struct nrd_sim_fault){.kind = NRD_SIM_EMPTY};
+  ft = (struct nrd_sim_fault){ .kind = NRD_SIM_EMPTY };
   nrd_sim_add_fault(f->sim, &ft);
   assert_int_equal(raw_list(f, &r), 0);
   assert_int_equal(r.status, 200);
@@ -710,7 +724,7 @@ static void test_fault_bodies(void **state)
   tu_resp_cleanup(&r);
   nrd_sim_clear_faults(f->sim);
 
-  ft = (struct nrd_sim_fault){.kind = NRD_SIM_OVERSIZED, .size = 3 * 1024 * 1024 + 7};
+  ft = (struct nrd_sim_fault){ .kind = NRD_SIM_OVERSIZED, .size = 3 * 1024 * 1024 + 7 };
   nrd_sim_add_fault(f->sim, &ft);
   assert_int_equal(raw_list(f, &r), 0);
   assert_int_equal(r.body_len, 3 * 1024 * 1024 + 7);
@@ -721,7 +735,7 @@ static void test_fault_bodies(void **state)
   tu_resp_cleanup(&r);
   nrd_sim_clear_faults(f->sim);
 
-  ft = (struct nrd_sim_fault){.kind = NRD_SIM_DEEP, .size = 5000};
+  ft = (struct nrd_sim_fault){ .kind = NRD_SIM_DEEP, .size = 5000 };
   nrd_sim_add_fault(f->sim, &ft);
   assert_int_equal(raw_list(f, &r), 0);
   assert_int_equal(r.body_len, 10000);
@@ -738,7 +752,7 @@ static void test_fault_bodies(void **state)
 static void test_fault_rewrites(void **state)
 {
   struct fx *f = start(NULL, 3, 0);
-  struct nrd_sim_fault ft = {.kind = NRD_SIM_WRONG_TYPES};
+  struct nrd_sim_fault ft = { .kind = NRD_SIM_WRONG_TYPES };
   const cJSON *inst;
   long st;
   cJSON *j;
@@ -755,7 +769,7 @@ static void test_fault_rewrites(void **state)
   cJSON_Delete(j);
   nrd_sim_clear_faults(f->sim);
 
-  ft = (struct nrd_sim_fault){.kind = NRD_SIM_DROP_FIELDS, .match = "instances"};
+  ft = (struct nrd_sim_fault){ .kind = NRD_SIM_DROP_FIELDS, .match = "instances" };
   nrd_sim_add_fault(f->sim, &ft);
   j = call(f, "GET", "/v1/gpu/instances", NULL, &st);
   assert_null(cJSON_GetObjectItem(j, "total"));
@@ -769,7 +783,7 @@ static void test_fault_rewrites(void **state)
 static void test_fault_slow_drip_and_reset(void **state)
 {
   struct fx *f = start(NULL, 0, 0);
-  struct nrd_sim_fault ft = {.kind = NRD_SIM_SLOW_DRIP, .delay_ms = 20};
+  struct nrd_sim_fault ft = { .kind = NRD_SIM_SLOW_DRIP, .delay_ms = 20 };
   struct tu_resp r;
   int64_t t0;
 
@@ -782,7 +796,7 @@ static void test_fault_slow_drip_and_reset(void **state)
   tu_resp_cleanup(&r);
   nrd_sim_clear_faults(f->sim);
 
-  ft = (struct nrd_sim_fault){.kind = NRD_SIM_RESET, .count = 1};
+  ft = (struct nrd_sim_fault){ .kind = NRD_SIM_RESET, .count = 1 };
   nrd_sim_add_fault(f->sim, &ft);
   assert_int_not_equal(raw_list(f, &r), 0);
   assert_int_equal(r.status, 0);
@@ -796,8 +810,9 @@ static void test_fault_slow_drip_and_reset(void **state)
 static void test_fault_probability(void **state)
 {
   struct fx *f = start(NULL, 0, 0);
-  struct nrd_sim_fault ft = {.kind = NRD_SIM_STATUS, .status = 500, .probability = 0.5,
-                             .seed = 42};
+  struct nrd_sim_fault ft = {
+    .kind = NRD_SIM_STATUS, .status = 500, .probability = 0.5, .seed = 42
+  };
   struct tu_resp r;
   int failed = 0;
 
@@ -871,9 +886,12 @@ static void test_control_endpoints(void **state)
   int64_t n;
 
   snprintf(url, sizeof url, "%s/__sim/scenario", f->root);
-  assert_int_equal(tu_http("POST", url, NULL,
-                           "{\"instances\":[{\"id\":\"i-a\",\"name\":\"a\",\"status\":\"running\"}],"
-                           "\"jobs\":[],\"products\":[]}", &r), 0);
+  assert_int_equal(
+      tu_http("POST", url, NULL,
+              "{\"instances\":[{\"id\":\"i-a\",\"name\":\"a\",\"status\":\"running\"}],"
+              "\"jobs\":[],\"products\":[]}",
+              &r),
+      0);
   assert_int_equal(r.status, 200);
   tu_resp_cleanup(&r);
   assert_int_equal(nrd_sim_instance_count(f->sim), 1);
@@ -884,13 +902,14 @@ static void test_control_endpoints(void **state)
   snprintf(url, sizeof url, "%s/__sim/faults", f->root);
   assert_int_equal(tu_http("POST", url, NULL,
                            "{\"kind\":\"status\",\"match\":\"delete\",\"status\":500,\"count\":1}",
-                           &r), 0);
+                           &r),
+                   0);
   assert_int_equal(r.status, 200);
   tu_resp_cleanup(&r);
   assert_int_equal(tu_http("POST", url, NULL, "{\"kind\":\"bogus\"}", &r), 0);
   assert_int_equal(r.status, 400);
   tu_resp_cleanup(&r);
-  j = call(f, "POST", "/v1/gpu/instance/delete", "{\"instanceId\":\"i-a\"}", &(long){0});
+  j = call(f, "POST", "/v1/gpu/instance/delete", "{\"instanceId\":\"i-a\"}", &(long){ 0 });
   cJSON_Delete(j);
   assert_int_equal(nrd_sim_instance_count(f->sim), 1);
   assert_int_equal(tu_http("POST", url, NULL,
@@ -914,7 +933,7 @@ static void test_control_endpoints(void **state)
   j = nrd_json_parse(r.body, r.body_len);
   assert_int_equal(list_len(j, "instances"), 1);
   assert_true(nrd_json_i64(j, "requests", &n));
-  assert_int_equal(n, 3);   /* control calls are not logged */
+  assert_int_equal(n, 3); /* control calls are not logged */
   cJSON_Delete(j);
   tu_resp_cleanup(&r);
   snprintf(url, sizeof url, "%s/__sim/requests", f->root);
@@ -930,7 +949,7 @@ static void test_control_endpoints(void **state)
 
 static void test_body_cap_and_threads(void **state)
 {
-  struct nrd_sim_options o = {.api_key = KEY, .threads = 2};
+  struct nrd_sim_options o = { .api_key = KEY, .threads = 2 };
   struct fx *f = start(&o, 2, 0);
   size_t big = 1024 * 1024 + 10;
   char *body = nrd_xmalloc(big + 1);
@@ -981,33 +1000,33 @@ static void test_make_fleet(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_pagination_base1),
-      cmocka_unit_test(test_pagination_base0_cap),
-      cmocka_unit_test(test_instance_shape_and_filters),
-      cmocka_unit_test(test_auth),
-      cmocka_unit_test(test_jobs),
-      cmocka_unit_test(test_job_state_and_one_instance),
-      cmocka_unit_test(test_rate_limit),
-      cmocka_unit_test(test_products),
-      cmocka_unit_test(test_clusters_and_products_in_cluster),
-      cmocka_unit_test(test_create),
-      cmocka_unit_test(test_create_new_status),
-      cmocka_unit_test(test_create_invalid),
-      cmocka_unit_test(test_check_create_request),
-      cmocka_unit_test(test_delete),
-      cmocka_unit_test(test_routes),
-      cmocka_unit_test(test_fault_status_and_count),
-      cmocka_unit_test(test_fault_retry_after),
-      cmocka_unit_test(test_fault_delays_and_latency),
-      cmocka_unit_test(test_fault_bodies),
-      cmocka_unit_test(test_fault_rewrites),
-      cmocka_unit_test(test_fault_slow_drip_and_reset),
-      cmocka_unit_test(test_fault_probability),
-      cmocka_unit_test(test_request_log),
-      cmocka_unit_test(test_put_remove),
-      cmocka_unit_test(test_control_endpoints),
-      cmocka_unit_test(test_body_cap_and_threads),
-      cmocka_unit_test(test_make_fleet),
+    cmocka_unit_test(test_pagination_base1),
+    cmocka_unit_test(test_pagination_base0_cap),
+    cmocka_unit_test(test_instance_shape_and_filters),
+    cmocka_unit_test(test_auth),
+    cmocka_unit_test(test_jobs),
+    cmocka_unit_test(test_job_state_and_one_instance),
+    cmocka_unit_test(test_rate_limit),
+    cmocka_unit_test(test_products),
+    cmocka_unit_test(test_clusters_and_products_in_cluster),
+    cmocka_unit_test(test_create),
+    cmocka_unit_test(test_create_new_status),
+    cmocka_unit_test(test_create_invalid),
+    cmocka_unit_test(test_check_create_request),
+    cmocka_unit_test(test_delete),
+    cmocka_unit_test(test_routes),
+    cmocka_unit_test(test_fault_status_and_count),
+    cmocka_unit_test(test_fault_retry_after),
+    cmocka_unit_test(test_fault_delays_and_latency),
+    cmocka_unit_test(test_fault_bodies),
+    cmocka_unit_test(test_fault_rewrites),
+    cmocka_unit_test(test_fault_slow_drip_and_reset),
+    cmocka_unit_test(test_fault_probability),
+    cmocka_unit_test(test_request_log),
+    cmocka_unit_test(test_put_remove),
+    cmocka_unit_test(test_control_endpoints),
+    cmocka_unit_test(test_body_cap_and_threads),
+    cmocka_unit_test(test_make_fleet),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

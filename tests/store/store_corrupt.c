@@ -16,8 +16,10 @@ static int root_pages(const char *path, const char *const *tables, int *pages, i
 
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
     goto fail;
-  if (sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_master WHERE tbl_name = ?1"
-                         " AND rootpage > 0", -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db,
+                         "SELECT rootpage FROM sqlite_master WHERE tbl_name = ?1"
+                         " AND rootpage > 0",
+                         -1, &st, NULL) != SQLITE_OK)
     goto fail;
   for (const char *const *t = tables; *t; t++) {
     sqlite3_bind_text(st, 1, *t, -1, SQLITE_STATIC);

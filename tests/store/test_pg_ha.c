@@ -37,11 +37,10 @@ static struct nrd_pg *open_as(const char *url, const char *identity)
 static void insert_rows(struct nrd_pg *pg, int n)
 {
   struct nrd_ledger_new *rows = nrd_xcalloc((size_t)n, sizeof *rows);
-  char (*ids)[32] = nrd_xcalloc((size_t)n, sizeof *ids);
+  char(*ids)[32] = nrd_xcalloc((size_t)n, sizeof *ids);
   for (int i = 0; i < n; i++) {
     snprintf(ids[i], sizeof ids[i], "job-%03d", i);
-    rows[i] = (struct nrd_ledger_new){ ids[i], "instanceMigrate", "i-x", "x", "x-recreated-1",
-                                       1 };
+    rows[i] = (struct nrd_ledger_new){ ids[i], "instanceMigrate", "i-x", "x", "x-recreated-1", 1 };
   }
   assert_int_equal(nrd_pg_ledger_insert_many(pg, rows, (size_t)n, 1000, NULL), NRD_OK);
   free(rows);
@@ -69,7 +68,7 @@ static void *race_same_row(void *arg)
   for (int i = 0; i < RACE_ROWS; i++) {
     char job[32];
     snprintf(job, sizeof job, "job-%03d", i);
-    pthread_barrier_wait(r->barrier);  /* all replicas go for row i together */
+    pthread_barrier_wait(r->barrier); /* all replicas go for row i together */
     if (!pg)
       continue;
     int rc = nrd_pg_ledger_claim(pg, job, r->owner, "run", 10000, LEASE_MS, NULL);
@@ -165,7 +164,8 @@ static void test_claim_next_exactly_once(void **state)
   struct taker tk[REPLICAS];
   pthread_t t[REPLICAS];
   for (int k = 0; k < REPLICAS; k++) {
-    tk[k] = (struct taker){ .url = f->url, .barrier = &barrier,
+    tk[k] = (struct taker){ .url = f->url,
+                            .barrier = &barrier,
                             .got = nrd_xcalloc(NEXT_ROWS, sizeof *tk[k].got) };
     snprintf(tk[k].owner, sizeof tk[k].owner, "replica-%d", k);
     assert_int_equal(pthread_create(&t[k], NULL, take_next, &tk[k]), 0);
@@ -174,7 +174,7 @@ static void test_claim_next_exactly_once(void **state)
     pthread_join(t[k], NULL);
   pthread_barrier_destroy(&barrier);
 
-  int seen[NEXT_ROWS] = {0};
+  int seen[NEXT_ROWS] = { 0 };
   size_t total = 0;
   for (int k = 0; k < REPLICAS; k++) {
     assert_int_equal(tk[k].errors, 0);
@@ -200,8 +200,9 @@ static void test_claim_next_exactly_once(void **state)
 
 static void add_event(struct nrd_pg *pg, const char *id)
 {
-  struct nrd_event e = { .id = (char *)id, .type = "run.completed", .body_json = "{}",
-                         .created_ms = 1 };
+  struct nrd_event e = {
+    .id = (char *)id, .type = "run.completed", .body_json = "{}", .created_ms = 1
+  };
   assert_int_equal(nrd_pg_event_insert(pg, &e), NRD_OK);
 }
 
@@ -348,15 +349,15 @@ static void test_leader_one_at_a_time(void **state)
   struct nrd_pg *a = open_as(f->url, "replica-a");
   struct nrd_pg *b = open_as(f->url, "replica-b");
   assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_OK);
-  assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_OK);  /* still held */
+  assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_OK); /* still held */
   assert_int_equal(nrd_pg_leader_try(b, "scheduler"), NRD_NONE);
-  assert_int_equal(nrd_pg_leader_try(b, "watch"), NRD_OK);      /* another name */
+  assert_int_equal(nrd_pg_leader_try(b, "watch"), NRD_OK); /* another name */
   assert_int_equal(nrd_pg_leader_try(a, "watch"), NRD_NONE);
   /* One release gives it up, however often it was tried while held. */
   assert_int_equal(nrd_pg_leader_release(a, "scheduler"), NRD_OK);
   assert_int_equal(nrd_pg_leader_try(b, "scheduler"), NRD_OK);
   assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_NONE);
-  assert_int_equal(nrd_pg_leader_release(a, "scheduler"), NRD_OK);  /* not held: fine */
+  assert_int_equal(nrd_pg_leader_release(a, "scheduler"), NRD_OK); /* not held: fine */
   /* A closed connection's leadership passes on. */
   nrd_pg_close(b);
   assert_int_equal(leader_wait(a, "scheduler"), NRD_OK);
@@ -378,7 +379,7 @@ static void test_leader_killed_hands_over(void **state)
     if (write(ready[1], &ok, 1) != 1)
       _exit(1);
     for (;;)
-      pause();  /* the leader, until killed */
+      pause(); /* the leader, until killed */
   }
   close(ready[1]);
   char ok = 'n';
@@ -435,8 +436,7 @@ static void test_server_restart(void **state)
   assert_non_null(b);
   assert_int_equal(nrd_pg_ledger_insert(a, "job-1", "t", "i-1", "n", "n-r", 1, 1), NRD_OK);
   assert_int_equal(nrd_pg_ledger_insert(a, "job-2", "t", "i-2", "n", "n-r", 1, 2), NRD_OK);
-  assert_int_equal(nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 3, LEASE_MS, NULL),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 3, LEASE_MS, NULL), NRD_OK);
   add_event(a, "evt_1");
   assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_OK);
 
@@ -445,17 +445,16 @@ static void test_server_restart(void **state)
   int rc = nrd_pg_ledger_claim(b, "job-1", "replica-b", "run", 4, LEASE_MS, NULL);
   assert_true(rc == NRD_BUSY || rc == NRD_NONE);
   assert_int_equal(nrd_pg_ledger_claim(b, "job-1", "replica-b", "run", 4, LEASE_MS, NULL),
-                   NRD_NONE);  /* a's lease outlived the restart */
+                   NRD_NONE); /* a's lease outlived the restart */
   struct nrd_ledger_row row;
   assert_int_equal(nrd_pg_ledger_claim_next(b, "replica-b", "run", 5, LEASE_MS, &row), NRD_OK);
   assert_string_equal(row.job_id, "job-2");
   nrd_ledger_row_cleanup(&row);
-  assert_int_equal(nrd_pg_leader_try(b, "scheduler"), NRD_OK);  /* a's session ended */
+  assert_int_equal(nrd_pg_leader_try(b, "scheduler"), NRD_OK); /* a's session ended */
 
   rc = nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 6, LEASE_MS, NULL);
   assert_true(rc == NRD_BUSY || rc == NRD_OK);
-  assert_int_equal(nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 6, LEASE_MS, &row),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(a, "job-1", "replica-a", "run", 6, LEASE_MS, &row), NRD_OK);
   assert_true(row.attempts >= 2);
   nrd_ledger_row_cleanup(&row);
   assert_int_equal(nrd_pg_leader_try(a, "scheduler"), NRD_NONE);

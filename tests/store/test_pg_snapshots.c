@@ -71,8 +71,7 @@ static void drop_envs(struct nrd_instance *in)
   in->n_envs = 0;
 }
 
-static void upsert(struct nrd_pg *st, const struct nrd_instance *in, const char *run,
-                   int64_t now)
+static void upsert(struct nrd_pg *st, const struct nrd_instance *in, const char *run, int64_t now)
 {
   assert_int_equal(nrd_pg_snapshots_upsert(st, in, 1, run, now), NRD_OK);
 }
@@ -231,7 +230,7 @@ static void test_page_in_one_call(void **state)
 struct runs_feed {
   struct nrd_instance *items;
   size_t n, at, per_run;
-  int end;  /* what next returns after the last run: 0 or -1 */
+  int end; /* what next returns after the last run: 0 or -1 */
   size_t calls;
 };
 
@@ -257,16 +256,14 @@ static void test_page_in_runs(void **state)
     make_instance(&items[i], id, "running", "img:1");
   }
   struct runs_feed drop = { .items = items, .n = 5, .per_run = 2, .end = -1 };
-  assert_int_equal(nrd_pg_snapshots_upsert_runs(f->pg, feed_next, &drop, "run_1", 1000),
-                   NRD_NONE);
-  assert_int_equal(drop.calls, 4);  /* three runs, then the drop */
+  assert_int_equal(nrd_pg_snapshots_upsert_runs(f->pg, feed_next, &drop, "run_1", 1000), NRD_NONE);
+  assert_int_equal(drop.calls, 4); /* three runs, then the drop */
   for (size_t i = 0; i < 5; i++) {
     snprintf(id, sizeof id, "i-%zu", i);
     assert_int_equal(nrd_pg_snapshot_seen_since(f->pg, id, 0), NRD_NONE);
   }
   struct runs_feed keep = { .items = items, .n = 5, .per_run = 2, .end = 0 };
-  assert_int_equal(nrd_pg_snapshots_upsert_runs(f->pg, feed_next, &keep, "run_2", 2000),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_snapshots_upsert_runs(f->pg, feed_next, &keep, "run_2", 2000), NRD_OK);
   for (size_t i = 0; i < 5; i++) {
     snprintf(id, sizeof id, "i-%zu", i);
     assert_int_equal(nrd_pg_snapshot_seen_since(f->pg, id, 2000), NRD_OK);
@@ -290,8 +287,7 @@ int main(void)
                                     pg_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_absent_lists_on_first_sight, pg_fixture_setup,
                                     pg_fixture_teardown),
-    cmocka_unit_test_setup_teardown(test_page_in_one_call, pg_fixture_setup,
-                                    pg_fixture_teardown),
+    cmocka_unit_test_setup_teardown(test_page_in_one_call, pg_fixture_setup, pg_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_page_in_runs, pg_fixture_setup, pg_fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,9 +22,8 @@ static void insert(struct nrd_pg *st, const char *job, const char *instance, int
 {
   char name[128];
   snprintf(name, sizeof name, "%s-recreated-%lld", instance, (long long)now);
-  assert_int_equal(nrd_pg_ledger_insert(st, job, "instanceMigrate", instance, instance, name,
-                                           now, now),
-                   NRD_OK);
+  assert_int_equal(
+      nrd_pg_ledger_insert(st, job, "instanceMigrate", instance, instance, name, now, now), NRD_OK);
 }
 
 static void test_insert_unique(void **state)
@@ -32,7 +31,7 @@ static void test_insert_unique(void **state)
   struct pg_fixture *f = *state;
   insert(f->pg, "job-1", "i-a", 1764345600123);
   assert_int_equal(nrd_pg_ledger_insert(f->pg, "job-1", "instanceMigrate", "i-other", "x",
-                                           "x-recreated-1", 1, 2),
+                                        "x-recreated-1", 1, 2),
                    NRD_NONE);
 
   struct nrd_ledger_row row;
@@ -56,17 +55,19 @@ static void test_update_fields_and_event(void **state)
   struct nrd_ledger_row row;
   struct nrd_event ev;
   insert(f->pg, "job-1", "i-a", 1000);
-  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 2000, LEASE_MS, NULL),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
 
   /* A refused update writes no event either. */
-  struct nrd_event e1 = { .id = "evt_1", .type = "instance.recovery_failed",
-                          .body_json = "{\"id\":\"evt_1\"}", .created_ms = 2100 };
+  struct nrd_event e1 = { .id = "evt_1",
+                          .type = "instance.recovery_failed",
+                          .body_json = "{\"id\":\"evt_1\"}",
+                          .created_ms = 2100 };
   struct nrd_ledger_update u = { .state = NRD_ROW_FAILED, .last_error = "boom", .event = &e1 };
   assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "B", &u, 2100), NRD_NONE);
   assert_int_equal(nrd_pg_event_next(f->pg, &ev), NRD_NONE);
 
-  u = (struct nrd_ledger_update){ .state = NRD_ROW_DELETING, .set_delete_sent = true,
+  u = (struct nrd_ledger_update){ .state = NRD_ROW_DELETING,
+                                  .set_delete_sent = true,
                                   .last_error = "transient" };
   assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2200), NRD_OK);
   u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATING, .set_create_sent = true };
@@ -76,23 +77,28 @@ static void test_update_fields_and_event(void **state)
   assert_true(row.delete_sent);
   assert_true(row.create_sent);
   assert_false(row.adopted);
-  assert_string_equal(row.last_error, "transient");  /* NULL keeps */
+  assert_string_equal(row.last_error, "transient"); /* NULL keeps */
   assert_string_equal(row.owner, "A");
   assert_int_equal(row.updated_ms, 2300);
   nrd_ledger_row_cleanup(&row);
 
-  struct nrd_event e2 = { .id = "evt_2", .type = "instance.recreated",
-                          .body_json = "{\"id\":\"evt_2\"}", .created_ms = 2400 };
-  u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATED, .new_instance_id = "i-z",
-                                  .last_error = "", .set_adopted = true, .release = true,
+  struct nrd_event e2 = { .id = "evt_2",
+                          .type = "instance.recreated",
+                          .body_json = "{\"id\":\"evt_2\"}",
+                          .created_ms = 2400 };
+  u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATED,
+                                  .new_instance_id = "i-z",
+                                  .last_error = "",
+                                  .set_adopted = true,
+                                  .release = true,
                                   .event = &e2 };
   assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2400), NRD_OK);
   assert_int_equal(nrd_pg_ledger_get(f->pg, "job-1", &row), NRD_OK);
   assert_int_equal(row.state, NRD_ROW_CREATED);
   assert_string_equal(row.new_instance_id, "i-z");
-  assert_null(row.last_error);  /* "" clears */
+  assert_null(row.last_error); /* "" clears */
   assert_true(row.adopted);
-  assert_true(row.delete_sent);  /* flags are never cleared */
+  assert_true(row.delete_sent); /* flags are never cleared */
   assert_null(row.owner);
   assert_int_equal(row.lease_until_ms, 0);
   nrd_ledger_row_cleanup(&row);
@@ -111,8 +117,10 @@ static void test_update_fields_and_event(void **state)
 static void fail_row(struct nrd_pg *st, const char *job, bool delete_sent)
 {
   assert_int_equal(nrd_pg_ledger_claim(st, job, "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
-  struct nrd_ledger_update u = { .state = NRD_ROW_FAILED, .last_error = "no product",
-                                 .set_delete_sent = delete_sent, .release = true };
+  struct nrd_ledger_update u = { .state = NRD_ROW_FAILED,
+                                 .last_error = "no product",
+                                 .set_delete_sent = delete_sent,
+                                 .release = true };
   assert_int_equal(nrd_pg_ledger_update(st, job, "A", &u, 2100), NRD_OK);
 }
 
@@ -144,8 +152,7 @@ static void test_retry_abandon(void **state)
   nrd_ledger_row_cleanup(&row);
 
   /* Abandon a claimed open row: its owner loses it. */
-  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-3", "W", "run_2", 4000, LEASE_MS, NULL),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-3", "W", "run_2", 4000, LEASE_MS, NULL), NRD_OK);
   assert_int_equal(nrd_pg_ledger_abandon(f->pg, "job-3", "operator said so", 4100), NRD_OK);
   struct nrd_ledger_update u = { .state = NRD_ROW_DELETING };
   assert_int_equal(nrd_pg_ledger_update(f->pg, "job-3", "W", &u, 4200), NRD_NONE);
@@ -192,7 +199,7 @@ static void test_lists_and_counts(void **state)
   assert_string_equal(next[0].job_id, "job-b");
   assert_string_equal(next[1].job_id, "job-d");
   nrd_ledger_rows_free(rows, n);
-  insert(f->pg, "job-b2", "i-b2", 2000);  /* same time as job-b: after it by id */
+  insert(f->pg, "job-b2", "i-b2", 2000); /* same time as job-b: after it by id */
   assert_int_equal(nrd_pg_ledger_open(f->pg, &next[0], 10, &rows, &n), NRD_OK);
   assert_int_equal(n, 2);
   assert_string_equal(rows[0].job_id, "job-b2");
@@ -275,7 +282,7 @@ static void test_runs(void **state)
     nrd_sleep_ms(20);
   }
   assert_int_equal(nrd_pg_run_get(f->pg, "run_3", &r), NRD_OK);
-  assert_string_equal(r.state, "running");  /* this process's own run */
+  assert_string_equal(r.state, "running"); /* this process's own run */
   nrd_run_record_cleanup(&r);
   assert_int_equal(nrd_pg_run_get(f->pg, "run_2", &r), NRD_OK);
   assert_string_equal(r.state, "failed");
@@ -290,8 +297,9 @@ static void test_runs(void **state)
 
 static void add_event(struct nrd_pg *st, const char *id, int64_t created)
 {
-  struct nrd_event e = { .id = (char *)id, .type = "run.completed", .body_json = "{}",
-                         .created_ms = created };
+  struct nrd_event e = {
+    .id = (char *)id, .type = "run.completed", .body_json = "{}", .created_ms = created
+  };
   assert_int_equal(nrd_pg_event_insert(st, &e), NRD_OK);
 }
 
@@ -361,15 +369,13 @@ static void test_prune(void **state)
   /* Old and finished: pruned. */
   assert_int_equal(nrd_pg_run_insert(f->pg, "run_old", "api", false, 100), NRD_OK);
   assert_int_equal(nrd_pg_run_finish(f->pg, "run_old", "done", "{}", 200), NRD_OK);
-  assert_int_equal(nrd_pg_ledger_insert(f->pg, "job-old", "t", "i-1", "n", "n-r", 1, 100),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_insert(f->pg, "job-old", "t", "i-1", "n", "n-r", 1, 100), NRD_OK);
   assert_int_equal(nrd_pg_ledger_abandon(f->pg, "job-old", "gone", 200), NRD_OK);
   add_event(f->pg, "evt_old", 100);
   assert_int_equal(nrd_pg_event_mark(f->pg, "evt_old", "delivered", 1, 0, NULL), NRD_OK);
   /* Old but still running, open or pending: kept. */
   assert_int_equal(nrd_pg_run_insert(f->pg, "run_live", "api", false, 100), NRD_OK);
-  assert_int_equal(nrd_pg_ledger_insert(f->pg, "job-open", "t", "i-2", "n", "n-r", 1, 100),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_insert(f->pg, "job-open", "t", "i-2", "n", "n-r", 1, 100), NRD_OK);
   add_event(f->pg, "evt_pending", 100);
   /* Recent and finished: kept. */
   assert_int_equal(nrd_pg_run_insert(f->pg, "run_new", "api", false, 5000), NRD_OK);
@@ -398,7 +404,6 @@ static void test_prune(void **state)
   assert_int_equal(deleted, 0);
 }
 
-
 /* ---- claims and leases on the database's clock ---- */
 
 static int64_t db_now(struct nrd_pg *pg)
@@ -415,13 +420,12 @@ static void test_claim_lease(void **state)
   insert(f->pg, "job-1", "i-a", 1000);
 
   int64_t before = db_now(f->pg);
-  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 2000, LEASE_MS, &row),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 2000, LEASE_MS, &row), NRD_OK);
   int64_t after = db_now(f->pg);
   assert_string_equal(row.owner, "A");
   assert_string_equal(row.run_id, "run_1");
   assert_int_equal(row.attempts, 1);
-  assert_int_equal(row.updated_ms, 2000);  /* the caller's time */
+  assert_int_equal(row.updated_ms, 2000); /* the caller's time */
   /* The lease runs on the database's clock, not the caller's now_ms. */
   assert_true(row.lease_until_ms >= before + LEASE_MS && row.lease_until_ms <= after + LEASE_MS);
   nrd_ledger_row_cleanup(&row);
@@ -431,18 +435,15 @@ static void test_claim_lease(void **state)
   assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "B", "run_2", 3000, LEASE_MS, &row),
                    NRD_NONE);
   assert_null(row.owner);
-  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "B", "run_2", 4102444800000, LEASE_MS,
-                                       NULL),
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "B", "run_2", 4102444800000, LEASE_MS, NULL),
                    NRD_NONE);
   assert_int_equal(nrd_pg_ledger_claim_next(f->pg, "B", "run_2", 4102444800000, LEASE_MS, NULL),
                    NRD_NONE);
   /* A may claim again (resume), and renew: the duration from the host's
    * now, applied to the database's. */
-  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 4000, LEASE_MS, NULL),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 4000, LEASE_MS, NULL), NRD_OK);
   before = db_now(f->pg);
-  assert_int_equal(nrd_pg_ledger_renew(f->pg, "job-1", "A", nrd_now_ms() + 2 * LEASE_MS),
-                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_renew(f->pg, "job-1", "A", nrd_now_ms() + 2 * LEASE_MS), NRD_OK);
   assert_int_equal(nrd_pg_ledger_get(f->pg, "job-1", &row), NRD_OK);
   assert_true(row.lease_until_ms >= before + 2 * LEASE_MS - 1000);
   assert_true(row.lease_until_ms <= db_now(f->pg) + 2 * LEASE_MS + 1000);
@@ -478,8 +479,7 @@ static void test_claim_lease(void **state)
   assert_int_equal(nrd_pg_ledger_claim_next(f->pg, "C", "run_3", 50003, LEASE_MS, &row), NRD_OK);
   assert_string_equal(row.job_id, "job-1");
   nrd_ledger_row_cleanup(&row);
-  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-missing", "C", "run_3", 1, 1, NULL),
-                   NRD_NONE);
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-missing", "C", "run_3", 1, 1, NULL), NRD_NONE);
 }
 
 /* Many rows in one transaction, in batches: each row's flag says whether it
@@ -490,7 +490,7 @@ static void test_insert_many(void **state)
   enum { N = 1203 };
   insert(f->pg, "job-0007", "i-old", 500);
   struct nrd_ledger_new *rows = nrd_xcalloc(N, sizeof *rows);
-  char (*ids)[32] = nrd_xcalloc(N, sizeof *ids);
+  char(*ids)[32] = nrd_xcalloc(N, sizeof *ids);
   bool *inserted = nrd_xcalloc(N, sizeof *inserted);
   for (int i = 0; i < N; i++) {
     /* The last row repeats the first of the last batch (row 1000). */
@@ -505,7 +505,7 @@ static void test_insert_many(void **state)
     assert_int_equal(inserted[i], i != 7 && i != N - 1);
   struct nrd_ledger_row row;
   assert_int_equal(nrd_pg_ledger_get(f->pg, "job-0007", &row), NRD_OK);
-  assert_string_equal(row.instance_id, "i-old");  /* kept */
+  assert_string_equal(row.instance_id, "i-old"); /* kept */
   nrd_ledger_row_cleanup(&row);
   assert_int_equal(nrd_pg_ledger_get(f->pg, "job-1201", &row), NRD_OK);
   assert_int_equal(row.name_ms, 1201);
@@ -528,8 +528,9 @@ static void test_brakes(void **state)
   struct pg_fixture *f = *state;
   struct nrd_brake b;
   assert_int_equal(nrd_pg_brake_get(f->pg, "account", &b), NRD_NONE);
-  struct nrd_brake set = { .reason = "quota", .message = "no quota left", .job_id = "job-1",
-                           .until_ms = 0 };
+  struct nrd_brake set = {
+    .reason = "quota", .message = "no quota left", .job_id = "job-1", .until_ms = 0
+  };
   assert_int_equal(nrd_pg_brake_set(f->pg, "account", &set, 1000), NRD_OK);
   struct nrd_brake later = { .reason = "balance", .until_ms = 9000 };
   assert_int_equal(nrd_pg_brake_set(f->pg, "account", &later, 2000), NRD_OK);
@@ -568,7 +569,7 @@ static void test_console(void **state)
   assert_int_equal(runs[1].failed_found, 4);
   assert_int_equal(runs[1].recreated, 3);
   assert_int_equal(runs[1].errors, 1);
-  assert_int_equal(runs[1].deferred, -1);  /* not an integer */
+  assert_int_equal(runs[1].deferred, -1); /* not an integer */
   assert_int_equal(runs[1].finished_ms, 2000);
   nrd_run_summaries_free(runs, n);
 

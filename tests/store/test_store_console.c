@@ -18,9 +18,12 @@ static void test_run_list(void **state)
   nrd_run_summaries_free(runs, n);
 
   assert_int_equal(nrd_store_run_insert(f->st, "run_a", "api", false, 1000), NRD_OK);
-  assert_int_equal(nrd_store_run_finish(f->st, "run_a", "done",
-                   "{\"totalChecked\":8,\"failedJobsFound\":4,\"instancesRecreated\":3,"
-                   "\"errors\":1,\"deferred\":0,\"outcomes\":[]}", 2500), NRD_OK);
+  assert_int_equal(
+      nrd_store_run_finish(f->st, "run_a", "done",
+                           "{\"totalChecked\":8,\"failedJobsFound\":4,\"instancesRecreated\":3,"
+                           "\"errors\":1,\"deferred\":0,\"outcomes\":[]}",
+                           2500),
+      NRD_OK);
   assert_int_equal(nrd_store_run_insert(f->st, "run_b", "scheduler", true, 3000), NRD_OK);
   assert_int_equal(nrd_store_run_finish(f->st, "run_b", "failed", "{not json", 3100), NRD_OK);
   assert_int_equal(nrd_store_run_insert(f->st, "run_c", "cli", false, 4000), NRD_OK);
@@ -61,7 +64,9 @@ static void test_event_counts(void **state)
   assert_int_equal(nrd_store_event_count_by_state(f->st, &pending, &delivered, &dead), NRD_OK);
   assert_int_equal(pending + delivered + dead, 0);
   for (size_t i = 0; i < 4; i++) {
-    struct nrd_event e = { .id = (char *)ids[i], .type = "run.completed", .body_json = "{}",
+    struct nrd_event e = { .id = (char *)ids[i],
+                           .type = "run.completed",
+                           .body_json = "{}",
                            .created_ms = 1000 + (int64_t)i };
     assert_int_equal(nrd_store_event_insert(f->st, &e), NRD_OK);
   }
@@ -79,8 +84,8 @@ static void row(struct nrd_store *st, const char *job, int64_t found_ms, int sta
 {
   char name[64];
   snprintf(name, sizeof name, "%s-recreated-1", job);
-  assert_int_equal(nrd_store_ledger_insert(st, job, "instanceMigrate", job, job, name, 1,
-                                           found_ms), NRD_OK);
+  assert_int_equal(nrd_store_ledger_insert(st, job, "instanceMigrate", job, job, name, 1, found_ms),
+                   NRD_OK);
   if (state == NRD_ROW_PENDING)
     return;
   if (state == NRD_ROW_ABANDONED) {
@@ -90,8 +95,9 @@ static void row(struct nrd_store *st, const char *job, int64_t found_ms, int sta
   assert_int_equal(nrd_store_ledger_claim(st, job, "me", "run_x", found_ms, 30000, NULL), NRD_OK);
   bool running = state == NRD_ROW_RUNNING;
   if (running)
-    state = NRD_ROW_CREATED;  /* then seen running */
-  struct nrd_ledger_update u = { .state = (enum nrd_row_state)state, .set_adopted = adopted,
+    state = NRD_ROW_CREATED; /* then seen running */
+  struct nrd_ledger_update u = { .state = (enum nrd_row_state)state,
+                                 .set_adopted = adopted,
                                  .new_instance_id = state == NRD_ROW_CREATED ? "i-new" : NULL,
                                  .last_error = state == NRD_ROW_FAILED ? "no image" : NULL,
                                  .release = true };
@@ -108,15 +114,15 @@ static void test_hourly(void **state)
   struct store_fixture *f = *state;
   struct nrd_hourly_bucket *b;
   size_t n;
-  int64_t t = 1000 * H;  /* an hour boundary */
+  int64_t t = 1000 * H; /* an hour boundary */
 
-  row(f->st, "old", t - 2 * H, NRD_ROW_CREATED, false, t - H);  /* before since */
+  row(f->st, "old", t - 2 * H, NRD_ROW_CREATED, false, t - H); /* before since */
   row(f->st, "a", t, NRD_ROW_CREATED, false, t + 1000);
-  row(f->st, "b", t, NRD_ROW_RUNNING, false, t + 3000);  /* counted as created */
+  row(f->st, "b", t, NRD_ROW_RUNNING, false, t + 3000); /* counted as created */
   row(f->st, "c", t, NRD_ROW_CREATED, true, t + 2000);
   row(f->st, "d", t, NRD_ROW_FAILED, false, t + 500);
   row(f->st, "e", t + H, NRD_ROW_ABANDONED, false, t + H + 5);
-  row(f->st, "open", t, NRD_ROW_PENDING, false, t);            /* not finished */
+  row(f->st, "open", t, NRD_ROW_PENDING, false, t); /* not finished */
 
   assert_int_equal(nrd_store_ledger_hourly(f->st, t, &b, &n), NRD_OK);
   assert_int_equal(n, 4);

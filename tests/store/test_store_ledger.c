@@ -12,9 +12,9 @@ static void insert(struct nrd_store *st, const char *job, const char *instance, 
 {
   char name[128];
   snprintf(name, sizeof name, "%s-recreated-%lld", instance, (long long)now);
-  assert_int_equal(nrd_store_ledger_insert(st, job, "instanceMigrate", instance, instance, name,
-                                           now, now),
-                   NRD_OK);
+  assert_int_equal(
+      nrd_store_ledger_insert(st, job, "instanceMigrate", instance, instance, name, now, now),
+      NRD_OK);
 }
 
 static void test_state_names(void **state)
@@ -76,9 +76,9 @@ static void test_claim_lease(void **state)
   assert_int_equal(nrd_store_ledger_claim(f->st, "job-1", "B", "run_2", 3000, LEASE_MS, &row),
                    NRD_NONE);
   assert_null(row.owner);
-  assert_int_equal(nrd_store_ledger_claim(f->st, "job-1", "B", "run_2", 2000 + LEASE_MS,
-                                          LEASE_MS, NULL),
-                   NRD_NONE);
+  assert_int_equal(
+      nrd_store_ledger_claim(f->st, "job-1", "B", "run_2", 2000 + LEASE_MS, LEASE_MS, NULL),
+      NRD_NONE);
   /* A may claim again (resume), and renew. */
   assert_int_equal(nrd_store_ledger_claim(f->st, "job-1", "A", "run_1", 4000, LEASE_MS, NULL),
                    NRD_OK);
@@ -122,13 +122,16 @@ static void test_update_fields_and_event(void **state)
                    NRD_OK);
 
   /* A refused update writes no event either. */
-  struct nrd_event e1 = { .id = "evt_1", .type = "instance.recovery_failed",
-                          .body_json = "{\"id\":\"evt_1\"}", .created_ms = 2100 };
+  struct nrd_event e1 = { .id = "evt_1",
+                          .type = "instance.recovery_failed",
+                          .body_json = "{\"id\":\"evt_1\"}",
+                          .created_ms = 2100 };
   struct nrd_ledger_update u = { .state = NRD_ROW_FAILED, .last_error = "boom", .event = &e1 };
   assert_int_equal(nrd_store_ledger_update(f->st, "job-1", "B", &u, 2100), NRD_NONE);
   assert_int_equal(nrd_store_event_next(f->st, &ev), NRD_NONE);
 
-  u = (struct nrd_ledger_update){ .state = NRD_ROW_DELETING, .set_delete_sent = true,
+  u = (struct nrd_ledger_update){ .state = NRD_ROW_DELETING,
+                                  .set_delete_sent = true,
                                   .last_error = "transient" };
   assert_int_equal(nrd_store_ledger_update(f->st, "job-1", "A", &u, 2200), NRD_OK);
   u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATING, .set_create_sent = true };
@@ -138,23 +141,28 @@ static void test_update_fields_and_event(void **state)
   assert_true(row.delete_sent);
   assert_true(row.create_sent);
   assert_false(row.adopted);
-  assert_string_equal(row.last_error, "transient");  /* NULL keeps */
+  assert_string_equal(row.last_error, "transient"); /* NULL keeps */
   assert_string_equal(row.owner, "A");
   assert_int_equal(row.updated_ms, 2300);
   nrd_ledger_row_cleanup(&row);
 
-  struct nrd_event e2 = { .id = "evt_2", .type = "instance.recreated",
-                          .body_json = "{\"id\":\"evt_2\"}", .created_ms = 2400 };
-  u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATED, .new_instance_id = "i-z",
-                                  .last_error = "", .set_adopted = true, .release = true,
+  struct nrd_event e2 = { .id = "evt_2",
+                          .type = "instance.recreated",
+                          .body_json = "{\"id\":\"evt_2\"}",
+                          .created_ms = 2400 };
+  u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATED,
+                                  .new_instance_id = "i-z",
+                                  .last_error = "",
+                                  .set_adopted = true,
+                                  .release = true,
                                   .event = &e2 };
   assert_int_equal(nrd_store_ledger_update(f->st, "job-1", "A", &u, 2400), NRD_OK);
   assert_int_equal(nrd_store_ledger_get(f->st, "job-1", &row), NRD_OK);
   assert_int_equal(row.state, NRD_ROW_CREATED);
   assert_string_equal(row.new_instance_id, "i-z");
-  assert_null(row.last_error);  /* "" clears */
+  assert_null(row.last_error); /* "" clears */
   assert_true(row.adopted);
-  assert_true(row.delete_sent);  /* flags are never cleared */
+  assert_true(row.delete_sent); /* flags are never cleared */
   assert_null(row.owner);
   assert_int_equal(row.lease_until_ms, 0);
   nrd_ledger_row_cleanup(&row);
@@ -173,8 +181,10 @@ static void test_update_fields_and_event(void **state)
 static void fail_row(struct nrd_store *st, const char *job, bool delete_sent)
 {
   assert_int_equal(nrd_store_ledger_claim(st, job, "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
-  struct nrd_ledger_update u = { .state = NRD_ROW_FAILED, .last_error = "no product",
-                                 .set_delete_sent = delete_sent, .release = true };
+  struct nrd_ledger_update u = { .state = NRD_ROW_FAILED,
+                                 .last_error = "no product",
+                                 .set_delete_sent = delete_sent,
+                                 .release = true };
   assert_int_equal(nrd_store_ledger_update(st, job, "A", &u, 2100), NRD_OK);
 }
 
@@ -254,7 +264,7 @@ static void test_lists_and_counts(void **state)
   assert_string_equal(next[0].job_id, "job-b");
   assert_string_equal(next[1].job_id, "job-d");
   nrd_ledger_rows_free(rows, n);
-  insert(f->st, "job-b2", "i-b2", 2000);  /* same time as job-b: after it by id */
+  insert(f->st, "job-b2", "i-b2", 2000); /* same time as job-b: after it by id */
   assert_int_equal(nrd_store_ledger_open(f->st, &next[0], 10, &rows, &n), NRD_OK);
   assert_int_equal(n, 2);
   assert_string_equal(rows[0].job_id, "job-b2");
@@ -310,7 +320,7 @@ static void *race(void *arg)
   for (int i = 0; i < RACE_ROWS; i++) {
     char job[32];
     snprintf(job, sizeof job, "job-%d", i);
-    pthread_barrier_wait(r->barrier);  /* both threads go for row i together */
+    pthread_barrier_wait(r->barrier); /* both threads go for row i together */
     if (!st)
       continue;
     int rc = nrd_store_ledger_claim(st, job, r->owner, "run", 10000, LEASE_MS, NULL);
@@ -361,8 +371,7 @@ int main(void)
     cmocka_unit_test(test_state_names),
     cmocka_unit_test_setup_teardown(test_insert_unique, store_fixture_setup,
                                     store_fixture_teardown),
-    cmocka_unit_test_setup_teardown(test_claim_lease, store_fixture_setup,
-                                    store_fixture_teardown),
+    cmocka_unit_test_setup_teardown(test_claim_lease, store_fixture_setup, store_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_update_fields_and_event, store_fixture_setup,
                                     store_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_retry_abandon, store_fixture_setup,

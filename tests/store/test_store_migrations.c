@@ -90,8 +90,8 @@ static void test_future_version_refused(void **state)
   assert_int_equal(nrd_store_open(path, &st, NULL, err, sizeof err), NRD_ERR);
   assert_null(st);
   char want[128];
-  snprintf(want, sizeof want, "database schema version %d is newer than this binary (%d)",
-           future, future - 1);
+  snprintf(want, sizeof want, "database schema version %d is newer than this binary (%d)", future,
+           future - 1);
   assert_string_equal(err, want);
 
   tu_rmrf(dir);
@@ -118,9 +118,11 @@ static void test_0004_upgrades_a_used_database(void **state)
   snprintf(path, sizeof path, "%s/recovery.db", dir);
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-                                    " name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
-                                NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                                " name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
   for (unsigned i = 0; i < nrd_migrations_count && nrd_migrations[i].version <= 3; i++) {
     char sql[200];
     assert_int_equal(sqlite3_exec(db, nrd_migrations[i].sql, NULL, NULL, NULL), SQLITE_OK);
@@ -128,11 +130,16 @@ static void test_0004_upgrades_a_used_database(void **state)
              nrd_migrations[i].version);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
   }
-  assert_int_equal(sqlite3_exec(db,
-      "INSERT INTO ledger (job_id, instance_id, state, new_name, name_ms, created_ms, updated_ms)"
-      " VALUES ('j1', 'i1', 'created', 'n1', 1, 10, 20), ('j2', 'i2', 'pending', 'n2', 1, 11, 21);"
-      "INSERT INTO snapshots (instance_id, image_url, first_seen_ms, last_seen_ms)"
-      " VALUES ('i1', 'img', 1, 2)", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "INSERT INTO ledger (job_id, instance_id, state, new_name, name_ms, created_ms, "
+                   "updated_ms)"
+                   " VALUES ('j1', 'i1', 'created', 'n1', 1, 10, 20), ('j2', 'i2', 'pending', "
+                   "'n2', 1, 11, 21);"
+                   "INSERT INTO snapshots (instance_id, image_url, first_seen_ms, last_seen_ms)"
+                   " VALUES ('i1', 'img', 1, 2)",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
   sqlite3_close(db);
 
   struct nrd_store *st = NULL;
@@ -144,19 +151,25 @@ static void test_0004_upgrades_a_used_database(void **state)
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
   assert_int_equal(count_rows(db, "SELECT count(*) FROM ledger WHERE (job_id = 'j1' AND"
                                   " state = 'created' AND updated_ms = 20 AND accepted_ms IS NULL)"
-                                  " OR (job_id = 'j2' AND state = 'pending')"), 2);
+                                  " OR (job_id = 'j2' AND state = 'pending')"),
+                   2);
   assert_int_equal(count_rows(db, "SELECT count(*) FROM snapshots WHERE instance_id = 'i1'"
                                   " AND image_url = 'img' AND entrypoint IS NULL"
-                                  " AND tools_json IS NULL"), 1);
+                                  " AND tools_json IS NULL"),
+                   1);
   assert_int_equal(count_rows(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
                                   " name IN ('ledger_state_created', 'ledger_instance',"
-                                  " 'ledger_open_order')"), 3);
-  assert_int_equal(sqlite3_exec(db, "UPDATE ledger SET state = 'running' WHERE job_id = 'j1'",
-                                NULL, NULL, NULL), SQLITE_OK);
+                                  " 'ledger_open_order')"),
+                   3);
+  assert_int_equal(
+      sqlite3_exec(db, "UPDATE ledger SET state = 'running' WHERE job_id = 'j1'", NULL, NULL, NULL),
+      SQLITE_OK);
   assert_int_equal(sqlite3_exec(db, "UPDATE ledger SET state = 'start_failed' WHERE job_id = 'j1'",
-                                NULL, NULL, NULL), SQLITE_OK);
-  assert_int_not_equal(sqlite3_exec(db, "UPDATE ledger SET state = 'bogus' WHERE job_id = 'j1'",
-                                    NULL, NULL, NULL), SQLITE_OK);
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  assert_int_not_equal(
+      sqlite3_exec(db, "UPDATE ledger SET state = 'bogus' WHERE job_id = 'j1'", NULL, NULL, NULL),
+      SQLITE_OK);
   sqlite3_close(db);
   tu_rmrf(dir);
   free(dir);

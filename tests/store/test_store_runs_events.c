@@ -45,8 +45,9 @@ static void test_runs(void **state)
 
 static void add_event(struct nrd_store *st, const char *id, int64_t created)
 {
-  struct nrd_event e = { .id = (char *)id, .type = "run.completed", .body_json = "{}",
-                         .created_ms = created };
+  struct nrd_event e = {
+    .id = (char *)id, .type = "run.completed", .body_json = "{}", .created_ms = created
+  };
   assert_int_equal(nrd_store_event_insert(st, &e), NRD_OK);
 }
 

@@ -226,7 +226,7 @@ static void test_page_in_one_call(void **state)
 struct runs_feed {
   struct nrd_instance *items;
   size_t n, at, per_run;
-  int end;  /* what next returns after the last run: 0 or -1 */
+  int end; /* what next returns after the last run: 0 or -1 */
   size_t calls;
 };
 
@@ -254,14 +254,13 @@ static void test_page_in_runs(void **state)
   struct runs_feed drop = { .items = items, .n = 5, .per_run = 2, .end = -1 };
   assert_int_equal(nrd_store_snapshots_upsert_runs(f->st, feed_next, &drop, "run_1", 1000),
                    NRD_NONE);
-  assert_int_equal(drop.calls, 4);  /* three runs, then the drop */
+  assert_int_equal(drop.calls, 4); /* three runs, then the drop */
   for (size_t i = 0; i < 5; i++) {
     snprintf(id, sizeof id, "i-%zu", i);
     assert_int_equal(nrd_store_snapshot_seen_since(f->st, id, 0), NRD_NONE);
   }
   struct runs_feed keep = { .items = items, .n = 5, .per_run = 2, .end = 0 };
-  assert_int_equal(nrd_store_snapshots_upsert_runs(f->st, feed_next, &keep, "run_2", 2000),
-                   NRD_OK);
+  assert_int_equal(nrd_store_snapshots_upsert_runs(f->st, feed_next, &keep, "run_2", 2000), NRD_OK);
   for (size_t i = 0; i < 5; i++) {
     snprintf(id, sizeof id, "i-%zu", i);
     assert_int_equal(nrd_store_snapshot_seen_since(f->st, id, 2000), NRD_OK);
@@ -315,8 +314,7 @@ int main(void)
                                     store_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_page_in_one_call, store_fixture_setup,
                                     store_fixture_teardown),
-    cmocka_unit_test_setup_teardown(test_page_in_runs, store_fixture_setup,
-                                    store_fixture_teardown),
+    cmocka_unit_test_setup_teardown(test_page_in_runs, store_fixture_setup, store_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_carried_fields_round_trip, store_fixture_setup,
                                     store_fixture_teardown),
   };

@@ -79,14 +79,14 @@ cJSON *tu_failed_fleet(int failed, int running)
   cJSON *sc = tu_scenario();
   char id[32], name[32], jid[32];
   int64_t t = nrd_now_ms() / 1000 - 60;
-  for(int i = 0; i < failed + running; i++) {
+  for (int i = 0; i < failed + running; i++) {
     snprintf(id, sizeof(id), "i-%03d", i);
     snprintf(name, sizeof(name), "trainer-%03d", i);
     tu_add(sc, "instances", tu_instance(id, name, i < failed ? "migrating" : "running"));
-    if(i < failed) {
+    if (i < failed) {
       snprintf(jid, sizeof(jid), "job-%03d", i);
-      tu_add(sc, "jobs", tu_job(jid, i % 2 ? "instanceMigrate" : "autoInstanceMigrate", id, t,
-                                "fail"));
+      tu_add(sc, "jobs",
+             tu_job(jid, i % 2 ? "instanceMigrate" : "autoInstanceMigrate", id, t, "fail"));
     }
   }
   return sc;
@@ -97,7 +97,7 @@ const cJSON *tu_outcome_for(const cJSON *answer, const char *instance_id)
   const cJSON *o;
   cJSON_ArrayForEach(o, cJSON_GetObjectItem(cJSON_GetObjectItem(answer, "result"), "outcomes")) {
     const char *id = nrd_json_str(o, "instanceId");
-    if(id && !strcmp(id, instance_id))
+    if (id && !strcmp(id, instance_id))
       return o;
   }
   return NULL;
@@ -106,7 +106,7 @@ const cJSON *tu_outcome_for(const cJSON *answer, const char *instance_id)
 int64_t tu_result_int(const cJSON *answer, const char *key)
 {
   int64_t v = -1;
-  if(!nrd_json_i64(cJSON_GetObjectItem(answer, "result"), key, &v))
+  if (!nrd_json_i64(cJSON_GetObjectItem(answer, "result"), key, &v))
     return -1;
   return v;
 }
@@ -116,9 +116,9 @@ cJSON *tu_sim_creates(struct nrd_sim *sim)
   struct nrd_sim_request *reqs = NULL;
   size_t n = nrd_sim_requests(sim, &reqs);
   cJSON *arr = cJSON_CreateArray();
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     size_t len = strlen(reqs[i].path);
-    if(len >= 20 && !strcmp(reqs[i].path + len - 20, "/gpu/instance/create"))
+    if (len >= 20 && !strcmp(reqs[i].path + len - 20, "/gpu/instance/create"))
       cJSON_AddItemToArray(arr, cJSON_Parse(reqs[i].body));
   }
   nrd_sim_requests_free(reqs, n);
@@ -131,7 +131,7 @@ static int count_prefix(const cJSON *all, const char *prefix)
   const cJSON *inst;
   cJSON_ArrayForEach(inst, all) {
     const char *name = nrd_json_str(inst, "name");
-    if(name && !strncmp(name, prefix, strlen(prefix)))
+    if (name && !strncmp(name, prefix, strlen(prefix)))
       found++;
   }
   return found;
@@ -147,30 +147,29 @@ int tu_replacements_of(struct nrd_sim *sim, int i)
   return found;
 }
 
-bool tu_one_replacement_each(struct nrd_sim *sim, int failed, int total, char *why,
-                             size_t whylen)
+bool tu_one_replacement_each(struct nrd_sim *sim, int failed, int total, char *why, size_t whylen)
 {
   bool ok = true;
   cJSON *all = nrd_sim_instances(sim);
-  for(int i = 0; ok && i < failed; i++) {
+  for (int i = 0; ok && i < failed; i++) {
     char prefix[48], old[16];
     const cJSON *inst;
     snprintf(prefix, sizeof(prefix), "trainer-%03d-recreated-", i);
     snprintf(old, sizeof(old), "i-%03d", i);
     int found = count_prefix(all, prefix);
-    if(found != 1) {
+    if (found != 1) {
       snprintf(why, whylen, "%s*: %d replacements", prefix, found);
       ok = false;
     }
     cJSON_ArrayForEach(inst, all) {
       const char *id = nrd_json_str(inst, "id");
-      if(ok && id && !strcmp(id, old)) {
+      if (ok && id && !strcmp(id, old)) {
         snprintf(why, whylen, "%s was never deleted", old);
         ok = false;
       }
     }
   }
-  if(ok && total >= 0 && cJSON_GetArraySize(all) != total) {
+  if (ok && total >= 0 && cJSON_GetArraySize(all) != total) {
     snprintf(why, whylen, "%d instances, expected %d", cJSON_GetArraySize(all), total);
     ok = false;
   }

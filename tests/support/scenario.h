@@ -33,8 +33,7 @@ int tu_replacements_of(struct nrd_sim *sim, int i);
 /* Every failed instance 0..failed-1 has exactly one replacement and its old
  * instance is gone; when total >= 0 the simulator holds total instances.
  * false with why filled otherwise. */
-bool tu_one_replacement_each(struct nrd_sim *sim, int failed, int total, char *why,
-                             size_t whylen);
+bool tu_one_replacement_each(struct nrd_sim *sim, int failed, int total, char *why, size_t whylen);
 
 /* The outcome of instance_id in a check-failed answer (borrowed), or NULL. */
 const cJSON *tu_outcome_for(const cJSON *answer, const char *instance_id);

@@ -19,16 +19,16 @@
 #include "nrd/sim.h"
 
 struct tu_stack {
-  char *dir;                 /* temp dir holding the database */
+  char *dir; /* temp dir holding the database */
   struct nrd_sim *sim;
-  struct nrd_config cfg;     /* defaults, then the test's changes */
-  struct nrd_service *svc;   /* the parts below, started as production does */
+  struct nrd_config cfg;   /* defaults, then the test's changes */
+  struct nrd_service *svc; /* the parts below, started as production does */
   struct nrd_novita *nv;
   struct nrd_runner *runner;
   struct nrd_scheduler *sched;
   struct nrd_http *http;
-  char base[64];             /* "http://127.0.0.1:PORT" of the service */
-  FILE *log;                 /* the service's log lines while captured, else NULL */
+  char base[64]; /* "http://127.0.0.1:PORT" of the service */
+  FILE *log;     /* the service's log lines while captured, else NULL */
 };
 
 /* Step 1: the simulator with sim_opt (NULL: defaults, key "test-key") and cfg
@@ -52,8 +52,7 @@ void tu_stack_log_capture(struct tu_stack *s);
 char *tu_stack_log_take(struct tu_stack *s);
 /* A captured JSON log line whose msg contains msg_part and whose field key
  * equals value (NULL: any); NULL if none. Points into text. */
-const char *tu_log_find(const char *text, const char *msg_part, const char *key,
-                        const char *value);
+const char *tu_log_find(const char *text, const char *msg_part, const char *key, const char *value);
 
 /* Loads a scenario object into the simulator (does not take it). */
 void tu_stack_load(struct tu_stack *s, const cJSON *scenario);
@@ -61,7 +60,7 @@ void tu_stack_load(struct tu_stack *s, const cJSON *scenario);
  * (caller deletes). status gets the HTTP status. */
 cJSON *tu_stack_check_failed(struct tu_stack *s, const char *body, long *status);
 /* GET/POST path on the service, parsed JSON answer (NULL if not JSON). */
-cJSON *tu_stack_request(struct tu_stack *s, const char *method, const char *path,
-                        const char *body, long *status);
+cJSON *tu_stack_request(struct tu_stack *s, const char *method, const char *path, const char *body,
+                        long *status);
 
 #endif

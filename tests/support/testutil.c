@@ -80,8 +80,8 @@ static bool has_header(const char *const *headers, const char *name)
 
 /* A body without a Content-Type header in headers is sent as
  * application/json; pass "Content-Type:" to send none at all. */
-int tu_http(const char *method, const char *url, const char *const *headers,
-            const char *body, struct tu_resp *out)
+int tu_http(const char *method, const char *url, const char *const *headers, const char *body,
+            struct tu_resp *out)
 {
   CURL *h = NULL;
   struct curl_slist *list = NULL;
@@ -185,21 +185,21 @@ static void path_template(const char *path, char *out, size_t outlen)
   static const struct {
     const char *prefix, *param;
   } ids[] = {
-    {"/api/instances/migration/runs/", "{runId}"},
-    {"/api/instances/migration/recoveries/", "{jobId}"},
+    { "/api/instances/migration/runs/", "{runId}" },
+    { "/api/instances/migration/recoveries/", "{jobId}" },
   };
   size_t len = strcspn(path, "?");
   snprintf(out, outlen, "%.*s", (int)len, path);
-  for(size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+  for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
     size_t plen = strlen(ids[i].prefix);
-    if(len <= plen || strncmp(path, ids[i].prefix, plen))
+    if (len <= plen || strncmp(path, ids[i].prefix, plen))
       continue;
     const char *rest = path + plen;
     size_t idlen = strcspn(rest, "/?");
-    if(idlen == 0)
+    if (idlen == 0)
       continue;
-    snprintf(out, outlen, "%s%s%.*s", ids[i].prefix, ids[i].param,
-             (int)strcspn(rest + idlen, "?"), rest + idlen);
+    snprintf(out, outlen, "%s%s%.*s", ids[i].prefix, ids[i].param, (int)strcspn(rest + idlen, "?"),
+             rest + idlen);
   }
 }
 
@@ -207,7 +207,7 @@ void tu_record_response(const char *method, const char *path, const struct tu_re
 {
   const char *file = getenv("NRD_RESPONSE_LOG");
   char tpl[1100];
-  if(!file || !*file || r->status == 0)
+  if (!file || !*file || r->status == 0)
     return;
   path_template(path, tpl, sizeof(tpl));
   char *ctype = tu_header(r, "Content-Type");
@@ -215,10 +215,10 @@ void tu_record_response(const char *method, const char *path, const struct tu_re
   cJSON_AddStringToObject(rec, "method", method);
   cJSON_AddStringToObject(rec, "path", tpl);
   cJSON_AddNumberToObject(rec, "status", (double)r->status);
-  if(ctype)
+  if (ctype)
     cJSON_AddStringToObject(rec, "contentType", ctype);
   cJSON *body = r->body ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
-  if(body)
+  if (body)
     cJSON_AddItemToObject(rec, "body", body);
   else
     cJSON_AddStringToObject(rec, "body", r->body ? r->body : "");
@@ -226,12 +226,12 @@ void tu_record_response(const char *method, const char *path, const struct tu_re
   size_t n = strlen(line);
   /* One write with O_APPEND: lines of parallel tests never interleave. */
   int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0600);
-  if(fd >= 0) {
+  if (fd >= 0) {
     char *buf = malloc(n + 1);
-    if(buf) {
+    if (buf) {
       memcpy(buf, line, n);
       buf[n] = '\n';
-      if(write(fd, buf, n + 1) < 0)
+      if (write(fd, buf, n + 1) < 0)
         perror("tu_record_response");
       free(buf);
     }

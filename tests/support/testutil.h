@@ -17,12 +17,12 @@ void tu_rmrf(const char *path);
  * (may be NULL). body may be NULL. Returns 0 when an HTTP answer came. */
 struct tu_resp {
   long status;
-  char *body;          /* NUL-terminated */
+  char *body; /* NUL-terminated */
   size_t body_len;
-  char *headers;       /* raw response headers */
+  char *headers; /* raw response headers */
 };
-int tu_http(const char *method, const char *url, const char *const *headers,
-            const char *body, struct tu_resp *out);
+int tu_http(const char *method, const char *url, const char *const *headers, const char *body,
+            struct tu_resp *out);
 void tu_resp_cleanup(struct tu_resp *r);
 /* The value of a response header (case-insensitive name), heap, or NULL. */
 char *tu_header(const struct tu_resp *r, const char *name);

@@ -84,7 +84,7 @@ static int reap(pid_t pid)
 static cJSON *get(const struct proc *p, const char *path, const char *key, long *status)
 {
   char url[256], auth[128];
-  const char *const headers[] = {auth, NULL};
+  const char *const headers[] = { auth, NULL };
   struct tu_resp r;
   cJSON *j;
 
@@ -99,8 +99,9 @@ static cJSON *get(const struct proc *p, const char *path, const char *key, long 
 
 static void test_fleet_and_sigterm(void **state)
 {
-  const char *const args[] = {"--port", "0", "--fleet", "12", "--failed", "3", "--page-cap",
-                              "5", "--page-base", "0", "--api-key", "k1", NULL};
+  const char *const args[] = { "--port",    "0",          "--fleet", "12",          "--failed",
+                               "3",         "--page-cap", "5",       "--page-base", "0",
+                               "--api-key", "k1",         NULL };
   struct proc p;
   long st;
   int64_t total;
@@ -132,7 +133,7 @@ static void test_scenario_file_and_sigint(void **state)
   struct proc p;
   long st;
   cJSON *j;
-  const char *args[] = {"--scenario", path, "--api-key", "k2", NULL};
+  const char *args[] = { "--scenario", path, "--api-key", "k2", NULL };
 
   snprintf(path, sizeof path, "%s/scenario.json", dir);
   f = fopen(path, "w");
@@ -142,8 +143,8 @@ static void test_scenario_file_and_sigint(void **state)
   assert_true(spawn(args, &p));
   j = get(&p, "/gpu-instance/openapi/v1/gpu/instances", "k2", &st);
   assert_int_equal(st, 200);
-  assert_string_equal(nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "instances"), 0),
-                                   "id"), "i-file");
+  assert_string_equal(
+      nrd_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "instances"), 0), "id"), "i-file");
   cJSON_Delete(j);
   assert_int_equal(kill(p.pid, SIGINT), 0);
   assert_int_equal(reap(p.pid), 0);
@@ -153,11 +154,11 @@ static void test_scenario_file_and_sigint(void **state)
 
 static void test_bad_arguments(void **state)
 {
-  const char *const unknown[] = {"--bogus", "1", NULL};
-  const char *const base[] = {"--page-base", "2", NULL};
+  const char *const unknown[] = { "--bogus", "1", NULL };
+  const char *const base[] = { "--page-base", "2", NULL };
   char *dir = tu_tempdir();
   char path[512];
-  const char *const missing[] = {"--scenario", path, NULL};
+  const char *const missing[] = { "--scenario", path, NULL };
   struct proc p;
 
   snprintf(path, sizeof path, "%s/missing.json", dir);
@@ -175,9 +176,9 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_fleet_and_sigterm),
-      cmocka_unit_test(test_scenario_file_and_sigint),
-      cmocka_unit_test(test_bad_arguments),
+    cmocka_unit_test(test_fleet_and_sigterm),
+    cmocka_unit_test(test_scenario_file_and_sigint),
+    cmocka_unit_test(test_bad_arguments),
   };
   if (!getenv("NRD_SIM_BINARY")) {
     fprintf(stderr, "NRD_SIM_BINARY is not set\n");

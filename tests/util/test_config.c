@@ -19,19 +19,50 @@
 #include "testutil.h"
 
 static const char *const all_vars[] = {
-  "PORT", "HOST", "DATABASE_PATH", "NOVITA_API_KEY", "NOVITA_API_BASE_URL",
-  "NOVITA_INTERNAL_API_KEY", "NOVITA_INTERNAL_API_BASE_URL", "NOVITA_RATE_LIMIT_RPS",
-  "NOVITA_RATE_LIMIT_MAX_RPS", "NOVITA_RATE_LIMIT_ADAPTIVE",
-  "NOVITA_PAGE_SIZE", "DEFAULT_REGION", "MIGRATION_DRY_RUN", "MIGRATION_INTERVAL_MINUTES",
+  "PORT",
+  "HOST",
+  "DATABASE_PATH",
+  "NOVITA_API_KEY",
+  "NOVITA_API_BASE_URL",
+  "NOVITA_INTERNAL_API_KEY",
+  "NOVITA_INTERNAL_API_BASE_URL",
+  "NOVITA_RATE_LIMIT_RPS",
+  "NOVITA_RATE_LIMIT_MAX_RPS",
+  "NOVITA_RATE_LIMIT_ADAPTIVE",
+  "NOVITA_PAGE_SIZE",
+  "DEFAULT_REGION",
+  "MIGRATION_DRY_RUN",
+  "MIGRATION_INTERVAL_MINUTES",
   "WATCH_INTERVAL_SECONDS",
-  "MIGRATION_MAX_CONCURRENT", "MIGRATION_JOB_LOOKBACK_HOURS", "MAX_RECOVERIES_PER_RUN",
-  "MAX_RETRY_ATTEMPTS", "REQUEST_TIMEOUT", "RUN_DEADLINE_SECONDS", "RECOVERY_LEASE_SECONDS",
-  "RECOVERY_START_POLL_SECONDS", "RECOVERY_START_TIMEOUT_SECONDS", "RECOVER_STATUSES",
-  "CIRCUIT_FAILURE_THRESHOLD", "CIRCUIT_COOLDOWN_SECONDS", "API_TOKEN", "API_TOKEN_FILE",
-  "TRUSTED_PROXIES", "MAX_BODY_BYTES", "HTTP_REQUEST_TIMEOUT_SECONDS", "HTTP_MAX_CONNECTIONS",
-  "HTTP_MAX_CONNECTIONS_PER_IP", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_MAX_AGE_HOURS",
-  "RETENTION_DAYS", "LOG_LEVEL", "NOVITA_API_KEY_FILE", "NOVITA_INTERNAL_API_KEY_FILE",
-  "WEBHOOK_SECRET_FILE", "RECOVERY_PLACEMENT", "RECOVERY_BILLING_FALLBACK",
+  "MIGRATION_MAX_CONCURRENT",
+  "MIGRATION_JOB_LOOKBACK_HOURS",
+  "MAX_RECOVERIES_PER_RUN",
+  "MAX_RETRY_ATTEMPTS",
+  "REQUEST_TIMEOUT",
+  "RUN_DEADLINE_SECONDS",
+  "RECOVERY_LEASE_SECONDS",
+  "RECOVERY_START_POLL_SECONDS",
+  "RECOVERY_START_TIMEOUT_SECONDS",
+  "RECOVER_STATUSES",
+  "CIRCUIT_FAILURE_THRESHOLD",
+  "CIRCUIT_COOLDOWN_SECONDS",
+  "API_TOKEN",
+  "API_TOKEN_FILE",
+  "TRUSTED_PROXIES",
+  "MAX_BODY_BYTES",
+  "HTTP_REQUEST_TIMEOUT_SECONDS",
+  "HTTP_MAX_CONNECTIONS",
+  "HTTP_MAX_CONNECTIONS_PER_IP",
+  "WEBHOOK_URL",
+  "WEBHOOK_SECRET",
+  "WEBHOOK_MAX_AGE_HOURS",
+  "RETENTION_DAYS",
+  "LOG_LEVEL",
+  "NOVITA_API_KEY_FILE",
+  "NOVITA_INTERNAL_API_KEY_FILE",
+  "WEBHOOK_SECRET_FILE",
+  "RECOVERY_PLACEMENT",
+  "RECOVERY_BILLING_FALLBACK",
 };
 
 static int clear_env(void **state)
@@ -126,9 +157,9 @@ static void test_env_and_flags(void **state)
   assert_true(c.migration_dry_run);
   assert_true(c.novita_rate_limit_rps == 2.5);
   assert_int_equal(c.log_level, NRD_LOG_DEBUG);
-  assert_string_equal(c.novita_api_base_url, "http://127.0.0.1:9/base");  /* slash stripped */
+  assert_string_equal(c.novita_api_base_url, "http://127.0.0.1:9/base"); /* slash stripped */
   assert_int_equal(c.max_body_bytes, 1024);
-  assert_int_equal(c.recovery_placement, NRD_PLACE_SAME_CLUSTER);  /* defaults */
+  assert_int_equal(c.recovery_placement, NRD_PLACE_SAME_CLUSTER); /* defaults */
   assert_int_equal(c.recovery_billing_fallback, NRD_BILLING_FALLBACK_NONE);
   nrd_config_cleanup(&c);
 
@@ -148,15 +179,17 @@ static void test_env_and_flags(void **state)
 
   /* Flags beat the environment; both flag forms; a bare boolean flag is true. */
   setenv("MIGRATION_DRY_RUN", "false", 1);
-  const char *args[] = { "--port=0", "--host", "::1", "--migration-dry-run",
-                         "--database-path", "/x/y.db", "--novita-api-key=k", NULL };
+  const char *args[] = {
+    "--port=0",           "--host", "::1", "--migration-dry-run", "--database-path", "/x/y.db",
+    "--novita-api-key=k", NULL
+  };
   assert_int_equal(load(&c, args, err, sizeof err), 0);
   assert_int_equal(c.port, 0);
   assert_string_equal(c.host, "::1");
   assert_true(c.migration_dry_run);
   assert_string_equal(c.database_path, "/x/y.db");
   assert_string_equal(c.novita_api_key, "k");
-  assert_int_equal(c.log_level, NRD_LOG_DEBUG);  /* env still applies where no flag */
+  assert_int_equal(c.log_level, NRD_LOG_DEBUG); /* env still applies where no flag */
   nrd_config_cleanup(&c);
 
   const char *off[] = { "--migration-dry-run=no", NULL };
@@ -184,25 +217,33 @@ static void test_bad_values(void **state)
     { "PORT", "70000", "PORT: '70000' is not valid; expected an integer 0-65535" },
     { "PORT", "-1", "PORT: '-1'" },
     { "PORT", "", "PORT: ''" },
-    { "MIGRATION_MAX_CONCURRENT", "0", "MIGRATION_MAX_CONCURRENT: '0' is not valid; expected an integer 1-256" },
-    { "NOVITA_API_BASE_URL", "ftp://x", "NOVITA_API_BASE_URL: 'ftp://x' is not valid; expected an http" },
+    { "MIGRATION_MAX_CONCURRENT", "0",
+      "MIGRATION_MAX_CONCURRENT: '0' is not valid; expected an integer 1-256" },
+    { "NOVITA_API_BASE_URL", "ftp://x",
+      "NOVITA_API_BASE_URL: 'ftp://x' is not valid; expected an http" },
     { "WEBHOOK_URL", "example.com/hook", "WEBHOOK_URL: 'example.com/hook'" },
     { "LOG_LEVEL", "loud", "LOG_LEVEL: 'loud' is not valid; expected error, warn, info or debug" },
-    { "MIGRATION_DRY_RUN", "maybe", "MIGRATION_DRY_RUN: 'maybe' is not valid; expected true/false/1/0/yes/no" },
+    { "MIGRATION_DRY_RUN", "maybe",
+      "MIGRATION_DRY_RUN: 'maybe' is not valid; expected true/false/1/0/yes/no" },
     { "TRUSTED_PROXIES", "1.2.3.4/33", "TRUSTED_PROXIES: '1.2.3.4/33' is not valid" },
-    { "RECOVER_STATUSES", "migrating,,exited", "RECOVER_STATUSES: 'migrating,,exited' is not valid; expected comma-separated instance statuses" },
+    { "RECOVER_STATUSES", "migrating,,exited",
+      "RECOVER_STATUSES: 'migrating,,exited' is not valid; expected comma-separated instance "
+      "statuses" },
     { "RECOVER_STATUSES", "exited ", "RECOVER_STATUSES: 'exited ' is not valid" },
     { "TRUSTED_PROXIES", "10.0.0.0/8,,::1", "TRUSTED_PROXIES:" },
     { "TRUSTED_PROXIES", "::1/129", "TRUSTED_PROXIES:" },
     { "TRUSTED_PROXIES", "localhost", "TRUSTED_PROXIES:" },
-    { "NOVITA_RATE_LIMIT_RPS", "fast", "NOVITA_RATE_LIMIT_RPS: 'fast' is not valid; expected a number 0-10000" },
+    { "NOVITA_RATE_LIMIT_RPS", "fast",
+      "NOVITA_RATE_LIMIT_RPS: 'fast' is not valid; expected a number 0-10000" },
     { "REQUEST_TIMEOUT", "99", "REQUEST_TIMEOUT: '99'" },
     { "MAX_BODY_BYTES", "0", "MAX_BODY_BYTES: '0'" },
     { "MAX_RETRY_ATTEMPTS", "11", "MAX_RETRY_ATTEMPTS: '11'" },
     { "NOVITA_PAGE_SIZE", "1001", "NOVITA_PAGE_SIZE: '1001'" },
     { "HOST", "", "HOST: ''" },
-    { "RECOVERY_PLACEMENT", "anywhere", "RECOVERY_PLACEMENT: 'anywhere' is not valid; expected same-cluster, same-region or any" },
-    { "RECOVERY_BILLING_FALLBACK", "spot", "RECOVERY_BILLING_FALLBACK: 'spot' is not valid; expected none or onDemand" },
+    { "RECOVERY_PLACEMENT", "anywhere",
+      "RECOVERY_PLACEMENT: 'anywhere' is not valid; expected same-cluster, same-region or any" },
+    { "RECOVERY_BILLING_FALLBACK", "spot",
+      "RECOVERY_BILLING_FALLBACK: 'spot' is not valid; expected none or onDemand" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct nrd_config c;
@@ -349,7 +390,10 @@ static void test_api_token_file(void **state)
  * with both named; flags count as a source too. */
 static void test_secret_files(void **state)
 {
-  static const struct { const char *env, *file_env, *flag; size_t off; } cases[] = {
+  static const struct {
+    const char *env, *file_env, *flag;
+    size_t off;
+  } cases[] = {
     { "NOVITA_API_KEY", "NOVITA_API_KEY_FILE", "--novita-api-key-file",
       offsetof(struct nrd_config, novita_api_key) },
     { "NOVITA_INTERNAL_API_KEY", "NOVITA_INTERNAL_API_KEY_FILE", "--novita-internal-api-key-file",
@@ -475,7 +519,8 @@ static void test_cidr(void **state)
   assert_false(trusted(&c, "10.0.0.1"));
   nrd_config_cleanup(&c);
 
-  setenv("TRUSTED_PROXIES", " 10.1.0.0/16 , 192.168.1.7, 2001:db8::/33, fe80::1/128, 172.16.0.0/12", 1);
+  setenv("TRUSTED_PROXIES", " 10.1.0.0/16 , 192.168.1.7, 2001:db8::/33, fe80::1/128, 172.16.0.0/12",
+         1);
   assert_int_equal(load(&c, NULL, err, sizeof err), 0);
   assert_int_equal(c.n_proxies, 5);
   assert_true(trusted(&c, "10.1.200.3"));
@@ -483,7 +528,7 @@ static void test_cidr(void **state)
   assert_true(trusted(&c, "192.168.1.7"));
   assert_false(trusted(&c, "192.168.1.8"));
   assert_true(trusted(&c, "2001:db8:7fff::1"));
-  assert_false(trusted(&c, "2001:db8:8000::1"));  /* bit 33 set */
+  assert_false(trusted(&c, "2001:db8:8000::1")); /* bit 33 set */
   assert_true(trusted(&c, "fe80::1"));
   assert_false(trusted(&c, "fe80::2"));
   assert_true(trusted(&c, "172.31.255.255"));

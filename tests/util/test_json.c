@@ -180,10 +180,8 @@ static void test_build_and_print(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_depth_limit),
-    cmocka_unit_test(test_parse_with_length),
-    cmocka_unit_test(test_getters),
-    cmocka_unit_test(test_not_an_object),
+    cmocka_unit_test(test_depth_limit),     cmocka_unit_test(test_parse_with_length),
+    cmocka_unit_test(test_getters),         cmocka_unit_test(test_not_an_object),
     cmocka_unit_test(test_build_and_print),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

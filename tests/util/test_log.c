@@ -80,8 +80,8 @@ static void test_fields_and_order(void **state)
   struct capture *c = *state;
   nrd_log_set_request_id("req-1");
   nrd_log_set_run_id("run_1");
-  LOG_INFO("recreated", "instanceId", "i-a", "#count", NRD_I64(42), "#ok", NRD_BOOL(1),
-           "missing", (const char *)NULL);
+  LOG_INFO("recreated", "instanceId", "i-a", "#count", NRD_I64(42), "#ok", NRD_BOOL(1), "missing",
+           (const char *)NULL);
   char *raw = NULL;
   cJSON *obj = only_line(c, &raw);
 
@@ -100,8 +100,8 @@ static void test_fields_and_order(void **state)
   assert_null(cJSON_GetObjectItem(obj, "#count"));
 
   /* Order: ts, level, msg, requestId, runId, then the pairs. */
-  const char *order[] = { "\"ts\"", "\"level\"", "\"msg\"", "\"requestId\"", "\"runId\"",
-                          "\"instanceId\"", "\"count\"", "\"ok\"", "\"missing\"" };
+  const char *order[] = { "\"ts\"",         "\"level\"", "\"msg\"", "\"requestId\"", "\"runId\"",
+                          "\"instanceId\"", "\"count\"", "\"ok\"",  "\"missing\"" };
   const char *prev = raw;
   for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
     const char *at = strstr(raw, order[i]);
@@ -149,11 +149,10 @@ static void test_fault_field(void **state)
   char *data = captured(c);
   for (char *line = data; *line; line = strchr(line, '\n') + 1)
     memset(line + 7, 'T', 24);
-  assert_string_equal(data,
-                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"error\","
-                      "\"msg\":\"store: sqlite error\",\"fault\":\"disk\",\"op\":\"x\"}\n"
-                      "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\","
-                      "\"msg\":\"a notice\"}\n");
+  assert_string_equal(data, "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"error\","
+                            "\"msg\":\"store: sqlite error\",\"fault\":\"disk\",\"op\":\"x\"}\n"
+                            "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\","
+                            "\"msg\":\"a notice\"}\n");
   free(data);
   assert_string_equal(nrd_fault_name(NRD_FAULT_OURS), "ours");
   assert_string_equal(nrd_fault_name(NRD_FAULT_NOVITA), "novita");
@@ -189,7 +188,7 @@ static void test_levels(void **state)
   assert_true(nrd_log_enabled(NRD_LOG_ERROR));
   LOG_INFO("hidden", "k", count_eval());
   LOG_DEBUG("hidden", "k", count_eval());
-  assert_int_equal(evaluated, 0);  /* arguments not evaluated below the level */
+  assert_int_equal(evaluated, 0); /* arguments not evaluated below the level */
   char *data = captured(c);
   assert_string_equal(data, "");
   free(data);
@@ -356,7 +355,7 @@ static void test_other_line_writes_held_first(void **state)
   assert_msgs(c, "a1 a2 w1 a3 i1");
   LOG_ACCESS("a4");
   LOG_ERROR("e1");
-  LOG_ERROR("e2");  /* nothing held: written alone */
+  LOG_ERROR("e2"); /* nothing held: written alone */
   assert_msgs(c, "a1 a2 w1 a3 i1 a4 e1 e2");
   nrd_log_buffer_stop();
 }
@@ -398,7 +397,7 @@ static void test_full_buffer_written(void **state)
     logged += line_len;
     assert_true(written <= logged);
     assert_true(logged - written <= NRD_LOG_BUFFER_BYTES);
-    assert_true(logged - written > 0);  /* the newest line is held */
+    assert_true(logged - written > 0); /* the newest line is held */
   }
   nrd_log_flush();
   assert_int_equal(assert_whole_lines(c), logged);
@@ -439,15 +438,15 @@ static void test_flusher_writes_within_its_delay(void **state)
 {
   struct capture *c = *state;
   nrd_log_buffer_start(50);
-  for (int round = 0; round < 2; round++) {  /* the flusher sleeps and wakes again */
+  for (int round = 0; round < 2; round++) { /* the flusher sleeps and wakes again */
     size_t before = assert_whole_lines(c);
     int64_t t0 = nrd_mono_ms();
     LOG_ACCESS("a");
     while (assert_whole_lines(c) == before && nrd_mono_ms() - t0 < 5000)
       nrd_sleep_ms(5);
     int64_t waited = nrd_mono_ms() - t0;
-    assert_true(waited >= 40);   /* held for its delay, not written at once */
-    assert_true(waited < 5000);  /* and then written without anyone asking */
+    assert_true(waited >= 40);  /* held for its delay, not written at once */
+    assert_true(waited < 5000); /* and then written without anyone asking */
     assert_msgs(c, round == 0 ? "a" : "a a");
   }
   nrd_log_buffer_stop();
@@ -457,17 +456,17 @@ static void test_stop_writes_held_lines(void **state)
 {
   struct capture *c = *state;
   nrd_log_buffer_start(NO_TIMER_MS);
-  nrd_log_buffer_start(NO_TIMER_MS);  /* counted: two servers */
+  nrd_log_buffer_start(NO_TIMER_MS); /* counted: two servers */
   LOG_ACCESS("a1");
-  nrd_log_buffer_stop();  /* writes, and the other start still holds */
+  nrd_log_buffer_stop(); /* writes, and the other start still holds */
   assert_msgs(c, "a1");
   LOG_ACCESS("a2");
   assert_msgs(c, "a1");
   nrd_log_buffer_stop();
   assert_msgs(c, "a1 a2");
-  LOG_ACCESS("a3");  /* no longer held */
+  LOG_ACCESS("a3"); /* no longer held */
   assert_msgs(c, "a1 a2 a3");
-  nrd_log_buffer_stop();  /* an extra stop is harmless */
+  nrd_log_buffer_stop(); /* an extra stop is harmless */
 }
 
 static void test_set_fd_writes_held_lines_to_the_old_fd(void **state)
@@ -564,16 +563,14 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_bad_raw_value_stays_json, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_context_cleared, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_access_written_at_once_when_not_started, setup,
-                                    teardown),
+    cmocka_unit_test_setup_teardown(test_access_written_at_once_when_not_started, setup, teardown),
     cmocka_unit_test_setup_teardown(test_access_held_until_flush, setup, teardown),
     cmocka_unit_test_setup_teardown(test_other_line_writes_held_first, setup, teardown),
     cmocka_unit_test_setup_teardown(test_full_buffer_written, setup, teardown),
     cmocka_unit_test_setup_teardown(test_line_over_buffer_written_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_flusher_writes_within_its_delay, setup, teardown),
     cmocka_unit_test_setup_teardown(test_stop_writes_held_lines, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_set_fd_writes_held_lines_to_the_old_fd, setup,
-                                    teardown),
+    cmocka_unit_test_setup_teardown(test_set_fd_writes_held_lines_to_the_old_fd, setup, teardown),
     cmocka_unit_test_setup_teardown(test_exit_writes_held_lines, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads_with_held_lines, setup, teardown),
   };

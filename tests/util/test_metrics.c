@@ -108,7 +108,8 @@ static void test_labelled(void **state)
 
   char *t = render();
   assert_true(sample(t, "nrd_http_requests_total{route=\"/health\",status=\"200\"}") == 2);
-  assert_true(sample(t, "nrd_http_requests_total{route=\"/api/instances/migration/check-failed\",status=\"415\"}") == 1);
+  assert_true(sample(t, "nrd_http_requests_total{route=\"/api/instances/migration/"
+                        "check-failed\",status=\"415\"}") == 1);
   assert_true(sample(t, "nrd_runs_total{trigger=\"api\",outcome=\"done\"}") == 2);
   assert_true(sample(t, "nrd_runs_total{trigger=\"scheduler\",outcome=\"failed\"}") == 1);
   assert_true(sample(t, "nrd_recoveries_total{action=\"recreated\"}") == 2);
@@ -166,10 +167,14 @@ static void test_timings(void **state)
   nrd_metrics_brake_held("nonsense", 9);
 
   char *t = render();
-  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.001\"}") == 1);
-  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.1\"}") == 1);
-  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.25\"}") == 2);
-  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"+Inf\"}") == 2);
+  assert_true(
+      sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.001\"}") == 1);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.1\"}") ==
+              1);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"0.25\"}") ==
+              2);
+  assert_true(sample(t, "nrd_http_request_duration_seconds_bucket{route=\"health\",le=\"+Inf\"}") ==
+              2);
   assert_true(sample(t, "nrd_http_request_duration_seconds_count{route=\"health\"}") == 2);
   assert_true(sample(t, "nrd_http_request_duration_seconds_sum{route=\"health\"}") > 0.2);
   assert_true(sample(t, "nrd_http_request_duration_seconds_count{route=\"ready\"}") == 0);
@@ -229,8 +234,7 @@ static void test_exposition_format(void **state)
     bool declared = false;
     for (size_t i = 0; i < n_families; i++) {
       size_t fl = strlen(families[i]);
-      if (strncmp(line, families[i], fl) == 0 &&
-          (fl == name_len || line[fl] == '_'))
+      if (strncmp(line, families[i], fl) == 0 && (fl == name_len || line[fl] == '_'))
         declared = true;
     }
     assert_true(declared);

@@ -35,7 +35,7 @@ static void test_buf(void **state)
   assert_null(b.data);
   assert_int_equal(b.len, 0);
   free(s);
-  s = nrd_buf_steal(&b);  /* empty buffer still gives a string */
+  s = nrd_buf_steal(&b); /* empty buffer still gives a string */
   assert_string_equal(s, "");
   free(s);
   nrd_buf_cleanup(&b);
@@ -56,11 +56,12 @@ static void test_buf_json_str(void **state)
   json_str("a\"b\\c", "\"a\\\"b\\\\c\"");
   json_str("l1\nl2\r\t\b\f", "\"l1\\nl2\\r\\t\\b\\f\"");
   json_str("\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\"");
-  json_str("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  json_str("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+           "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
   json_str("bad\xff", "\"bad\\ufffd\"");
-  json_str("\xc3", "\"\\ufffd\"");                 /* truncated sequence */
-  json_str("\xc0\xaf", "\"\\ufffd\\ufffd\"");      /* overlong */
-  json_str("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");  /* surrogate */
+  json_str("\xc3", "\"\\ufffd\"");                       /* truncated sequence */
+  json_str("\xc0\xaf", "\"\\ufffd\\ufffd\"");            /* overlong */
+  json_str("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
 }
 
 /* What nrd_buf_json_str must write, one byte at a time, from the rules:
@@ -160,29 +161,35 @@ static void test_buf_json_str_runs(void **state)
       s[20] = '\0';
       s[pos] = (char)c;
       json_str_as_ref(s);
-      s[pos + 1] = '\0';  /* at the very end */
+      s[pos + 1] = '\0'; /* at the very end */
       json_str_as_ref(s);
     }
   }
 
-  for (size_t len = 0; len < 48; len++) {  /* output that ends exactly at the room reserved */
+  for (size_t len = 0; len < 48; len++) { /* output that ends exactly at the room reserved */
     memset(s, '\x01', len);
     s[len] = '\0';
     json_str_as_ref(s);
   }
 
   static const char *const specials[] = {
-    "\"", "\\", "\n", "\x01", "\x1f", "\x7f", "\x80", "\xff", "\xc3", "\xc3\xa9",
-    "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
+    "\"",           "\\",
+    "\n",           "\x01",
+    "\x1f",         "\x7f",
+    "\x80",         "\xff",
+    "\xc3",         "\xc3\xa9",
+    "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+    "\xed\xa0\x80", "\xf4\x90\x80\x80",
+    "\xe2\x82",
   };
   static const size_t lens[] = { 7, 8, 9, 15, 16, 17, 255, 256, 257, 300, 512, 513, 1030 };
   for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
     size_t len = lens[li];
     memset(s, 'x', len);
     s[len] = '\0';
-    json_str_as_ref(s);  /* one long plain run */
+    json_str_as_ref(s); /* one long plain run */
     memset(s, '\x01', len);
-    json_str_as_ref(s);  /* the worst case: six output bytes for each */
+    json_str_as_ref(s); /* the worst case: six output bytes for each */
     for (size_t si = 0; si < sizeof specials / sizeof specials[0]; si++) {
       size_t sl = strlen(specials[si]);
       for (size_t pos = 0; pos + sl <= len; pos++) {
@@ -281,11 +288,20 @@ static void test_parse_i64(void **state)
   assert_true(nrd_parse_i64("9223372036854775807", INT64_MIN, INT64_MAX, &v));
   assert_true(v == INT64_MAX);
   v = 7;
-  const char *bad[] = { "", "12abc", " 12", "12 ", "abc", "-", "+", "1.5", "0x10",
-                        "9223372036854775808", "-9223372036854775809" };
+  const char *bad[] = { "",
+                        "12abc",
+                        " 12",
+                        "12 ",
+                        "abc",
+                        "-",
+                        "+",
+                        "1.5",
+                        "0x10",
+                        "9223372036854775808",
+                        "-9223372036854775809" };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     assert_false(nrd_parse_i64(bad[i], INT64_MIN, INT64_MAX, &v));
-  assert_int_equal(v, 7);  /* untouched on failure */
+  assert_int_equal(v, 7); /* untouched on failure */
   assert_false(nrd_parse_i64("101", 0, 100, &v));
   assert_false(nrd_parse_i64("-1", 0, 100, &v));
   assert_false(nrd_parse_i64(NULL, 0, 100, &v));
@@ -346,8 +362,8 @@ static void test_xstr(void **state)
 
 static void test_status_settled(void **state)
 {
-  const char *settled[] = { "running", "exited", "toCreate", "creating", "pulling", "starting",
-                            "stopping", "somethingNew" };
+  const char *settled[] = { "running", "exited",   "toCreate", "creating",
+                            "pulling", "starting", "stopping", "somethingNew" };
   const char *transitional[] = { "migrating", "toRemove", "removing", "removed", "freezing" };
   for (size_t i = 0; i < sizeof settled / sizeof settled[0]; i++)
     assert_true(nrd_status_is_settled(settled[i]));
@@ -376,8 +392,8 @@ static void test_model_cleanup(void **state)
   inst.created_at = 5;
   nrd_instance_cleanup(&inst);
   struct nrd_instance zero = { 0 };
-  assert_memory_equal(&inst, &zero, sizeof inst);  /* leaks show up under ASan/valgrind */
-  nrd_instance_cleanup(&inst);                      /* twice is harmless */
+  assert_memory_equal(&inst, &zero, sizeof inst); /* leaks show up under ASan/valgrind */
+  nrd_instance_cleanup(&inst);                    /* twice is harmless */
 
   struct nrd_job job = { .id = nrd_xstrdup("j"), .error = nrd_xstrdup("e"), .created_at = 1 };
   nrd_job_cleanup(&job);

@@ -30,7 +30,7 @@ struct receiver {
   atomic_bool stopping;
   pthread_mutex_t mu;
   struct rcv_knobs knobs;
-  int seen;                                      /* deliveries so far */
+  int seen; /* deliveries so far */
   struct rcv_delivery log[RCV_MAX_DELIVERIES];
   size_t n;
 };
@@ -51,8 +51,8 @@ static char *header(struct MHD_Connection *c, const char *name)
  * of parallel tests never interleave. */
 static void log_delivery(struct MHD_Connection *c, const struct rcv_req *q, unsigned status)
 {
-  static const char *const names[] = { "X-Webhook-Id", "X-Webhook-Signature",
-                                       "X-Webhook-Timestamp", "Content-Type", "User-Agent" };
+  static const char *const names[] = { "X-Webhook-Id", "X-Webhook-Signature", "X-Webhook-Timestamp",
+                                       "Content-Type", "User-Agent" };
   const char *file = getenv("NRD_WEBHOOK_LOG");
   if (!file || !*file)
     return;
@@ -83,7 +83,7 @@ static void log_delivery(struct MHD_Connection *c, const struct rcv_req *q, unsi
   }
   char *line = cJSON_PrintUnformatted(rec);
   size_t len = strlen(line);
-  line[len] = '\n';  /* over the NUL: written by length */
+  line[len] = '\n'; /* over the NUL: written by length */
   int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0600);
   if (fd >= 0) {
     if (write(fd, line, len + 1) != (ssize_t)(len + 1))
@@ -123,8 +123,8 @@ static unsigned record(struct receiver *r, struct MHD_Connection *c, struct rcv_
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
 {
   struct receiver *r = cls;
   struct rcv_req *q = *con_cls;
@@ -187,12 +187,10 @@ struct receiver *rcv_start(void)
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   pthread_mutex_init(&r->mu, NULL);
   atomic_init(&r->stopping, false);
-  r->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                              MHD_USE_ERROR_LOG,
-                          0, NULL, NULL, on_request, r,
-                          MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&sa,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
-                          MHD_OPTION_END);
+  r->d = MHD_start_daemon(
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+      NULL, on_request, r, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&sa,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_END);
   if (!r->d) {
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -298,7 +296,8 @@ bool verify(const char *secret, const char *body, size_t len, const char *hdr)
     got[i] = (unsigned char)(hi << 4 | lo);
   }
   if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, want,
-            &want_len) || want_len != sizeof got)
+            &want_len) ||
+      want_len != sizeof got)
     return false;
   return CRYPTO_memcmp(want, got, sizeof got) == 0;
 }

@@ -91,9 +91,11 @@ static void insert_event(struct fx *f, const char *id, int64_t created_ms)
   nrd_iso8601(created_ms, at);
   snprintf(body, sizeof body,
            "{\"id\":\"%s\",\"type\":\"run.completed\",\"createdAt\":\"%s\","
-           "\"data\":{\"errors\":0,\"note\":\"caf\xc3\xa9\"}}", id, at);
-  struct nrd_event e = { .id = (char *)id, .type = "run.completed", .body_json = body,
-                         .created_ms = created_ms };
+           "\"data\":{\"errors\":0,\"note\":\"caf\xc3\xa9\"}}",
+           id, at);
+  struct nrd_event e = {
+    .id = (char *)id, .type = "run.completed", .body_json = body, .created_ms = created_ms
+  };
   assert_int_equal(nrd_store_event_insert(f->st, &e), NRD_OK);
 }
 
@@ -298,7 +300,7 @@ static void test_receiver_down_then_restart(void **state)
   struct receiver *gone = rcv_start();
   assert_non_null(gone);
   set_url(f, gone);
-  rcv_stop(gone);   /* its port now refuses connections */
+  rcv_stop(gone); /* its port now refuses connections */
 
   int64_t t0 = nrd_now_ms();
   for (size_t i = 0; i < 3; i++)
@@ -441,7 +443,7 @@ static void test_notify_unsigned_and_stop(void **state)
   f->cfg.webhook_secret = NULL;
 
   struct nrd_webhook *wh = start(f);
-  nrd_sleep_ms(100);   /* idle now, next look in ~900 ms */
+  nrd_sleep_ms(100); /* idle now, next look in ~900 ms */
   insert_event(f, "evt_n", nrd_now_ms());
   int64_t t0 = nrd_mono_ms();
   nrd_webhook_notify(wh);

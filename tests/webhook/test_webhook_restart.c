@@ -23,7 +23,7 @@
 static void env_with(const struct prod_world *w, const char *extra, const char **out)
 {
   size_t n = 0;
-  for(; w->env[n]; n++)
+  for (; w->env[n]; n++)
     out[n] = w->env[n];
   out[n++] = extra;
   out[n] = NULL;
@@ -32,7 +32,7 @@ static void env_with(const struct prod_world *w, const char *extra, const char *
 static void test_events_survive_kill(void **state)
 {
   (void)state;
-  if(!getenv("NRD_BINARY"))
+  if (!getenv("NRD_BINARY"))
     skip();
   /* A receiver started and stopped at once: its port has nobody behind it. */
   struct receiver *gone = rcv_start();
@@ -41,7 +41,7 @@ static void test_events_survive_kill(void **state)
   rcv_url(gone, dead_url);
   rcv_stop(gone);
 
-  const char *extra[] = {"WEBHOOK_SECRET=" SECRET, "MIGRATION_INTERVAL_MINUTES=0", NULL};
+  const char *extra[] = { "WEBHOOK_SECRET=" SECRET, "MIGRATION_INTERVAL_MINUTES=0", NULL };
   struct prod_world w;
   prod_world_init(&w, 0, 3, 2, extra);
   const char *env[PROD_ENV_MAX + 2];
@@ -51,7 +51,7 @@ static void test_events_survive_kill(void **state)
   struct prod_proc p;
   char log[700];
   snprintf(log, sizeof(log), "%s/first.log", w.dir);
-  const char *args[] = {"serve", NULL};
+  const char *args[] = { "serve", NULL };
   prod_spawn(&p, args, env, log);
   assert_true(prod_wait_listening(&p, 10000));
   long status = 0;
@@ -83,12 +83,12 @@ static void test_events_survive_kill(void **state)
   prod_spawn(&p, args, env, log);
   assert_true(prod_wait_listening(&p, 10000));
   /* The first process's failed attempts set a backoff; allow for it. */
-  for(int i = 0; i < 300 && rcv_count(rcv) < 4; i++)
+  for (int i = 0; i < 300 && rcv_count(rcv) < 4; i++)
     nrd_sleep_ms(100);
   assert_int_equal(rcv_count(rcv), 4);
 
   int recreated = 0, completed = 0;
-  for(size_t i = 0; i < 4; i++) {
+  for (size_t i = 0; i < 4; i++) {
     struct rcv_delivery d;
     assert_true(rcv_get(rcv, i, &d));
     assert_true(verify(SECRET, d.body, d.body_len, d.signature));
@@ -99,7 +99,7 @@ static void test_events_survive_kill(void **state)
     recreated += !strcmp(type, "instance.recreated");
     completed += !strcmp(type, "run.completed");
     assert_string_equal(nrd_json_str(body, "id"), d.id);
-    for(size_t k = 0; k < i; k++) {  /* each event once */
+    for (size_t k = 0; k < i; k++) { /* each event once */
       struct rcv_delivery e;
       assert_true(rcv_get(rcv, k, &e));
       assert_string_not_equal(e.id, d.id);

@@ -16,7 +16,8 @@ static void test_rfc4231_case2(void **state)
   char sig[72];
   memset(sig, 'x', sizeof sig);
   nrd_webhook_sign("Jefe", body, strlen(body), sig);
-  assert_string_equal(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  assert_string_equal(sig,
+                      "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 static void test_empty_key_and_body(void **state)
@@ -24,7 +25,8 @@ static void test_empty_key_and_body(void **state)
   (void)state;
   char sig[72];
   nrd_webhook_sign("", "", 0, sig);
-  assert_string_equal(sig, "sha256=b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  assert_string_equal(sig,
+                      "sha256=b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
 /* The length is what is signed, not the string up to a NUL. */

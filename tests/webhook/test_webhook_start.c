@@ -28,16 +28,16 @@
 /* The first delivery of this type, parsed (caller deletes), signature checked. */
 static cJSON *delivery_of(struct receiver *r, const char *type)
 {
-  for(size_t i = 0; i < rcv_count(r); i++) {
+  for (size_t i = 0; i < rcv_count(r); i++) {
     struct rcv_delivery d;
     assert_true(rcv_get(r, i, &d));
     cJSON *body = cJSON_ParseWithLength(d.body, d.body_len);
     assert_non_null(body);
     bool match = !strcmp(nrd_json_str(body, "type"), type);
-    if(match)
+    if (match)
       assert_true(verify(SECRET, d.body, d.body_len, d.signature));
     rcv_delivery_cleanup(&d);
-    if(match)
+    if (match)
       return body;
     cJSON_Delete(body);
   }
@@ -71,14 +71,14 @@ static void test_start_events_delivered(void **state)
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 2);
   cJSON_Delete(rep);
-  nrd_sleep_ms(100);  /* past the simulated pull */
+  nrd_sleep_ms(100); /* past the simulated pull */
   rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
   assert_int_equal(status, 200);
   cJSON_Delete(rep);
 
   /* 2 instance.recreated, 2 run.completed, instance.running, instance.start_failed */
   int64_t until = nrd_mono_ms() + 10000;
-  while(rcv_count(rcv) < 6 && nrd_mono_ms() < until)
+  while (rcv_count(rcv) < 6 && nrd_mono_ms() < until)
     nrd_sleep_ms(20);
   assert_int_equal(rcv_count(rcv), 6);
   cJSON *ev = delivery_of(rcv, "instance.running");

@@ -25,9 +25,9 @@ struct counters {
 
 struct job {
   struct counters *c;
-  atomic_int frees;   /* per job: must end at exactly 1 */
+  atomic_int frees; /* per job: must end at exactly 1 */
   atomic_int runs;
-  bool block;         /* wait at the gate before returning */
+  bool block; /* wait at the gate before returning */
 };
 
 struct worker_ctx {
@@ -146,14 +146,14 @@ static void test_full_queue_refuses_and_destroy_frees_queued(void **state)
     blockers[i] = (struct job){ .c = &c, .block = true };
     assert_int_equal(nrd_pool_submit(p, t_process, t_free, &blockers[i]), 0);
   }
-  wait_entered(&c, K);  /* both workers are now busy: the queue holds the rest */
+  wait_entered(&c, K); /* both workers are now busy: the queue holds the rest */
   for (int i = 0; i < CAP; i++) {
     queued[i] = (struct job){ .c = &c };
     assert_int_equal(nrd_pool_submit(p, t_process, t_free, &queued[i]), 0);
   }
   extra = (struct job){ .c = &c };
   assert_int_equal(nrd_pool_submit(p, t_process, t_free, &extra), -1);
-  assert_int_equal(atomic_load(&extra.frees), 0);  /* refused: still ours */
+  assert_int_equal(atomic_load(&extra.frees), 0); /* refused: still ours */
 
   /* Not idle while jobs are blocked: the deadline answers false. */
   int64_t t0 = nrd_mono_ms();
@@ -191,7 +191,7 @@ static void test_wait_idle_no_deadline_and_bad_args(void **state)
   /* NULL init: the worker context is the pool's ctx. */
   struct nrd_pool *p = nrd_pool_create(3, 16, NULL, NULL, &c);
   assert_non_null(p);
-  assert_true(nrd_pool_wait_idle(p, 0));  /* already idle */
+  assert_true(nrd_pool_wait_idle(p, 0)); /* already idle */
   nrd_pool_destroy(p);
   assert_int_equal(atomic_load(&c.inits), 0);
 }
@@ -209,11 +209,11 @@ static void test_wait_queue_below(void **state)
   for (int i = 0; i < 4; i++)
     assert_int_equal(nrd_pool_submit(p, t_process, t_free, &jobs[i]), 0);
   wait_entered(&c, 1);
-  nrd_pool_wait_queue_below(p, 4);  /* 3 queued: returns at once */
+  nrd_pool_wait_queue_below(p, 4); /* 3 queued: returns at once */
   assert_int_equal(atomic_load(&c.processed), 1);
   open_gate(&c);
   nrd_pool_wait_queue_below(p, 1);
-  assert_true(atomic_load(&c.processed) >= 3);  /* the last one is taken, maybe not done */
+  assert_true(atomic_load(&c.processed) >= 3); /* the last one is taken, maybe not done */
   assert_true(nrd_pool_wait_idle(p, nrd_mono_ms() + 10000));
   assert_int_equal(atomic_load(&c.processed), 4);
   nrd_pool_destroy(p);
@@ -236,7 +236,7 @@ static void test_create_waits_for_init_and_fails_with_it(void **state)
   counters_init(&c);
   struct nrd_pool *p = nrd_pool_create(4, 8, t_init, t_fini, &c);
   assert_non_null(p);
-  assert_int_equal(atomic_load(&c.inits), 4);  /* all four before create returned */
+  assert_int_equal(atomic_load(&c.inits), 4); /* all four before create returned */
   nrd_pool_destroy(p);
   assert_int_equal(atomic_load(&c.finis), 4);
 

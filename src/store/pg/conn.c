@@ -22,7 +22,7 @@
 void pgp_text(struct pg_params *p, const char *v)
 {
   if (p->n >= PG_PARAMS_MAX)
-    abort();  /* our bug: a query with more parameters than the array */
+    abort(); /* our bug: a query with more parameters than the array */
   p->v[p->n++] = v;
 }
 
@@ -81,7 +81,7 @@ static bool ensure_conn(struct nrd_pg *pg)
   if (PQstatus(pg->conn) == CONNECTION_OK)
     return true;
   if (pg->in_tx)
-    return false;  /* the transaction is lost: the runner starts again */
+    return false; /* the transaction is lost: the runner starts again */
   pg_leaders_forget(pg);
   PQreset(pg->conn);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
@@ -115,7 +115,7 @@ PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *
   bool busy = sqlstate_is_busy(state) || PQstatus(pg->conn) != CONNECTION_OK;
   if (busy)
     LOG_DEBUG("store: postgresql busy or unreachable", "op", what, "sqlstate", state);
-  else  /* the primary message only: the DETAIL can quote a row's values */
+  else /* the primary message only: the DETAIL can quote a row's values */
     LOG_ERROR_AT(NRD_FAULT_DISK, "store: postgresql error", "op", what, "sqlstate", state, "error",
                  r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "no result");
   if (PQstatus(pg->conn) != CONNECTION_OK)
@@ -236,7 +236,7 @@ void nrd_pg_url_redact(const char *url, char *out, size_t outlen)
     return;
   const char *p = url;
   const char *scheme = strstr(url, "://");
-  if (scheme) {  /* a URI: user:password@ in its authority */
+  if (scheme) { /* a URI: user:password@ in its authority */
     const char *auth = scheme + 3;
     size_t alen = strcspn(auth, "/?#");
     const char *at = NULL;
@@ -296,8 +296,8 @@ static void quiet_notices(void *arg, const char *message)
   (void)message;
 }
 
-int nrd_pg_open_as(const char *url, const char *identity, struct nrd_pg **out,
-                   unsigned *applied, char *err, size_t errlen)
+int nrd_pg_open_as(const char *url, const char *identity, struct nrd_pg **out, unsigned *applied,
+                   char *err, size_t errlen)
 {
   char redacted[512];
   *out = NULL;
@@ -314,8 +314,8 @@ int nrd_pg_open_as(const char *url, const char *identity, struct nrd_pg **out,
   pg->outbox_lease_ms = PG_OUTBOX_LEASE_MS;
   /* Later keywords win: the URL's connect_timeout over ours, our identity
    * over the URL's application_name. */
-  const char *const keys[] = {"connect_timeout", "dbname", "application_name", NULL};
-  const char *const vals[] = {"10", url, pg->identity, NULL};
+  const char *const keys[] = { "connect_timeout", "dbname", "application_name", NULL };
+  const char *const vals[] = { "10", url, pg->identity, NULL };
   pg->conn = PQconnectdbParams(keys, vals, 1);
   if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) {
     const char *msg = pg->conn ? PQerrorMessage(pg->conn) : "out of memory";
@@ -333,8 +333,7 @@ int nrd_pg_open_as(const char *url, const char *identity, struct nrd_pg **out,
   return NRD_OK;
 }
 
-int nrd_pg_open(const char *url, struct nrd_pg **out, unsigned *applied, char *err,
-                size_t errlen)
+int nrd_pg_open(const char *url, struct nrd_pg **out, unsigned *applied, char *err, size_t errlen)
 {
   return nrd_pg_open_as(url, nrd_pg_identity(), out, applied, err, errlen);
 }
@@ -373,8 +372,8 @@ static int one_i64(struct nrd_pg *pg, const char *sql, int64_t *v, const char *w
 int nrd_pg_schema_version(struct nrd_pg *pg, int *version)
 {
   int64_t v = 0;
-  int rc = one_i64(pg, "SELECT coalesce(max(version), 0) FROM schema_migrations", &v,
-                   "schema version");
+  int rc =
+      one_i64(pg, "SELECT coalesce(max(version), 0) FROM schema_migrations", &v, "schema version");
   *version = (int)v;
   return rc;
 }
@@ -423,12 +422,12 @@ int nrd_pg_leader_try(struct nrd_pg *pg, const char *name)
       free_slot = i;
   if (free_slot < 0)
     return NRD_ERR;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, PG_LOCK_LEADER);
   pgp_text(&p, name);
   int rc;
-  PGresult *r = pg_exec(pg, "SELECT pg_try_advisory_lock($1::int4, hashtext($2))", &p, &rc,
-                        "leader try");
+  PGresult *r =
+      pg_exec(pg, "SELECT pg_try_advisory_lock($1::int4, hashtext($2))", &p, &rc, "leader try");
   if (!r)
     return rc;
   bool got = PQntuples(r) == 1 && pg_col_bool(r, 0, 0);
@@ -446,12 +445,12 @@ int nrd_pg_leader_release(struct nrd_pg *pg, const char *name)
     return NRD_OK;
   free(pg->leaders[slot]);
   pg->leaders[slot] = NULL;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, PG_LOCK_LEADER);
   pgp_text(&p, name);
   int rc;
-  PGresult *r = pg_exec(pg, "SELECT pg_advisory_unlock($1::int4, hashtext($2))", &p, &rc,
-                        "leader release");
+  PGresult *r =
+      pg_exec(pg, "SELECT pg_advisory_unlock($1::int4, hashtext($2))", &p, &rc, "leader release");
   PQclear(r);
   return rc;
 }

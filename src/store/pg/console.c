@@ -28,7 +28,7 @@ int nrd_pg_run_list(struct nrd_pg *pg, size_t limit, struct nrd_run_summary **ou
   *n = 0;
   if (limit > CONSOLE_MAX_ROWS)
     limit = CONSOLE_MAX_ROWS;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, (int64_t)limit);
   int rc;
   PGresult *r = pg_exec(pg,
@@ -67,17 +67,18 @@ int nrd_pg_ledger_hourly(struct nrd_pg *pg, int64_t since_ms, struct nrd_hourly_
 {
   *out = NULL;
   *n = 0;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, since_ms);
   pgp_i64(&p, CONSOLE_MAX_ROWS);
   int rc;
-  PGresult *r = pg_exec(pg,
-                        "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
-                        " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
-                        " FROM ledger WHERE updated_ms >= $1"
-                        " AND state NOT IN (" PG_OPEN_STATES ")"
-                        " GROUP BY hour, state, adopted ORDER BY hour, state COLLATE \"C\", adopted LIMIT $2",
-                        &p, &rc, "ledger hourly");
+  PGresult *r =
+      pg_exec(pg,
+              "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
+              " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
+              " FROM ledger WHERE updated_ms >= $1"
+              " AND state NOT IN (" PG_OPEN_STATES ")"
+              " GROUP BY hour, state, adopted ORDER BY hour, state COLLATE \"C\", adopted LIMIT $2",
+              &p, &rc, "ledger hourly");
   if (!r)
     return rc;
   int count = PQntuples(r);

@@ -11,9 +11,23 @@
 
 /* Columns in PG_LEDGER_COLS order. */
 enum {
-  COL_JOB_ID, COL_JOB_TYPE, COL_INSTANCE_ID, COL_INSTANCE_NAME, COL_STATE, COL_NEW_NAME,
-  COL_NAME_MS, COL_NEW_INSTANCE_ID, COL_DELETE_SENT, COL_CREATE_SENT, COL_ADOPTED,
-  COL_ATTEMPTS, COL_LAST_ERROR, COL_OWNER, COL_LEASE_UNTIL, COL_RUN_ID, COL_CREATED,
+  COL_JOB_ID,
+  COL_JOB_TYPE,
+  COL_INSTANCE_ID,
+  COL_INSTANCE_NAME,
+  COL_STATE,
+  COL_NEW_NAME,
+  COL_NAME_MS,
+  COL_NEW_INSTANCE_ID,
+  COL_DELETE_SENT,
+  COL_CREATE_SENT,
+  COL_ADOPTED,
+  COL_ATTEMPTS,
+  COL_LAST_ERROR,
+  COL_OWNER,
+  COL_LEASE_UNTIL,
+  COL_RUN_ID,
+  COL_CREATED,
   COL_UPDATED
 };
 
@@ -95,9 +109,9 @@ static int64_t sql_limit(size_t limit)
 }
 
 static const char sql_insert[] =
-  "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"
-  " created_ms, updated_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7)"
-  " ON CONFLICT (job_id) DO NOTHING";
+    "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"
+    " created_ms, updated_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7)"
+    " ON CONFLICT (job_id) DO NOTHING";
 
 static void insert_params(struct pg_params *p, const struct nrd_ledger_new *r, int64_t now_ms)
 {
@@ -111,12 +125,13 @@ static void insert_params(struct pg_params *p, const struct nrd_ledger_new *r, i
 }
 
 int nrd_pg_ledger_insert(struct nrd_pg *pg, const char *job_id, const char *job_type,
-                         const char *instance_id, const char *instance_name,
-                         const char *new_name, int64_t name_ms, int64_t now_ms)
+                         const char *instance_id, const char *instance_name, const char *new_name,
+                         int64_t name_ms, int64_t now_ms)
 {
-  const struct nrd_ledger_new r = {job_id, job_type, instance_id, instance_name, new_name,
-                                   name_ms};
-  struct pg_params p = {0};
+  const struct nrd_ledger_new r = {
+    job_id, job_type, instance_id, instance_name, new_name, name_ms
+  };
+  struct pg_params p = { 0 };
   insert_params(&p, &r, now_ms);
   return pg_write(pg, sql_insert, &p, "ledger insert", NULL);
 }
@@ -156,7 +171,7 @@ static int insert_batch(struct nrd_pg *pg, const struct insert_many_ctx *ctx, si
 {
   size_t n = to - from;
   const char **vals = nrd_xcalloc(n * 7, sizeof *vals);
-  char (*nums)[2][24] = nrd_xcalloc(n, sizeof *nums);
+  char(*nums)[2][24] = nrd_xcalloc(n, sizeof *nums);
   struct nrd_buf sql;
   nrd_buf_init(&sql);
   nrd_buf_puts(&sql, "INSERT INTO ledger (job_id, job_type, instance_id, instance_name, state,"
@@ -164,13 +179,14 @@ static int insert_batch(struct nrd_pg *pg, const struct insert_many_ctx *ctx, si
   for (size_t i = 0; i < n; i++) {
     const struct nrd_ledger_new *row = &ctx->rows[from + i];
     size_t b = i * 7;
-    nrd_buf_printf(&sql, "%s($%zu, $%zu, $%zu, $%zu, 'pending', $%zu, $%zu::bigint,"
-                   " $%zu::bigint, $%zu::bigint)", i ? ", " : "", b + 1, b + 2, b + 3, b + 4,
-                   b + 5, b + 6, b + 7, b + 7);
+    nrd_buf_printf(&sql,
+                   "%s($%zu, $%zu, $%zu, $%zu, 'pending', $%zu, $%zu::bigint,"
+                   " $%zu::bigint, $%zu::bigint)",
+                   i ? ", " : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7);
     snprintf(nums[i][0], sizeof nums[i][0], "%lld", (long long)row->name_ms);
     snprintf(nums[i][1], sizeof nums[i][1], "%lld", (long long)ctx->now_ms);
-    const char *v[7] = { row->job_id, row->job_type, row->instance_id, row->instance_name,
-                         row->new_name, nums[i][0], nums[i][1] };
+    const char *v[7] = { row->job_id,   row->job_type, row->instance_id, row->instance_name,
+                         row->new_name, nums[i][0],    nums[i][1] };
     memcpy(&vals[b], v, sizeof v);
   }
   nrd_buf_puts(&sql, " ON CONFLICT (job_id) DO NOTHING RETURNING job_id");
@@ -199,7 +215,7 @@ static int insert_many_fn(struct nrd_pg *pg, void *arg)
 int nrd_pg_ledger_insert_many(struct nrd_pg *pg, const struct nrd_ledger_new *rows, size_t n,
                               int64_t now_ms, bool *inserted)
 {
-  struct insert_many_ctx ctx = {rows, n, now_ms, inserted};
+  struct insert_many_ctx ctx = { rows, n, now_ms, inserted };
   if (n == 0)
     return NRD_OK;
   return pg_tx(pg, insert_many_fn, &ctx);
@@ -208,7 +224,7 @@ int nrd_pg_ledger_insert_many(struct nrd_pg *pg, const struct nrd_ledger_new *ro
 int nrd_pg_ledger_open(struct nrd_pg *pg, const struct nrd_ledger_row *after, size_t limit,
                        struct nrd_ledger_row **rows, size_t *n)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, after ? after->created_ms : INT64_MIN);
   pgp_text(&p, after ? after->job_id : "");
   pgp_i64(&p, sql_limit(limit));
@@ -219,14 +235,14 @@ int nrd_pg_ledger_open(struct nrd_pg *pg, const struct nrd_ledger_row *after, si
                     &p, rows, n, "ledger open");
 }
 
-int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit,
-                       struct nrd_ledger_row **rows, size_t *n)
+int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit, struct nrd_ledger_row **rows,
+                       size_t *n)
 {
   *rows = NULL;
   *n = 0;
   if (state >= NRD_ROW_STATE_COUNT)
     return NRD_ERR;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, state < 0 ? NULL : nrd_row_state_name((enum nrd_row_state)state));
   pgp_i64(&p, sql_limit(limit));
   return query_rows(pg,
@@ -238,7 +254,7 @@ int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit,
 int nrd_pg_ledger_get(struct nrd_pg *pg, const char *job_id, struct nrd_ledger_row *out)
 {
   memset(out, 0, sizeof *out);
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, job_id);
   return query_one(pg, "SELECT " PG_LEDGER_COLS " FROM ledger WHERE job_id = $1", &p, out,
                    "ledger get");
@@ -248,8 +264,8 @@ int nrd_pg_ledger_count_by_state(struct nrd_pg *pg, int64_t counts[NRD_ROW_STATE
 {
   memset(counts, 0, sizeof(int64_t) * NRD_ROW_STATE_COUNT);
   int rc;
-  PGresult *r = pg_exec(pg, "SELECT state, count(*) FROM ledger GROUP BY state", NULL, &rc,
-                        "ledger count");
+  PGresult *r =
+      pg_exec(pg, "SELECT state, count(*) FROM ledger GROUP BY state", NULL, &rc, "ledger count");
   if (!r)
     return rc;
   for (int i = 0; i < PQntuples(r) && rc == NRD_OK; i++) {
@@ -269,11 +285,11 @@ int nrd_pg_ledger_count_by_state(struct nrd_pg *pg, int64_t counts[NRD_ROW_STATE
 
 /* The claim's UPDATE of the rows the CTE c locked: $1 owner, $2 lease_ms,
  * $3 run, $4 now. */
-#define CLAIM_UPDATE                                                                       \
+#define CLAIM_UPDATE                                                                          \
   " UPDATE ledger l SET owner = $1, lease_until_ms = nrd_now_ms() + $2::bigint, run_id = $3," \
-  " attempts = l.attempts + 1, updated_ms = $4 FROM c WHERE l.job_id = c.job_id"            \
-  " RETURNING l.job_id, l.job_type, l.instance_id, l.instance_name, l.state, l.new_name,"   \
-  " l.name_ms, l.new_instance_id, l.delete_sent, l.create_sent, l.adopted, l.attempts,"     \
+  " attempts = l.attempts + 1, updated_ms = $4 FROM c WHERE l.job_id = c.job_id"              \
+  " RETURNING l.job_id, l.job_type, l.instance_id, l.instance_name, l.state, l.new_name,"     \
+  " l.name_ms, l.new_instance_id, l.delete_sent, l.create_sent, l.adopted, l.attempts,"       \
   " l.last_error, l.owner, l.lease_until_ms, l.run_id, l.created_ms, l.updated_ms"
 
 static void claim_params(struct pg_params *p, const char *owner, int64_t lease_ms,
@@ -293,7 +309,7 @@ int nrd_pg_ledger_claim(struct nrd_pg *pg, const char *job_id, const char *owner
     memset(out, 0, sizeof *out);
   if (!owner || !*owner)
     return NRD_ERR;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   claim_params(&p, owner, lease_ms, run_id, now_ms);
   pgp_text(&p, job_id);
   return query_one(pg,
@@ -311,7 +327,7 @@ int nrd_pg_ledger_claim_next(struct nrd_pg *pg, const char *owner, const char *r
     memset(out, 0, sizeof *out);
   if (!owner || !*owner)
     return NRD_ERR;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   claim_params(&p, owner, lease_ms, run_id, now_ms);
   return query_one(pg,
                    "WITH c AS (SELECT job_id FROM ledger WHERE state IN (" PG_OPEN_STATES ")"
@@ -323,7 +339,7 @@ int nrd_pg_ledger_claim_next(struct nrd_pg *pg, const char *owner, const char *r
 int nrd_pg_ledger_renew(struct nrd_pg *pg, const char *job_id, const char *owner,
                         int64_t lease_until_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, job_id);
   pgp_text(&p, owner);
   pgp_i64(&p, lease_until_ms - nrd_now_ms());
@@ -335,7 +351,7 @@ int nrd_pg_ledger_renew(struct nrd_pg *pg, const char *job_id, const char *owner
 
 int nrd_pg_ledger_release(struct nrd_pg *pg, const char *job_id, const char *owner)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, job_id);
   pgp_text(&p, owner);
   return pg_write(pg,
@@ -356,7 +372,7 @@ static int update_fn(struct nrd_pg *pg, void *arg)
 {
   const struct update_ctx *ctx = arg;
   const struct nrd_ledger_update *u = ctx->u;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, nrd_row_state_name(u->state));
   pgp_text_opt(&p, u->new_instance_id);
   pgp_text(&p, u->last_error);
@@ -399,7 +415,7 @@ int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owne
 
 int nrd_pg_ledger_retry(struct nrd_pg *pg, const char *job_id, int64_t now_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, job_id);
   pgp_i64(&p, now_ms);
   return pg_write(pg,
@@ -408,10 +424,9 @@ int nrd_pg_ledger_retry(struct nrd_pg *pg, const char *job_id, int64_t now_ms)
                   &p, "ledger retry", NULL);
 }
 
-int nrd_pg_ledger_abandon(struct nrd_pg *pg, const char *job_id, const char *reason,
-                          int64_t now_ms)
+int nrd_pg_ledger_abandon(struct nrd_pg *pg, const char *job_id, const char *reason, int64_t now_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, job_id);
   pgp_text(&p, reason);
   pgp_i64(&p, now_ms);

@@ -12,21 +12,20 @@
 #include "nrd/util.h"
 
 struct apply_ctx {
-  const struct nrd_migration *m;  /* NULL: only create schema_migrations and check */
+  const struct nrd_migration *m; /* NULL: only create schema_migrations and check */
   int binary_version;
   bool applied;
-  bool newer;                     /* the database's schema is newer than ours */
+  bool newer; /* the database's schema is newer than ours */
   int db_version;
   char error[256];
 };
 
 static int lock_and_version(struct nrd_pg *pg, struct apply_ctx *ctx)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, PG_LOCK_MIGRATE);
   int rc;
-  PGresult *r = pg_exec(pg, "SELECT pg_advisory_xact_lock($1::int4, 0)", &p, &rc,
-                        "migration lock");
+  PGresult *r = pg_exec(pg, "SELECT pg_advisory_xact_lock($1::int4, 0)", &p, &rc, "migration lock");
   PQclear(r);
   if (rc != NRD_OK)
     return rc;
@@ -55,10 +54,10 @@ static int apply_fn(struct nrd_pg *pg, void *arg)
   int rc = lock_and_version(pg, ctx);
   if (rc != NRD_OK || !ctx->m)
     return rc;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, ctx->m->version);
-  PGresult *r = pg_exec(pg, "SELECT 1 FROM schema_migrations WHERE version = $1::int4", &p,
-                        &rc, "migration check");
+  PGresult *r = pg_exec(pg, "SELECT 1 FROM schema_migrations WHERE version = $1::int4", &p, &rc,
+                        "migration check");
   if (!r)
     return rc;
   bool done = PQntuples(r) > 0;
@@ -76,12 +75,14 @@ static int apply_fn(struct nrd_pg *pg, void *arg)
     return NRD_ERR;
   }
   PQclear(r);
-  struct pg_params rec = {0};
+  struct pg_params rec = { 0 };
   pgp_i64(&rec, ctx->m->version);
   pgp_text(&rec, ctx->m->name);
   pgp_i64(&rec, nrd_now_ms());
-  rc = pg_write(pg, "INSERT INTO schema_migrations (version, name, applied_at_ms)"
-                " VALUES ($1::int4, $2, $3)", &rec, "migration record", NULL);
+  rc = pg_write(pg,
+                "INSERT INTO schema_migrations (version, name, applied_at_ms)"
+                " VALUES ($1::int4, $2, $3)",
+                &rec, "migration record", NULL);
   if (rc == NRD_OK)
     ctx->applied = true;
   return rc == NRD_NONE ? NRD_ERR : rc;
@@ -90,7 +91,7 @@ static int apply_fn(struct nrd_pg *pg, void *arg)
 int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen)
 {
   int binary_version =
-    nrd_pg_migrations_count ? nrd_pg_migrations[nrd_pg_migrations_count - 1].version : 0;
+      nrd_pg_migrations_count ? nrd_pg_migrations[nrd_pg_migrations_count - 1].version : 0;
   struct apply_ctx ctx = { .m = NULL, .binary_version = binary_version };
   int rc = pg_tx(pg, apply_fn, &ctx);
   for (unsigned i = 0; i < nrd_pg_migrations_count && rc == NRD_OK; i++) {
@@ -109,7 +110,9 @@ int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen)
              ctx.db_version, binary_version);
   else if (ctx.m)
     snprintf(err, errlen, "migration %s failed: %s", ctx.m->name,
-             ctx.error[0] ? ctx.error : rc == NRD_BUSY ? "database busy" : "see log");
+             ctx.error[0]     ? ctx.error
+             : rc == NRD_BUSY ? "database busy"
+                              : "see log");
   else
     snprintf(err, errlen, "cannot create or read schema_migrations");
   return rc;

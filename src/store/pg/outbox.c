@@ -25,7 +25,7 @@ static void read_event(const PGresult *r, int i, struct nrd_event *out)
 
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, e->id);
   pgp_text(&p, e->type);
   pgp_text(&p, e->body_json);
@@ -49,7 +49,7 @@ int nrd_pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
 int nrd_pg_event_next(struct nrd_pg *pg, struct nrd_event *out)
 {
   memset(out, 0, sizeof *out);
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, pg->identity);
   pgp_i64(&p, pg->outbox_lease_ms);
   /* The head of the queue only (FOR UPDATE without SKIP LOCKED: skipping
@@ -78,7 +78,7 @@ int nrd_pg_event_next(struct nrd_pg *pg, struct nrd_event *out)
 int nrd_pg_event_mark(struct nrd_pg *pg, const char *id, const char *state, int attempts,
                       int64_t next_attempt_ms, const char *last_error)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, id);
   pgp_text(&p, state);
   pgp_i64(&p, attempts);
@@ -92,12 +92,12 @@ int nrd_pg_event_mark(struct nrd_pg *pg, const char *id, const char *state, int 
                   &p, "event mark", NULL);
 }
 
-int nrd_pg_event_list(struct nrd_pg *pg, const char *since_id, size_t limit,
-                      struct nrd_event **out, size_t *n)
+int nrd_pg_event_list(struct nrd_pg *pg, const char *since_id, size_t limit, struct nrd_event **out,
+                      size_t *n)
 {
   *out = NULL;
   *n = 0;
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, since_id);
   pgp_i64(&p, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
   int rc;
@@ -123,8 +123,8 @@ int nrd_pg_event_count_by_state(struct nrd_pg *pg, int64_t *pending, int64_t *de
 {
   *pending = *delivered = *dead = 0;
   int rc;
-  PGresult *r = pg_exec(pg, "SELECT state, count(*) FROM events GROUP BY state", NULL, &rc,
-                        "event count");
+  PGresult *r =
+      pg_exec(pg, "SELECT state, count(*) FROM events GROUP BY state", NULL, &rc, "event count");
   if (!r)
     return rc;
   for (int i = 0; i < PQntuples(r); i++) {

@@ -18,7 +18,7 @@ extern const unsigned nrd_pg_migrations_count;
 
 /* The first key of our advisory locks (two-key form): leadership names and
  * the migrations lock, apart from any other application's. */
-#define PG_LOCK_LEADER 0x4e5244   /* "NRD" */
+#define PG_LOCK_LEADER 0x4e5244 /* "NRD" */
 #define PG_LOCK_MIGRATE 0x4e5245
 #define PG_LEADERS_MAX 8
 #define PG_IDENTITY_MAX 64
@@ -28,7 +28,7 @@ struct nrd_pg {
   char identity[PG_IDENTITY_MAX];
   int64_t outbox_lease_ms;
   bool in_tx;
-  char *leaders[PG_LEADERS_MAX];  /* leadership names held by this session */
+  char *leaders[PG_LEADERS_MAX]; /* leadership names held by this session */
 };
 
 /* Parameters of one query, as text (libpq's text format). */
@@ -38,8 +38,8 @@ struct pg_params {
   const char *v[PG_PARAMS_MAX];
   char num[PG_PARAMS_MAX][24];
 };
-void pgp_text(struct pg_params *p, const char *v);      /* NULL: SQL NULL */
-void pgp_text_opt(struct pg_params *p, const char *v);  /* NULL or "": SQL NULL */
+void pgp_text(struct pg_params *p, const char *v);     /* NULL: SQL NULL */
+void pgp_text_opt(struct pg_params *p, const char *v); /* NULL or "": SQL NULL */
 void pgp_i64(struct pg_params *p, int64_t v);
 void pgp_bool(struct pg_params *p, bool v);
 
@@ -75,9 +75,9 @@ void pg_leaders_forget(struct nrd_pg *pg);
 
 /* The open states, also the partial index ledger_open_order's WHERE. */
 #define PG_OPEN_STATES "'pending', 'deleting', 'deleted', 'creating'"
-#define PG_LEDGER_COLS                                                                     \
+#define PG_LEDGER_COLS                                                                       \
   "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
-  " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id,"  \
+  " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id," \
   " created_ms, updated_ms"
 #define PG_EVENT_COLS \
   "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"

@@ -10,7 +10,7 @@
 int nrd_pg_run_insert(struct nrd_pg *pg, const char *run_id, const char *trigger, bool dry_run,
                       int64_t started_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, run_id);
   pgp_text(&p, trigger);
   pgp_bool(&p, dry_run);
@@ -25,7 +25,7 @@ int nrd_pg_run_insert(struct nrd_pg *pg, const char *run_id, const char *trigger
 int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
                       const char *report_json, int64_t finished_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, run_id);
   pgp_text(&p, state);
   pgp_text(&p, report_json);
@@ -39,7 +39,7 @@ int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
 int nrd_pg_run_get(struct nrd_pg *pg, const char *run_id, struct nrd_run_record *out)
 {
   memset(out, 0, sizeof *out);
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, run_id);
   int rc;
   PGresult *r = pg_exec(pg,
@@ -64,7 +64,7 @@ int nrd_pg_run_get(struct nrd_pg *pg, const char *run_id, struct nrd_run_record 
 
 int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_i64(&p, now_ms);
   int rc = pg_write(pg,
                     "UPDATE runs SET state = 'failed', finished_ms = $1 WHERE state = 'running'"
@@ -79,7 +79,7 @@ int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
 int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out)
 {
   memset(out, 0, sizeof *out);
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, name);
   int rc;
   PGresult *r = pg_exec(pg,
@@ -100,10 +100,9 @@ int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out)
   return rc;
 }
 
-int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake *b,
-                     int64_t now_ms)
+int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake *b, int64_t now_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, name);
   pgp_text(&p, b->reason);
   pgp_text(&p, b->message);
@@ -122,7 +121,7 @@ int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake
 
 int nrd_pg_brake_clear(struct nrd_pg *pg, const char *name)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, name);
   int rc = pg_write(pg, "DELETE FROM brakes WHERE name = $1", &p, "brake clear", NULL);
   return rc == NRD_NONE ? NRD_OK : rc;
@@ -144,7 +143,7 @@ static int prune_fn(struct nrd_pg *pg, void *arg)
   };
   ctx->deleted = 0;
   for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-    struct pg_params p = {0};
+    struct pg_params p = { 0 };
     pgp_i64(&p, ctx->cutoff_ms);
     int64_t n = 0;
     int rc = pg_write(pg, sql[i], &p, "prune", &n);

@@ -159,33 +159,32 @@ static bool read_mounts(const char *text, struct nrd_instance *out)
 /* Config columns follow the settled rule: refreshed only when $22 (settled),
  * and never from an absent (NULL) value. */
 #define SETTLED(col) \
-  #col " = CASE WHEN $22::boolean THEN coalesce(excluded." #col ", s." #col ") ELSE s." #col " END"
-static const char sql_upsert[] =
-  "INSERT INTO snapshots AS s (instance_id, name, status, cluster_id, cluster_name, product_id,"
-  " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"
-  " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
-  " last_seen_ms, seen_run, config_updated_ms)"
-  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-  " $19, $20, $20, $21, $20)"
-  " ON CONFLICT (instance_id) DO UPDATE SET"
-  " status = coalesce(excluded.status, s.status),"
-  " last_seen_ms = excluded.last_seen_ms,"
-  " seen_run = excluded.seen_run, "
-  SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", "
-  SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(image_url) ", "
-  SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
-  SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
-  SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
-  SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
-  " config_updated_ms = CASE WHEN $22::boolean THEN excluded.config_updated_ms"
-  " ELSE s.config_updated_ms END";
+#col " = CASE WHEN $22::boolean THEN coalesce(excluded." #col ", s." #col ") ELSE s." #col " END"
+static const char
+    sql_upsert[] =
+        "INSERT INTO snapshots AS s (instance_id, name, status, cluster_id, cluster_name, "
+        "product_id,"
+        " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, "
+        "billing_mode,"
+        " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
+        " last_seen_ms, seen_run, config_updated_ms)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+        " $19, $20, $20, $21, $20)"
+        " ON CONFLICT (instance_id) DO UPDATE SET"
+        " status = coalesce(excluded.status, s.status),"
+        " last_seen_ms = excluded.last_seen_ms,"
+        " seen_run = excluded.seen_run, " SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", " SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(image_url) ", " SETTLED(
+            image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", " SETTLED(rootfs_size) ","
+                                                                                                 " " SETTLED(kind) ", " SETTLED(billing_mode) ", " SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", " SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
+                                                                                                                                                                                                                                                                                " config_updated_ms = CASE WHEN $22::boolean THEN excluded.config_updated_ms"
+                                                                                                                                                                                                                                                                                " ELSE s.config_updated_ms END";
 #undef SETTLED
 
 struct upsert_ctx {
   nrd_snapshot_run_fn next;
   void *ud;
-  bool pulled;   /* a run was taken: the transaction cannot be run again */
-  bool dropped;  /* the caller dropped the page: rolled back */
+  bool pulled;  /* a run was taken: the transaction cannot be run again */
+  bool dropped; /* the caller dropped the page: rolled back */
   const char *run_id;
   int64_t now_ms;
   struct nrd_buf ports, envs, mounts;
@@ -193,12 +192,12 @@ struct upsert_ctx {
 
 static int upsert_one(struct nrd_pg *pg, struct upsert_ctx *ctx, const struct nrd_instance *in)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, in->id);
   const char *opt[] = {
-    in->name, in->status, in->cluster_id, in->cluster_name, in->product_id, in->product_name,
-    in->image_url, in->image_auth_id, in->command, in->gpu_num, in->rootfs_size, in->kind,
-    in->billing_mode,
+    in->name,         in->status,    in->cluster_id,    in->cluster_name, in->product_id,
+    in->product_name, in->image_url, in->image_auth_id, in->command,      in->gpu_num,
+    in->rootfs_size,  in->kind,      in->billing_mode,
   };
   for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
     pgp_text_opt(&p, opt[i]);
@@ -229,7 +228,7 @@ static int upsert_fn(struct nrd_pg *pg, void *arg)
     ctx->pulled = true;
     if (more < 0) {
       ctx->dropped = true;
-      return NRD_ERR;  /* rolled back */
+      return NRD_ERR; /* rolled back */
     }
     for (size_t i = 0; i < n; i++) {
       const struct nrd_instance *in = &items[i];
@@ -239,7 +238,7 @@ static int upsert_fn(struct nrd_pg *pg, void *arg)
       }
       int rc = upsert_one(pg, ctx, in);
       if (rc != NRD_OK)
-        return rc == NRD_BUSY ? NRD_ERR : rc;  /* the runs taken cannot be taken again */
+        return rc == NRD_BUSY ? NRD_ERR : rc; /* the runs taken cannot be taken again */
     }
   }
 }
@@ -292,21 +291,43 @@ int nrd_pg_snapshots_upsert(struct nrd_pg *pg, const struct nrd_instance *items,
 /* ---- reads ---- */
 
 enum {
-  COL_ID, COL_NAME, COL_STATUS, COL_CLUSTER_ID, COL_CLUSTER_NAME, COL_PRODUCT_ID,
-  COL_PRODUCT_NAME, COL_IMAGE_URL, COL_IMAGE_AUTH_ID, COL_COMMAND, COL_GPU_NUM,
-  COL_ROOTFS_SIZE, COL_KIND, COL_BILLING_MODE, COL_PORTS, COL_ENVS, COL_MOUNTS, COL_RAW,
+  COL_ID,
+  COL_NAME,
+  COL_STATUS,
+  COL_CLUSTER_ID,
+  COL_CLUSTER_NAME,
+  COL_PRODUCT_ID,
+  COL_PRODUCT_NAME,
+  COL_IMAGE_URL,
+  COL_IMAGE_AUTH_ID,
+  COL_COMMAND,
+  COL_GPU_NUM,
+  COL_ROOTFS_SIZE,
+  COL_KIND,
+  COL_BILLING_MODE,
+  COL_PORTS,
+  COL_ENVS,
+  COL_MOUNTS,
+  COL_RAW,
   COL_CREATED_AT
 };
 
 static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
 {
   char **text[] = {
-    [COL_ID] = &out->id, [COL_NAME] = &out->name, [COL_STATUS] = &out->status,
-    [COL_CLUSTER_ID] = &out->cluster_id, [COL_CLUSTER_NAME] = &out->cluster_name,
-    [COL_PRODUCT_ID] = &out->product_id, [COL_PRODUCT_NAME] = &out->product_name,
-    [COL_IMAGE_URL] = &out->image_url, [COL_IMAGE_AUTH_ID] = &out->image_auth_id,
-    [COL_COMMAND] = &out->command, [COL_GPU_NUM] = &out->gpu_num,
-    [COL_ROOTFS_SIZE] = &out->rootfs_size, [COL_KIND] = &out->kind,
+    [COL_ID] = &out->id,
+    [COL_NAME] = &out->name,
+    [COL_STATUS] = &out->status,
+    [COL_CLUSTER_ID] = &out->cluster_id,
+    [COL_CLUSTER_NAME] = &out->cluster_name,
+    [COL_PRODUCT_ID] = &out->product_id,
+    [COL_PRODUCT_NAME] = &out->product_name,
+    [COL_IMAGE_URL] = &out->image_url,
+    [COL_IMAGE_AUTH_ID] = &out->image_auth_id,
+    [COL_COMMAND] = &out->command,
+    [COL_GPU_NUM] = &out->gpu_num,
+    [COL_ROOTFS_SIZE] = &out->rootfs_size,
+    [COL_KIND] = &out->kind,
     [COL_BILLING_MODE] = &out->billing_mode,
   };
   for (int c = COL_ID; c <= COL_BILLING_MODE; c++)
@@ -323,7 +344,7 @@ static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
 int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_instance *out)
 {
   memset(out, 0, sizeof *out);
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, instance_id);
   int rc;
   PGresult *r = pg_exec(pg,
@@ -348,7 +369,7 @@ int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_i
 
 int nrd_pg_snapshot_seen_since(struct nrd_pg *pg, const char *instance_id, int64_t since_ms)
 {
-  struct pg_params p = {0};
+  struct pg_params p = { 0 };
   pgp_text(&p, instance_id);
   pgp_i64(&p, since_ms);
   int rc;
