@@ -1,19 +1,11 @@
 #!/usr/bin/env bash
 # Checks the C sources of src/ include/ tests/ fuzz/ against .clang-format
 # (clang-format --dry-run -Werror): exits non-zero and names the files that
-# clang-format would change. scripts/test.sh runs it only with
-# NRD_FORMAT_CHECK=1 until the tree has been reformatted once; without it,
-# it says so and exits 0.
+# clang-format would change. scripts/test.sh runs it first.
 # Usage: scripts/format-check.sh            (CLANG_FORMAT: default clang-format-14)
-#        NRD_FORMAT_CHECK=1 scripts/format-check.sh
 #        scripts/format-check.sh --fix      (rewrites the files in place)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [ "${1:-}" != --fix ] && [ "${NRD_FORMAT_CHECK:-0}" != 1 ]; then
-  echo "format-check: SKIPPED (set NRD_FORMAT_CHECK=1 to enforce .clang-format)"
-  exit 0
-fi
 
 cf=${CLANG_FORMAT:-clang-format-14}
 command -v "$cf" >/dev/null || cf=clang-format

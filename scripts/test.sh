@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: the format check (scripts/format-check.sh; it skips unless
-# NRD_FORMAT_CHECK=1), the sanitizer build (ASan+UBSan) with all of CTest (with
+# Runs every test: the format check (scripts/format-check.sh), the sanitizer build (ASan+UBSan) with all of CTest (with
 # the operator kit: promtool, systemd-analyze, the .deb, the contracts), then
 # valgrind over the unit tests, then each fuzz target for about a minute.
 # Usage: scripts/test.sh        (FUZZ_SECONDS=60 by default; 0 skips fuzzing)
@@ -12,7 +11,6 @@ scripts/tools.sh   # Node tools that lint openapi.yaml and validate responses ag
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-60}
 
-# Skipped (exit 0) unless NRD_FORMAT_CHECK=1, until the tree is reformatted once.
 echo "== format (.clang-format)"
 scripts/format-check.sh
 
