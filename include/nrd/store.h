@@ -29,7 +29,9 @@ void nrd_store_close(struct nrd_store *st);
 int nrd_store_schema_version(struct nrd_store *st, int *version);
 /* A cheap read that proves the database answers (for /ready). */
 int nrd_store_ping(struct nrd_store *st);
-/* A cheap write (one row of ready_probe) that proves it can be written. */
+/* A cheap write (one row of ready_probe) that proves it can be written.
+ * Never waits for the write lock: NRD_BUSY when another transaction holds
+ * it (this process's or another's), which proves nothing either way. */
 int nrd_store_probe_write(struct nrd_store *st, int64_t now_ms);
 /* PRAGMA quick_check: NRD_OK, or NRD_ERR with SQLite's first complaint in msg. */
 int nrd_store_quick_check(struct nrd_store *st, char *msg, size_t msglen);

@@ -58,9 +58,14 @@ static bool store_ready_locked(struct nrd_runner *r)
     return false;
   int64_t now = nrd_mono_ms();
   if (r->probe_mono_ms == 0 || now - r->probe_mono_ms >= 1000) {
+    /* The HTTP thread never waits on a write: while another transaction is
+     * under way the last answer stands, and the next /ready probes again. */
+    int rc = nrd_store_probe_write(r->query_store, nrd_now_ms());
+    if (rc == NRD_BUSY)
+      return r->probe_ok || r->probe_mono_ms == 0;
     bool was = r->probe_ok || r->probe_mono_ms == 0;
     r->probe_mono_ms = now;
-    r->probe_ok = nrd_store_probe_write(r->query_store, nrd_now_ms()) == NRD_OK;
+    r->probe_ok = rc == NRD_OK;
     if (!r->probe_ok && was)
       LOG_ERROR("the database cannot be written: /ready answers 503", "error",
                 nrd_store_last_error(r->query_store));

@@ -555,15 +555,28 @@ const char *nrd_store_last_error(const struct nrd_store *st)
 
 int nrd_store_probe_write(struct nrd_store *st, int64_t now_ms)
 {
+  /* Never waits: another transaction in hand (ours or another process's)
+   * says nothing of the disk, so the caller keeps what it knew. */
+  if (pthread_mutex_trylock(&g_write_lock) != 0)
+    return NRD_BUSY;
   sqlite3_stmt *s = store_stmt(st, STMT_READY_PROBE);
-  if (!s)
-    return NRD_ERR;
-  if (!store_bind_i64(s, ":now", now_ms)) {
-    store_done(s);
-    return NRD_ERR;
+  int rc = NRD_ERR;
+  if (s && store_bind_i64(s, ":now", now_ms)) {
+    sqlite3_busy_timeout(st->db, 0);
+    rc = tx_control(st, STMT_BEGIN, "begin immediate");
+    if (rc == NRD_OK) {
+      rc = write_one_fn(st, &(struct write_one){ .s = s, .what = "ready probe" });
+      if (rc == NRD_OK)
+        rc = tx_control(st, STMT_COMMIT, "commit");
+      if (rc != NRD_OK)
+        tx_rollback(st);
+    }
+    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
   }
-  int rc = store_write_one(st, s, "ready probe", NULL);
-  return rc == NRD_NONE ? NRD_OK : rc;
+  if (s)
+    store_done(s);
+  pthread_mutex_unlock(&g_write_lock);
+  return rc;
 }
 
 struct check_result {

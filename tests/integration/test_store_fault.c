@@ -319,12 +319,36 @@ static void test_database_file_vanishes(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* /ready never waits on a write: with another connection holding the
+ * write lock it answers what it knew (200), rather than waiting out the
+ * busy timeout and calling a healthy database unwritable. */
+static void test_ready_does_not_wait_on_a_write(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  tu_stack_start(&s);
+  assert_int_equal(get_status(&s, "/ready", NULL), 200);
+  nrd_sleep_ms(1100); /* the next /ready probes again */
+
+  struct tu_store_hold *h = tu_store_hold_write(s.cfg.database_path);
+  assert_non_null(h);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(get_status(&s, "/ready", NULL), 200);
+    nrd_sleep_ms(600);
+  }
+  tu_store_release_write(h);
+  assert_int_equal(get_status(&s, "/ready", NULL), 200);
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_disk_full_mid_run),
     cmocka_unit_test(test_corrupted_database),
     cmocka_unit_test(test_database_file_vanishes),
+    cmocka_unit_test(test_ready_does_not_wait_on_a_write),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,3 +63,30 @@ int tu_store_corrupt_tables(const char *path, const char *const *tables)
   free(junk);
   return n;
 }
+
+struct tu_store_hold {
+  sqlite3 *db;
+};
+
+struct tu_store_hold *tu_store_hold_write(const char *path)
+{
+  struct tu_store_hold *h = calloc(1, sizeof *h);
+  if (!h)
+    return NULL;
+  if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    sqlite3_close(h->db);
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+void tu_store_release_write(struct tu_store_hold *h)
+{
+  if (!h)
+    return;
+  sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
+  sqlite3_close(h->db);
+  free(h);
+}
