@@ -1,6 +1,7 @@
 /* Instance snapshots: the settled-status upsert and the read back. */
 
 #include "store_internal.h"
+#include "store_lists.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,189 +9,6 @@
 #include "nrd/json.h"
 #include "nrd/log.h"
 #include "nrd/util.h"
-
-/* ---- lists as JSON text ---- */
-
-/* Appends "key":"value" (with a leading comma unless first); NULL is left out. */
-static void put_field(struct nrd_buf *b, bool *first, const char *key, const char *value)
-{
-  if (!value)
-    return;
-  if (!*first)
-    nrd_buf_append(b, ",", 1);
-  *first = false;
-  nrd_buf_json_str(b, key);
-  nrd_buf_append(b, ":", 1);
-  nrd_buf_json_str(b, value);
-}
-
-/* The lists as JSON text written into b (reset here); the text, borrowed
- * from b, or NULL when the list was not present. */
-static const char *ports_json(const struct nrd_instance *in, struct nrd_buf *b)
-{
-  if (!in->ports_present)
-    return NULL;
-  nrd_buf_reset(b);
-  nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_ports; i++) {
-    bool first = true;
-    nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "port", in->ports[i].port);
-    put_field(b, &first, "type", in->ports[i].type);
-    nrd_buf_append(b, "}", 1);
-  }
-  nrd_buf_append(b, "]", 1);
-  return b->data;
-}
-
-static const char *envs_json(const struct nrd_instance *in, struct nrd_buf *b)
-{
-  if (!in->envs_present)
-    return NULL;
-  nrd_buf_reset(b);
-  nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_envs; i++) {
-    bool first = true;
-    nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "key", in->envs[i].key);
-    put_field(b, &first, "value", in->envs[i].value);
-    nrd_buf_append(b, "}", 1);
-  }
-  nrd_buf_append(b, "]", 1);
-  return b->data;
-}
-
-static const char *mounts_json(const struct nrd_instance *in, struct nrd_buf *b)
-{
-  if (!in->mounts_present)
-    return NULL;
-  nrd_buf_reset(b);
-  nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_mounts; i++) {
-    bool first = true;
-    nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "type", in->mounts[i].type);
-    put_field(b, &first, "id", in->mounts[i].id);
-    put_field(b, &first, "mountPath", in->mounts[i].mount_path);
-    nrd_buf_append(b, "}", 1);
-  }
-  nrd_buf_append(b, "]", 1);
-  return b->data;
-}
-
-static const char *tools_json(const struct nrd_instance *in, struct nrd_buf *b)
-{
-  if (!in->tools_present)
-    return NULL;
-  nrd_buf_reset(b);
-  nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_tools; i++) {
-    bool first = true;
-    nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "name", in->tools[i].name);
-    put_field(b, &first, "port", in->tools[i].port);
-    put_field(b, &first, "type", in->tools[i].type);
-    nrd_buf_append(b, "}", 1);
-  }
-  nrd_buf_append(b, "]", 1);
-  return b->data;
-}
-
-/* Parses a stored list column: an array of objects. n gets its size. NULL
- * (with n 0) for a column that is not a JSON array: a broken database. */
-static cJSON *parse_list(const char *text, size_t *n)
-{
-  *n = 0;
-  cJSON *arr = nrd_json_parse(text, strlen(text));
-  if (!cJSON_IsArray(arr)) {
-    cJSON_Delete(arr);
-    return NULL;
-  }
-  *n = (size_t)cJSON_GetArraySize(arr);
-  return arr;
-}
-
-static bool read_ports(const char *text, struct nrd_instance *out)
-{
-  size_t n;
-  cJSON *arr = parse_list(text, &n);
-  if (!arr)
-    return false;
-  out->ports_present = true;
-  out->ports = n ? nrd_xcalloc(n, sizeof *out->ports) : NULL;
-  out->n_ports = n;
-  size_t i = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, arr) {
-    out->ports[i].port = nrd_xstrdup(nrd_json_str(item, "port"));
-    out->ports[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
-    i++;
-  }
-  cJSON_Delete(arr);
-  return true;
-}
-
-static bool read_envs(const char *text, struct nrd_instance *out)
-{
-  size_t n;
-  cJSON *arr = parse_list(text, &n);
-  if (!arr)
-    return false;
-  out->envs_present = true;
-  out->envs = n ? nrd_xcalloc(n, sizeof *out->envs) : NULL;
-  out->n_envs = n;
-  size_t i = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, arr) {
-    out->envs[i].key = nrd_xstrdup(nrd_json_str(item, "key"));
-    out->envs[i].value = nrd_xstrdup(nrd_json_str(item, "value"));
-    i++;
-  }
-  cJSON_Delete(arr);
-  return true;
-}
-
-static bool read_mounts(const char *text, struct nrd_instance *out)
-{
-  size_t n;
-  cJSON *arr = parse_list(text, &n);
-  if (!arr)
-    return false;
-  out->mounts_present = true;
-  out->mounts = n ? nrd_xcalloc(n, sizeof *out->mounts) : NULL;
-  out->n_mounts = n;
-  size_t i = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, arr) {
-    out->mounts[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
-    out->mounts[i].id = nrd_xstrdup(nrd_json_str(item, "id"));
-    out->mounts[i].mount_path = nrd_xstrdup(nrd_json_str(item, "mountPath"));
-    i++;
-  }
-  cJSON_Delete(arr);
-  return true;
-}
-
-static bool read_tools(const char *text, struct nrd_instance *out)
-{
-  size_t n;
-  cJSON *arr = parse_list(text, &n);
-  if (!arr)
-    return false;
-  out->tools_present = true;
-  out->tools = n ? nrd_xcalloc(n, sizeof *out->tools) : NULL;
-  out->n_tools = n;
-  size_t i = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, arr) {
-    out->tools[i].name = nrd_xstrdup(nrd_json_str(item, "name"));
-    out->tools[i].port = nrd_xstrdup(nrd_json_str(item, "port"));
-    out->tools[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
-    i++;
-  }
-  cJSON_Delete(arr);
-  return true;
-}
 
 /* ---- upsert ---- */
 
@@ -298,10 +116,10 @@ static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *
   bool ok = bind_text(s, p[P_ID], in->id, false);
   for (int i = P_NAME; i <= P_MIN_CUDA && ok; i++)
     ok = bind_text(s, p[i], opt[i], true);
-  ok = ok && bind_text(s, p[P_PORTS], ports_json(in, &ctx->ports), false) &&
-       bind_text(s, p[P_ENVS], envs_json(in, &ctx->envs), false) &&
-       bind_text(s, p[P_MOUNTS], mounts_json(in, &ctx->mounts), false) &&
-       bind_text(s, p[P_TOOLS], tools_json(in, &ctx->tools), false) &&
+  ok = ok && bind_text(s, p[P_PORTS], store_list_ports_json(in, &ctx->ports), false) &&
+       bind_text(s, p[P_ENVS], store_list_envs_json(in, &ctx->envs), false) &&
+       bind_text(s, p[P_MOUNTS], store_list_mounts_json(in, &ctx->mounts), false) &&
+       bind_text(s, p[P_TOOLS], store_list_tools_json(in, &ctx->tools), false) &&
        bind_text(s, p[P_RAW], in->raw_json, true) &&
        sqlite3_bind_int64(s, p[P_NOW], ctx->now_ms) == SQLITE_OK &&
        bind_text(s, p[P_RUN], ctx->run_id, false) &&
@@ -455,8 +273,10 @@ static bool read_snapshot(sqlite3_stmt *s, struct nrd_instance *out)
   const char *envs = (const char *)sqlite3_column_text(s, COL_ENVS);
   const char *mounts = (const char *)sqlite3_column_text(s, COL_MOUNTS);
   const char *tools = (const char *)sqlite3_column_text(s, COL_TOOLS);
-  return (!ports || read_ports(ports, out)) && (!envs || read_envs(envs, out)) &&
-         (!mounts || read_mounts(mounts, out)) && (!tools || read_tools(tools, out));
+  return (!ports || store_list_read_ports(ports, out)) &&
+         (!envs || store_list_read_envs(envs, out)) &&
+         (!mounts || store_list_read_mounts(mounts, out)) &&
+         (!tools || store_list_read_tools(tools, out));
 }
 
 int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id, struct nrd_instance *out)
