@@ -15,27 +15,31 @@
 
 /* Config columns follow the settled rule: refreshed only when $22 (settled),
  * and never from an absent (NULL) value. */
+/* The statement laid out as SQL reads. */
+/* clang-format off */
 #define SETTLED(col) \
-#col " = CASE WHEN $22::boolean THEN coalesce(excluded." #col ", s." #col ") ELSE s." #col " END"
+  #col " = CASE WHEN $22::boolean THEN coalesce(excluded." #col ", s." #col ") ELSE s." #col " END"
 static const char sql_upsert[] =
-    "INSERT INTO snapshots AS s (instance_id, name, status, cluster_id, cluster_name, "
-    "product_id,"
-    " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size, kind, "
-    "billing_mode,"
-    " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"
-    " last_seen_ms, seen_run, config_updated_ms)"
+    "INSERT INTO snapshots AS s (instance_id, name, status, cluster_id, cluster_name,"
+    " product_id, product_name, image_url, image_auth_id, command, gpu_num, rootfs_size,"
+    " kind, billing_mode, ports_json, envs_json, mounts_json, raw_json, novita_created_at,"
+    " first_seen_ms, last_seen_ms, seen_run, config_updated_ms)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
     " $19, $20, $20, $21, $20)"
     " ON CONFLICT (instance_id) DO UPDATE SET"
     " status = coalesce(excluded.status, s.status),"
     " last_seen_ms = excluded.last_seen_ms,"
-    " seen_run = excluded.seen_run, " SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", " SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(image_url) ", " SETTLED(image_auth_id) ", " SETTLED(
-        command) ", " SETTLED(gpu_num) ", " SETTLED(rootfs_size) ","
-                                                                 " " SETTLED(kind) ", " SETTLED(billing_mode) ", " SETTLED(ports_json) ", " SETTLED(
-                                                                     envs_json) ", " SETTLED(mounts_json) ", " SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
-                                                                                                                                                                 " config_updated_ms = CASE WHEN $22::boolean THEN excluded.config_updated_ms"
-                                                                                                                                                                 " ELSE s.config_updated_ms END";
+    " seen_run = excluded.seen_run, "
+    SETTLED(name) ", " SETTLED(cluster_id) ", " SETTLED(cluster_name) ", "
+    SETTLED(product_id) ", " SETTLED(product_name) ", " SETTLED(image_url) ", "
+    SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
+    SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
+    SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
+    SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
+    " config_updated_ms = CASE WHEN $22::boolean THEN excluded.config_updated_ms"
+    " ELSE s.config_updated_ms END";
 #undef SETTLED
+/* clang-format on */
 
 struct upsert_ctx {
   nrd_snapshot_run_fn next;
