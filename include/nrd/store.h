@@ -117,6 +117,7 @@ struct nrd_ledger_update {
   const char *new_instance_id;
   const char *last_error; /* NULL keeps; "" clears */
   bool set_delete_sent;
+  bool clear_delete_sent; /* the delete was refused: nothing was deleted */
   bool set_create_sent;
   bool set_adopted;
   bool release; /* clear owner and lease in the same write */

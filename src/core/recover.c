@@ -28,6 +28,7 @@ struct row_job {
   cJSON *request;         /* built create request, when we got that far */
   struct placement place; /* where the capacity check placed it (found: checked) */
   bool released;          /* a write gave the lease back: no release needed */
+  bool delete_refused;    /* Novita refused the delete: delete_sent is cleared again */
   bool store_failed;      /* a ledger write failed: the row is deferred */
   bool outcome_added;     /* the row has its outcome in the report */
 };
@@ -200,7 +201,9 @@ static void skip_row(struct row_job *j, struct nrd_worker *w, const struct nrd_n
 static void defer_brake(struct row_job *j, struct nrd_worker *w, const char *brake,
                         const char *reason, const char *novita_reason, struct nrd_event *ev)
 {
-  struct nrd_ledger_update u = { .state = j->row.state, .release = true, .event = ev };
+  struct nrd_ledger_update u = {
+    .state = j->row.state, .clear_delete_sent = j->delete_refused, .release = true, .event = ev
+  };
   ledger_write(j, w, &u);
   pthread_mutex_lock(&j->ctx->lock);
   if (!strcmp(brake, "account"))
@@ -615,7 +618,11 @@ static void step_delete(struct row_job *j, struct nrd_worker *w)
     return;
   }
   if (rc == NRD_NV_ACCOUNT) {
-    account_refused(j, w, NRD_ROW_PENDING, &err); /* refused: the instance is still there */
+    /* Refused: the instance is still there, and the row goes back to PENDING
+     * as if no delete had been sent (so the next run checks it again). */
+    j->delete_refused = true;
+    j->row.delete_sent = false;
+    account_refused(j, w, NRD_ROW_PENDING, &err);
     return;
   }
   if (rc == NRD_NV_FINAL) {

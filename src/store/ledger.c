@@ -420,6 +420,7 @@ static int update_fn(struct nrd_store *st, void *arg)
             store_bind_text_opt(s, ":new_instance_id", u->new_instance_id) &&
             store_bind_text(s, ":error", u->last_error) &&
             store_bind_i64(s, ":delete_sent", u->set_delete_sent) &&
+            store_bind_i64(s, ":clear_delete_sent", u->clear_delete_sent) &&
             store_bind_i64(s, ":create_sent", u->set_create_sent) &&
             store_bind_i64(s, ":adopted", u->set_adopted) &&
             store_bind_i64(s, ":release", u->release) && store_bind_i64(s, ":now", ctx->now_ms) &&

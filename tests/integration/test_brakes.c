@@ -567,6 +567,39 @@ static void test_error_body_with_200(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* A delete refused account-wide deleted nothing: the row goes back to
+ * pending as if no delete had been sent, so the next run checks the
+ * instance again (healthy or gone) before sending another. */
+static void test_delete_refused_account_wide(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  start_with(&s, tu_failed_fleet(1, 0));
+  struct nrd_sim_fault f = { .kind = NRD_SIM_STATUS,
+                             .match = "delete",
+                             .status = 400,
+                             .reason = "BALANCE_NOT_ENOUGH",
+                             .count = 1 };
+  nrd_sim_add_fault(s.sim, &f);
+  cJSON *rep = run_now(&s);
+  const cJSON *o = tu_outcome_for(rep, "i-000");
+  assert_string_equal(nrd_json_str(o, "action"), "deferred");
+  assert_string_equal(nrd_json_str(o, "brake"), "account");
+  cJSON_Delete(rep);
+  assert_true(old_present(&s, 0));
+  long st = 0;
+  cJSON *rows =
+      tu_stack_request(&s, "GET", "/api/instances/migration/recoveries?state=pending", NULL, &st);
+  assert_int_equal(st, 200);
+  const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(rows, "recoveries"), 0);
+  assert_non_null(row);
+  assert_string_equal(nrd_json_str(row, "instanceId"), "i-000");
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(row, "deleteSent")));
+  cJSON_Delete(rows);
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -583,6 +616,7 @@ int main(void)
     cmocka_unit_test(test_billing_fallback),
     cmocka_unit_test(test_placement_network_storage_stays),
     cmocka_unit_test(test_error_body_with_200),
+    cmocka_unit_test(test_delete_refused_account_wide),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

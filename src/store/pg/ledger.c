@@ -383,12 +383,14 @@ static int update_fn(struct nrd_pg *pg, void *arg)
   pgp_i64(&p, ctx->now_ms);
   pgp_text(&p, ctx->job_id);
   pgp_text(&p, ctx->owner);
+  pgp_bool(&p, u->clear_delete_sent);
   int rc = pg_write(pg,
                     "UPDATE ledger SET state = $1,"
                     " new_instance_id = coalesce($2, new_instance_id),"
                     " last_error = CASE WHEN $3::text IS NULL THEN last_error"
                     " WHEN $3 = '' THEN NULL ELSE $3 END,"
-                    " delete_sent = delete_sent OR $4::boolean,"
+                    " delete_sent = CASE WHEN $11::boolean THEN false"
+                    " ELSE delete_sent OR $4::boolean END,"
                     " create_sent = create_sent OR $5::boolean,"
                     " adopted = adopted OR $6::boolean,"
                     " owner = CASE WHEN $7::boolean THEN NULL ELSE owner END,"
