@@ -74,7 +74,10 @@ static void raise_rate(struct nrd_novita *nv, int64_t now)
     dt = 1000; /* a quiet spell is no evidence */
   nv->rate_raised_at_ms = now;
   if (c > 0 && r < c) {
-    set_rate(nv, r + (c - r) * (1 - exp(-dt / APPROACH_MS)));
+    /* The approach never reaches c by itself: within 1% it is there, and
+     * the probe above it can begin. */
+    double next = r + (c - r) * (1 - exp(-dt / APPROACH_MS));
+    set_rate(nv, c - next < 0.01 * c ? c : next);
     return;
   }
   /* Above what is known to pass: only while the bucket holds calls back. */

@@ -352,7 +352,9 @@ enum nrd_nv_rc nrd_nv_transport(struct nrd_novita_conn *c, enum nrd_endpoint ep,
     }
     if ((a.status == 429 || a.status == 503) && a.retry_after_ms >= 0)
       nrd_novita_set_not_before(nv, nrd_now_ms() + a.retry_after_ms);
-    if (a.status != 0)
+    /* A 429 cuts the rate; only an answer Novita served raises it (an
+     * error, a 5xx storm above all, is no sign there is room). */
+    if (a.status == 429 || (a.status >= 200 && a.status < 300))
       nrd_nv_rate_feedback(nv, t0, a.status == 429);
     bool breaker_failure;
     enum verdict v = classify(nv, ep, &a, resp, err, &breaker_failure);

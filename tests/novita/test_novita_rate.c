@@ -100,12 +100,51 @@ static void test_rise_to_top(void **state)
   stop(&w);
 }
 
+/* Error answers are no sign there is room: a bucket at 2 that holds calls
+ * back stays at 2 while every answer is a 500. */
+static void test_errors_do_not_raise(void **state)
+{
+  (void)state;
+  struct world w;
+  start(&w, 2, true, 4);
+  struct nrd_sim_fault f = { .kind = NRD_SIM_STATUS, .match = "products", .status = 500 };
+  nrd_sim_add_fault(w.sim, &f);
+  int64_t end = nrd_mono_ms() + 2500;
+  while (nrd_mono_ms() < end)
+    assert_int_not_equal(one_call(&w), NRD_NV_OK);
+  assert_true(nrd_novita_rate(w.nv) == 2);
+  stop(&w);
+}
+
+/* After a 429 the rate comes back to the ceiling measured then, and, while
+ * calls keep succeeding and the bucket holds them back, goes above it. */
+static void test_back_past_the_ceiling(void **state)
+{
+  (void)state;
+  struct world w;
+  start(&w, 20, true, 50);
+  nrd_sim_set_rate_limit(w.sim, 3);
+  int throttled = 0;
+  for (int i = 0; i < 10 && !throttled; i++)
+    throttled = one_call(&w) == NRD_NV_TRANSIENT;
+  assert_true(throttled);
+  double ceiling = nrd_novita_rate(w.nv) / 0.7; /* the cut is 30% of it */
+  nrd_sim_set_rate_limit(w.sim, 0);
+  int64_t end = nrd_mono_ms() + 6000;
+  while (nrd_mono_ms() < end)
+    assert_int_equal(one_call(&w), NRD_NV_OK);
+  assert_true(nrd_novita_rate(w.nv) > ceiling * 1.01);
+  stop(&w);
+}
+
 int main(void)
 {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cut_on_429),
     cmocka_unit_test(test_rise_to_top),
+    cmocka_unit_test(test_errors_do_not_raise),
+    cmocka_unit_test(test_back_past_the_ceiling),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
