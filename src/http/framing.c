@@ -106,7 +106,7 @@ static bool method_has_body(const char *method)
 }
 
 bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const char *version,
-                          struct http_reply *out)
+                          bool token_checked, struct http_reply *out)
 {
   struct head_scan h = { 0 };
 
@@ -122,7 +122,7 @@ bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const
     http_error(out, HTTP_E_NOT_IMPLEMENTED, NULL, NULL);
   } else if (strcmp(version, MHD_HTTP_VERSION_1_0) == 0 && method_has_body(method) && h.n_cl == 0) {
     http_error(out, HTTP_E_LENGTH_REQUIRED, NULL, NULL);
-  } else if (h.n_auth > 1) {
+  } else if (token_checked && h.n_auth > 1) {
     http_error(out, HTTP_E_UNAUTHORIZED, "more than one Authorization header", NULL);
   } else {
     return false;

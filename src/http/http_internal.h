@@ -219,11 +219,12 @@ void http_ctx_finish_wait(struct http_ctx *c, struct http_wait_result *res);
 /* ---- framing (framing.c) ---- */
 
 /* Fills out and returns true when the request head must be refused (400
- * BAD_FRAMING, 401 for two Authorization headers, 411, 501); the caller
- * answers and closes the connection. conn: struct MHD_Connection *. */
+ * BAD_FRAMING, 411, 501, and 401 for two Authorization headers when
+ * token_checked: the path needs API_TOKEN and it is set); the caller answers
+ * and closes the connection. conn: struct MHD_Connection *. */
 struct MHD_Connection;
 bool http_framing_refusal(struct MHD_Connection *conn, const char *method, const char *version,
-                          struct http_reply *out);
+                          bool token_checked, struct http_reply *out);
 
 /* ---- request-head deadline (deadline.c) ---- */
 

@@ -357,7 +357,9 @@ static bool early_refusal(struct http_ctx *c, const char *version, struct http_r
   const char *cl;
   int64_t n;
 
-  if (http_framing_refusal(c->conn, c->method, version, out)) {
+  const char *token = c->h->cfg->api_token;
+  bool token_checked = is_api_path(c->path) && token && *token;
+  if (http_framing_refusal(c->conn, c->method, version, token_checked, out)) {
     out->close = true;
     return true;
   }

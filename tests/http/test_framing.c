@@ -31,6 +31,8 @@
 #define AUTH "Authorization: Bearer " TOKEN "\r\n"
 #define JSON_CT "Content-Type: application/json\r\n"
 #define BODY "{\"dryRun\":true}" /* 15 bytes */
+/* What a refused shape carries: a real run, were it ever served. */
+#define REAL_BODY "{\"dryRun\":false}" /* 16 bytes */
 #define PIPELINED "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 static struct tu_stack g_stack;
@@ -165,53 +167,58 @@ static void test_framing_shapes(void **state)
   (void)state;
   expect_refusal("space before colon",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Content-Length : 15\r\n\r\n" BODY,
+                 "Content-Length : 16\r\n\r\n" REAL_BODY,
                  400, "BAD_FRAMING");
   expect_refusal("folded Content-Length",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Content-Length:\r\n 15\r\n\r\n" BODY,
+                 "Content-Length:\r\n 16\r\n\r\n" REAL_BODY,
                  400, "BAD_FRAMING");
   expect_refusal("folded other header",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "X-Note: a\r\n b\r\nContent-Length: 15\r\n\r\n" BODY,
+                 "X-Note: a\r\n b\r\nContent-Length: 16\r\n\r\n" REAL_BODY,
                  400, "BAD_FRAMING");
   expect_refusal("folded other header, long continuation",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "X-Note: a\r\n\tcontinued at length\r\nContent-Length: 15\r\n\r\n" BODY,
+                 "X-Note: a\r\n\tcontinued at length\r\nContent-Length: 16\r\n\r\n" REAL_BODY,
                  400, "BAD_FRAMING");
   expect_refusal("Content-Length and Transfer-Encoding",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Content-Length: 15\r\nTransfer-Encoding: chunked\r\n\r\nf\r\n" BODY
+                 "Content-Length: 16\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n" REAL_BODY
                  "\r\n0\r\n\r\n",
                  400, "BAD_FRAMING");
   expect_refusal("two Content-Length values",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Content-Length: 15\r\nContent-Length: 0\r\n\r\n" BODY,
+                 "Content-Length: 16\r\nContent-Length: 0\r\n\r\n" REAL_BODY,
                  400, "BAD_FRAMING");
   /* libmicrohttpd refuses a Content-Length that is not a number itself,
    * before any of ours runs (its own HTML page, its status line written
    * twice): refused and closed all the same. */
   struct raw_answer a;
   raw_send("POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-           "Content-Length: 15, 15\r\n\r\n" BODY PIPELINED,
+           "Content-Length: 16, 16\r\n\r\n" REAL_BODY PIPELINED,
            &a);
   assert_int_equal(a.status, 400);
   assert_true(a.closed);
   assert_null(strstr(a.text, "200 OK"));
   expect_refusal("Transfer-Encoding gzip",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Transfer-Encoding: gzip\r\n\r\n" BODY,
+                 "Transfer-Encoding: gzip\r\n\r\n" REAL_BODY,
                  501, "NOT_IMPLEMENTED");
   expect_refusal("Transfer-Encoding gzip, chunked",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH JSON_CT
-                 "Transfer-Encoding: gzip, chunked\r\n\r\nf\r\n" BODY "\r\n0\r\n\r\n",
+                 "Transfer-Encoding: gzip, chunked\r\n\r\n10\r\n" REAL_BODY "\r\n0\r\n\r\n",
                  501, "NOT_IMPLEMENTED");
   expect_refusal("HTTP/1.0 POST without Content-Length",
-                 "POST " CF " HTTP/1.0\r\n" AUTH JSON_CT "\r\n" BODY, 411, "LENGTH_REQUIRED");
+                 "POST " CF " HTTP/1.0\r\n" AUTH JSON_CT "\r\n" REAL_BODY, 411, "LENGTH_REQUIRED");
   expect_refusal("two Authorization headers",
                  "POST " CF " HTTP/1.1\r\nHost: x\r\n" AUTH AUTH JSON_CT
-                 "Content-Length: 15\r\n\r\n" BODY,
+                 "Content-Length: 16\r\n\r\n" REAL_BODY,
                  401, "UNAUTHORIZED");
+  /* Where no token is asked for (the probes), two Authorization headers are
+   * nothing ambiguous: /health stays open. */
+  struct raw_answer h = { 0 };
+  raw_send("GET /health HTTP/1.1\r\nHost: x\r\n" AUTH AUTH "Connection: close\r\n\r\n", &h);
+  assert_int_equal(h.status, 200);
   assert_novita_untouched();
 }
 
