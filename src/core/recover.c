@@ -366,11 +366,17 @@ static void capacity_refused(struct row_job *j)
   const char *cluster = j->place.found       ? j->place.cluster
                         : j->snap.cluster_id ? j->snap.cluster_id
                                              : "";
+  const char *billing = j->place.found                                  ? j->place.billing
+                        : j->snap.billing_mode && *j->snap.billing_mode ? j->snap.billing_mode
+                                                                        : "spot";
   if (!j->have_snap || !j->snap.product_name)
     return;
+  /* Only the place refused is full: the same cluster under another billing
+   * (a billing fallback) may still have room. */
   pthread_mutex_lock(&ctx->lock);
   for (struct capacity_entry *e = ctx->capacity; e; e = e->next)
-    if (!strcmp(e->product, j->snap.product_name) && !strcmp(e->cluster, cluster))
+    if (!strcmp(e->product, j->snap.product_name) && !strcmp(e->cluster, cluster) &&
+        !strcmp(e->billing, billing))
       e->offered = false;
   pthread_mutex_unlock(&ctx->lock);
 }
@@ -1002,17 +1008,21 @@ static bool canary_open(struct run_ctx *ctx)
 }
 
 /* The account brake's probe when a row waits between delete and create: its
- * create is sent again first. */
-static void probe_first(struct run_ctx *ctx, struct nrd_worker *w, const char *job_id)
+ * create is sent again first. true when the row was worked on (it then has
+ * its outcome, whatever became of it). */
+static bool probe_first(struct run_ctx *ctx, struct nrd_worker *w, const char *job_id)
 {
   struct nrd_ledger_row row;
+  bool ran = false;
   if (!job_id || nrd_store_ledger_get(w->store, job_id, &row) != NRD_OK)
-    return;
+    return false;
   if (row.state == NRD_ROW_DELETED || row.state == NRD_ROW_CREATING) {
     LOG_INFO("account brake probe: the refused create again", "jobId", job_id);
     canary_row(ctx, w, &row, true);
+    ran = true;
   }
   nrd_ledger_row_cleanup(&row);
+  return ran;
 }
 
 /* A watch run works the rows the watch found, no other. */
@@ -1048,6 +1058,7 @@ struct feed {
   struct nrd_worker *w;
   bool held;       /* the account brake is held from an earlier run */
   char *probe_job; /* its refused row (heap, may be NULL) */
+  bool probe_ran;  /* probe_job was worked on first: the feed skips it */
   size_t handed;   /* rows worked on in this run, for the brake */
 };
 
@@ -1058,12 +1069,12 @@ static void feed_row(struct feed *f, struct nrd_ledger_row *row)
   struct run_ctx *ctx = f->ctx;
   if (ctx->watch_only && !watched(ctx, row->job_id))
     return; /* not this run's: neither handed nor deferred */
+  if (f->probe_ran && !strcmp(row->job_id, f->probe_job))
+    return; /* the probe, worked on first (and counted) */
   if (f->handed++ >= ctx->runner->cfg->max_recoveries_per_run) {
     nrd_report_defer(ctx, row, "MAX_RECOVERIES_PER_RUN reached; the next run takes it");
     return;
   }
-  if (f->held && f->probe_job && ctx->create_tried && !strcmp(row->job_id, f->probe_job))
-    return; /* the probe, worked on first */
   if (!canary_open(ctx)) {
     canary_row(ctx, f->w, row, f->held);
     return;
@@ -1117,11 +1128,8 @@ int nrd_recover(struct run_ctx *ctx, struct nrd_worker *w)
 {
   struct feed f = { .ctx = ctx, .w = w };
   f.held = !ctx->dry_run && brakes_load(ctx, w, &f.probe_job);
-  if (f.held) {
-    probe_first(ctx, w, f.probe_job);
-    if (ctx->create_tried)
-      f.handed++;
-  }
+  if (f.held && probe_first(ctx, w, f.probe_job))
+    f.handed++;
   int rc = feed_open_rows(&f);
   if (rc == 0)
     brakes_store(ctx, w, f.held);
