@@ -215,11 +215,13 @@ void store_done(sqlite3_stmt *s)
 int store_fail(struct nrd_store *st, int rc, const char *what)
 {
   int primary = rc & 0xff;
+  /* Kept for both: a write that stays busy past its retries is reported
+   * (store unavailable: ...) with SQLite's own words too. */
+  snprintf(st->last_error, sizeof st->last_error, "%s", sqlite3_errmsg(st->db));
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
     LOG_DEBUG("store: database busy", "op", what);
     return NRD_BUSY;
   }
-  snprintf(st->last_error, sizeof st->last_error, "%s", sqlite3_errmsg(st->db));
   LOG_ERROR_AT(NRD_FAULT_DISK, "store: sqlite error", "op", what, "error", sqlite3_errmsg(st->db),
                "#code", NRD_I64(rc));
   return NRD_ERR;
@@ -259,28 +261,34 @@ static void tx_rollback(struct nrd_store *st)
  * process on the same file still meets busy_timeout and the retries. */
 static pthread_mutex_t g_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* One attempt of a write transaction, with g_write_lock held. */
+static int tx_once(struct nrd_store *st, store_tx_fn fn, void *arg)
+{
+  int rc = tx_control(st, STMT_BEGIN, "begin immediate");
+  if (rc != NRD_OK)
+    return rc;
+  rc = fn(st, arg);
+  if (rc == NRD_OK || rc == NRD_NONE) {
+    int crc = tx_control(st, STMT_COMMIT, "commit");
+    if (crc != NRD_OK) {
+      tx_rollback(st);
+      rc = crc;
+    }
+  } else {
+    tx_rollback(st);
+  }
+  return rc;
+}
+
 int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg)
 {
   int rc = NRD_BUSY;
+  st->last_error[0] = '\0'; /* the message reported is this transaction's */
   for (int attempt = 0; attempt < STORE_TX_ATTEMPTS && rc == NRD_BUSY; attempt++) {
     if (attempt > 0)
       nrd_sleep_ms(10 * attempt + (int64_t)(nrd_random_unit() * 20));
     pthread_mutex_lock(&g_write_lock);
-    rc = tx_control(st, STMT_BEGIN, "begin immediate");
-    if (rc != NRD_OK) {
-      pthread_mutex_unlock(&g_write_lock);
-      continue;
-    }
-    rc = fn(st, arg);
-    if (rc == NRD_OK || rc == NRD_NONE) {
-      int crc = tx_control(st, STMT_COMMIT, "commit");
-      if (crc != NRD_OK) {
-        tx_rollback(st);
-        rc = crc;
-      }
-    } else {
-      tx_rollback(st);
-    }
+    rc = tx_once(st, fn, arg);
     pthread_mutex_unlock(&g_write_lock);
   }
   return rc;
@@ -563,15 +571,8 @@ int nrd_store_probe_write(struct nrd_store *st, int64_t now_ms)
   sqlite3_stmt *s = store_stmt(st, STMT_READY_PROBE);
   int rc = NRD_ERR;
   if (s && store_bind_i64(s, ":now", now_ms)) {
-    sqlite3_busy_timeout(st->db, 0);
-    rc = tx_control(st, STMT_BEGIN, "begin immediate");
-    if (rc == NRD_OK) {
-      rc = write_one_fn(st, &(struct write_one){ .s = s, .what = "ready probe" });
-      if (rc == NRD_OK)
-        rc = tx_control(st, STMT_COMMIT, "commit");
-      if (rc != NRD_OK)
-        tx_rollback(st);
-    }
+    sqlite3_busy_timeout(st->db, 0); /* nor for another process's */
+    rc = tx_once(st, write_one_fn, &(struct write_one){ .s = s, .what = "ready probe" });
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
   }
   if (s)
