@@ -19,7 +19,7 @@
  *   POST {base}/v1/gpu/instance/create {CreateInstanceRequest} -> {id}
  *   GET  {base}/v1/jobs?type&state&jobId&startTime&endTime&pageNum&pageSize
  *   GET  {base}/v1/products?productName&clusterId&billingMethod
- *   GET  {base}/v1/cpu/products?productName&clusterId&billingMethod (the scenario's cpuProducts)
+ *   GET  {base}/v1/cpu/products?productName&clusterId (the scenario's cpuProducts)
  *   GET  {base}/v1/clusters -> {data: [{id, name, availableGpuType,
  *        supportNetworkStorage, supportInstanceNetwork}]}
  *   GET  /api/v1/jobs (the internal jobs host, internal key)

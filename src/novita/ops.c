@@ -535,8 +535,10 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
     nrd_buf_puts(&url, "&clusterId=");
     url_escape(&url, cluster_id);
   }
-  nrd_buf_puts(&url, "&billingMethod=");
-  url_escape(&url, billing && *billing ? billing : "spot");
+  if (!cpu) { /* Novita's CPU product list takes no billingMethod */
+    nrd_buf_puts(&url, "&billingMethod=");
+    url_escape(&url, billing && *billing ? billing : "spot");
+  }
 
   enum nrd_nv_rc rc =
       nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true, &resp, &status, err);

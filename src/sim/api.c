@@ -342,8 +342,11 @@ int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const cha
   (void)body;
   (void)body_len;
   pthread_mutex_lock(&s->mu);
+  /* Novita documents two filters here, productName and clusterId. */
+  const char *name = arg(c, "productName"), *cluster = arg(c, "clusterId");
   cJSON_ArrayForEach(it, s->cpu_products) {
-    if (product_matches(it, c))
+    if ((!name || fuzzy_match(nrd_json_str(it, "name"), name)) &&
+        product_in_cluster(s, it, cluster))
       cJSON_AddItemToArray(data, dup_item(it));
   }
   pthread_mutex_unlock(&s->mu);

@@ -207,6 +207,13 @@ static void test_cpu_fields_carried(void **state)
   assert_int_equal(status, 200);
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 1);
   assert_true(nrd_sim_count(s.sim, "GET", "/v1/cpu/products") >= 1);
+  /* Novita's CPU product list documents productName and clusterId only. */
+  struct nrd_sim_request *log = NULL;
+  size_t n_log = nrd_sim_requests(s.sim, &log);
+  for (size_t i = 0; i < n_log; i++)
+    if (strstr(log[i].path, "/v1/cpu/products"))
+      assert_null(strstr(log[i].query ? log[i].query : "", "billingMethod"));
+  nrd_sim_requests_free(log, n_log);
   cJSON *cr = tu_sim_creates(s.sim);
   assert_int_equal(cJSON_GetArraySize(cr), 1);
   const cJSON *req = cJSON_GetArrayItem(cr, 0);
