@@ -9,9 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev
-      libsqlite3-dev libpq-dev libcmocka-dev libssl-dev curl ca-certificates help2man)
+      libsqlite3-dev libpq-dev libcmocka-dev libssl-dev curl ca-certificates help2man git)
 if [ "${1:-}" = "--full" ]; then
-  pkgs+=(clang-14 libclang-rt-14-dev clang-format-14 valgrind postgresql nginx wrk systemd chromium fonts-dejavu-core)
+  pkgs+=(clang-14 libclang-rt-14-dev clang-format-14 valgrind postgresql nginx wrk jq systemd chromium
+         fonts-dejavu-core)
 fi
 
 sudo=""
@@ -40,6 +41,11 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
+  # The tests start PostgreSQL servers of their own: no system cluster on 5432.
+  if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

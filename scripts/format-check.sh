@@ -16,6 +16,10 @@ fi
 echo "format-check: $("$cf" --version)"
 
 mapfile -t files < <(git ls-files -- 'src/*.[ch]' 'include/*.[ch]' 'tests/*.[ch]' 'fuzz/*.[ch]')
+if [ ${#files[@]} -eq 0 ]; then
+  echo "format-check: no C files listed (is this a git checkout with git installed?)" >&2
+  exit 2
+fi
 if [ "${1:-}" = --fix ]; then
   "$cf" -i --style=file "${files[@]}"
   exit 0

@@ -117,6 +117,7 @@ static void test_sim_failed_migration_left_exited(void **state)
   tu_stack_start(&s);
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 200);
   const cJSON *o = tu_outcome_for(rep, "i-run");
   assert_non_null(o);
   assert_string_equal(nrd_json_str(o, "action"), "ignored");
