@@ -41,7 +41,9 @@ RECOVERY_LEASE_SECONDS RECOVERY_START_POLL_SECONDS RECOVERY_START_TIMEOUT_SECOND
 API_TOKEN API_TOKEN_FILE TRUSTED_PROXIES MAX_BODY_BYTES
 HTTP_REQUEST_TIMEOUT_SECONDS HTTP_MAX_CONNECTIONS HTTP_MAX_CONNECTIONS_PER_IP WEBHOOK_URL
 WEBHOOK_SECRET WEBHOOK_MAX_AGE_HOURS RETENTION_DAYS LOG_LEVEL RECOVERY_PLACEMENT
-RECOVERY_BILLING_FALLBACK"
+RECOVERY_BILLING_FALLBACK NOVITA_RATE_LIMIT_MAX_RPS NOVITA_RATE_LIMIT_ADAPTIVE
+WATCH_INTERVAL_SECONDS NOVITA_PAGE_SIZE CIRCUIT_FAILURE_THRESHOLD CIRCUIT_COOLDOWN_SECONDS
+NOVITA_API_KEY_FILE NOVITA_INTERNAL_API_KEY_FILE WEBHOOK_SECRET_FILE"
 help=$(run "$bin" --help) || fail "--help exited non-zero"
 for v in $vars; do
   flag="--$(echo "$v" | tr 'A-Z_' 'a-z-')"
@@ -52,7 +54,8 @@ for c in serve check-failed migrate-db demo healthcheck; do
   grep -qw -- "$c" <<<"$help" || fail "--help does not list the command $c"
 done
 [ "$(grep -ci 'flag beats the variable' <<<"$help")" -eq 1 ] || fail "--help repeats its options header"
-for name in pending deleting deleted creating created failed abandoned deferred skipped \
+for name in pending deleting deleted creating created running start_failed failed abandoned \
+    deferred skipped ignored \
     brake novitaReason retriesSpent placement same-cluster same-region onDemand \
     INSUFFICIENT_RESOURCE MIGRATE_INSUFFICIENT_RESOURCE CLUSTER_STATUS NODE_STATUS \
     DEPENDENT_RESOURCE_STATE OPERATION_LIMIT BALANCE_NOT_ENOUGH DE_BALANCE_NOT_ENOUGH \
