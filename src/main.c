@@ -36,7 +36,9 @@ static void print_report_names(FILE *out)
   for (int st = 0; st < NRD_ROW_STATE_COUNT; st++)
     fprintf(out, " %s", nrd_row_state_name((enum nrd_row_state)st));
   fprintf(out,
-          "\n  outcome actions: recreated, adopted, planned, deferred, failed, abandoned, skipped\n"
+          "\n  outcome actions: recreated, adopted, planned, deferred, failed, abandoned, skipped,\n"
+          "    running, start_failed (a replacement seen running, or that did not start),\n"
+          "    ignored (a failed job on an instance whose status is not in RECOVER_STATUSES)\n"
           "  outcome fields: reason; brake (account | capacity) on deferred; novitaReason;\n"
           "    retriesSpent on failed (left between delete and create); placement\n"
           "    {clusterId, region, billingMode, fallback, reason} on recreated and adopted\n"
