@@ -35,15 +35,16 @@ static void print_report_names(FILE *out)
   fprintf(out, "report (check-failed prints it; runs keep it):\n  ledger states:");
   for (int st = 0; st < NRD_ROW_STATE_COUNT; st++)
     fprintf(out, " %s", nrd_row_state_name((enum nrd_row_state)st));
-  fprintf(out,
-          "\n  outcome actions: recreated, adopted, planned, deferred, failed, abandoned, skipped,\n"
-          "    running, start_failed (a replacement seen running, or that did not start),\n"
-          "    ignored (a failed job on an instance whose status is not in RECOVER_STATUSES)\n"
-          "  outcome fields: reason; brake (account | capacity) on deferred; novitaReason;\n"
-          "    retriesSpent on failed (left between delete and create); placement\n"
-          "    {clusterId, region, billingMode, fallback, reason} on recreated and adopted\n"
-          "    (fallback: RECOVERY_PLACEMENT or RECOVERY_BILLING_FALLBACK placed it elsewhere)\n"
-          "  Novita reasons:\n");
+  fprintf(
+      out,
+      "\n  outcome actions: recreated, adopted, planned, deferred, failed, abandoned, skipped,\n"
+      "    running, start_failed (a replacement seen running, or that did not start),\n"
+      "    ignored (a failed job on an instance whose status is not in RECOVER_STATUSES)\n"
+      "  outcome fields: reason; brake (account | capacity) on deferred; novitaReason;\n"
+      "    retriesSpent on failed (left between delete and create); placement\n"
+      "    {clusterId, region, billingMode, fallback, reason} on recreated and adopted\n"
+      "    (fallback: RECOVERY_PLACEMENT or RECOVERY_BILLING_FALLBACK placed it elsewhere)\n"
+      "  Novita reasons:\n");
   for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++) {
     fprintf(out, "    %s:", nrd_nv_class_name(classes[c]));
     for (size_t i = 0; i < n; i++)
