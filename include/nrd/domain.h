@@ -82,7 +82,8 @@ void nrd_run_summaries_free(struct nrd_run_summary *runs, size_t n);
 
 struct nrd_event {
   char *id;        /* evt_... */
-  char *type;      /* instance.recreated | instance.recovery_failed | run.completed */
+  char *type;      /* instance.recreated | instance.recovery_failed | instance.running |
+                      instance.start_failed | recovery.blocked | run.completed */
   char *body_json; /* the whole event as sent */
   int64_t created_ms;
   char *state; /* pending | delivered | dead */
