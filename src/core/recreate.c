@@ -30,6 +30,7 @@
 #define ENVS_MAX 100
 #define COMMAND_MAX 2047
 #define IMAGE_URL_MAX 500       /* CreateInstanceRequest.imageUrl maxLength */
+#define PRODUCT_ID_MAX 255      /* CreateInstanceRequest.productId maxLength */
 #define NETWORK_STORAGES_MAX 30 /* CreateInstanceRequest.networkStorages maxItems */
 #define ENTRYPOINT_MAX 2047     /* entrypoint: 0-2047 characters (bytes here: stricter) */
 #define CPU_ENVS_MAX 30         /* Create CPU Instance: at most 30 envs */
@@ -229,6 +230,8 @@ bool nrd_recreate_check(const struct nrd_instance *snap, bool *needs_product,
     return fail(reason, "imageUrl is longer than %d bytes", IMAGE_URL_MAX);
   if (absent(snap->product_id) && absent(snap->product_name))
     return fail(reason, "snapshot has neither productId nor productName");
+  if (snap->product_id && strlen(snap->product_id) > PRODUCT_ID_MAX)
+    return fail(reason, "productId is longer than %d bytes", PRODUCT_ID_MAX);
   if (parse_count(snap->gpu_num, GPU_MIN, GPU_MAX, &v) == COUNT_INVALID)
     return fail(reason, "gpuNum %s is not an integer %d-%d", shown(snap->gpu_num, val), GPU_MIN,
                 GPU_MAX);

@@ -306,6 +306,22 @@ static void test_image_url_length(void **state)
   nrd_instance_cleanup(&s);
 }
 
+/* Found by fuzz_recreate: a productId over Novita's 255 passed the rule, so
+ * the instance would have been deleted and its create refused. */
+static void test_product_id_length(void **state)
+{
+  (void)state;
+  struct nrd_instance s;
+  snap_init(&s);
+  free(s.product_id);
+  s.product_id = repeat('p', 255);
+  expect_ok(&s);
+  free(s.product_id);
+  s.product_id = repeat('p', 256);
+  expect_fail(&s, "productId");
+  nrd_instance_cleanup(&s);
+}
+
 static void test_product_absent_forms(void **state)
 {
   (void)state;
@@ -1389,6 +1405,7 @@ int main(void)
     cmocka_unit_test(test_product_id_comes_from_argument),
     cmocka_unit_test(test_image_url_absent),
     cmocka_unit_test(test_image_url_length),
+    cmocka_unit_test(test_product_id_length),
     cmocka_unit_test(test_product_absent_forms),
     cmocka_unit_test(test_product_id_present_needs_no_lookup),
     cmocka_unit_test(test_check_tolerates_null_outputs),
