@@ -59,11 +59,14 @@ void nrd_metrics_render_process(struct nrd_buf *out);
 void nrd_metrics_reset(void);
 
 /* The watch loop (watch_metrics.c): a tick's result (ok|skipped|failed), the
- * seconds from a failed job's createdAt to its detection, and to its
- * replacement's create accepted. Rendered by nrd_metrics_render. */
+ * seconds from a failed job's createdAt to its detection, to its
+ * replacement's create accepted and to the replacement seen running.
+ * Rendered by nrd_metrics_render. */
 void nrd_metrics_watch_tick(const char *result);
 void nrd_metrics_watch_detected(double seconds);
-void nrd_metrics_time_to_recovery(double seconds);
+/* The stages of nrd_time_to_recovery_seconds. */
+enum nrd_ttr_stage { NRD_TTR_CREATE_ACCEPTED, NRD_TTR_RUNNING };
+void nrd_metrics_time_to_recovery(enum nrd_ttr_stage stage, double seconds);
 /* The token bucket's current rate (0: unlimited), set by the Novita client. */
 void nrd_metrics_novita_rate(double rps);
 void nrd_metrics_render_watch(struct nrd_buf *out);

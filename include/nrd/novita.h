@@ -119,6 +119,9 @@ void nrd_novita_backoff(struct nrd_novita *nv, unsigned attempt);
 
 /* The token bucket's current rate, requests a second (0: unlimited). */
 double nrd_novita_rate(struct nrd_novita *nv);
+/* How many calls the bucket lets go at once after a quiet spell: one second
+ * of the current rate when adaptive (at least 1), at most 5 when fixed. */
+double nrd_novita_burst(struct nrd_novita *nv);
 
 /* Calls made since creation (every attempt sent). */
 uint64_t nrd_novita_calls(struct nrd_novita *nv);

@@ -27,10 +27,11 @@ struct idlist {
   size_t n, cap;
 };
 
-/* A watched row waiting for its create to be accepted. */
+/* A watched row whose replacement is not running yet. */
 struct pending {
   char *job_id;
   int64_t failed_s;
+  bool accepted; /* its create_accepted stage observed */
 };
 
 struct nrd_watch {
@@ -222,29 +223,37 @@ static void pending_add(struct nrd_watch *w, const char *job_id, int64_t failed_
   if (w->n_pending == MAX_PENDING)
     return;
   w->pending = nrd_xrealloc(w->pending, (w->n_pending + 1) * sizeof(*w->pending));
-  w->pending[w->n_pending++] = (struct pending){ nrd_xstrdup(job_id), failed_s };
+  w->pending[w->n_pending++] = (struct pending){ nrd_xstrdup(job_id), failed_s, false };
 }
 
-/* The rows recovered since: their time to recovery, from the job's createdAt
- * to the row's last change (its create accepted). */
+/* The rows the watch found: their time to recovery from the job's
+ * createdAt, to the create accepted and to the replacement seen running. A
+ * row leaves the list when it runs or goes no further (failed, abandoned,
+ * start_failed). */
 static void pending_check(struct nrd_watch *w)
 {
   for (size_t i = 0; i < w->n_pending;) {
+    struct pending *p = &w->pending[i];
     struct nrd_ledger_row row;
     bool done = true;
-    if (nrd_store_ledger_get(w->store, w->pending[i].job_id, &row) == NRD_OK) {
-      if (row.state == NRD_ROW_CREATED)
-        nrd_metrics_time_to_recovery((double)row.updated_ms / 1000.0 -
-                                     (double)w->pending[i].failed_s);
-      done = row.state >= NRD_ROW_CREATED;
+    if (nrd_store_ledger_get(w->store, p->job_id, &row) == NRD_OK) {
+      if (row.accepted_ms > 0 && !p->accepted) {
+        nrd_metrics_time_to_recovery(NRD_TTR_CREATE_ACCEPTED,
+                                     (double)row.accepted_ms / 1000.0 - (double)p->failed_s);
+        p->accepted = true;
+      }
+      if (row.running_ms > 0)
+        nrd_metrics_time_to_recovery(NRD_TTR_RUNNING,
+                                     (double)row.running_ms / 1000.0 - (double)p->failed_s);
+      done = row.running_ms > 0 || row.state > NRD_ROW_CREATED;
       nrd_ledger_row_cleanup(&row);
     }
     if (!done) {
       i++;
       continue;
     }
-    free(w->pending[i].job_id);
-    w->pending[i] = w->pending[--w->n_pending];
+    free(p->job_id);
+    *p = w->pending[--w->n_pending];
   }
 }
 

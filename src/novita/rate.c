@@ -1,7 +1,8 @@
 /* The adaptive rate of the token bucket (issue 15), after the AWS SDKs'
  * adaptive retry mode: Novita publishes no rate limit, so the bucket finds
- * it. It starts at NOVITA_RATE_LIMIT_RPS; while calls succeed and the bucket
- * is what holds them back it rises (doubling every second until the first
+ * it. It starts at NOVITA_RATE_LIMIT_RPS and holds one second of calls (the
+ * AWS SDKs' bucket capacity); while calls succeed and the bucket
+ * is what holds them back it rises (doubling every 200 ms until the first
  * 429; after one, back to the rate measured at that 429 within a couple of
  * seconds, then 5% of it a second above); a 429 cuts the rate measured over
  * the last second by 30%, as the AWS SDKs' CUBIC does (once per burst of
@@ -13,11 +14,10 @@
 #include "transport.h"
 
 #define MIN_RPS 0.5
-#define BURST_MAX 5.0      /* as the fixed bucket's */
-#define CUT 0.7            /* a 429 cuts the measured rate by 30% (AWS: 0.7) */
-#define DOUBLING_MS 1000.0 /* before the first 429 */
-#define APPROACH_MS 750.0  /* time constant back to the ceiling */
-#define PROBE 0.05         /* of the ceiling, a second, above it */
+#define CUT 0.7           /* a 429 cuts the measured rate by 30% (AWS: 0.7) */
+#define DOUBLING_MS 200.0 /* before the first 429: every few round trips */
+#define APPROACH_MS 750.0 /* time constant back to the ceiling */
+#define PROBE 0.05        /* of the ceiling, a second, above it */
 #define MEASURE_MS 1000
 
 static void set_rate(struct nrd_novita *nv, double r)
@@ -27,7 +27,7 @@ static void set_rate(struct nrd_novita *nv, double r)
   if (r < MIN_RPS)
     r = MIN_RPS;
   nv->rate_limit_rps = r;
-  nv->burst = r < 1 ? 1 : r > BURST_MAX ? BURST_MAX : r;
+  nv->burst = r < 1 ? 1 : r; /* one second of calls, as the AWS SDKs' bucket holds */
   if (nv->tokens > nv->burst)
     nv->tokens = nv->burst;
   nrd_metrics_novita_rate(r);
@@ -40,6 +40,10 @@ void nrd_nv_rate_init(struct nrd_novita *nv, const struct nrd_novita_options *op
   if (nv->rate_max_rps < nv->rate_limit_rps)
     nv->rate_max_rps = nv->rate_limit_rps;
   nv->rate_raised_at_ms = nrd_mono_ms();
+  if (nv->adaptive) {
+    set_rate(nv, nv->rate_limit_rps);
+    nv->tokens = nv->burst;
+  }
   nrd_metrics_novita_rate(nv->rate_limit_rps);
 }
 
@@ -114,4 +118,12 @@ double nrd_novita_rate(struct nrd_novita *nv)
   double r = nv->rate_limit_rps;
   pthread_mutex_unlock(&nv->bucket_mu);
   return r;
+}
+
+double nrd_novita_burst(struct nrd_novita *nv)
+{
+  pthread_mutex_lock(&nv->bucket_mu);
+  double b = nv->burst;
+  pthread_mutex_unlock(&nv->bucket_mu);
+  return b;
 }

@@ -12,7 +12,8 @@ static const char *const tick_results[] = { "ok", "skipped", "failed" };
 #define N_RESULTS (sizeof tick_results / sizeof tick_results[0])
 static atomic_uint_fast64_t ticks[N_RESULTS];
 
-/* Seconds from a job's failure to its detection, and to a create accepted:
+/* Seconds from a job's failure to its detection, to a create accepted and to
+ * the replacement running:
  * one tick (seconds) up to the 15-minute timer and beyond. */
 static const double bounds[] = { 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900, 1800, 3600 };
 #define N_BOUNDS (sizeof bounds / sizeof bounds[0])
@@ -21,8 +22,8 @@ struct hist {
   double sum;
 };
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hist detect, recovery;
-static double novita_rate; /* under lock */
+static struct hist detect, recovery[2]; /* by enum nrd_ttr_stage */
+static double novita_rate;              /* under lock */
 
 void nrd_metrics_novita_rate(double rps)
 {
@@ -56,9 +57,9 @@ void nrd_metrics_watch_detected(double seconds)
   observe(&detect, seconds);
 }
 
-void nrd_metrics_time_to_recovery(double seconds)
+void nrd_metrics_time_to_recovery(enum nrd_ttr_stage stage, double seconds)
 {
-  observe(&recovery, seconds);
+  observe(&recovery[stage == NRD_TTR_RUNNING], seconds);
 }
 
 /* One histogram; label ("" for none) is `name="value"`. */
@@ -67,7 +68,8 @@ static void render_hist(struct nrd_buf *out, const char *name, const char *help,
 {
   unsigned long long cumulative = 0;
   const char *sep = *label ? "," : "";
-  nrd_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+  if (help) /* NULL: the next series of a histogram already described */
+    nrd_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
   for (size_t i = 0; i <= N_BOUNDS; i++) {
     cumulative += (unsigned long long)h->bucket[i];
     if (i < N_BOUNDS)
@@ -96,8 +98,10 @@ void nrd_metrics_render_watch(struct nrd_buf *out)
               "From a failed migration job's createdAt to the watch seeing it fail.", "", &detect);
   render_hist(out, "nrd_time_to_recovery_seconds",
               "From a watched failed job's createdAt to its replacement, by stage "
-              "(create_accepted).",
-              "stage=\"create_accepted\"", &recovery);
+              "(create_accepted, running).",
+              "stage=\"create_accepted\"", &recovery[NRD_TTR_CREATE_ACCEPTED]);
+  render_hist(out, "nrd_time_to_recovery_seconds", NULL, "stage=\"running\"",
+              &recovery[NRD_TTR_RUNNING]);
   nrd_buf_printf(out,
                  "# HELP nrd_novita_rate_limit_rps The token bucket's current rate to "
                  "Novita, requests a second (0 = unlimited); adaptive unless "

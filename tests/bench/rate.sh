@@ -5,6 +5,8 @@
 # Retry-After above it), for each "N R" of BENCH_RATE_CASES, BENCH_ROUNDS
 # (3) times. Prints wall time, calls, 429s and wall / (calls / R).
 # BENCHMARKS.md explains the figures. BENCH_BUILD_DIR (build-bench).
+# NOVITA_RATE_LIMIT_RPS, _MAX_RPS and _ADAPTIVE, when set, are passed on to
+# the service (to compare settings); otherwise it runs on its defaults.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

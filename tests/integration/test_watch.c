@@ -38,6 +38,7 @@ static void start_fleet(struct tu_stack *s, int n, unsigned watch_seconds)
   tu_stack_load(s, sc);
   cJSON_Delete(sc);
   s->cfg.watch_interval_seconds = watch_seconds;
+  s->cfg.recovery_start_poll_seconds = 1; /* the poller follows replacements to running */
   nrd_metrics_reset();
   tu_stack_start(s);
 }
@@ -178,6 +179,15 @@ static void test_failure_recovered_without_post(void **state)
   assert_true(wait_ticks(&s, ticks + 2, MARGIN_MS));
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 1);
   assert_true(metric_has("nrd_time_to_recovery_seconds_count{stage=\"create_accepted\"} 1\n"));
+  /* The simulator's replacement runs at once: the poller follows it to
+   * running, and the next tick observes that stage too. */
+  bool running = false;
+  for (int64_t end = nrd_mono_ms() + MARGIN_MS; !running && nrd_mono_ms() < end;) {
+    running = metric_has("nrd_time_to_recovery_seconds_count{stage=\"running\"} 1\n");
+    if (!running)
+      nrd_sleep_ms(100);
+  }
+  assert_true(running);
   assert_false(metric_has("nrd_http_requests_total{route=\"check_failed\"")); /* no POST */
   tu_stack_cleanup(&s);
 }

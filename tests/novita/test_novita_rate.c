@@ -85,6 +85,26 @@ static void test_cut_on_429(void **state)
   }
 }
 
+/* The adaptive bucket holds one second of calls, as the AWS SDKs' does, and
+ * follows its rate when a 429 cuts it; the fixed bucket holds at most 5. */
+static void test_burst_is_one_second(void **state)
+{
+  (void)state;
+  for (int adaptive = 0; adaptive < 2; adaptive++) {
+    struct world w;
+    start(&w, 20, adaptive, 50);
+    assert_true(nrd_novita_burst(w.nv) == (adaptive ? 20 : 5));
+    nrd_sim_set_rate_limit(w.sim, 3);
+    int throttled = 0;
+    for (int i = 0; i < 10 && !throttled; i++)
+      throttled = one_call(&w) == NRD_NV_TRANSIENT;
+    assert_true(throttled);
+    double r = nrd_novita_rate(w.nv);
+    assert_true(nrd_novita_burst(w.nv) == (adaptive ? (r < 1 ? 1 : r) : 5));
+    stop(&w);
+  }
+}
+
 /* No server limit, a bucket at 2 that holds the calls back: the rate rises
  * while calls succeed, up to the top (4), never above. */
 static void test_rise_to_top(void **state)
@@ -142,6 +162,7 @@ int main(void)
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cut_on_429),
+    cmocka_unit_test(test_burst_is_one_second),
     cmocka_unit_test(test_rise_to_top),
     cmocka_unit_test(test_errors_do_not_raise),
     cmocka_unit_test(test_back_past_the_ceiling),
