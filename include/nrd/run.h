@@ -40,7 +40,12 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
  * in the outbox, so a sender can go at once. Set before the first run. */
 void nrd_runner_set_event_hook(struct nrd_runner *r, void (*fn)(void *ud), void *ud);
 
-/* Stops starting work, parks in-flight rows, tells every waiter, joins. */
+/* Stops starting work, parks in-flight rows, tells every waiter and joins
+ * the runner's threads; its queries stay answerable and new work is
+ * refused, for requests still coming on open connections, until
+ * nrd_runner_destroy. Idempotent. */
+void nrd_runner_halt(struct nrd_runner *r);
+/* nrd_runner_halt, then frees everything. */
 void nrd_runner_destroy(struct nrd_runner *r);
 /* Ask the current run to stop starting new work (shutdown begins). */
 void nrd_runner_stop(struct nrd_runner *r);

@@ -13,6 +13,10 @@
 struct nrd_scheduler;
 
 struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct nrd_runner *r);
+/* Joins the scheduler's and the watch's threads; status and the other calls
+ * stay safe (a trigger reaches a halted runner, which refuses) until
+ * nrd_scheduler_destroy. Idempotent. */
+void nrd_scheduler_halt(struct nrd_scheduler *s);
 void nrd_scheduler_destroy(struct nrd_scheduler *s);
 
 /* {"enabled","paused","running","intervalMinutes","lastRunId","lastRunAt",

@@ -14,10 +14,12 @@
  *   4. scheduler       its timer and the watch loop
  *   5. HTTP            last: nothing is served before every part is up
  * Stop: first everything stops taking work (HTTP quiesces, the runner stops
- * starting rows and parks them, Novita calls in flight are aborted); then the
- * parts go in reverse: scheduler, runner (with its pool and store), webhook
- * sender, HTTP (after the runner, so a request waiting on a run gets its
- * answer), Novita client.
+ * starting rows and parks them, Novita calls in flight are aborted); then
+ * the scheduler and the runner halt (their threads joined, so a request
+ * waiting on a run gets its answer), HTTP stops (a keep-alive connection
+ * can bring requests until then: they reach halted parts, which refuse new
+ * work), and the parts are freed: scheduler, runner (with its pool and
+ * store), webhook sender, Novita client.
  *
  * cfg must outlive the service; the service never changes it. */
 

@@ -23,6 +23,8 @@ struct nrd_watch;
 
 /* NULL when cfg->watch_interval_seconds is 0. The first tick is at once. */
 struct nrd_watch *nrd_watch_create(const struct nrd_config *cfg, struct nrd_runner *r);
+/* Joins the watch's thread; nrd_watch_status stays safe until destroy. */
+void nrd_watch_halt(struct nrd_watch *w);    /* NULL is a no-op; idempotent */
 void nrd_watch_destroy(struct nrd_watch *w); /* NULL is a no-op */
 void nrd_watch_set_paused(struct nrd_watch *w, bool paused);
 /* Adds "watch": {enabled, intervalSeconds, lastTickAt, nextTickAt, ticks,

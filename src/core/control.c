@@ -137,19 +137,31 @@ void nrd_control_start(struct nrd_runner *r, struct nrd_store *st)
     abort(); /* threads are a resource we cannot run without */
 }
 
+/* Joins the control thread once every op asked for is done; from then on
+ * nrd_runner_control refuses. The struct stays for a late caller until
+ * nrd_control_free. */
 void nrd_control_stop(struct nrd_runner *r)
 {
   struct control *c = r->control;
-  if (!c)
+  if (!c || !c->store)
     return;
   pthread_mutex_lock(&c->lock);
   c->stop = true;
   pthread_cond_broadcast(&c->cond);
   pthread_mutex_unlock(&c->lock);
   pthread_join(c->thread, NULL);
+  nrd_store_close(c->store);
+  c->store = NULL;
+}
+
+void nrd_control_free(struct nrd_runner *r)
+{
+  struct control *c = r->control;
+  if (!c)
+    return;
+  nrd_control_stop(r);
   pthread_cond_destroy(&c->cond);
   pthread_mutex_destroy(&c->lock);
-  nrd_store_close(c->store);
   free(c);
   r->control = NULL;
 }

@@ -126,6 +126,7 @@ struct nrd_runner {
   pthread_cond_t cond;
   struct queued_run *current, *queue;
   bool stopping;
+  bool halted;           /* nrd_runner_halt ran */
   atomic_bool running;   /* a run executes (read without the lock) */
   atomic_bool stop_work; /* read by workers without the lock */
   pthread_t thread;
@@ -228,6 +229,7 @@ void nrd_follow_stop(struct nrd_runner *r);
  * connection; stop does the ops already asked for, then joins. */
 void nrd_control_start(struct nrd_runner *r, struct nrd_store *st);
 void nrd_control_stop(struct nrd_runner *r);
+void nrd_control_free(struct nrd_runner *r);
 
 /* Failed newest jobs whose instance this run listed in a status not in
  * RECOVER_STATUSES: `ignored` outcomes, logged and counted once per job

@@ -448,10 +448,11 @@ void nrd_runner_stop(struct nrd_runner *r)
   atomic_store(&r->stop_work, true);
 }
 
-void nrd_runner_destroy(struct nrd_runner *r)
+void nrd_runner_halt(struct nrd_runner *r)
 {
-  if (!r)
+  if (!r || r->halted)
     return;
+  r->halted = true;
   atomic_store(&r->stop_work, true);
   nrd_control_stop(r); /* the operator's writes asked for are done first */
   nrd_follow_stop(r);
@@ -460,9 +461,15 @@ void nrd_runner_destroy(struct nrd_runner *r)
   pthread_cond_broadcast(&r->cond);
   pthread_mutex_unlock(&r->lock);
   pthread_join(r->thread, NULL);
-
   nrd_lease_stop(r);
+}
 
+void nrd_runner_destroy(struct nrd_runner *r)
+{
+  if (!r)
+    return;
+  nrd_runner_halt(r);
+  nrd_control_free(r);
   nrd_pool_destroy(r->pool);
   worker_close(&r->coord);
   nrd_store_close(r->query_store);

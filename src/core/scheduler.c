@@ -78,17 +78,26 @@ struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct 
   return s;
 }
 
+void nrd_scheduler_halt(struct nrd_scheduler *s)
+{
+  if (!s)
+    return;
+  nrd_watch_halt(s->watch);
+  pthread_mutex_lock(&s->lock);
+  bool joined = s->stopping;
+  s->stopping = true;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+  if (!joined && s->cfg->migration_interval_minutes > 0)
+    pthread_join(s->thread, NULL);
+}
+
 void nrd_scheduler_destroy(struct nrd_scheduler *s)
 {
   if (!s)
     return;
+  nrd_scheduler_halt(s);
   nrd_watch_destroy(s->watch);
-  pthread_mutex_lock(&s->lock);
-  s->stopping = true;
-  pthread_cond_broadcast(&s->cond);
-  pthread_mutex_unlock(&s->lock);
-  if (s->cfg->migration_interval_minutes > 0)
-    pthread_join(s->thread, NULL);
   pthread_cond_destroy(&s->cond);
   pthread_mutex_destroy(&s->lock);
   free(s);

@@ -467,15 +467,24 @@ struct nrd_watch *nrd_watch_create(const struct nrd_config *cfg, struct nrd_runn
   return w;
 }
 
-void nrd_watch_destroy(struct nrd_watch *w)
+void nrd_watch_halt(struct nrd_watch *w)
 {
   if (!w)
     return;
   pthread_mutex_lock(&w->lock);
+  bool joined = w->stopping;
   w->stopping = true;
   pthread_cond_broadcast(&w->cond);
   pthread_mutex_unlock(&w->lock);
-  pthread_join(w->thread, NULL);
+  if (!joined)
+    pthread_join(w->thread, NULL);
+}
+
+void nrd_watch_destroy(struct nrd_watch *w)
+{
+  if (!w)
+    return;
+  nrd_watch_halt(w);
   idlist_free(&w->seen);
   idlist_free(&w->let_go);
   for (size_t i = 0; i < w->n_pending; i++)

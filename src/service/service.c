@@ -101,11 +101,15 @@ void nrd_service_stop(struct nrd_service *svc)
     nrd_runner_stop(svc->runner);
   nrd_novita_abort(svc->nv);
   /* Then take the parts down. */
+  nrd_scheduler_halt(svc->sched);
+  nrd_runner_halt(svc->runner);
+  /* A keep-alive connection can still bring a request until HTTP has
+   * stopped: the scheduler and runner it reaches are halted, not freed. */
+  if (svc->http)
+    nrd_http_stop(svc->http);
   nrd_scheduler_destroy(svc->sched);
   nrd_runner_destroy(svc->runner);
   nrd_webhook_stop(svc->wh);
-  if (svc->http)
-    nrd_http_stop(svc->http);
   nrd_novita_destroy(svc->nv);
   free(svc);
 }

@@ -8,9 +8,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "nrd/http.h"
 #include "nrd/json.h"
@@ -123,6 +130,84 @@ static void test_webhook_sender_started(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* One keep-alive connection that keeps sending, pipelined, a retry (handed
+ * to the runner's control thread) and a scheduler status (read from the
+ * scheduler and the watch), and counts the answers it reads. */
+struct keepalive {
+  int fd;
+  atomic_int answers;
+};
+
+static void *keepalive_send(void *arg)
+{
+  struct keepalive *k = arg;
+  static const char req[] =
+      "POST /api/instances/migration/recoveries/job-x/retry HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+      "GET /api/instances/migration/scheduler/status HTTP/1.1\r\nHost: x\r\n\r\n";
+  while (send(k->fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1))
+    ;
+  return NULL;
+}
+
+static void *keepalive_read(void *arg)
+{
+  struct keepalive *k = arg;
+  char buf[8192];
+  size_t keep = 0; /* bytes carried over: an answer's start cut by a read */
+  ssize_t r;
+  while ((r = recv(k->fd, buf + keep, sizeof buf - 1 - keep, 0)) > 0) {
+    size_t n = keep + (size_t)r;
+    buf[n] = '\0';
+    const char *p = buf;
+    while ((p = strstr(p, "HTTP/1.1 ")) != NULL) {
+      atomic_fetch_add(&k->answers, 1);
+      p += 9;
+    }
+    keep = n < 8 ? n : 8;
+    memmove(buf, buf + n - keep, keep);
+  }
+  return NULL;
+}
+
+/* The service stops while a keep-alive connection keeps bringing requests:
+ * quiescing stops new connections only, so the parts those requests reach
+ * (the runner's control thread, the scheduler, the watch) are halted before
+ * HTTP stops and freed after it. Before, the control struct and the
+ * scheduler were freed while HTTP still served: a crash, or a use after free
+ * that ASan reports. */
+static void test_stop_with_keepalive_requests(void **state)
+{
+  struct tu_stack s;
+  struct keepalive k = { .fd = socket(AF_INET, SOCK_STREAM, 0) };
+  struct sockaddr_in sin = { .sin_family = AF_INET };
+  struct timeval tv = { .tv_sec = 10 };
+  pthread_t sender, reader;
+  (void)state;
+  tu_stack_init(&s, NULL);
+  s.cfg.migration_interval_minutes = 15;
+  s.cfg.watch_interval_seconds = 1;
+  tu_stack_start(&s);
+  sin.sin_port = htons((uint16_t)nrd_http_port(s.http));
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_true(k.fd >= 0);
+  setsockopt(k.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(k.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  assert_int_equal(connect(k.fd, (struct sockaddr *)&sin, sizeof sin), 0);
+  assert_int_equal(pthread_create(&reader, NULL, keepalive_read, &k), 0);
+  assert_int_equal(pthread_create(&sender, NULL, keepalive_send, &k), 0);
+  for (int64_t until = nrd_mono_ms() + 10000;
+       atomic_load(&k.answers) < 50 && nrd_mono_ms() < until;)
+    nrd_sleep_ms(5);
+  assert_true(atomic_load(&k.answers) >= 50);
+  tu_stack_stop_service(&s); /* while the requests keep coming */
+  shutdown(k.fd, SHUT_RDWR);
+  pthread_join(sender, NULL);
+  pthread_join(reader, NULL);
+  close(k.fd);
+  tu_stack_cleanup(&s);
+}
+
 /* demo serves with a copy: changing the copy leaves the loaded one. */
 static void test_config_copy_is_its_own(void **state)
 {
@@ -150,6 +235,7 @@ int main(void)
     cmocka_unit_test(test_runner_only),
     cmocka_unit_test(test_failed_part_stops_the_others),
     cmocka_unit_test(test_webhook_sender_started),
+    cmocka_unit_test(test_stop_with_keepalive_requests),
     cmocka_unit_test(test_config_copy_is_its_own),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
