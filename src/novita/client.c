@@ -249,21 +249,28 @@ void nrd_nv_circuit_record(struct nrd_novita *nv, bool failed, bool probe)
 
 /* ---- token bucket ---- */
 
+void nrd_nv_bucket_refill(struct nrd_novita *nv, int64_t now)
+{
+  nv->tokens += (double)(now - nv->refilled_at_ms) * nv->rate_limit_rps / 1000.0;
+  if (nv->tokens > nv->burst)
+    nv->tokens = nv->burst;
+  nv->refilled_at_ms = now;
+}
+
 bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms)
 {
   if (!nv->adaptive && nv->rate_limit_rps <= 0) /* adaptive: never 0 */
     return true;
   pthread_mutex_lock(&nv->bucket_mu);
   int64_t now = nrd_mono_ms();
-  nv->tokens += (double)(now - nv->refilled_at_ms) * nv->rate_limit_rps / 1000.0;
-  if (nv->tokens > nv->burst)
-    nv->tokens = nv->burst;
-  nv->refilled_at_ms = now;
+  nrd_nv_bucket_refill(nv, now);
   /* Tokens may go negative: each waiter reserves its token, so waiters queue
    * up in order and nobody spins. */
   int64_t wait_ms = 0;
-  if (nv->tokens < 1)
+  if (nv->tokens < 1) {
     wait_ms = (int64_t)((1 - nv->tokens) * 1000.0 / nv->rate_limit_rps + 0.999);
+    nv->held_back_at_ms = now;
+  }
   bool ok = deadline_ms <= 0 || now + wait_ms <= deadline_ms;
   if (ok) {
     nv->tokens -= 1;

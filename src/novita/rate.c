@@ -2,7 +2,8 @@
  * adaptive retry mode: Novita publishes no rate limit, so the bucket finds
  * it. It starts at NOVITA_RATE_LIMIT_RPS and holds one second of calls (the
  * AWS SDKs' bucket capacity); while calls succeed and the bucket
- * is what holds them back it rises (doubling every 200 ms until the first
+ * is what holds them back (a call waited for its token within the last
+ * second) it rises (doubling every 50 ms of that until the first
  * 429; after one, back to the rate measured at that 429 within a couple of
  * seconds, then 5% of it a second above); a 429 cuts the rate measured over
  * the last second by 30%, as the AWS SDKs' CUBIC does (once per burst of
@@ -15,13 +16,15 @@
 
 #define MIN_RPS 0.5
 #define CUT 0.7           /* a 429 cuts the measured rate by 30% (AWS: 0.7) */
-#define DOUBLING_MS 200.0 /* before the first 429: every few round trips */
+#define DOUBLING_MS 50.0  /* before the first 429, while calls wait: 20 to 50 in 66 ms */
 #define APPROACH_MS 750.0 /* time constant back to the ceiling */
 #define PROBE 0.05        /* of the ceiling, a second, above it */
 #define MEASURE_MS 1000
+#define HELD_BACK_MS 1000 /* a wait this recent: the bucket holds calls back */
 
 static void set_rate(struct nrd_novita *nv, double r)
 {
+  nrd_nv_bucket_refill(nv, nrd_mono_ms());
   if (r > nv->rate_max_rps)
     r = nv->rate_max_rps;
   if (r < MIN_RPS)
@@ -84,8 +87,9 @@ static void raise_rate(struct nrd_novita *nv, int64_t now)
     set_rate(nv, c - next < 0.01 * c ? c : next);
     return;
   }
-  /* Above what is known to pass: only while the bucket holds calls back. */
-  if (measured(nv, now) < 0.8 * r)
+  /* Above what is known to pass: only while the bucket holds calls back
+   * (a call waited for its token within the last second). */
+  if (nv->held_back_at_ms == 0 || now - nv->held_back_at_ms > HELD_BACK_MS)
     return;
   if (c > 0)
     set_rate(nv, r + PROBE * c * dt / 1000.0);

@@ -53,6 +53,7 @@ struct nrd_novita {
   double rate_ceiling;           /* the measured rate at the last 429 (0: none yet) */
   int64_t rate_cut_at_ms;        /* mono ms of the last cut */
   int64_t rate_raised_at_ms;     /* mono ms of the last raise */
+  int64_t held_back_at_ms;       /* mono ms of the last take that had to wait */
   int64_t sends[NV_RATE_WINDOW]; /* mono ms of the latest token takes (a ring) */
   unsigned n_sends;
 };
@@ -81,6 +82,10 @@ void nrd_nv_circuit_record(struct nrd_novita *nv, bool failed, bool probe);
 /* Token bucket (client.c): waits for a token. false, without taking one,
  * when the wait would end after deadline_ms (0: no deadline). */
 bool nrd_nv_bucket_take(struct nrd_novita *nv, int64_t deadline_ms);
+/* Credits the tokens earned since the last refill at the current rate, at
+ * most burst (under bucket_mu): before the rate changes, so a change never
+ * rewrites the past. */
+void nrd_nv_bucket_refill(struct nrd_novita *nv, int64_t now);
 
 /* The adaptive rate (rate.c), called with bucket_mu held. rate_init sets it
  * up at create; rate_sent notes a token taken at now. */

@@ -120,6 +120,21 @@ static void test_rise_to_top(void **state)
   stop(&w);
 }
 
+/* Calls that never wait for a token are no sign the bucket holds anything
+ * back: ten a second under a bucket at 20 leave it at 20. */
+static void test_no_rise_when_not_held_back(void **state)
+{
+  (void)state;
+  struct world w;
+  start(&w, 20, true, 50);
+  for (int i = 0; i < 12; i++) {
+    assert_int_equal(one_call(&w), NRD_NV_OK);
+    nrd_sleep_ms(100);
+  }
+  assert_true(nrd_novita_rate(w.nv) == 20);
+  stop(&w);
+}
+
 /* Error answers are no sign there is room: a bucket at 2 that holds calls
  * back stays at 2 while every answer is a 500. */
 static void test_errors_do_not_raise(void **state)
@@ -161,11 +176,9 @@ int main(void)
 {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_cut_on_429),
-    cmocka_unit_test(test_burst_is_one_second),
-    cmocka_unit_test(test_rise_to_top),
-    cmocka_unit_test(test_errors_do_not_raise),
-    cmocka_unit_test(test_back_past_the_ceiling),
+    cmocka_unit_test(test_cut_on_429),          cmocka_unit_test(test_burst_is_one_second),
+    cmocka_unit_test(test_rise_to_top),         cmocka_unit_test(test_no_rise_when_not_held_back),
+    cmocka_unit_test(test_errors_do_not_raise), cmocka_unit_test(test_back_past_the_ceiling),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
