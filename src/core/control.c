@@ -133,8 +133,7 @@ void nrd_control_start(struct nrd_runner *r, struct nrd_store *st)
   pthread_mutex_init(&c->lock, NULL);
   pthread_cond_init(&c->cond, NULL);
   r->control = c;
-  if (pthread_create(&c->thread, NULL, control_main, c) != 0)
-    abort(); /* threads are a resource we cannot run without */
+  nrd_thread_start(&c->thread, control_main, c);
 }
 
 void nrd_control_stop(struct nrd_runner *r)
@@ -142,13 +141,7 @@ void nrd_control_stop(struct nrd_runner *r)
   struct control *c = r->control;
   if (!c)
     return;
-  pthread_mutex_lock(&c->lock);
-  c->stop = true;
-  pthread_cond_broadcast(&c->cond);
-  pthread_mutex_unlock(&c->lock);
-  pthread_join(c->thread, NULL);
-  pthread_cond_destroy(&c->cond);
-  pthread_mutex_destroy(&c->lock);
+  nrd_thread_stop(c->thread, &c->lock, &c->cond, &c->stop);
   nrd_store_close(c->store);
   free(c);
   r->control = NULL;

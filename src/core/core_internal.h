@@ -16,6 +16,7 @@
 #include "nrd/pool.h"
 #include "nrd/run.h"
 #include "nrd/store.h"
+#include "nrd/thread.h"
 #include "nrd/util.h"
 
 /* Per worker thread: its own Novita connection and store connection. */
@@ -243,12 +244,6 @@ void nrd_lease_unhold(struct nrd_runner *r, const char *job_id);
 void nrd_lease_init(struct nrd_runner *r);
 int nrd_lease_start(struct nrd_runner *r);
 void nrd_lease_stop(struct nrd_runner *r);
-
-/* Timed waits use the monotonic clock: a condition variable that counts
- * CLOCK_MONOTONIC, and the deadline after_ms from now on it. (clock.c) */
-void nrd_cond_init_mono(pthread_cond_t *cond);
-struct timespec;
-void nrd_mono_timespec(int64_t after_ms, struct timespec *ts);
 
 /* Readiness (health.c): the file's identity and PRAGMA quick_check, taken
  * once at start-up on the query connection. */
