@@ -139,6 +139,40 @@ int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, cons
   return n > 0 ? NRD_OK : NRD_NONE;
 }
 
+int pg_one_row(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+               pg_row_fn read, void *out)
+{
+  int rc;
+  PGresult *r = pg_exec(pg, sql, p, &rc, what);
+  if (!r)
+    return rc;
+  if (PQntuples(r) < 1)
+    rc = NRD_NONE;
+  else if (read && !read(r, 0, out))
+    rc = NRD_ERR;
+  PQclear(r);
+  return rc;
+}
+
+int pg_read_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+                 pg_row_fn read, struct pg_rows *rows)
+{
+  int rc;
+  PGresult *r = pg_exec(pg, sql, p, &rc, what);
+  if (!r)
+    return rc;
+  size_t count = (size_t)PQntuples(r);
+  rows->arr = count ? nrd_xcalloc(count, rows->elem) : NULL;
+  for (rows->n = 0; rows->n < count && rc == NRD_OK; rows->n++) {
+    if (!read(r, (int)rows->n, (char *)rows->arr + rows->n * rows->elem))
+      rc = NRD_ERR;
+  }
+  if (rc != NRD_OK)
+    rows->n--; /* the refused row is not counted */
+  PQclear(r);
+  return rc;
+}
+
 static int tx_control(struct nrd_pg *pg, const char *sql)
 {
   int rc;
