@@ -987,7 +987,7 @@ cJSON *nrd_sim_instances(struct nrd_sim *s)
   return copy;
 }
 
-static cJSON *find_instance(const struct nrd_sim *s, const char *id)
+cJSON *sim_find_instance(const struct nrd_sim *s, const char *id)
 {
   cJSON *it;
   cJSON_ArrayForEach(it, s->instances) {
@@ -1009,7 +1009,7 @@ int nrd_sim_put_instance(struct nrd_sim *s, const cJSON *instance)
   if (!copy)
     abort();
   pthread_mutex_lock(&s->mu);
-  old = find_instance(s, id);
+  old = sim_find_instance(s, id);
   if (old)
     cJSON_ReplaceItemViaPointer(s->instances, old, copy);
   else
@@ -1023,7 +1023,7 @@ int nrd_sim_remove_instance(struct nrd_sim *s, const char *id)
 {
   cJSON *old;
   pthread_mutex_lock(&s->mu);
-  old = id ? find_instance(s, id) : NULL;
+  old = id ? sim_find_instance(s, id) : NULL;
   if (old) {
     cJSON_Delete(cJSON_DetachItemViaPointer(s->instances, old));
     sim_instances_changed(s);
