@@ -38,9 +38,7 @@ static void event_init(struct nrd_event *ev, const char *type, cJSON *data)
 {
   char id[64];
   char at[32];
-  cJSON *body = cJSON_CreateObject();
-  if (!body)
-    abort();
+  cJSON *body = nrd_json_object();
   memset(ev, 0, sizeof(*ev));
   nrd_make_id("evt", id);
   ev->created_ms = nrd_now_ms();
@@ -58,9 +56,7 @@ static void event_init(struct nrd_event *ev, const char *type, cJSON *data)
 
 static cJSON *event_data(const struct nrd_ledger_row *row)
 {
-  cJSON *d = cJSON_CreateObject();
-  if (!d)
-    abort();
+  cJSON *d = nrd_json_object();
   nrd_json_add_str(d, "instanceId", row->instance_id);
   nrd_json_add_str(d, "instanceName", row->instance_name);
   nrd_json_add_str(d, "jobId", row->job_id);
@@ -548,9 +544,7 @@ static bool plan_request(struct row_job *j, struct nrd_worker *w)
 static cJSON *placement_json(const struct row_job *j)
 {
   char region[64];
-  cJSON *p = cJSON_CreateObject();
-  if (!p)
-    abort();
+  cJSON *p = nrd_json_object();
   const char *cluster = nrd_json_str(j->request, "clusterId");
   if (j->place.found)
     snprintf(region, sizeof(region), "%s", j->place.region);

@@ -275,18 +275,10 @@ static void add_ports(cJSON *req, const struct nrd_instance *snap)
   nrd_buf_cleanup(&b);
 }
 
-static cJSON *new_array(void)
-{
-  cJSON *a = cJSON_CreateArray();
-  if (!a)
-    abort();
-  return a;
-}
-
 static cJSON *new_object_in(cJSON *array)
 {
-  cJSON *o = cJSON_CreateObject();
-  if (!o || !cJSON_AddItemToArray(array, o))
+  cJSON *o = nrd_json_object();
+  if (!cJSON_AddItemToArray(array, o))
     abort();
   return o;
 }
@@ -303,7 +295,7 @@ static void add_envs(cJSON *req, const struct nrd_instance *snap)
 {
   if (snap->n_envs == 0)
     return;
-  cJSON *envs = new_array();
+  cJSON *envs = nrd_json_array();
   for (size_t i = 0; i < snap->n_envs; i++) {
     cJSON *e = new_object_in(envs);
     nrd_json_add_str(e, "key", snap->envs[i].key);
@@ -320,7 +312,7 @@ static void add_network_storages(cJSON *req, const struct nrd_instance *snap)
     if (!carried_mount(m))
       continue;
     if (!list)
-      list = new_array();
+      list = nrd_json_array();
     cJSON *o = new_object_in(list);
     nrd_json_add_str(o, "Id", m->id);
     nrd_json_add_str(o, "mountPoint", m->mount_path);
@@ -339,7 +331,7 @@ static void add_tools(cJSON *req, const struct nrd_instance *snap)
 {
   if (snap->n_tools == 0)
     return;
-  cJSON *tools = new_array();
+  cJSON *tools = nrd_json_array();
   for (size_t i = 0; i < snap->n_tools; i++) {
     const struct nrd_tool *t = &snap->tools[i];
     cJSON *o = new_object_in(tools);
@@ -369,7 +361,7 @@ void nrd_recreate_notes(const struct nrd_instance *snap, cJSON *outcome)
     if (!reserved_port(snap->ports[i].port, &num))
       continue;
     if (!dropped)
-      dropped = new_array();
+      dropped = nrd_json_array();
     cJSON *n = cJSON_CreateNumber((double)num);
     if (!n || !cJSON_AddItemToArray(dropped, n))
       abort();
@@ -386,9 +378,7 @@ void nrd_recreate_notes(const struct nrd_instance *snap, cJSON *outcome)
 cJSON *nrd_recreate_build(const struct nrd_instance *snap, const char *product_id,
                           const char *new_name)
 {
-  cJSON *req = cJSON_CreateObject();
-  if (!req)
-    abort();
+  cJSON *req = nrd_json_object();
   bool cpu = is_cpu(snap);
   nrd_json_add_str(req, "name", new_name);
   nrd_json_add_str(req, "productId", product_id);

@@ -92,9 +92,7 @@ void nrd_scheduler_destroy(struct nrd_scheduler *s)
 char *nrd_scheduler_status_json(struct nrd_scheduler *s)
 {
   char at[32];
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    abort();
+  cJSON *o = nrd_json_object();
   pthread_mutex_lock(&s->lock);
   bool enabled = s->cfg->migration_interval_minutes > 0;
   nrd_json_add_bool(o, "enabled", enabled);

@@ -26,9 +26,7 @@ cJSON *sim_error(int code, const char *reason, const char *message)
 
 static cJSON *new_array(void)
 {
-  cJSON *a = cJSON_CreateArray();
-  if (!a)
-    abort();
+  cJSON *a = nrd_json_array();
   return a;
 }
 

@@ -654,9 +654,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 
 static cJSON *new_array(void)
 {
-  cJSON *a = cJSON_CreateArray();
-  if (!a)
-    abort();
+  cJSON *a = nrd_json_array();
   return a;
 }
 
