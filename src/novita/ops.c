@@ -502,6 +502,37 @@ enum nrd_nv_rc nrd_nv_get_instance_state(struct nrd_novita_conn *c, const char *
   return rc;
 }
 
+/* A list decoder: 0 when body was read into *out and *n. */
+typedef int (*list_decode_fn)(const char *body, size_t len, void *out, size_t *n);
+
+static int decode_products(const char *body, size_t len, void *out, size_t *n)
+{
+  return nrd_nv_decode_products(body, len, out, n);
+}
+
+static int decode_clusters(const char *body, size_t len, void *out, size_t *n)
+{
+  return nrd_nv_decode_clusters(body, len, out, n);
+}
+
+/* GETs the list at url (a public endpoint, ep) and decodes it; an answer
+ * decode cannot read is unusable. Cleans url up. */
+static enum nrd_nv_rc get_list(struct nrd_novita_conn *c, enum nrd_endpoint ep, const char *name,
+                               struct nrd_buf *url, list_decode_fn decode, void *out, size_t *n,
+                               struct nrd_nv_error *err)
+{
+  struct nrd_buf resp;
+  int status;
+  nrd_buf_init(&resp);
+  enum nrd_nv_rc rc =
+      nrd_nv_transport(c, ep, "GET", url->data, NULL, false, true, &resp, &status, err);
+  if (rc == NRD_NV_OK && decode(resp.data, resp.len, out, n) != 0)
+    rc = unusable_answer(name, status, &resp, err);
+  nrd_buf_cleanup(url);
+  nrd_buf_cleanup(&resp);
+  return rc;
+}
+
 enum nrd_nv_rc nrd_nv_list_products(struct nrd_novita_conn *c, const char *product_name,
                                     struct nrd_product **products, size_t *n,
                                     struct nrd_nv_error *err)
@@ -522,13 +553,11 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
                                          const char *billing, struct nrd_product **products,
                                          size_t *n, struct nrd_nv_error *err)
 {
-  struct nrd_buf url, resp;
-  int status;
+  struct nrd_buf url;
   bool cpu = kind && strcmp(kind, "cpu") == 0;
   *products = NULL;
   *n = 0;
   nrd_buf_init(&url);
-  nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/%sproducts?productName=", c->nv->base_url, cpu ? "cpu/" : "");
   url_escape(&url, product_name ? product_name : "");
   if (cluster_id && *cluster_id) {
@@ -539,33 +568,18 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
     nrd_buf_puts(&url, "&billingMethod=");
     url_escape(&url, billing && *billing ? billing : "spot");
   }
-
-  enum nrd_nv_rc rc =
-      nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true, &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0)
-    rc = unusable_answer("products", status, &resp, err);
-  nrd_buf_cleanup(&url);
-  nrd_buf_cleanup(&resp);
-  return rc;
+  return get_list(c, NRD_EP_PRODUCTS, "products", &url, decode_products, products, n, err);
 }
 
 enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluster **clusters,
                                     size_t *n, struct nrd_nv_error *err)
 {
-  struct nrd_buf url, resp;
-  int status;
+  struct nrd_buf url;
   *clusters = NULL;
   *n = 0;
   nrd_buf_init(&url);
-  nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/clusters", c->nv->base_url);
-  enum nrd_nv_rc rc =
-      nrd_nv_transport(c, NRD_EP_CLUSTERS, "GET", url.data, NULL, false, true, &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0)
-    rc = unusable_answer("clusters", status, &resp, err);
-  nrd_buf_cleanup(&url);
-  nrd_buf_cleanup(&resp);
-  return rc;
+  return get_list(c, NRD_EP_CLUSTERS, "clusters", &url, decode_clusters, clusters, n, err);
 }
 
 enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
