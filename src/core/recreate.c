@@ -141,38 +141,45 @@ static size_t sent_ports(const struct nrd_instance *snap)
   return n;
 }
 
-static bool check_ports(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
+/* Item i (a "port" or a "tool") has a port number (an integer 1-65535, its
+ * field named number_word; absent is fine when optional) and a type (tcp or
+ * http). */
+static bool check_port_fields(char reason[NRD_REASON_MAX], const char *item, size_t i,
+                              const char *number_word, const char *number, bool optional,
+                              const char *type)
 {
   char val[40];
+  int64_t num;
+  if (!(optional && absent(number)) && !nrd_parse_i64(number, 1, 65535, &num))
+    return fail(reason, "%s %zu has %s %s, not an integer 1-65535", item, i + 1, number_word,
+                shown(number, val));
+  if (!port_type(type))
+    return fail(reason, "%s %zu has type %s, not tcp or http", item, i + 1, shown(type, val));
+  return true;
+}
+
+static bool check_ports(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
+{
   size_t used = sent_ports(snap) + snap->n_tools;
   if (used > PORTS_MAX)
     return fail(reason, "snapshot has %zu ports and tools, Novita allows at most %d", used,
                 PORTS_MAX);
   for (size_t i = 0; i < snap->n_ports; i++) {
     const struct nrd_port *p = &snap->ports[i];
-    int64_t num;
-    if (!nrd_parse_i64(p->port, 1, 65535, &num))
-      return fail(reason, "port %zu has number %s, not an integer 1-65535", i + 1,
-                  shown(p->port, val));
-    if (!port_type(p->type))
-      return fail(reason, "port %zu has type %s, not tcp or http", i + 1, shown(p->type, val));
+    if (!check_port_fields(reason, "port", i, "number", p->port, false, p->type))
+      return false;
   }
   return true;
 }
 
 static bool check_tools(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
 {
-  char val[40];
-  int64_t num;
   for (size_t i = 0; i < snap->n_tools; i++) {
     const struct nrd_tool *t = &snap->tools[i];
     if (absent(t->name))
       return fail(reason, "tool %zu has no name", i + 1);
-    if (!absent(t->port) && !nrd_parse_i64(t->port, 1, 65535, &num))
-      return fail(reason, "tool %zu has port %s, not an integer 1-65535", i + 1,
-                  shown(t->port, val));
-    if (!port_type(t->type))
-      return fail(reason, "tool %zu has type %s, not tcp or http", i + 1, shown(t->type, val));
+    if (!check_port_fields(reason, "tool", i, "port", t->port, true, t->type))
+      return false;
   }
   return true;
 }
