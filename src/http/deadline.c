@@ -90,28 +90,31 @@ void http_deadline_closed(struct http_deadline *d, void **socket_context)
   free(t);
 }
 
-void http_deadline_head_done(struct http_deadline *d, struct MHD_Connection *conn)
+/* The connection's request head arrived, or (answered) its request was
+ * answered: a kept-alive connection's clock starts again for the next one. */
+static void mark(struct http_deadline *d, struct MHD_Connection *conn, bool answered)
 {
   struct tracked *t = tracked_of(conn);
 
   if (!t)
     return;
   pthread_mutex_lock(&d->mu);
-  t->head_done = true;
+  t->head_done = !answered;
+  if (answered) {
+    t->kept = true;
+    t->since_ms = nrd_mono_ms();
+  }
   pthread_mutex_unlock(&d->mu);
+}
+
+void http_deadline_head_done(struct http_deadline *d, struct MHD_Connection *conn)
+{
+  mark(d, conn, false);
 }
 
 void http_deadline_request_done(struct http_deadline *d, struct MHD_Connection *conn)
 {
-  struct tracked *t = tracked_of(conn);
-
-  if (!t)
-    return;
-  pthread_mutex_lock(&d->mu);
-  t->head_done = false;
-  t->kept = true;
-  t->since_ms = nrd_mono_ms();
-  pthread_mutex_unlock(&d->mu);
+  mark(d, conn, true);
 }
 
 /* Shuts down every late connection; called with the lock held. */
