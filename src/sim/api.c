@@ -308,6 +308,14 @@ static bool product_in_cluster(const struct nrd_sim *s, const cJSON *prod, const
   return false;
 }
 
+/* Novita's {"data": [...]} answer, taking data. */
+static int data_reply(cJSON *data, cJSON **out)
+{
+  *out = nrd_json_object();
+  cJSON_AddItemToObject(*out, "data", data);
+  return 200;
+}
+
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out)
 {
@@ -331,9 +339,7 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
     cJSON_AddItemToArray(data, p);
   }
   pthread_mutex_unlock(&s->mu);
-  *out = nrd_json_object();
-  cJSON_AddItemToObject(*out, "data", data);
-  return 200;
+  return data_reply(data, out);
 }
 
 /* GET /v1/cpu/products: the scenario's "cpuProducts", with the same filters
@@ -354,9 +360,7 @@ int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const cha
       cJSON_AddItemToArray(data, dup_item(it));
   }
   pthread_mutex_unlock(&s->mu);
-  *out = nrd_json_object();
-  cJSON_AddItemToObject(*out, "data", data);
-  return 200;
+  return data_reply(data, out);
 }
 
 int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
@@ -422,9 +426,7 @@ int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *b
     cJSON_AddItemToArray(data, cl);
   }
   pthread_mutex_unlock(&s->mu);
-  *out = nrd_json_object();
-  cJSON_AddItemToObject(*out, "data", data);
-  return 200;
+  return data_reply(data, out);
 }
 
 static void copy_member(cJSON *to, const char *to_key, const cJSON *from, const char *key)
