@@ -62,9 +62,9 @@ static int upsert_one(struct nrd_pg *pg, struct upsert_ctx *ctx, const struct nr
   };
   for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
     pgp_text_opt(&p, opt[i]);
-  pgp_text(&p, store_list_ports_json(in, &ctx->ports));
-  pgp_text(&p, store_list_envs_json(in, &ctx->envs));
-  pgp_text(&p, store_list_mounts_json(in, &ctx->mounts));
+  pgp_text(&p, store_list_json(in, STORE_LIST_PORTS, &ctx->ports));
+  pgp_text(&p, store_list_json(in, STORE_LIST_ENVS, &ctx->envs));
+  pgp_text(&p, store_list_json(in, STORE_LIST_MOUNTS, &ctx->mounts));
   pgp_text_opt(&p, in->raw_json);
   if (in->created_at > 0)
     pgp_i64(&p, in->created_at);
@@ -198,9 +198,9 @@ static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
   const char *ports = PQgetisnull(r, 0, COL_PORTS) ? NULL : PQgetvalue(r, 0, COL_PORTS);
   const char *envs = PQgetisnull(r, 0, COL_ENVS) ? NULL : PQgetvalue(r, 0, COL_ENVS);
   const char *mounts = PQgetisnull(r, 0, COL_MOUNTS) ? NULL : PQgetvalue(r, 0, COL_MOUNTS);
-  return (!ports || store_list_read_ports(ports, out)) &&
-         (!envs || store_list_read_envs(envs, out)) &&
-         (!mounts || store_list_read_mounts(mounts, out));
+  return (!ports || store_list_read(ports, STORE_LIST_PORTS, out)) &&
+         (!envs || store_list_read(envs, STORE_LIST_ENVS, out)) &&
+         (!mounts || store_list_read(mounts, STORE_LIST_MOUNTS, out));
 }
 
 /* read_snapshot for pg_one_row: a broken row is logged and left empty. */
