@@ -12,9 +12,6 @@
 
 /* Initialises cond to count CLOCK_MONOTONIC in its timed waits. */
 void nrd_cond_init_mono(pthread_cond_t *cond);
-/* The monotonic deadline after_ms from now on, for such a condition. */
-struct timespec;
-void nrd_mono_timespec(int64_t after_ms, struct timespec *ts);
 /* Waits on cond (held mu, initialised with nrd_cond_init_mono) for up to
  * after_ms; returns true when woken before the deadline, false on timeout. */
 bool nrd_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t after_ms);

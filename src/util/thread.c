@@ -14,7 +14,8 @@ void nrd_cond_init_mono(pthread_cond_t *cond)
   pthread_condattr_destroy(&ca);
 }
 
-void nrd_mono_timespec(int64_t after_ms, struct timespec *ts)
+/* The monotonic deadline after_ms from now on. */
+static void mono_timespec(int64_t after_ms, struct timespec *ts)
 {
   clock_gettime(CLOCK_MONOTONIC, ts);
   int64_t wake = (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000 + after_ms;
@@ -25,7 +26,7 @@ void nrd_mono_timespec(int64_t after_ms, struct timespec *ts)
 bool nrd_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t after_ms)
 {
   struct timespec ts;
-  nrd_mono_timespec(after_ms, &ts);
+  mono_timespec(after_ms, &ts);
   return pthread_cond_timedwait(cond, mu, &ts) != ETIMEDOUT;
 }
 
