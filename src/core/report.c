@@ -120,16 +120,23 @@ void nrd_report_defer_open_rows(struct run_ctx *ctx, struct nrd_worker *w)
   nrd_ledger_row_cleanup(&after);
 }
 
+/* The run's five counts, as the report and run.completed show them. Called
+ * with ctx->lock held. */
+static void add_counts(cJSON *o, const struct run_ctx *ctx)
+{
+  nrd_json_add_num(o, "totalChecked", ctx->total_checked);
+  nrd_json_add_num(o, "failedJobsFound", ctx->failed_found);
+  nrd_json_add_num(o, "instancesRecreated", ctx->recreated);
+  nrd_json_add_num(o, "errors", ctx->errors);
+  nrd_json_add_num(o, "deferred", ctx->deferred);
+}
+
 /* The report's counts and brakes, without its outcomes. Called with
  * ctx->lock held. */
 static cJSON *report_head(struct run_ctx *ctx)
 {
   cJSON *res = nrd_json_object();
-  nrd_json_add_num(res, "totalChecked", ctx->total_checked);
-  nrd_json_add_num(res, "failedJobsFound", ctx->failed_found);
-  nrd_json_add_num(res, "instancesRecreated", ctx->recreated);
-  nrd_json_add_num(res, "errors", ctx->errors);
-  nrd_json_add_num(res, "deferred", ctx->deferred);
+  add_counts(res, ctx);
   nrd_json_add_bool(res, "dryRun", ctx->dry_run);
   nrd_json_add_str(res, "runId", ctx->run_id);
   if (ctx->account_blocked) {
@@ -182,11 +189,7 @@ void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *sta
   nrd_json_add_bool(d, "completed", completed);
   nrd_json_add_bool(d, "dryRun", ctx->dry_run);
   pthread_mutex_lock(&ctx->lock);
-  nrd_json_add_num(d, "totalChecked", ctx->total_checked);
-  nrd_json_add_num(d, "failedJobsFound", ctx->failed_found);
-  nrd_json_add_num(d, "instancesRecreated", ctx->recreated);
-  nrd_json_add_num(d, "errors", ctx->errors);
-  nrd_json_add_num(d, "deferred", ctx->deferred);
+  add_counts(d, ctx);
   pthread_mutex_unlock(&ctx->lock);
   struct nrd_event ev = {
     .id = id, .type = "run.completed", .created_ms = finished_ms, .state = "pending"
