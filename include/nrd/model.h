@@ -71,6 +71,10 @@ struct nrd_instance {
 };
 
 void nrd_instance_cleanup(struct nrd_instance *inst);
+/* Calls fn(field, arg) on each string field of in and of its lists, and on
+ * raw_json too when with_raw. */
+void nrd_instance_each_string(struct nrd_instance *in, bool with_raw,
+                              void (*fn)(char **field, void *arg), void *arg);
 /* Replaces *field, one of inst's strings (its lists' included), with a heap
  * copy of value (NULL: absent). The one way to change a string of an
  * instance one did not build. */

@@ -133,8 +133,7 @@ void nrd_control_start(struct nrd_runner *r, struct nrd_store *st)
   pthread_mutex_init(&c->lock, NULL);
   pthread_cond_init(&c->cond, NULL);
   r->control = c;
-  if (pthread_create(&c->thread, NULL, control_main, c) != 0)
-    abort(); /* threads are a resource we cannot run without */
+  nrd_thread_start(&c->thread, control_main, c);
 }
 
 /* Joins the control thread once every op asked for is done; from then on
@@ -145,10 +144,7 @@ void nrd_control_stop(struct nrd_runner *r)
   struct control *c = r->control;
   if (!c || !c->store)
     return;
-  pthread_mutex_lock(&c->lock);
-  c->stop = true;
-  pthread_cond_broadcast(&c->cond);
-  pthread_mutex_unlock(&c->lock);
+  nrd_flag_raise(&c->lock, &c->cond, &c->stop);
   pthread_join(c->thread, NULL);
   nrd_store_close(c->store);
   c->store = NULL;

@@ -16,6 +16,7 @@
 #include "nrd/pool.h"
 #include "nrd/run.h"
 #include "nrd/store.h"
+#include "nrd/thread.h"
 #include "nrd/util.h"
 
 /* Per worker thread: its own Novita connection and store connection. */
@@ -25,26 +26,41 @@ struct nrd_worker {
   struct nrd_store *store;
 };
 
-/* Product fallback look-ups of one run, each (name, region) fetched at most
- * once: the first worker to ask loads it, the others wait for it. */
-struct product_entry {
-  char *name, *region;
+/* A look-up of one run fetched at most once: the first worker to ask loads
+ * it outside ctx->lock, the others wait on ctx->product_cond for it; a failed
+ * load is tried again by the next worker to ask. (placement.c) */
+struct run_once {
   bool loading, loaded;
   enum nrd_nv_rc rc;
+  char error[256]; /* Novita's message when rc is not NRD_NV_OK */
+};
+struct run_ctx;
+/* With ctx->lock held: waits out a load under way; true when the caller is
+ * to load now (marked loading; it unlocks for the load, locks again and ends
+ * with run_once_done), false when a good load is there. */
+bool run_once_begin(struct run_ctx *ctx, struct run_once *o);
+/* With ctx->lock held: records the load's rc (and err's message) and wakes
+ * the waiters. */
+void run_once_done(struct run_ctx *ctx, struct run_once *o, enum nrd_nv_rc rc,
+                   const struct nrd_nv_error *err);
+/* The load's rc; its message into err when it failed. */
+enum nrd_nv_rc run_once_rc(const struct run_once *o, struct nrd_nv_error *err);
+
+/* Product fallback look-ups of one run, each (name, region) fetched once. */
+struct product_entry {
+  char *name, *region;
+  struct run_once load;
   char *product_id; /* NULL when none fits */
-  char error[256];
   struct product_entry *next;
 };
 
 /* The capacity brake's look-ups of one run: each (product, cluster) once. */
 struct capacity_entry {
   char *product, *cluster, *billing;
-  bool loading, loaded;
-  enum nrd_nv_rc rc;
+  struct run_once load;
   bool offered;     /* false: no capacity (or a create was refused for it) */
   char *product_id; /* the id of the product offered there (NULL: none) */
   bool event_sent;  /* recovery.blocked emitted for it in this run */
-  char error[256];
   struct capacity_entry *next;
 };
 
@@ -96,11 +112,9 @@ struct run_ctx {
   long held_account, held_capacity;
 
   /* GET /v1/clusters, loaded once per run when a placement fallback asks. */
-  bool clusters_loading, clusters_loaded;
-  enum nrd_nv_rc clusters_rc;
+  struct run_once clusters_load;
   struct nrd_cluster *clusters;
   size_t n_clusters;
-  char clusters_error[256];
 };
 
 struct nrd_runner {
@@ -245,12 +259,6 @@ void nrd_lease_unhold(struct nrd_runner *r, const char *job_id);
 void nrd_lease_init(struct nrd_runner *r);
 int nrd_lease_start(struct nrd_runner *r);
 void nrd_lease_stop(struct nrd_runner *r);
-
-/* Timed waits use the monotonic clock: a condition variable that counts
- * CLOCK_MONOTONIC, and the deadline after_ms from now on it. (clock.c) */
-void nrd_cond_init_mono(pthread_cond_t *cond);
-struct timespec;
-void nrd_mono_timespec(int64_t after_ms, struct timespec *ts);
 
 /* Readiness (health.c): the file's identity and PRAGMA quick_check, taken
  * once at start-up on the query connection. */

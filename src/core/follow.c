@@ -187,9 +187,7 @@ static void *poller_main(void *arg)
   w.conn = nrd_novita_conn_create(r->nv);
   pthread_mutex_lock(&p->lock);
   while (!p->stop) {
-    struct timespec ts;
-    nrd_mono_timespec((int64_t)r->cfg->recovery_start_poll_seconds * 1000, &ts);
-    pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+    nrd_cond_wait_ms(&p->cond, &p->lock, (int64_t)r->cfg->recovery_start_poll_seconds * 1000);
     if (p->stop)
       break;
     pthread_mutex_unlock(&p->lock);
@@ -209,8 +207,7 @@ void nrd_follow_start(struct nrd_runner *r, struct nrd_store *st)
   pthread_mutex_init(&p->lock, NULL);
   nrd_cond_init_mono(&p->cond);
   r->follow = p;
-  if (pthread_create(&p->thread, NULL, poller_main, r) != 0)
-    abort(); /* threads are a resource we cannot run without */
+  nrd_thread_start(&p->thread, poller_main, r);
 }
 
 void nrd_follow_stop(struct nrd_runner *r)
@@ -218,13 +215,7 @@ void nrd_follow_stop(struct nrd_runner *r)
   struct follow_poller *p = r->follow;
   if (!p)
     return;
-  pthread_mutex_lock(&p->lock);
-  p->stop = true;
-  pthread_cond_broadcast(&p->cond);
-  pthread_mutex_unlock(&p->lock);
-  pthread_join(p->thread, NULL);
-  pthread_cond_destroy(&p->cond);
-  pthread_mutex_destroy(&p->lock);
+  nrd_thread_stop(p->thread, &p->lock, &p->cond, &p->stop);
   nrd_store_close(p->store);
   free(p);
   r->follow = NULL;

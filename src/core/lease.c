@@ -40,9 +40,7 @@ static void *lease_main(void *arg)
 
   pthread_mutex_lock(&r->lease_lock);
   while (!r->lease_stop) {
-    struct timespec ts;
-    nrd_mono_timespec(lease_ms / 3, &ts);
-    pthread_cond_timedwait(&r->lease_cond, &r->lease_lock, &ts);
+    nrd_cond_wait_ms(&r->lease_cond, &r->lease_lock, lease_ms / 3);
     if (r->lease_stop)
       break;
     /* Copy the ids so no store call happens under the lock. */
@@ -75,11 +73,7 @@ int nrd_lease_start(struct nrd_runner *r)
 
 void nrd_lease_stop(struct nrd_runner *r)
 {
-  pthread_mutex_lock(&r->lease_lock);
-  r->lease_stop = true;
-  pthread_cond_broadcast(&r->lease_cond);
-  pthread_mutex_unlock(&r->lease_lock);
-  pthread_join(r->lease_thread, NULL);
+  nrd_thread_stop(r->lease_thread, &r->lease_lock, &r->lease_cond, &r->lease_stop);
   nrd_store_close(r->lease_store);
   r->lease_store = NULL;
   for (size_t i = 0; i < r->n_active; i++)
@@ -87,6 +81,4 @@ void nrd_lease_stop(struct nrd_runner *r)
   free(r->active);
   r->active = NULL;
   r->n_active = r->cap_active = 0;
-  pthread_cond_destroy(&r->lease_cond);
-  pthread_mutex_destroy(&r->lease_lock);
 }

@@ -15,6 +15,33 @@
 #include "nrd/recreate.h"
 #include "nrd/util.h"
 
+bool run_once_begin(struct run_ctx *ctx, struct run_once *o)
+{
+  while (o->loading)
+    pthread_cond_wait(&ctx->product_cond, &ctx->lock);
+  if (o->loaded && o->rc == NRD_NV_OK)
+    return false;
+  o->loading = true;
+  return true;
+}
+
+void run_once_done(struct run_ctx *ctx, struct run_once *o, enum nrd_nv_rc rc,
+                   const struct nrd_nv_error *err)
+{
+  o->rc = rc;
+  snprintf(o->error, sizeof(o->error), "%s", err->message);
+  o->loading = false;
+  o->loaded = true;
+  pthread_cond_broadcast(&ctx->product_cond);
+}
+
+enum nrd_nv_rc run_once_rc(const struct run_once *o, struct nrd_nv_error *err)
+{
+  if (o->rc != NRD_NV_OK)
+    snprintf(err->message, sizeof(err->message), "%s", o->error);
+  return o->rc;
+}
+
 struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker *w,
                                           const char *kind, const char *product,
                                           const char *product_id, const char *cluster,
@@ -33,14 +60,11 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
     e->next = ctx->capacity;
     ctx->capacity = e;
   }
-  while (e->loading)
-    pthread_cond_wait(&ctx->product_cond, &ctx->lock);
-  if (e->loaded && e->rc == NRD_NV_OK)
+  if (!run_once_begin(ctx, &e->load))
     return e;
   struct nrd_product *list = NULL;
   size_t n = 0;
   struct nrd_nv_error err = { 0 };
-  e->loading = true;
   pthread_mutex_unlock(&ctx->lock);
   enum nrd_nv_rc rc = nrd_nv_list_kind_products(w->conn, kind, product, *cluster ? cluster : NULL,
                                                 billing, &list, &n, &err);
@@ -52,14 +76,10 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
       offered_id = list[i].id ? list[i].id : "";
   }
   pthread_mutex_lock(&ctx->lock);
-  e->rc = rc;
   e->offered = offered_id != NULL;
   free(e->product_id);
   e->product_id = offered_id && *offered_id ? nrd_xstrdup(offered_id) : NULL;
-  snprintf(e->error, sizeof(e->error), "%s", err.message);
-  e->loading = false;
-  e->loaded = true;
-  pthread_cond_broadcast(&ctx->product_cond);
+  run_once_done(ctx, &e->load, rc, &err);
   nrd_products_free(list, n);
   return e;
 }
@@ -68,27 +88,18 @@ struct capacity_entry *nrd_capacity_entry(struct run_ctx *ctx, struct nrd_worker
 static enum nrd_nv_rc run_clusters(struct run_ctx *ctx, struct nrd_worker *w,
                                    struct nrd_nv_error *err)
 {
-  while (ctx->clusters_loading)
-    pthread_cond_wait(&ctx->product_cond, &ctx->lock);
-  if (!ctx->clusters_loaded || ctx->clusters_rc != NRD_NV_OK) {
+  if (run_once_begin(ctx, &ctx->clusters_load)) {
     struct nrd_cluster *list = NULL;
     size_t n = 0;
-    ctx->clusters_loading = true;
     pthread_mutex_unlock(&ctx->lock);
     enum nrd_nv_rc rc = nrd_nv_list_clusters(w->conn, &list, &n, err);
     pthread_mutex_lock(&ctx->lock);
     nrd_clusters_free(ctx->clusters, ctx->n_clusters);
     ctx->clusters = list;
     ctx->n_clusters = n;
-    ctx->clusters_rc = rc;
-    snprintf(ctx->clusters_error, sizeof(ctx->clusters_error), "%s", err->message);
-    ctx->clusters_loading = false;
-    ctx->clusters_loaded = true;
-    pthread_cond_broadcast(&ctx->product_cond);
+    run_once_done(ctx, &ctx->clusters_load, rc, err);
   }
-  if (ctx->clusters_rc != NRD_NV_OK)
-    snprintf(err->message, sizeof(err->message), "%s", ctx->clusters_error);
-  return ctx->clusters_rc;
+  return run_once_rc(&ctx->clusters_load, err);
 }
 
 /* The region code of a cluster name: the text before its first space. */
@@ -117,10 +128,8 @@ static enum nrd_nv_rc try_cluster(struct run_ctx *ctx, struct nrd_worker *w,
   for (int b = 0; b < 2 && billings[b]; b++) {
     struct capacity_entry *e = nrd_capacity_entry(ctx, w, snap->kind, snap->product_name,
                                                   snap->product_id, cluster, billings[b]);
-    if (e->rc != NRD_NV_OK) {
-      snprintf(err->message, sizeof(err->message), "%s", e->error);
-      return e->rc;
-    }
+    if (run_once_rc(&e->load, err) != NRD_NV_OK)
+      return e->load.rc;
     if (!e->offered)
       continue;
     out->found = true;

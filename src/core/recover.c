@@ -38,9 +38,7 @@ static void event_init(struct nrd_event *ev, const char *type, cJSON *data)
 {
   char id[64];
   char at[32];
-  cJSON *body = cJSON_CreateObject();
-  if (!body)
-    abort();
+  cJSON *body = nrd_json_object();
   memset(ev, 0, sizeof(*ev));
   nrd_make_id("evt", id);
   ev->created_ms = nrd_now_ms();
@@ -58,9 +56,7 @@ static void event_init(struct nrd_event *ev, const char *type, cJSON *data)
 
 static cJSON *event_data(const struct nrd_ledger_row *row)
 {
-  cJSON *d = cJSON_CreateObject();
-  if (!d)
-    abort();
+  cJSON *d = nrd_json_object();
   nrd_json_add_str(d, "instanceId", row->instance_id);
   nrd_json_add_str(d, "instanceName", row->instance_name);
   nrd_json_add_str(d, "jobId", row->job_id);
@@ -471,33 +467,23 @@ static enum nrd_nv_rc resolve_product(struct row_job *j, struct nrd_worker *w, c
     e->next = ctx->products;
     ctx->products = e;
   }
-  while (e->loading)
-    pthread_cond_wait(&ctx->product_cond, &ctx->lock);
-  if (!e->loaded || e->rc != NRD_NV_OK) {
+  if (run_once_begin(ctx, &e->load)) {
     /* Load (or retry a failed load) outside the lock. */
     struct nrd_product *list = NULL;
     size_t n = 0;
-    e->loading = true;
     pthread_mutex_unlock(&ctx->lock);
     enum nrd_nv_rc rc =
         nrd_nv_list_kind_products(w->conn, j->snap.kind, e->name, NULL, NULL, &list, &n, err);
     long pick = rc == NRD_NV_OK ? nrd_recreate_pick_product(list, n, e->name, region) : -1;
     pthread_mutex_lock(&ctx->lock);
-    e->rc = rc;
     free(e->product_id);
     e->product_id = pick >= 0 ? nrd_xstrdup(list[pick].id) : NULL;
-    if (rc != NRD_NV_OK)
-      snprintf(e->error, sizeof(e->error), "%s", err->message);
-    e->loading = false;
-    e->loaded = true;
-    pthread_cond_broadcast(&ctx->product_cond);
+    run_once_done(ctx, &e->load, rc, err);
     nrd_products_free(list, n);
   }
-  enum nrd_nv_rc rc = e->rc;
+  enum nrd_nv_rc rc = run_once_rc(&e->load, err);
   if (rc == NRD_NV_OK)
     *id = nrd_xstrdup(e->product_id);
-  else
-    snprintf(err->message, sizeof(err->message), "%s", e->error);
   pthread_mutex_unlock(&ctx->lock);
   return rc;
 }
@@ -548,9 +534,7 @@ static bool plan_request(struct row_job *j, struct nrd_worker *w)
 static cJSON *placement_json(const struct row_job *j)
 {
   char region[64];
-  cJSON *p = cJSON_CreateObject();
-  if (!p)
-    abort();
+  cJSON *p = nrd_json_object();
   const char *cluster = nrd_json_str(j->request, "clusterId");
   if (j->place.found)
     snprintf(region, sizeof(region), "%s", j->place.region);

@@ -141,38 +141,45 @@ static size_t sent_ports(const struct nrd_instance *snap)
   return n;
 }
 
-static bool check_ports(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
+/* Item i (a "port" or a "tool") has a port number (an integer 1-65535, its
+ * field named number_word; absent is fine when optional) and a type (tcp or
+ * http). */
+static bool check_port_fields(char reason[NRD_REASON_MAX], const char *item, size_t i,
+                              const char *number_word, const char *number, bool optional,
+                              const char *type)
 {
   char val[40];
+  int64_t num;
+  if (!(optional && absent(number)) && !nrd_parse_i64(number, 1, 65535, &num))
+    return fail(reason, "%s %zu has %s %s, not an integer 1-65535", item, i + 1, number_word,
+                shown(number, val));
+  if (!port_type(type))
+    return fail(reason, "%s %zu has type %s, not tcp or http", item, i + 1, shown(type, val));
+  return true;
+}
+
+static bool check_ports(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
+{
   size_t used = sent_ports(snap) + snap->n_tools;
   if (used > PORTS_MAX)
     return fail(reason, "snapshot has %zu ports and tools, Novita allows at most %d", used,
                 PORTS_MAX);
   for (size_t i = 0; i < snap->n_ports; i++) {
     const struct nrd_port *p = &snap->ports[i];
-    int64_t num;
-    if (!nrd_parse_i64(p->port, 1, 65535, &num))
-      return fail(reason, "port %zu has number %s, not an integer 1-65535", i + 1,
-                  shown(p->port, val));
-    if (!port_type(p->type))
-      return fail(reason, "port %zu has type %s, not tcp or http", i + 1, shown(p->type, val));
+    if (!check_port_fields(reason, "port", i, "number", p->port, false, p->type))
+      return false;
   }
   return true;
 }
 
 static bool check_tools(const struct nrd_instance *snap, char reason[NRD_REASON_MAX])
 {
-  char val[40];
-  int64_t num;
   for (size_t i = 0; i < snap->n_tools; i++) {
     const struct nrd_tool *t = &snap->tools[i];
     if (absent(t->name))
       return fail(reason, "tool %zu has no name", i + 1);
-    if (!absent(t->port) && !nrd_parse_i64(t->port, 1, 65535, &num))
-      return fail(reason, "tool %zu has port %s, not an integer 1-65535", i + 1,
-                  shown(t->port, val));
-    if (!port_type(t->type))
-      return fail(reason, "tool %zu has type %s, not tcp or http", i + 1, shown(t->type, val));
+    if (!check_port_fields(reason, "tool", i, "port", t->port, true, t->type))
+      return false;
   }
   return true;
 }
@@ -275,18 +282,10 @@ static void add_ports(cJSON *req, const struct nrd_instance *snap)
   nrd_buf_cleanup(&b);
 }
 
-static cJSON *new_array(void)
-{
-  cJSON *a = cJSON_CreateArray();
-  if (!a)
-    abort();
-  return a;
-}
-
 static cJSON *new_object_in(cJSON *array)
 {
-  cJSON *o = cJSON_CreateObject();
-  if (!o || !cJSON_AddItemToArray(array, o))
+  cJSON *o = nrd_json_object();
+  if (!cJSON_AddItemToArray(array, o))
     abort();
   return o;
 }
@@ -303,7 +302,7 @@ static void add_envs(cJSON *req, const struct nrd_instance *snap)
 {
   if (snap->n_envs == 0)
     return;
-  cJSON *envs = new_array();
+  cJSON *envs = nrd_json_array();
   for (size_t i = 0; i < snap->n_envs; i++) {
     cJSON *e = new_object_in(envs);
     nrd_json_add_str(e, "key", snap->envs[i].key);
@@ -320,7 +319,7 @@ static void add_network_storages(cJSON *req, const struct nrd_instance *snap)
     if (!carried_mount(m))
       continue;
     if (!list)
-      list = new_array();
+      list = nrd_json_array();
     cJSON *o = new_object_in(list);
     nrd_json_add_str(o, "Id", m->id);
     nrd_json_add_str(o, "mountPoint", m->mount_path);
@@ -339,7 +338,7 @@ static void add_tools(cJSON *req, const struct nrd_instance *snap)
 {
   if (snap->n_tools == 0)
     return;
-  cJSON *tools = new_array();
+  cJSON *tools = nrd_json_array();
   for (size_t i = 0; i < snap->n_tools; i++) {
     const struct nrd_tool *t = &snap->tools[i];
     cJSON *o = new_object_in(tools);
@@ -369,7 +368,7 @@ void nrd_recreate_notes(const struct nrd_instance *snap, cJSON *outcome)
     if (!reserved_port(snap->ports[i].port, &num))
       continue;
     if (!dropped)
-      dropped = new_array();
+      dropped = nrd_json_array();
     cJSON *n = cJSON_CreateNumber((double)num);
     if (!n || !cJSON_AddItemToArray(dropped, n))
       abort();
@@ -386,9 +385,7 @@ void nrd_recreate_notes(const struct nrd_instance *snap, cJSON *outcome)
 cJSON *nrd_recreate_build(const struct nrd_instance *snap, const char *product_id,
                           const char *new_name)
 {
-  cJSON *req = cJSON_CreateObject();
-  if (!req)
-    abort();
+  cJSON *req = nrd_json_object();
   bool cpu = is_cpu(snap);
   nrd_json_add_str(req, "name", new_name);
   nrd_json_add_str(req, "productId", product_id);

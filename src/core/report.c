@@ -29,9 +29,7 @@ const char *nrd_trigger_name(enum nrd_trigger t)
 
 cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action)
 {
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    abort();
+  cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "instanceId", row->instance_id);
   nrd_json_add_str(o, "instanceName", row->instance_name);
   nrd_json_add_str(o, "jobId", row->job_id);
@@ -122,24 +120,27 @@ void nrd_report_defer_open_rows(struct run_ctx *ctx, struct nrd_worker *w)
   nrd_ledger_row_cleanup(&after);
 }
 
+/* The run's five counts, as the report and run.completed show them. Called
+ * with ctx->lock held. */
+static void add_counts(cJSON *o, const struct run_ctx *ctx)
+{
+  nrd_json_add_num(o, "totalChecked", ctx->total_checked);
+  nrd_json_add_num(o, "failedJobsFound", ctx->failed_found);
+  nrd_json_add_num(o, "instancesRecreated", ctx->recreated);
+  nrd_json_add_num(o, "errors", ctx->errors);
+  nrd_json_add_num(o, "deferred", ctx->deferred);
+}
+
 /* The report's counts and brakes, without its outcomes. Called with
  * ctx->lock held. */
 static cJSON *report_head(struct run_ctx *ctx)
 {
-  cJSON *res = cJSON_CreateObject();
-  if (!res)
-    abort();
-  nrd_json_add_num(res, "totalChecked", ctx->total_checked);
-  nrd_json_add_num(res, "failedJobsFound", ctx->failed_found);
-  nrd_json_add_num(res, "instancesRecreated", ctx->recreated);
-  nrd_json_add_num(res, "errors", ctx->errors);
-  nrd_json_add_num(res, "deferred", ctx->deferred);
+  cJSON *res = nrd_json_object();
+  add_counts(res, ctx);
   nrd_json_add_bool(res, "dryRun", ctx->dry_run);
   nrd_json_add_str(res, "runId", ctx->run_id);
   if (ctx->account_blocked) {
-    cJSON *b = cJSON_CreateObject();
-    if (!b)
-      abort();
+    cJSON *b = nrd_json_object();
     nrd_json_add_str(b, "reason", ctx->account_reason);
     nrd_json_add_str(b, "message", ctx->account_message);
     nrd_json_add_num(b, "heldRows", (double)ctx->held_account);
@@ -175,9 +176,7 @@ void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *sta
                       int64_t finished_ms)
 {
   char id[64], at[32];
-  cJSON *body = cJSON_CreateObject();
-  if (!body)
-    abort();
+  cJSON *body = nrd_json_object();
   nrd_make_id("evt", id);
   nrd_iso8601(finished_ms, at);
   nrd_json_add_str(body, "id", id);
@@ -190,11 +189,7 @@ void nrd_report_event(struct run_ctx *ctx, struct nrd_store *st, const char *sta
   nrd_json_add_bool(d, "completed", completed);
   nrd_json_add_bool(d, "dryRun", ctx->dry_run);
   pthread_mutex_lock(&ctx->lock);
-  nrd_json_add_num(d, "totalChecked", ctx->total_checked);
-  nrd_json_add_num(d, "failedJobsFound", ctx->failed_found);
-  nrd_json_add_num(d, "instancesRecreated", ctx->recreated);
-  nrd_json_add_num(d, "errors", ctx->errors);
-  nrd_json_add_num(d, "deferred", ctx->deferred);
+  add_counts(d, ctx);
   pthread_mutex_unlock(&ctx->lock);
   struct nrd_event ev = {
     .id = id, .type = "run.completed", .created_ms = finished_ms, .state = "pending"

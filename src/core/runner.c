@@ -456,10 +456,7 @@ void nrd_runner_halt(struct nrd_runner *r)
   atomic_store(&r->stop_work, true);
   nrd_control_stop(r); /* the operator's writes asked for are done first */
   nrd_follow_stop(r);
-  pthread_mutex_lock(&r->lock);
-  r->stopping = true;
-  pthread_cond_broadcast(&r->cond);
-  pthread_mutex_unlock(&r->lock);
+  nrd_flag_raise(&r->lock, &r->cond, &r->stopping);
   pthread_join(r->thread, NULL);
   nrd_lease_stop(r);
 }

@@ -46,9 +46,8 @@ static void *scheduler_main(void *arg)
   int64_t period = (int64_t)s->cfg->migration_interval_minutes * 60000;
   pthread_mutex_lock(&s->lock);
   while (!s->stopping) {
-    struct timespec ts; /* next_run_ms is wall time (shown); the wait is monotonic */
-    nrd_mono_timespec(s->next_run_ms - nrd_now_ms(), &ts);
-    pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+    /* next_run_ms is wall time (shown); the wait is monotonic */
+    nrd_cond_wait_ms(&s->cond, &s->lock, s->next_run_ms - nrd_now_ms());
     if (s->stopping)
       break;
     if (nrd_now_ms() < s->next_run_ms)
@@ -71,9 +70,8 @@ struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct 
   nrd_cond_init_mono(&s->cond);
   /* Set before the thread starts, so a status asked at once shows it. */
   s->next_run_ms = nrd_now_ms() + (int64_t)cfg->migration_interval_minutes * 60000;
-  if (cfg->migration_interval_minutes > 0 &&
-      pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
-    abort();
+  if (cfg->migration_interval_minutes > 0)
+    nrd_thread_start(&s->thread, scheduler_main, s);
   s->watch = nrd_watch_create(cfg, r);
   return s;
 }
@@ -83,12 +81,7 @@ void nrd_scheduler_halt(struct nrd_scheduler *s)
   if (!s)
     return;
   nrd_watch_halt(s->watch);
-  pthread_mutex_lock(&s->lock);
-  bool joined = s->stopping;
-  s->stopping = true;
-  pthread_cond_broadcast(&s->cond);
-  pthread_mutex_unlock(&s->lock);
-  if (!joined && s->cfg->migration_interval_minutes > 0)
+  if (nrd_flag_raise(&s->lock, &s->cond, &s->stopping) && s->cfg->migration_interval_minutes > 0)
     pthread_join(s->thread, NULL);
 }
 
@@ -106,9 +99,7 @@ void nrd_scheduler_destroy(struct nrd_scheduler *s)
 char *nrd_scheduler_status_json(struct nrd_scheduler *s)
 {
   char at[32];
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    abort();
+  cJSON *o = nrd_json_object();
   pthread_mutex_lock(&s->lock);
   bool enabled = s->cfg->migration_interval_minutes > 0;
   nrd_json_add_bool(o, "enabled", enabled);

@@ -435,9 +435,8 @@ static void *watch_main(void *arg)
   pthread_mutex_lock(&w->lock);
   while (!w->stopping) {
     if (nrd_now_ms() < w->next_tick_ms) {
-      struct timespec ts; /* next_tick_ms is wall time (shown); the wait is monotonic */
-      nrd_mono_timespec(w->next_tick_ms - nrd_now_ms(), &ts);
-      pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+      /* next_tick_ms is wall time (shown); the wait is monotonic */
+      nrd_cond_wait_ms(&w->cond, &w->lock, w->next_tick_ms - nrd_now_ms());
       continue;
     }
     pthread_mutex_unlock(&w->lock);
@@ -462,8 +461,7 @@ struct nrd_watch *nrd_watch_create(const struct nrd_config *cfg, struct nrd_runn
   pthread_mutex_init(&w->lock, NULL);
   nrd_cond_init_mono(&w->cond);
   w->next_tick_ms = nrd_now_ms();
-  if (pthread_create(&w->thread, NULL, watch_main, w) != 0)
-    abort();
+  nrd_thread_start(&w->thread, watch_main, w);
   return w;
 }
 
@@ -471,12 +469,7 @@ void nrd_watch_halt(struct nrd_watch *w)
 {
   if (!w)
     return;
-  pthread_mutex_lock(&w->lock);
-  bool joined = w->stopping;
-  w->stopping = true;
-  pthread_cond_broadcast(&w->cond);
-  pthread_mutex_unlock(&w->lock);
-  if (!joined)
+  if (nrd_flag_raise(&w->lock, &w->cond, &w->stopping))
     pthread_join(w->thread, NULL);
 }
 
@@ -485,13 +478,13 @@ void nrd_watch_destroy(struct nrd_watch *w)
   if (!w)
     return;
   nrd_watch_halt(w);
+  pthread_cond_destroy(&w->cond);
+  pthread_mutex_destroy(&w->lock);
   idlist_free(&w->seen);
   idlist_free(&w->let_go);
   for (size_t i = 0; i < w->n_pending; i++)
     free(w->pending[i].job_id);
   free(w->pending);
-  pthread_cond_destroy(&w->cond);
-  pthread_mutex_destroy(&w->lock);
   free(w);
 }
 

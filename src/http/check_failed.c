@@ -55,19 +55,24 @@ static void render_report(struct http_ctx *c, struct http_reply *out)
   http_reply_json(out, 200, nrd_buf_steal(&b));
 }
 
+void http_run_accepted(struct nrd_buf *b, const char *message, const char *run_id)
+{
+  nrd_buf_init(b);
+  nrd_buf_puts(b, "{\"success\":true,\"message\":");
+  nrd_buf_json_str(b, message);
+  nrd_buf_puts(b, ",\"jobId\":");
+  nrd_buf_json_str(b, run_id);
+  nrd_buf_puts(b, ",\"runId\":");
+  nrd_buf_json_str(b, run_id);
+}
+
 static void render_scheduled(struct http_ctx *c, const char *run_id, struct http_reply *out)
 {
   char at[32];
   struct nrd_buf b;
 
   nrd_iso8601(nrd_now_ms(), at);
-  nrd_buf_init(&b);
-  nrd_buf_puts(&b, "{\"success\":true,"
-                   "\"message\":\"Failed migration check job scheduled successfully\","
-                   "\"jobId\":");
-  nrd_buf_json_str(&b, run_id);
-  nrd_buf_puts(&b, ",\"runId\":");
-  nrd_buf_json_str(&b, run_id);
+  http_run_accepted(&b, "Failed migration check job scheduled successfully", run_id);
   nrd_buf_puts(&b, ",\"scheduledAt\":");
   nrd_buf_json_str(&b, at);
   nrd_buf_printf(&b, ",\"duration\":%lld}", (long long)http_elapsed_ms(c));

@@ -22,6 +22,7 @@
 
 #include "http_internal.h"
 #include "nrd/log.h"
+#include "nrd/thread.h"
 #include "nrd/util.h"
 
 #define SWEEP_MS 200
@@ -89,28 +90,31 @@ void http_deadline_closed(struct http_deadline *d, void **socket_context)
   free(t);
 }
 
-void http_deadline_head_done(struct http_deadline *d, struct MHD_Connection *conn)
+/* The connection's request head arrived, or (answered) its request was
+ * answered: a kept-alive connection's clock starts again for the next one. */
+static void mark(struct http_deadline *d, struct MHD_Connection *conn, bool answered)
 {
   struct tracked *t = tracked_of(conn);
 
   if (!t)
     return;
   pthread_mutex_lock(&d->mu);
-  t->head_done = true;
+  t->head_done = !answered;
+  if (answered) {
+    t->kept = true;
+    t->since_ms = nrd_mono_ms();
+  }
   pthread_mutex_unlock(&d->mu);
+}
+
+void http_deadline_head_done(struct http_deadline *d, struct MHD_Connection *conn)
+{
+  mark(d, conn, false);
 }
 
 void http_deadline_request_done(struct http_deadline *d, struct MHD_Connection *conn)
 {
-  struct tracked *t = tracked_of(conn);
-
-  if (!t)
-    return;
-  pthread_mutex_lock(&d->mu);
-  t->head_done = false;
-  t->kept = true;
-  t->since_ms = nrd_mono_ms();
-  pthread_mutex_unlock(&d->mu);
+  mark(d, conn, true);
 }
 
 /* Shuts down every late connection; called with the lock held. */
@@ -136,14 +140,7 @@ static void *reaper_main(void *arg)
 
   pthread_mutex_lock(&d->mu);
   while (!d->stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += SWEEP_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    nrd_cond_wait_ms(&d->cv, &d->mu, SWEEP_MS);
     size_t n = d->stop ? 0 : sweep(d);
     if (n > 0)
       LOG_INFO("closed connections whose request head was late", "#count", NRD_I64(n),
@@ -160,11 +157,7 @@ struct http_deadline *http_deadline_create(unsigned timeout_seconds, unsigned id
   d->timeout_ms = (int64_t)timeout_seconds * 1000;
   d->idle_ms = (int64_t)idle_seconds * 1000;
   pthread_mutex_init(&d->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits count monotonic time */
-  pthread_cond_init(&d->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  nrd_cond_init_mono(&d->cv); /* timed waits count monotonic time */
   return d;
 }
 
@@ -178,10 +171,7 @@ void http_deadline_stop(struct http_deadline *d)
 {
   if (!d || !d->started)
     return;
-  pthread_mutex_lock(&d->mu);
-  d->stop = true;
-  pthread_cond_signal(&d->cv);
-  pthread_mutex_unlock(&d->mu);
+  nrd_flag_raise(&d->mu, &d->cv, &d->stop);
   pthread_join(d->thread, NULL);
   d->started = false;
 }

@@ -39,6 +39,11 @@ struct http_reply {
 void http_reply_cleanup(struct http_reply *r);
 /* status with body taken over (heap, may not be NULL). */
 void http_reply_json(struct http_reply *r, unsigned status, char *body);
+/* Starts (b initialised here) the body of a run accepted:
+ * {"success":true,"message":message,"jobId":run_id,"runId":run_id
+ * for the caller to go on and close. (check_failed.c) */
+struct nrd_buf;
+void http_run_accepted(struct nrd_buf *b, const char *message, const char *run_id);
 
 /* ---- bodies of the read endpoints, from core's plain data (render.c):
  * heap JSON text for http_reply_json ---- */

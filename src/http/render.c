@@ -9,13 +9,6 @@
 #include "nrd/json.h"
 #include "nrd/util.h"
 
-static cJSON *checked(cJSON *item)
-{
-  if (!item)
-    abort();
-  return item;
-}
-
 /* An ISO 8601 time, or null when unset (ms <= 0). */
 static void add_time(cJSON *o, const char *key, int64_t ms)
 {
@@ -47,7 +40,7 @@ static void add_stored(cJSON *o, const char *key, const char *text)
 /* An object {key: array, "count": n}, printed; takes arr. */
 static char *print_list(const char *key, cJSON *arr, size_t n)
 {
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   cJSON_AddItemToObject(o, key, arr);
   nrd_json_add_num(o, "count", (double)n);
   char *text = nrd_json_print(o);
@@ -58,7 +51,7 @@ static char *print_list(const char *key, cJSON *arr, size_t n)
 char *http_render_run(const struct nrd_run_record *rec)
 {
   char at[32];
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "runId", rec->run_id);
   nrd_json_add_str(o, "state", rec->state);
   nrd_json_add_str(o, "trigger", rec->trigger);
@@ -91,7 +84,7 @@ static void row_start_json(cJSON *o, const struct nrd_ledger_row *row)
     nrd_json_add_str(o, "runningAt", at);
   }
   if (row->status_error_state || row->status_error_message) {
-    cJSON *se = checked(cJSON_AddObjectToObject(o, "statusError"));
+    cJSON *se = nrd_json_checked(cJSON_AddObjectToObject(o, "statusError"));
     nrd_json_add_str(se, "state", row->status_error_state ? row->status_error_state : "");
     nrd_json_add_str(se, "message", row->status_error_message ? row->status_error_message : "");
   }
@@ -100,7 +93,7 @@ static void row_start_json(cJSON *o, const struct nrd_ledger_row *row)
 static cJSON *row_json(const struct nrd_ledger_row *row)
 {
   char at[32];
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "jobId", row->job_id);
   nrd_json_add_str(o, "jobType", row->job_type);
   nrd_json_add_str(o, "instanceId", row->instance_id);
@@ -124,7 +117,7 @@ static cJSON *row_json(const struct nrd_ledger_row *row)
 
 char *http_render_recoveries(const struct nrd_ledger_row *rows, size_t n)
 {
-  cJSON *arr = checked(cJSON_CreateArray());
+  cJSON *arr = nrd_json_array();
   for (size_t i = 0; i < n; i++)
     cJSON_AddItemToArray(arr, row_json(&rows[i]));
   return print_list("recoveries", arr, n);
@@ -133,9 +126,9 @@ char *http_render_recoveries(const struct nrd_ledger_row *rows, size_t n)
 char *http_render_events(const struct nrd_event *ev, size_t n)
 {
   char at[32];
-  cJSON *arr = checked(cJSON_CreateArray());
+  cJSON *arr = nrd_json_array();
   for (size_t i = 0; i < n; i++) {
-    cJSON *e = checked(cJSON_CreateObject());
+    cJSON *e = nrd_json_object();
     nrd_json_add_str(e, "id", ev[i].id);
     nrd_json_add_str(e, "type", ev[i].type);
     nrd_iso8601(ev[i].created_ms, at);
@@ -151,7 +144,7 @@ char *http_render_events(const struct nrd_event *ev, size_t n)
 
 static cJSON *run_summary_json(const struct nrd_run_summary *rs)
 {
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "runId", rs->run_id);
   nrd_json_add_str(o, "state", rs->state);
   nrd_json_add_str(o, "trigger", rs->trigger);
@@ -169,7 +162,7 @@ static cJSON *run_summary_json(const struct nrd_run_summary *rs)
 
 char *http_render_run_summaries(const struct nrd_run_summary *runs, size_t n)
 {
-  cJSON *arr = checked(cJSON_CreateArray());
+  cJSON *arr = nrd_json_array();
   for (size_t i = 0; i < n; i++)
     cJSON_AddItemToArray(arr, run_summary_json(&runs[i]));
   return print_list("runs", arr, n);
@@ -178,8 +171,8 @@ char *http_render_run_summaries(const struct nrd_run_summary *runs, size_t n)
 char *http_render_overview(const struct nrd_overview *ov)
 {
   int64_t open = 0, brake = ov->max_recoveries_per_run;
-  cJSON *o = checked(cJSON_CreateObject());
-  cJSON *ledger = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
+  cJSON *ledger = nrd_json_object();
   for (int s = 0; s < NRD_ROW_STATE_COUNT; s++) {
     nrd_json_add_num(ledger, nrd_row_state_name((enum nrd_row_state)s), (double)ov->ledger[s]);
     if (nrd_row_state_is_open((enum nrd_row_state)s))
@@ -187,14 +180,14 @@ char *http_render_overview(const struct nrd_overview *ov)
   }
   cJSON_AddItemToObject(o, "ledger", ledger);
   nrd_json_add_num(o, "openRows", (double)open);
-  cJSON *b = checked(cJSON_CreateObject());
+  cJSON *b = nrd_json_object();
   nrd_json_add_num(b, "maxRecoveriesPerRun", (double)brake);
   nrd_json_add_num(b, "held", (double)(open > brake ? open - brake : 0));
   cJSON_AddItemToObject(o, "brake", b);
   nrd_json_add_str(o, "circuit", ov->circuit);
   nrd_json_add_bool(o, "runInProgress", ov->run_in_progress);
   nrd_json_add_bool(o, "dryRunOnly", ov->dry_run_only);
-  cJSON *w = checked(cJSON_CreateObject());
+  cJSON *w = nrd_json_object();
   nrd_json_add_bool(w, "configured", ov->webhooks_configured);
   nrd_json_add_num(w, "pending", (double)ov->pending);
   nrd_json_add_num(w, "delivered", (double)ov->delivered);
@@ -219,12 +212,12 @@ static const char *bucket_action(const struct nrd_hourly_bucket *e, bool *recove
 static cJSON *bucket_json(const struct nrd_hourly_bucket *e)
 {
   bool recovered;
-  cJSON *o = checked(cJSON_CreateObject());
+  cJSON *o = nrd_json_object();
   add_time(o, "hour", e->hour_ms);
   nrd_json_add_str(o, "action", bucket_action(e, &recovered));
   nrd_json_add_num(o, "count", (double)e->count);
   if (recovered && e->count > 0) {
-    cJSON *t = checked(cJSON_CreateObject());
+    cJSON *t = nrd_json_object();
     nrd_json_add_num(t, "avg", (double)(e->ttr_sum_ms / e->count));
     nrd_json_add_num(t, "max", (double)e->ttr_max_ms);
     cJSON_AddItemToObject(o, "timeToRecoveryMs", t);
@@ -237,8 +230,8 @@ static cJSON *bucket_json(const struct nrd_hourly_bucket *e)
 char *http_render_hourly(int hours, int64_t from_ms, int64_t to_ms,
                          const struct nrd_hourly_bucket *b, size_t n)
 {
-  cJSON *o = checked(cJSON_CreateObject());
-  cJSON *arr = checked(cJSON_CreateArray());
+  cJSON *o = nrd_json_object();
+  cJSON *arr = nrd_json_array();
   add_time(o, "from", from_ms);
   add_time(o, "to", to_ms);
   nrd_json_add_num(o, "hours", hours);

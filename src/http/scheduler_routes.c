@@ -49,42 +49,35 @@ enum http_handler_rc http_h_scheduler_trigger(struct http_ctx *c, struct http_re
                NULL);
     return HTTP_REPLY;
   }
-  nrd_buf_init(&b);
-  nrd_buf_puts(&b, "{\"success\":true,\"message\":\"Failed migration check triggered\","
-                   "\"jobId\":");
-  nrd_buf_json_str(&b, run_id);
-  nrd_buf_puts(&b, ",\"runId\":");
-  nrd_buf_json_str(&b, run_id);
+  http_run_accepted(&b, "Failed migration check triggered", run_id);
   nrd_buf_puts(&b, "}");
   http_reply_json(out, 202, nrd_buf_steal(&b));
   return HTTP_REPLY;
 }
 
-static void render_paused(struct http_reply *out, bool paused)
+/* Pauses or resumes the scheduler and answers with its new state. */
+static enum http_handler_rc set_paused(struct http_ctx *c, struct http_reply *out, bool paused)
 {
+  struct nrd_scheduler *s = scheduler_for(c, out);
   char body[64];
+
+  if (!s)
+    return HTTP_REPLY;
+  if (paused)
+    nrd_scheduler_pause(s);
+  else
+    nrd_scheduler_resume(s);
   snprintf(body, sizeof body, "{\"success\":true,\"paused\":%s}", paused ? "true" : "false");
   http_reply_json(out, 200, nrd_xstrdup(body));
+  return HTTP_REPLY;
 }
 
 enum http_handler_rc http_h_scheduler_pause(struct http_ctx *c, struct http_reply *out)
 {
-  struct nrd_scheduler *s = scheduler_for(c, out);
-
-  if (s) {
-    nrd_scheduler_pause(s);
-    render_paused(out, true);
-  }
-  return HTTP_REPLY;
+  return set_paused(c, out, true);
 }
 
 enum http_handler_rc http_h_scheduler_resume(struct http_ctx *c, struct http_reply *out)
 {
-  struct nrd_scheduler *s = scheduler_for(c, out);
-
-  if (s) {
-    nrd_scheduler_resume(s);
-    render_paused(out, false);
-  }
-  return HTTP_REPLY;
+  return set_paused(c, out, false);
 }

@@ -30,6 +30,7 @@
 #include "http_internal.h"
 #include "nrd/http.h"
 #include "nrd/log.h"
+#include "nrd/thread.h"
 #include "nrd/metrics.h"
 #include "nrd/util.h"
 
@@ -666,11 +667,7 @@ struct nrd_http *nrd_http_start(const struct nrd_config *cfg, struct nrd_runner 
   h->quiesced_fd = MHD_INVALID_SOCKET;
   h->started_mono_ms = nrd_mono_ms();
   pthread_mutex_init(&h->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits count monotonic time */
-  pthread_cond_init(&h->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  nrd_cond_init_mono(&h->cv); /* timed waits count monotonic time */
 
   h->deadline = http_deadline_create(cfg->http_request_timeout_seconds, CONNECTION_TIMEOUT_S);
   nrd_log_buffer_start(NRD_LOG_FLUSH_MS); /* access lines: see nrd/log.h */
@@ -742,14 +739,7 @@ static void drain_waiting(struct nrd_http *h)
 
   pthread_mutex_lock(&h->mu);
   while (h->n_waiting > 0 && nrd_mono_ms() < deadline) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 50 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    nrd_cond_wait_ms(&h->cv, &h->mu, 50);
   }
   if (h->n_waiting > 0)
     LOG_WARN("http stop: waiting requests still open", "#count", NRD_I64(h->n_waiting));

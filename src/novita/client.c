@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "nrd/log.h"
+#include "nrd/thread.h"
 #include "transport.h"
 
 /* Burst of the token bucket: max(1, rps), but never more than this, so a
@@ -81,12 +82,8 @@ struct nrd_novita *nrd_novita_create(const struct nrd_novita_options *opt)
 
   atomic_init(&nv->calls, 0);
   atomic_init(&nv->aborted, false);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* sleeps count nrd_mono_ms time */
   pthread_mutex_init(&nv->wait_mu, NULL);
-  pthread_cond_init(&nv->wait_cv, &ca);
-  pthread_condattr_destroy(&ca);
+  nrd_cond_init_mono(&nv->wait_cv); /* sleeps count nrd_mono_ms time */
   pthread_mutex_init(&nv->circuit_mu, NULL);
   pthread_mutex_init(&nv->bucket_mu, NULL);
   nv->circuit = NV_CIRCUIT_CLOSED;

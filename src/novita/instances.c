@@ -469,50 +469,6 @@ static char *number_field(struct scan *s, double v)
   return field;
 }
 
-/* Calls fn on each string field of in and of its lists (raw_json apart). */
-static void each_string(struct nrd_instance *in, void (*fn)(char **field, void *arg), void *arg)
-{
-  char **fields[] = {
-    &in->id,
-    &in->name,
-    &in->status,
-    &in->cluster_id,
-    &in->cluster_name,
-    &in->product_id,
-    &in->product_name,
-    &in->image_url,
-    &in->image_auth_id,
-    &in->command,
-    &in->gpu_num,
-    &in->rootfs_size,
-    &in->kind,
-    &in->billing_mode,
-    &in->entrypoint,
-    &in->network_id,
-    &in->min_cuda_version,
-  };
-  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-    fn(fields[i], arg);
-  for (size_t i = 0; i < in->n_ports; i++) {
-    fn(&in->ports[i].port, arg);
-    fn(&in->ports[i].type, arg);
-  }
-  for (size_t i = 0; i < in->n_envs; i++) {
-    fn(&in->envs[i].key, arg);
-    fn(&in->envs[i].value, arg);
-  }
-  for (size_t i = 0; i < in->n_mounts; i++) {
-    fn(&in->mounts[i].type, arg);
-    fn(&in->mounts[i].id, arg);
-    fn(&in->mounts[i].mount_path, arg);
-  }
-  for (size_t i = 0; i < in->n_tools; i++) {
-    fn(&in->tools[i].name, arg);
-    fn(&in->tools[i].port, arg);
-    fn(&in->tools[i].type, arg);
-  }
-}
-
 /* Turns an offset + 1 left by field_text into a pointer into the block. */
 static void relocate(char **field, void *block)
 {
@@ -527,7 +483,7 @@ static void instance_strings(struct scan *s, struct nrd_instance *in)
   memcpy(block, s->strs.data ? s->strs.data : "", s->strs.len);
   memcpy(block + s->strs.len, s->raw.data ? s->raw.data : "", s->raw.len);
   block[s->strs.len + s->raw.len] = '\0';
-  each_string(in, relocate, block);
+  nrd_instance_each_string(in, false, relocate, block);
   in->raw_json = block + s->strs.len;
   in->strings = block;
 }

@@ -453,52 +453,80 @@ static void status_error(const cJSON *root, struct nrd_nv_instance_state *out)
   snprintf(out->error_message, sizeof out->error_message, "%s", message ? message : "");
 }
 
-/* GET /v1/gpu/instance?instanceId=, parsed: NULL root when the transport
- * failed (rc says why). */
+/* GET /v1/gpu/instance?instanceId=, parsed (NULL when not JSON) and handed
+ * to read; an answer read refuses is unusable. */
 static enum nrd_nv_rc fetch_instance(struct nrd_novita_conn *c, const char *instance_id,
-                                     cJSON **root, int *status, size_t *len,
+                                     bool (*read)(const cJSON *root, void *out), void *out,
                                      struct nrd_nv_error *err)
 {
   struct nrd_buf url, resp;
+  int status = 0;
   nrd_buf_init(&url);
   nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/gpu/instance?instanceId=", c->nv->base_url);
   url_escape(&url, instance_id ? instance_id : "");
   enum nrd_nv_rc rc = nrd_nv_transport(c, NRD_EP_GET_INSTANCE, "GET", url.data, NULL, false, true,
-                                       &resp, status, err);
-  *root = rc == NRD_NV_OK ? nrd_json_parse(resp.data, resp.len) : NULL;
-  *len = resp.len;
+                                       &resp, &status, err);
+  cJSON *root = rc == NRD_NV_OK ? nrd_json_parse(resp.data, resp.len) : NULL;
+  if (rc == NRD_NV_OK && !read(root, out)) {
+    nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)", status,
+                     resp.len);
+    log_unusable("get_instance", err);
+    rc = NRD_NV_BAD_RESPONSE;
+  }
+  cJSON_Delete(root);
   nrd_buf_cleanup(&url);
   nrd_buf_cleanup(&resp);
   return rc;
 }
 
-static enum nrd_nv_rc unusable_instance(struct nrd_nv_error *err, int status, size_t len)
+static bool read_state(const cJSON *root, void *state)
 {
-  nrd_nv_set_error(err, status, NULL, "unusable instance answer (HTTP %d, %zu bytes)", status, len);
-  log_unusable("get_instance", err);
-  return NRD_NV_BAD_RESPONSE;
+  struct nrd_nv_instance_state *out = state;
+  const char *st = nrd_json_str(root, "status");
+  if (!st)
+    return false;
+  snprintf(out->status, sizeof out->status, "%s", st);
+  status_error(root, out);
+  return true;
 }
 
 enum nrd_nv_rc nrd_nv_get_instance_state(struct nrd_novita_conn *c, const char *instance_id,
                                          struct nrd_nv_instance_state *out,
                                          struct nrd_nv_error *err)
 {
-  cJSON *root;
-  int status = 0;
-  size_t len = 0;
   memset(out, 0, sizeof *out);
-  enum nrd_nv_rc rc = fetch_instance(c, instance_id, &root, &status, &len, err);
-  if (rc == NRD_NV_OK) {
-    const char *st = nrd_json_str(root, "status");
-    if (!st) {
-      rc = unusable_instance(err, status, len);
-    } else {
-      snprintf(out->status, sizeof out->status, "%s", st);
-      status_error(root, out);
-    }
-  }
-  cJSON_Delete(root);
+  return fetch_instance(c, instance_id, read_state, out, err);
+}
+
+/* A list decoder: 0 when body was read into *out and *n. */
+typedef int (*list_decode_fn)(const char *body, size_t len, void *out, size_t *n);
+
+static int decode_products(const char *body, size_t len, void *out, size_t *n)
+{
+  return nrd_nv_decode_products(body, len, out, n);
+}
+
+static int decode_clusters(const char *body, size_t len, void *out, size_t *n)
+{
+  return nrd_nv_decode_clusters(body, len, out, n);
+}
+
+/* GETs the list at url (a public endpoint, ep) and decodes it; an answer
+ * decode cannot read is unusable. Cleans url up. */
+static enum nrd_nv_rc get_list(struct nrd_novita_conn *c, enum nrd_endpoint ep, const char *name,
+                               struct nrd_buf *url, list_decode_fn decode, void *out, size_t *n,
+                               struct nrd_nv_error *err)
+{
+  struct nrd_buf resp;
+  int status;
+  nrd_buf_init(&resp);
+  enum nrd_nv_rc rc =
+      nrd_nv_transport(c, ep, "GET", url->data, NULL, false, true, &resp, &status, err);
+  if (rc == NRD_NV_OK && decode(resp.data, resp.len, out, n) != 0)
+    rc = unusable_answer(name, status, &resp, err);
+  nrd_buf_cleanup(url);
+  nrd_buf_cleanup(&resp);
   return rc;
 }
 
@@ -522,13 +550,11 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
                                          const char *billing, struct nrd_product **products,
                                          size_t *n, struct nrd_nv_error *err)
 {
-  struct nrd_buf url, resp;
-  int status;
+  struct nrd_buf url;
   bool cpu = kind && strcmp(kind, "cpu") == 0;
   *products = NULL;
   *n = 0;
   nrd_buf_init(&url);
-  nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/%sproducts?productName=", c->nv->base_url, cpu ? "cpu/" : "");
   url_escape(&url, product_name ? product_name : "");
   if (cluster_id && *cluster_id) {
@@ -539,49 +565,31 @@ enum nrd_nv_rc nrd_nv_list_kind_products(struct nrd_novita_conn *c, const char *
     nrd_buf_puts(&url, "&billingMethod=");
     url_escape(&url, billing && *billing ? billing : "spot");
   }
-
-  enum nrd_nv_rc rc =
-      nrd_nv_transport(c, NRD_EP_PRODUCTS, "GET", url.data, NULL, false, true, &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_products(resp.data, resp.len, products, n) != 0)
-    rc = unusable_answer("products", status, &resp, err);
-  nrd_buf_cleanup(&url);
-  nrd_buf_cleanup(&resp);
-  return rc;
+  return get_list(c, NRD_EP_PRODUCTS, "products", &url, decode_products, products, n, err);
 }
 
 enum nrd_nv_rc nrd_nv_list_clusters(struct nrd_novita_conn *c, struct nrd_cluster **clusters,
                                     size_t *n, struct nrd_nv_error *err)
 {
-  struct nrd_buf url, resp;
-  int status;
+  struct nrd_buf url;
   *clusters = NULL;
   *n = 0;
   nrd_buf_init(&url);
-  nrd_buf_init(&resp);
   nrd_buf_printf(&url, "%s/v1/clusters", c->nv->base_url);
-  enum nrd_nv_rc rc =
-      nrd_nv_transport(c, NRD_EP_CLUSTERS, "GET", url.data, NULL, false, true, &resp, &status, err);
-  if (rc == NRD_NV_OK && nrd_nv_decode_clusters(resp.data, resp.len, clusters, n) != 0)
-    rc = unusable_answer("clusters", status, &resp, err);
-  nrd_buf_cleanup(&url);
-  nrd_buf_cleanup(&resp);
-  return rc;
+  return get_list(c, NRD_EP_CLUSTERS, "clusters", &url, decode_clusters, clusters, n, err);
+}
+
+static bool read_instance(const cJSON *root, void *instance)
+{
+  if (!cJSON_IsObject(root) || !nrd_json_str(root, "id"))
+    return false;
+  nrd_nv_decode_instance(root, instance);
+  return true;
 }
 
 enum nrd_nv_rc nrd_nv_get_instance(struct nrd_novita_conn *c, const char *instance_id,
                                    struct nrd_instance *out, struct nrd_nv_error *err)
 {
-  cJSON *root;
-  int status = 0;
-  size_t len = 0;
   memset(out, 0, sizeof *out);
-  enum nrd_nv_rc rc = fetch_instance(c, instance_id, &root, &status, &len, err);
-  if (rc == NRD_NV_OK) {
-    if (cJSON_IsObject(root) && nrd_json_str(root, "id"))
-      nrd_nv_decode_instance(root, out);
-    else
-      rc = unusable_instance(err, status, len);
-  }
-  cJSON_Delete(root);
-  return rc;
+  return fetch_instance(c, instance_id, read_instance, out, err);
 }

@@ -24,14 +24,6 @@ cJSON *sim_error(int code, const char *reason, const char *message)
   return e;
 }
 
-static cJSON *new_array(void)
-{
-  cJSON *a = cJSON_CreateArray();
-  if (!a)
-    abort();
-  return a;
-}
-
 static cJSON *dup_item(const cJSON *item)
 {
   cJSON *d = cJSON_Duplicate(item, true);
@@ -105,7 +97,7 @@ typedef bool (*match_fn)(const cJSON *item, const void *filter);
 static cJSON *select_page(const cJSON *items, match_fn match, const void *filter,
                           const struct page *p, int64_t *total)
 {
-  cJSON *out = new_array();
+  cJSON *out = nrd_json_array();
   const cJSON *it;
   int64_t n = 0;
   cJSON_ArrayForEach(it, items) {
@@ -160,7 +152,7 @@ void sim_instances_changed(struct nrd_sim *s)
  * as raw JSON nodes holding their printed text. Call with s->mu held. */
 static cJSON *select_listed(struct nrd_sim *s, const struct page *p, int64_t *total)
 {
-  cJSON *out = new_array();
+  cJSON *out = nrd_json_array();
   const cJSON *it;
   if (!s->listed) {
     size_t n = 0;
@@ -182,26 +174,42 @@ static cJSON *select_listed(struct nrd_sim *s, const struct page *p, int64_t *to
   return out;
 }
 
-int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                       size_t body_len, cJSON **out)
+/* The items of one page, with s->mu held; *total gets how many match. */
+typedef cJSON *(*select_fn)(struct nrd_sim *s, const void *filter, const struct page *p,
+                            int64_t *total);
+
+/* A list endpoint: the page asked for, chosen by select under s->mu, in
+ * Novita's list body under key. */
+static int list_reply(struct nrd_sim *s, struct MHD_Connection *c, const char *key,
+                      select_fn select, const void *filter, cJSON **out)
 {
-  struct instance_filter f = { arg(c, "name"), arg(c, "status"), arg(c, "productName") };
-  bool filtered = f.name || f.status || f.product;
   struct page p;
   int64_t total;
-  cJSON *items;
 
   if (!parse_page(s, c, &p, out))
     return 400;
   pthread_mutex_lock(&s->mu);
-  sim_start_advance_locked(s);
-  if (filtered)
-    items = select_page(s->instances, instance_matches, &f, &p, &total);
-  else
-    items = select_listed(s, &p, &total);
+  cJSON *items = select(s, filter, &p, &total);
   pthread_mutex_unlock(&s->mu);
-  *out = list_body(s, "instances", items, total);
+  *out = list_body(s, key, items, total);
   return 200;
+}
+
+static cJSON *select_instances(struct nrd_sim *s, const void *filter, const struct page *p,
+                               int64_t *total)
+{
+  const struct instance_filter *f = filter;
+  sim_start_advance_locked(s);
+  if (f->name || f->status || f->product)
+    return select_page(s->instances, instance_matches, f, p, total);
+  return select_listed(s, p, total);
+}
+
+int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+                       size_t body_len, cJSON **out)
+{
+  struct instance_filter f = { arg(c, "name"), arg(c, "status"), arg(c, "productName") };
+  return list_reply(s, c, "instances", select_instances, &f, out);
 }
 
 struct job_filter {
@@ -239,22 +247,18 @@ static bool job_matches(const cJSON *job, const void *filter)
   return true;
 }
 
+static cJSON *select_jobs(struct nrd_sim *s, const void *filter, const struct page *p,
+                          int64_t *total)
+{
+  return select_page(s->jobs, job_matches, filter, p, total);
+}
+
 int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body, size_t body_len,
                   cJSON **out)
 {
   struct job_filter f = { arg(c, "type"), arg(c, "state"), arg(c, "jobId"),
                           time_bound(c, "startTime"), time_bound(c, "endTime") };
-  struct page p;
-  int64_t total;
-  cJSON *items;
-
-  if (!parse_page(s, c, &p, out))
-    return 400;
-  pthread_mutex_lock(&s->mu);
-  items = select_page(s->jobs, job_matches, &f, &p, &total);
-  pthread_mutex_unlock(&s->mu);
-  *out = list_body(s, "jobs", items, total);
-  return 200;
+  return list_reply(s, c, "jobs", select_jobs, &f, out);
 }
 
 static cJSON *find_by_id(const cJSON *items, const char *key, const char *id)
@@ -304,10 +308,18 @@ static bool product_in_cluster(const struct nrd_sim *s, const cJSON *prod, const
   return false;
 }
 
+/* Novita's {"data": [...]} answer, taking data. */
+static int data_reply(cJSON *data, cJSON **out)
+{
+  *out = nrd_json_object();
+  cJSON_AddItemToObject(*out, "data", data);
+  return 200;
+}
+
 int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out)
 {
-  cJSON *data = new_array();
+  cJSON *data = nrd_json_array();
   const cJSON *it;
 
   const char *cluster = arg(c, "clusterId");
@@ -327,9 +339,7 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
     cJSON_AddItemToArray(data, p);
   }
   pthread_mutex_unlock(&s->mu);
-  *out = nrd_json_object();
-  cJSON_AddItemToObject(*out, "data", data);
-  return 200;
+  return data_reply(data, out);
 }
 
 /* GET /v1/cpu/products: the scenario's "cpuProducts", with the same filters
@@ -337,7 +347,7 @@ int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *b
 int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                           size_t body_len, cJSON **out)
 {
-  cJSON *data = new_array();
+  cJSON *data = nrd_json_array();
   const cJSON *it;
   (void)body;
   (void)body_len;
@@ -350,9 +360,7 @@ int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const cha
       cJSON_AddItemToArray(data, dup_item(it));
   }
   pthread_mutex_unlock(&s->mu);
-  *out = nrd_json_object();
-  cJSON_AddItemToObject(*out, "data", data);
-  return 200;
+  return data_reply(data, out);
 }
 
 int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
@@ -401,7 +409,7 @@ out:
 int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                       size_t body_len, cJSON **out)
 {
-  cJSON *data = new_array();
+  cJSON *data = nrd_json_array();
   const cJSON *it;
   (void)c;
   (void)body;
@@ -410,7 +418,7 @@ int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *b
   cJSON_ArrayForEach(it, s->clusters) {
     cJSON *cl = dup_item(it);
     if (!cJSON_HasObjectItem(cl, "availableGpuType"))
-      cJSON_AddItemToObject(cl, "availableGpuType", new_array());
+      cJSON_AddItemToObject(cl, "availableGpuType", nrd_json_array());
     if (!cJSON_HasObjectItem(cl, "supportNetworkStorage"))
       nrd_json_add_bool(cl, "supportNetworkStorage", true);
     if (!cJSON_HasObjectItem(cl, "supportInstanceNetwork"))
@@ -418,9 +426,7 @@ int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *b
     cJSON_AddItemToArray(data, cl);
   }
   pthread_mutex_unlock(&s->mu);
-  *out = nrd_json_object();
-  cJSON_AddItemToObject(*out, "data", data);
-  return 200;
+  return data_reply(data, out);
 }
 
 static void copy_member(cJSON *to, const char *to_key, const cJSON *from, const char *key)
@@ -440,7 +446,7 @@ static void add_int_text(cJSON *o, const char *key, long long v)
 /* networkStorages [{Id, mountPoint}] listed back as volumeMounts. */
 static cJSON *volume_mounts(const cJSON *req)
 {
-  cJSON *mounts = new_array();
+  cJSON *mounts = nrd_json_array();
   const cJSON *ns;
   cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(req, "networkStorages")) {
     cJSON *m = nrd_json_object();
@@ -506,11 +512,11 @@ static cJSON *instance_from_request(const cJSON *req, const char *id, const char
   copy_member(inst, "productId", req, "productId");
   nrd_json_add_str(inst, "productName", product_name);
   copy_member(inst, "rootfsSize", req, "rootfsSize");
-  cJSON_AddItemToObject(inst, "portMappings", port_mappings ? port_mappings : new_array());
+  cJSON_AddItemToObject(inst, "portMappings", port_mappings ? port_mappings : nrd_json_array());
   if (cJSON_GetObjectItemCaseSensitive(req, "envs"))
     copy_member(inst, "envs", req, "envs");
   else
-    cJSON_AddItemToObject(inst, "envs", new_array());
+    cJSON_AddItemToObject(inst, "envs", nrd_json_array());
   cJSON_AddItemToObject(inst, "volumeMounts", volume_mounts(req));
   copy_member(inst, "kind", req, "kind");
   nrd_json_add_str(inst, "billingMode",

@@ -10,6 +10,7 @@
 
 #include "nrd/json.h"
 #include "nrd/log.h"
+#include "nrd/thread.h"
 #include "nrd/util.h"
 #include "sim_internal.h"
 
@@ -171,12 +172,9 @@ static void *ticker_main(void *arg)
 
   pthread_mutex_lock(&t->mu);
   while (!t->stop) {
-    struct timespec ts;
-    int64_t until = nrd_now_ms() + t->period_ms;
-    ts.tv_sec = (time_t)(until / 1000);
-    ts.tv_nsec = (long)(until % 1000) * 1000000L;
-    while (!t->stop && nrd_now_ms() < until)
-      pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+    int64_t until = nrd_mono_ms() + t->period_ms;
+    while (!t->stop && nrd_mono_ms() < until)
+      nrd_cond_wait_ms(&t->cv, &t->mu, until - nrd_mono_ms());
     if (t->stop)
       break;
     pthread_mutex_unlock(&t->mu);
@@ -195,9 +193,8 @@ struct nrd_sim_ticker *nrd_sim_ticker_start(struct nrd_sim *s, unsigned period_m
   t->sim = s;
   t->period_ms = period_ms;
   pthread_mutex_init(&t->mu, NULL);
-  pthread_cond_init(&t->cv, NULL);
-  if (pthread_create(&t->thread, NULL, ticker_main, t) != 0)
-    abort(); /* a thread is a resource we cannot run without */
+  nrd_cond_init_mono(&t->cv);
+  nrd_thread_start(&t->thread, ticker_main, t);
   return t;
 }
 
@@ -205,12 +202,6 @@ void nrd_sim_ticker_stop(struct nrd_sim_ticker *t)
 {
   if (!t)
     return;
-  pthread_mutex_lock(&t->mu);
-  t->stop = true;
-  pthread_cond_broadcast(&t->cv);
-  pthread_mutex_unlock(&t->mu);
-  pthread_join(t->thread, NULL);
-  pthread_cond_destroy(&t->cv);
-  pthread_mutex_destroy(&t->mu);
+  nrd_thread_stop(t->thread, &t->mu, &t->cv, &t->stop);
   free(t);
 }

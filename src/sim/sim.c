@@ -652,14 +652,6 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 
 /* ---- public API ---- */
 
-static cJSON *new_array(void)
-{
-  cJSON *a = cJSON_CreateArray();
-  if (!a)
-    abort();
-  return a;
-}
-
 static void sim_free(struct nrd_sim *s)
 {
   sim_instances_changed(s);
@@ -717,11 +709,11 @@ struct nrd_sim *nrd_sim_start(const struct nrd_sim_options *opt, char *err, size
   s->page_base = opt->page_base_set ? opt->page_base : 1;
   s->page_cap = opt->page_cap;
   s->no_total = opt->no_total;
-  s->instances = new_array();
-  s->jobs = new_array();
-  s->products = new_array();
-  s->clusters = new_array();
-  s->cpu_products = new_array();
+  s->instances = nrd_json_array();
+  s->jobs = nrd_json_array();
+  s->products = nrd_json_array();
+  s->clusters = nrd_json_array();
+  s->cpu_products = nrd_json_array();
 
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
@@ -775,7 +767,7 @@ static bool take_list(cJSON *scenario, const char *key, cJSON **out)
 {
   cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(scenario, key);
   if (!v) {
-    *out = new_array();
+    *out = nrd_json_array();
     return true;
   }
   if (!cJSON_IsArray(v)) {
@@ -987,7 +979,7 @@ cJSON *nrd_sim_instances(struct nrd_sim *s)
   return copy;
 }
 
-static cJSON *find_instance(const struct nrd_sim *s, const char *id)
+cJSON *sim_find_instance(const struct nrd_sim *s, const char *id)
 {
   cJSON *it;
   cJSON_ArrayForEach(it, s->instances) {
@@ -1009,7 +1001,7 @@ int nrd_sim_put_instance(struct nrd_sim *s, const cJSON *instance)
   if (!copy)
     abort();
   pthread_mutex_lock(&s->mu);
-  old = find_instance(s, id);
+  old = sim_find_instance(s, id);
   if (old)
     cJSON_ReplaceItemViaPointer(s->instances, old, copy);
   else
@@ -1023,7 +1015,7 @@ int nrd_sim_remove_instance(struct nrd_sim *s, const char *id)
 {
   cJSON *old;
   pthread_mutex_lock(&s->mu);
-  old = id ? find_instance(s, id) : NULL;
+  old = id ? sim_find_instance(s, id) : NULL;
   if (old) {
     cJSON_Delete(cJSON_DetachItemViaPointer(s->instances, old));
     sim_instances_changed(s);

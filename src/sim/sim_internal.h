@@ -81,25 +81,16 @@ bool sim_rate_refuse(struct nrd_sim *s, char retry_after[16]);
 
 /* One Novita endpoint: reads the query through c and the request body, sets
  * the HTTP status and a JSON body (owned by the caller). Takes s->mu itself. */
-typedef int (*sim_handler)(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
+typedef int sim_handler_fn(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
                            size_t body_len, cJSON **out);
+typedef sim_handler_fn *sim_handler;
 
-int sim_list_instances(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                       size_t body_len, cJSON **out);
-int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body, size_t body_len,
-                     cJSON **out);
-int sim_delete_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                        size_t body_len, cJSON **out);
-int sim_create_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                        size_t body_len, cJSON **out);
-int sim_list_jobs(struct nrd_sim *s, struct MHD_Connection *c, const char *body, size_t body_len,
-                  cJSON **out);
-int sim_list_cpu_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                          size_t body_len, cJSON **out);
-int sim_list_products(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                      size_t body_len, cJSON **out);
-int sim_list_clusters(struct nrd_sim *s, struct MHD_Connection *c, const char *body,
-                      size_t body_len, cJSON **out);
+sim_handler_fn sim_list_instances, sim_get_instance, sim_delete_instance, sim_create_instance,
+    sim_list_jobs, sim_list_cpu_products, sim_list_products, sim_list_clusters;
+
+/* The instance with this id in s->instances, NULL when none. Call with s->mu
+ * held. */
+cJSON *sim_find_instance(const struct nrd_sim *s, const char *id);
 
 /* start.c, with s->mu held: the status a new instance starts with (and its
  * start followed when it is not "running"); the starts moved on to now (call

@@ -54,17 +54,6 @@ static void fail_pull(cJSON *inst, const char *message)
   nrd_json_add_str(se, "message", message);
 }
 
-static cJSON *find_instance(struct nrd_sim *s, const char *id)
-{
-  cJSON *it;
-  cJSON_ArrayForEach(it, s->instances) {
-    const char *v = nrd_json_str(it, "id");
-    if (v && strcmp(v, id) == 0)
-      return it;
-  }
-  return NULL;
-}
-
 /* The status at elapsed ms; done when it is final. */
 static const char *phase(const struct nrd_sim *s, int64_t elapsed, bool fails, bool *done)
 {
@@ -86,7 +75,7 @@ void sim_start_advance_locked(struct nrd_sim *s)
   bool changed = false;
   for (size_t i = 0; i < s->nstarting;) {
     struct sim_starting *st = &s->starting[i];
-    cJSON *inst = find_instance(s, st->id);
+    cJSON *inst = sim_find_instance(s, st->id);
     bool done = true;
     const char *status = phase(s, now - st->at_ms, st->fail_message != NULL, &done);
     if (inst && strcmp(nrd_json_str(inst, "status") ? nrd_json_str(inst, "status") : "", status)) {
@@ -166,7 +155,7 @@ int sim_get_instance(struct nrd_sim *s, struct MHD_Connection *c, const char *bo
   }
   pthread_mutex_lock(&s->mu);
   sim_start_advance_locked(s);
-  cJSON *inst = find_instance(s, id);
+  cJSON *inst = sim_find_instance(s, id);
   *out = inst ? cJSON_Duplicate(inst, true) : NULL;
   pthread_mutex_unlock(&s->mu);
   if (!inst) {

@@ -54,8 +54,11 @@ static void read_counts(const char *text, int64_t *const counts[5])
   }
 }
 
-static void read_run(sqlite3_stmt *s, struct nrd_run_summary *r)
+static bool read_run(sqlite3_stmt *s, void *rows)
 {
+  struct nrd_run_summary *r = store_rows_next(rows);
+  if (!r)
+    return true;
   int64_t *const counts[5] = { &r->total_checked, &r->failed_found, &r->recreated, &r->errors,
                                &r->deferred };
   r->run_id = store_col_text(s, 0);
@@ -65,119 +68,79 @@ static void read_run(sqlite3_stmt *s, struct nrd_run_summary *r)
   r->started_ms = sqlite3_column_int64(s, 4);
   r->finished_ms = sqlite3_column_int64(s, 5);
   read_counts((const char *)sqlite3_column_text(s, 6), counts);
+  return true;
 }
 
 int nrd_store_run_list(struct nrd_store *st, size_t limit, struct nrd_run_summary **out, size_t *n)
 {
-  struct nrd_run_summary *runs = NULL;
-  size_t count = 0;
-  int rc = NRD_ERR;
-
   *out = NULL;
   *n = 0;
   if (limit > CONSOLE_MAX_ROWS)
     limit = CONSOLE_MAX_ROWS;
+  struct store_rows r = { .elem = sizeof **out, .max = limit }; /* LIMIT 0: no row */
   sqlite3_stmt *s = store_stmt(st, STMT_CONSOLE_RUNS);
-  if (!s)
-    return NRD_ERR;
-  if (!store_bind_i64(s, ":limit", (int64_t)limit))
-    goto out;
-  runs = nrd_xcalloc(limit ? limit : 1, sizeof *runs);
-  for (;;) {
-    int src = sqlite3_step(s);
-    if (src == SQLITE_DONE)
-      break;
-    if (src != SQLITE_ROW) {
-      rc = store_fail(st, src, "run list");
-      goto out;
-    }
-    if (count < limit)
-      read_run(s, &runs[count++]);
+  bool bound = s && store_bind_i64(s, ":limit", (int64_t)limit);
+  int rc = store_each_row(st, s, bound, "run list", read_run, &r);
+  if (rc != NRD_OK) {
+    nrd_run_summaries_free(r.arr, r.len);
+    return rc;
   }
-  rc = NRD_OK;
-  *out = runs;
-  *n = count;
-  runs = NULL;
-out:
-  store_done(s);
-  nrd_run_summaries_free(runs, count);
-  return rc;
+  *out = r.arr;
+  *n = r.len;
+  return NRD_OK;
+}
+
+static bool read_event_count(sqlite3_stmt *s, void *counts)
+{
+  int64_t **c = counts; /* pending, delivered, dead */
+  const char *state = (const char *)sqlite3_column_text(s, 0);
+  int64_t v = sqlite3_column_int64(s, 1);
+  if (state && !strcmp(state, "pending"))
+    *c[0] = v;
+  else if (state && !strcmp(state, "delivered"))
+    *c[1] = v;
+  else if (state && !strcmp(state, "dead"))
+    *c[2] = v;
+  return true;
 }
 
 int nrd_store_event_count_by_state(struct nrd_store *st, int64_t *pending, int64_t *delivered,
                                    int64_t *dead)
 {
-  int rc = NRD_ERR;
-
+  int64_t *counts[3] = { pending, delivered, dead };
   *pending = *delivered = *dead = 0;
   sqlite3_stmt *s = store_stmt(st, STMT_CONSOLE_EVENT_COUNT);
-  if (!s)
-    return NRD_ERR;
-  for (;;) {
-    int src = sqlite3_step(s);
-    if (src == SQLITE_DONE) {
-      rc = NRD_OK;
-      break;
-    }
-    if (src != SQLITE_ROW) {
-      rc = store_fail(st, src, "event count");
-      break;
-    }
-    const char *state = (const char *)sqlite3_column_text(s, 0);
-    int64_t v = sqlite3_column_int64(s, 1);
-    if (state && !strcmp(state, "pending"))
-      *pending = v;
-    else if (state && !strcmp(state, "delivered"))
-      *delivered = v;
-    else if (state && !strcmp(state, "dead"))
-      *dead = v;
-  }
-  store_done(s);
-  return rc;
+  return store_each_row(st, s, s != NULL, "event count", read_event_count, counts);
+}
+
+static bool read_bucket(sqlite3_stmt *s, void *rows)
+{
+  struct nrd_hourly_bucket *e = store_rows_next(rows);
+  if (!e)
+    return true;
+  e->hour_ms = sqlite3_column_int64(s, 0);
+  e->state = store_col_text(s, 1);
+  e->adopted = sqlite3_column_int(s, 2) != 0;
+  e->count = sqlite3_column_int64(s, 3);
+  e->ttr_sum_ms = sqlite3_column_int64(s, 4);
+  e->ttr_max_ms = sqlite3_column_int64(s, 5);
+  return true;
 }
 
 int nrd_store_ledger_hourly(struct nrd_store *st, int64_t since_ms, struct nrd_hourly_bucket **out,
                             size_t *n)
 {
-  struct nrd_hourly_bucket *b = NULL;
-  size_t count = 0, cap = 0;
-  int rc = NRD_ERR;
-
   *out = NULL;
   *n = 0;
+  struct store_rows r = { .elem = sizeof **out, .max = CONSOLE_MAX_ROWS };
   sqlite3_stmt *s = store_stmt(st, STMT_CONSOLE_HOURLY);
-  if (!s)
-    return NRD_ERR;
-  if (!store_bind_i64(s, ":since", since_ms))
-    goto out;
-  for (;;) {
-    int src = sqlite3_step(s);
-    if (src == SQLITE_DONE)
-      break;
-    if (src != SQLITE_ROW) {
-      rc = store_fail(st, src, "ledger hourly");
-      goto out;
-    }
-    if (count == CONSOLE_MAX_ROWS)
-      continue;
-    if (count == cap) {
-      cap = cap ? cap * 2 : 64;
-      b = nrd_xrealloc(b, cap * sizeof *b);
-    }
-    struct nrd_hourly_bucket *e = &b[count++];
-    e->hour_ms = sqlite3_column_int64(s, 0);
-    e->state = store_col_text(s, 1);
-    e->adopted = sqlite3_column_int(s, 2) != 0;
-    e->count = sqlite3_column_int64(s, 3);
-    e->ttr_sum_ms = sqlite3_column_int64(s, 4);
-    e->ttr_max_ms = sqlite3_column_int64(s, 5);
+  bool bound = s && store_bind_i64(s, ":since", since_ms);
+  int rc = store_each_row(st, s, bound, "ledger hourly", read_bucket, &r);
+  if (rc != NRD_OK) {
+    nrd_hourly_buckets_free(r.arr, r.len);
+    return rc;
   }
-  rc = NRD_OK;
-  *out = b;
-  *n = count;
-  b = NULL;
-out:
-  store_done(s);
-  nrd_hourly_buckets_free(b, count);
-  return rc;
+  *out = r.arr;
+  *n = r.len;
+  return NRD_OK;
 }

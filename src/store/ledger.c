@@ -125,40 +125,27 @@ static bool read_row(sqlite3_stmt *s, struct nrd_ledger_row *out)
   return true;
 }
 
-/* Steps s (bound) and reads every row into a grown array (caller frees). */
-int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, struct nrd_ledger_row **rows,
-                           size_t *n)
+static bool read_row_into(sqlite3_stmt *s, void *rows)
 {
-  struct nrd_ledger_row *arr = NULL;
-  size_t len = 0, cap = 0;
-  int rc;
-  for (;;) {
-    int src = sqlite3_step(s);
-    if (src == SQLITE_DONE) {
-      rc = NRD_OK;
-      break;
-    }
-    if (src != SQLITE_ROW) {
-      rc = store_fail(st, src, "ledger read");
-      break;
-    }
-    if (len == cap) {
-      cap = cap ? cap * 2 : 16;
-      arr = nrd_xrealloc(arr, cap * sizeof *arr);
-    }
-    if (!read_row(s, &arr[len])) {
-      rc = NRD_ERR;
-      break;
-    }
-    len++;
-  }
+  struct store_rows *r = rows;
+  if (read_row(s, store_rows_next(r)))
+    return true;
+  r->len--; /* the slot read_row refused holds nothing */
+  return false;
+}
+
+int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, bool bound,
+                           struct nrd_ledger_row **rows, size_t *n)
+{
+  struct store_rows r = { .elem = sizeof **rows };
+  int rc = store_each_row(st, s, bound, "ledger read", read_row_into, &r);
   if (rc != NRD_OK) {
-    nrd_ledger_rows_free(arr, len);
-    arr = NULL;
-    len = 0;
+    nrd_ledger_rows_free(r.arr, r.len);
+    r.arr = NULL;
+    r.len = 0;
   }
-  *rows = arr;
-  *n = len;
+  *rows = r.arr;
+  *n = r.len;
   return rc;
 }
 
@@ -185,13 +172,7 @@ int nrd_store_ledger_insert(struct nrd_store *st, const char *job_id, const char
     job_id, job_type, instance_id, instance_name, new_name, name_ms
   };
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_INSERT);
-  if (!s)
-    return NRD_ERR;
-  if (!bind_insert(s, &r, now_ms)) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "ledger insert", NULL);
+  return store_write_bound(st, s, s && bind_insert(s, &r, now_ms), "ledger insert", NULL);
 }
 
 struct insert_many_ctx {
@@ -208,11 +189,10 @@ static int insert_many_fn(struct nrd_store *st, void *arg)
   int rc = s ? NRD_OK : NRD_ERR;
   for (size_t i = 0; i < ctx->n && rc == NRD_OK; i++) {
     int changes = 0;
-    if (!bind_insert(s, &ctx->rows[i], ctx->now_ms))
-      rc = NRD_ERR;
-    else
-      rc = store_step_write(st, s, "ledger insert", &changes);
-    store_done(s);
+    rc = store_step_bound(st, s, bind_insert(s, &ctx->rows[i], ctx->now_ms), "ledger insert",
+                          &changes);
+    if (rc == NRD_NONE)
+      rc = NRD_OK; /* the row was there already */
     if (ctx->inserted)
       ctx->inserted[i] = changes > 0;
   }
@@ -234,16 +214,11 @@ int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *aft
   *rows = NULL;
   *n = 0;
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_OPEN);
-  if (!s)
-    return NRD_ERR;
-  int rc = NRD_ERR;
   /* No row: before every row (created_ms is a time, job_id at least ""). */
-  if (store_bind_text(s, ":after_job", after ? after->job_id : "") &&
-      store_bind_i64(s, ":after_ms", after ? after->created_ms : INT64_MIN) &&
-      store_bind_i64(s, ":limit", sql_limit(limit)))
-    rc = store_ledger_read_rows(st, s, rows, n);
-  store_done(s);
-  return rc;
+  bool bound = s && store_bind_text(s, ":after_job", after ? after->job_id : "") &&
+               store_bind_i64(s, ":after_ms", after ? after->created_ms : INT64_MIN) &&
+               store_bind_i64(s, ":limit", sql_limit(limit));
+  return store_ledger_read_rows(st, s, bound, rows, n);
 }
 
 int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
@@ -254,35 +229,23 @@ int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
   if (state >= NRD_ROW_STATE_COUNT)
     return NRD_ERR;
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_LIST);
-  if (!s)
-    return NRD_ERR;
-  int rc = NRD_ERR;
   const char *name = state < 0 ? NULL : nrd_row_state_name((enum nrd_row_state)state);
-  if (store_bind_text(s, ":state", name) && store_bind_i64(s, ":limit", sql_limit(limit)))
-    rc = store_ledger_read_rows(st, s, rows, n);
-  store_done(s);
-  return rc;
+  bool bound =
+      s && store_bind_text(s, ":state", name) && store_bind_i64(s, ":limit", sql_limit(limit));
+  return store_ledger_read_rows(st, s, bound, rows, n);
+}
+
+static bool read_row_any(sqlite3_stmt *s, void *out)
+{
+  return read_row(s, out);
 }
 
 /* Reads one row by job id with the cached statement. */
 static int get_row(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_GET);
-  if (!s)
-    return NRD_ERR;
-  int rc = NRD_ERR;
-  if (!store_bind_text(s, ":job", job_id))
-    goto out;
-  int src = sqlite3_step(s);
-  if (src == SQLITE_DONE)
-    rc = NRD_NONE;
-  else if (src != SQLITE_ROW)
-    rc = store_fail(st, src, "ledger get");
-  else if (read_row(s, out))
-    rc = NRD_OK;
-out:
-  store_done(s);
-  return rc;
+  bool bound = s && store_bind_text(s, ":job", job_id);
+  return store_one_row(st, s, bound, "ledger get", read_row_any, out);
 }
 
 int nrd_store_ledger_get(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out)
@@ -291,33 +254,22 @@ int nrd_store_ledger_get(struct nrd_store *st, const char *job_id, struct nrd_le
   return get_row(st, job_id, out);
 }
 
+static bool read_count(sqlite3_stmt *s, void *counts)
+{
+  enum nrd_row_state state;
+  if (!nrd_row_state_parse((const char *)sqlite3_column_text(s, 0), &state)) {
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state");
+    return false;
+  }
+  ((int64_t *)counts)[state] = sqlite3_column_int64(s, 1);
+  return true;
+}
+
 int nrd_store_ledger_count_by_state(struct nrd_store *st, int64_t counts[NRD_ROW_STATE_COUNT])
 {
   memset(counts, 0, sizeof(int64_t) * NRD_ROW_STATE_COUNT);
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_COUNT);
-  if (!s)
-    return NRD_ERR;
-  int rc;
-  for (;;) {
-    int src = sqlite3_step(s);
-    if (src == SQLITE_DONE) {
-      rc = NRD_OK;
-      break;
-    }
-    if (src != SQLITE_ROW) {
-      rc = store_fail(st, src, "ledger count");
-      break;
-    }
-    enum nrd_row_state state;
-    if (!nrd_row_state_parse((const char *)sqlite3_column_text(s, 0), &state)) {
-      LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state");
-      rc = NRD_ERR;
-      break;
-    }
-    counts[state] = sqlite3_column_int64(s, 1);
-  }
-  store_done(s);
-  return rc;
+  return store_each_row(st, s, s != NULL, "ledger count", read_count, counts);
 }
 
 /* ---- claim ---- */
@@ -332,23 +284,13 @@ static int claim_fn(struct nrd_store *st, void *arg)
 {
   struct claim_ctx *ctx = arg;
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_CLAIM);
-  if (!s)
-    return NRD_ERR;
-  int changes = 0;
-  int rc = NRD_ERR;
-  bool ok = store_bind_text(s, ":owner", ctx->owner) &&
-            store_bind_i64(s, ":lease_until", ctx->now_ms + ctx->lease_ms) &&
-            store_bind_text(s, ":run", ctx->run_id) && store_bind_i64(s, ":now", ctx->now_ms) &&
-            store_bind_text(s, ":job", ctx->job_id);
-  if (ok)
-    rc = store_step_write(st, s, "ledger claim", &changes);
-  store_done(s);
-  if (rc != NRD_OK)
+  bool bound = s && store_bind_text(s, ":owner", ctx->owner) &&
+               store_bind_i64(s, ":lease_until", ctx->now_ms + ctx->lease_ms) &&
+               store_bind_text(s, ":run", ctx->run_id) && store_bind_i64(s, ":now", ctx->now_ms) &&
+               store_bind_text(s, ":job", ctx->job_id);
+  int rc = store_step_bound(st, s, bound, "ledger claim", NULL);
+  if (rc != NRD_OK || !ctx->out)
     return rc;
-  if (changes == 0)
-    return NRD_NONE;
-  if (!ctx->out)
-    return NRD_OK;
   nrd_ledger_row_cleanup(ctx->out); /* a retried transaction may have filled it */
   return get_row(st, ctx->job_id, ctx->out);
 }
@@ -377,26 +319,16 @@ int nrd_store_ledger_renew(struct nrd_store *st, const char *job_id, const char 
                            int64_t lease_until_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RENEW);
-  if (!s)
-    return NRD_ERR;
-  if (!(store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner) &&
-        store_bind_i64(s, ":lease_until", lease_until_ms))) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "ledger renew", NULL);
+  bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner) &&
+               store_bind_i64(s, ":lease_until", lease_until_ms);
+  return store_write_bound(st, s, bound, "ledger renew", NULL);
 }
 
 int nrd_store_ledger_release(struct nrd_store *st, const char *job_id, const char *owner)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RELEASE);
-  if (!s)
-    return NRD_ERR;
-  if (!(store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner))) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "ledger release", NULL);
+  bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner);
+  return store_write_bound(st, s, bound, "ledger release", NULL);
 }
 
 /* ---- update by the owner ---- */
@@ -412,31 +344,17 @@ static int update_fn(struct nrd_store *st, void *arg)
   const struct update_ctx *ctx = arg;
   const struct nrd_ledger_update *u = ctx->u;
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_UPDATE);
-  if (!s)
-    return NRD_ERR;
-  int changes = 0;
-  int rc = NRD_ERR;
-  bool ok = store_bind_text(s, ":state", nrd_row_state_name(u->state)) &&
-            store_bind_text_opt(s, ":new_instance_id", u->new_instance_id) &&
-            store_bind_text(s, ":error", u->last_error) &&
-            store_bind_i64(s, ":delete_sent", u->set_delete_sent) &&
-            store_bind_i64(s, ":clear_delete_sent", u->clear_delete_sent) &&
-            store_bind_i64(s, ":create_sent", u->set_create_sent) &&
-            store_bind_i64(s, ":adopted", u->set_adopted) &&
-            store_bind_i64(s, ":release", u->release) && store_bind_i64(s, ":now", ctx->now_ms) &&
-            store_bind_text(s, ":job", ctx->job_id) && store_bind_text(s, ":owner", ctx->owner);
-  if (ok)
-    rc = store_step_write(st, s, "ledger update", &changes);
-  store_done(s);
-  if (rc != NRD_OK)
-    return rc;
-  if (changes == 0)
-    return NRD_NONE;
-  if (!u->event)
-    return NRD_OK;
-  rc = store_event_insert_in_tx(st, u->event);
-  /* An event already in the outbox (same id) is not a failure: at least once. */
-  return rc == NRD_NONE ? NRD_OK : rc;
+  bool bound = s && store_bind_text(s, ":state", nrd_row_state_name(u->state)) &&
+               store_bind_text_opt(s, ":new_instance_id", u->new_instance_id) &&
+               store_bind_text(s, ":error", u->last_error) &&
+               store_bind_i64(s, ":delete_sent", u->set_delete_sent) &&
+               store_bind_i64(s, ":clear_delete_sent", u->clear_delete_sent) &&
+               store_bind_i64(s, ":create_sent", u->set_create_sent) &&
+               store_bind_i64(s, ":adopted", u->set_adopted) &&
+               store_bind_i64(s, ":release", u->release) &&
+               store_bind_i64(s, ":now", ctx->now_ms) && store_bind_text(s, ":job", ctx->job_id) &&
+               store_bind_text(s, ":owner", ctx->owner);
+  return store_step_with_event(st, s, bound, "ledger update", u->event);
 }
 
 int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char *owner,
@@ -453,25 +371,15 @@ int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char
 int nrd_store_ledger_retry(struct nrd_store *st, const char *job_id, int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RETRY);
-  if (!s)
-    return NRD_ERR;
-  if (!(store_bind_text(s, ":job", job_id) && store_bind_i64(s, ":now", now_ms))) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "ledger retry", NULL);
+  bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_i64(s, ":now", now_ms);
+  return store_write_bound(st, s, bound, "ledger retry", NULL);
 }
 
 int nrd_store_ledger_abandon(struct nrd_store *st, const char *job_id, const char *reason,
                              int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_ABANDON);
-  if (!s)
-    return NRD_ERR;
-  if (!(store_bind_text(s, ":job", job_id) && store_bind_text(s, ":reason", reason) &&
-        store_bind_i64(s, ":now", now_ms))) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "ledger abandon", NULL);
+  bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_text(s, ":reason", reason) &&
+               store_bind_i64(s, ":now", now_ms);
+  return store_write_bound(st, s, bound, "ledger abandon", NULL);
 }

@@ -3,6 +3,7 @@
 
 #include "store_lists.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,70 +24,74 @@ static void put_field(struct nrd_buf *b, bool *first, const char *key, const cha
   nrd_buf_json_str(b, value);
 }
 
-const char *store_list_ports_json(const struct nrd_instance *in, struct nrd_buf *b)
+/* One string member of a list's items: its JSON key and its place in the
+ * item. */
+struct list_member {
+  const char *key;
+  size_t off;
+};
+
+/* Where a list lives in struct nrd_instance, and its items' members. */
+struct list_shape {
+  size_t items, count, present;  /* offsets in struct nrd_instance */
+  size_t elem;                   /* an item's size */
+  struct list_member members[3]; /* key NULL: no more */
+};
+
+static const struct list_shape SHAPES[] = {
+  [STORE_LIST_PORTS] = { offsetof(struct nrd_instance, ports),
+                         offsetof(struct nrd_instance, n_ports),
+                         offsetof(struct nrd_instance, ports_present),
+                         sizeof(struct nrd_port),
+                         { { "port", offsetof(struct nrd_port, port) },
+                           { "type", offsetof(struct nrd_port, type) } } },
+  [STORE_LIST_ENVS] = { offsetof(struct nrd_instance, envs),
+                        offsetof(struct nrd_instance, n_envs),
+                        offsetof(struct nrd_instance, envs_present),
+                        sizeof(struct nrd_env),
+                        { { "key", offsetof(struct nrd_env, key) },
+                          { "value", offsetof(struct nrd_env, value) } } },
+  [STORE_LIST_MOUNTS] = { offsetof(struct nrd_instance, mounts),
+                          offsetof(struct nrd_instance, n_mounts),
+                          offsetof(struct nrd_instance, mounts_present),
+                          sizeof(struct nrd_mount),
+                          { { "type", offsetof(struct nrd_mount, type) },
+                            { "id", offsetof(struct nrd_mount, id) },
+                            { "mountPath", offsetof(struct nrd_mount, mount_path) } } },
+  [STORE_LIST_TOOLS] = { offsetof(struct nrd_instance, tools),
+                         offsetof(struct nrd_instance, n_tools),
+                         offsetof(struct nrd_instance, tools_present),
+                         sizeof(struct nrd_tool),
+                         { { "name", offsetof(struct nrd_tool, name) },
+                           { "port", offsetof(struct nrd_tool, port) },
+                           { "type", offsetof(struct nrd_tool, type) } } },
+};
+
+/* How many members the items of a shape have. */
+static size_t members_of(const struct list_shape *sh)
 {
-  if (!in->ports_present)
-    return NULL;
-  nrd_buf_reset(b);
-  nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_ports; i++) {
-    bool first = true;
-    nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "port", in->ports[i].port);
-    put_field(b, &first, "type", in->ports[i].type);
-    nrd_buf_append(b, "}", 1);
-  }
-  nrd_buf_append(b, "]", 1);
-  return b->data;
+  size_t n = 0;
+  while (n < sizeof sh->members / sizeof sh->members[0] && sh->members[n].key)
+    n++;
+  return n;
 }
 
-const char *store_list_envs_json(const struct nrd_instance *in, struct nrd_buf *b)
+const char *store_list_json(const struct nrd_instance *in, enum store_list which, struct nrd_buf *b)
 {
-  if (!in->envs_present)
+  const struct list_shape *sh = &SHAPES[which];
+  const char *base = (const char *)in;
+  if (!*(const bool *)(base + sh->present))
     return NULL;
+  const char *items = *(char *const *)(base + sh->items);
+  size_t n = *(const size_t *)(base + sh->count), n_members = members_of(sh);
   nrd_buf_reset(b);
   nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_envs; i++) {
+  for (size_t i = 0; i < n; i++) {
     bool first = true;
     nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "key", in->envs[i].key);
-    put_field(b, &first, "value", in->envs[i].value);
-    nrd_buf_append(b, "}", 1);
-  }
-  nrd_buf_append(b, "]", 1);
-  return b->data;
-}
-
-const char *store_list_mounts_json(const struct nrd_instance *in, struct nrd_buf *b)
-{
-  if (!in->mounts_present)
-    return NULL;
-  nrd_buf_reset(b);
-  nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_mounts; i++) {
-    bool first = true;
-    nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "type", in->mounts[i].type);
-    put_field(b, &first, "id", in->mounts[i].id);
-    put_field(b, &first, "mountPath", in->mounts[i].mount_path);
-    nrd_buf_append(b, "}", 1);
-  }
-  nrd_buf_append(b, "]", 1);
-  return b->data;
-}
-
-const char *store_list_tools_json(const struct nrd_instance *in, struct nrd_buf *b)
-{
-  if (!in->tools_present)
-    return NULL;
-  nrd_buf_reset(b);
-  nrd_buf_append(b, "[", 1);
-  for (size_t i = 0; i < in->n_tools; i++) {
-    bool first = true;
-    nrd_buf_puts(b, i ? ",{" : "{");
-    put_field(b, &first, "name", in->tools[i].name);
-    put_field(b, &first, "port", in->tools[i].port);
-    put_field(b, &first, "type", in->tools[i].type);
+    for (size_t m = 0; m < n_members; m++)
+      put_field(b, &first, sh->members[m].key,
+                *(char *const *)(items + i * sh->elem + sh->members[m].off));
     nrd_buf_append(b, "}", 1);
   }
   nrd_buf_append(b, "]", 1);
@@ -107,82 +112,24 @@ static cJSON *parse_list(const char *text, size_t *n)
   return arr;
 }
 
-bool store_list_read_ports(const char *text, struct nrd_instance *out)
+bool store_list_read(const char *text, enum store_list which, struct nrd_instance *out)
 {
-  size_t n;
+  const struct list_shape *sh = &SHAPES[which];
+  char *base = (char *)out;
+  size_t n, n_members = members_of(sh);
   cJSON *arr = parse_list(text, &n);
   if (!arr)
     return false;
-  out->ports_present = true;
-  out->ports = n ? nrd_xcalloc(n, sizeof *out->ports) : NULL;
-  out->n_ports = n;
+  char *items = n ? nrd_xcalloc(n, sh->elem) : NULL;
+  *(bool *)(base + sh->present) = true;
+  *(void **)(base + sh->items) = items;
+  *(size_t *)(base + sh->count) = n;
   size_t i = 0;
   const cJSON *item;
   cJSON_ArrayForEach(item, arr) {
-    out->ports[i].port = nrd_xstrdup(nrd_json_str(item, "port"));
-    out->ports[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
-    i++;
-  }
-  cJSON_Delete(arr);
-  return true;
-}
-
-bool store_list_read_envs(const char *text, struct nrd_instance *out)
-{
-  size_t n;
-  cJSON *arr = parse_list(text, &n);
-  if (!arr)
-    return false;
-  out->envs_present = true;
-  out->envs = n ? nrd_xcalloc(n, sizeof *out->envs) : NULL;
-  out->n_envs = n;
-  size_t i = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, arr) {
-    out->envs[i].key = nrd_xstrdup(nrd_json_str(item, "key"));
-    out->envs[i].value = nrd_xstrdup(nrd_json_str(item, "value"));
-    i++;
-  }
-  cJSON_Delete(arr);
-  return true;
-}
-
-bool store_list_read_mounts(const char *text, struct nrd_instance *out)
-{
-  size_t n;
-  cJSON *arr = parse_list(text, &n);
-  if (!arr)
-    return false;
-  out->mounts_present = true;
-  out->mounts = n ? nrd_xcalloc(n, sizeof *out->mounts) : NULL;
-  out->n_mounts = n;
-  size_t i = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, arr) {
-    out->mounts[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
-    out->mounts[i].id = nrd_xstrdup(nrd_json_str(item, "id"));
-    out->mounts[i].mount_path = nrd_xstrdup(nrd_json_str(item, "mountPath"));
-    i++;
-  }
-  cJSON_Delete(arr);
-  return true;
-}
-
-bool store_list_read_tools(const char *text, struct nrd_instance *out)
-{
-  size_t n;
-  cJSON *arr = parse_list(text, &n);
-  if (!arr)
-    return false;
-  out->tools_present = true;
-  out->tools = n ? nrd_xcalloc(n, sizeof *out->tools) : NULL;
-  out->n_tools = n;
-  size_t i = 0;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, arr) {
-    out->tools[i].name = nrd_xstrdup(nrd_json_str(item, "name"));
-    out->tools[i].port = nrd_xstrdup(nrd_json_str(item, "port"));
-    out->tools[i].type = nrd_xstrdup(nrd_json_str(item, "type"));
+    for (size_t m = 0; m < n_members; m++)
+      *(char **)(items + i * sh->elem + sh->members[m].off) =
+          nrd_xstrdup(nrd_json_str(item, sh->members[m].key));
     i++;
   }
   cJSON_Delete(arr);

@@ -28,8 +28,9 @@ void nrd_events_free(struct nrd_event *e, size_t n)
 }
 
 /* Columns in STORE_EVENT_COLS order. */
-static void read_event(sqlite3_stmt *s, struct nrd_event *out)
+static bool read_event(sqlite3_stmt *s, void *event)
 {
+  struct nrd_event *out = event;
   out->id = store_col_text(s, 0);
   out->type = store_col_text(s, 1);
   out->body_json = store_col_text(s, 2);
@@ -39,6 +40,12 @@ static void read_event(sqlite3_stmt *s, struct nrd_event *out)
   out->next_attempt_ms = sqlite3_column_int64(s, 6);
   out->last_error = store_col_text(s, 7);
   out->seq = sqlite3_column_int64(s, 8);
+  return true;
+}
+
+static bool read_event_into(sqlite3_stmt *s, void *rows)
+{
+  return read_event(s, store_rows_next(rows));
 }
 
 /* Binds e to the insert statement; false on a binding failure. */
@@ -56,64 +63,31 @@ static bool bind_event(sqlite3_stmt *s, const struct nrd_event *e)
 int store_event_insert_in_tx(struct nrd_store *st, const struct nrd_event *e)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_INSERT);
-  if (!s)
-    return NRD_ERR;
-  int changes = 0;
-  int rc = NRD_ERR;
-  if (bind_event(s, e))
-    rc = store_step_write(st, s, "event insert", &changes);
-  store_done(s);
-  if (rc == NRD_OK && changes == 0)
-    rc = NRD_NONE;
-  return rc;
+  return store_step_bound(st, s, s && bind_event(s, e), "event insert", NULL);
 }
 
 int nrd_store_event_insert(struct nrd_store *st, const struct nrd_event *e)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_INSERT);
-  if (!s)
-    return NRD_ERR;
-  if (!bind_event(s, e)) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "event insert", NULL);
+  return store_write_bound(st, s, s && bind_event(s, e), "event insert", NULL);
 }
 
 int nrd_store_event_next(struct nrd_store *st, struct nrd_event *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_NEXT);
-  if (!s)
-    return NRD_ERR;
-  int rc;
-  int src = sqlite3_step(s);
-  if (src == SQLITE_ROW) {
-    read_event(s, out);
-    rc = NRD_OK;
-  } else if (src == SQLITE_DONE) {
-    rc = NRD_NONE;
-  } else {
-    rc = store_fail(st, src, "event next");
-  }
-  store_done(s);
-  return rc;
+  return store_one_row(st, s, s != NULL, "event next", read_event, out);
 }
 
 int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state, int attempts,
                          int64_t next_attempt_ms, const char *last_error)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_MARK);
-  if (!s)
-    return NRD_ERR;
-  if (!(store_bind_text(s, ":id", id) && store_bind_text(s, ":state", state) &&
-        store_bind_i64(s, ":attempts", attempts) &&
-        store_bind_i64(s, ":next_attempt", next_attempt_ms) &&
-        store_bind_text(s, ":error", last_error))) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "event mark", NULL);
+  bool bound = s && store_bind_text(s, ":id", id) && store_bind_text(s, ":state", state) &&
+               store_bind_i64(s, ":attempts", attempts) &&
+               store_bind_i64(s, ":next_attempt", next_attempt_ms) &&
+               store_bind_text(s, ":error", last_error);
+  return store_write_bound(st, s, bound, "event mark", NULL);
 }
 
 int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limit,
@@ -122,39 +96,15 @@ int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limi
   *out = NULL;
   *n = 0;
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_LIST);
-  if (!s)
-    return NRD_ERR;
-  struct nrd_event *arr = NULL;
-  size_t len = 0, cap = 0;
-  int rc = NRD_ERR;
+  struct store_rows r = { .elem = sizeof **out };
   int64_t lim = limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
-  if (!(store_bind_text(s, ":since", since_id) && store_bind_i64(s, ":limit", lim)))
-    goto out;
-  for (;;) {
-    int src = sqlite3_step(s);
-    if (src == SQLITE_DONE) {
-      rc = NRD_OK;
-      break;
-    }
-    if (src != SQLITE_ROW) {
-      rc = store_fail(st, src, "event list");
-      break;
-    }
-    if (len == cap) {
-      cap = cap ? cap * 2 : 16;
-      arr = nrd_xrealloc(arr, cap * sizeof *arr);
-    }
-    memset(&arr[len], 0, sizeof arr[len]);
-    read_event(s, &arr[len]);
-    len++;
-  }
-out:
-  store_done(s);
+  bool bound = s && store_bind_text(s, ":since", since_id) && store_bind_i64(s, ":limit", lim);
+  int rc = store_each_row(st, s, bound, "event list", read_event_into, &r);
   if (rc != NRD_OK) {
-    nrd_events_free(arr, len);
+    nrd_events_free(r.arr, r.len);
     return rc;
   }
-  *out = arr;
-  *n = len;
+  *out = r.arr;
+  *n = r.len;
   return NRD_OK;
 }

@@ -22,72 +22,49 @@ int nrd_store_run_insert(struct nrd_store *st, const char *run_id, const char *t
                          bool dry_run, int64_t started_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_INSERT);
-  if (!s)
-    return NRD_ERR;
-  if (!(store_bind_text(s, ":run", run_id) && store_bind_text(s, ":trigger", trigger) &&
-        store_bind_i64(s, ":dry_run", dry_run) && store_bind_i64(s, ":started", started_ms))) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "run insert", NULL);
+  bool bound = s && store_bind_text(s, ":run", run_id) && store_bind_text(s, ":trigger", trigger) &&
+               store_bind_i64(s, ":dry_run", dry_run) && store_bind_i64(s, ":started", started_ms);
+  return store_write_bound(st, s, bound, "run insert", NULL);
 }
 
 int nrd_store_run_finish(struct nrd_store *st, const char *run_id, const char *state,
                          const char *report_json, int64_t finished_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_FINISH);
-  if (!s)
-    return NRD_ERR;
   /* The report is bound without a copy (it can be a MB; it outlives the
    * write, retries included). */
-  if (!(store_bind_text(s, ":run", run_id) && store_bind_text(s, ":state", state) &&
-        store_bind_text_static(s, ":report", report_json) &&
-        store_bind_i64(s, ":finished", finished_ms))) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  return store_write_one(st, s, "run finish", NULL);
+  bool bound = s && store_bind_text(s, ":run", run_id) && store_bind_text(s, ":state", state) &&
+               store_bind_text_static(s, ":report", report_json) &&
+               store_bind_i64(s, ":finished", finished_ms);
+  return store_write_bound(st, s, bound, "run finish", NULL);
+}
+
+static bool read_run_record(sqlite3_stmt *s, void *arg)
+{
+  struct nrd_run_record *out = arg;
+  out->run_id = store_col_text(s, 0);
+  out->trigger = store_col_text(s, 1);
+  out->state = store_col_text(s, 2);
+  out->dry_run = sqlite3_column_int(s, 3) != 0;
+  out->started_ms = sqlite3_column_int64(s, 4);
+  out->finished_ms = sqlite3_column_int64(s, 5);
+  out->report_json = store_col_text(s, 6);
+  return true;
 }
 
 int nrd_store_run_get(struct nrd_store *st, const char *run_id, struct nrd_run_record *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_GET);
-  if (!s)
-    return NRD_ERR;
-  int rc = NRD_ERR;
-  if (!store_bind_text(s, ":run", run_id))
-    goto out;
-  int src = sqlite3_step(s);
-  if (src == SQLITE_ROW) {
-    out->run_id = store_col_text(s, 0);
-    out->trigger = store_col_text(s, 1);
-    out->state = store_col_text(s, 2);
-    out->dry_run = sqlite3_column_int(s, 3) != 0;
-    out->started_ms = sqlite3_column_int64(s, 4);
-    out->finished_ms = sqlite3_column_int64(s, 5);
-    out->report_json = store_col_text(s, 6);
-    rc = NRD_OK;
-  } else if (src == SQLITE_DONE) {
-    rc = NRD_NONE;
-  } else {
-    rc = store_fail(st, src, "run get");
-  }
-out:
-  store_done(s);
-  return rc;
+  bool bound = s && store_bind_text(s, ":run", run_id);
+  return store_one_row(st, s, bound, "run get", read_run_record, out);
 }
 
 int nrd_store_run_fail_stale(struct nrd_store *st, int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_FAIL_STALE);
-  if (!s)
-    return NRD_ERR;
-  if (!store_bind_i64(s, ":now", now_ms)) {
-    store_done(s);
-    return NRD_ERR;
-  }
-  int rc = store_write_one(st, s, "run fail stale", NULL);
+  bool bound = s && store_bind_i64(s, ":now", now_ms);
+  int rc = store_write_bound(st, s, bound, "run fail stale", NULL);
   return rc == NRD_NONE ? NRD_OK : rc;
 }
 
@@ -103,14 +80,10 @@ static int prune_fn(struct nrd_store *st, void *arg)
   ctx->deleted = 0;
   for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
     sqlite3_stmt *s = store_stmt(st, which[i]);
-    if (!s)
-      return NRD_ERR;
     int changes = 0;
-    int rc = NRD_ERR;
-    if (store_bind_i64(s, ":cutoff", ctx->cutoff_ms))
-      rc = store_step_write(st, s, "prune", &changes);
-    store_done(s);
-    if (rc != NRD_OK)
+    int rc = store_step_bound(st, s, s && store_bind_i64(s, ":cutoff", ctx->cutoff_ms), "prune",
+                              &changes);
+    if (rc != NRD_OK && rc != NRD_NONE)
       return rc;
     ctx->deleted += changes;
   }

@@ -116,10 +116,10 @@ static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *
   bool ok = bind_text(s, p[P_ID], in->id, false);
   for (int i = P_NAME; i <= P_MIN_CUDA && ok; i++)
     ok = bind_text(s, p[i], opt[i], true);
-  ok = ok && bind_text(s, p[P_PORTS], store_list_ports_json(in, &ctx->ports), false) &&
-       bind_text(s, p[P_ENVS], store_list_envs_json(in, &ctx->envs), false) &&
-       bind_text(s, p[P_MOUNTS], store_list_mounts_json(in, &ctx->mounts), false) &&
-       bind_text(s, p[P_TOOLS], store_list_tools_json(in, &ctx->tools), false) &&
+  ok = ok && bind_text(s, p[P_PORTS], store_list_json(in, STORE_LIST_PORTS, &ctx->ports), false) &&
+       bind_text(s, p[P_ENVS], store_list_json(in, STORE_LIST_ENVS, &ctx->envs), false) &&
+       bind_text(s, p[P_MOUNTS], store_list_json(in, STORE_LIST_MOUNTS, &ctx->mounts), false) &&
+       bind_text(s, p[P_TOOLS], store_list_json(in, STORE_LIST_TOOLS, &ctx->tools), false) &&
        bind_text(s, p[P_RAW], in->raw_json, true) &&
        sqlite3_bind_int64(s, p[P_NOW], ctx->now_ms) == SQLITE_OK &&
        bind_text(s, p[P_RUN], ctx->run_id, false) &&
@@ -273,54 +273,35 @@ static bool read_snapshot(sqlite3_stmt *s, struct nrd_instance *out)
   const char *envs = (const char *)sqlite3_column_text(s, COL_ENVS);
   const char *mounts = (const char *)sqlite3_column_text(s, COL_MOUNTS);
   const char *tools = (const char *)sqlite3_column_text(s, COL_TOOLS);
-  return (!ports || store_list_read_ports(ports, out)) &&
-         (!envs || store_list_read_envs(envs, out)) &&
-         (!mounts || store_list_read_mounts(mounts, out)) &&
-         (!tools || store_list_read_tools(tools, out));
+  return (!ports || store_list_read(ports, STORE_LIST_PORTS, out)) &&
+         (!envs || store_list_read(envs, STORE_LIST_ENVS, out)) &&
+         (!mounts || store_list_read(mounts, STORE_LIST_MOUNTS, out)) &&
+         (!tools || store_list_read(tools, STORE_LIST_TOOLS, out));
+}
+
+/* read_snapshot for store_one_row: a broken row is logged and left empty. */
+static bool read_snapshot_row(sqlite3_stmt *s, void *instance)
+{
+  struct nrd_instance *out = instance;
+  if (read_snapshot(s, out))
+    return true;
+  LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
+               (const char *)sqlite3_column_text(s, COL_ID));
+  nrd_instance_cleanup(out);
+  return false;
 }
 
 int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id, struct nrd_instance *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_GET);
-  if (!s)
-    return NRD_ERR;
-  int rc = NRD_ERR;
-  if (!store_bind_text(s, ":id", instance_id))
-    goto out;
-  int src = sqlite3_step(s);
-  if (src == SQLITE_DONE) {
-    rc = NRD_NONE;
-  } else if (src != SQLITE_ROW) {
-    rc = store_fail(st, src, "snapshot get");
-  } else if (!read_snapshot(s, out)) {
-    LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
-                 instance_id);
-    nrd_instance_cleanup(out);
-  } else {
-    rc = NRD_OK;
-  }
-out:
-  store_done(s);
-  return rc;
+  bool bound = s && store_bind_text(s, ":id", instance_id);
+  return store_one_row(st, s, bound, "snapshot get", read_snapshot_row, out);
 }
 
 int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id, int64_t since_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_SEEN);
-  if (!s)
-    return NRD_ERR;
-  int rc = NRD_ERR;
-  if (!store_bind_text(s, ":id", instance_id) || !store_bind_i64(s, ":since", since_ms))
-    goto out;
-  int src = sqlite3_step(s);
-  if (src == SQLITE_ROW)
-    rc = NRD_OK;
-  else if (src == SQLITE_DONE)
-    rc = NRD_NONE;
-  else
-    rc = store_fail(st, src, "snapshot seen");
-out:
-  store_done(s);
-  return rc;
+  bool bound = s && store_bind_text(s, ":id", instance_id) && store_bind_i64(s, ":since", since_ms);
+  return store_one_row(st, s, bound, "snapshot seen", NULL, NULL);
 }

@@ -320,6 +320,86 @@ int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int
   return rc;
 }
 
+int store_write_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                      int *changes)
+{
+  if (!bound) {
+    store_done(s);
+    return NRD_ERR;
+  }
+  return store_write_one(st, s, what, changes);
+}
+
+int store_step_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                     int *changes)
+{
+  int n = 0;
+  int rc = bound ? store_step_write(st, s, what, &n) : NRD_ERR;
+  store_done(s);
+  if (changes)
+    *changes = n;
+  return rc == NRD_OK && n == 0 ? NRD_NONE : rc;
+}
+
+int store_step_with_event(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                          const struct nrd_event *event)
+{
+  int rc = store_step_bound(st, s, bound, what, NULL);
+  if (rc != NRD_OK || !event)
+    return rc;
+  rc = store_event_insert_in_tx(st, event);
+  /* An event already in the outbox (same id) is not a failure: at least once. */
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
+int store_each_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                   store_row_fn row, void *ctx)
+{
+  int rc = NRD_ERR;
+  for (bool more = bound; more;) {
+    int src = sqlite3_step(s);
+    more = false;
+    if (src == SQLITE_DONE)
+      rc = NRD_OK;
+    else if (src != SQLITE_ROW)
+      rc = store_fail(st, src, what);
+    else
+      more = !row || row(s, ctx);
+  }
+  store_done(s);
+  return rc;
+}
+
+int store_one_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                  store_row_fn row, void *out)
+{
+  int rc = NRD_ERR;
+  if (bound) {
+    int src = sqlite3_step(s);
+    if (src == SQLITE_DONE)
+      rc = NRD_NONE;
+    else if (src != SQLITE_ROW)
+      rc = store_fail(st, src, what);
+    else if (!row || row(s, out))
+      rc = NRD_OK;
+  }
+  store_done(s);
+  return rc;
+}
+
+void *store_rows_next(struct store_rows *r)
+{
+  if (r->max && r->len >= r->max)
+    return NULL;
+  if (r->len == r->cap) {
+    r->cap = r->cap ? r->cap * 2 : 16;
+    r->arr = nrd_xrealloc(r->arr, r->cap * r->elem);
+  }
+  void *slot = (char *)r->arr + r->len++ * r->elem;
+  memset(slot, 0, r->elem);
+  return slot;
+}
+
 static int param_index(sqlite3_stmt *s, const char *name)
 {
   int i = sqlite3_bind_parameter_index(s, name);
@@ -328,24 +408,26 @@ static int param_index(sqlite3_stmt *s, const char *name)
   return i;
 }
 
-bool store_bind_text(sqlite3_stmt *s, const char *name, const char *v)
+/* Binds v (NULL: SQL NULL) with SQLite's copy rule how. */
+static bool bind_text_how(sqlite3_stmt *s, const char *name, const char *v,
+                          sqlite3_destructor_type how)
 {
   int i = param_index(s, name);
   if (i == 0)
     return false;
   if (!v)
     return sqlite3_bind_null(s, i) == SQLITE_OK;
-  return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) == SQLITE_OK;
+  return sqlite3_bind_text(s, i, v, -1, how) == SQLITE_OK;
+}
+
+bool store_bind_text(sqlite3_stmt *s, const char *name, const char *v)
+{
+  return bind_text_how(s, name, v, SQLITE_TRANSIENT);
 }
 
 bool store_bind_text_static(sqlite3_stmt *s, const char *name, const char *v)
 {
-  int i = param_index(s, name);
-  if (i == 0)
-    return false;
-  if (!v)
-    return sqlite3_bind_null(s, i) == SQLITE_OK;
-  return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) == SQLITE_OK;
+  return bind_text_how(s, name, v, SQLITE_STATIC);
 }
 
 bool store_bind_text_opt(sqlite3_stmt *s, const char *name, const char *v)

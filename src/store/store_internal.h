@@ -100,6 +100,38 @@ int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg);
  * at least one row, NRD_NONE when it changed none. changes may be NULL. */
 int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes);
 
+/* The shapes every statement takes. bound says whether store_stmt gave s and
+ * every binding took (`s && store_bind_...`): when false, s (NULL is fine) is
+ * only reset and the answer is NRD_ERR. Each resets s when done. */
+/* store_write_one in its own transaction. */
+int store_write_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                      int *changes);
+/* One write step inside the caller's transaction: NRD_OK when it changed a
+ * row, NRD_NONE when none; changes (may be NULL) gets how many. */
+int store_step_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                     int *changes);
+/* store_step_bound, then (when it changed a row) event, if any, into the
+ * outbox; an event already there counts as written (at least once). */
+int store_step_with_event(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                          const struct nrd_event *event);
+/* Reads one result row into ctx; false stops the read with NRD_ERR. */
+typedef bool (*store_row_fn)(sqlite3_stmt *s, void *ctx);
+/* Hands every result row to row (NULL: only steps): NRD_OK at the end. */
+int store_each_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                   store_row_fn row, void *ctx);
+/* Reads the first result row with row (NULL: only asks whether there is
+ * one): NRD_OK, or NRD_NONE when there is no row. */
+int store_one_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+                  store_row_fn row, void *out);
+/* A growing array of elem-byte rows; store_rows_next gives the next slot,
+ * zeroed and already counted in len, or NULL once max rows (when max is not
+ * 0) are there: the rows past it are skipped. */
+struct store_rows {
+  void *arr;
+  size_t len, cap, elem, max;
+};
+void *store_rows_next(struct store_rows *r);
+
 /* Binders by parameter name (":job"), false on failure (a wrong name is our
  * bug). NULL binds SQL NULL; store_bind_text_opt binds "" as NULL too. The
  * text is copied. */
@@ -116,10 +148,10 @@ char *store_col_text(sqlite3_stmt *s, int col);
 /* Inserts an event inside the caller's transaction (outbox.c). NRD_NONE when
  * an event with that id is already there. */
 int store_event_insert_in_tx(struct nrd_store *st, const struct nrd_event *e);
-/* Steps s (bound) and reads every ledger row (STORE_LEDGER_COLS) into a grown
- * array (caller frees); resets s. */
-int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, struct nrd_ledger_row **rows,
-                           size_t *n);
+/* Steps s (bound: as store_each_row) and reads every ledger row
+ * (STORE_LEDGER_COLS) into a grown array (caller frees); resets s. */
+int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, bool bound,
+                           struct nrd_ledger_row **rows, size_t *n);
 
 /* Applies the embedded migrations (migrate.c). */
 int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t errlen);

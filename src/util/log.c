@@ -3,6 +3,7 @@
  * bounded buffer (below), every other line is written at once. */
 
 #include "nrd/log.h"
+#include "nrd/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -208,11 +209,7 @@ static void flush_at_exit(void)
 
 static void init_once(void)
 {
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&g_flush_cv, &ca);
-  pthread_condattr_destroy(&ca);
+  nrd_cond_init_mono(&g_flush_cv);
   atexit(flush_at_exit);
 }
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Calls fn on each string of in, raw_json and the lists' strings included. */
-static void each_string(struct nrd_instance *in, void (*fn)(char **field))
+void nrd_instance_each_string(struct nrd_instance *in, bool with_raw,
+                              void (*fn)(char **field, void *arg), void *arg)
 {
   char **fields[] = {
     &in->id,
@@ -27,37 +27,40 @@ static void each_string(struct nrd_instance *in, void (*fn)(char **field))
     &in->entrypoint,
     &in->network_id,
     &in->min_cuda_version,
-    &in->raw_json,
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-    fn(fields[i]);
+    fn(fields[i], arg);
+  if (with_raw)
+    fn(&in->raw_json, arg);
   for (size_t i = 0; i < in->n_ports && in->ports; i++) {
-    fn(&in->ports[i].port);
-    fn(&in->ports[i].type);
+    fn(&in->ports[i].port, arg);
+    fn(&in->ports[i].type, arg);
   }
   for (size_t i = 0; i < in->n_envs && in->envs; i++) {
-    fn(&in->envs[i].key);
-    fn(&in->envs[i].value);
+    fn(&in->envs[i].key, arg);
+    fn(&in->envs[i].value, arg);
   }
   for (size_t i = 0; i < in->n_mounts && in->mounts; i++) {
-    fn(&in->mounts[i].type);
-    fn(&in->mounts[i].id);
-    fn(&in->mounts[i].mount_path);
+    fn(&in->mounts[i].type, arg);
+    fn(&in->mounts[i].id, arg);
+    fn(&in->mounts[i].mount_path, arg);
   }
   for (size_t i = 0; i < in->n_tools && in->tools; i++) {
-    fn(&in->tools[i].name);
-    fn(&in->tools[i].port);
-    fn(&in->tools[i].type);
+    fn(&in->tools[i].name, arg);
+    fn(&in->tools[i].port, arg);
+    fn(&in->tools[i].type, arg);
   }
 }
 
-static void free_one(char **field)
+static void free_one(char **field, void *unused)
 {
+  (void)unused;
   free(*field);
 }
 
-static void own_copy(char **field)
+static void own_copy(char **field, void *unused)
 {
+  (void)unused;
   *field = nrd_xstrdup(*field);
 }
 
@@ -66,7 +69,7 @@ void nrd_instance_cleanup(struct nrd_instance *inst)
   if (!inst)
     return;
   if (!inst->strings)
-    each_string(inst, free_one);
+    nrd_instance_each_string(inst, true, free_one, NULL);
   free(inst->strings); /* a decoder's block (src/novita) */
   free(inst->ports);
   free(inst->envs);
@@ -78,7 +81,7 @@ void nrd_instance_cleanup(struct nrd_instance *inst)
 void nrd_instance_set_str(struct nrd_instance *inst, char **field, const char *value)
 {
   if (inst->strings) { /* a decoder's block: every string gets its own first */
-    each_string(inst, own_copy);
+    nrd_instance_each_string(inst, true, own_copy, NULL);
     free(inst->strings);
     inst->strings = NULL;
   }

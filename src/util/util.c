@@ -433,14 +433,19 @@ void nrd_make_id(const char *prefix, char out[64])
 
 /* ---- strict parsers ---- */
 
-bool nrd_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+/* The number's first character after an optional sign, or NULL when there
+ * is no number text at all. */
+static const char *after_sign(const char *s)
 {
   if (!s || !*s)
-    return false;
-  const char *p = s;
-  if (*p == '-' || *p == '+')
-    p++;
-  if (*p < '0' || *p > '9')
+    return NULL;
+  return *s == '-' || *s == '+' ? s + 1 : s;
+}
+
+bool nrd_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+  const char *p = after_sign(s);
+  if (!p || *p < '0' || *p > '9')
     return false; /* rejects "", "-", leading spaces, "+-1" */
   errno = 0;
   char *end = NULL;
@@ -455,12 +460,8 @@ bool nrd_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 
 bool nrd_parse_double(const char *s, double min, double max, double *out)
 {
-  if (!s || !*s)
-    return false;
-  const char *p = s;
-  if (*p == '-' || *p == '+')
-    p++;
-  if ((*p < '0' || *p > '9') && *p != '.')
+  const char *p = after_sign(s);
+  if (!p || ((*p < '0' || *p > '9') && *p != '.'))
     return false; /* rejects spaces, "inf", "nan", hex is caught below */
   if (strchr(s, 'x') || strchr(s, 'X'))
     return false;

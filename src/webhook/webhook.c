@@ -26,6 +26,7 @@
 #include "nrd/metrics.h"
 #include "nrd/store.h"
 #include "nrd/retry.h"
+#include "nrd/thread.h"
 #include "nrd/util.h"
 #include "outbound.h"
 
@@ -220,17 +221,10 @@ static int64_t step(struct nrd_webhook *wh)
 /* Waits up to ms, or until notified or stopped. */
 static void wait_for(struct nrd_webhook *wh, int64_t ms)
 {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += (time_t)(ms / 1000);
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  int64_t until = nrd_mono_ms() + ms;
   pthread_mutex_lock(&wh->mu);
   while (!wh->notified && !atomic_load(&wh->stopping)) {
-    if (pthread_cond_timedwait(&wh->cv, &wh->mu, &until) == ETIMEDOUT)
+    if (!nrd_cond_wait_ms(&wh->cv, &wh->mu, until - nrd_mono_ms()))
       break;
   }
   wh->notified = false;
@@ -264,7 +258,6 @@ static void webhook_free(struct nrd_webhook *wh)
 struct nrd_webhook *nrd_webhook_start(const struct nrd_config *cfg, char *err, size_t errlen)
 {
   struct nrd_webhook *wh = NULL;
-  pthread_condattr_t ca;
   bool sync_made = false;
   char dberr[256] = "";
 
@@ -289,10 +282,7 @@ struct nrd_webhook *nrd_webhook_start(const struct nrd_config *cfg, char *err, s
     snprintf(err, errlen, "webhook: curl_easy_init failed");
     goto fail;
   }
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&wh->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  nrd_cond_init_mono(&wh->cv);
   pthread_mutex_init(&wh->mu, NULL);
   sync_made = true;
   if (pthread_create(&wh->thread, NULL, sender_main, wh) != 0) {
@@ -316,10 +306,7 @@ void nrd_webhook_notify(struct nrd_webhook *wh)
 {
   if (!wh)
     return;
-  pthread_mutex_lock(&wh->mu);
-  wh->notified = true;
-  pthread_cond_signal(&wh->cv);
-  pthread_mutex_unlock(&wh->mu);
+  nrd_flag_raise(&wh->mu, &wh->cv, &wh->notified);
 }
 
 void nrd_webhook_stop(struct nrd_webhook *wh)

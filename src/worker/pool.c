@@ -4,6 +4,7 @@
  * process and free_job callbacks always run with it released. */
 
 #include "nrd/pool.h"
+#include "nrd/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -117,13 +118,9 @@ struct nrd_pool *nrd_pool_create(unsigned threads, size_t queue_cap, nrd_pool_th
     return NULL;
 
   struct nrd_pool *p = nrd_xcalloc(1, sizeof *p);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_idle deadlines are monotonic */
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->work, NULL);
-  pthread_cond_init(&p->idle, &ca);
-  pthread_condattr_destroy(&ca);
+  nrd_cond_init_mono(&p->idle); /* wait_idle deadlines are monotonic */
   p->ring = nrd_xcalloc(queue_cap, sizeof *p->ring);
   p->cap = queue_cap;
   p->init = init;

@@ -139,6 +139,40 @@ int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, cons
   return n > 0 ? NRD_OK : NRD_NONE;
 }
 
+int pg_one_row(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+               pg_row_fn read, void *out)
+{
+  int rc;
+  PGresult *r = pg_exec(pg, sql, p, &rc, what);
+  if (!r)
+    return rc;
+  if (PQntuples(r) < 1)
+    rc = NRD_NONE;
+  else if (read && !read(r, 0, out))
+    rc = NRD_ERR;
+  PQclear(r);
+  return rc;
+}
+
+int pg_read_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+                 pg_row_fn read, struct pg_rows *rows)
+{
+  int rc;
+  PGresult *r = pg_exec(pg, sql, p, &rc, what);
+  if (!r)
+    return rc;
+  size_t count = (size_t)PQntuples(r);
+  rows->arr = count ? nrd_xcalloc(count, rows->elem) : NULL;
+  for (rows->n = 0; rows->n < count && rc == NRD_OK; rows->n++) {
+    if (!read(r, (int)rows->n, (char *)rows->arr + rows->n * rows->elem))
+      rc = NRD_ERR;
+  }
+  if (rc != NRD_OK)
+    rows->n--; /* the refused row is not counted */
+  PQclear(r);
+  return rc;
+}
+
 static int tx_control(struct nrd_pg *pg, const char *sql)
 {
   int rc;
@@ -407,6 +441,23 @@ static int leader_slot(const struct nrd_pg *pg, const char *name)
   return -1;
 }
 
+/* Runs sql, a leadership advisory-lock call on (PG_LOCK_LEADER, name);
+ * *answer gets its boolean answer. */
+static int leader_lock(struct nrd_pg *pg, const char *sql, const char *name, const char *what,
+                       bool *answer)
+{
+  struct pg_params p = { 0 };
+  pgp_i64(&p, PG_LOCK_LEADER);
+  pgp_text(&p, name);
+  int rc;
+  PGresult *r = pg_exec(pg, sql, &p, &rc, what);
+  if (!r)
+    return rc;
+  *answer = PQntuples(r) == 1 && pg_col_bool(r, 0, 0);
+  PQclear(r);
+  return rc;
+}
+
 int nrd_pg_leader_try(struct nrd_pg *pg, const char *name)
 {
   /* Held already: the session lock lasts as long as the session. A lost
@@ -422,16 +473,11 @@ int nrd_pg_leader_try(struct nrd_pg *pg, const char *name)
       free_slot = i;
   if (free_slot < 0)
     return NRD_ERR;
-  struct pg_params p = { 0 };
-  pgp_i64(&p, PG_LOCK_LEADER);
-  pgp_text(&p, name);
-  int rc;
-  PGresult *r =
-      pg_exec(pg, "SELECT pg_try_advisory_lock($1::int4, hashtext($2))", &p, &rc, "leader try");
-  if (!r)
+  bool got = false;
+  int rc = leader_lock(pg, "SELECT pg_try_advisory_lock($1::int4, hashtext($2))", name,
+                       "leader try", &got);
+  if (rc != NRD_OK)
     return rc;
-  bool got = PQntuples(r) == 1 && pg_col_bool(r, 0, 0);
-  PQclear(r);
   if (!got)
     return NRD_NONE;
   pg->leaders[free_slot] = nrd_xstrdup(name);
@@ -445,12 +491,7 @@ int nrd_pg_leader_release(struct nrd_pg *pg, const char *name)
     return NRD_OK;
   free(pg->leaders[slot]);
   pg->leaders[slot] = NULL;
-  struct pg_params p = { 0 };
-  pgp_i64(&p, PG_LOCK_LEADER);
-  pgp_text(&p, name);
-  int rc;
-  PGresult *r =
-      pg_exec(pg, "SELECT pg_advisory_unlock($1::int4, hashtext($2))", &p, &rc, "leader release");
-  PQclear(r);
-  return rc;
+  bool unlocked = false;
+  return leader_lock(pg, "SELECT pg_advisory_unlock($1::int4, hashtext($2))", name,
+                     "leader release", &unlocked);
 }

@@ -22,6 +22,23 @@ static int64_t count_col(const PGresult *r, int row, int col)
   return end != s && *end == '\0' && v >= 0 ? v : -1;
 }
 
+static bool read_run(const PGresult *r, int i, void *run)
+{
+  struct nrd_run_summary *s = run;
+  s->run_id = pg_col_text(r, i, 0);
+  s->trigger = pg_col_text(r, i, 1);
+  s->state = pg_col_text(r, i, 2);
+  s->dry_run = pg_col_bool(r, i, 3);
+  s->started_ms = pg_col_i64(r, i, 4);
+  s->finished_ms = pg_col_i64(r, i, 5);
+  s->total_checked = count_col(r, i, 6);
+  s->failed_found = count_col(r, i, 7);
+  s->recreated = count_col(r, i, 8);
+  s->errors = count_col(r, i, 9);
+  s->deferred = count_col(r, i, 10);
+  return true;
+}
+
 int nrd_pg_run_list(struct nrd_pg *pg, size_t limit, struct nrd_run_summary **out, size_t *n)
 {
   *out = NULL;
@@ -30,36 +47,29 @@ int nrd_pg_run_list(struct nrd_pg *pg, size_t limit, struct nrd_run_summary **ou
     limit = CONSOLE_MAX_ROWS;
   struct pg_params p = { 0 };
   pgp_i64(&p, (int64_t)limit);
-  int rc;
-  PGresult *r = pg_exec(pg,
+  struct pg_rows rows = { .elem = sizeof **out };
+  int rc = pg_read_rows(pg,
                         "SELECT run_id, trigger, state, dry_run, started_ms,"
                         " coalesce(finished_ms, 0), j->>'totalChecked', j->>'failedJobsFound',"
                         " j->>'instancesRecreated', j->>'errors', j->>'deferred'"
                         " FROM runs LEFT JOIN LATERAL (SELECT nrd_try_jsonb(report_json) AS j) x"
                         " ON true ORDER BY started_ms DESC, run_id DESC LIMIT $1",
-                        &p, &rc, "run list");
-  if (!r)
-    return rc;
-  int count = PQntuples(r);
-  struct nrd_run_summary *runs = nrd_xcalloc(count ? (size_t)count : 1, sizeof *runs);
-  for (int i = 0; i < count; i++) {
-    struct nrd_run_summary *s = &runs[i];
-    s->run_id = pg_col_text(r, i, 0);
-    s->trigger = pg_col_text(r, i, 1);
-    s->state = pg_col_text(r, i, 2);
-    s->dry_run = pg_col_bool(r, i, 3);
-    s->started_ms = pg_col_i64(r, i, 4);
-    s->finished_ms = pg_col_i64(r, i, 5);
-    s->total_checked = count_col(r, i, 6);
-    s->failed_found = count_col(r, i, 7);
-    s->recreated = count_col(r, i, 8);
-    s->errors = count_col(r, i, 9);
-    s->deferred = count_col(r, i, 10);
-  }
-  PQclear(r);
-  *out = runs;
-  *n = (size_t)count;
-  return NRD_OK;
+                        &p, "run list", read_run, &rows);
+  *out = rows.arr; /* read_run refuses no row */
+  *n = rows.n;
+  return rc;
+}
+
+static bool read_bucket(const PGresult *r, int i, void *bucket)
+{
+  struct nrd_hourly_bucket *b = bucket;
+  b->hour_ms = pg_col_i64(r, i, 0);
+  b->state = pg_col_text(r, i, 1);
+  b->adopted = pg_col_bool(r, i, 2);
+  b->count = pg_col_i64(r, i, 3);
+  b->ttr_sum_ms = pg_col_i64(r, i, 4);
+  b->ttr_max_ms = pg_col_i64(r, i, 5);
+  return true;
 }
 
 int nrd_pg_ledger_hourly(struct nrd_pg *pg, int64_t since_ms, struct nrd_hourly_bucket **out,
@@ -70,29 +80,16 @@ int nrd_pg_ledger_hourly(struct nrd_pg *pg, int64_t since_ms, struct nrd_hourly_
   struct pg_params p = { 0 };
   pgp_i64(&p, since_ms);
   pgp_i64(&p, CONSOLE_MAX_ROWS);
-  int rc;
-  PGresult *r =
-      pg_exec(pg,
-              "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
-              " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
-              " FROM ledger WHERE updated_ms >= $1"
-              " AND state NOT IN (" PG_OPEN_STATES ")"
-              " GROUP BY hour, state, adopted ORDER BY hour, state COLLATE \"C\", adopted LIMIT $2",
-              &p, &rc, "ledger hourly");
-  if (!r)
-    return rc;
-  int count = PQntuples(r);
-  struct nrd_hourly_bucket *b = count ? nrd_xcalloc((size_t)count, sizeof *b) : NULL;
-  for (int i = 0; i < count; i++) {
-    b[i].hour_ms = pg_col_i64(r, i, 0);
-    b[i].state = pg_col_text(r, i, 1);
-    b[i].adopted = pg_col_bool(r, i, 2);
-    b[i].count = pg_col_i64(r, i, 3);
-    b[i].ttr_sum_ms = pg_col_i64(r, i, 4);
-    b[i].ttr_max_ms = pg_col_i64(r, i, 5);
-  }
-  PQclear(r);
-  *out = b;
-  *n = (size_t)count;
-  return NRD_OK;
+  struct pg_rows rows = { .elem = sizeof **out };
+  int rc = pg_read_rows(
+      pg,
+      "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
+      " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
+      " FROM ledger WHERE updated_ms >= $1"
+      " AND state NOT IN (" PG_OPEN_STATES ")"
+      " GROUP BY hour, state, adopted ORDER BY hour, state COLLATE \"C\", adopted LIMIT $2",
+      &p, "ledger hourly", read_bucket, &rows);
+  *out = rows.arr; /* read_bucket refuses no row */
+  *n = rows.n;
+  return rc;
 }

@@ -31,8 +31,9 @@ enum {
   COL_UPDATED
 };
 
-static bool read_row(const PGresult *r, int i, struct nrd_ledger_row *out)
+static bool read_row(const PGresult *r, int i, void *row)
 {
+  struct nrd_ledger_row *out = row;
   memset(out, 0, sizeof *out);
   const char *state = PQgetvalue(r, i, COL_STATE);
   if (!nrd_row_state_parse(state, &out->state)) {
@@ -63,44 +64,26 @@ static bool read_row(const PGresult *r, int i, struct nrd_ledger_row *out)
 static int query_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
                       struct nrd_ledger_row **rows, size_t *n, const char *what)
 {
-  *rows = NULL;
-  *n = 0;
-  int rc;
-  PGresult *r = pg_exec(pg, sql, p, &rc, what);
-  if (!r)
-    return rc;
-  int count = PQntuples(r);
-  struct nrd_ledger_row *arr = count ? nrd_xcalloc((size_t)count, sizeof *arr) : NULL;
-  for (int i = 0; i < count; i++) {
-    if (!read_row(r, i, &arr[i])) {
-      nrd_ledger_rows_free(arr, (size_t)i);
-      PQclear(r);
-      return NRD_ERR;
-    }
+  struct pg_rows got = { .elem = sizeof **rows };
+  int rc = pg_read_rows(pg, sql, p, what, read_row, &got);
+  if (rc != NRD_OK) {
+    nrd_ledger_rows_free(got.arr, got.n);
+    got = (struct pg_rows){ 0 };
   }
-  PQclear(r);
-  *rows = arr;
-  *n = (size_t)count;
-  return NRD_OK;
+  *rows = got.arr;
+  *n = got.n;
+  return rc;
 }
 
 /* One row (or none: NRD_NONE) into out, which may be NULL. */
 static int query_one(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
                      struct nrd_ledger_row *out, const char *what)
 {
-  struct nrd_ledger_row *rows;
-  size_t n;
-  int rc = query_rows(pg, sql, p, &rows, &n, what);
-  if (rc != NRD_OK)
-    return rc;
-  if (n == 0)
-    return NRD_NONE;
-  if (out) {
-    *out = rows[0];
-    memset(&rows[0], 0, sizeof rows[0]);
-  }
-  nrd_ledger_rows_free(rows, n);
-  return NRD_OK;
+  struct nrd_ledger_row unused; /* a row nobody asked for is still checked */
+  int rc = pg_one_row(pg, sql, p, what, read_row, out ? out : &unused);
+  if (!out && rc == NRD_OK)
+    nrd_ledger_row_cleanup(&unused);
+  return rc;
 }
 
 static int64_t sql_limit(size_t limit)

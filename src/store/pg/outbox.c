@@ -9,8 +9,9 @@
 #include "nrd/util.h"
 
 /* Columns in PG_EVENT_COLS order. */
-static void read_event(const PGresult *r, int i, struct nrd_event *out)
+static bool read_event(const PGresult *r, int i, void *event)
 {
+  struct nrd_event *out = event;
   memset(out, 0, sizeof *out);
   out->id = pg_col_text(r, i, 0);
   out->type = pg_col_text(r, i, 1);
@@ -21,6 +22,7 @@ static void read_event(const PGresult *r, int i, struct nrd_event *out)
   out->next_attempt_ms = pg_col_i64(r, i, 6);
   out->last_error = pg_col_text(r, i, 7);
   out->seq = pg_col_i64(r, i, 8);
+  return true;
 }
 
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
@@ -55,24 +57,16 @@ int nrd_pg_event_next(struct nrd_pg *pg, struct nrd_event *out)
   /* The head of the queue only (FOR UPDATE without SKIP LOCKED: skipping
    * it would send the next one first), and only when no other sender holds
    * it. */
-  int rc;
-  PGresult *r = pg_exec(pg,
-                        "WITH head AS (SELECT seq FROM events WHERE state = 'pending'"
-                        " ORDER BY seq LIMIT 1 FOR UPDATE)"
-                        " UPDATE events e SET claimed_by = $1,"
-                        " claim_until_ms = nrd_now_ms() + $2::bigint FROM head"
-                        " WHERE e.seq = head.seq AND (e.claimed_by IS NULL OR e.claimed_by = $1"
-                        " OR e.claim_until_ms < nrd_now_ms())"
-                        " RETURNING e.id, e.type, e.body_json, e.created_ms, e.state,"
-                        " e.attempts, e.next_attempt_ms, e.last_error, e.seq",
-                        &p, &rc, "event next");
-  if (!r)
-    return rc;
-  rc = PQntuples(r) == 1 ? NRD_OK : NRD_NONE;
-  if (rc == NRD_OK)
-    read_event(r, 0, out);
-  PQclear(r);
-  return rc;
+  return pg_one_row(pg,
+                    "WITH head AS (SELECT seq FROM events WHERE state = 'pending'"
+                    " ORDER BY seq LIMIT 1 FOR UPDATE)"
+                    " UPDATE events e SET claimed_by = $1,"
+                    " claim_until_ms = nrd_now_ms() + $2::bigint FROM head"
+                    " WHERE e.seq = head.seq AND (e.claimed_by IS NULL OR e.claimed_by = $1"
+                    " OR e.claim_until_ms < nrd_now_ms())"
+                    " RETURNING e.id, e.type, e.body_json, e.created_ms, e.state,"
+                    " e.attempts, e.next_attempt_ms, e.last_error, e.seq",
+                    &p, "event next", read_event, out);
 }
 
 int nrd_pg_event_mark(struct nrd_pg *pg, const char *id, const char *state, int attempts,
@@ -100,22 +94,15 @@ int nrd_pg_event_list(struct nrd_pg *pg, const char *since_id, size_t limit, str
   struct pg_params p = { 0 };
   pgp_text(&p, since_id);
   pgp_i64(&p, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
-  int rc;
-  PGresult *r = pg_exec(pg,
+  struct pg_rows rows = { .elem = sizeof **out };
+  int rc = pg_read_rows(pg,
                         "SELECT " PG_EVENT_COLS " FROM events"
                         " WHERE seq > coalesce((SELECT seq FROM events WHERE id = $1), 0)"
                         " ORDER BY seq LIMIT $2",
-                        &p, &rc, "event list");
-  if (!r)
-    return rc;
-  int count = PQntuples(r);
-  struct nrd_event *arr = count ? nrd_xcalloc((size_t)count, sizeof *arr) : NULL;
-  for (int i = 0; i < count; i++)
-    read_event(r, i, &arr[i]);
-  PQclear(r);
-  *out = arr;
-  *n = (size_t)count;
-  return NRD_OK;
+                        &p, "event list", read_event, &rows);
+  *out = rows.arr; /* read_event refuses no row */
+  *n = rows.n;
+  return rc;
 }
 
 int nrd_pg_event_count_by_state(struct nrd_pg *pg, int64_t *pending, int64_t *delivered,

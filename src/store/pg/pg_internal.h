@@ -51,6 +51,22 @@ PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
 /* The same with n parameters in values (a query with more than PG_PARAMS_MAX). */
 PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *const *values,
                          int *rc, const char *what);
+/* Reads row i of r into out; false: the row is broken (logged). */
+typedef bool (*pg_row_fn)(const PGresult *r, int i, void *out);
+/* Runs sql and reads its first row, if any, with read (NULL: only asks
+ * whether there is one): NRD_OK, NRD_NONE when no row, NRD_ERR when read
+ * refused it. */
+int pg_one_row(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+               pg_row_fn read, void *out);
+/* The rows of a result, elem bytes each (arr NULL when none; caller frees). */
+struct pg_rows {
+  void *arr;
+  size_t n, elem;
+};
+/* Runs sql and reads every row into rows->arr (zeroed slots). When read
+ * refuses a row: NRD_ERR, with rows->n the rows read before it. */
+int pg_read_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+                 pg_row_fn read, struct pg_rows *rows);
 /* A write: NRD_OK when it changed rows, NRD_NONE when none; changes may be NULL. */
 int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
              int64_t *changes);

@@ -36,30 +36,28 @@ int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
                   &p, "run finish", NULL);
 }
 
+static bool read_run_record(const PGresult *r, int i, void *record)
+{
+  struct nrd_run_record *out = record;
+  out->run_id = pg_col_text(r, i, 0);
+  out->trigger = pg_col_text(r, i, 1);
+  out->state = pg_col_text(r, i, 2);
+  out->dry_run = pg_col_bool(r, i, 3);
+  out->started_ms = pg_col_i64(r, i, 4);
+  out->finished_ms = pg_col_i64(r, i, 5);
+  out->report_json = pg_col_text(r, i, 6);
+  return true;
+}
+
 int nrd_pg_run_get(struct nrd_pg *pg, const char *run_id, struct nrd_run_record *out)
 {
   memset(out, 0, sizeof *out);
   struct pg_params p = { 0 };
   pgp_text(&p, run_id);
-  int rc;
-  PGresult *r = pg_exec(pg,
-                        "SELECT run_id, trigger, state, dry_run, started_ms,"
-                        " coalesce(finished_ms, 0), report_json FROM runs WHERE run_id = $1",
-                        &p, &rc, "run get");
-  if (!r)
-    return rc;
-  rc = PQntuples(r) == 1 ? NRD_OK : NRD_NONE;
-  if (rc == NRD_OK) {
-    out->run_id = pg_col_text(r, 0, 0);
-    out->trigger = pg_col_text(r, 0, 1);
-    out->state = pg_col_text(r, 0, 2);
-    out->dry_run = pg_col_bool(r, 0, 3);
-    out->started_ms = pg_col_i64(r, 0, 4);
-    out->finished_ms = pg_col_i64(r, 0, 5);
-    out->report_json = pg_col_text(r, 0, 6);
-  }
-  PQclear(r);
-  return rc;
+  return pg_one_row(pg,
+                    "SELECT run_id, trigger, state, dry_run, started_ms,"
+                    " coalesce(finished_ms, 0), report_json FROM runs WHERE run_id = $1",
+                    &p, "run get", read_run_record, out);
 }
 
 int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
@@ -76,28 +74,25 @@ int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
 
 /* ---- brakes ---- */
 
+static bool read_brake(const PGresult *r, int i, void *brake)
+{
+  struct nrd_brake *out = brake;
+  out->reason = pg_col_text(r, i, 0);
+  out->message = pg_col_text(r, i, 1);
+  out->job_id = pg_col_text(r, i, 2);
+  out->until_ms = pg_col_i64(r, i, 3);
+  out->set_ms = pg_col_i64(r, i, 4);
+  return true;
+}
+
 int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out)
 {
   memset(out, 0, sizeof *out);
   struct pg_params p = { 0 };
   pgp_text(&p, name);
-  int rc;
-  PGresult *r = pg_exec(pg,
-                        "SELECT reason, message, job_id, until_ms, set_ms FROM brakes"
-                        " WHERE name = $1",
-                        &p, &rc, "brake get");
-  if (!r)
-    return rc;
-  rc = PQntuples(r) == 1 ? NRD_OK : NRD_NONE;
-  if (rc == NRD_OK) {
-    out->reason = pg_col_text(r, 0, 0);
-    out->message = pg_col_text(r, 0, 1);
-    out->job_id = pg_col_text(r, 0, 2);
-    out->until_ms = pg_col_i64(r, 0, 3);
-    out->set_ms = pg_col_i64(r, 0, 4);
-  }
-  PQclear(r);
-  return rc;
+  return pg_one_row(pg,
+                    "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = $1",
+                    &p, "brake get", read_brake, out);
 }
 
 int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake *b, int64_t now_ms)

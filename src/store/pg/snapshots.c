@@ -62,9 +62,9 @@ static int upsert_one(struct nrd_pg *pg, struct upsert_ctx *ctx, const struct nr
   };
   for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
     pgp_text_opt(&p, opt[i]);
-  pgp_text(&p, store_list_ports_json(in, &ctx->ports));
-  pgp_text(&p, store_list_envs_json(in, &ctx->envs));
-  pgp_text(&p, store_list_mounts_json(in, &ctx->mounts));
+  pgp_text(&p, store_list_json(in, STORE_LIST_PORTS, &ctx->ports));
+  pgp_text(&p, store_list_json(in, STORE_LIST_ENVS, &ctx->envs));
+  pgp_text(&p, store_list_json(in, STORE_LIST_MOUNTS, &ctx->mounts));
   pgp_text_opt(&p, in->raw_json);
   if (in->created_at > 0)
     pgp_i64(&p, in->created_at);
@@ -198,9 +198,21 @@ static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
   const char *ports = PQgetisnull(r, 0, COL_PORTS) ? NULL : PQgetvalue(r, 0, COL_PORTS);
   const char *envs = PQgetisnull(r, 0, COL_ENVS) ? NULL : PQgetvalue(r, 0, COL_ENVS);
   const char *mounts = PQgetisnull(r, 0, COL_MOUNTS) ? NULL : PQgetvalue(r, 0, COL_MOUNTS);
-  return (!ports || store_list_read_ports(ports, out)) &&
-         (!envs || store_list_read_envs(envs, out)) &&
-         (!mounts || store_list_read_mounts(mounts, out));
+  return (!ports || store_list_read(ports, STORE_LIST_PORTS, out)) &&
+         (!envs || store_list_read(envs, STORE_LIST_ENVS, out)) &&
+         (!mounts || store_list_read(mounts, STORE_LIST_MOUNTS, out));
+}
+
+/* read_snapshot for pg_one_row: a broken row is logged and left empty. */
+static bool read_snapshot_row(const PGresult *r, int i, void *instance)
+{
+  struct nrd_instance *out = instance;
+  if (read_snapshot(r, out))
+    return true;
+  LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
+               PQgetvalue(r, i, 0));
+  nrd_instance_cleanup(out);
+  return false;
 }
 
 int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_instance *out)
@@ -208,25 +220,12 @@ int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_i
   memset(out, 0, sizeof *out);
   struct pg_params p = { 0 };
   pgp_text(&p, instance_id);
-  int rc;
-  PGresult *r = pg_exec(pg,
-                        "SELECT instance_id, name, status, cluster_id, cluster_name, product_id,"
-                        " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size,"
-                        " kind, billing_mode, ports_json, envs_json, mounts_json, raw_json,"
-                        " novita_created_at FROM snapshots WHERE instance_id = $1",
-                        &p, &rc, "snapshot get");
-  if (!r)
-    return rc;
-  if (PQntuples(r) != 1) {
-    rc = NRD_NONE;
-  } else if (!read_snapshot(r, out)) {
-    LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
-                 instance_id);
-    nrd_instance_cleanup(out);
-    rc = NRD_ERR;
-  }
-  PQclear(r);
-  return rc;
+  return pg_one_row(pg,
+                    "SELECT instance_id, name, status, cluster_id, cluster_name, product_id,"
+                    " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size,"
+                    " kind, billing_mode, ports_json, envs_json, mounts_json, raw_json,"
+                    " novita_created_at FROM snapshots WHERE instance_id = $1",
+                    &p, "snapshot get", read_snapshot_row, out);
 }
 
 int nrd_pg_snapshot_seen_since(struct nrd_pg *pg, const char *instance_id, int64_t since_ms)
@@ -234,12 +233,6 @@ int nrd_pg_snapshot_seen_since(struct nrd_pg *pg, const char *instance_id, int64
   struct pg_params p = { 0 };
   pgp_text(&p, instance_id);
   pgp_i64(&p, since_ms);
-  int rc;
-  PGresult *r = pg_exec(pg, "SELECT 1 FROM snapshots WHERE instance_id = $1 AND last_seen_ms >= $2",
-                        &p, &rc, "snapshot seen");
-  if (!r)
-    return rc;
-  rc = PQntuples(r) > 0 ? NRD_OK : NRD_NONE;
-  PQclear(r);
-  return rc;
+  return pg_one_row(pg, "SELECT 1 FROM snapshots WHERE instance_id = $1 AND last_seen_ms >= $2", &p,
+                    "snapshot seen", NULL, NULL);
 }
