@@ -902,12 +902,14 @@ static void test_abort(void **state)
 
   struct abort_call create = { .c = f.c, .create = true }, del = { .c = c2 };
   pthread_t t1, t2;
+  /* The create is in flight before the delete goes: the delete's 429 and its
+   * Retry-After hold back every call not yet sent, the create too. */
   assert_int_equal(pthread_create(&t1, NULL, abort_call_main, &create), 0);
+  int64_t until = nrd_mono_ms() + 10000;
+  while (nrd_sim_count(f.sim, "POST", "/create") < 1 && nrd_mono_ms() < until)
+    nrd_sleep_ms(10);
   assert_int_equal(pthread_create(&t2, NULL, abort_call_main, &del), 0);
-  int64_t until = nrd_mono_ms() + 5000;
-  while ((nrd_sim_count(f.sim, "POST", "/create") < 1 ||
-          nrd_sim_count(f.sim, "POST", "/delete") < 1) &&
-         nrd_mono_ms() < until)
+  while (nrd_sim_count(f.sim, "POST", "/delete") < 1 && nrd_mono_ms() < until)
     nrd_sleep_ms(10);
   nrd_sleep_ms(100);
   nrd_novita_abort(f.nv);
