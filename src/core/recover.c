@@ -31,6 +31,7 @@ struct row_job {
   bool delete_refused;    /* Novita refused the delete: delete_sent is cleared again */
   bool store_failed;      /* a ledger write failed: the row is deferred */
   bool outcome_added;     /* the row has its outcome in the report */
+  bool lease_lost;        /* a write found the row leased to another process */
 };
 
 /* An event for the outbox, body shaped as DESIGN.md's webhooks. */
@@ -63,15 +64,21 @@ static cJSON *event_data(const struct nrd_ledger_row *row)
   return d;
 }
 
+#define LEASE_LOST_REASON                                                                      \
+  "the row's lease passed to another process, which resumes it (what this run sent is looked " \
+  "up by name first)"
+
 /* The row's outcome; when its ledger could not be written, `deferred`
- * naming the store's failure instead (whatever was sent is looked up and
- * resumed by a later run, as after a crash). Takes item. */
+ * naming why instead: the store's failure (whatever was sent is looked up
+ * and resumed by a later run, as after a crash) or a lease another process
+ * took over (that process resumes the row). Takes item. */
 static void row_outcome(struct row_job *j, cJSON *item)
 {
   j->outcome_added = true;
-  if (j->store_failed) {
-    char reason[400];
-    nrd_run_store_reason(j->ctx, reason, sizeof(reason));
+  if (j->store_failed || j->lease_lost) {
+    char reason[400] = LEASE_LOST_REASON;
+    if (j->store_failed)
+      nrd_run_store_reason(j->ctx, reason, sizeof(reason));
     cJSON *o = nrd_outcome_new(&j->row, "deferred");
     nrd_json_add_str(o, "reason", reason);
     cJSON_Delete(item);
@@ -96,12 +103,16 @@ static bool ledger_write(struct row_job *j, struct nrd_worker *w, const struct n
       j->row.create_sent = true;
     return true;
   }
+  if (rc == NRD_NONE) { /* the lease was lost, the store is fine */
+    LOG_WARN("row lease lost: another process resumes the row", "jobId", j->row.job_id, "state",
+             nrd_row_state_name(u->state));
+    j->lease_lost = true;
+    return false;
+  }
   LOG_ERROR("ledger write failed", "jobId", j->row.job_id, "state", nrd_row_state_name(u->state),
             "#rc", NRD_I64(rc));
-  if (rc != NRD_NONE) { /* NONE: the lease was lost, the store is fine */
-    j->store_failed = true;
-    nrd_run_store_failed(j->ctx, w->store);
-  }
+  j->store_failed = true;
+  nrd_run_store_failed(j->ctx, w->store);
   return false;
 }
 
@@ -913,7 +924,7 @@ void nrd_recover_row(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
     drive(&j, w, step);
   }
 
-  if (j.store_failed && !j.outcome_added)
+  if ((j.store_failed || j.lease_lost) && !j.outcome_added)
     row_outcome(&j, nrd_outcome_new(&j.row, "deferred"));
   if (held) {
     if (!j.released)

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,75 @@ static void test_ambiguous_create_is_adopted(void **state)
 
   rep = run_now(&s); /* and nothing more afterwards */
   assert_int_equal(tu_result_int(rep, "instancesRecreated"), 0);
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
+  assert_one_replacement_each(&s, 1);
+  tu_stack_cleanup(&s);
+}
+
+struct bg_run {
+  struct tu_stack *s;
+  cJSON *rep;
+};
+
+static void *bg_run_main(void *arg)
+{
+  struct bg_run *b = arg;
+  long status = 0;
+  b->rep = tu_stack_check_failed(b->s, immediate, &status);
+  return NULL;
+}
+
+/* Runs one statement on the service's database, as another process would. */
+static void db_exec(struct tu_stack *s, const char *sql)
+{
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(s->cfg.database_path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s: %s", sql, msg ? msg : "?");
+  sqlite3_close(db);
+}
+
+/* The row's lease passes to another process while its create is in flight
+ * (the other process took it over after this one looked stalled): the
+ * run's write after the create finds the row not its own, so it reports
+ * the row deferred, naming the lease, instead of recreated; once the row is
+ * free again the next run finds the replacement by name: one create. */
+static void test_lease_lost_mid_row(void **state)
+{
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  start_with(&s, tu_failed_fleet(1, 0));
+  struct nrd_sim_fault f = {
+    .kind = NRD_SIM_DELAY, .match = "create", .delay_ms = 1500, .count = 1
+  };
+  nrd_sim_add_fault(s.sim, &f);
+
+  struct bg_run b = { .s = &s };
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, bg_run_main, &b), 0);
+  for (int64_t until = nrd_mono_ms() + 20000;
+       nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 1 && nrd_mono_ms() < until;)
+    nrd_sleep_ms(10);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
+  db_exec(&s, "UPDATE ledger SET owner = 'another-process',"
+              " lease_until_ms = 9999999999999 WHERE state = 'creating'");
+  pthread_join(t, NULL);
+  assert_non_null(b.rep);
+  const cJSON *o = tu_outcome_for(b.rep, "i-000");
+  assert_non_null(o);
+  assert_string_equal(nrd_json_str(o, "action"), "deferred");
+  assert_non_null(strstr(nrd_json_str(o, "reason"), "lease passed to another process"));
+  assert_int_equal(tu_result_int(b.rep, "instancesRecreated"), 0);
+  cJSON_Delete(b.rep);
+
+  /* The other process is gone: its lease is let go, the next run adopts. */
+  db_exec(&s, "UPDATE ledger SET owner = NULL, lease_until_ms = 0");
+  cJSON *rep = run_now(&s);
+  assert_string_equal(nrd_json_str(tu_outcome_for(rep, "i-000"), "action"), "adopted");
   cJSON_Delete(rep);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
   assert_one_replacement_each(&s, 1);
@@ -203,6 +273,7 @@ int main(void)
     cmocka_unit_test(test_failed_delete_then_one_create),
     cmocka_unit_test(test_ambiguous_create_is_adopted),
     cmocka_unit_test(test_vanished_before_delete_is_abandoned),
+    cmocka_unit_test(test_lease_lost_mid_row),
     cmocka_unit_test(test_concurrent_posts_join_one_run),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
