@@ -29,10 +29,11 @@ struct nrd_pg {
   int64_t outbox_lease_ms;
   bool in_tx;
   char *leaders[PG_LEADERS_MAX]; /* leadership names held by this session */
+  char last_error[256];          /* PostgreSQL's message of the last failure */
 };
 
 /* Parameters of one query, as text (libpq's text format). */
-#define PG_PARAMS_MAX 24
+#define PG_PARAMS_MAX 32
 struct pg_params {
   int n;
   const char *v[PG_PARAMS_MAX];
@@ -86,6 +87,12 @@ bool pg_col_bool(const PGresult *r, int row, int col);
 int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen);
 /* Inserts an event inside the caller's transaction; NRD_NONE when its id exists. */
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);
+/* Reads row i of a result of PG_LEDGER_COLS into a struct nrd_ledger_row
+ * (ledger.c); false: a state we do not know (logged). */
+bool pg_ledger_read_row(const PGresult *r, int i, void *row);
+/* Runs sql and reads every ledger row it returns (caller frees). */
+int pg_ledger_query_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                         struct nrd_ledger_row **rows, size_t *n, const char *what);
 /* Forgets the leadership names (the session that held them is gone). */
 void pg_leaders_forget(struct nrd_pg *pg);
 
@@ -94,7 +101,8 @@ void pg_leaders_forget(struct nrd_pg *pg);
 #define PG_LEDGER_COLS                                                                       \
   "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
   " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id," \
-  " created_ms, updated_ms"
+  " created_ms, updated_ms, coalesce(accepted_ms, 0), coalesce(running_ms, 0),"              \
+  " status_error_state, status_error_message"
 #define PG_EVENT_COLS \
   "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"
 
