@@ -53,8 +53,8 @@ static int started_fn(struct nrd_pg *pg, void *arg)
   return rc == NRD_NONE ? NRD_OK : rc;
 }
 
-int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id,
-                          const struct nrd_ledger_started *u, int64_t now_ms)
+int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
+                          int64_t now_ms)
 {
   struct started_ctx ctx = { .job_id = job_id, .u = u, .now_ms = now_ms };
   return pg_tx(pg, started_fn, &ctx);
