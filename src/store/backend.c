@@ -63,8 +63,9 @@ static int open_pg(struct nrd_store *st, const char *url, unsigned *applied, cha
 #else
   (void)st;
   (void)applied;
-  snprintf(err, errlen, "DATABASE_URL is set, but this build has no PostgreSQL store"
-                        " (built with -DNRD_PG=OFF)");
+  snprintf(err, errlen,
+           "DATABASE_URL is set, but this build has no PostgreSQL store"
+           " (built with -DNRD_PG=OFF)");
   return NRD_ERR;
 #endif
 }
@@ -134,11 +135,11 @@ void nrd_store_release_memory(struct nrd_store *st)
 }
 
 /* Every other operation: the same call to the backend st holds. */
-#define DISPATCH(ret, name, params, args)                     \
+#define DISPATCH(ret, name, params, args)                        \
   ret nrd_store_##name(struct nrd_store *st, NRD_UNPAREN params) \
-  {                                                           \
-    ON_PG(st, nrd_pg_##name(st->pg, NRD_UNPAREN args));       \
-    return nrd_sqlite_##name(st->lite, NRD_UNPAREN args);     \
+  {                                                              \
+    ON_PG(st, nrd_pg_##name(st->pg, NRD_UNPAREN args));          \
+    return nrd_sqlite_##name(st->lite, NRD_UNPAREN args);        \
   }
 NRD_STORE_OPS(DISPATCH)
 #undef DISPATCH

@@ -2,7 +2,8 @@
  * PostgreSQL server of tests/support/pg.sh: one service recovers a failed
  * fleet once; three replicas on the same database, each posted to at the
  * same time, still give each failed job exactly one replacement (counted at
- * the simulator, which all three talk to). */
+ * the simulator, which all three talk to); /ready answers 503 while the
+ * server is away. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,12 +151,46 @@ static void test_three_replicas_one_replacement_each(void **state)
     tu_stack_cleanup(&s[i]);
 }
 
+static long ready_status(struct tu_stack *s)
+{
+  long status = 0;
+  cJSON_Delete(tu_stack_request(s, "GET", "/ready", NULL, &status));
+  return status;
+}
+
+/* /ready answers 503 while PostgreSQL is away (stopped), and 200 again once
+ * it is back, without a restart of the service. */
+static void test_ready_while_pg_away(void **state)
+{
+  (void)state;
+  char url[512] = "";
+  struct tu_stack s;
+  init_on_pg(&s, url);
+  tu_stack_start(&s);
+  assert_int_equal(ready_status(&s), 200);
+
+  assert_int_equal(system(getenv("NRD_TEST_PG_STOP")), 0);
+  assert_int_equal(ready_status(&s), 503);
+  assert_int_equal(ready_status(&s), 503); /* still, while it is away */
+
+  assert_int_equal(system(getenv("NRD_TEST_PG_START")), 0);
+  long status = 0;
+  for (int i = 0; i < 100 && status != 200; i++) {
+    status = ready_status(&s);
+    if (status != 200)
+      nrd_sleep_ms(100);
+  }
+  assert_int_equal(status, 200);
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   pgt_require_server();
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_one_service_recovers_once),
     cmocka_unit_test(test_three_replicas_one_replacement_each),
+    cmocka_unit_test(test_ready_while_pg_away),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,10 +93,9 @@ static void test_started(void **state)
   move(f->st, "job-2", NRD_ROW_CREATED, "new-2", true, t + 10);
   move(f->st, "job-3", NRD_ROW_CREATED, "new-3", false, t + 10); /* still leased */
 
-  struct nrd_event ev = { .id = "evt_run_1",
-                          .type = "instance.running",
-                          .body_json = "{}",
-                          .created_ms = t + 20 };
+  struct nrd_event ev = {
+    .id = "evt_run_1", .type = "instance.running", .body_json = "{}", .created_ms = t + 20
+  };
   struct nrd_ledger_started up = { .running = true, .event = &ev };
   assert_int_equal(nrd_store_ledger_started(f->st, "job-1", &up, t + 20), NRD_OK);
   struct nrd_ledger_row row = get(f->st, "job-1");
@@ -165,8 +164,7 @@ static void test_clear_delete_sent(void **state)
   struct store_fixture *f = *state;
   int64_t t = nrd_now_ms();
   insert(f->st, "job-1", t);
-  assert_int_equal(nrd_store_ledger_claim(f->st, "job-1", "A", "run_1", t, LEASE_MS, NULL),
-                   NRD_OK);
+  assert_int_equal(nrd_store_ledger_claim(f->st, "job-1", "A", "run_1", t, LEASE_MS, NULL), NRD_OK);
   struct nrd_ledger_update u = { .state = NRD_ROW_DELETING, .set_delete_sent = true };
   assert_int_equal(nrd_store_ledger_update(f->st, "job-1", "A", &u, t + 1), NRD_OK);
   struct nrd_ledger_row row = get(f->st, "job-1");
