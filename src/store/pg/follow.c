@@ -37,7 +37,7 @@ static int started_fn(struct nrd_pg *pg, void *arg)
   pgp_text_opt(&p, u->reason);
   pgp_i64(&p, ctx->now_ms);
   pgp_text(&p, ctx->job_id);
-  int rc = pg_write(pg,
+  return pg_write_with_event(pg,
                     "UPDATE ledger SET"
                     " state = CASE WHEN $1::boolean THEN 'running' ELSE 'start_failed' END,"
                     " running_ms = CASE WHEN $1::boolean THEN $5::bigint ELSE running_ms END,"
@@ -45,12 +45,7 @@ static int started_fn(struct nrd_pg *pg, void *arg)
                     " last_error = coalesce($4, last_error), updated_ms = $5"
                     " WHERE job_id = $6 AND state = 'created'"
                     " AND (owner IS NULL OR lease_until_ms < nrd_now_ms())",
-                    &p, "ledger started", NULL);
-  if (rc != NRD_OK || !u->event)
-    return rc;
-  rc = pg_event_insert(pg, u->event);
-  /* An event already in the outbox (same id) is not a failure: at least once. */
-  return rc == NRD_NONE ? NRD_OK : rc;
+                    &p, "ledger started", u->event);
 }
 
 int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,

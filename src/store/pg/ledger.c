@@ -378,7 +378,7 @@ static int update_fn(struct nrd_pg *pg, void *arg)
   pgp_text(&p, ctx->job_id);
   pgp_text(&p, ctx->owner);
   pgp_bool(&p, u->clear_delete_sent);
-  int rc = pg_write(pg,
+  return pg_write_with_event(pg,
                     "UPDATE ledger SET state = $1,"
                     " new_instance_id = coalesce($2, new_instance_id),"
                     " last_error = CASE WHEN $3::text IS NULL THEN last_error"
@@ -392,12 +392,7 @@ static int update_fn(struct nrd_pg *pg, void *arg)
                     " owner = CASE WHEN $7::boolean THEN NULL ELSE owner END,"
                     " lease_until_ms = CASE WHEN $7::boolean THEN 0 ELSE lease_until_ms END,"
                     " updated_ms = $8 WHERE job_id = $9 AND owner = $10",
-                    &p, "ledger update", NULL);
-  if (rc != NRD_OK || !u->event)
-    return rc;
-  rc = pg_event_insert(pg, u->event);
-  /* An event already in the outbox (same id) is not a failure: at least once. */
-  return rc == NRD_NONE ? NRD_OK : rc;
+                    &p, "ledger update", u->event);
 }
 
 int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owner,

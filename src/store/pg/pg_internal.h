@@ -85,6 +85,11 @@ int64_t pg_col_i64(const PGresult *r, int row, int col);
 bool pg_col_bool(const PGresult *r, int row, int col);
 
 int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen);
+/* pg_write inside the caller's transaction, then (when it changed a row)
+ * event, if any, into the outbox; an event already there counts as
+ * written (at least once). */
+int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                        const char *what, const struct nrd_event *event);
 /* Inserts an event inside the caller's transaction; NRD_NONE when its id exists. */
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);
 /* Reads row i of a result of PG_LEDGER_COLS into a struct nrd_ledger_row
