@@ -37,15 +37,16 @@ static int started_fn(struct nrd_pg *pg, void *arg)
   pgp_text_opt(&p, u->reason);
   pgp_i64(&p, ctx->now_ms);
   pgp_text(&p, ctx->job_id);
-  return pg_write_with_event(pg,
-                    "UPDATE ledger SET"
-                    " state = CASE WHEN $1::boolean THEN 'running' ELSE 'start_failed' END,"
-                    " running_ms = CASE WHEN $1::boolean THEN $5::bigint ELSE running_ms END,"
-                    " status_error_state = $2, status_error_message = $3,"
-                    " last_error = coalesce($4, last_error), updated_ms = $5"
-                    " WHERE job_id = $6 AND state = 'created'"
-                    " AND (owner IS NULL OR lease_until_ms < nrd_now_ms())",
-                    &p, "ledger started", u->event);
+  return pg_write_with_event(
+      pg,
+      "UPDATE ledger SET"
+      " state = CASE WHEN $1::boolean THEN 'running' ELSE 'start_failed' END,"
+      " running_ms = CASE WHEN $1::boolean THEN $5::bigint ELSE running_ms END,"
+      " status_error_state = $2, status_error_message = $3,"
+      " last_error = coalesce($4, last_error), updated_ms = $5"
+      " WHERE job_id = $6 AND state = 'created'"
+      " AND (owner IS NULL OR lease_until_ms < nrd_now_ms())",
+      &p, "ledger started", u->event);
 }
 
 int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,

@@ -378,21 +378,22 @@ static int update_fn(struct nrd_pg *pg, void *arg)
   pgp_text(&p, ctx->job_id);
   pgp_text(&p, ctx->owner);
   pgp_bool(&p, u->clear_delete_sent);
-  return pg_write_with_event(pg,
-                    "UPDATE ledger SET state = $1,"
-                    " new_instance_id = coalesce($2, new_instance_id),"
-                    " last_error = CASE WHEN $3::text IS NULL THEN last_error"
-                    " WHEN $3 = '' THEN NULL ELSE $3 END,"
-                    " delete_sent = CASE WHEN $11::boolean THEN false"
-                    " ELSE delete_sent OR $4::boolean END,"
-                    " create_sent = create_sent OR $5::boolean,"
-                    " adopted = adopted OR $6::boolean,"
-                    " accepted_ms = CASE WHEN $1 = 'created' THEN coalesce(accepted_ms, $8)"
-                    " ELSE accepted_ms END,"
-                    " owner = CASE WHEN $7::boolean THEN NULL ELSE owner END,"
-                    " lease_until_ms = CASE WHEN $7::boolean THEN 0 ELSE lease_until_ms END,"
-                    " updated_ms = $8 WHERE job_id = $9 AND owner = $10",
-                    &p, "ledger update", u->event);
+  return pg_write_with_event(
+      pg,
+      "UPDATE ledger SET state = $1,"
+      " new_instance_id = coalesce($2, new_instance_id),"
+      " last_error = CASE WHEN $3::text IS NULL THEN last_error"
+      " WHEN $3 = '' THEN NULL ELSE $3 END,"
+      " delete_sent = CASE WHEN $11::boolean THEN false"
+      " ELSE delete_sent OR $4::boolean END,"
+      " create_sent = create_sent OR $5::boolean,"
+      " adopted = adopted OR $6::boolean,"
+      " accepted_ms = CASE WHEN $1 = 'created' THEN coalesce(accepted_ms, $8)"
+      " ELSE accepted_ms END,"
+      " owner = CASE WHEN $7::boolean THEN NULL ELSE owner END,"
+      " lease_until_ms = CASE WHEN $7::boolean THEN 0 ELSE lease_until_ms END,"
+      " updated_ms = $8 WHERE job_id = $9 AND owner = $10",
+      &p, "ledger update", u->event);
 }
 
 int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owner,
