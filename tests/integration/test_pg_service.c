@@ -184,6 +184,40 @@ static void test_ready_while_pg_away(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* While PostgreSQL is away a check-failed sends Novita no delete and no
+ * create (every step is written before it is done); once it is back the
+ * next run recovers every row once. */
+static void test_no_change_while_pg_away(void **state)
+{
+  (void)state;
+  char url[512] = "";
+  struct tu_stack s;
+  init_on_pg(&s, url);
+  cJSON *sc = tu_failed_fleet(5, 0);
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  tu_stack_start(&s);
+
+  assert_int_equal(system(getenv("NRD_TEST_PG_STOP")), 0);
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(&s, immediate, &status);
+  assert_true(status >= 500);
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/delete"), 0);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 0);
+
+  assert_int_equal(system(getenv("NRD_TEST_PG_START")), 0);
+  for (int i = 0; i < 100 && ready_status(&s) != 200; i++)
+    nrd_sleep_ms(100);
+  rep = tu_stack_check_failed(&s, immediate, &status);
+  assert_int_equal(status, 200);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), 5);
+  cJSON_Delete(rep);
+  assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 5);
+  assert_one_replacement_each(s.sim, 5);
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   pgt_require_server();
@@ -191,6 +225,7 @@ int main(void)
     cmocka_unit_test(test_one_service_recovers_once),
     cmocka_unit_test(test_three_replicas_one_replacement_each),
     cmocka_unit_test(test_ready_while_pg_away),
+    cmocka_unit_test(test_no_change_while_pg_away),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,9 +84,27 @@ static void set_last_error(struct nrd_pg *pg, const char *msg)
   snprintf(pg->last_error, sizeof pg->last_error, "%.*s", (int)strcspn(msg, "\n"), msg);
 }
 
+/* The session is still there. Between statements it reads what the server
+ * sent meanwhile (without waiting): a server that restarted or ended the
+ * session has said so and closed it, so the statement goes to a new session
+ * instead of failing on the dead one. */
+static bool session_alive(struct nrd_pg *pg)
+{
+  if (PQstatus(pg->conn) != CONNECTION_OK)
+    return false;
+  if (pg->in_tx)
+    return true; /* a lost session fails the transaction's next statement */
+  /* Twice: the first read may take the server's last message (FATAL:
+   * terminating connection), the second then meets the closed socket. */
+  for (int i = 0; i < 2; i++)
+    if (PQconsumeInput(pg->conn) != 1 || PQstatus(pg->conn) != CONNECTION_OK)
+      return false;
+  return true;
+}
+
 static bool ensure_conn(struct nrd_pg *pg)
 {
-  if (PQstatus(pg->conn) == CONNECTION_OK)
+  if (session_alive(pg))
     return true;
   if (pg->in_tx) {
     set_last_error(pg, "the connection to postgresql was lost");

@@ -46,7 +46,8 @@ void pgp_bool(struct pg_params *p, bool v);
 
 /* Runs sql with p (may be NULL). *rc gets NRD_OK with the result (caller
  * PQclear's it), or NRD_BUSY / NRD_ERR (logged with what) and NULL. A lost
- * connection is reset first when no transaction is open. */
+ * connection (also one the server ended while it was idle) is reset first
+ * when no transaction is open. */
 PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p, int *rc,
                   const char *what);
 /* The same with n parameters in values (a query with more than PG_PARAMS_MAX). */
