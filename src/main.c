@@ -241,14 +241,16 @@ static int migrate_db(const struct nrd_config *cfg)
   struct nrd_store *st = NULL;
   unsigned applied = 0;
   int version = 0;
-  if (nrd_store_open(cfg->database_path, &st, &applied, err, sizeof(err)) != NRD_OK) {
+  char where[512];
+  const struct nrd_store_target db = nrd_store_target_of(cfg);
+  if (nrd_store_open(&db, &st, &applied, err, sizeof(err)) != NRD_OK) {
     fprintf(stderr, "novita-recoveryd: %s\n", err);
     return 1;
   }
   nrd_store_schema_version(st, &version);
   nrd_store_close(st);
-  printf("database %s: %u migration(s) applied, schema version %d\n", cfg->database_path, applied,
-         version);
+  nrd_store_target_describe(&db, where, sizeof where);
+  printf("database %s: %u migration(s) applied, schema version %d\n", where, applied, version);
   return 0;
 }
 
@@ -334,8 +336,11 @@ static int demo(const struct nrd_config *loaded)
   cJSON_Delete(fleet);
   nrd_sim_base_url(sim, base);
   demo_config(&cfg, loaded, base);
+  char where[512];
+  const struct nrd_store_target db = nrd_store_target_of(&cfg);
+  nrd_store_target_describe(&db, where, sizeof where);
   LOG_WARN("DEMO MODE: talking to the bundled Novita simulator, not to Novita", "simulator", base,
-           "database", cfg.database_path);
+           "database", where);
   struct nrd_sim_ticker *ticker =
       fail_every_s ? nrd_sim_ticker_start(sim, (unsigned)fail_every_s * 1000u) : NULL;
   int rc = serve(&cfg);

@@ -37,6 +37,8 @@ struct nrd_config {
   unsigned port;                         /* PORT 3000; 0 picks a free port (tests) */
   char *host;                            /* HOST 127.0.0.1 */
   char *database_path;                   /* DATABASE_PATH ./data/recovery.db */
+  char *database_url;                    /* DATABASE_URL (secret): PostgreSQL instead */
+  char *database_url_file;               /* DATABASE_URL_FILE: read into database_url */
   char *novita_api_key;                  /* NOVITA_API_KEY (secret) */
   char *novita_api_key_file;             /* NOVITA_API_KEY_FILE: read into novita_api_key */
   char *novita_api_base_url;             /* NOVITA_API_BASE_URL */

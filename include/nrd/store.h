@@ -8,23 +8,48 @@
 #include "nrd/domain.h"
 #include "nrd/model.h"
 
-/* SQLite storage behind one narrow interface. One struct nrd_store is one
- * connection: use it from one thread at a time (one per thread). WAL, a busy
- * timeout, statements prepared once and reset after use, BEGIN IMMEDIATE for
- * every write transaction (busy retried a bounded number of times).
+/* The service's storage behind one narrow interface, with two backends:
+ * SQLite (a file, the default) and PostgreSQL (DATABASE_URL: one database
+ * that replicas on several hosts share; nrd/store_pg.h says what differs).
+ * Callers do not know which they have. One struct nrd_store is one
+ * connection: use it from one thread at a time (one per thread).
+ *
+ * SQLite: WAL, a busy timeout, statements prepared once and reset after
+ * use, BEGIN IMMEDIATE for every write transaction (busy retried a bounded
+ * number of times). PostgreSQL: parameterised queries, claims with FOR
+ * UPDATE SKIP LOCKED and leases on the database's clock.
  *
  * Results are enum nrd_store_rc (nrd/domain.h). The rows, runs and events
  * it reads and writes are the plain data of nrd/domain.h. */
 
 struct nrd_store;
+struct nrd_config;
 
-/* Opens (creating the folder 0700 and the file 0600 when missing) and applies
- * pending migrations. Refuses a database whose schema is newer than this
- * binary. err gets one line on failure. applied (may be NULL) gets the number
- * of migrations applied now. */
-int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied, char *err,
-                   size_t errlen);
+/* Where the store is: PostgreSQL at url when url is set (postgres:// or
+ * postgresql://), else SQLite at path. Both borrowed. */
+struct nrd_store_target {
+  const char *url;
+  const char *path;
+};
+/* The target a configuration names: DATABASE_URL, else DATABASE_PATH. */
+struct nrd_store_target nrd_store_target_of(const struct nrd_config *cfg);
+/* The target for logs: the path, or the URL with its password as "***". */
+void nrd_store_target_describe(const struct nrd_store_target *t, char *out, size_t outlen);
+
+/* Opens the target and applies pending migrations (SQLite: creating the
+ * folder 0700 and the file 0600 when missing). Refuses a database whose
+ * schema is newer than this binary. err gets one line on failure (never
+ * the URL's password). applied (may be NULL) gets the number of migrations
+ * applied now. */
+int nrd_store_open(const struct nrd_store_target *t, struct nrd_store **out, unsigned *applied,
+                   char *err, size_t errlen);
+/* nrd_store_open of the SQLite file at path (tools and tests). */
+int nrd_store_open_path(const char *path, struct nrd_store **out, unsigned *applied, char *err,
+                        size_t errlen);
 void nrd_store_close(struct nrd_store *st);
+/* The SQLite file this store is (borrowed), NULL when it is not a local
+ * file (PostgreSQL). */
+const char *nrd_store_file(const struct nrd_store *st);
 /* Highest applied migration version. */
 int nrd_store_schema_version(struct nrd_store *st, int *version);
 /* A cheap read that proves the database answers (for /ready). */
@@ -33,13 +58,16 @@ int nrd_store_ping(struct nrd_store *st);
  * Never waits for the write lock: NRD_BUSY when another transaction holds
  * it (this process's or another's), which proves nothing either way. */
 int nrd_store_probe_write(struct nrd_store *st, int64_t now_ms);
-/* PRAGMA quick_check: NRD_OK, or NRD_ERR with SQLite's first complaint in msg. */
+/* PRAGMA quick_check on SQLite; on PostgreSQL a cheap health query (the
+ * server takes writes). NRD_OK, or NRD_ERR with the first complaint in msg. */
 int nrd_store_quick_check(struct nrd_store *st, char *msg, size_t msglen);
-/* SQLite's message of this connection's last failure ("unknown error" when
- * none was recorded). Borrowed until the next call on the connection. */
+/* The database's message of this connection's last failure ("unknown
+ * error" when none was recorded). Borrowed until the next call on the
+ * connection. */
 const char *nrd_store_last_error(const struct nrd_store *st);
-/* Gives back the memory of the connection's page cache (up to 128 KB after a
- * sync); the cache fills again as it is used. */
+/* Gives back the memory of the connection's page cache (SQLite: up to
+ * 128 KB after a sync; the cache fills again as it is used). Nothing on
+ * PostgreSQL. */
 void nrd_store_release_memory(struct nrd_store *st);
 
 /* ---- snapshots ---- */

@@ -60,6 +60,17 @@ const char *nrd_pg_identity(void);
 void nrd_pg_set_outbox_lease(struct nrd_pg *pg, int64_t lease_ms);
 int nrd_pg_schema_version(struct nrd_pg *pg, int *version);
 int nrd_pg_ping(struct nrd_pg *pg);
+/* The ready probe's write (one row of ready_probe). */
+int nrd_pg_probe_write(struct nrd_pg *pg, int64_t now_ms);
+/* A cheap health query in place of SQLite's PRAGMA quick_check: NRD_OK when
+ * the server takes writes, NRD_ERR with why in msg when it is a standby in
+ * recovery, sets default_transaction_read_only, or does not answer. */
+int nrd_pg_quick_check(struct nrd_pg *pg, char *msg, size_t msglen);
+/* PostgreSQL's message (first line) of the last failure, "unknown error"
+ * when none was recorded. Borrowed until the next call on the connection. */
+const char *nrd_pg_last_error(const struct nrd_pg *pg);
+/* Nothing to give back on PostgreSQL: a no-op, for the same interface. */
+void nrd_pg_release_memory(struct nrd_pg *pg);
 /* The database's clock (epoch ms). */
 int nrd_pg_now_ms(struct nrd_pg *pg, int64_t *now_ms);
 
@@ -110,6 +121,13 @@ int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owne
 int nrd_pg_ledger_retry(struct nrd_pg *pg, const char *job_id, int64_t now_ms);
 int nrd_pg_ledger_abandon(struct nrd_pg *pg, const char *job_id, const char *reason,
                           int64_t now_ms);
+/* Following the replacement (nrd/store.h; leases on the database's clock). */
+int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms, size_t limit,
+                            struct nrd_ledger_row **rows, size_t *n);
+int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
+                          int64_t now_ms);
+int nrd_pg_ledger_retry_start(struct nrd_pg *pg, const char *job_id, const char *new_name,
+                              int64_t name_ms, int64_t now_ms);
 
 /* ---- runs ---- */
 int nrd_pg_run_insert(struct nrd_pg *pg, const char *run_id, const char *trigger, bool dry_run,

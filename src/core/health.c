@@ -1,6 +1,7 @@
 /* The database's health as /ready sees it, and as a run checks before it
- * starts: the file is the one opened, it passed PRAGMA quick_check at
- * start-up, it answers a read and takes a write. */
+ * starts: a SQLite file is the one opened, the database passed its start-up
+ * check (SQLite's PRAGMA quick_check; PostgreSQL takes writes), it answers
+ * a read and takes a write. */
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -8,13 +9,14 @@
 #include "nrd/log.h"
 #include "nrd/util.h"
 
-/* The file's identity for nrd_runner_db_file_ok, and PRAGMA quick_check:
- * a database that fails it keeps /ready at 503. */
+/* The file's identity for nrd_runner_db_file_ok (a store that is a file),
+ * and the start-up check: a database that fails it keeps /ready at 503. */
 void nrd_runner_startup_checks(struct nrd_runner *r)
 {
   struct stat sb;
   char msg[300];
-  if (stat(r->cfg->database_path, &sb) == 0) {
+  const char *file = nrd_store_file(r->query_store);
+  if (file && stat(file, &sb) == 0) {
     r->db_dev = sb.st_dev;
     r->db_ino = sb.st_ino;
   }
@@ -22,21 +24,24 @@ void nrd_runner_startup_checks(struct nrd_runner *r)
     r->integrity_failed = true;
     LOG_ERROR("database integrity check failed (PRAGMA quick_check): /ready answers 503; "
               "restore the database from a backup",
-              "path", r->cfg->database_path, "detail", msg);
+              "path", file, "detail", msg);
   }
 }
 
 bool nrd_runner_db_file_ok(struct nrd_runner *r, char *why, size_t whylen)
 {
   struct stat sb;
-  if (stat(r->cfg->database_path, &sb) != 0)
+  const char *file = nrd_store_file(r->query_store);
+  if (!file)
+    return true; /* not a file: nothing to be replaced under us */
+  if (stat(file, &sb) != 0)
     snprintf(why, whylen, "the database file %s was deleted or moved under the running service",
-             r->cfg->database_path);
+             file);
   else if (sb.st_dev != r->db_dev || sb.st_ino != r->db_ino)
     snprintf(why, whylen,
              "the database file %s was replaced under the running service "
              "(another inode)",
-             r->cfg->database_path);
+             file);
   else
     return true;
   if (!atomic_exchange(&r->db_file_logged, true))

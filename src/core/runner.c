@@ -40,7 +40,8 @@ static int worker_open(struct nrd_runner *r, struct nrd_worker *w, char *err, si
 {
   w->runner = r;
   w->conn = nrd_novita_conn_create(r->nv);
-  if (nrd_store_open(r->cfg->database_path, &w->store, NULL, err, errlen) != NRD_OK)
+  const struct nrd_store_target db = nrd_store_target_of(r->cfg);
+  if (nrd_store_open(&db, &w->store, NULL, err, errlen) != NRD_OK)
     return -1;
   return 0;
 }
@@ -379,6 +380,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
 {
   struct nrd_runner *r = nrd_xcalloc(1, sizeof(*r));
   struct nrd_store *follow_store = NULL, *control_store = NULL;
+  const struct nrd_store_target db = nrd_store_target_of(cfg);
   char host[64] = "host";
   char rnd[64];
 
@@ -398,13 +400,13 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   /* The coordinator's connection applies the migrations first. */
   if (worker_open(r, &r->coord, err, errlen) != 0)
     goto fail;
-  if (nrd_store_open(cfg->database_path, &r->query_store, NULL, err, errlen) != NRD_OK)
+  if (nrd_store_open(&db, &r->query_store, NULL, err, errlen) != NRD_OK)
     goto fail;
   /* Every thread's connection is opened here, before any thread starts:
    * none can race a change of the file (and create a new one) later. */
-  if (nrd_store_open(cfg->database_path, &r->lease_store, NULL, err, errlen) != NRD_OK ||
-      nrd_store_open(cfg->database_path, &follow_store, NULL, err, errlen) != NRD_OK ||
-      nrd_store_open(cfg->database_path, &control_store, NULL, err, errlen) != NRD_OK)
+  if (nrd_store_open(&db, &r->lease_store, NULL, err, errlen) != NRD_OK ||
+      nrd_store_open(&db, &follow_store, NULL, err, errlen) != NRD_OK ||
+      nrd_store_open(&db, &control_store, NULL, err, errlen) != NRD_OK)
     goto fail;
   nrd_runner_startup_checks(r);
   nrd_store_run_fail_stale(r->coord.store, nrd_now_ms());

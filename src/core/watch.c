@@ -427,7 +427,8 @@ static void *watch_main(void *arg)
 {
   struct nrd_watch *w = arg;
   char err[256];
-  if (nrd_store_open(w->cfg->database_path, &w->store, NULL, err, sizeof(err)) != NRD_OK) {
+  const struct nrd_store_target db = nrd_store_target_of(w->cfg);
+  if (nrd_store_open(&db, &w->store, NULL, err, sizeof(err)) != NRD_OK) {
     LOG_ERROR("watch: could not open the database; the watch is off", "error", err);
     return NULL;
   }

@@ -25,7 +25,7 @@ static bool read_brake(sqlite3_stmt *s, void *arg)
   return true;
 }
 
-int nrd_store_brake_get(struct nrd_store *st, const char *name, struct nrd_brake *out)
+int nrd_sqlite_brake_get(struct nrd_sqlite *st, const char *name, struct nrd_brake *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_BRAKE_GET);
@@ -33,8 +33,8 @@ int nrd_store_brake_get(struct nrd_store *st, const char *name, struct nrd_brake
   return store_one_row(st, s, bound, "brake get", read_brake, out);
 }
 
-int nrd_store_brake_set(struct nrd_store *st, const char *name, const struct nrd_brake *b,
-                        int64_t now_ms)
+int nrd_sqlite_brake_set(struct nrd_sqlite *st, const char *name, const struct nrd_brake *b,
+                         int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_BRAKE_SET);
   bool bound = s && store_bind_text(s, ":name", name) && store_bind_text(s, ":reason", b->reason) &&
@@ -45,7 +45,7 @@ int nrd_store_brake_set(struct nrd_store *st, const char *name, const struct nrd
   return rc == NRD_NONE ? NRD_ERR : rc;
 }
 
-int nrd_store_brake_clear(struct nrd_store *st, const char *name)
+int nrd_sqlite_brake_clear(struct nrd_sqlite *st, const char *name)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_BRAKE_CLEAR);
   bool bound = s && store_bind_text(s, ":name", name);

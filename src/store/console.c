@@ -71,7 +71,8 @@ static bool read_run(sqlite3_stmt *s, void *rows)
   return true;
 }
 
-int nrd_store_run_list(struct nrd_store *st, size_t limit, struct nrd_run_summary **out, size_t *n)
+int nrd_sqlite_run_list(struct nrd_sqlite *st, size_t limit, struct nrd_run_summary **out,
+                        size_t *n)
 {
   *out = NULL;
   *n = 0;
@@ -104,8 +105,8 @@ static bool read_event_count(sqlite3_stmt *s, void *counts)
   return true;
 }
 
-int nrd_store_event_count_by_state(struct nrd_store *st, int64_t *pending, int64_t *delivered,
-                                   int64_t *dead)
+int nrd_sqlite_event_count_by_state(struct nrd_sqlite *st, int64_t *pending, int64_t *delivered,
+                                    int64_t *dead)
 {
   int64_t *counts[3] = { pending, delivered, dead };
   *pending = *delivered = *dead = 0;
@@ -127,8 +128,8 @@ static bool read_bucket(sqlite3_stmt *s, void *rows)
   return true;
 }
 
-int nrd_store_ledger_hourly(struct nrd_store *st, int64_t since_ms, struct nrd_hourly_bucket **out,
-                            size_t *n)
+int nrd_sqlite_ledger_hourly(struct nrd_sqlite *st, int64_t since_ms,
+                             struct nrd_hourly_bucket **out, size_t *n)
 {
   *out = NULL;
   *n = 0;

@@ -4,8 +4,8 @@
 
 #include "store_internal.h"
 
-int nrd_store_ledger_following(struct nrd_store *st, int64_t accepted_before_ms, size_t limit,
-                               struct nrd_ledger_row **rows, size_t *n)
+int nrd_sqlite_ledger_following(struct nrd_sqlite *st, int64_t accepted_before_ms, size_t limit,
+                                struct nrd_ledger_row **rows, size_t *n)
 {
   *rows = NULL;
   *n = 0;
@@ -21,7 +21,7 @@ struct started_ctx {
   int64_t now_ms;
 };
 
-static int started_fn(struct nrd_store *st, void *arg)
+static int started_fn(struct nrd_sqlite *st, void *arg)
 {
   const struct started_ctx *ctx = arg;
   const struct nrd_ledger_started *u = ctx->u;
@@ -34,15 +34,15 @@ static int started_fn(struct nrd_store *st, void *arg)
   return store_step_with_event(st, s, bound, "ledger started", u->event);
 }
 
-int nrd_store_ledger_started(struct nrd_store *st, const char *job_id,
-                             const struct nrd_ledger_started *u, int64_t now_ms)
+int nrd_sqlite_ledger_started(struct nrd_sqlite *st, const char *job_id,
+                              const struct nrd_ledger_started *u, int64_t now_ms)
 {
   struct started_ctx ctx = { .job_id = job_id, .u = u, .now_ms = now_ms };
   return store_tx(st, started_fn, &ctx);
 }
 
-int nrd_store_ledger_retry_start(struct nrd_store *st, const char *job_id, const char *new_name,
-                                 int64_t name_ms, int64_t now_ms)
+int nrd_sqlite_ledger_retry_start(struct nrd_sqlite *st, const char *job_id, const char *new_name,
+                                  int64_t name_ms, int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RETRY_START);
   bool bound = s && store_bind_text(s, ":job", job_id) &&

@@ -134,7 +134,7 @@ static bool read_row_into(sqlite3_stmt *s, void *rows)
   return false;
 }
 
-int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, bool bound,
+int store_ledger_read_rows(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound,
                            struct nrd_ledger_row **rows, size_t *n)
 {
   struct store_rows r = { .elem = sizeof **rows };
@@ -164,9 +164,9 @@ static bool bind_insert(sqlite3_stmt *s, const struct nrd_ledger_new *r, int64_t
          store_bind_i64(s, ":name_ms", r->name_ms) && store_bind_i64(s, ":now", now_ms);
 }
 
-int nrd_store_ledger_insert(struct nrd_store *st, const char *job_id, const char *job_type,
-                            const char *instance_id, const char *instance_name,
-                            const char *new_name, int64_t name_ms, int64_t now_ms)
+int nrd_sqlite_ledger_insert(struct nrd_sqlite *st, const char *job_id, const char *job_type,
+                             const char *instance_id, const char *instance_name,
+                             const char *new_name, int64_t name_ms, int64_t now_ms)
 {
   const struct nrd_ledger_new r = {
     job_id, job_type, instance_id, instance_name, new_name, name_ms
@@ -182,7 +182,7 @@ struct insert_many_ctx {
   bool *inserted;
 };
 
-static int insert_many_fn(struct nrd_store *st, void *arg)
+static int insert_many_fn(struct nrd_sqlite *st, void *arg)
 {
   struct insert_many_ctx *ctx = arg;
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_INSERT);
@@ -199,8 +199,8 @@ static int insert_many_fn(struct nrd_store *st, void *arg)
   return rc;
 }
 
-int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_new *rows, size_t n,
-                                 int64_t now_ms, bool *inserted)
+int nrd_sqlite_ledger_insert_many(struct nrd_sqlite *st, const struct nrd_ledger_new *rows,
+                                  size_t n, int64_t now_ms, bool *inserted)
 {
   struct insert_many_ctx ctx = { rows, n, now_ms, inserted };
   if (n == 0)
@@ -208,8 +208,8 @@ int nrd_store_ledger_insert_many(struct nrd_store *st, const struct nrd_ledger_n
   return store_tx(st, insert_many_fn, &ctx);
 }
 
-int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *after, size_t limit,
-                          struct nrd_ledger_row **rows, size_t *n)
+int nrd_sqlite_ledger_open(struct nrd_sqlite *st, const struct nrd_ledger_row *after, size_t limit,
+                           struct nrd_ledger_row **rows, size_t *n)
 {
   *rows = NULL;
   *n = 0;
@@ -221,8 +221,8 @@ int nrd_store_ledger_open(struct nrd_store *st, const struct nrd_ledger_row *aft
   return store_ledger_read_rows(st, s, bound, rows, n);
 }
 
-int nrd_store_ledger_list(struct nrd_store *st, int state, size_t limit,
-                          struct nrd_ledger_row **rows, size_t *n)
+int nrd_sqlite_ledger_list(struct nrd_sqlite *st, int state, size_t limit,
+                           struct nrd_ledger_row **rows, size_t *n)
 {
   *rows = NULL;
   *n = 0;
@@ -241,14 +241,14 @@ static bool read_row_any(sqlite3_stmt *s, void *out)
 }
 
 /* Reads one row by job id with the cached statement. */
-static int get_row(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out)
+static int get_row(struct nrd_sqlite *st, const char *job_id, struct nrd_ledger_row *out)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_GET);
   bool bound = s && store_bind_text(s, ":job", job_id);
   return store_one_row(st, s, bound, "ledger get", read_row_any, out);
 }
 
-int nrd_store_ledger_get(struct nrd_store *st, const char *job_id, struct nrd_ledger_row *out)
+int nrd_sqlite_ledger_get(struct nrd_sqlite *st, const char *job_id, struct nrd_ledger_row *out)
 {
   memset(out, 0, sizeof *out);
   return get_row(st, job_id, out);
@@ -265,7 +265,7 @@ static bool read_count(sqlite3_stmt *s, void *counts)
   return true;
 }
 
-int nrd_store_ledger_count_by_state(struct nrd_store *st, int64_t counts[NRD_ROW_STATE_COUNT])
+int nrd_sqlite_ledger_count_by_state(struct nrd_sqlite *st, int64_t counts[NRD_ROW_STATE_COUNT])
 {
   memset(counts, 0, sizeof(int64_t) * NRD_ROW_STATE_COUNT);
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_COUNT);
@@ -280,7 +280,7 @@ struct claim_ctx {
   struct nrd_ledger_row *out;
 };
 
-static int claim_fn(struct nrd_store *st, void *arg)
+static int claim_fn(struct nrd_sqlite *st, void *arg)
 {
   struct claim_ctx *ctx = arg;
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_CLAIM);
@@ -295,9 +295,9 @@ static int claim_fn(struct nrd_store *st, void *arg)
   return get_row(st, ctx->job_id, ctx->out);
 }
 
-int nrd_store_ledger_claim(struct nrd_store *st, const char *job_id, const char *owner,
-                           const char *run_id, int64_t now_ms, int64_t lease_ms,
-                           struct nrd_ledger_row *out)
+int nrd_sqlite_ledger_claim(struct nrd_sqlite *st, const char *job_id, const char *owner,
+                            const char *run_id, int64_t now_ms, int64_t lease_ms,
+                            struct nrd_ledger_row *out)
 {
   struct claim_ctx ctx = { .job_id = job_id,
                            .owner = owner,
@@ -315,8 +315,8 @@ int nrd_store_ledger_claim(struct nrd_store *st, const char *job_id, const char 
   return rc;
 }
 
-int nrd_store_ledger_renew(struct nrd_store *st, const char *job_id, const char *owner,
-                           int64_t lease_until_ms)
+int nrd_sqlite_ledger_renew(struct nrd_sqlite *st, const char *job_id, const char *owner,
+                            int64_t lease_until_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RENEW);
   bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner) &&
@@ -324,7 +324,7 @@ int nrd_store_ledger_renew(struct nrd_store *st, const char *job_id, const char 
   return store_write_bound(st, s, bound, "ledger renew", NULL);
 }
 
-int nrd_store_ledger_release(struct nrd_store *st, const char *job_id, const char *owner)
+int nrd_sqlite_ledger_release(struct nrd_sqlite *st, const char *job_id, const char *owner)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RELEASE);
   bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_text(s, ":owner", owner);
@@ -339,7 +339,7 @@ struct update_ctx {
   int64_t now_ms;
 };
 
-static int update_fn(struct nrd_store *st, void *arg)
+static int update_fn(struct nrd_sqlite *st, void *arg)
 {
   const struct update_ctx *ctx = arg;
   const struct nrd_ledger_update *u = ctx->u;
@@ -357,8 +357,8 @@ static int update_fn(struct nrd_store *st, void *arg)
   return store_step_with_event(st, s, bound, "ledger update", u->event);
 }
 
-int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char *owner,
-                            const struct nrd_ledger_update *u, int64_t now_ms)
+int nrd_sqlite_ledger_update(struct nrd_sqlite *st, const char *job_id, const char *owner,
+                             const struct nrd_ledger_update *u, int64_t now_ms)
 {
   if (!owner || !*owner || (unsigned)u->state >= NRD_ROW_STATE_COUNT)
     return NRD_ERR;
@@ -368,15 +368,15 @@ int nrd_store_ledger_update(struct nrd_store *st, const char *job_id, const char
 
 /* ---- operator control ---- */
 
-int nrd_store_ledger_retry(struct nrd_store *st, const char *job_id, int64_t now_ms)
+int nrd_sqlite_ledger_retry(struct nrd_sqlite *st, const char *job_id, int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_RETRY);
   bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_i64(s, ":now", now_ms);
   return store_write_bound(st, s, bound, "ledger retry", NULL);
 }
 
-int nrd_store_ledger_abandon(struct nrd_store *st, const char *job_id, const char *reason,
-                             int64_t now_ms)
+int nrd_sqlite_ledger_abandon(struct nrd_sqlite *st, const char *job_id, const char *reason,
+                              int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_ABANDON);
   bool bound = s && store_bind_text(s, ":job", job_id) && store_bind_text(s, ":reason", reason) &&

@@ -17,7 +17,7 @@ struct apply_ctx {
 };
 
 /* Inside BEGIN IMMEDIATE: another process may have applied it meanwhile. */
-static int apply_fn(struct nrd_store *st, void *arg)
+static int apply_fn(struct nrd_sqlite *st, void *arg)
 {
   struct apply_ctx *ctx = arg;
   int rc = NRD_ERR;
@@ -55,7 +55,7 @@ static int apply_fn(struct nrd_store *st, void *arg)
   return rc;
 }
 
-int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t errlen)
+int store_migrate(struct nrd_sqlite *st, unsigned *applied, char *err, size_t errlen)
 {
   int binary_version = nrd_migrations_count ? nrd_migrations[nrd_migrations_count - 1].version : 0;
   int db_version = 0;
@@ -70,7 +70,7 @@ int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t err
     snprintf(err, errlen, "cannot create schema_migrations: %s", sqlite3_errmsg(st->db));
     return store_fail(st, src, "create schema_migrations");
   }
-  int rc = nrd_store_schema_version(st, &db_version);
+  int rc = nrd_sqlite_schema_version(st, &db_version);
   if (rc != NRD_OK) {
     snprintf(err, errlen, "cannot read the schema version");
     return rc;

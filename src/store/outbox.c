@@ -60,27 +60,27 @@ static bool bind_event(sqlite3_stmt *s, const struct nrd_event *e)
          store_bind_text(s, ":error", e->last_error);
 }
 
-int store_event_insert_in_tx(struct nrd_store *st, const struct nrd_event *e)
+int store_event_insert_in_tx(struct nrd_sqlite *st, const struct nrd_event *e)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_INSERT);
   return store_step_bound(st, s, s && bind_event(s, e), "event insert", NULL);
 }
 
-int nrd_store_event_insert(struct nrd_store *st, const struct nrd_event *e)
+int nrd_sqlite_event_insert(struct nrd_sqlite *st, const struct nrd_event *e)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_INSERT);
   return store_write_bound(st, s, s && bind_event(s, e), "event insert", NULL);
 }
 
-int nrd_store_event_next(struct nrd_store *st, struct nrd_event *out)
+int nrd_sqlite_event_next(struct nrd_sqlite *st, struct nrd_event *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_NEXT);
   return store_one_row(st, s, s != NULL, "event next", read_event, out);
 }
 
-int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state, int attempts,
-                         int64_t next_attempt_ms, const char *last_error)
+int nrd_sqlite_event_mark(struct nrd_sqlite *st, const char *id, const char *state, int attempts,
+                          int64_t next_attempt_ms, const char *last_error)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_EVENT_MARK);
   bool bound = s && store_bind_text(s, ":id", id) && store_bind_text(s, ":state", state) &&
@@ -90,8 +90,8 @@ int nrd_store_event_mark(struct nrd_store *st, const char *id, const char *state
   return store_write_bound(st, s, bound, "event mark", NULL);
 }
 
-int nrd_store_event_list(struct nrd_store *st, const char *since_id, size_t limit,
-                         struct nrd_event **out, size_t *n)
+int nrd_sqlite_event_list(struct nrd_sqlite *st, const char *since_id, size_t limit,
+                          struct nrd_event **out, size_t *n)
 {
   *out = NULL;
   *n = 0;

@@ -18,8 +18,8 @@ void nrd_run_record_cleanup(struct nrd_run_record *r)
   memset(r, 0, sizeof *r);
 }
 
-int nrd_store_run_insert(struct nrd_store *st, const char *run_id, const char *trigger,
-                         bool dry_run, int64_t started_ms)
+int nrd_sqlite_run_insert(struct nrd_sqlite *st, const char *run_id, const char *trigger,
+                          bool dry_run, int64_t started_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_INSERT);
   bool bound = s && store_bind_text(s, ":run", run_id) && store_bind_text(s, ":trigger", trigger) &&
@@ -27,8 +27,8 @@ int nrd_store_run_insert(struct nrd_store *st, const char *run_id, const char *t
   return store_write_bound(st, s, bound, "run insert", NULL);
 }
 
-int nrd_store_run_finish(struct nrd_store *st, const char *run_id, const char *state,
-                         const char *report_json, int64_t finished_ms)
+int nrd_sqlite_run_finish(struct nrd_sqlite *st, const char *run_id, const char *state,
+                          const char *report_json, int64_t finished_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_FINISH);
   /* The report is bound without a copy (it can be a MB; it outlives the
@@ -52,7 +52,7 @@ static bool read_run_record(sqlite3_stmt *s, void *arg)
   return true;
 }
 
-int nrd_store_run_get(struct nrd_store *st, const char *run_id, struct nrd_run_record *out)
+int nrd_sqlite_run_get(struct nrd_sqlite *st, const char *run_id, struct nrd_run_record *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_GET);
@@ -60,7 +60,7 @@ int nrd_store_run_get(struct nrd_store *st, const char *run_id, struct nrd_run_r
   return store_one_row(st, s, bound, "run get", read_run_record, out);
 }
 
-int nrd_store_run_fail_stale(struct nrd_store *st, int64_t now_ms)
+int nrd_sqlite_run_fail_stale(struct nrd_sqlite *st, int64_t now_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_RUN_FAIL_STALE);
   bool bound = s && store_bind_i64(s, ":now", now_ms);
@@ -73,7 +73,7 @@ struct prune_ctx {
   int64_t deleted;
 };
 
-static int prune_fn(struct nrd_store *st, void *arg)
+static int prune_fn(struct nrd_sqlite *st, void *arg)
 {
   static const enum store_stmt which[] = { STMT_PRUNE_RUNS, STMT_PRUNE_LEDGER, STMT_PRUNE_EVENTS };
   struct prune_ctx *ctx = arg;
@@ -90,7 +90,7 @@ static int prune_fn(struct nrd_store *st, void *arg)
   return NRD_OK;
 }
 
-int nrd_store_prune(struct nrd_store *st, int64_t cutoff_ms, int64_t *deleted)
+int nrd_sqlite_prune(struct nrd_sqlite *st, int64_t cutoff_ms, int64_t *deleted)
 {
   struct prune_ctx ctx = { .cutoff_ms = cutoff_ms, .deleted = 0 };
   int rc = store_tx(st, prune_fn, &ctx);

@@ -91,7 +91,7 @@ static bool bind_text(sqlite3_stmt *s, int i, const char *v, bool empty_is_null)
   return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) == SQLITE_OK;
 }
 
-static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *ctx,
+static int upsert_one(struct nrd_sqlite *st, sqlite3_stmt *s, struct upsert_ctx *ctx,
                       const struct nrd_instance *in)
 {
   const int *p = ctx->param;
@@ -135,7 +135,7 @@ static int upsert_one(struct nrd_store *st, sqlite3_stmt *s, struct upsert_ctx *
   return rc;
 }
 
-static int upsert_fn(struct nrd_store *st, void *arg)
+static int upsert_fn(struct nrd_sqlite *st, void *arg)
 {
   struct upsert_ctx *ctx = arg;
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_UPSERT);
@@ -172,8 +172,8 @@ static int upsert_fn(struct nrd_store *st, void *arg)
   }
 }
 
-int nrd_store_snapshots_upsert_runs(struct nrd_store *st, nrd_snapshot_run_fn next, void *ud,
-                                    const char *run_id, int64_t now_ms)
+int nrd_sqlite_snapshots_upsert_runs(struct nrd_sqlite *st, nrd_snapshot_run_fn next, void *ud,
+                                     const char *run_id, int64_t now_ms)
 {
   struct upsert_ctx ctx = { .next = next, .ud = ud, .run_id = run_id, .now_ms = now_ms };
   nrd_buf_init(&ctx.ports);
@@ -192,7 +192,7 @@ int nrd_store_snapshots_upsert_runs(struct nrd_store *st, nrd_snapshot_run_fn ne
   return rc;
 }
 
-/* The one run of nrd_store_snapshots_upsert. */
+/* The one run of nrd_sqlite_snapshots_upsert. */
 struct one_run {
   const struct nrd_instance *items;
   size_t n;
@@ -210,13 +210,13 @@ static int one_run_next(void *ud, const struct nrd_instance **items, size_t *n)
   return 1;
 }
 
-int nrd_store_snapshots_upsert(struct nrd_store *st, const struct nrd_instance *items, size_t n,
-                               const char *run_id, int64_t now_ms)
+int nrd_sqlite_snapshots_upsert(struct nrd_sqlite *st, const struct nrd_instance *items, size_t n,
+                                const char *run_id, int64_t now_ms)
 {
   struct one_run r = { .items = items, .n = n };
   if (n == 0)
     return NRD_OK;
-  return nrd_store_snapshots_upsert_runs(st, one_run_next, &r, run_id, now_ms);
+  return nrd_sqlite_snapshots_upsert_runs(st, one_run_next, &r, run_id, now_ms);
 }
 
 /* ---- reads ---- */
@@ -291,7 +291,8 @@ static bool read_snapshot_row(sqlite3_stmt *s, void *instance)
   return false;
 }
 
-int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id, struct nrd_instance *out)
+int nrd_sqlite_snapshot_get(struct nrd_sqlite *st, const char *instance_id,
+                            struct nrd_instance *out)
 {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_GET);
@@ -299,7 +300,7 @@ int nrd_store_snapshot_get(struct nrd_store *st, const char *instance_id, struct
   return store_one_row(st, s, bound, "snapshot get", read_snapshot_row, out);
 }
 
-int nrd_store_snapshot_seen_since(struct nrd_store *st, const char *instance_id, int64_t since_ms)
+int nrd_sqlite_snapshot_seen_since(struct nrd_sqlite *st, const char *instance_id, int64_t since_ms)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_SNAPSHOT_SEEN);
   bool bound = s && store_bind_text(s, ":id", instance_id) && store_bind_i64(s, ":since", since_ms);

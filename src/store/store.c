@@ -188,7 +188,7 @@ static const char
                                " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
         };
 
-sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id)
+sqlite3_stmt *store_stmt(struct nrd_sqlite *st, enum store_stmt id)
 {
   if (st->stmts[id])
     return st->stmts[id];
@@ -212,7 +212,7 @@ void store_done(sqlite3_stmt *s)
   sqlite3_clear_bindings(s);
 }
 
-int store_fail(struct nrd_store *st, int rc, const char *what)
+int store_fail(struct nrd_sqlite *st, int rc, const char *what)
 {
   int primary = rc & 0xff;
   /* Kept for both: a write that stays busy past its retries is reported
@@ -227,7 +227,7 @@ int store_fail(struct nrd_store *st, int rc, const char *what)
   return NRD_ERR;
 }
 
-int store_step_write(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes)
+int store_step_write(struct nrd_sqlite *st, sqlite3_stmt *s, const char *what, int *changes)
 {
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE)
@@ -238,7 +238,7 @@ int store_step_write(struct nrd_store *st, sqlite3_stmt *s, const char *what, in
 }
 
 /* Runs BEGIN, COMMIT or ROLLBACK. */
-static int tx_control(struct nrd_store *st, enum store_stmt id, const char *what)
+static int tx_control(struct nrd_sqlite *st, enum store_stmt id, const char *what)
 {
   sqlite3_stmt *s = store_stmt(st, id);
   if (!s)
@@ -248,7 +248,7 @@ static int tx_control(struct nrd_store *st, enum store_stmt id, const char *what
   return rc;
 }
 
-static void tx_rollback(struct nrd_store *st)
+static void tx_rollback(struct nrd_sqlite *st)
 {
   /* A failed statement may already have rolled the transaction back. */
   if (!sqlite3_get_autocommit(st->db))
@@ -262,7 +262,7 @@ static void tx_rollback(struct nrd_store *st)
 static pthread_mutex_t g_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* One attempt of a write transaction, with g_write_lock held. */
-static int tx_once(struct nrd_store *st, store_tx_fn fn, void *arg)
+static int tx_once(struct nrd_sqlite *st, store_tx_fn fn, void *arg)
 {
   int rc = tx_control(st, STMT_BEGIN, "begin immediate");
   if (rc != NRD_OK)
@@ -280,7 +280,7 @@ static int tx_once(struct nrd_store *st, store_tx_fn fn, void *arg)
   return rc;
 }
 
-int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg)
+int store_tx(struct nrd_sqlite *st, store_tx_fn fn, void *arg)
 {
   int rc = NRD_BUSY;
   st->last_error[0] = '\0'; /* the message reported is this transaction's */
@@ -300,7 +300,7 @@ struct write_one {
   int changes;
 };
 
-static int write_one_fn(struct nrd_store *st, void *arg)
+static int write_one_fn(struct nrd_sqlite *st, void *arg)
 {
   struct write_one *w = arg;
   int rc = store_step_write(st, w->s, w->what, &w->changes);
@@ -308,7 +308,7 @@ static int write_one_fn(struct nrd_store *st, void *arg)
   return rc;
 }
 
-int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes)
+int store_write_one(struct nrd_sqlite *st, sqlite3_stmt *s, const char *what, int *changes)
 {
   struct write_one w = { .s = s, .what = what, .changes = 0 };
   int rc = store_tx(st, write_one_fn, &w);
@@ -320,7 +320,7 @@ int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int
   return rc;
 }
 
-int store_write_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_write_bound(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                       int *changes)
 {
   if (!bound) {
@@ -330,7 +330,7 @@ int store_write_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const c
   return store_write_one(st, s, what, changes);
 }
 
-int store_step_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_step_bound(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                      int *changes)
 {
   int n = 0;
@@ -341,7 +341,7 @@ int store_step_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const ch
   return rc == NRD_OK && n == 0 ? NRD_NONE : rc;
 }
 
-int store_step_with_event(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_step_with_event(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                           const struct nrd_event *event)
 {
   int rc = store_step_bound(st, s, bound, what, NULL);
@@ -352,7 +352,7 @@ int store_step_with_event(struct nrd_store *st, sqlite3_stmt *s, bool bound, con
   return rc == NRD_NONE ? NRD_OK : rc;
 }
 
-int store_each_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_each_row(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                    store_row_fn row, void *ctx)
 {
   int rc = NRD_ERR;
@@ -370,7 +370,7 @@ int store_each_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char
   return rc;
 }
 
-int store_one_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_one_row(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                   store_row_fn row, void *out)
 {
   int rc = NRD_ERR;
@@ -520,7 +520,7 @@ static int journal_mode_cb(void *arg, int ncols, char **values, char **names)
  * new database at once both ask for WAL, and SQLite refuses one of them at
  * once, without its busy handler (the lock cannot be waited for without a
  * deadlock): the second try finds WAL in place. */
-static int exec_retry(struct nrd_store *st, const char *sql,
+static int exec_retry(struct nrd_sqlite *st, const char *sql,
                       int (*cb)(void *, int, char **, char **), void *arg)
 {
   int rc = sqlite3_exec(st->db, sql, cb, arg, NULL);
@@ -536,7 +536,7 @@ static int exec_retry(struct nrd_store *st, const char *sql,
  * whenever another commits. Against 512 KB: less peak RSS, a sync in the
  * same time at a little more CPU, its index pages read again from the OS
  * (measured: BENCHMARKS.md, "Figures behind the code"). */
-static int set_pragmas(struct nrd_store *st, char *err, size_t errlen)
+static int set_pragmas(struct nrd_sqlite *st, char *err, size_t errlen)
 {
   char mode[16] = "";
   sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
@@ -565,13 +565,13 @@ static void sqlite_configure(void)
   sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 }
 
-int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied, char *err,
-                   size_t errlen)
+int nrd_sqlite_open(const char *path, struct nrd_sqlite **out, unsigned *applied, char *err,
+                    size_t errlen)
 {
   static pthread_once_t configured = PTHREAD_ONCE_INIT;
   int rc = NRD_ERR;
   int src;
-  struct nrd_store *st = NULL;
+  struct nrd_sqlite *st = NULL;
   *out = NULL;
   if (applied)
     *applied = 0;
@@ -595,14 +595,14 @@ int nrd_store_open(const char *path, struct nrd_store **out, unsigned *applied, 
   rc = store_migrate(st, applied, err, errlen);
 out:
   if (rc != NRD_OK) {
-    nrd_store_close(st);
+    nrd_sqlite_close(st);
     return rc;
   }
   *out = st;
   return NRD_OK;
 }
 
-void nrd_store_close(struct nrd_store *st)
+void nrd_sqlite_close(struct nrd_sqlite *st)
 {
   if (!st)
     return;
@@ -612,7 +612,7 @@ void nrd_store_close(struct nrd_store *st)
   free(st);
 }
 
-int nrd_store_schema_version(struct nrd_store *st, int *version)
+int nrd_sqlite_schema_version(struct nrd_sqlite *st, int *version)
 {
   sqlite3_stmt *s = store_stmt(st, STMT_SCHEMA_VERSION);
   if (!s)
@@ -628,23 +628,23 @@ int nrd_store_schema_version(struct nrd_store *st, int *version)
   return rc;
 }
 
-void nrd_store_release_memory(struct nrd_store *st)
+void nrd_sqlite_release_memory(struct nrd_sqlite *st)
 {
   sqlite3_db_release_memory(st->db);
 }
 
-int nrd_store_ping(struct nrd_store *st)
+int nrd_sqlite_ping(struct nrd_sqlite *st)
 {
   int version;
-  return nrd_store_schema_version(st, &version);
+  return nrd_sqlite_schema_version(st, &version);
 }
 
-const char *nrd_store_last_error(const struct nrd_store *st)
+const char *nrd_sqlite_last_error(const struct nrd_sqlite *st)
 {
   return st->last_error[0] ? st->last_error : "unknown error";
 }
 
-int nrd_store_probe_write(struct nrd_store *st, int64_t now_ms)
+int nrd_sqlite_probe_write(struct nrd_sqlite *st, int64_t now_ms)
 {
   /* Never waits: another transaction in hand (ours or another process's)
    * says nothing of the disk, so the caller keeps what it knew. */
@@ -680,7 +680,7 @@ static int quick_check_cb(void *arg, int ncols, char **values, char **names)
   return 0;
 }
 
-int nrd_store_quick_check(struct nrd_store *st, char *msg, size_t msglen)
+int nrd_sqlite_quick_check(struct nrd_sqlite *st, char *msg, size_t msglen)
 {
   struct check_result r = { .msg = msg, .len = msglen, .ok = true };
   char *err = NULL;

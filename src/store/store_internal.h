@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nrd/store.h"
+#include "store_ops.h"
 
 /* Every statement the store runs, prepared once per connection on first use. */
 enum store_stmt {
@@ -69,7 +69,7 @@ enum store_stmt {
 #define STORE_EVENT_COLS \
   "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"
 
-struct nrd_store {
+struct nrd_sqlite {
   sqlite3 *db;
   sqlite3_stmt *stmts[STMT_COUNT];
   char last_error[256]; /* SQLite's message of the last failure */
@@ -77,51 +77,51 @@ struct nrd_store {
 
 /* The cached statement, prepared on first use; NULL (logged) if it cannot be
  * prepared. Borrowed: hand it back with store_done after use. */
-sqlite3_stmt *store_stmt(struct nrd_store *st, enum store_stmt id);
+sqlite3_stmt *store_stmt(struct nrd_sqlite *st, enum store_stmt id);
 /* Resets the statement and clears its bindings. NULL is fine. */
 void store_done(sqlite3_stmt *s);
 
 /* Maps a SQLite result code to NRD_BUSY or NRD_ERR, logging errors with what. */
-int store_fail(struct nrd_store *st, int rc, const char *what);
+int store_fail(struct nrd_sqlite *st, int rc, const char *what);
 
 /* Steps a bound statement that returns no row; changes (may be NULL) gets the
  * number of rows it wrote. Does not reset it. */
-int store_step_write(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes);
+int store_step_write(struct nrd_sqlite *st, sqlite3_stmt *s, const char *what, int *changes);
 
 /* Runs fn inside BEGIN IMMEDIATE ... COMMIT. fn returns NRD_OK or NRD_NONE
  * (committed, and returned), NRD_BUSY (rolled back and the whole transaction
  * retried a bounded number of times, then NRD_BUSY) or NRD_ERR (rolled back).
  * fn must therefore be safe to run again from the start. */
-typedef int (*store_tx_fn)(struct nrd_store *st, void *arg);
-int store_tx(struct nrd_store *st, store_tx_fn fn, void *arg);
+typedef int (*store_tx_fn)(struct nrd_sqlite *st, void *arg);
+int store_tx(struct nrd_sqlite *st, store_tx_fn fn, void *arg);
 
 /* Runs one bound write statement in its own transaction (retried on busy;
  * the bindings survive the retries), then resets it. NRD_OK when it changed
  * at least one row, NRD_NONE when it changed none. changes may be NULL. */
-int store_write_one(struct nrd_store *st, sqlite3_stmt *s, const char *what, int *changes);
+int store_write_one(struct nrd_sqlite *st, sqlite3_stmt *s, const char *what, int *changes);
 
 /* The shapes every statement takes. bound says whether store_stmt gave s and
  * every binding took (`s && store_bind_...`): when false, s (NULL is fine) is
  * only reset and the answer is NRD_ERR. Each resets s when done. */
 /* store_write_one in its own transaction. */
-int store_write_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_write_bound(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                       int *changes);
 /* One write step inside the caller's transaction: NRD_OK when it changed a
  * row, NRD_NONE when none; changes (may be NULL) gets how many. */
-int store_step_bound(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_step_bound(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                      int *changes);
 /* store_step_bound, then (when it changed a row) event, if any, into the
  * outbox; an event already there counts as written (at least once). */
-int store_step_with_event(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_step_with_event(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                           const struct nrd_event *event);
 /* Reads one result row into ctx; false stops the read with NRD_ERR. */
 typedef bool (*store_row_fn)(sqlite3_stmt *s, void *ctx);
 /* Hands every result row to row (NULL: only steps): NRD_OK at the end. */
-int store_each_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_each_row(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                    store_row_fn row, void *ctx);
 /* Reads the first result row with row (NULL: only asks whether there is
  * one): NRD_OK, or NRD_NONE when there is no row. */
-int store_one_row(struct nrd_store *st, sqlite3_stmt *s, bool bound, const char *what,
+int store_one_row(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound, const char *what,
                   store_row_fn row, void *out);
 /* A growing array of elem-byte rows; store_rows_next gives the next slot,
  * zeroed and already counted in len, or NULL once max rows (when max is not
@@ -147,13 +147,13 @@ char *store_col_text(sqlite3_stmt *s, int col);
 
 /* Inserts an event inside the caller's transaction (outbox.c). NRD_NONE when
  * an event with that id is already there. */
-int store_event_insert_in_tx(struct nrd_store *st, const struct nrd_event *e);
+int store_event_insert_in_tx(struct nrd_sqlite *st, const struct nrd_event *e);
 /* Steps s (bound: as store_each_row) and reads every ledger row
  * (STORE_LEDGER_COLS) into a grown array (caller frees); resets s. */
-int store_ledger_read_rows(struct nrd_store *st, sqlite3_stmt *s, bool bound,
+int store_ledger_read_rows(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound,
                            struct nrd_ledger_row **rows, size_t *n);
 
 /* Applies the embedded migrations (migrate.c). */
-int store_migrate(struct nrd_store *st, unsigned *applied, char *err, size_t errlen);
+int store_migrate(struct nrd_sqlite *st, unsigned *applied, char *err, size_t errlen);
 
 #endif

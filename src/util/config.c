@@ -45,7 +45,14 @@ static const struct opt opts[] = {
     OFF(port) },
   { "HOST", "--host", OPT_STRING, "127.0.0.1", 0, 0, false, "listen address", OFF(host) },
   { "DATABASE_PATH", "--database-path", OPT_STRING, "./data/recovery.db", 0, 0, false,
-    "SQLite file (folder created 0700, file 0600)", OFF(database_path) },
+    "SQLite file (folder created 0700, file 0600); unused when DATABASE_URL is set",
+    OFF(database_path) },
+  { "DATABASE_URL", "--database-url", OPT_STRING, NULL, 0, 0, true,
+    "PostgreSQL instead of SQLite: postgres://user:password@host:port/db?sslmode=... (libpq's"
+    " URI; replicas on several hosts share it)",
+    OFF(database_url) },
+  { "DATABASE_URL_FILE", "--database-url-file", OPT_STRING, NULL, 0, 0, false,
+    "file holding DATABASE_URL", OFF(database_url_file) },
   { "NOVITA_API_KEY", "--novita-api-key", OPT_STRING, NULL, 0, 0, true,
     "Novita API key (required by serve)", OFF(novita_api_key) },
   { "NOVITA_API_KEY_FILE", "--novita-api-key-file", OPT_STRING, NULL, 0, 0, false,
@@ -178,6 +185,7 @@ static const struct secret_src {
   { "NOVITA_INTERNAL_API_KEY", "NOVITA_INTERNAL_API_KEY_FILE", OFF(novita_internal_api_key),
     OFF(novita_internal_api_key_file) },
   { "WEBHOOK_SECRET", "WEBHOOK_SECRET_FILE", OFF(webhook_secret), OFF(webhook_secret_file) },
+  { "DATABASE_URL", "DATABASE_URL_FILE", OFF(database_url), OFF(database_url_file) },
 };
 
 static void *field(struct nrd_config *cfg, const struct opt *o)
@@ -624,7 +632,16 @@ int nrd_config_load(struct nrd_config *cfg, int argc, char **argv, char *err, si
     return -1;
   }
 
-  return load_secret_files(cfg, err, errlen);
+  if (load_secret_files(cfg, err, errlen) != 0)
+    return -1;
+  const char *url = cfg->database_url;
+  if (url && *url && strncmp(url, "postgres://", 11) != 0 &&
+      strncmp(url, "postgresql://", 13) != 0) {
+    /* Not echoed: it may hold a password. */
+    seterr(err, errlen, "DATABASE_URL: expected a postgres:// or postgresql:// URL");
+    return -1;
+  }
+  return 0;
 }
 
 /* The value of o in cfg as JSON text (secrets "***", unset null). */

@@ -273,7 +273,8 @@ struct nrd_webhook *nrd_webhook_start(const struct nrd_config *cfg, char *err, s
   wh->timeout_ms = (long)cfg->request_timeout_ms;
   atomic_init(&wh->stopping, false);
 
-  if (nrd_store_open(cfg->database_path, &wh->st, NULL, dberr, sizeof dberr) != NRD_OK) {
+  const struct nrd_store_target db = nrd_store_target_of(cfg);
+  if (nrd_store_open(&db, &wh->st, NULL, dberr, sizeof dberr) != NRD_OK) {
     snprintf(err, errlen, "webhook: %s", dberr);
     goto fail;
   }

@@ -182,7 +182,7 @@ static bool snapshot_seen(struct tu_stack *s, const char *id)
 {
   struct nrd_store *st = NULL;
   char err[256];
-  assert_int_equal(nrd_store_open(s->cfg.database_path, &st, NULL, err, sizeof(err)), NRD_OK);
+  assert_int_equal(nrd_store_open_path(s->cfg.database_path, &st, NULL, err, sizeof(err)), NRD_OK);
   int rc = nrd_store_snapshot_seen_since(st, id, 0);
   nrd_store_close(st);
   return rc == NRD_OK;

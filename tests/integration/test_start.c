@@ -163,7 +163,7 @@ static void test_failed_pull_is_start_failed(void **state)
   /* The old snapshot stays; the failed replacement is left alone. */
   struct nrd_store *st = NULL;
   char err[256];
-  assert_int_equal(nrd_store_open(s.cfg.database_path, &st, NULL, err, sizeof(err)), NRD_OK);
+  assert_int_equal(nrd_store_open_path(s.cfg.database_path, &st, NULL, err, sizeof(err)), NRD_OK);
   struct nrd_instance snap;
   assert_int_equal(nrd_store_snapshot_get(st, "i-1", &snap), NRD_OK);
   assert_string_equal(snap.image_url, IMAGE);

@@ -119,7 +119,7 @@ static void test_old_records_pruned_after_a_run(void **state)
   cJSON_Delete(sc);
   s.cfg.retention_days = 30;
 
-  assert_int_equal(nrd_store_open(s.cfg.database_path, &st, NULL, err, sizeof(err)), NRD_OK);
+  assert_int_equal(nrd_store_open_path(s.cfg.database_path, &st, NULL, err, sizeof(err)), NRD_OK);
   put_run(st, "run_old", old);
   put_run(st, "run_recent", recent);
   put_row(st, "job-old-created", NRD_ROW_CREATED, old);

@@ -598,6 +598,42 @@ static void test_console(void **state)
   assert_int_equal(dead, 1);
 }
 
+/* ---- health: the ready probe's write, the start-up check, the last error ---- */
+
+static void test_health_queries(void **state)
+{
+  struct pg_fixture *f = *state;
+  char msg[256] = "";
+  int version = 0;
+  assert_int_equal(nrd_pg_schema_version(f->pg, &version), NRD_OK);
+  assert_int_equal(version, 2); /* migrations/pg/0002 applied */
+  assert_int_equal(nrd_pg_probe_write(f->pg, 1000), NRD_OK);
+  assert_int_equal(nrd_pg_probe_write(f->pg, 2000), NRD_OK); /* the same row again */
+  assert_int_equal(nrd_pg_quick_check(f->pg, msg, sizeof msg), NRD_OK);
+  nrd_pg_release_memory(f->pg); /* a no-op: the connection still works */
+  assert_int_equal(nrd_pg_ping(f->pg), NRD_OK);
+
+  /* A database that takes no writes: the check says why, the probe fails
+   * and the last error is PostgreSQL's. */
+  char sql[160], err[256] = "";
+  struct nrd_pg *ro = NULL;
+  assert_int_equal(nrd_pg_open_as(f->url, "test-ro", &ro, NULL, err, sizeof err), NRD_OK);
+  snprintf(sql, sizeof sql, "ALTER DATABASE %s SET default_transaction_read_only = on", f->db);
+  assert_int_equal(pgt_exec("postgres", sql), 0);
+  /* Its session ends (waited for): the next statement goes to a new
+   * session, which has the database's setting. */
+  assert_int_equal(pgt_exec("postgres",
+                            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                            " WHERE application_name = 'test-ro'"),
+                   0);
+  assert_int_equal(nrd_pg_ping(ro), NRD_OK); /* reconnected, not an error */
+  assert_int_equal(nrd_pg_quick_check(ro, msg, sizeof msg), NRD_ERR);
+  assert_non_null(strstr(msg, "read_only"));
+  assert_int_not_equal(nrd_pg_probe_write(ro, 3000), NRD_OK);
+  assert_non_null(strstr(nrd_pg_last_error(ro), "read-only"));
+  nrd_pg_close(ro);
+}
+
 /* ---- the URL's password is never shown ---- */
 
 static void redacted_is(const char *url, const char *want)
@@ -651,6 +687,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_url_redaction),
     cmocka_unit_test(test_connect_error_redacted),
+    TEST(test_health_queries),
     TEST(test_insert_unique),
     TEST(test_insert_many),
     TEST(test_claim_lease),

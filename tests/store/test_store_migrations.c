@@ -17,7 +17,7 @@ static void test_fresh_then_reopen(void **state)
 
   struct nrd_store *st = NULL;
   unsigned applied = 99;
-  assert_int_equal(nrd_store_open(path, &st, &applied, err, sizeof err), NRD_OK);
+  assert_int_equal(nrd_store_open_path(path, &st, &applied, err, sizeof err), NRD_OK);
   assert_true(nrd_migrations_count >= 1);
   assert_int_equal(applied, nrd_migrations_count);
   int version = -1;
@@ -27,7 +27,7 @@ static void test_fresh_then_reopen(void **state)
   nrd_store_close(st);
 
   applied = 99;
-  assert_int_equal(nrd_store_open(path, &st, &applied, err, sizeof err), NRD_OK);
+  assert_int_equal(nrd_store_open_path(path, &st, &applied, err, sizeof err), NRD_OK);
   assert_int_equal(applied, 0);
   version = -1;
   assert_int_equal(nrd_store_schema_version(st, &version), NRD_OK);
@@ -49,7 +49,7 @@ static void test_modes(void **state)
 
   mode_t old = umask(0277);
   struct nrd_store *st = NULL;
-  int rc = nrd_store_open(path, &st, NULL, err, sizeof err);
+  int rc = nrd_store_open_path(path, &st, NULL, err, sizeof err);
   umask(old);
   assert_int_equal(rc, NRD_OK);
 
@@ -72,7 +72,7 @@ static void test_future_version_refused(void **state)
   snprintf(path, sizeof path, "%s/recovery.db", dir);
 
   struct nrd_store *st = NULL;
-  assert_int_equal(nrd_store_open(path, &st, NULL, err, sizeof err), NRD_OK);
+  assert_int_equal(nrd_store_open_path(path, &st, NULL, err, sizeof err), NRD_OK);
   nrd_store_close(st);
 
   /* A newer binary recorded a migration this one does not have. */
@@ -87,7 +87,7 @@ static void test_future_version_refused(void **state)
   sqlite3_close(db);
 
   st = NULL;
-  assert_int_equal(nrd_store_open(path, &st, NULL, err, sizeof err), NRD_ERR);
+  assert_int_equal(nrd_store_open_path(path, &st, NULL, err, sizeof err), NRD_ERR);
   assert_null(st);
   char want[128];
   snprintf(want, sizeof want, "database schema version %d is newer than this binary (%d)", future,
@@ -144,7 +144,7 @@ static void test_0004_upgrades_a_used_database(void **state)
 
   struct nrd_store *st = NULL;
   unsigned applied = 0;
-  assert_int_equal(nrd_store_open(path, &st, &applied, err, sizeof err), NRD_OK);
+  assert_int_equal(nrd_store_open_path(path, &st, &applied, err, sizeof err), NRD_OK);
   assert_int_equal(applied, nrd_migrations_count - 3);
   nrd_store_close(st);
 
@@ -186,7 +186,7 @@ static void test_bad_folder(void **state)
   snprintf(path, sizeof path, "%s/recovery.db", file);
 
   struct nrd_store *st = NULL;
-  assert_int_equal(nrd_store_open(path, &st, NULL, err, sizeof err), NRD_ERR);
+  assert_int_equal(nrd_store_open_path(path, &st, NULL, err, sizeof err), NRD_ERR);
   assert_null(st);
   assert_non_null(strstr(err, "not a directory"));
 

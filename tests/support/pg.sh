@@ -4,8 +4,10 @@
 # to collide with), stopped and removed at the end, whatever the command does.
 # Usage: tests/support/pg.sh COMMAND [ARGS...]
 # The command gets NRD_TEST_PG_HOST (the socket's directory), NRD_TEST_PG_PORT,
-# NRD_TEST_PG_USER (a superuser, trust authentication) and NRD_TEST_PG_RESTART
-# (a script that restarts the server, ending every session). Exits 77 (skip)
+# NRD_TEST_PG_USER (a superuser, trust authentication), NRD_TEST_PG_RESTART
+# (a script that restarts the server, ending every session), and
+# NRD_TEST_PG_STOP / NRD_TEST_PG_START (scripts that stop it, and start it
+# again, for a test of the time it is away). Exits 77 (skip)
 # only when PostgreSQL's server programs are not installed.
 set -euo pipefail
 
@@ -54,9 +56,19 @@ cat >"$tmp/restart.sh" <<EOS
 cd "$tmp" && exec ${as_server[*]} "$bindir/pg_ctl" -D "$tmp/data" -m fast -w -t 30 restart >/dev/null
 EOS
 chmod 755 "$tmp/restart.sh"
+# Stop and start, for a test of the time the server is away.
+for verb in stop start; do
+  cat >"$tmp/$verb.sh" <<EOS
+#!/bin/sh
+cd "$tmp" && exec ${as_server[*]} "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -m fast \
+  -w -t 30 -o "-c listen_addresses= -c unix_socket_directories=$tmp -p $port -c fsync=off -c max_connections=60" \
+  $verb >/dev/null
+EOS
+  chmod 755 "$tmp/$verb.sh"
+done
 
 export NRD_TEST_PG_HOST=$tmp NRD_TEST_PG_PORT=$port NRD_TEST_PG_USER=nrd \
-  NRD_TEST_PG_RESTART=$tmp/restart.sh
+  NRD_TEST_PG_RESTART=$tmp/restart.sh NRD_TEST_PG_STOP=$tmp/stop.sh NRD_TEST_PG_START=$tmp/start.sh
 set +e
 "$@"
 rc=$?

@@ -22,6 +22,8 @@ static const char *const all_vars[] = {
   "PORT",
   "HOST",
   "DATABASE_PATH",
+  "DATABASE_URL",
+  "DATABASE_URL_FILE",
   "NOVITA_API_KEY",
   "NOVITA_API_BASE_URL",
   "NOVITA_INTERNAL_API_KEY",
@@ -310,6 +312,20 @@ static void test_secrets_not_echoed(void **state)
   nrd_config_cleanup(&c);
 }
 
+/* The configuration's log line (nrd_config_log) into buf. */
+static void config_log_text(const struct nrd_config *c, char *buf, size_t len)
+{
+  FILE *fp = tmpfile();
+  assert_non_null(fp);
+  nrd_log_set_fd(fileno(fp));
+  nrd_config_log(c);
+  nrd_log_set_fd(1);
+  ssize_t n = pread(fileno(fp), buf, len - 1, 0);
+  assert_true(n > 0);
+  buf[n] = '\0';
+  fclose(fp);
+}
+
 static void test_log_redacts(void **state)
 {
   struct nrd_config c;
@@ -319,16 +335,8 @@ static void test_log_redacts(void **state)
   setenv("API_TOKEN", "tok_secret", 1);
   assert_int_equal(load(&c, NULL, err, sizeof err), 0);
 
-  FILE *fp = tmpfile();
-  assert_non_null(fp);
-  nrd_log_set_fd(fileno(fp));
-  nrd_config_log(&c);
-  nrd_log_set_fd(1);
   char buf[8192];
-  ssize_t n = pread(fileno(fp), buf, sizeof buf - 1, 0);
-  assert_true(n > 0);
-  buf[n] = '\0';
-  fclose(fp);
+  config_log_text(&c, buf, sizeof buf);
   assert_null(strstr(buf, "secret"));
   cJSON *line = cJSON_Parse(buf);
   assert_non_null(line);
@@ -430,6 +438,46 @@ static void test_secret_files(void **state)
   clear_env(NULL);
   unlink(path);
   free(path);
+}
+
+/* DATABASE_URL selects PostgreSQL: from the variable or DATABASE_URL_FILE
+ * (not both), only postgres:// or postgresql://, never shown in an error or
+ * in the configuration's dump. */
+static void test_database_url(void **state)
+{
+  struct nrd_config c;
+  char err[256];
+  char *path = temp_file("postgresql://app:hunter2@db.example/recovery\n");
+  clear_env(NULL);
+  assert_int_equal(load(&c, NULL, err, sizeof err), 0);
+  assert_null(c.database_url); /* unset: SQLite at DATABASE_PATH */
+  nrd_config_cleanup(&c);
+
+  setenv("DATABASE_URL_FILE", path, 1);
+  assert_int_equal(load(&c, NULL, err, sizeof err), 0);
+  assert_string_equal(c.database_url, "postgresql://app:hunter2@db.example/recovery");
+  char buf[8192];
+  config_log_text(&c, buf, sizeof buf);
+  assert_null(strstr(buf, "hunter2"));
+  assert_non_null(strstr(buf, "\"DATABASE_URL\":\"***\""));
+  nrd_config_cleanup(&c);
+
+  setenv("DATABASE_URL", "postgres://app:hunter2@db/x", 1);
+  assert_int_equal(load(&c, NULL, err, sizeof err), NRD_CONFIG_EINVAL);
+  assert_non_null(strstr(err, "DATABASE_URL and DATABASE_URL_FILE are both set"));
+  assert_null(strstr(err, "hunter2"));
+  nrd_config_cleanup(&c);
+
+  unsetenv("DATABASE_URL_FILE");
+  setenv("DATABASE_URL", "mysql://app:hunter2@db/x", 1);
+  assert_int_equal(load(&c, NULL, err, sizeof err), NRD_CONFIG_EINVAL);
+  assert_non_null(strstr(err, "postgres://"));
+  assert_null(strstr(err, "hunter2"));
+  nrd_config_cleanup(&c);
+  clear_env(NULL);
+  unlink(path);
+  free(path);
+  (void)state;
 }
 
 /* Under systemd: $CREDENTIALS_DIRECTORY/NAME is read; a credential together
@@ -580,6 +628,7 @@ int main(void)
     cmocka_unit_test_setup(test_log_redacts, clear_env),
     cmocka_unit_test_setup(test_api_token_file, clear_env),
     cmocka_unit_test_setup(test_secret_files, clear_env),
+    cmocka_unit_test_setup(test_database_url, clear_env),
     cmocka_unit_test_setup(test_credentials_directory, clear_env),
     cmocka_unit_test_setup(test_usage_vs_config, clear_env),
     cmocka_unit_test_setup(test_cidr, clear_env),

@@ -48,7 +48,7 @@ static int setup(void **state)
   f->cfg.database_path = nrd_xstrdup(path);
   f->cfg.webhook_secret = nrd_xstrdup(SECRET);
   f->cfg.request_timeout_ms = 10000;
-  if (nrd_store_open(path, &f->st, NULL, err, sizeof err) != NRD_OK) {
+  if (nrd_store_open_path(path, &f->st, NULL, err, sizeof err) != NRD_OK) {
     fprintf(stderr, "open failed: %s\n", err);
     return -1;
   }

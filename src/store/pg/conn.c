@@ -76,15 +76,44 @@ static bool sqlstate_is_busy(const char *s)
          strcmp(s, "55P03") == 0 || strncmp(s, "57P", 3) == 0;
 }
 
+/* Keeps the first line of msg as the connection's last error. */
+static void set_last_error(struct nrd_pg *pg, const char *msg)
+{
+  if (!msg || !*msg)
+    msg = "unknown error";
+  snprintf(pg->last_error, sizeof pg->last_error, "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* The session is still there. Between statements it reads what the server
+ * sent meanwhile (without waiting): a server that restarted or ended the
+ * session has said so and closed it, so the statement goes to a new session
+ * instead of failing on the dead one. */
+static bool session_alive(struct nrd_pg *pg)
+{
+  if (PQstatus(pg->conn) != CONNECTION_OK)
+    return false;
+  if (pg->in_tx)
+    return true; /* a lost session fails the transaction's next statement */
+  /* Twice: the first read may take the server's last message (FATAL:
+   * terminating connection), the second then meets the closed socket. */
+  for (int i = 0; i < 2; i++)
+    if (PQconsumeInput(pg->conn) != 1 || PQstatus(pg->conn) != CONNECTION_OK)
+      return false;
+  return true;
+}
+
 static bool ensure_conn(struct nrd_pg *pg)
 {
-  if (PQstatus(pg->conn) == CONNECTION_OK)
+  if (session_alive(pg))
     return true;
-  if (pg->in_tx)
+  if (pg->in_tx) {
+    set_last_error(pg, "the connection to postgresql was lost");
     return false; /* the transaction is lost: the runner starts again */
+  }
   pg_leaders_forget(pg);
   PQreset(pg->conn);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
+    set_last_error(pg, PQerrorMessage(pg->conn));
     LOG_WARN_AT(NRD_FAULT_DISK, "store: postgresql unreachable", "error", PQerrorMessage(pg->conn));
     return false;
   }
@@ -112,6 +141,8 @@ PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *
     return r;
   }
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  set_last_error(pg, primary ? primary : PQerrorMessage(pg->conn));
   bool busy = sqlstate_is_busy(state) || PQstatus(pg->conn) != CONNECTION_OK;
   if (busy)
     LOG_DEBUG("store: postgresql busy or unreachable", "op", what, "sqlstate", state);
@@ -184,6 +215,7 @@ static int tx_control(struct nrd_pg *pg, const char *sql)
 int pg_tx(struct nrd_pg *pg, pg_tx_fn fn, void *arg)
 {
   int rc = NRD_BUSY;
+  pg->last_error[0] = '\0'; /* the message reported is this transaction's */
   for (int attempt = 0; attempt < PG_TX_ATTEMPTS && rc == NRD_BUSY; attempt++) {
     if (attempt > 0)
       nrd_sleep_ms(10 * attempt + (int64_t)(nrd_random_unit() * 20));
@@ -416,6 +448,48 @@ int nrd_pg_ping(struct nrd_pg *pg)
 {
   int version;
   return nrd_pg_schema_version(pg, &version);
+}
+
+const char *nrd_pg_last_error(const struct nrd_pg *pg)
+{
+  return pg->last_error[0] ? pg->last_error : "unknown error";
+}
+
+int nrd_pg_probe_write(struct nrd_pg *pg, int64_t now_ms)
+{
+  struct pg_params p = { 0 };
+  pgp_i64(&p, now_ms);
+  pg->last_error[0] = '\0';
+  return pg_write(pg,
+                  "INSERT INTO ready_probe (id, at_ms) VALUES (1, $1)"
+                  " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+                  &p, "ready probe", NULL);
+}
+
+int nrd_pg_quick_check(struct nrd_pg *pg, char *msg, size_t msglen)
+{
+  int rc;
+  PGresult *r =
+      pg_exec(pg, "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')",
+              NULL, &rc, "quick check");
+  if (!r) {
+    snprintf(msg, msglen, "%s", nrd_pg_last_error(pg));
+    return NRD_ERR;
+  }
+  rc = NRD_ERR;
+  if (pg_col_bool(r, 0, 0))
+    snprintf(msg, msglen, "the server is a standby in recovery: it takes no writes");
+  else if (strcmp(PQgetvalue(r, 0, 1), "on") == 0)
+    snprintf(msg, msglen, "the server's default_transaction_read_only is on");
+  else
+    rc = NRD_OK;
+  PQclear(r);
+  return rc;
+}
+
+void nrd_pg_release_memory(struct nrd_pg *pg)
+{
+  (void)pg; /* the server's memory is the server's: nothing held here */
 }
 
 int nrd_pg_now_ms(struct nrd_pg *pg, int64_t *now_ms)

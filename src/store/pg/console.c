@@ -81,14 +81,16 @@ int nrd_pg_ledger_hourly(struct nrd_pg *pg, int64_t since_ms, struct nrd_hourly_
   pgp_i64(&p, since_ms);
   pgp_i64(&p, CONSOLE_MAX_ROWS);
   struct pg_rows rows = { .elem = sizeof **out };
-  int rc = pg_read_rows(
-      pg,
-      "SELECT updated_ms / 3600000 * 3600000 AS hour, state, adopted, count(*),"
-      " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
-      " FROM ledger WHERE updated_ms >= $1"
-      " AND state NOT IN (" PG_OPEN_STATES ")"
-      " GROUP BY hour, state, adopted ORDER BY hour, state COLLATE \"C\", adopted LIMIT $2",
-      &p, "ledger hourly", read_bucket, &rows);
+  int rc =
+      pg_read_rows(pg,
+                   "SELECT updated_ms / 3600000 * 3600000 AS hour,"
+                   " (CASE state WHEN 'running' THEN 'created' ELSE state END) COLLATE \"C\" AS st,"
+                   " adopted, count(*),"
+                   " sum(updated_ms - created_ms), max(updated_ms - created_ms)"
+                   " FROM ledger WHERE updated_ms >= $1"
+                   " AND state NOT IN (" PG_OPEN_STATES ")"
+                   " GROUP BY hour, st, adopted ORDER BY hour, st, adopted LIMIT $2",
+                   &p, "ledger hourly", read_bucket, &rows);
   *out = rows.arr; /* read_bucket refuses no row */
   *n = rows.n;
   return rc;

@@ -28,10 +28,14 @@ enum {
   COL_LEASE_UNTIL,
   COL_RUN_ID,
   COL_CREATED,
-  COL_UPDATED
+  COL_UPDATED,
+  COL_ACCEPTED,
+  COL_RUNNING,
+  COL_SE_STATE,
+  COL_SE_MESSAGE
 };
 
-static bool read_row(const PGresult *r, int i, void *row)
+bool pg_ledger_read_row(const PGresult *r, int i, void *row)
 {
   struct nrd_ledger_row *out = row;
   memset(out, 0, sizeof *out);
@@ -57,15 +61,18 @@ static bool read_row(const PGresult *r, int i, void *row)
   out->run_id = pg_col_text(r, i, COL_RUN_ID);
   out->created_ms = pg_col_i64(r, i, COL_CREATED);
   out->updated_ms = pg_col_i64(r, i, COL_UPDATED);
+  out->accepted_ms = pg_col_i64(r, i, COL_ACCEPTED);
+  out->running_ms = pg_col_i64(r, i, COL_RUNNING);
+  out->status_error_state = pg_col_text(r, i, COL_SE_STATE);
+  out->status_error_message = pg_col_text(r, i, COL_SE_MESSAGE);
   return true;
 }
 
-/* Runs a query returning ledger rows into an array (caller frees). */
-static int query_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
-                      struct nrd_ledger_row **rows, size_t *n, const char *what)
+int pg_ledger_query_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                         struct nrd_ledger_row **rows, size_t *n, const char *what)
 {
   struct pg_rows got = { .elem = sizeof **rows };
-  int rc = pg_read_rows(pg, sql, p, what, read_row, &got);
+  int rc = pg_read_rows(pg, sql, p, what, pg_ledger_read_row, &got);
   if (rc != NRD_OK) {
     nrd_ledger_rows_free(got.arr, got.n);
     got = (struct pg_rows){ 0 };
@@ -80,7 +87,7 @@ static int query_one(struct nrd_pg *pg, const char *sql, const struct pg_params 
                      struct nrd_ledger_row *out, const char *what)
 {
   struct nrd_ledger_row unused; /* a row nobody asked for is still checked */
-  int rc = pg_one_row(pg, sql, p, what, read_row, out ? out : &unused);
+  int rc = pg_one_row(pg, sql, p, what, pg_ledger_read_row, out ? out : &unused);
   if (!out && rc == NRD_OK)
     nrd_ledger_row_cleanup(&unused);
   return rc;
@@ -211,11 +218,12 @@ int nrd_pg_ledger_open(struct nrd_pg *pg, const struct nrd_ledger_row *after, si
   pgp_i64(&p, after ? after->created_ms : INT64_MIN);
   pgp_text(&p, after ? after->job_id : "");
   pgp_i64(&p, sql_limit(limit));
-  return query_rows(pg,
-                    "SELECT " PG_LEDGER_COLS " FROM ledger WHERE state IN (" PG_OPEN_STATES ")"
-                    " AND (created_ms, job_id) > ($1::bigint, $2::text COLLATE \"C\")"
-                    " ORDER BY created_ms, job_id LIMIT $3",
-                    &p, rows, n, "ledger open");
+  return pg_ledger_query_rows(pg,
+                              "SELECT " PG_LEDGER_COLS
+                              " FROM ledger WHERE state IN (" PG_OPEN_STATES ")"
+                              " AND (created_ms, job_id) > ($1::bigint, $2::text COLLATE \"C\")"
+                              " ORDER BY created_ms, job_id LIMIT $3",
+                              &p, rows, n, "ledger open");
 }
 
 int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit, struct nrd_ledger_row **rows,
@@ -228,10 +236,11 @@ int nrd_pg_ledger_list(struct nrd_pg *pg, int state, size_t limit, struct nrd_le
   struct pg_params p = { 0 };
   pgp_text(&p, state < 0 ? NULL : nrd_row_state_name((enum nrd_row_state)state));
   pgp_i64(&p, sql_limit(limit));
-  return query_rows(pg,
-                    "SELECT " PG_LEDGER_COLS " FROM ledger WHERE $1::text IS NULL OR state = $1"
-                    " ORDER BY created_ms DESC, job_id DESC LIMIT $2",
-                    &p, rows, n, "ledger list");
+  return pg_ledger_query_rows(pg,
+                              "SELECT " PG_LEDGER_COLS
+                              " FROM ledger WHERE $1::text IS NULL OR state = $1"
+                              " ORDER BY created_ms DESC, job_id DESC LIMIT $2",
+                              &p, rows, n, "ledger list");
 }
 
 int nrd_pg_ledger_get(struct nrd_pg *pg, const char *job_id, struct nrd_ledger_row *out)
@@ -273,7 +282,9 @@ int nrd_pg_ledger_count_by_state(struct nrd_pg *pg, int64_t counts[NRD_ROW_STATE
   " attempts = l.attempts + 1, updated_ms = $4 FROM c WHERE l.job_id = c.job_id"              \
   " RETURNING l.job_id, l.job_type, l.instance_id, l.instance_name, l.state, l.new_name,"     \
   " l.name_ms, l.new_instance_id, l.delete_sent, l.create_sent, l.adopted, l.attempts,"       \
-  " l.last_error, l.owner, l.lease_until_ms, l.run_id, l.created_ms, l.updated_ms"
+  " l.last_error, l.owner, l.lease_until_ms, l.run_id, l.created_ms, l.updated_ms,"           \
+  " coalesce(l.accepted_ms, 0), coalesce(l.running_ms, 0), l.status_error_state,"             \
+  " l.status_error_message"
 
 static void claim_params(struct pg_params *p, const char *owner, int64_t lease_ms,
                          const char *run_id, int64_t now_ms)
@@ -367,24 +378,22 @@ static int update_fn(struct nrd_pg *pg, void *arg)
   pgp_text(&p, ctx->job_id);
   pgp_text(&p, ctx->owner);
   pgp_bool(&p, u->clear_delete_sent);
-  int rc = pg_write(pg,
-                    "UPDATE ledger SET state = $1,"
-                    " new_instance_id = coalesce($2, new_instance_id),"
-                    " last_error = CASE WHEN $3::text IS NULL THEN last_error"
-                    " WHEN $3 = '' THEN NULL ELSE $3 END,"
-                    " delete_sent = CASE WHEN $11::boolean THEN false"
-                    " ELSE delete_sent OR $4::boolean END,"
-                    " create_sent = create_sent OR $5::boolean,"
-                    " adopted = adopted OR $6::boolean,"
-                    " owner = CASE WHEN $7::boolean THEN NULL ELSE owner END,"
-                    " lease_until_ms = CASE WHEN $7::boolean THEN 0 ELSE lease_until_ms END,"
-                    " updated_ms = $8 WHERE job_id = $9 AND owner = $10",
-                    &p, "ledger update", NULL);
-  if (rc != NRD_OK || !u->event)
-    return rc;
-  rc = pg_event_insert(pg, u->event);
-  /* An event already in the outbox (same id) is not a failure: at least once. */
-  return rc == NRD_NONE ? NRD_OK : rc;
+  return pg_write_with_event(
+      pg,
+      "UPDATE ledger SET state = $1,"
+      " new_instance_id = coalesce($2, new_instance_id),"
+      " last_error = CASE WHEN $3::text IS NULL THEN last_error"
+      " WHEN $3 = '' THEN NULL ELSE $3 END,"
+      " delete_sent = CASE WHEN $11::boolean THEN false"
+      " ELSE delete_sent OR $4::boolean END,"
+      " create_sent = create_sent OR $5::boolean,"
+      " adopted = adopted OR $6::boolean,"
+      " accepted_ms = CASE WHEN $1 = 'created' THEN coalesce(accepted_ms, $8)"
+      " ELSE accepted_ms END,"
+      " owner = CASE WHEN $7::boolean THEN NULL ELSE owner END,"
+      " lease_until_ms = CASE WHEN $7::boolean THEN 0 ELSE lease_until_ms END,"
+      " updated_ms = $8 WHERE job_id = $9 AND owner = $10",
+      &p, "ledger update", u->event);
 }
 
 int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owner,

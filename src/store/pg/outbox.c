@@ -25,6 +25,17 @@ static bool read_event(const PGresult *r, int i, void *event)
   return true;
 }
 
+int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                        const char *what, const struct nrd_event *event)
+{
+  int rc = pg_write(pg, sql, p, what, NULL);
+  if (rc != NRD_OK || !event)
+    return rc;
+  rc = pg_event_insert(pg, event);
+  /* An event already in the outbox (same id) is not a failure: at least once. */
+  return rc == NRD_NONE ? NRD_OK : rc;
+}
+
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
 {
   struct pg_params p = { 0 };

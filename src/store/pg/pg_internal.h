@@ -29,10 +29,11 @@ struct nrd_pg {
   int64_t outbox_lease_ms;
   bool in_tx;
   char *leaders[PG_LEADERS_MAX]; /* leadership names held by this session */
+  char last_error[256];          /* PostgreSQL's message of the last failure */
 };
 
 /* Parameters of one query, as text (libpq's text format). */
-#define PG_PARAMS_MAX 24
+#define PG_PARAMS_MAX 32
 struct pg_params {
   int n;
   const char *v[PG_PARAMS_MAX];
@@ -45,7 +46,8 @@ void pgp_bool(struct pg_params *p, bool v);
 
 /* Runs sql with p (may be NULL). *rc gets NRD_OK with the result (caller
  * PQclear's it), or NRD_BUSY / NRD_ERR (logged with what) and NULL. A lost
- * connection is reset first when no transaction is open. */
+ * connection (also one the server ended while it was idle) is reset first
+ * when no transaction is open. */
 PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p, int *rc,
                   const char *what);
 /* The same with n parameters in values (a query with more than PG_PARAMS_MAX). */
@@ -84,8 +86,19 @@ int64_t pg_col_i64(const PGresult *r, int row, int col);
 bool pg_col_bool(const PGresult *r, int row, int col);
 
 int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen);
+/* pg_write inside the caller's transaction, then (when it changed a row)
+ * event, if any, into the outbox; an event already there counts as
+ * written (at least once). */
+int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                        const char *what, const struct nrd_event *event);
 /* Inserts an event inside the caller's transaction; NRD_NONE when its id exists. */
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);
+/* Reads row i of a result of PG_LEDGER_COLS into a struct nrd_ledger_row
+ * (ledger.c); false: a state we do not know (logged). */
+bool pg_ledger_read_row(const PGresult *r, int i, void *row);
+/* Runs sql and reads every ledger row it returns (caller frees). */
+int pg_ledger_query_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                         struct nrd_ledger_row **rows, size_t *n, const char *what);
 /* Forgets the leadership names (the session that held them is gone). */
 void pg_leaders_forget(struct nrd_pg *pg);
 
@@ -94,7 +107,8 @@ void pg_leaders_forget(struct nrd_pg *pg);
 #define PG_LEDGER_COLS                                                                       \
   "job_id, job_type, instance_id, instance_name, state, new_name, name_ms, new_instance_id," \
   " delete_sent, create_sent, adopted, attempts, last_error, owner, lease_until_ms, run_id," \
-  " created_ms, updated_ms"
+  " created_ms, updated_ms, coalesce(accepted_ms, 0), coalesce(running_ms, 0),"              \
+  " status_error_state, status_error_message"
 #define PG_EVENT_COLS \
   "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error, seq"
 

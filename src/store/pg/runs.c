@@ -133,7 +133,7 @@ static int prune_fn(struct nrd_pg *pg, void *arg)
   struct prune_ctx *ctx = arg;
   static const char *const sql[] = {
     "DELETE FROM runs WHERE state <> 'running' AND finished_ms < $1",
-    "DELETE FROM ledger WHERE state IN ('created', 'abandoned') AND updated_ms < $1",
+    "DELETE FROM ledger WHERE state IN ('created', 'running', 'abandoned') AND updated_ms < $1",
     "DELETE FROM events WHERE state IN ('delivered', 'dead') AND created_ms < $1",
   };
   ctx->deleted = 0;

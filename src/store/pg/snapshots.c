@@ -23,9 +23,10 @@ static const char sql_upsert[] =
     "INSERT INTO snapshots AS s (instance_id, name, status, cluster_id, cluster_name,"
     " product_id, product_name, image_url, image_auth_id, command, gpu_num, rootfs_size,"
     " kind, billing_mode, ports_json, envs_json, mounts_json, raw_json, novita_created_at,"
-    " first_seen_ms, last_seen_ms, seen_run, config_updated_ms)"
+    " first_seen_ms, last_seen_ms, seen_run, config_updated_ms, entrypoint, network_id,"
+    " min_cuda_version, tools_json)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-    " $19, $20, $20, $21, $20)"
+    " $19, $20, $20, $21, $20, $23, $24, $25, $26)"
     " ON CONFLICT (instance_id) DO UPDATE SET"
     " status = coalesce(excluded.status, s.status),"
     " last_seen_ms = excluded.last_seen_ms,"
@@ -35,7 +36,8 @@ static const char sql_upsert[] =
     SETTLED(image_auth_id) ", " SETTLED(command) ", " SETTLED(gpu_num) ", "
     SETTLED(rootfs_size) ", " SETTLED(kind) ", " SETTLED(billing_mode) ", "
     SETTLED(ports_json) ", " SETTLED(envs_json) ", " SETTLED(mounts_json) ", "
-    SETTLED(raw_json) ", " SETTLED(novita_created_at) ","
+    SETTLED(raw_json) ", " SETTLED(novita_created_at) ", " SETTLED(entrypoint) ", "
+    SETTLED(network_id) ", " SETTLED(min_cuda_version) ", " SETTLED(tools_json) ","
     " config_updated_ms = CASE WHEN $22::boolean THEN excluded.config_updated_ms"
     " ELSE s.config_updated_ms END";
 #undef SETTLED
@@ -48,7 +50,7 @@ struct upsert_ctx {
   bool dropped; /* the caller dropped the page: rolled back */
   const char *run_id;
   int64_t now_ms;
-  struct nrd_buf ports, envs, mounts;
+  struct nrd_buf ports, envs, mounts, tools;
 };
 
 static int upsert_one(struct nrd_pg *pg, struct upsert_ctx *ctx, const struct nrd_instance *in)
@@ -73,6 +75,10 @@ static int upsert_one(struct nrd_pg *pg, struct upsert_ctx *ctx, const struct nr
   pgp_i64(&p, ctx->now_ms);
   pgp_text(&p, ctx->run_id);
   pgp_bool(&p, nrd_status_is_settled(in->status));
+  pgp_text_opt(&p, in->entrypoint);
+  pgp_text_opt(&p, in->network_id);
+  pgp_text_opt(&p, in->min_cuda_version);
+  pgp_text(&p, store_list_json(in, STORE_LIST_TOOLS, &ctx->tools));
   int rc = pg_write(pg, sql_upsert, &p, "snapshot upsert", NULL);
   return rc == NRD_NONE ? NRD_ERR : rc;
 }
@@ -111,10 +117,12 @@ int nrd_pg_snapshots_upsert_runs(struct nrd_pg *pg, nrd_snapshot_run_fn next, vo
   nrd_buf_init(&ctx.ports);
   nrd_buf_init(&ctx.envs);
   nrd_buf_init(&ctx.mounts);
+  nrd_buf_init(&ctx.tools);
   int rc = pg_tx(pg, upsert_fn, &ctx);
   nrd_buf_cleanup(&ctx.ports);
   nrd_buf_cleanup(&ctx.envs);
   nrd_buf_cleanup(&ctx.mounts);
+  nrd_buf_cleanup(&ctx.tools);
   if (ctx.dropped)
     return NRD_NONE;
   if (rc == NRD_BUSY && ctx.pulled)
@@ -170,7 +178,11 @@ enum {
   COL_ENVS,
   COL_MOUNTS,
   COL_RAW,
-  COL_CREATED_AT
+  COL_CREATED_AT,
+  COL_ENTRYPOINT,
+  COL_NETWORK_ID,
+  COL_MIN_CUDA,
+  COL_TOOLS
 };
 
 static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
@@ -193,14 +205,19 @@ static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
   };
   for (int c = COL_ID; c <= COL_BILLING_MODE; c++)
     *text[c] = pg_col_text(r, 0, c);
+  out->entrypoint = pg_col_text(r, 0, COL_ENTRYPOINT);
+  out->network_id = pg_col_text(r, 0, COL_NETWORK_ID);
+  out->min_cuda_version = pg_col_text(r, 0, COL_MIN_CUDA);
   out->raw_json = pg_col_text(r, 0, COL_RAW);
   out->created_at = pg_col_i64(r, 0, COL_CREATED_AT);
   const char *ports = PQgetisnull(r, 0, COL_PORTS) ? NULL : PQgetvalue(r, 0, COL_PORTS);
   const char *envs = PQgetisnull(r, 0, COL_ENVS) ? NULL : PQgetvalue(r, 0, COL_ENVS);
   const char *mounts = PQgetisnull(r, 0, COL_MOUNTS) ? NULL : PQgetvalue(r, 0, COL_MOUNTS);
+  const char *tools = PQgetisnull(r, 0, COL_TOOLS) ? NULL : PQgetvalue(r, 0, COL_TOOLS);
   return (!ports || store_list_read(ports, STORE_LIST_PORTS, out)) &&
          (!envs || store_list_read(envs, STORE_LIST_ENVS, out)) &&
-         (!mounts || store_list_read(mounts, STORE_LIST_MOUNTS, out));
+         (!mounts || store_list_read(mounts, STORE_LIST_MOUNTS, out)) &&
+         (!tools || store_list_read(tools, STORE_LIST_TOOLS, out));
 }
 
 /* read_snapshot for pg_one_row: a broken row is logged and left empty. */
@@ -224,7 +241,8 @@ int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_i
                     "SELECT instance_id, name, status, cluster_id, cluster_name, product_id,"
                     " product_name, image_url, image_auth_id, command, gpu_num, rootfs_size,"
                     " kind, billing_mode, ports_json, envs_json, mounts_json, raw_json,"
-                    " novita_created_at FROM snapshots WHERE instance_id = $1",
+                    " novita_created_at, entrypoint, network_id, min_cuda_version, tools_json"
+                    " FROM snapshots WHERE instance_id = $1",
                     &p, "snapshot get", read_snapshot_row, out);
 }
 

@@ -1,0 +1,74 @@
+/* Following a replacement until it runs, on PostgreSQL: the rows in created
+ * whose create was accepted, their end (running or start_failed) with its
+ * event, and the operator's retry of a start_failed row (as
+ * src/store/follow.c for SQLite; a lease is compared with the database's
+ * clock). */
+
+#include "pg_internal.h"
+
+int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms, size_t limit,
+                            struct nrd_ledger_row **rows, size_t *n)
+{
+  struct pg_params p = { 0 };
+  pgp_i64(&p, accepted_before_ms);
+  pgp_i64(&p, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
+  return pg_ledger_query_rows(pg,
+                              "SELECT " PG_LEDGER_COLS " FROM ledger WHERE state = 'created'"
+                              " AND accepted_ms IS NOT NULL AND new_instance_id IS NOT NULL"
+                              " AND ($1::bigint = 0 OR accepted_ms < $1::bigint)"
+                              " ORDER BY accepted_ms, job_id LIMIT $2",
+                              &p, rows, n, "ledger following");
+}
+
+struct started_ctx {
+  const char *job_id;
+  const struct nrd_ledger_started *u;
+  int64_t now_ms;
+};
+
+static int started_fn(struct nrd_pg *pg, void *arg)
+{
+  const struct started_ctx *ctx = arg;
+  const struct nrd_ledger_started *u = ctx->u;
+  struct pg_params p = { 0 };
+  pgp_bool(&p, u->running);
+  pgp_text_opt(&p, u->error_state);
+  pgp_text_opt(&p, u->error_message);
+  pgp_text_opt(&p, u->reason);
+  pgp_i64(&p, ctx->now_ms);
+  pgp_text(&p, ctx->job_id);
+  return pg_write_with_event(
+      pg,
+      "UPDATE ledger SET"
+      " state = CASE WHEN $1::boolean THEN 'running' ELSE 'start_failed' END,"
+      " running_ms = CASE WHEN $1::boolean THEN $5::bigint ELSE running_ms END,"
+      " status_error_state = $2, status_error_message = $3,"
+      " last_error = coalesce($4, last_error), updated_ms = $5"
+      " WHERE job_id = $6 AND state = 'created'"
+      " AND (owner IS NULL OR lease_until_ms < nrd_now_ms())",
+      &p, "ledger started", u->event);
+}
+
+int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
+                          int64_t now_ms)
+{
+  struct started_ctx ctx = { .job_id = job_id, .u = u, .now_ms = now_ms };
+  return pg_tx(pg, started_fn, &ctx);
+}
+
+int nrd_pg_ledger_retry_start(struct nrd_pg *pg, const char *job_id, const char *new_name,
+                              int64_t name_ms, int64_t now_ms)
+{
+  struct pg_params p = { 0 };
+  pgp_text(&p, job_id);
+  pgp_text(&p, new_name);
+  pgp_i64(&p, name_ms);
+  pgp_i64(&p, now_ms);
+  return pg_write(pg,
+                  "UPDATE ledger SET state = 'deleted', new_name = $2, name_ms = $3,"
+                  " new_instance_id = NULL, create_sent = false, adopted = false,"
+                  " accepted_ms = NULL, running_ms = NULL, status_error_state = NULL,"
+                  " status_error_message = NULL, owner = NULL, lease_until_ms = 0,"
+                  " updated_ms = $4 WHERE job_id = $1 AND state = 'start_failed'",
+                  &p, "ledger retry start", NULL);
+}
