@@ -8,12 +8,12 @@
 #include <cmocka.h>
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nrd/json.h"
+#include "nrd/store.h"
 #include "nrd/util.h"
 #include "scenario.h"
 #include "stack.h"
@@ -118,16 +118,28 @@ static void *bg_run_main(void *arg)
   return NULL;
 }
 
-/* Runs one statement on the service's database, as another process would. */
-static void db_exec(struct tu_stack *s, const char *sql)
+/* Another process takes the row in `creating` over (its clock says the
+ * lease ran out) or, with take false, lets the row it holds go. */
+static void other_process(struct tu_stack *s, bool take)
 {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(s->cfg.database_path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-    fail_msg("%s: %s", sql, msg ? msg : "?");
-  sqlite3_close(db);
+  struct nrd_store *st = NULL;
+  char err[256] = "";
+  struct nrd_ledger_row *rows = NULL, row = { 0 };
+  size_t n = 0;
+  if (nrd_store_open_path(s->cfg.database_path, &st, NULL, err, sizeof err) != NRD_OK)
+    fail_msg("open: %s", err);
+  assert_int_equal(nrd_store_ledger_list(st, NRD_ROW_CREATING, 10, &rows, &n), NRD_OK);
+  assert_int_equal(n, 1);
+  int64_t later = nrd_now_ms() + 24LL * 3600 * 1000;
+  if (take)
+    assert_int_equal(nrd_store_ledger_claim(st, rows[0].job_id, "another-process", "run-other",
+                                            later, 3600 * 1000, &row),
+                     NRD_OK);
+  else
+    assert_int_equal(nrd_store_ledger_release(st, rows[0].job_id, "another-process"), NRD_OK);
+  nrd_ledger_row_cleanup(&row);
+  nrd_ledger_rows_free(rows, n);
+  nrd_store_close(st);
 }
 
 /* The row's lease passes to another process while its create is in flight
@@ -153,8 +165,7 @@ static void test_lease_lost_mid_row(void **state)
        nrd_sim_count(s.sim, "POST", "/gpu/instance/create") < 1 && nrd_mono_ms() < until;)
     nrd_sleep_ms(10);
   assert_int_equal(nrd_sim_count(s.sim, "POST", "/gpu/instance/create"), 1);
-  db_exec(&s, "UPDATE ledger SET owner = 'another-process',"
-              " lease_until_ms = 9999999999999 WHERE state = 'creating'");
+  other_process(&s, true);
   pthread_join(t, NULL);
   assert_non_null(b.rep);
   const cJSON *o = tu_outcome_for(b.rep, "i-000");
@@ -165,7 +176,7 @@ static void test_lease_lost_mid_row(void **state)
   cJSON_Delete(b.rep);
 
   /* The other process is gone: its lease is let go, the next run adopts. */
-  db_exec(&s, "UPDATE ledger SET owner = NULL, lease_until_ms = 0");
+  other_process(&s, false);
   cJSON *rep = run_now(&s);
   assert_string_equal(nrd_json_str(tu_outcome_for(rep, "i-000"), "action"), "adopted");
   cJSON_Delete(rep);
