@@ -1,7 +1,7 @@
 /* Following a replacement until it runs, on PostgreSQL: the rows in created
  * whose create was accepted, their end (running or start_failed) with its
  * event, and the operator's retry of a start_failed row (as
- * src/store/follow.c for SQLite; a lease is compared with the database's
+ * src/store/sqlite/follow.c for SQLite; a lease is compared with the database's
  * clock). */
 
 #include "pg_internal.h"

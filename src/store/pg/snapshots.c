@@ -1,5 +1,5 @@
 /* Instance snapshots on PostgreSQL: the settled-status upsert and the read
- * back, as src/store/snapshots.c does for SQLite; the list columns are the
+ * back, as src/store/sqlite/snapshots.c does for SQLite; the list columns are the
  * same JSON text (store_lists.h). */
 
 #include "pg_internal.h"
