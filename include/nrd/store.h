@@ -69,6 +69,14 @@ const char *nrd_store_last_error(const struct nrd_store *st);
  * 128 KB after a sync; the cache fills again as it is used). Nothing on
  * PostgreSQL. */
 void nrd_store_release_memory(struct nrd_store *st);
+/* Leadership of name (the scheduler's): on PostgreSQL a session advisory
+ * lock held by this connection while its session lasts, NRD_OK when held
+ * (or taken now), NRD_NONE when another replica's session holds it,
+ * NRD_BUSY when the connection was lost (and the leadership with it). On
+ * SQLite always NRD_OK: one host, and every process on it leads, as before. */
+int nrd_store_leader_try(struct nrd_store *st, const char *name);
+/* Gives it up (NRD_OK also when not held; a no-op on SQLite). */
+int nrd_store_leader_release(struct nrd_store *st, const char *name);
 
 /* ---- snapshots ---- */
 

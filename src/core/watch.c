@@ -44,6 +44,7 @@ struct nrd_watch {
   pthread_cond_t cond;
   bool stopping;
   atomic_bool paused;
+  atomic_bool leader; /* false: another replica's watch ticks */
 
   struct idlist seen;   /* failed jobs known: ledger rows and let go */
   struct idlist let_go; /* looked at and not recovered (this process) */
@@ -392,14 +393,15 @@ static enum nrd_nv_rc tick(struct nrd_watch *w, struct nrd_nv_error *err)
 
 /* ---- the thread ---- */
 
-/* Runs a tick unless a run is active or the scheduler is paused; returns the
+/* Runs a tick unless a run is active, the scheduler is paused or another
+ * replica leads; returns the
  * wait before the next, ms. */
 static int64_t tick_or_skip(struct nrd_watch *w)
 {
   int64_t interval = (int64_t)w->cfg->watch_interval_seconds * 1000;
   struct nrd_nv_error err = { 0 };
   pending_check(w);
-  if (atomic_load(&w->paused) || nrd_runner_busy(w->runner)) {
+  if (atomic_load(&w->paused) || !atomic_load(&w->leader) || nrd_runner_busy(w->runner)) {
     nrd_metrics_watch_tick("skipped");
     return interval;
   }
@@ -451,7 +453,7 @@ static void *watch_main(void *arg)
   return NULL;
 }
 
-struct nrd_watch *nrd_watch_create(const struct nrd_config *cfg, struct nrd_runner *r)
+struct nrd_watch *nrd_watch_create(const struct nrd_config *cfg, struct nrd_runner *r, bool leader)
 {
   if (cfg->watch_interval_seconds == 0)
     return NULL;
@@ -459,6 +461,7 @@ struct nrd_watch *nrd_watch_create(const struct nrd_config *cfg, struct nrd_runn
   w->cfg = cfg;
   w->runner = r;
   atomic_init(&w->paused, false);
+  atomic_init(&w->leader, leader);
   pthread_mutex_init(&w->lock, NULL);
   nrd_cond_init_mono(&w->cond);
   w->next_tick_ms = nrd_now_ms();
@@ -493,6 +496,12 @@ void nrd_watch_set_paused(struct nrd_watch *w, bool paused)
 {
   if (w)
     atomic_store(&w->paused, paused);
+}
+
+void nrd_watch_set_leader(struct nrd_watch *w, bool leader)
+{
+  if (w)
+    atomic_store(&w->leader, leader);
 }
 
 static void add_time(cJSON *o, const char *key, int64_t ms)

@@ -134,6 +134,20 @@ void nrd_store_release_memory(struct nrd_store *st)
     nrd_sqlite_release_memory(st->lite);
 }
 
+int nrd_store_leader_try(struct nrd_store *st, const char *name)
+{
+  ON_PG(st, nrd_pg_leader_try(st->pg, name));
+  (void)name;
+  return NRD_OK; /* SQLite: one host, every process leads */
+}
+
+int nrd_store_leader_release(struct nrd_store *st, const char *name)
+{
+  ON_PG(st, nrd_pg_leader_release(st->pg, name));
+  (void)name;
+  return NRD_OK;
+}
+
 /* Every other operation: the same call to the backend st holds. */
 #define DISPATCH(ret, name, params, args)                        \
   ret nrd_store_##name(struct nrd_store *st, NRD_UNPAREN params) \

@@ -99,7 +99,8 @@ static const struct opt opts[] = {
   { "RUN_DEADLINE_SECONDS", "--run-deadline-seconds", OPT_UINT, "600", 1, 86400, false,
     "a run starts no new work after this", OFF(run_deadline_seconds) },
   { "RECOVERY_LEASE_SECONDS", "--recovery-lease-seconds", OPT_UINT, "30", 2, 3600, false,
-    "lease on a claimed ledger row", OFF(recovery_lease_seconds) },
+    "lease on a claimed ledger row; on PostgreSQL also the bound of a leader's failover",
+    OFF(recovery_lease_seconds) },
   { "RECOVERY_PLACEMENT", "--recovery-placement", OPT_CHOICE, "same-cluster", 0, 0, false,
     "where a replacement may go when its cluster has no capacity: same-cluster, same-region "
     "or any (network storage keeps a row in its cluster)",

@@ -188,6 +188,8 @@ static void test_one_minute_interval_plans_next_run(void **state)
   assert_next_run_in(&s, 55000, 60500);
   cJSON *j = tu_stack_request(&s, "GET", API "/scheduler/status", NULL, &st);
   assert_false(bool_field(j, "paused"));
+  assert_true(bool_field(j, "leader")); /* SQLite: every process leads */
+  assert_non_null(nrd_json_str(j, "leaderSince"));
   assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "lastRunId")));
   int64_t minutes = -1;
   assert_true(nrd_json_i64(j, "intervalMinutes", &minutes));
