@@ -34,15 +34,15 @@ struct import_ctx {
   size_t errlen;
 };
 
-#define LEDGER_COLS                                                                      \
-  "job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"              \
-  " new_instance_id, delete_sent, create_sent, adopted, attempts, last_error, run_id,"   \
-  " created_ms, updated_ms, accepted_ms, running_ms, status_error_state,"                \
+#define LEDGER_COLS                                                                    \
+  "job_id, job_type, instance_id, instance_name, state, new_name, name_ms,"            \
+  " new_instance_id, delete_sent, create_sent, adopted, attempts, last_error, run_id," \
+  " created_ms, updated_ms, accepted_ms, running_ms, status_error_state,"              \
   " status_error_message"
-#define SNAPSHOT_COLS                                                                    \
-  "instance_id, name, status, cluster_id, cluster_name, product_id, product_name,"       \
-  " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"        \
-  " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"     \
+#define SNAPSHOT_COLS                                                                     \
+  "instance_id, name, status, cluster_id, cluster_name, product_id, product_name,"        \
+  " image_url, image_auth_id, command, gpu_num, rootfs_size, kind, billing_mode,"         \
+  " ports_json, envs_json, mounts_json, raw_json, novita_created_at, first_seen_ms,"      \
   " last_seen_ms, seen_run, config_updated_ms, entrypoint, network_id, min_cuda_version," \
   " tools_json"
 
@@ -139,17 +139,46 @@ static int import_tx(struct nrd_pg *pg, void *arg)
   struct nrd_store_import *o = c->out;
   *o = (struct nrd_store_import){ 0 };
   const struct table_spec tables[] = {
-    { "snapshots", "instance_id", SNAPSHOT_COLS, "instance_id", 27, { -1 },
-      &o->snapshots, &o->present },
-    { "runs", "run_id", "run_id, trigger, dry_run, state, started_ms, finished_ms, report_json",
-      "started_ms, run_id", 7, { 1, 4, -1 }, &o->runs, &o->present },
-    { "ledger", "job_id", LEDGER_COLS, "created_ms, job_id", 20, { 2, 14, -1 }, &o->ledger,
+    { "snapshots",
+      "instance_id",
+      SNAPSHOT_COLS,
+      "instance_id",
+      27,
+      { -1 },
+      &o->snapshots,
       &o->present },
-    { "events", "id",
-      "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error", "seq", 8,
-      { 1, 2, -1 }, &o->events, &o->present },
-    { "brakes", "name", "name, reason, message, job_id, until_ms, set_ms", "name", 6, { -1 },
-      &o->brakes, &o->present },
+    { "runs",
+      "run_id",
+      "run_id, trigger, dry_run, state, started_ms, finished_ms, report_json",
+      "started_ms, run_id",
+      7,
+      { 1, 4, -1 },
+      &o->runs,
+      &o->present },
+    { "ledger",
+      "job_id",
+      LEDGER_COLS,
+      "created_ms, job_id",
+      20,
+      { 2, 14, -1 },
+      &o->ledger,
+      &o->present },
+    { "events",
+      "id",
+      "id, type, body_json, created_ms, state, attempts, next_attempt_ms, last_error",
+      "seq",
+      8,
+      { 1, 2, -1 },
+      &o->events,
+      &o->present },
+    { "brakes",
+      "name",
+      "name, reason, message, job_id, until_ms, set_ms",
+      "name",
+      6,
+      { -1 },
+      &o->brakes,
+      &o->present },
   };
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
     int rc = copy_table(pg, c, &tables[i]);
