@@ -65,6 +65,10 @@ static void usage(FILE *out)
       "  serve           run the HTTP service (default)\n"
       "  check-failed    one run now; prints the report JSON (add --dry-run to only plan)\n"
       "  migrate-db      apply pending database migrations and exit\n"
+      "  migrate-store --from FILE\n"
+      "                  copy the SQLite ledger FILE into the PostgreSQL database of\n"
+      "                  DATABASE_URL (stop the service on FILE first); run again, it\n"
+      "                  copies nothing twice; a different row already there refuses it\n"
       "  demo            serve against the bundled Novita simulator with a sample fleet;\n"
       "                  it fails one more migration every DEMO_FAIL_EVERY_SECONDS (60; 0 never)\n"
       "  healthcheck     exit 0 when the local /health answers (for Docker)\n"
@@ -254,6 +258,45 @@ static int migrate_db(const struct nrd_config *cfg)
   return 0;
 }
 
+/* Copies the SQLite ledger at from into the PostgreSQL database of
+ * DATABASE_URL (nrd_store_import_sqlite says what and how). */
+static int migrate_store(const struct nrd_config *cfg, const char *from)
+{
+  char err[512], where[512];
+  struct nrd_store *src = NULL, *dst = NULL;
+  struct nrd_store_import got;
+  const struct nrd_store_target db = nrd_store_target_of(cfg);
+  if (!db.url) {
+    fprintf(stderr, "novita-recoveryd: migrate-store: set DATABASE_URL (or DATABASE_URL_FILE) "
+                    "to the PostgreSQL database to copy into\n");
+    return EX_CONFIG;
+  }
+  if (access(from, R_OK) != 0) {
+    fprintf(stderr, "novita-recoveryd: migrate-store: cannot read %s\n", from);
+    return 1;
+  }
+  /* The file's own migrations first, so its tables are the current ones. */
+  if (nrd_store_open_path(from, &src, NULL, err, sizeof err) != NRD_OK ||
+      nrd_store_open(&db, &dst, NULL, err, sizeof err) != NRD_OK) {
+    nrd_store_close(src);
+    fprintf(stderr, "novita-recoveryd: migrate-store: %s\n", err);
+    return 1;
+  }
+  nrd_store_close(src);
+  int rc = nrd_store_import_sqlite(dst, from, nrd_now_ms(), &got, err, sizeof err);
+  nrd_store_close(dst);
+  nrd_store_target_describe(&db, where, sizeof where);
+  if (rc != NRD_OK) {
+    fprintf(stderr, "novita-recoveryd: migrate-store: %s\n", err);
+    return 1;
+  }
+  printf("copied %s to %s: %lld ledger row(s), %lld snapshot(s), %lld run(s), %lld event(s), "
+         "%lld brake(s); %lld row(s) were there already\n",
+         from, where, (long long)got.ledger, (long long)got.snapshots, (long long)got.runs,
+         (long long)got.events, (long long)got.brakes, (long long)got.present);
+  return 0;
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *ud)
 {
   (void)p;
@@ -352,14 +395,15 @@ static int demo(const struct nrd_config *loaded)
 
 /* What the command line asks for, once read. */
 struct command {
-  const char *name; /* serve, check-failed, migrate-db, demo, healthcheck */
+  const char *name; /* serve, check-failed, migrate-db, migrate-store, demo, healthcheck */
   bool dry_run;     /* check-failed --dry-run */
+  const char *from; /* migrate-store --from FILE */
 };
 
 static bool known_command(const char *cmd)
 {
-  static const char *const names[] = { "serve", "check-failed", "migrate-db", "demo",
-                                       "healthcheck" };
+  static const char *const names[] = { "serve",         "check-failed", "migrate-db",
+                                       "migrate-store", "demo",         "healthcheck" };
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (!strcmp(cmd, names[i]))
       return true;
@@ -400,8 +444,17 @@ static int read_command_line(int argc, char **argv, struct command *c, struct nr
     }
     if (!strcmp(c->name, "check-failed") && !strcmp(argv[i], "--dry-run"))
       c->dry_run = true;
+    else if (!strcmp(c->name, "migrate-store") && !strncmp(argv[i], "--from=", 7))
+      c->from = argv[i] + 7;
+    else if (!strcmp(c->name, "migrate-store") && !strcmp(argv[i], "--from") && i + 1 < argc)
+      c->from = argv[++i];
     else
       args[nargs++] = argv[i];
+  }
+  if (!strcmp(c->name, "migrate-store") && (!c->from || !*c->from)) {
+    fprintf(stderr, "novita-recoveryd: migrate-store needs --from FILE (the SQLite ledger)\n");
+    free(args);
+    return EX_USAGE;
   }
   int rc = nrd_config_load(cfg, nargs, args, err, sizeof(err));
   free(args);
@@ -460,6 +513,8 @@ int main(int argc, char **argv)
   if (status < 0) {
     if (!strcmp(c.name, "migrate-db")) {
       status = migrate_db(&cfg);
+    } else if (!strcmp(c.name, "migrate-store")) {
+      status = migrate_store(&cfg, c.from);
     } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
       fprintf(stderr, "novita-recoveryd: curl_global_init failed\n");
       status = 1;

@@ -50,6 +50,22 @@ void nrd_store_close(struct nrd_store *st);
 /* The SQLite file this store is (borrowed), NULL when it is not a local
  * file (PostgreSQL). */
 const char *nrd_store_file(const struct nrd_store *st);
+/* What nrd_store_import_sqlite copied: rows per table, and the rows that
+ * were there already (copied before). */
+struct nrd_store_import {
+  int64_t ledger, snapshots, runs, events, brakes;
+  int64_t present;
+};
+/* Copies the SQLite ledger at path (its schema current: open it with
+ * nrd_store_open_path first) into st, which must be PostgreSQL, in one
+ * transaction: every ledger row (open ones are resumed, finished ones keep
+ * their jobs from being detected again), snapshots, runs, the outbox's
+ * events and brakes. Rows copied before are left as they are; a row whose
+ * key is there as a different row refuses the whole copy (NRD_ERR, err
+ * says which). Refuses a file whose rows are leased at now_ms (its service
+ * still runs). */
+int nrd_store_import_sqlite(struct nrd_store *st, const char *path, int64_t now_ms,
+                            struct nrd_store_import *out, char *err, size_t errlen);
 /* Highest applied migration version. */
 int nrd_store_schema_version(struct nrd_store *st, int *version);
 /* A cheap read that proves the database answers (for /ready). */

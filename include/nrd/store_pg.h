@@ -166,4 +166,8 @@ int nrd_pg_event_count_by_state(struct nrd_pg *pg, int64_t *pending, int64_t *de
 int nrd_pg_ledger_hourly(struct nrd_pg *pg, int64_t since_ms, struct nrd_hourly_bucket **out,
                          size_t *n);
 
+/* nrd_store_import_sqlite on PostgreSQL. */
+int nrd_pg_import_sqlite(struct nrd_pg *pg, const char *path, int64_t now_ms,
+                         struct nrd_store_import *out, char *err, size_t errlen);
+
 #endif

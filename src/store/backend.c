@@ -148,6 +148,17 @@ int nrd_store_leader_release(struct nrd_store *st, const char *name)
   return NRD_OK;
 }
 
+int nrd_store_import_sqlite(struct nrd_store *st, const char *path, int64_t now_ms,
+                            struct nrd_store_import *out, char *err, size_t errlen)
+{
+  ON_PG(st, nrd_pg_import_sqlite(st->pg, path, now_ms, out, err, errlen));
+  (void)path;
+  (void)now_ms;
+  *out = (struct nrd_store_import){ 0 };
+  snprintf(err, errlen, "the target is not PostgreSQL (set DATABASE_URL)");
+  return NRD_ERR;
+}
+
 /* Every other operation: the same call to the backend st holds. */
 #define DISPATCH(ret, name, params, args)                        \
   ret nrd_store_##name(struct nrd_store *st, NRD_UNPAREN params) \

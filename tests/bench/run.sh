@@ -12,7 +12,10 @@
 #   BENCH_BUILD_DIR (build-bench), BENCH_N ("100 1000 5000"), BENCH_LATENCY_MS (50),
 #   BENCH_CONCURRENCY (16), BENCH_PAGE_SIZE (1000), BENCH_SYNC_FLEET (100000),
 #   BENCH_READY_TRIES (7), BENCH_WRK_SECONDS (5), BENCH_WRK_ROUNDS (3), BENCH_KEEP (keep the work dir),
-#   BENCH_PARTS ("recover sync ready health": the parts to run).
+#   BENCH_PARTS ("recover sync ready health": the parts to run),
+#   BENCH_PG (1: the recover part on PostgreSQL, DATABASE_URL, against a throwaway
+#   server of tests/support/pg.sh with fsync on, as in production, or BENCH_PG_FSYNC=off;
+#   only that part).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,6 +30,15 @@ WRK_SECONDS=${BENCH_WRK_SECONDS:-5}
 WRK_ROUNDS=${BENCH_WRK_ROUNDS:-3}
 PARTS=" ${BENCH_PARTS:-recover sync ready health} "
 KEY=bench-key
+
+# On PostgreSQL: this script again, inside a server of its own (fsync on).
+if [ -n "${BENCH_PG:-}" ] && [ -z "${NRD_TEST_PG_HOST:-}" ]; then
+  NRD_PG_FSYNC=${BENCH_PG_FSYNC:-on} exec "$SRC/tests/support/pg.sh" "$0" "$@"
+fi
+if [ -n "${BENCH_PG:-}" ]; then
+  command -v psql >/dev/null || { echo "run.sh: BENCH_PG needs psql" >&2; exit 2; }
+  [[ "$PARTS" =~ ^\ *recover\ *$ ]] || { echo "run.sh: BENCH_PG measures BENCH_PARTS=recover only" >&2; exit 2; }
+fi
 
 for tool in curl jq wrk cmake awk; do
   command -v "$tool" >/dev/null || { echo "run.sh: '$tool' is needed (apt-get install $tool)" >&2; exit 2; }
@@ -101,6 +113,24 @@ log_ms() {
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 echo "work dir $WORK; $(nproc) cores; latency ${LAT} ms; concurrency $CONC; page size $PAGE"
+if [ -n "${BENCH_PG:-}" ]; then
+  echo "store: PostgreSQL $(psql -h "$NRD_TEST_PG_HOST" -p "$NRD_TEST_PG_PORT" -U "$NRD_TEST_PG_USER" \
+    -d postgres -Atc "SELECT current_setting('server_version') || ', fsync ' ||
+    current_setting('fsync') || ', synchronous_commit ' || current_setting('synchronous_commit')")"
+else
+  echo "store: SQLite"
+fi
+
+# The store of case $1: a fresh PostgreSQL database, or a new SQLite file.
+store_env() {
+  if [ -n "${BENCH_PG:-}" ]; then
+    psql -h "$NRD_TEST_PG_HOST" -p "$NRD_TEST_PG_PORT" -U "$NRD_TEST_PG_USER" -d postgres -qc \
+      "CREATE DATABASE bench_$1" >/dev/null
+    echo "DATABASE_URL=postgresql://$NRD_TEST_PG_USER@/bench_$1?host=$NRD_TEST_PG_HOST&port=$NRD_TEST_PG_PORT"
+  else
+    echo "DATABASE_PATH=$WORK/recover-$1.db"
+  fi
+}
 
 part() { [[ "$PARTS" == *" $1 "* ]]; }
 
@@ -125,7 +155,8 @@ for n in $CASES; do
   k0=$(sim_requests | jq length)
   c0=$(cpu_ticks "$SIM_PID")
   code=0
-  svc_env NOVITA_API_BASE_URL="$SIM_API" DATABASE_PATH="$WORK/recover-$n.db" \
+  store=$(store_env "$n")
+  svc_env NOVITA_API_BASE_URL="$SIM_API" "$store" \
     MAX_RECOVERIES_PER_RUN="$n" \
     "$PROBE" run "$WORK/stats" -- "$SVC" check-failed >"$WORK/report-$n.json" \
     2>"$WORK/run-$n.log" || code=$?

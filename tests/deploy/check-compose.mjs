@@ -159,9 +159,85 @@ const dash = mounts(graf, '/var/lib/grafana/dashboards/novita-recoveryd.json');
 check(dash && /deploy\/grafana\/novita-recoveryd\.json$/.test(dash.split(':')[0]),
       'grafana does not mount deploy/grafana/novita-recoveryd.json');
 
+// The ha profile: PostgreSQL, two replicas of the service on it (the
+// connection string a secret file, DATABASE_URL_FILE), and nginx-ha
+// balancing across both with docker/nginx.conf's settings.
+const ha = ['postgres', 'recoveryd-a', 'recoveryd-b', 'nginx-ha'];
+const replicas = ['recoveryd-a', 'recoveryd-b'];
+for (const n of ha)
+  check((services[n]?.profiles ?? []).includes('ha'), `${n} is not in the ha profile`);
+for (const [n, s] of Object.entries(services))
+  if (!(s.profiles ?? []).includes('ha'))
+    for (const d of Object.keys(s.depends_on ?? {}))
+      check(!ha.includes(d), `${n} (not in the ha profile) depends on ${d}`);
+check(!(svc.profiles ?? []).length && !(proxy.profiles ?? []).length,
+      'the single service and its nginx should start without a profile');
+const pg = services.postgres ?? {};
+const secretFile = (name) => compose.secrets?.[name]?.file;
+const secretTarget = (s, name) => (s.secrets ?? []).map(String).includes(name) ? `/run/secrets/${name}` : null;
+const pgEnv = pg.environment ?? {};
+check(/^postgres:/.test(String(pg.image ?? '')), 'the ha profile has no postgres image');
+check(pgEnv.POSTGRES_PASSWORD_FILE && pgEnv.POSTGRES_PASSWORD_FILE === secretTarget(pg, 'postgres_password'),
+      'postgres does not take its password from the postgres_password secret');
+check(!('POSTGRES_PASSWORD' in pgEnv), 'POSTGRES_PASSWORD is written in compose.yaml');
+check((pg.volumes ?? []).map(String).some((v) => v.endsWith(':/var/lib/postgresql/data') &&
+                                                  v.split(':')[0] in (compose.volumes ?? {})),
+      'postgres keeps its data on no named volume');
+check(JSON.stringify(pg.healthcheck?.test ?? []).includes('pg_isready'), 'postgres has no pg_isready healthcheck');
+check(!(pg.ports ?? []).length, 'postgres publishes a port');
+const dbNets = (pg.networks ?? []).filter((n) => compose.networks?.[n]?.internal === true);
+check(dbNets.length === 1, 'postgres is not on one internal network of its own');
+for (const name of ['database_url', 'postgres_password']) {
+  const f = secretFile(name);
+  check(f && existsSync(path.join(dir, `${f}.example`)), `secret ${name}: no ${f}.example beside compose.yaml`);
+}
+// The example URL names the service, user and database postgres is made with.
+const urlExample = secretFile('database_url') && existsSync(path.join(dir, `${secretFile('database_url')}.example`))
+  ? readFileSync(path.join(dir, `${secretFile('database_url')}.example`), 'utf8').trim() : '';
+const u = urlExample ? new URL(urlExample) : null;
+check(u && /^postgres(ql)?:$/.test(u.protocol) && u.hostname === 'postgres' &&
+      u.username === pgEnv.POSTGRES_USER && u.pathname === `/${pgEnv.POSTGRES_DB}`,
+      `the database_url example ${urlExample} does not name postgres, its user and its database`);
+for (const n of replicas) {
+  const r = services[n] ?? {};
+  const renv = r.environment ?? {};
+  check(JSON.stringify(r.build) === JSON.stringify(svc.build) && r.image === svc.image,
+        `${n} is not built and named as ${svcName}`);
+  check(JSON.stringify(r.env_file) === JSON.stringify(svc.env_file), `${n} does not take ${svcName}'s env_file`);
+  check(renv.DATABASE_URL_FILE && renv.DATABASE_URL_FILE === secretTarget(r, 'database_url'),
+        `${n}: DATABASE_URL_FILE is not the database_url secret`);
+  check(!('DATABASE_URL' in renv), `${n}: DATABASE_URL is written in compose.yaml`);
+  check(required('API_TOKEN', renv.API_TOKEN), `${n} starts without API_TOKEN`);
+  check(renv.TRUSTED_PROXIES === env.TRUSTED_PROXIES, `${n}: TRUSTED_PROXIES differs from ${svcName}'s`);
+  check(r.depends_on?.postgres?.condition === 'service_healthy', `${n} does not wait for postgres to be healthy`);
+  check(shared.every((x) => (r.networks ?? []).includes(x)) && dbNets.every((x) => (r.networks ?? []).includes(x)),
+        `${n} is not on the proxy network and postgres's`);
+  check((r.expose ?? []).map(String).includes(svcPort), `${n} does not expose ${svcPort}`);
+  for (const k of ['read_only', 'cap_drop', 'security_opt', 'tmpfs', 'stop_grace_period'])
+    check(JSON.stringify(r[k]) === JSON.stringify(svc[k]), `${n}: ${k} differs from ${svcName}'s`);
+}
+const nha = services['nginx-ha'] ?? {};
+check(JSON.stringify(nha.command) === JSON.stringify(proxy.command) && nha.image === proxy.image,
+      'nginx-ha is not started as nginx is');
+check((nha.volumes ?? []).map(String).includes(`./nginx-ha.conf:${confTarget}:ro`),
+      `nginx-ha does not mount ./nginx-ha.conf at ${confTarget}`);
+check(JSON.stringify(nha.ports) === JSON.stringify(proxy.ports), 'nginx-ha does not publish what nginx does');
+check(JSON.stringify(nha.networks) === JSON.stringify(proxy.networks), 'nginx-ha is not on nginx\'s networks');
+for (const n of replicas)
+  check(nha.depends_on?.[n]?.condition === 'service_healthy', `nginx-ha does not wait for ${n} to be healthy`);
+const haConfPath = path.join(dir, 'nginx-ha.conf');
+const haConf = existsSync(haConfPath) ? readFileSync(haConfPath, 'utf8') : '';
+const haUpstream = [...haConf.matchAll(/^\s*server\s+([^\s;]+)[^;]*;\s*# nrd:upstream-ha$/mg)].map((m) => m[1]);
+check(JSON.stringify(haUpstream) === JSON.stringify(replicas.map((n) => `${n}:${svcPort}`)),
+      `nginx-ha.conf's upstream (${haUpstream.join(', ')}) is not ${replicas.join(' and ')}`);
+check(!/^\s*(ip_hash|hash|sticky)\b/m.test(haConf), 'nginx-ha.conf pins clients to one replica');
+// Everything else is nginx.conf's, line for line (comments aside).
+const body = (t) => t.split('\n').filter((l) => !/^\s*#/.test(l) && !/# nrd:upstream(-ha)?$/.test(l)).join('\n');
+check(haConf && body(haConf) === body(nginxConf), 'nginx-ha.conf differs from nginx.conf beyond the upstream');
+
 if (problems.length > 0) {
   for (const p of problems)
     console.log(`check-compose: ${p}`);
   process.exit(1);
 }
-console.log(`check-compose: compose.yaml agrees with nginx.conf and the Dockerfile (TRUSTED_PROXIES ${trusted.join(',')})`);
+console.log(`check-compose: compose.yaml agrees with nginx.conf and the Dockerfile (TRUSTED_PROXIES ${trusted.join(',')}); ha: ${replicas.join(', ')} on postgres behind nginx-ha`);

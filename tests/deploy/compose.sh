@@ -3,7 +3,8 @@
 # trusts exactly the proxy network's subnet, keeps /data on a named volume,
 # takes secrets from an env_file, and nginx gets docker/nginx.conf, reaches
 # the service by the name the upstream line uses and publishes the port nginx
-# listens on. (No Docker engine here: `docker compose config` cannot run.)
+# listens on; the ha profile's PostgreSQL, replicas and nginx-ha agree with
+# them too. (No Docker engine here: `docker compose config` cannot run.)
 set -euo pipefail
 : "${NRD_SOURCE_DIR:?set by CTest}"
 . "$NRD_SOURCE_DIR/tests/deploy/lib.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# nginx -t accepts docker/nginx.conf, run without root with its prefix in a
+# nginx -t accepts docker/nginx.conf (and nginx-ha.conf), run without root with its prefix in a
 # temporary folder. Only the upstream line is rewritten: its compose host name
 # does not resolve outside compose, and nginx resolves it while testing.
 set -euo pipefail
@@ -38,4 +38,17 @@ timeout=$(sed -n '/location = \/api\/instances\/migration\/check-failed {/,/}/p'
 default=$(sed -n 's/^ *proxy_read_timeout \([0-9]*\)s;/\1/p' "$conf" | sort -n | head -n 1)
 [ "$default" -le 60 ] || fail "the default proxy_read_timeout ${default}s is long"
 grep -q '^ *client_max_body_size 64k;' "$conf" || fail "client_max_body_size is not 64k (MAX_BODY_BYTES)"
-echo "PASS: nginx -t accepts docker/nginx.conf; check-failed waits ${timeout}s, others ${default}s"
+# The ha profile's docker/nginx-ha.conf too, its replicas (nrd:upstream-ha)
+# pointed at two local ports.
+ha="$NRD_SOURCE_DIR/docker/nginx-ha.conf"
+[ "$(grep -c '# nrd:upstream-ha$' "$ha")" -eq 2 ] || fail "docker/nginx-ha.conf has not two nrd:upstream-ha lines"
+awk '/# nrd:upstream-ha$/ { n++; sub(/server [^ ;]+/, "server 127.0.0.1:" 2999 + n) } { print }' \
+  "$ha" > "$work/nginx-ha.conf"
+if ! "$nginx" -t -p "$work/" -c "$work/nginx-ha.conf" -e stderr > "$work/out-ha" 2>&1 ||
+   grep -E '\[(warn|emerg|alert|crit)\]' "$work/out-ha"; then
+  cat "$work/out-ha"
+  fail "nginx -t refused docker/nginx-ha.conf, or warned"
+fi
+grep -q "server 127.0.0.1:3001 " "$work/nginx-ha.conf" || fail "the ha upstream was not rewritten"
+
+echo "PASS: nginx -t accepts docker/nginx.conf and docker/nginx-ha.conf; check-failed waits ${timeout}s, others ${default}s"

@@ -275,6 +275,44 @@ static void test_page_in_runs(void **state)
     nrd_instance_cleanup(&items[i]);
 }
 
+/* A page longer than one pipelined chunk (200), an instance twice in it
+ * (the later one wins, as one statement after another), then a page whose
+ * middle instance PostgreSQL refuses (a name that is not UTF-8): nothing of
+ * that page is kept, and the connection takes the next write. */
+static void test_long_page_and_a_refused_statement(void **state)
+{
+  struct pg_fixture *f = *state;
+  enum { N = 450 };
+  struct nrd_instance *items = nrd_xcalloc(N, sizeof *items), got;
+  char id[16];
+  for (size_t i = 0; i < N; i++) {
+    snprintf(id, sizeof id, "i-%zu", i == N - 1 ? (size_t)7 : i);
+    make_instance(&items[i], id, "running", i == N - 1 ? "img:last" : "img:1");
+  }
+  assert_int_equal(nrd_pg_snapshots_upsert(f->pg, items, N, "run_1", 1000), NRD_OK);
+  assert_int_equal(nrd_pg_snapshot_seen_since(f->pg, "i-448", 1000), NRD_OK);
+  assert_int_equal(nrd_pg_snapshot_get(f->pg, "i-7", &got), NRD_OK);
+  assert_string_equal(got.image_url, "img:last");
+  nrd_instance_cleanup(&got);
+
+  for (size_t i = 0; i < N; i++) {
+    free(items[i].status);
+    items[i].status = nrd_xstrdup("migrating"); /* status is written whatever the rule */
+  }
+  free(items[300].status);
+  items[300].status = nrd_xstrdup("bad\xff\xfe");
+  assert_int_equal(nrd_pg_snapshots_upsert(f->pg, items, N, "run_2", 2000), NRD_ERR);
+  assert_int_equal(nrd_pg_snapshot_seen_since(f->pg, "i-1", 2000), NRD_NONE);
+  assert_int_equal(nrd_pg_snapshot_get(f->pg, "i-1", &got), NRD_OK);
+  assert_string_equal(got.status, "running");
+  nrd_instance_cleanup(&got);
+  upsert(f->pg, &items[1], "run_3", 3000);
+  assert_int_equal(nrd_pg_snapshot_seen_since(f->pg, "i-1", 3000), NRD_OK);
+  for (size_t i = 0; i < N; i++)
+    nrd_instance_cleanup(&items[i]);
+  free(items);
+}
+
 int main(void)
 {
   pgt_require_server();
@@ -289,6 +327,8 @@ int main(void)
                                     pg_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_page_in_one_call, pg_fixture_setup, pg_fixture_teardown),
     cmocka_unit_test_setup_teardown(test_page_in_runs, pg_fixture_setup, pg_fixture_teardown),
+    cmocka_unit_test_setup_teardown(test_long_page_and_a_refused_statement, pg_fixture_setup,
+                                    pg_fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

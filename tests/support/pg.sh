@@ -7,7 +7,8 @@
 # NRD_TEST_PG_USER (a superuser, trust authentication), NRD_TEST_PG_RESTART
 # (a script that restarts the server, ending every session), and
 # NRD_TEST_PG_STOP / NRD_TEST_PG_START (scripts that stop it, and start it
-# again, for a test of the time it is away). Exits 77 (skip)
+# again, for a test of the time it is away). NRD_PG_FSYNC=on runs the server
+# with fsync (the benchmark; tests leave it off). Exits 77 (skip)
 # only when PostgreSQL's server programs are not installed.
 set -euo pipefail
 
@@ -48,7 +49,7 @@ cd "$tmp"
 "${as_server[@]}" "$bindir/initdb" -D "$tmp/data" -U nrd -A trust -E UTF8 --no-locale \
   --no-sync >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
 "${as_server[@]}" "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 30 \
-  -o "-c listen_addresses= -c unix_socket_directories=$tmp -p $port -c fsync=off -c max_connections=60" \
+  -o "-c listen_addresses= -c unix_socket_directories=$tmp -p $port -c fsync=${NRD_PG_FSYNC:-off} -c max_connections=60" \
   start >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
 cd - >/dev/null
 cat >"$tmp/restart.sh" <<EOS
@@ -61,7 +62,7 @@ for verb in stop start; do
   cat >"$tmp/$verb.sh" <<EOS
 #!/bin/sh
 cd "$tmp" && exec ${as_server[*]} "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -m fast \
-  -w -t 30 -o "-c listen_addresses= -c unix_socket_directories=$tmp -p $port -c fsync=off -c max_connections=60" \
+  -w -t 30 -o "-c listen_addresses= -c unix_socket_directories=$tmp -p $port -c fsync=${NRD_PG_FSYNC:-off} -c max_connections=60" \
   $verb >/dev/null
 EOS
   chmod 755 "$tmp/$verb.sh"

@@ -121,6 +121,24 @@ static bool ensure_conn(struct nrd_pg *pg)
   return true;
 }
 
+/* A failed result r (may be NULL): kept as the last error and logged.
+ * NRD_BUSY (a lost connection, a serialization failure...) or NRD_ERR. */
+static int result_error(struct nrd_pg *pg, const PGresult *r, const char *what)
+{
+  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  set_last_error(pg, primary ? primary : PQerrorMessage(pg->conn));
+  bool busy = sqlstate_is_busy(state) || PQstatus(pg->conn) != CONNECTION_OK;
+  if (busy)
+    LOG_DEBUG("store: postgresql busy or unreachable", "op", what, "sqlstate", state);
+  else /* the primary message only: the DETAIL can quote a row's values */
+    LOG_ERROR_AT(NRD_FAULT_DISK, "store: postgresql error", "op", what, "sqlstate", state, "error",
+                 primary ? primary : "no result");
+  if (PQstatus(pg->conn) != CONNECTION_OK)
+    pg_leaders_forget(pg);
+  return busy ? NRD_BUSY : NRD_ERR;
+}
+
 PGresult *pg_exec(struct nrd_pg *pg, const char *sql, const struct pg_params *p, int *rc,
                   const char *what)
 {
@@ -140,20 +158,89 @@ PGresult *pg_exec_values(struct nrd_pg *pg, const char *sql, int n, const char *
     *rc = NRD_OK;
     return r;
   }
-  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-  const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  set_last_error(pg, primary ? primary : PQerrorMessage(pg->conn));
-  bool busy = sqlstate_is_busy(state) || PQstatus(pg->conn) != CONNECTION_OK;
-  if (busy)
-    LOG_DEBUG("store: postgresql busy or unreachable", "op", what, "sqlstate", state);
-  else /* the primary message only: the DETAIL can quote a row's values */
-    LOG_ERROR_AT(NRD_FAULT_DISK, "store: postgresql error", "op", what, "sqlstate", state, "error",
-                 r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "no result");
-  if (PQstatus(pg->conn) != CONNECTION_OK)
-    pg_leaders_forget(pg);
+  *rc = result_error(pg, r, what);
   PQclear(r);
-  *rc = busy ? NRD_BUSY : NRD_ERR;
   return NULL;
+}
+
+/* ---- pipelined writes ---- */
+
+/* Statements sent before their results are read: one round trip each. Their
+ * results are small (a command tag), so a chunk never fills the socket. */
+#define PG_PIPELINE_CHUNK 200
+
+/* One result of a pipelined write: NRD_OK when it changed a row. */
+static int pipeline_result(struct nrd_pg *pg, PGresult *r, const char *what)
+{
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    const char *tuples = PQcmdTuples(r);
+    return *tuples && strcmp(tuples, "0") != 0 ? NRD_OK : NRD_ERR;
+  }
+  if (st == PGRES_PIPELINE_ABORTED) /* after the failure already counted */
+    return NRD_ERR;
+  return result_error(pg, r, what);
+}
+
+static int pipeline_chunk(struct nrd_pg *pg, const char *sql, size_t from, size_t to,
+                          pg_fill_fn fill, void *ud, const char *what)
+{
+  size_t sent = 0;
+  int rc = NRD_OK;
+  for (size_t i = from; i < to; i++) {
+    struct pg_params p = { 0 };
+    if (!fill(i, &p, ud))
+      continue;
+    if (PQsendQueryParams(pg->conn, sql, p.n, NULL, p.v, NULL, NULL, 0) != 1) {
+      set_last_error(pg, PQerrorMessage(pg->conn));
+      rc = NRD_BUSY;
+      break;
+    }
+    sent++;
+  }
+  if (PQpipelineSync(pg->conn) != 1 && rc == NRD_OK) {
+    set_last_error(pg, PQerrorMessage(pg->conn));
+    rc = NRD_BUSY;
+  }
+  for (size_t k = 0; k < sent; k++) {
+    PGresult *r;
+    while ((r = PQgetResult(pg->conn)) != NULL) {
+      int one = pipeline_result(pg, r, what);
+      if (rc == NRD_OK)
+        rc = one;
+      PQclear(r);
+    }
+  }
+  PGresult *r = PQgetResult(pg->conn); /* the sync's */
+  if (PQresultStatus(r) != PGRES_PIPELINE_SYNC && rc == NRD_OK)
+    rc = PQstatus(pg->conn) == CONNECTION_OK ? NRD_ERR : NRD_BUSY;
+  PQclear(r);
+  return rc;
+}
+
+int pg_write_pipelined(struct nrd_pg *pg, const char *sql, size_t n, pg_fill_fn fill, void *ud,
+                       const char *what)
+{
+  if (n == 0)
+    return NRD_OK;
+  if (!ensure_conn(pg))
+    return NRD_BUSY;
+  if (PQenterPipelineMode(pg->conn) != 1) {
+    set_last_error(pg, PQerrorMessage(pg->conn));
+    return NRD_BUSY;
+  }
+  int rc = NRD_OK;
+  for (size_t from = 0; from < n && rc == NRD_OK; from += PG_PIPELINE_CHUNK)
+    rc = pipeline_chunk(pg, sql, from, n - from < PG_PIPELINE_CHUNK ? n : from + PG_PIPELINE_CHUNK,
+                        fill, ud, what);
+  if (PQexitPipelineMode(pg->conn) != 1 && rc == NRD_OK)
+    rc = NRD_BUSY;
+  if (PQstatus(pg->conn) != CONNECTION_OK) {
+    pg_leaders_forget(pg);
+    if (rc == NRD_OK || rc == NRD_ERR)
+      rc = NRD_BUSY;
+  }
+  return rc;
 }
 
 int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,

@@ -69,6 +69,15 @@ struct pg_rows {
  * refuses a row: NRD_ERR, with rows->n the rows read before it. */
 int pg_read_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
                  pg_row_fn read, struct pg_rows *rows);
+/* Fills p with statement i's parameters; false: statement i is not sent. */
+typedef bool (*pg_fill_fn)(size_t i, struct pg_params *p, void *ud);
+/* Runs sql n times inside the caller's transaction, the parameters of each
+ * filled by fill, with a round trip per chunk of them rather than per
+ * statement (libpq's pipeline mode). NRD_OK when each sent changed a row;
+ * NRD_ERR when one changed none or failed (the transaction is then
+ * aborted); NRD_BUSY when the connection was lost. */
+int pg_write_pipelined(struct nrd_pg *pg, const char *sql, size_t n, pg_fill_fn fill, void *ud,
+                       const char *what);
 /* A write: NRD_OK when it changed rows, NRD_NONE when none; changes may be NULL. */
 int pg_write(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
              int64_t *changes);

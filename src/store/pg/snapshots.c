@@ -50,39 +50,49 @@ struct upsert_ctx {
   bool dropped; /* the caller dropped the page: rolled back */
   const char *run_id;
   int64_t now_ms;
+  const struct nrd_instance *page; /* the run being written */
   struct nrd_buf ports, envs, mounts, tools;
 };
 
-static int upsert_one(struct nrd_pg *pg, struct upsert_ctx *ctx, const struct nrd_instance *in)
+/* The upsert's parameters for instance i of the page (false: no id, not
+ * snapshotted). The list buffers are reused: libpq copies each statement
+ * out as it is sent. */
+static bool upsert_fill(size_t i, struct pg_params *p, void *ud)
 {
-  struct pg_params p = { 0 };
-  pgp_text(&p, in->id);
+  struct upsert_ctx *ctx = ud;
+  const struct nrd_instance *in = &ctx->page[i];
+  if (!in->id || !*in->id) {
+    LOG_WARN_AT(NRD_FAULT_NOVITA, "store: instance without id not snapshotted");
+    return false;
+  }
+  pgp_text(p, in->id);
   const char *opt[] = {
     in->name,         in->status,    in->cluster_id,    in->cluster_name, in->product_id,
     in->product_name, in->image_url, in->image_auth_id, in->command,      in->gpu_num,
     in->rootfs_size,  in->kind,      in->billing_mode,
   };
-  for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
-    pgp_text_opt(&p, opt[i]);
-  pgp_text(&p, store_list_json(in, STORE_LIST_PORTS, &ctx->ports));
-  pgp_text(&p, store_list_json(in, STORE_LIST_ENVS, &ctx->envs));
-  pgp_text(&p, store_list_json(in, STORE_LIST_MOUNTS, &ctx->mounts));
-  pgp_text_opt(&p, in->raw_json);
+  for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
+    pgp_text_opt(p, opt[k]);
+  pgp_text(p, store_list_json(in, STORE_LIST_PORTS, &ctx->ports));
+  pgp_text(p, store_list_json(in, STORE_LIST_ENVS, &ctx->envs));
+  pgp_text(p, store_list_json(in, STORE_LIST_MOUNTS, &ctx->mounts));
+  pgp_text_opt(p, in->raw_json);
   if (in->created_at > 0)
-    pgp_i64(&p, in->created_at);
+    pgp_i64(p, in->created_at);
   else
-    pgp_text(&p, NULL);
-  pgp_i64(&p, ctx->now_ms);
-  pgp_text(&p, ctx->run_id);
-  pgp_bool(&p, nrd_status_is_settled(in->status));
-  pgp_text_opt(&p, in->entrypoint);
-  pgp_text_opt(&p, in->network_id);
-  pgp_text_opt(&p, in->min_cuda_version);
-  pgp_text(&p, store_list_json(in, STORE_LIST_TOOLS, &ctx->tools));
-  int rc = pg_write(pg, sql_upsert, &p, "snapshot upsert", NULL);
-  return rc == NRD_NONE ? NRD_ERR : rc;
+    pgp_text(p, NULL);
+  pgp_i64(p, ctx->now_ms);
+  pgp_text(p, ctx->run_id);
+  pgp_bool(p, nrd_status_is_settled(in->status));
+  pgp_text_opt(p, in->entrypoint);
+  pgp_text_opt(p, in->network_id);
+  pgp_text_opt(p, in->min_cuda_version);
+  pgp_text(p, store_list_json(in, STORE_LIST_TOOLS, &ctx->tools));
+  return true;
 }
 
+/* Each page's upserts go pipelined: a round trip per chunk of instances,
+ * not per instance (a sync of 2000 made 2000 round trips). */
 static int upsert_fn(struct nrd_pg *pg, void *arg)
 {
   struct upsert_ctx *ctx = arg;
@@ -97,16 +107,10 @@ static int upsert_fn(struct nrd_pg *pg, void *arg)
       ctx->dropped = true;
       return NRD_ERR; /* rolled back */
     }
-    for (size_t i = 0; i < n; i++) {
-      const struct nrd_instance *in = &items[i];
-      if (!in->id || !*in->id) {
-        LOG_WARN_AT(NRD_FAULT_NOVITA, "store: instance without id not snapshotted");
-        continue;
-      }
-      int rc = upsert_one(pg, ctx, in);
-      if (rc != NRD_OK)
-        return rc == NRD_BUSY ? NRD_ERR : rc; /* the runs taken cannot be taken again */
-    }
+    ctx->page = items;
+    int rc = pg_write_pipelined(pg, sql_upsert, n, upsert_fill, ctx, "snapshot upsert");
+    if (rc != NRD_OK)
+      return rc == NRD_BUSY ? NRD_ERR : rc; /* the runs taken cannot be taken again */
   }
 }
 
