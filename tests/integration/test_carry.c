@@ -100,6 +100,18 @@ static void expect_notes(const cJSON *o, const char *local)
   assert_string_equal(nrd_json_str(o, "localStorageMountPath"), local);
 }
 
+/* The stack serving gpu_instance(), whose migration job-gpu failed. */
+static void start_gpu(struct tu_stack *s)
+{
+  tu_stack_init(s, NULL);
+  cJSON *sc = tu_scenario();
+  tu_add(sc, "instances", gpu_instance());
+  tu_add(sc, "jobs", tu_job("job-gpu", "instanceMigrate", "i-gpu", now_s() - 60, "fail"));
+  tu_stack_load(s, sc);
+  cJSON_Delete(sc);
+  tu_stack_start(s);
+}
+
 /* GPU: entrypoint, networkId (from network.id), minCudaVersion and tools in
  * the create, byte for byte; 2222 left out and named; the local volume named
  * lost. The replacement, listed back, carries them too. */
@@ -107,13 +119,7 @@ static void test_gpu_fields_carried(void **state)
 {
   (void)state;
   struct tu_stack s;
-  tu_stack_init(&s, NULL);
-  cJSON *sc = tu_scenario();
-  tu_add(sc, "instances", gpu_instance());
-  tu_add(sc, "jobs", tu_job("job-gpu", "instanceMigrate", "i-gpu", now_s() - 60, "fail"));
-  tu_stack_load(&s, sc);
-  cJSON_Delete(sc);
-  tu_stack_start(&s);
+  start_gpu(&s);
 
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
@@ -253,13 +259,7 @@ static void test_dry_run_shows_carried_fields(void **state)
 {
   (void)state;
   struct tu_stack s;
-  tu_stack_init(&s, NULL);
-  cJSON *sc = tu_scenario();
-  tu_add(sc, "instances", gpu_instance());
-  tu_add(sc, "jobs", tu_job("job-gpu", "instanceMigrate", "i-gpu", now_s() - 60, "fail"));
-  tu_stack_load(&s, sc);
-  cJSON_Delete(sc);
-  tu_stack_start(&s);
+  start_gpu(&s);
 
   long status = 0;
   cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true,\"dryRun\":true}", &status);
