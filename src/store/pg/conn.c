@@ -64,6 +64,29 @@ bool pg_col_bool(const PGresult *r, int row, int col)
   return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
 }
 
+static const char *row_text(const struct store_row *row, int col)
+{
+  const struct pg_row *p = (const struct pg_row *)row;
+  return PQgetisnull(p->r, p->i, col) ? NULL : PQgetvalue(p->r, p->i, col);
+}
+
+static int64_t row_i64(const struct store_row *row, int col)
+{
+  const struct pg_row *p = (const struct pg_row *)row;
+  return pg_col_i64(p->r, p->i, col);
+}
+
+static bool row_flag(const struct store_row *row, int col)
+{
+  const struct pg_row *p = (const struct pg_row *)row;
+  return pg_col_bool(p->r, p->i, col);
+}
+
+void pg_row_init(struct pg_row *row, const PGresult *r, int i)
+{
+  *row = (struct pg_row){ { row_text, row_i64, row_flag }, r, i };
+}
+
 /* ---- queries ---- */
 
 /* A lost connection, a serialization failure, a deadlock, a lock not

@@ -9,63 +9,12 @@
 #include "nrd/log.h"
 #include "nrd/util.h"
 
-/* Columns in PG_LEDGER_COLS order. */
-enum {
-  COL_JOB_ID,
-  COL_JOB_TYPE,
-  COL_INSTANCE_ID,
-  COL_INSTANCE_NAME,
-  COL_STATE,
-  COL_NEW_NAME,
-  COL_NAME_MS,
-  COL_NEW_INSTANCE_ID,
-  COL_DELETE_SENT,
-  COL_CREATE_SENT,
-  COL_ADOPTED,
-  COL_ATTEMPTS,
-  COL_LAST_ERROR,
-  COL_OWNER,
-  COL_LEASE_UNTIL,
-  COL_RUN_ID,
-  COL_CREATED,
-  COL_UPDATED,
-  COL_ACCEPTED,
-  COL_RUNNING,
-  COL_SE_STATE,
-  COL_SE_MESSAGE
-};
-
+/* A row of PG_LEDGER_COLS (the order of store_codec.h). */
 bool pg_ledger_read_row(const PGresult *r, int i, void *row)
 {
-  struct nrd_ledger_row *out = row;
-  memset(out, 0, sizeof *out);
-  const char *state = PQgetvalue(r, i, COL_STATE);
-  if (!nrd_row_state_parse(state, &out->state)) {
-    LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state", "state", state);
-    return false;
-  }
-  out->job_id = pg_col_text(r, i, COL_JOB_ID);
-  out->job_type = pg_col_text(r, i, COL_JOB_TYPE);
-  out->instance_id = pg_col_text(r, i, COL_INSTANCE_ID);
-  out->instance_name = pg_col_text(r, i, COL_INSTANCE_NAME);
-  out->new_name = pg_col_text(r, i, COL_NEW_NAME);
-  out->name_ms = pg_col_i64(r, i, COL_NAME_MS);
-  out->new_instance_id = pg_col_text(r, i, COL_NEW_INSTANCE_ID);
-  out->delete_sent = pg_col_bool(r, i, COL_DELETE_SENT);
-  out->create_sent = pg_col_bool(r, i, COL_CREATE_SENT);
-  out->adopted = pg_col_bool(r, i, COL_ADOPTED);
-  out->attempts = (int)pg_col_i64(r, i, COL_ATTEMPTS);
-  out->last_error = pg_col_text(r, i, COL_LAST_ERROR);
-  out->owner = pg_col_text(r, i, COL_OWNER);
-  out->lease_until_ms = pg_col_i64(r, i, COL_LEASE_UNTIL);
-  out->run_id = pg_col_text(r, i, COL_RUN_ID);
-  out->created_ms = pg_col_i64(r, i, COL_CREATED);
-  out->updated_ms = pg_col_i64(r, i, COL_UPDATED);
-  out->accepted_ms = pg_col_i64(r, i, COL_ACCEPTED);
-  out->running_ms = pg_col_i64(r, i, COL_RUNNING);
-  out->status_error_state = pg_col_text(r, i, COL_SE_STATE);
-  out->status_error_message = pg_col_text(r, i, COL_SE_MESSAGE);
-  return true;
+  struct pg_row pr;
+  pg_row_init(&pr, r, i);
+  return store_ledger_decode(&pr.row, row);
 }
 
 int pg_ledger_query_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p,

@@ -11,6 +11,7 @@
 
 #include "nrd/migrations.h"
 #include "nrd/store_pg.h"
+#include "store_codec.h"
 
 /* Embedded from migrations/pg/ by cmake/embed_migrations.cmake. */
 extern const struct nrd_migration nrd_pg_migrations[];
@@ -102,6 +103,14 @@ int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_para
                         const char *what, const struct nrd_event *event);
 /* Inserts an event inside the caller's transaction; NRD_NONE when its id exists. */
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);
+/* A struct store_row over row i of r (store_codec.h). */
+struct pg_row {
+  struct store_row row;
+  const PGresult *r;
+  int i;
+};
+void pg_row_init(struct pg_row *row, const PGresult *r, int i);
+
 /* Reads row i of a result of PG_LEDGER_COLS into a struct nrd_ledger_row
  * (ledger.c); false: a state we do not know (logged). */
 bool pg_ledger_read_row(const PGresult *r, int i, void *row);

@@ -163,77 +163,13 @@ int nrd_pg_snapshots_upsert(struct nrd_pg *pg, const struct nrd_instance *items,
 
 /* ---- reads ---- */
 
-enum {
-  COL_ID,
-  COL_NAME,
-  COL_STATUS,
-  COL_CLUSTER_ID,
-  COL_CLUSTER_NAME,
-  COL_PRODUCT_ID,
-  COL_PRODUCT_NAME,
-  COL_IMAGE_URL,
-  COL_IMAGE_AUTH_ID,
-  COL_COMMAND,
-  COL_GPU_NUM,
-  COL_ROOTFS_SIZE,
-  COL_KIND,
-  COL_BILLING_MODE,
-  COL_PORTS,
-  COL_ENVS,
-  COL_MOUNTS,
-  COL_RAW,
-  COL_CREATED_AT,
-  COL_ENTRYPOINT,
-  COL_NETWORK_ID,
-  COL_MIN_CUDA,
-  COL_TOOLS
-};
-
-static bool read_snapshot(const PGresult *r, struct nrd_instance *out)
-{
-  char **text[] = {
-    [COL_ID] = &out->id,
-    [COL_NAME] = &out->name,
-    [COL_STATUS] = &out->status,
-    [COL_CLUSTER_ID] = &out->cluster_id,
-    [COL_CLUSTER_NAME] = &out->cluster_name,
-    [COL_PRODUCT_ID] = &out->product_id,
-    [COL_PRODUCT_NAME] = &out->product_name,
-    [COL_IMAGE_URL] = &out->image_url,
-    [COL_IMAGE_AUTH_ID] = &out->image_auth_id,
-    [COL_COMMAND] = &out->command,
-    [COL_GPU_NUM] = &out->gpu_num,
-    [COL_ROOTFS_SIZE] = &out->rootfs_size,
-    [COL_KIND] = &out->kind,
-    [COL_BILLING_MODE] = &out->billing_mode,
-  };
-  for (int c = COL_ID; c <= COL_BILLING_MODE; c++)
-    *text[c] = pg_col_text(r, 0, c);
-  out->entrypoint = pg_col_text(r, 0, COL_ENTRYPOINT);
-  out->network_id = pg_col_text(r, 0, COL_NETWORK_ID);
-  out->min_cuda_version = pg_col_text(r, 0, COL_MIN_CUDA);
-  out->raw_json = pg_col_text(r, 0, COL_RAW);
-  out->created_at = pg_col_i64(r, 0, COL_CREATED_AT);
-  const char *ports = PQgetisnull(r, 0, COL_PORTS) ? NULL : PQgetvalue(r, 0, COL_PORTS);
-  const char *envs = PQgetisnull(r, 0, COL_ENVS) ? NULL : PQgetvalue(r, 0, COL_ENVS);
-  const char *mounts = PQgetisnull(r, 0, COL_MOUNTS) ? NULL : PQgetvalue(r, 0, COL_MOUNTS);
-  const char *tools = PQgetisnull(r, 0, COL_TOOLS) ? NULL : PQgetvalue(r, 0, COL_TOOLS);
-  return (!ports || store_list_read(ports, STORE_LIST_PORTS, out)) &&
-         (!envs || store_list_read(envs, STORE_LIST_ENVS, out)) &&
-         (!mounts || store_list_read(mounts, STORE_LIST_MOUNTS, out)) &&
-         (!tools || store_list_read(tools, STORE_LIST_TOOLS, out));
-}
-
-/* read_snapshot for pg_one_row: a broken row is logged and left empty. */
+/* pg_one_row's reader of the snapshot query (the order of store_codec.h): a
+ * broken row is logged and left empty. */
 static bool read_snapshot_row(const PGresult *r, int i, void *instance)
 {
-  struct nrd_instance *out = instance;
-  if (read_snapshot(r, out))
-    return true;
-  LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
-               PQgetvalue(r, i, 0));
-  nrd_instance_cleanup(out);
-  return false;
+  struct pg_row pr;
+  pg_row_init(&pr, r, i);
+  return store_snapshot_decode(&pr.row, instance);
 }
 
 int nrd_pg_snapshot_get(struct nrd_pg *pg, const char *instance_id, struct nrd_instance *out)

@@ -67,62 +67,12 @@ void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n)
   free(rows);
 }
 
-/* Columns in STORE_LEDGER_COLS order. */
-enum {
-  COL_JOB_ID,
-  COL_JOB_TYPE,
-  COL_INSTANCE_ID,
-  COL_INSTANCE_NAME,
-  COL_STATE,
-  COL_NEW_NAME,
-  COL_NAME_MS,
-  COL_NEW_INSTANCE_ID,
-  COL_DELETE_SENT,
-  COL_CREATE_SENT,
-  COL_ADOPTED,
-  COL_ATTEMPTS,
-  COL_LAST_ERROR,
-  COL_OWNER,
-  COL_LEASE_UNTIL,
-  COL_RUN_ID,
-  COL_CREATED,
-  COL_UPDATED,
-  COL_ACCEPTED,
-  COL_RUNNING,
-  COL_SE_STATE,
-  COL_SE_MESSAGE
-};
-
+/* A row of STORE_LEDGER_COLS (the order of store_codec.h). */
 static bool read_row(sqlite3_stmt *s, struct nrd_ledger_row *out)
 {
-  memset(out, 0, sizeof *out);
-  const char *state = (const char *)sqlite3_column_text(s, COL_STATE);
-  if (!nrd_row_state_parse(state, &out->state)) {
-    LOG_ERROR_AT(NRD_FAULT_DISK, "store: ledger row with unknown state", "state", state);
-    return false;
-  }
-  out->job_id = store_col_text(s, COL_JOB_ID);
-  out->job_type = store_col_text(s, COL_JOB_TYPE);
-  out->instance_id = store_col_text(s, COL_INSTANCE_ID);
-  out->instance_name = store_col_text(s, COL_INSTANCE_NAME);
-  out->new_name = store_col_text(s, COL_NEW_NAME);
-  out->name_ms = sqlite3_column_int64(s, COL_NAME_MS);
-  out->new_instance_id = store_col_text(s, COL_NEW_INSTANCE_ID);
-  out->delete_sent = sqlite3_column_int(s, COL_DELETE_SENT) != 0;
-  out->create_sent = sqlite3_column_int(s, COL_CREATE_SENT) != 0;
-  out->adopted = sqlite3_column_int(s, COL_ADOPTED) != 0;
-  out->attempts = sqlite3_column_int(s, COL_ATTEMPTS);
-  out->last_error = store_col_text(s, COL_LAST_ERROR);
-  out->owner = store_col_text(s, COL_OWNER);
-  out->lease_until_ms = sqlite3_column_int64(s, COL_LEASE_UNTIL);
-  out->run_id = store_col_text(s, COL_RUN_ID);
-  out->created_ms = sqlite3_column_int64(s, COL_CREATED);
-  out->updated_ms = sqlite3_column_int64(s, COL_UPDATED);
-  out->accepted_ms = sqlite3_column_int64(s, COL_ACCEPTED);
-  out->running_ms = sqlite3_column_int64(s, COL_RUNNING);
-  out->status_error_state = store_col_text(s, COL_SE_STATE);
-  out->status_error_message = store_col_text(s, COL_SE_MESSAGE);
-  return true;
+  struct sqlite_row r;
+  store_row_init(&r, s);
+  return store_ledger_decode(&r.row, out);
 }
 
 static bool read_row_into(sqlite3_stmt *s, void *rows)

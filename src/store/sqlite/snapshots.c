@@ -221,74 +221,13 @@ int nrd_sqlite_snapshots_upsert(struct nrd_sqlite *st, const struct nrd_instance
 
 /* ---- reads ---- */
 
-enum {
-  COL_ID,
-  COL_NAME,
-  COL_STATUS,
-  COL_CLUSTER_ID,
-  COL_CLUSTER_NAME,
-  COL_PRODUCT_ID,
-  COL_PRODUCT_NAME,
-  COL_IMAGE_URL,
-  COL_IMAGE_AUTH_ID,
-  COL_COMMAND,
-  COL_GPU_NUM,
-  COL_ROOTFS_SIZE,
-  COL_KIND,
-  COL_BILLING_MODE,
-  COL_PORTS,
-  COL_ENVS,
-  COL_MOUNTS,
-  COL_RAW,
-  COL_CREATED_AT,
-  COL_ENTRYPOINT,
-  COL_NETWORK_ID,
-  COL_MIN_CUDA,
-  COL_TOOLS
-};
-
-static bool read_snapshot(sqlite3_stmt *s, struct nrd_instance *out)
-{
-  out->id = store_col_text(s, COL_ID);
-  out->name = store_col_text(s, COL_NAME);
-  out->status = store_col_text(s, COL_STATUS);
-  out->cluster_id = store_col_text(s, COL_CLUSTER_ID);
-  out->cluster_name = store_col_text(s, COL_CLUSTER_NAME);
-  out->product_id = store_col_text(s, COL_PRODUCT_ID);
-  out->product_name = store_col_text(s, COL_PRODUCT_NAME);
-  out->image_url = store_col_text(s, COL_IMAGE_URL);
-  out->image_auth_id = store_col_text(s, COL_IMAGE_AUTH_ID);
-  out->command = store_col_text(s, COL_COMMAND);
-  out->gpu_num = store_col_text(s, COL_GPU_NUM);
-  out->rootfs_size = store_col_text(s, COL_ROOTFS_SIZE);
-  out->kind = store_col_text(s, COL_KIND);
-  out->billing_mode = store_col_text(s, COL_BILLING_MODE);
-  out->raw_json = store_col_text(s, COL_RAW);
-  out->created_at = sqlite3_column_int64(s, COL_CREATED_AT);
-  out->entrypoint = store_col_text(s, COL_ENTRYPOINT);
-  out->network_id = store_col_text(s, COL_NETWORK_ID);
-  out->min_cuda_version = store_col_text(s, COL_MIN_CUDA);
-
-  const char *ports = (const char *)sqlite3_column_text(s, COL_PORTS);
-  const char *envs = (const char *)sqlite3_column_text(s, COL_ENVS);
-  const char *mounts = (const char *)sqlite3_column_text(s, COL_MOUNTS);
-  const char *tools = (const char *)sqlite3_column_text(s, COL_TOOLS);
-  return (!ports || store_list_read(ports, STORE_LIST_PORTS, out)) &&
-         (!envs || store_list_read(envs, STORE_LIST_ENVS, out)) &&
-         (!mounts || store_list_read(mounts, STORE_LIST_MOUNTS, out)) &&
-         (!tools || store_list_read(tools, STORE_LIST_TOOLS, out));
-}
-
-/* read_snapshot for store_one_row: a broken row is logged and left empty. */
+/* store_one_row's reader of the snapshot query (the order of store_codec.h):
+ * a broken row is logged and left empty. */
 static bool read_snapshot_row(sqlite3_stmt *s, void *instance)
 {
-  struct nrd_instance *out = instance;
-  if (read_snapshot(s, out))
-    return true;
-  LOG_ERROR_AT(NRD_FAULT_DISK, "store: snapshot has a broken list column", "instanceId",
-               (const char *)sqlite3_column_text(s, COL_ID));
-  nrd_instance_cleanup(out);
-  return false;
+  struct sqlite_row r;
+  store_row_init(&r, s);
+  return store_snapshot_decode(&r.row, instance);
 }
 
 int nrd_sqlite_snapshot_get(struct nrd_sqlite *st, const char *instance_id,

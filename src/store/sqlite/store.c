@@ -447,6 +447,26 @@ char *store_col_text(sqlite3_stmt *s, int col)
   return t ? nrd_xstrdup((const char *)t) : NULL;
 }
 
+static const char *row_text(const struct store_row *row, int col)
+{
+  return (const char *)sqlite3_column_text(((const struct sqlite_row *)row)->s, col);
+}
+
+static int64_t row_i64(const struct store_row *row, int col)
+{
+  return sqlite3_column_int64(((const struct sqlite_row *)row)->s, col);
+}
+
+static bool row_flag(const struct store_row *row, int col)
+{
+  return row_i64(row, col) != 0;
+}
+
+void store_row_init(struct sqlite_row *r, sqlite3_stmt *s)
+{
+  *r = (struct sqlite_row){ { row_text, row_i64, row_flag }, s };
+}
+
 /* Creates dir and its missing parents with mode 0700 (umask-proof). */
 static int make_dirs(char *dir, char *err, size_t errlen)
 {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store_codec.h"
 #include "store_ops.h"
 
 /* Every statement the store runs, prepared once per connection on first use. */
@@ -152,6 +153,13 @@ int store_event_insert_in_tx(struct nrd_sqlite *st, const struct nrd_event *e);
  * (STORE_LEDGER_COLS) into a grown array (caller frees); resets s. */
 int store_ledger_read_rows(struct nrd_sqlite *st, sqlite3_stmt *s, bool bound,
                            struct nrd_ledger_row **rows, size_t *n);
+
+/* A struct store_row over s's current row (store_codec.h). */
+struct sqlite_row {
+  struct store_row row;
+  sqlite3_stmt *s;
+};
+void store_row_init(struct sqlite_row *r, sqlite3_stmt *s);
 
 /* Applies the embedded migrations (migrate.c). */
 int store_migrate(struct nrd_sqlite *st, unsigned *applied, char *err, size_t errlen);

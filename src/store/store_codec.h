@@ -1,0 +1,84 @@
+#ifndef NRD_STORE_CODEC_H
+#define NRD_STORE_CODEC_H
+
+/* The ledger's and the snapshots' columns, read into their structs the same
+ * way on both backends: each backend selects the columns in the order below
+ * (SQLite's STORE_LEDGER_COLS and snapshot query, PostgreSQL's
+ * PG_LEDGER_COLS and snapshot query) and hands a struct store_row that
+ * reads one column of the current row. (src/store/codec.c) */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nrd/domain.h"
+#include "nrd/model.h"
+
+/* One result row. text: the column's text, NULL for SQL NULL, borrowed until
+ * the next row; i64: 0 for NULL; flag: a boolean column (SQLite: an integer,
+ * PostgreSQL: a boolean). A backend embeds it first in its own row. */
+struct store_row {
+  const char *(*text)(const struct store_row *row, int col);
+  int64_t (*i64)(const struct store_row *row, int col);
+  bool (*flag)(const struct store_row *row, int col);
+};
+
+enum store_ledger_col {
+  LEDGER_COL_JOB_ID,
+  LEDGER_COL_JOB_TYPE,
+  LEDGER_COL_INSTANCE_ID,
+  LEDGER_COL_INSTANCE_NAME,
+  LEDGER_COL_STATE,
+  LEDGER_COL_NEW_NAME,
+  LEDGER_COL_NAME_MS,
+  LEDGER_COL_NEW_INSTANCE_ID,
+  LEDGER_COL_DELETE_SENT,
+  LEDGER_COL_CREATE_SENT,
+  LEDGER_COL_ADOPTED,
+  LEDGER_COL_ATTEMPTS,
+  LEDGER_COL_LAST_ERROR,
+  LEDGER_COL_OWNER,
+  LEDGER_COL_LEASE_UNTIL,
+  LEDGER_COL_RUN_ID,
+  LEDGER_COL_CREATED,
+  LEDGER_COL_UPDATED,
+  LEDGER_COL_ACCEPTED,
+  LEDGER_COL_RUNNING,
+  LEDGER_COL_SE_STATE,
+  LEDGER_COL_SE_MESSAGE
+};
+
+enum store_snapshot_col {
+  SNAP_COL_ID,
+  SNAP_COL_NAME,
+  SNAP_COL_STATUS,
+  SNAP_COL_CLUSTER_ID,
+  SNAP_COL_CLUSTER_NAME,
+  SNAP_COL_PRODUCT_ID,
+  SNAP_COL_PRODUCT_NAME,
+  SNAP_COL_IMAGE_URL,
+  SNAP_COL_IMAGE_AUTH_ID,
+  SNAP_COL_COMMAND,
+  SNAP_COL_GPU_NUM,
+  SNAP_COL_ROOTFS_SIZE,
+  SNAP_COL_KIND,
+  SNAP_COL_BILLING_MODE,
+  SNAP_COL_PORTS,
+  SNAP_COL_ENVS,
+  SNAP_COL_MOUNTS,
+  SNAP_COL_RAW,
+  SNAP_COL_CREATED_AT,
+  SNAP_COL_ENTRYPOINT,
+  SNAP_COL_NETWORK_ID,
+  SNAP_COL_MIN_CUDA,
+  SNAP_COL_TOOLS
+};
+
+/* Fills out (zeroed first) from the row; false, with nothing to free, when
+ * its state is not one we know (logged). */
+bool store_ledger_decode(const struct store_row *row, struct nrd_ledger_row *out);
+
+/* Fills out from the row; false when a list column is broken (logged, out
+ * cleaned up). */
+bool store_snapshot_decode(const struct store_row *row, struct nrd_instance *out);
+
+#endif
