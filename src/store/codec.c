@@ -88,3 +88,51 @@ bool store_snapshot_decode(const struct store_row *row, struct nrd_instance *out
   nrd_instance_cleanup(out);
   return false;
 }
+
+void store_upsert_init(struct store_upsert *u, nrd_snapshot_run_fn next, void *ud,
+                       const char *run_id, int64_t now_ms)
+{
+  *u = (struct store_upsert){ .next = next, .ud = ud, .run_id = run_id, .now_ms = now_ms };
+  for (size_t i = 0; i < sizeof u->lists / sizeof u->lists[0]; i++)
+    nrd_buf_init(&u->lists[i]);
+}
+
+int store_upsert_pull(struct store_upsert *u, const struct nrd_instance **items, size_t *n)
+{
+  *items = NULL;
+  *n = 0;
+  int more = u->next(u->ud, items, n);
+  if (more != 0)
+    u->pulled = true;
+  if (more < 0)
+    u->dropped = true;
+  return more < 0 ? -1 : more > 0;
+}
+
+const char *store_upsert_list(struct store_upsert *u, const struct nrd_instance *in,
+                              enum store_list which)
+{
+  return store_list_json(in, which, &u->lists[which]);
+}
+
+int store_upsert_finish(struct store_upsert *u, int rc)
+{
+  for (size_t i = 0; i < sizeof u->lists / sizeof u->lists[0]; i++)
+    nrd_buf_cleanup(&u->lists[i]);
+  if (u->dropped)
+    return NRD_NONE;
+  if (rc == NRD_BUSY && u->pulled)
+    return NRD_ERR;
+  return rc;
+}
+
+int store_one_run_next(void *ud, const struct nrd_instance **items, size_t *n)
+{
+  struct store_one_run *r = ud;
+  if (r->taken)
+    return 0;
+  r->taken = true;
+  *items = r->items;
+  *n = r->n;
+  return 1;
+}

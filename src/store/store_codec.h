@@ -12,6 +12,8 @@
 
 #include "nrd/domain.h"
 #include "nrd/model.h"
+#include "nrd/store.h"
+#include "store_lists.h"
 
 /* One result row. text: the column's text, NULL for SQL NULL, borrowed until
  * the next row; i64: 0 for NULL; flag: a boolean column (SQLite: an integer,
@@ -80,5 +82,39 @@ bool store_ledger_decode(const struct store_row *row, struct nrd_ledger_row *out
 /* Fills out from the row; false when a list column is broken (logged, out
  * cleaned up). */
 bool store_snapshot_decode(const struct store_row *row, struct nrd_instance *out);
+
+/* One snapshots_upsert_runs, on either backend: the runs pulled from next,
+ * each instance's list columns as JSON (the buffers reused), the outcome. A
+ * backend's transaction pulls each run and writes it its own way. */
+struct store_upsert {
+  nrd_snapshot_run_fn next;
+  void *ud;
+  const char *run_id;
+  int64_t now_ms;
+  bool pulled;             /* a run was taken: the transaction cannot be run again */
+  bool dropped;            /* the caller dropped the page: rolled back */
+  struct nrd_buf lists[4]; /* by enum store_list */
+};
+void store_upsert_init(struct store_upsert *u, nrd_snapshot_run_fn next, void *ud,
+                       const char *run_id, int64_t now_ms);
+/* The next run: 1 with items and n set, 0 when there is none, -1 when the
+ * caller dropped it (the transaction rolls back). */
+int store_upsert_pull(struct store_upsert *u, const struct nrd_instance **items, size_t *n);
+/* in's list of that kind as the column's JSON, valid until the next call
+ * for the same kind. */
+const char *store_upsert_list(struct store_upsert *u, const struct nrd_instance *in,
+                              enum store_list which);
+/* Frees the buffers; the transaction's rc as snapshots_upsert_runs answers:
+ * NRD_NONE when the caller dropped a run, and a busy database after a run
+ * was taken is an error (those runs cannot be taken again). */
+int store_upsert_finish(struct store_upsert *u, int rc);
+
+/* snapshots_upsert's one run, as a nrd_snapshot_run_fn over items. */
+struct store_one_run {
+  const struct nrd_instance *items;
+  size_t n;
+  bool taken;
+};
+int store_one_run_next(void *ud, const struct nrd_instance **items, size_t *n);
 
 #endif

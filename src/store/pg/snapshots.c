@@ -44,14 +44,8 @@ static const char sql_upsert[] =
 /* clang-format on */
 
 struct upsert_ctx {
-  nrd_snapshot_run_fn next;
-  void *ud;
-  bool pulled;  /* a run was taken: the transaction cannot be run again */
-  bool dropped; /* the caller dropped the page: rolled back */
-  const char *run_id;
-  int64_t now_ms;
+  struct store_upsert u;
   const struct nrd_instance *page; /* the run being written */
-  struct nrd_buf ports, envs, mounts, tools;
 };
 
 /* The upsert's parameters for instance i of the page (false: no id, not
@@ -73,21 +67,21 @@ static bool upsert_fill(size_t i, struct pg_params *p, void *ud)
   };
   for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
     pgp_text_opt(p, opt[k]);
-  pgp_text(p, store_list_json(in, STORE_LIST_PORTS, &ctx->ports));
-  pgp_text(p, store_list_json(in, STORE_LIST_ENVS, &ctx->envs));
-  pgp_text(p, store_list_json(in, STORE_LIST_MOUNTS, &ctx->mounts));
+  pgp_text(p, store_upsert_list(&ctx->u, in, STORE_LIST_PORTS));
+  pgp_text(p, store_upsert_list(&ctx->u, in, STORE_LIST_ENVS));
+  pgp_text(p, store_upsert_list(&ctx->u, in, STORE_LIST_MOUNTS));
   pgp_text_opt(p, in->raw_json);
   if (in->created_at > 0)
     pgp_i64(p, in->created_at);
   else
     pgp_text(p, NULL);
-  pgp_i64(p, ctx->now_ms);
-  pgp_text(p, ctx->run_id);
+  pgp_i64(p, ctx->u.now_ms);
+  pgp_text(p, ctx->u.run_id);
   pgp_bool(p, nrd_status_is_settled(in->status));
   pgp_text_opt(p, in->entrypoint);
   pgp_text_opt(p, in->network_id);
   pgp_text_opt(p, in->min_cuda_version);
-  pgp_text(p, store_list_json(in, STORE_LIST_TOOLS, &ctx->tools));
+  pgp_text(p, store_upsert_list(&ctx->u, in, STORE_LIST_TOOLS));
   return true;
 }
 
@@ -97,16 +91,11 @@ static int upsert_fn(struct nrd_pg *pg, void *arg)
 {
   struct upsert_ctx *ctx = arg;
   for (;;) {
-    const struct nrd_instance *items = NULL;
-    size_t n = 0;
-    int more = ctx->next(ctx->ud, &items, &n);
-    if (more == 0)
-      return NRD_OK;
-    ctx->pulled = true;
-    if (more < 0) {
-      ctx->dropped = true;
-      return NRD_ERR; /* rolled back */
-    }
+    const struct nrd_instance *items;
+    size_t n;
+    int more = store_upsert_pull(&ctx->u, &items, &n);
+    if (more <= 0)
+      return more == 0 ? NRD_OK : NRD_ERR; /* dropped: rolled back */
     ctx->page = items;
     int rc = pg_write_pipelined(pg, sql_upsert, n, upsert_fill, ctx, "snapshot upsert");
     if (rc != NRD_OK)
@@ -117,48 +106,18 @@ static int upsert_fn(struct nrd_pg *pg, void *arg)
 int nrd_pg_snapshots_upsert_runs(struct nrd_pg *pg, nrd_snapshot_run_fn next, void *ud,
                                  const char *run_id, int64_t now_ms)
 {
-  struct upsert_ctx ctx = { .next = next, .ud = ud, .run_id = run_id, .now_ms = now_ms };
-  nrd_buf_init(&ctx.ports);
-  nrd_buf_init(&ctx.envs);
-  nrd_buf_init(&ctx.mounts);
-  nrd_buf_init(&ctx.tools);
-  int rc = pg_tx(pg, upsert_fn, &ctx);
-  nrd_buf_cleanup(&ctx.ports);
-  nrd_buf_cleanup(&ctx.envs);
-  nrd_buf_cleanup(&ctx.mounts);
-  nrd_buf_cleanup(&ctx.tools);
-  if (ctx.dropped)
-    return NRD_NONE;
-  if (rc == NRD_BUSY && ctx.pulled)
-    rc = NRD_ERR;
-  return rc;
-}
-
-/* The one run of nrd_pg_snapshots_upsert. */
-struct one_run {
-  const struct nrd_instance *items;
-  size_t n;
-  bool taken;
-};
-
-static int one_run_next(void *ud, const struct nrd_instance **items, size_t *n)
-{
-  struct one_run *r = ud;
-  if (r->taken)
-    return 0;
-  r->taken = true;
-  *items = r->items;
-  *n = r->n;
-  return 1;
+  struct upsert_ctx ctx = { 0 };
+  store_upsert_init(&ctx.u, next, ud, run_id, now_ms);
+  return store_upsert_finish(&ctx.u, pg_tx(pg, upsert_fn, &ctx));
 }
 
 int nrd_pg_snapshots_upsert(struct nrd_pg *pg, const struct nrd_instance *items, size_t n,
                             const char *run_id, int64_t now_ms)
 {
-  struct one_run r = { .items = items, .n = n };
+  struct store_one_run r = { .items = items, .n = n };
   if (n == 0)
     return NRD_OK;
-  return nrd_pg_snapshots_upsert_runs(pg, one_run_next, &r, run_id, now_ms);
+  return nrd_pg_snapshots_upsert_runs(pg, store_one_run_next, &r, run_id, now_ms);
 }
 
 /* ---- reads ---- */

@@ -72,14 +72,8 @@ static const char *const upsert_params[P_COUNT] = {
 };
 
 struct upsert_ctx {
-  nrd_snapshot_run_fn next;
-  void *ud;
-  bool pulled;  /* a run was taken: the transaction cannot be run again */
-  bool dropped; /* the caller dropped the page: rolled back */
-  const char *run_id;
-  int64_t now_ms;
+  struct store_upsert u;
   int param[P_COUNT];
-  struct nrd_buf ports, envs, mounts, tools;
 };
 
 /* Binds text without a copy: every string outlives the step, and the
@@ -116,13 +110,14 @@ static int upsert_one(struct nrd_sqlite *st, sqlite3_stmt *s, struct upsert_ctx 
   bool ok = bind_text(s, p[P_ID], in->id, false);
   for (int i = P_NAME; i <= P_MIN_CUDA && ok; i++)
     ok = bind_text(s, p[i], opt[i], true);
-  ok = ok && bind_text(s, p[P_PORTS], store_list_json(in, STORE_LIST_PORTS, &ctx->ports), false) &&
-       bind_text(s, p[P_ENVS], store_list_json(in, STORE_LIST_ENVS, &ctx->envs), false) &&
-       bind_text(s, p[P_MOUNTS], store_list_json(in, STORE_LIST_MOUNTS, &ctx->mounts), false) &&
-       bind_text(s, p[P_TOOLS], store_list_json(in, STORE_LIST_TOOLS, &ctx->tools), false) &&
+  struct store_upsert *u = &ctx->u;
+  ok = ok && bind_text(s, p[P_PORTS], store_upsert_list(u, in, STORE_LIST_PORTS), false) &&
+       bind_text(s, p[P_ENVS], store_upsert_list(u, in, STORE_LIST_ENVS), false) &&
+       bind_text(s, p[P_MOUNTS], store_upsert_list(u, in, STORE_LIST_MOUNTS), false) &&
+       bind_text(s, p[P_TOOLS], store_upsert_list(u, in, STORE_LIST_TOOLS), false) &&
        bind_text(s, p[P_RAW], in->raw_json, true) &&
-       sqlite3_bind_int64(s, p[P_NOW], ctx->now_ms) == SQLITE_OK &&
-       bind_text(s, p[P_RUN], ctx->run_id, false) &&
+       sqlite3_bind_int64(s, p[P_NOW], u->now_ms) == SQLITE_OK &&
+       bind_text(s, p[P_RUN], u->run_id, false) &&
        sqlite3_bind_int64(s, p[P_SETTLED], nrd_status_is_settled(in->status)) == SQLITE_OK;
   if (ok && in->created_at > 0)
     ok = sqlite3_bind_int64(s, p[P_CREATED_AT], in->created_at) == SQLITE_OK;
@@ -149,16 +144,11 @@ static int upsert_fn(struct nrd_sqlite *st, void *arg)
     }
   }
   for (;;) {
-    const struct nrd_instance *items = NULL;
-    size_t n = 0;
-    int more = ctx->next(ctx->ud, &items, &n);
-    if (more == 0)
-      return NRD_OK;
-    ctx->pulled = true;
-    if (more < 0) {
-      ctx->dropped = true;
-      return NRD_ERR; /* rolled back */
-    }
+    const struct nrd_instance *items;
+    size_t n;
+    int more = store_upsert_pull(&ctx->u, &items, &n);
+    if (more <= 0)
+      return more == 0 ? NRD_OK : NRD_ERR; /* dropped: rolled back */
     for (size_t i = 0; i < n; i++) {
       const struct nrd_instance *in = &items[i];
       if (!in->id || !*in->id) {
@@ -175,48 +165,18 @@ static int upsert_fn(struct nrd_sqlite *st, void *arg)
 int nrd_sqlite_snapshots_upsert_runs(struct nrd_sqlite *st, nrd_snapshot_run_fn next, void *ud,
                                      const char *run_id, int64_t now_ms)
 {
-  struct upsert_ctx ctx = { .next = next, .ud = ud, .run_id = run_id, .now_ms = now_ms };
-  nrd_buf_init(&ctx.ports);
-  nrd_buf_init(&ctx.envs);
-  nrd_buf_init(&ctx.mounts);
-  nrd_buf_init(&ctx.tools);
-  int rc = store_tx(st, upsert_fn, &ctx);
-  nrd_buf_cleanup(&ctx.ports);
-  nrd_buf_cleanup(&ctx.envs);
-  nrd_buf_cleanup(&ctx.mounts);
-  nrd_buf_cleanup(&ctx.tools);
-  if (ctx.dropped)
-    return NRD_NONE;
-  if (rc == NRD_BUSY && ctx.pulled)
-    rc = NRD_ERR;
-  return rc;
-}
-
-/* The one run of nrd_sqlite_snapshots_upsert. */
-struct one_run {
-  const struct nrd_instance *items;
-  size_t n;
-  bool taken;
-};
-
-static int one_run_next(void *ud, const struct nrd_instance **items, size_t *n)
-{
-  struct one_run *r = ud;
-  if (r->taken)
-    return 0;
-  r->taken = true;
-  *items = r->items;
-  *n = r->n;
-  return 1;
+  struct upsert_ctx ctx;
+  store_upsert_init(&ctx.u, next, ud, run_id, now_ms);
+  return store_upsert_finish(&ctx.u, store_tx(st, upsert_fn, &ctx));
 }
 
 int nrd_sqlite_snapshots_upsert(struct nrd_sqlite *st, const struct nrd_instance *items, size_t n,
                                 const char *run_id, int64_t now_ms)
 {
-  struct one_run r = { .items = items, .n = n };
+  struct store_one_run r = { .items = items, .n = n };
   if (n == 0)
     return NRD_OK;
-  return nrd_sqlite_snapshots_upsert_runs(st, one_run_next, &r, run_id, now_ms);
+  return nrd_sqlite_snapshots_upsert_runs(st, store_one_run_next, &r, run_id, now_ms);
 }
 
 /* ---- reads ---- */
