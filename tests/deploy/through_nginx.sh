@@ -42,8 +42,10 @@ trap cleanup EXIT
 # ---- the service, on a port the kernel picks ----
 mkdir -p "$work/db"
 # Only nginx's address is a trusted proxy; the client comes from 127.0.0.2.
+# No scheduler and no watch: the watch's first tick (at start) would recover
+# the demo's failed rows before the POST below, which must find them.
 "$NRD_BINARY" demo --port 0 --database-path "$work/db/demo.db" --migration-interval-minutes 0 \
-  --trusted-proxies 127.0.0.1/32 \
+  --watch-interval-seconds 0 --trusted-proxies 127.0.0.1/32 \
   > "$work/service.log" 2> "$work/service.err" &
 svc_pid=$!
 svc_port=""
