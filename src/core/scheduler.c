@@ -61,10 +61,19 @@ static int64_t leader_period_ms(const struct nrd_config *cfg)
   return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
+/* Replicas share a store only on PostgreSQL; on SQLite (one host) every
+ * process leads, with no connection and no thread for it. */
+static bool leads_alone(const struct nrd_config *cfg)
+{
+  return !nrd_store_target_of(cfg).url;
+}
+
 /* One try (opens the connection first when it has none); true when this
  * replica leads. Called without the lock. */
 static bool leader_check(struct nrd_scheduler *s)
 {
+  if (leads_alone(s->cfg))
+    return true;
   if (!s->store) {
     char err[256];
     const struct nrd_store_target db = nrd_store_target_of(s->cfg);
@@ -151,12 +160,13 @@ struct nrd_scheduler *nrd_scheduler_create(const struct nrd_config *cfg, struct 
   bool lead = leader_check(s);
   s->watch = nrd_watch_create(cfg, r, lead);
   leader_set(s, lead, true);
-  if (s->store && !nrd_store_file(s->store)) /* replicas: PostgreSQL */
+  if (!leads_alone(cfg))
     LOG_INFO(lead ? "scheduler: this replica leads (scheduled runs and watch)"
                   : "scheduler: another replica leads; this one takes over if it goes");
   if (cfg->migration_interval_minutes > 0)
     nrd_thread_start(&s->thread, scheduler_main, s);
-  nrd_thread_start(&s->leader_thread, leader_main, s);
+  if (!leads_alone(cfg))
+    nrd_thread_start(&s->leader_thread, leader_main, s);
   return s;
 }
 
@@ -169,7 +179,8 @@ void nrd_scheduler_halt(struct nrd_scheduler *s)
     return;
   if (s->cfg->migration_interval_minutes > 0)
     pthread_join(s->thread, NULL);
-  pthread_join(s->leader_thread, NULL);
+  if (!leads_alone(s->cfg))
+    pthread_join(s->leader_thread, NULL);
 }
 
 void nrd_scheduler_destroy(struct nrd_scheduler *s)

@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nrd/json.h"
 #include "nrd/util.h"
@@ -171,6 +173,27 @@ static void assert_next_run_in(struct tu_stack *s, int64_t lo, int64_t hi)
   cJSON_Delete(j);
 }
 
+/* How many of this process's descriptors are open on the file at path. */
+static int open_fds_to(const char *path)
+{
+  char real[4096], link[300], target[4096];
+  if (!realpath(path, real))
+    fail_msg("no file at %s", path);
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+    ssize_t len = readlink(link, target, sizeof(target) - 1);
+    if (len > 0) {
+      target[len] = '\0';
+      n += strcmp(target, real) == 0;
+    }
+  }
+  closedir(d);
+  return n;
+}
+
 static void test_one_minute_interval_plans_next_run(void **state)
 {
   (void)state;
@@ -213,7 +236,10 @@ static void test_one_minute_interval_plans_next_run(void **state)
   /* Straight from nrd_scheduler_create, before its thread had a chance to
    * run: the status already announces the next run a minute ahead. */
   for (int i = 0; i < 50; i++) {
+    int fds = open_fds_to(s.cfg.database_path);
     struct nrd_scheduler *own = nrd_scheduler_create(&s.cfg, s.runner);
+    /* SQLite: every process leads, with no connection of its own for it. */
+    assert_int_equal(open_fds_to(s.cfg.database_path), fds);
     char *json = nrd_scheduler_status_json(own);
     int64_t now = nrd_now_ms();
     nrd_scheduler_destroy(own);
