@@ -208,6 +208,35 @@ static void test_stop_with_keepalive_requests(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* What a request reaching halted parts gets during a stop (the window
+ * between their halt and HTTP's): 503 SHUTTING_DOWN, for each route that
+ * hands work to the runner or the scheduler. */
+static void test_halted_parts_answer_503(void **state)
+{
+  static const char *const posts[][2] = {
+    { "/api/instances/migration/check-failed", "{}" },
+    { "/api/instances/migration/check-failed", "{\"immediate\":true}" },
+    { "/api/instances/migration/recoveries/job-x/retry", "{}" },
+    { "/api/instances/migration/scheduler/trigger", NULL },
+  };
+  struct tu_stack s;
+  (void)state;
+  tu_stack_init(&s, NULL);
+  s.cfg.migration_interval_minutes = 15;
+  tu_stack_start(&s);
+  nrd_scheduler_halt(s.sched);
+  nrd_runner_halt(s.runner);
+  for (size_t i = 0; i < sizeof posts / sizeof posts[0]; i++) {
+    long st = 0;
+    cJSON *j = tu_stack_request(&s, "POST", posts[i][0], posts[i][1], &st);
+    if (st != 503)
+      fail_msg("POST %s %s: %ld, expected 503", posts[i][0], posts[i][1] ? posts[i][1] : "", st);
+    assert_string_equal(nrd_json_str(cJSON_GetObjectItem(j, "error"), "code"), "SHUTTING_DOWN");
+    cJSON_Delete(j);
+  }
+  tu_stack_cleanup(&s);
+}
+
 /* demo serves with a copy: changing the copy leaves the loaded one. */
 static void test_config_copy_is_its_own(void **state)
 {
@@ -236,6 +265,7 @@ int main(void)
     cmocka_unit_test(test_failed_part_stops_the_others),
     cmocka_unit_test(test_webhook_sender_started),
     cmocka_unit_test(test_stop_with_keepalive_requests),
+    cmocka_unit_test(test_halted_parts_answer_503),
     cmocka_unit_test(test_config_copy_is_its_own),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
