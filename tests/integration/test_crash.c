@@ -107,9 +107,9 @@ static void assert_exactly_one_each(struct world *w)
   if (!tu_one_replacement_each(w->sim, FAILED, 2 * FAILED, why, sizeof(why)))
     fail_msg("%s", why);
   snprintf(file, sizeof file, "%s/recovery.db", w->dir);
-  bool sqlite = strncmp(w->env_db, "DATABASE_PATH=", 14) == 0;
-  if ((access(file, F_OK) == 0) != sqlite)
-    fail_msg("backend %s, yet the SQLite file %s", tb_backend(), sqlite ? "is missing" : "exists");
+  if ((access(file, F_OK) == 0) == tb_is_pg())
+    fail_msg("backend %s, yet the SQLite file %s", tb_backend(),
+             tb_is_pg() ? "exists" : "is missing");
 }
 
 /* Runs check-failed to the end until a run leaves nothing open. */

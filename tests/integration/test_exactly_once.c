@@ -58,7 +58,7 @@ static void assert_one_replacement_each(struct tu_stack *s, int failed)
   if (!tu_one_replacement_each(s->sim, failed, -1, why, sizeof(why)))
     fail_msg("%s", why);
   bool file = access(s->cfg.database_path, F_OK) == 0;
-  if (file != (s->cfg.database_url == NULL))
+  if (file == tb_is_pg())
     fail_msg("backend %s, yet the SQLite file %s", tb_backend(), file ? "exists" : "is missing");
 }
 
@@ -150,7 +150,7 @@ static void other_process(struct tu_stack *s, bool take)
   const struct nrd_store_target t = nrd_store_target_of(&s->cfg);
   if (nrd_store_open(&t, &st, NULL, err, sizeof err) != NRD_OK)
     fail_msg("open: %s", err);
-  assert_true((nrd_store_file(st) == NULL) == (s->cfg.database_url != NULL));
+  assert_true((nrd_store_file(st) == NULL) == tb_is_pg());
   assert_int_equal(nrd_store_ledger_list(st, NRD_ROW_CREATING, 10, &rows, &n), NRD_OK);
   assert_int_equal(n, 1);
   assert_non_null(rows[0].owner);

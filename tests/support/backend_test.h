@@ -16,14 +16,20 @@
 #include "pg_test.h"
 #endif
 
+/* True in the PostgreSQL build. */
+static inline bool tb_is_pg(void)
+{
+#ifdef NRD_TEST_PG
+  return true;
+#else
+  return false;
+#endif
+}
+
 /* The backend's name, for the test's output. */
 static inline const char *tb_backend(void)
 {
-#ifdef NRD_TEST_PG
-  return "postgresql";
-#else
-  return "sqlite";
-#endif
+  return tb_is_pg() ? "postgresql" : "sqlite";
 }
 
 /* Exits 77 when the backend cannot run here (PostgreSQL: pg.sh started no
