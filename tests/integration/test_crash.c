@@ -1,8 +1,10 @@
 /* kill -9 at varied moments during a run of 50 recoveries, then restart:
  * every failed job ends with exactly one replacement (counted by name in the
  * simulator), none lost, none doubled. And two processes on one database
- * file never handle a row twice. The service runs as the real binary
- * (check-failed), the simulator in this process. */
+ * never handle a row twice. The service runs as the real binary
+ * (check-failed), the simulator in this process. Built twice: on a SQLite
+ * file, and as test_pg_shared_crash on a fresh PostgreSQL database
+ * (DATABASE_URL; backend_test.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 
 #include "nrd/json.h"
 #include "nrd/util.h"
+#include "backend_test.h"
 #include "scenario.h"
 #include "testutil.h"
 
@@ -51,7 +54,11 @@ static void world_init(struct world *w, unsigned latency_ms)
   cJSON_Delete(sc);
   nrd_sim_base_url(w->sim, url);
   snprintf(w->env_base, sizeof(w->env_base), "NOVITA_API_BASE_URL=%s", url);
-  snprintf(w->env_db, sizeof(w->env_db), "DATABASE_PATH=%s/recovery.db", w->dir);
+  char db_url[512];
+  if (tb_fresh_url(db_url, sizeof db_url))
+    snprintf(w->env_db, sizeof(w->env_db), "DATABASE_URL=%s", db_url);
+  else
+    snprintf(w->env_db, sizeof(w->env_db), "DATABASE_PATH=%s/recovery.db", w->dir);
 }
 
 static void world_cleanup(struct world *w)
@@ -92,12 +99,17 @@ static int wait_exit(pid_t pid)
 }
 
 /* Exactly one replacement per failed instance, old ones gone: the running
- * half plus one each. */
+ * half plus one each. And the rows were in this build's store: a SQLite
+ * file exists only on SQLite. */
 static void assert_exactly_one_each(struct world *w)
 {
-  char why[128] = "";
+  char why[128] = "", file[600];
   if (!tu_one_replacement_each(w->sim, FAILED, 2 * FAILED, why, sizeof(why)))
     fail_msg("%s", why);
+  snprintf(file, sizeof file, "%s/recovery.db", w->dir);
+  if ((access(file, F_OK) == 0) == tb_is_pg())
+    fail_msg("backend %s, yet the SQLite file %s", tb_backend(),
+             tb_is_pg() ? "exists" : "is missing");
 }
 
 /* Runs check-failed to the end until a run leaves nothing open. */
@@ -161,6 +173,7 @@ static void test_two_processes_one_database(void **state)
 
 int main(void)
 {
+  tb_require();
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_kill9_rounds),
     cmocka_unit_test(test_two_processes_one_database),

@@ -1,6 +1,7 @@
 /* Exactly one replacement per failed job, across retries, ambiguous creates,
  * vanished instances and concurrent callers (in-process service). The crash
- * rounds with kill -9 live in test_crash.c. */
+ * rounds with kill -9 live in test_crash.c. Built twice: on SQLite, and as
+ * test_pg_shared_exactly_once on PostgreSQL (backend_test.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,15 +12,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nrd/json.h"
 #include "nrd/store.h"
 #include "nrd/util.h"
+#include "backend_test.h"
 #include "scenario.h"
 #include "stack.h"
 #include "testutil.h"
 
 static const char *immediate = "{\"immediate\":true}";
+
+/* The stack on this build's backend: its SQLite file, or a fresh
+ * PostgreSQL database. */
+static void init_stack(struct tu_stack *s)
+{
+  char url[512];
+  tu_stack_init(s, NULL);
+  if (tb_fresh_url(url, sizeof url))
+    s->cfg.database_url = nrd_xstrdup(url);
+}
 
 static void start_with(struct tu_stack *s, cJSON *sc)
 {
@@ -37,12 +50,16 @@ static cJSON *run_now(struct tu_stack *s)
   return rep;
 }
 
-/* Every failed instance "trainer-NNN" has exactly one replacement. */
+/* Every failed instance "trainer-NNN" has exactly one replacement; and the
+ * rows were in this build's store: a SQLite file exists only on SQLite. */
 static void assert_one_replacement_each(struct tu_stack *s, int failed)
 {
   char why[128] = "";
   if (!tu_one_replacement_each(s->sim, failed, -1, why, sizeof(why)))
     fail_msg("%s", why);
+  bool file = access(s->cfg.database_path, F_OK) == 0;
+  if (file == tb_is_pg())
+    fail_msg("backend %s, yet the SQLite file %s", tb_backend(), file ? "exists" : "is missing");
 }
 
 /* (a) The delete answers 500 (past every retry) once: the row stays open,
@@ -51,7 +68,7 @@ static void test_failed_delete_then_one_create(void **state)
 {
   (void)state;
   struct tu_stack s;
-  tu_stack_init(&s, NULL);
+  init_stack(&s);
   s.cfg.max_retry_attempts = 0;
   start_with(&s, tu_failed_fleet(1, 2));
   struct nrd_sim_fault f = { .kind = NRD_SIM_STATUS, .match = "delete", .status = 500, .count = 1 };
@@ -81,7 +98,7 @@ static void test_ambiguous_create_is_adopted(void **state)
 {
   (void)state;
   struct tu_stack s;
-  tu_stack_init(&s, NULL);
+  init_stack(&s);
   s.cfg.request_timeout_ms = 300;
   start_with(&s, tu_failed_fleet(1, 0));
   struct nrd_sim_fault f = {
@@ -118,25 +135,36 @@ static void *bg_run_main(void *arg)
   return NULL;
 }
 
-/* Another process takes the row in `creating` over (its clock says the
- * lease ran out) or, with take false, lets the row it holds go. */
+/* Another process takes the row in `creating` over or, with take false,
+ * lets the row it holds go. The takeover is the holder's lease ending (let
+ * go in its name, as a lapse would) and then the other process's claim:
+ * the same on both backends (on PostgreSQL leases run on the database's
+ * clock, so no process's clock can see one end early). Through the store
+ * interface, on the service's own store. */
 static void other_process(struct tu_stack *s, bool take)
 {
   struct nrd_store *st = NULL;
   char err[256] = "";
   struct nrd_ledger_row *rows = NULL, row = { 0 };
   size_t n = 0;
-  if (nrd_store_open_path(s->cfg.database_path, &st, NULL, err, sizeof err) != NRD_OK)
+  const struct nrd_store_target t = nrd_store_target_of(&s->cfg);
+  if (nrd_store_open(&t, &st, NULL, err, sizeof err) != NRD_OK)
     fail_msg("open: %s", err);
+  assert_true((nrd_store_file(st) == NULL) == tb_is_pg());
   assert_int_equal(nrd_store_ledger_list(st, NRD_ROW_CREATING, 10, &rows, &n), NRD_OK);
   assert_int_equal(n, 1);
-  int64_t later = nrd_now_ms() + 24LL * 3600 * 1000;
-  if (take)
+  assert_non_null(rows[0].owner);
+  if (take) {
+    assert_string_not_equal(rows[0].owner, "another-process");
+    assert_int_equal(nrd_store_ledger_release(st, rows[0].job_id, rows[0].owner), NRD_OK);
     assert_int_equal(nrd_store_ledger_claim(st, rows[0].job_id, "another-process", "run-other",
-                                            later, 3600 * 1000, &row),
+                                            nrd_now_ms(), 3600 * 1000, &row),
                      NRD_OK);
-  else
+    assert_string_equal(row.owner, "another-process");
+  } else {
+    assert_string_equal(rows[0].owner, "another-process");
     assert_int_equal(nrd_store_ledger_release(st, rows[0].job_id, "another-process"), NRD_OK);
+  }
   nrd_ledger_row_cleanup(&row);
   nrd_ledger_rows_free(rows, n);
   nrd_store_close(st);
@@ -151,7 +179,7 @@ static void test_lease_lost_mid_row(void **state)
 {
   (void)state;
   struct tu_stack s;
-  tu_stack_init(&s, NULL);
+  init_stack(&s);
   start_with(&s, tu_failed_fleet(1, 0));
   struct nrd_sim_fault f = {
     .kind = NRD_SIM_DELAY, .match = "create", .delay_ms = 1500, .count = 1
@@ -191,7 +219,7 @@ static void test_vanished_before_delete_is_abandoned(void **state)
 {
   (void)state;
   struct tu_stack s;
-  tu_stack_init(&s, NULL);
+  init_stack(&s);
   s.cfg.max_retry_attempts = 0;
   start_with(&s, tu_failed_fleet(1, 0));
   /* Run 1: the product look-up is not needed; make the delete fail so the
@@ -210,7 +238,7 @@ static void test_vanished_before_delete_is_abandoned(void **state)
   /* Never acted on: a new failed job whose instance is gone by the time the
    * row is driven is abandoned. Simulate with a ledger row from a first run
    * in dry-run mode, then the instance removed. */
-  tu_stack_init(&s, NULL);
+  init_stack(&s);
   start_with(&s, tu_failed_fleet(1, 0));
   long status = 0;
   rep = tu_stack_check_failed(&s, "{\"immediate\":true,\"dryRun\":true}", &status);
@@ -250,7 +278,7 @@ static void test_concurrent_posts_join_one_run(void **state)
 {
   (void)state;
   struct tu_stack s;
-  tu_stack_init(&s, NULL);
+  init_stack(&s);
   start_with(&s, tu_failed_fleet(10, 10));
   nrd_sim_set_latency(s.sim, 100); /* a run long enough for all to arrive */
   struct poster p[20];
@@ -280,6 +308,7 @@ static void test_concurrent_posts_join_one_run(void **state)
 
 int main(void)
 {
+  tb_require();
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_failed_delete_then_one_create),
     cmocka_unit_test(test_ambiguous_create_is_adopted),
