@@ -19,9 +19,7 @@ static const char *const row_state_names[NRD_ROW_STATE_COUNT] = {
 
 const char *nrd_row_state_name(enum nrd_row_state s)
 {
-  if ((unsigned)s >= NRD_ROW_STATE_COUNT)
-    return "unknown";
-  return row_state_names[s];
+  return NRD_ENUM_NAME(row_state_names, s);
 }
 
 bool nrd_row_state_parse(const char *s, enum nrd_row_state *out)
