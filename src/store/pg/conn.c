@@ -87,6 +87,13 @@ void pg_row_init(struct pg_row *row, const PGresult *r, int i)
   *row = (struct pg_row){ { row_text, row_i64, row_flag }, r, i };
 }
 
+void pg_shape_row(const PGresult *r, int i, const struct store_shape *sh, void *out)
+{
+  struct pg_row row;
+  pg_row_init(&row, r, i);
+  store_shape_read(sh, &row.row, out);
+}
+
 /* ---- queries ---- */
 
 /* A lost connection, a serialization failure, a deadlock, a lock not

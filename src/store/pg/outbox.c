@@ -11,17 +11,8 @@
 /* Columns in PG_EVENT_COLS order. */
 static bool read_event(const PGresult *r, int i, void *event)
 {
-  struct nrd_event *out = event;
-  memset(out, 0, sizeof *out);
-  out->id = pg_col_text(r, i, 0);
-  out->type = pg_col_text(r, i, 1);
-  out->body_json = pg_col_text(r, i, 2);
-  out->created_ms = pg_col_i64(r, i, 3);
-  out->state = pg_col_text(r, i, 4);
-  out->attempts = (int)pg_col_i64(r, i, 5);
-  out->next_attempt_ms = pg_col_i64(r, i, 6);
-  out->last_error = pg_col_text(r, i, 7);
-  out->seq = pg_col_i64(r, i, 8);
+  memset(event, 0, sizeof(struct nrd_event));
+  pg_shape_row(r, i, &store_event_shape, event);
   return true;
 }
 

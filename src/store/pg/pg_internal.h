@@ -110,6 +110,8 @@ struct pg_row {
   int i;
 };
 void pg_row_init(struct pg_row *row, const PGresult *r, int i);
+/* Reads row i of r into out by the shape (store_codec.h). */
+void pg_shape_row(const PGresult *r, int i, const struct store_shape *sh, void *out);
 
 /* Reads row i of a result of PG_LEDGER_COLS into a struct nrd_ledger_row
  * (ledger.c); false: a state we do not know (logged). */

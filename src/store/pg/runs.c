@@ -38,14 +38,7 @@ int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
 
 static bool read_run_record(const PGresult *r, int i, void *record)
 {
-  struct nrd_run_record *out = record;
-  out->run_id = pg_col_text(r, i, 0);
-  out->trigger = pg_col_text(r, i, 1);
-  out->state = pg_col_text(r, i, 2);
-  out->dry_run = pg_col_bool(r, i, 3);
-  out->started_ms = pg_col_i64(r, i, 4);
-  out->finished_ms = pg_col_i64(r, i, 5);
-  out->report_json = pg_col_text(r, i, 6);
+  pg_shape_row(r, i, &store_run_record_shape, record);
   return true;
 }
 
@@ -76,12 +69,7 @@ int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
 
 static bool read_brake(const PGresult *r, int i, void *brake)
 {
-  struct nrd_brake *out = brake;
-  out->reason = pg_col_text(r, i, 0);
-  out->message = pg_col_text(r, i, 1);
-  out->job_id = pg_col_text(r, i, 2);
-  out->until_ms = pg_col_i64(r, i, 3);
-  out->set_ms = pg_col_i64(r, i, 4);
+  pg_shape_row(r, i, &store_brake_shape, brake);
   return true;
 }
 

@@ -4,25 +4,9 @@
 
 #include "store_internal.h"
 
-void nrd_brake_cleanup(struct nrd_brake *b)
+static bool read_brake(sqlite3_stmt *s, void *brake)
 {
-  if (!b)
-    return;
-  free(b->reason);
-  free(b->message);
-  free(b->job_id);
-  memset(b, 0, sizeof *b);
-}
-
-static bool read_brake(sqlite3_stmt *s, void *arg)
-{
-  struct nrd_brake *out = arg;
-  out->reason = store_col_text(s, 0);
-  out->message = store_col_text(s, 1);
-  out->job_id = store_col_text(s, 2);
-  out->until_ms = sqlite3_column_int64(s, 3);
-  out->set_ms = sqlite3_column_int64(s, 4);
-  return true;
+  return store_shape_row(s, &store_brake_shape, brake);
 }
 
 int nrd_sqlite_brake_get(struct nrd_sqlite *st, const char *name, struct nrd_brake *out)

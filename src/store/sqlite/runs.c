@@ -7,17 +7,6 @@
 
 #include "nrd/util.h"
 
-void nrd_run_record_cleanup(struct nrd_run_record *r)
-{
-  if (!r)
-    return;
-  free(r->run_id);
-  free(r->trigger);
-  free(r->state);
-  free(r->report_json);
-  memset(r, 0, sizeof *r);
-}
-
 int nrd_sqlite_run_insert(struct nrd_sqlite *st, const char *run_id, const char *trigger,
                           bool dry_run, int64_t started_ms)
 {
@@ -39,17 +28,9 @@ int nrd_sqlite_run_finish(struct nrd_sqlite *st, const char *run_id, const char 
   return store_write_bound(st, s, bound, "run finish", NULL);
 }
 
-static bool read_run_record(sqlite3_stmt *s, void *arg)
+static bool read_run_record(sqlite3_stmt *s, void *record)
 {
-  struct nrd_run_record *out = arg;
-  out->run_id = store_col_text(s, 0);
-  out->trigger = store_col_text(s, 1);
-  out->state = store_col_text(s, 2);
-  out->dry_run = sqlite3_column_int(s, 3) != 0;
-  out->started_ms = sqlite3_column_int64(s, 4);
-  out->finished_ms = sqlite3_column_int64(s, 5);
-  out->report_json = store_col_text(s, 6);
-  return true;
+  return store_shape_row(s, &store_run_record_shape, record);
 }
 
 int nrd_sqlite_run_get(struct nrd_sqlite *st, const char *run_id, struct nrd_run_record *out)

@@ -467,6 +467,14 @@ void store_row_init(struct sqlite_row *r, sqlite3_stmt *s)
   *r = (struct sqlite_row){ { row_text, row_i64, row_flag }, s };
 }
 
+bool store_shape_row(sqlite3_stmt *s, const struct store_shape *sh, void *out)
+{
+  struct sqlite_row r;
+  store_row_init(&r, s);
+  store_shape_read(sh, &r.row, out);
+  return true;
+}
+
 /* Creates dir and its missing parents with mode 0700 (umask-proof). */
 static int make_dirs(char *dir, char *err, size_t errlen)
 {

@@ -160,6 +160,8 @@ struct sqlite_row {
   sqlite3_stmt *s;
 };
 void store_row_init(struct sqlite_row *r, sqlite3_stmt *s);
+/* Reads s's current row into out by the shape (store_codec.h); true. */
+bool store_shape_row(sqlite3_stmt *s, const struct store_shape *sh, void *out);
 
 /* Applies the embedded migrations (migrate.c). */
 int store_migrate(struct nrd_sqlite *st, unsigned *applied, char *err, size_t errlen);
