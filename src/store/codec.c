@@ -120,56 +120,59 @@ static void shape_free_text(const struct store_shape *sh, void *arr, size_t n, s
   }
 }
 
+/* One struct's cleanup: its text freed, the struct zeroed (NULL: nothing). */
+static void shape_cleanup(const struct store_shape *sh, void *obj, size_t size)
+{
+  shape_free_text(sh, obj, 1, size);
+  if (obj)
+    memset(obj, 0, size);
+}
+
+/* An array's: each struct's text, then the array. */
+static void shape_free(const struct store_shape *sh, void *arr, size_t n, size_t size)
+{
+  shape_free_text(sh, arr, n, size);
+  free(arr);
+}
+
 void nrd_ledger_row_cleanup(struct nrd_ledger_row *row)
 {
-  shape_free_text(&store_ledger_shape, row, 1, sizeof *row);
-  if (row)
-    memset(row, 0, sizeof *row);
+  shape_cleanup(&store_ledger_shape, row, sizeof *row);
 }
 
 void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n)
 {
-  shape_free_text(&store_ledger_shape, rows, n, sizeof *rows);
-  free(rows);
-}
-
-void nrd_brake_cleanup(struct nrd_brake *b)
-{
-  shape_free_text(&store_brake_shape, b, 1, sizeof *b);
-  if (b)
-    memset(b, 0, sizeof *b);
-}
-
-void nrd_run_record_cleanup(struct nrd_run_record *r)
-{
-  shape_free_text(&store_run_record_shape, r, 1, sizeof *r);
-  if (r)
-    memset(r, 0, sizeof *r);
+  shape_free(&store_ledger_shape, rows, n, sizeof *rows);
 }
 
 void nrd_event_cleanup(struct nrd_event *e)
 {
-  shape_free_text(&store_event_shape, e, 1, sizeof *e);
-  if (e)
-    memset(e, 0, sizeof *e);
+  shape_cleanup(&store_event_shape, e, sizeof *e);
 }
 
 void nrd_events_free(struct nrd_event *e, size_t n)
 {
-  shape_free_text(&store_event_shape, e, n, sizeof *e);
-  free(e);
+  shape_free(&store_event_shape, e, n, sizeof *e);
+}
+
+void nrd_run_record_cleanup(struct nrd_run_record *r)
+{
+  shape_cleanup(&store_run_record_shape, r, sizeof *r);
 }
 
 void nrd_run_summaries_free(struct nrd_run_summary *runs, size_t n)
 {
-  shape_free_text(&store_run_summary_shape, runs, n, sizeof *runs);
-  free(runs);
+  shape_free(&store_run_summary_shape, runs, n, sizeof *runs);
 }
 
 void nrd_hourly_buckets_free(struct nrd_hourly_bucket *b, size_t n)
 {
-  shape_free_text(&store_bucket_shape, b, n, sizeof *b);
-  free(b);
+  shape_free(&store_bucket_shape, b, n, sizeof *b);
+}
+
+void nrd_brake_cleanup(struct nrd_brake *b)
+{
+  shape_cleanup(&store_brake_shape, b, sizeof *b);
 }
 
 bool store_ledger_decode(const struct store_row *row, struct nrd_ledger_row *out)

@@ -302,6 +302,28 @@ int pg_one_row(struct nrd_pg *pg, const char *sql, const struct pg_params *p, co
   return rc;
 }
 
+struct shaped {
+  const struct store_shape *sh;
+  void *out;
+};
+
+static bool read_shaped(const PGresult *r, int i, void *ctx)
+{
+  const struct shaped *x = ctx;
+  pg_shape_row(r, i, x->sh, x->out);
+  return true;
+}
+
+int pg_get_shaped(struct nrd_pg *pg, const char *sql, const char *key, const char *what,
+                  const struct store_shape *sh, void *out, size_t size)
+{
+  memset(out, 0, size);
+  struct shaped x = { sh, out };
+  struct pg_params p = { 0 };
+  pgp_text(&p, key);
+  return pg_one_row(pg, sql, &p, what, read_shaped, &x);
+}
+
 int pg_read_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
                  pg_row_fn read, struct pg_rows *rows)
 {

@@ -36,21 +36,12 @@ int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
                   &p, "run finish", NULL);
 }
 
-static bool read_run_record(const PGresult *r, int i, void *record)
-{
-  pg_shape_row(r, i, &store_run_record_shape, record);
-  return true;
-}
-
 int nrd_pg_run_get(struct nrd_pg *pg, const char *run_id, struct nrd_run_record *out)
 {
-  memset(out, 0, sizeof *out);
-  struct pg_params p = { 0 };
-  pgp_text(&p, run_id);
-  return pg_one_row(pg,
-                    "SELECT run_id, trigger, state, dry_run, started_ms,"
-                    " coalesce(finished_ms, 0), report_json FROM runs WHERE run_id = $1",
-                    &p, "run get", read_run_record, out);
+  return pg_get_shaped(pg,
+                       "SELECT run_id, trigger, state, dry_run, started_ms,"
+                       " coalesce(finished_ms, 0), report_json FROM runs WHERE run_id = $1",
+                       run_id, "run get", &store_run_record_shape, out, sizeof *out);
 }
 
 int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
@@ -67,20 +58,11 @@ int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
 
 /* ---- brakes ---- */
 
-static bool read_brake(const PGresult *r, int i, void *brake)
-{
-  pg_shape_row(r, i, &store_brake_shape, brake);
-  return true;
-}
-
 int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out)
 {
-  memset(out, 0, sizeof *out);
-  struct pg_params p = { 0 };
-  pgp_text(&p, name);
-  return pg_one_row(pg,
-                    "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = $1",
-                    &p, "brake get", read_brake, out);
+  return pg_get_shaped(
+      pg, "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = $1", name,
+      "brake get", &store_brake_shape, out, sizeof *out);
 }
 
 int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake *b, int64_t now_ms)

@@ -4,17 +4,10 @@
 
 #include "store_internal.h"
 
-static bool read_brake(sqlite3_stmt *s, void *brake)
-{
-  return store_shape_row(s, &store_brake_shape, brake);
-}
-
 int nrd_sqlite_brake_get(struct nrd_sqlite *st, const char *name, struct nrd_brake *out)
 {
-  memset(out, 0, sizeof *out);
-  sqlite3_stmt *s = store_stmt(st, STMT_BRAKE_GET);
-  bool bound = s && store_bind_text(s, ":name", name);
-  return store_one_row(st, s, bound, "brake get", read_brake, out);
+  return store_get_shaped(st, STMT_BRAKE_GET, ":name", name, "brake get", &store_brake_shape, out,
+                          sizeof *out);
 }
 
 int nrd_sqlite_brake_set(struct nrd_sqlite *st, const char *name, const struct nrd_brake *b,

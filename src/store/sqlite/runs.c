@@ -28,17 +28,10 @@ int nrd_sqlite_run_finish(struct nrd_sqlite *st, const char *run_id, const char 
   return store_write_bound(st, s, bound, "run finish", NULL);
 }
 
-static bool read_run_record(sqlite3_stmt *s, void *record)
-{
-  return store_shape_row(s, &store_run_record_shape, record);
-}
-
 int nrd_sqlite_run_get(struct nrd_sqlite *st, const char *run_id, struct nrd_run_record *out)
 {
-  memset(out, 0, sizeof *out);
-  sqlite3_stmt *s = store_stmt(st, STMT_RUN_GET);
-  bool bound = s && store_bind_text(s, ":run", run_id);
-  return store_one_row(st, s, bound, "run get", read_run_record, out);
+  return store_get_shaped(st, STMT_RUN_GET, ":run", run_id, "run get", &store_run_record_shape, out,
+                          sizeof *out);
 }
 
 int nrd_sqlite_run_fail_stale(struct nrd_sqlite *st, int64_t now_ms)
