@@ -45,6 +45,26 @@ void pgp_bool(struct pg_params *p, bool v)
   pgp_text(p, v ? "true" : "false");
 }
 
+void pgp_args(struct pg_params *p, size_t n, const struct pg_arg *args)
+{
+  for (size_t i = 0; i < n; i++) {
+    switch (args[i].kind) {
+    case PG_ARG_TEXT:
+      pgp_text(p, args[i].text);
+      break;
+    case PG_ARG_TEXT_OPT:
+      pgp_text_opt(p, args[i].text);
+      break;
+    case PG_ARG_I64:
+      pgp_i64(p, args[i].i64);
+      break;
+    case PG_ARG_BOOL:
+      pgp_bool(p, args[i].i64 != 0);
+      break;
+    }
+  }
+}
+
 char *pg_col_text(const PGresult *r, int row, int col)
 {
   if (PQgetisnull(r, row, col))

@@ -30,14 +30,9 @@ int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_para
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, e->id);
-  pgp_text(&p, e->type);
-  pgp_text(&p, e->body_json);
-  pgp_i64(&p, e->created_ms);
-  pgp_text_opt(&p, e->state);
-  pgp_i64(&p, e->attempts);
-  pgp_i64(&p, e->next_attempt_ms);
-  pgp_text(&p, e->last_error);
+  PG_PARAMS(&p, PG_TEXT(e->id), PG_TEXT(e->type), PG_TEXT(e->body_json), PG_I64(e->created_ms),
+            PG_TEXT_OPT(e->state), PG_I64(e->attempts), PG_I64(e->next_attempt_ms),
+            PG_TEXT(e->last_error));
   return pg_write(pg,
                   "INSERT INTO events (id, type, body_json, created_ms, state, attempts,"
                   " next_attempt_ms, last_error) VALUES ($1, $2, $3, $4,"
@@ -75,12 +70,8 @@ int nrd_pg_event_mark(struct nrd_pg *pg, const char *id, const char *state, int 
                       int64_t next_attempt_ms, const char *last_error)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, id);
-  pgp_text(&p, state);
-  pgp_i64(&p, attempts);
-  pgp_i64(&p, next_attempt_ms);
-  pgp_text(&p, last_error);
-  pgp_text(&p, pg->identity);
+  PG_PARAMS(&p, PG_TEXT(id), PG_TEXT(state), PG_I64(attempts), PG_I64(next_attempt_ms),
+            PG_TEXT(last_error), PG_TEXT(pg->identity));
   return pg_write(pg,
                   "UPDATE events SET state = $2, attempts = $3, next_attempt_ms = $4,"
                   " last_error = $5, claimed_by = NULL, claim_until_ms = 0 WHERE id = $1"

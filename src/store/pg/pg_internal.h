@@ -44,6 +44,23 @@ void pgp_text(struct pg_params *p, const char *v);     /* NULL: SQL NULL */
 void pgp_text_opt(struct pg_params *p, const char *v); /* NULL or "": SQL NULL */
 void pgp_i64(struct pg_params *p, int64_t v);
 void pgp_bool(struct pg_params *p, bool v);
+/* One parameter of a list for PG_PARAMS, added as the pgp_ function of its
+ * kind: PG_TEXT(v), PG_TEXT_OPT(v), PG_I64(v), PG_BOOL(v). */
+struct pg_arg {
+  enum { PG_ARG_TEXT, PG_ARG_TEXT_OPT, PG_ARG_I64, PG_ARG_BOOL } kind;
+  const char *text;
+  int64_t i64;
+};
+#define PG_TEXT(v) ((struct pg_arg){ PG_ARG_TEXT, (v), 0 })
+#define PG_TEXT_OPT(v) ((struct pg_arg){ PG_ARG_TEXT_OPT, (v), 0 })
+#define PG_I64(v) ((struct pg_arg){ PG_ARG_I64, NULL, (v) })
+#define PG_BOOL(v) ((struct pg_arg){ PG_ARG_BOOL, NULL, (v) ? 1 : 0 })
+void pgp_args(struct pg_params *p, size_t n, const struct pg_arg *args);
+/* Adds the parameters listed, in order ($1 first):
+ * PG_PARAMS(&p, PG_TEXT(job_id), PG_I64(now_ms)). */
+#define PG_PARAMS(p, ...)                                                               \
+  pgp_args((p), sizeof((const struct pg_arg[]){ __VA_ARGS__ }) / sizeof(struct pg_arg), \
+           (const struct pg_arg[]){ __VA_ARGS__ })
 
 /* Runs sql with p (may be NULL). *rc gets NRD_OK with the result (caller
  * PQclear's it), or NRD_BUSY / NRD_ERR (logged with what) and NULL. A lost

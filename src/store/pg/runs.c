@@ -11,11 +11,8 @@ int nrd_pg_run_insert(struct nrd_pg *pg, const char *run_id, const char *trigger
                       int64_t started_ms)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, run_id);
-  pgp_text(&p, trigger);
-  pgp_bool(&p, dry_run);
-  pgp_i64(&p, started_ms);
-  pgp_text(&p, pg->identity);
+  PG_PARAMS(&p, PG_TEXT(run_id), PG_TEXT(trigger), PG_BOOL(dry_run), PG_I64(started_ms),
+            PG_TEXT(pg->identity));
   return pg_write(pg,
                   "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms, holder)"
                   " VALUES ($1, $2, $3, 'running', $4, $5)",
@@ -26,10 +23,7 @@ int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
                       const char *report_json, int64_t finished_ms)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, run_id);
-  pgp_text(&p, state);
-  pgp_text(&p, report_json);
-  pgp_i64(&p, finished_ms);
+  PG_PARAMS(&p, PG_TEXT(run_id), PG_TEXT(state), PG_TEXT(report_json), PG_I64(finished_ms));
   return pg_write(pg,
                   "UPDATE runs SET state = $2, report_json = $3, finished_ms = $4"
                   " WHERE run_id = $1",
@@ -68,12 +62,8 @@ int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out)
 int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake *b, int64_t now_ms)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, name);
-  pgp_text(&p, b->reason);
-  pgp_text(&p, b->message);
-  pgp_text(&p, b->job_id);
-  pgp_i64(&p, b->until_ms);
-  pgp_i64(&p, now_ms);
+  PG_PARAMS(&p, PG_TEXT(name), PG_TEXT(b->reason), PG_TEXT(b->message), PG_TEXT(b->job_id),
+            PG_I64(b->until_ms), PG_I64(now_ms));
   int rc = pg_write(pg,
                     "INSERT INTO brakes (name, reason, message, job_id, until_ms, set_ms)"
                     " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET"
