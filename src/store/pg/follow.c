@@ -20,20 +20,13 @@ int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms, size_
                               &p, rows, n, "ledger following");
 }
 
-struct started_ctx {
-  const char *job_id;
-  const struct nrd_ledger_started *u;
-  int64_t now_ms;
-};
-
-static int started_fn(struct nrd_pg *pg, void *arg)
+int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
+                          int64_t now_ms)
 {
-  const struct started_ctx *ctx = arg;
-  const struct nrd_ledger_started *u = ctx->u;
   struct pg_params p = { 0 };
   PG_PARAMS(&p, PG_BOOL(u->running), PG_TEXT_OPT(u->error_state), PG_TEXT_OPT(u->error_message),
-            PG_TEXT_OPT(u->reason), PG_I64(ctx->now_ms), PG_TEXT(ctx->job_id));
-  return pg_write_with_event(
+            PG_TEXT_OPT(u->reason), PG_I64(now_ms), PG_TEXT(job_id));
+  return pg_tx_write_with_event(
       pg,
       "UPDATE ledger SET"
       " state = CASE WHEN $1::boolean THEN 'running' ELSE 'start_failed' END,"
@@ -43,13 +36,6 @@ static int started_fn(struct nrd_pg *pg, void *arg)
       " WHERE job_id = $6 AND state = 'created'"
       " AND (owner IS NULL OR lease_until_ms < nrd_now_ms())",
       &p, "ledger started", u->event);
-}
-
-int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
-                          int64_t now_ms)
-{
-  struct started_ctx ctx = { .job_id = job_id, .u = u, .now_ms = now_ms };
-  return pg_tx(pg, started_fn, &ctx);
 }
 
 int nrd_pg_ledger_retry_start(struct nrd_pg *pg, const char *job_id, const char *new_name,

@@ -27,6 +27,26 @@ int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_para
   return rc == NRD_NONE ? NRD_OK : rc;
 }
 
+struct write_event_ctx {
+  const char *sql;
+  const struct pg_params *p;
+  const char *what;
+  const struct nrd_event *event;
+};
+
+static int write_event_fn(struct nrd_pg *pg, void *arg)
+{
+  const struct write_event_ctx *c = arg;
+  return pg_write_with_event(pg, c->sql, c->p, c->what, c->event);
+}
+
+int pg_tx_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                           const char *what, const struct nrd_event *event)
+{
+  struct write_event_ctx c = { sql, p, what, event };
+  return pg_tx(pg, write_event_fn, &c);
+}
+
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
 {
   struct pg_params p = { 0 };

@@ -118,6 +118,9 @@ int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen);
  * written (at least once). */
 int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
                         const char *what, const struct nrd_event *event);
+/* pg_write_with_event in a transaction of its own (pg_tx). */
+int pg_tx_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                           const char *what, const struct nrd_event *event);
 /* Inserts an event inside the caller's transaction; NRD_NONE when its id exists. */
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);
 /* A struct store_row over row i of r (store_codec.h). */
