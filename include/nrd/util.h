@@ -72,6 +72,12 @@ bool nrd_parse_double(const char *s, double min, double max, double *out);
 /* true/false/1/0/yes/no, case-insensitive. */
 bool nrd_parse_bool(const char *s, bool *out);
 
+/* The name of enum value v in names (n entries, indexed by value): "unknown"
+ * when v is out of range or has no name. NRD_ENUM_NAME takes n from the array. */
+const char *nrd_enum_name(const char *const *names, size_t n, unsigned v);
+#define NRD_ENUM_NAME(names, v) \
+  nrd_enum_name((names), sizeof(names) / sizeof((names)[0]), (unsigned)(v))
+
 /* Constant-time comparison of two byte strings (length differences leak only length). */
 bool nrd_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 

@@ -22,15 +22,8 @@ int nrd_runner_run_summaries(struct nrd_runner *r, size_t limit, struct nrd_run_
 
 static const char *circuit_name(int state)
 {
-  switch (state) {
-  case 0:
-    return "closed";
-  case 1:
-    return "open";
-  case 2:
-    return "half-open";
-  }
-  return "unknown";
+  static const char *const names[] = { "closed", "open", "half-open" };
+  return NRD_ENUM_NAME(names, state);
 }
 
 int nrd_runner_overview(struct nrd_runner *r, struct nrd_overview *out)

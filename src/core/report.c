@@ -14,17 +14,8 @@
 
 const char *nrd_trigger_name(enum nrd_trigger t)
 {
-  switch (t) {
-  case NRD_TRIGGER_API:
-    return "api";
-  case NRD_TRIGGER_SCHEDULER:
-    return "scheduler";
-  case NRD_TRIGGER_CLI:
-    return "cli";
-  case NRD_TRIGGER_WATCH:
-    return "watch";
-  }
-  return "unknown";
+  static const char *const names[] = { "api", "scheduler", "cli", "watch" }; /* enum's order */
+  return NRD_ENUM_NAME(names, t);
 }
 
 cJSON *nrd_outcome_new(const struct nrd_ledger_row *row, const char *action)

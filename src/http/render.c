@@ -9,16 +9,21 @@
 #include "nrd/json.h"
 #include "nrd/util.h"
 
+/* An ISO 8601 time. */
+static void add_iso(cJSON *o, const char *key, int64_t ms)
+{
+  char at[32];
+  nrd_iso8601(ms, at);
+  nrd_json_add_str(o, key, at);
+}
+
 /* An ISO 8601 time, or null when unset (ms <= 0). */
 static void add_time(cJSON *o, const char *key, int64_t ms)
 {
-  char at[32];
-  if (ms <= 0) {
+  if (ms <= 0)
     cJSON_AddNullToObject(o, key);
-    return;
-  }
-  nrd_iso8601(ms, at);
-  nrd_json_add_str(o, key, at);
+  else
+    add_iso(o, key, ms);
 }
 
 /* A count from a report, or null when the report did not have it. */
@@ -37,11 +42,23 @@ static void add_stored(cJSON *o, const char *key, const char *text)
   cJSON_AddItemToObject(o, key, v ? v : cJSON_CreateNull());
 }
 
-/* An object {key: array, "count": n}, printed; takes arr. */
-static char *print_list(const char *key, cJSON *arr, size_t n)
+/* One item of a list as JSON. */
+typedef cJSON *(*item_json_fn)(const void *item);
+
+/* The n items (size bytes each) as a JSON array, each rendered by one. */
+static cJSON *array_of(const void *items, size_t n, size_t size, item_json_fn one)
+{
+  cJSON *arr = nrd_json_array();
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToArray(arr, one((const char *)items + i * size));
+  return arr;
+}
+
+/* An object {key: [the items], "count": n}, printed. */
+static char *print_list(const char *key, const void *items, size_t n, size_t size, item_json_fn one)
 {
   cJSON *o = nrd_json_object();
-  cJSON_AddItemToObject(o, key, arr);
+  cJSON_AddItemToObject(o, key, array_of(items, n, size, one));
   nrd_json_add_num(o, "count", (double)n);
   char *text = nrd_json_print(o);
   cJSON_Delete(o);
@@ -50,17 +67,14 @@ static char *print_list(const char *key, cJSON *arr, size_t n)
 
 char *http_render_run(const struct nrd_run_record *rec)
 {
-  char at[32];
   cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "runId", rec->run_id);
   nrd_json_add_str(o, "state", rec->state);
   nrd_json_add_str(o, "trigger", rec->trigger);
   nrd_json_add_bool(o, "dryRun", rec->dry_run);
-  nrd_iso8601(rec->started_ms, at);
-  nrd_json_add_str(o, "startedAt", at);
+  add_iso(o, "startedAt", rec->started_ms);
   if (rec->finished_ms) {
-    nrd_iso8601(rec->finished_ms, at);
-    nrd_json_add_str(o, "finishedAt", at);
+    add_iso(o, "finishedAt", rec->finished_ms);
   } else {
     cJSON_AddNullToObject(o, "finishedAt");
   }
@@ -74,14 +88,11 @@ char *http_render_run(const struct nrd_run_record *rec)
  * message}, each when set. */
 static void row_start_json(cJSON *o, const struct nrd_ledger_row *row)
 {
-  char at[32];
   if (row->accepted_ms) {
-    nrd_iso8601(row->accepted_ms, at);
-    nrd_json_add_str(o, "acceptedAt", at);
+    add_iso(o, "acceptedAt", row->accepted_ms);
   }
   if (row->running_ms) {
-    nrd_iso8601(row->running_ms, at);
-    nrd_json_add_str(o, "runningAt", at);
+    add_iso(o, "runningAt", row->running_ms);
   }
   if (row->status_error_state || row->status_error_message) {
     cJSON *se = nrd_json_checked(cJSON_AddObjectToObject(o, "statusError"));
@@ -90,9 +101,9 @@ static void row_start_json(cJSON *o, const struct nrd_ledger_row *row)
   }
 }
 
-static cJSON *row_json(const struct nrd_ledger_row *row)
+static cJSON *row_json(const void *item)
 {
-  char at[32];
+  const struct nrd_ledger_row *row = item;
   cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "jobId", row->job_id);
   nrd_json_add_str(o, "jobType", row->job_type);
@@ -108,42 +119,38 @@ static cJSON *row_json(const struct nrd_ledger_row *row)
   nrd_json_add_str(o, "lastError", row->last_error);
   nrd_json_add_str(o, "runId", row->run_id);
   row_start_json(o, row);
-  nrd_iso8601(row->created_ms, at);
-  nrd_json_add_str(o, "createdAt", at);
-  nrd_iso8601(row->updated_ms, at);
-  nrd_json_add_str(o, "updatedAt", at);
+  add_iso(o, "createdAt", row->created_ms);
+  add_iso(o, "updatedAt", row->updated_ms);
   return o;
 }
 
 char *http_render_recoveries(const struct nrd_ledger_row *rows, size_t n)
 {
-  cJSON *arr = nrd_json_array();
-  for (size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(arr, row_json(&rows[i]));
-  return print_list("recoveries", arr, n);
+  return print_list("recoveries", rows, n, sizeof *rows, row_json);
+}
+
+static cJSON *event_json(const void *item)
+{
+  const struct nrd_event *ev = item;
+  cJSON *e = nrd_json_object();
+  nrd_json_add_str(e, "id", ev->id);
+  nrd_json_add_str(e, "type", ev->type);
+  add_iso(e, "createdAt", ev->created_ms);
+  nrd_json_add_str(e, "state", ev->state);
+  nrd_json_add_num(e, "attempts", ev->attempts);
+  nrd_json_add_str(e, "lastError", ev->last_error);
+  add_stored(e, "event", ev->body_json);
+  return e;
 }
 
 char *http_render_events(const struct nrd_event *ev, size_t n)
 {
-  char at[32];
-  cJSON *arr = nrd_json_array();
-  for (size_t i = 0; i < n; i++) {
-    cJSON *e = nrd_json_object();
-    nrd_json_add_str(e, "id", ev[i].id);
-    nrd_json_add_str(e, "type", ev[i].type);
-    nrd_iso8601(ev[i].created_ms, at);
-    nrd_json_add_str(e, "createdAt", at);
-    nrd_json_add_str(e, "state", ev[i].state);
-    nrd_json_add_num(e, "attempts", ev[i].attempts);
-    nrd_json_add_str(e, "lastError", ev[i].last_error);
-    add_stored(e, "event", ev[i].body_json);
-    cJSON_AddItemToArray(arr, e);
-  }
-  return print_list("events", arr, n);
+  return print_list("events", ev, n, sizeof *ev, event_json);
 }
 
-static cJSON *run_summary_json(const struct nrd_run_summary *rs)
+static cJSON *run_summary_json(const void *item)
 {
+  const struct nrd_run_summary *rs = item;
   cJSON *o = nrd_json_object();
   nrd_json_add_str(o, "runId", rs->run_id);
   nrd_json_add_str(o, "state", rs->state);
@@ -162,10 +169,7 @@ static cJSON *run_summary_json(const struct nrd_run_summary *rs)
 
 char *http_render_run_summaries(const struct nrd_run_summary *runs, size_t n)
 {
-  cJSON *arr = nrd_json_array();
-  for (size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(arr, run_summary_json(&runs[i]));
-  return print_list("runs", arr, n);
+  return print_list("runs", runs, n, sizeof *runs, run_summary_json);
 }
 
 char *http_render_overview(const struct nrd_overview *ov)
@@ -209,8 +213,9 @@ static const char *bucket_action(const struct nrd_hourly_bucket *e, bool *recove
   return e->state ? e->state : "unknown";
 }
 
-static cJSON *bucket_json(const struct nrd_hourly_bucket *e)
+static cJSON *bucket_json(const void *item)
 {
+  const struct nrd_hourly_bucket *e = item;
   bool recovered;
   cJSON *o = nrd_json_object();
   add_time(o, "hour", e->hour_ms);
@@ -231,13 +236,10 @@ char *http_render_hourly(int hours, int64_t from_ms, int64_t to_ms,
                          const struct nrd_hourly_bucket *b, size_t n)
 {
   cJSON *o = nrd_json_object();
-  cJSON *arr = nrd_json_array();
   add_time(o, "from", from_ms);
   add_time(o, "to", to_ms);
   nrd_json_add_num(o, "hours", hours);
-  for (size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(arr, bucket_json(&b[i]));
-  cJSON_AddItemToObject(o, "buckets", arr);
+  cJSON_AddItemToObject(o, "buckets", array_of(b, n, sizeof *b, bucket_json));
   char *text = nrd_json_print(o);
   cJSON_Delete(o);
   return text;

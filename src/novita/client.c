@@ -9,6 +9,7 @@
 
 #include "nrd/log.h"
 #include "nrd/thread.h"
+#include "nrd/util.h"
 #include "transport.h"
 
 /* Burst of the token bucket: max(1, rps), but never more than this, so a
@@ -29,9 +30,7 @@ const char *nrd_nv_rc_name(enum nrd_nv_rc rc)
     [NRD_NV_ACCOUNT] = "account",
     [NRD_NV_PREPAID] = "prepaid",
   };
-  if ((unsigned)rc >= sizeof names / sizeof names[0])
-    return "unknown";
-  return names[rc];
+  return NRD_ENUM_NAME(names, rc);
 }
 
 /* Copies s without trailing slashes. */

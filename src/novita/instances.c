@@ -625,47 +625,40 @@ static bool value(struct scan *s, struct capture *cap)
   }
 }
 
+/* The instance's lists, by field kind: where each list, its count and its
+ * presence are in struct nrd_instance, and its items' fields. */
+struct list_kind {
+  size_t items, n, present, elem;
+  const struct field *fields;
+  size_t n_fields;
+};
+#define LIST_KIND(member, item_fields)                                                 \
+  {                                                                                    \
+    offsetof(struct nrd_instance, member), offsetof(struct nrd_instance, n_##member),  \
+        offsetof(struct nrd_instance, member##_present),                               \
+        sizeof *((struct nrd_instance *)NULL)->member, item_fields, COUNT(item_fields) \
+  }
+static const struct list_kind list_kinds[] = {
+  [F_PORTS] = LIST_KIND(ports, port_fields),
+  [F_ENVS] = LIST_KIND(envs, env_fields),
+  [F_MOUNTS] = LIST_KIND(mounts, mount_fields),
+  [F_TOOLS] = LIST_KIND(tools, tool_fields),
+};
+
 /* A list field of an instance: present when it is an array (even empty). */
 static bool list_field(struct scan *s, const struct field *f, struct nrd_instance *in)
 {
-  struct list l = { 0 };
-  const struct field *fields;
-  size_t n_fields;
-  bool *present;
-
+  const struct list_kind *k = &list_kinds[f->kind];
+  char *base = (char *)in;
   ws(s);
   if (s->p >= s->end || *s->p != '[')
     return value(s, NULL); /* null or another type: not present */
-  switch (f->kind) {
-  case F_PORTS:
-    l = (struct list){ (void **)&in->ports, &in->n_ports, 0, sizeof *in->ports, NULL };
-    fields = port_fields;
-    n_fields = COUNT(port_fields);
-    present = &in->ports_present;
-    break;
-  case F_ENVS:
-    l = (struct list){ (void **)&in->envs, &in->n_envs, 0, sizeof *in->envs, NULL };
-    fields = env_fields;
-    n_fields = COUNT(env_fields);
-    present = &in->envs_present;
-    break;
-  case F_TOOLS:
-    l = (struct list){ (void **)&in->tools, &in->n_tools, 0, sizeof *in->tools, NULL };
-    fields = tool_fields;
-    n_fields = COUNT(tool_fields);
-    present = &in->tools_present;
-    break;
-  default:
-    l = (struct list){ (void **)&in->mounts, &in->n_mounts, 0, sizeof *in->mounts, NULL };
-    fields = mount_fields;
-    n_fields = COUNT(mount_fields);
-    present = &in->mounts_present;
-    break;
-  }
-  *present = true;
+  struct list l = { (void **)(void *)(base + k->items), (size_t *)(void *)(base + k->n), 0, k->elem,
+                    NULL };
+  *(bool *)(base + k->present) = true;
   *l.items = nrd_xcalloc(1, l.elem); /* a present empty list has an array too */
   l.cap = 1;
-  return array(s, &l, fields, n_fields);
+  return array(s, &l, k->fields, k->n_fields);
 }
 
 /* The value of a member whose field is read into dst. */

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "nrd/novita.h"
+#include "nrd/util.h"
 
 static const struct nrd_nv_reason REASONS[] = {
   { "INSUFFICIENT_RESOURCE", NRD_NV_CLASS_TRANSIENT, true },
@@ -44,19 +45,10 @@ const struct nrd_nv_reason *nrd_nv_reason_find(const char *reason)
 
 const char *nrd_nv_class_name(enum nrd_nv_class c)
 {
-  switch (c) {
-  case NRD_NV_CLASS_TRANSIENT:
-    return "transient";
-  case NRD_NV_CLASS_ACCOUNT:
-    return "account-wide";
-  case NRD_NV_CLASS_ROW:
-    return "row-final";
-  case NRD_NV_CLASS_GONE:
-    return "gone";
-  case NRD_NV_CLASS_PREPAID:
-    return "prepaid-on-delete";
-  }
-  return "unknown";
+  /* In the enum's order. */
+  static const char *const names[] = { "transient", "account-wide", "row-final", "gone",
+                                       "prepaid-on-delete" };
+  return NRD_ENUM_NAME(names, c);
 }
 
 enum nrd_nv_class nrd_nv_classify(const char *reason, int http_status)

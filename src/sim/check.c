@@ -236,47 +236,67 @@ static const char *const ENV_KEYS[] = { "key", "value", NULL };
 static const char *const TOOL_KEYS[] = { "name", "port", "type", NULL };
 static const char *const STORAGE_KEYS[] = { "Id", "mountPoint", NULL };
 
+/* How each create-request field is checked: its kind; its bounds (a
+ * string's length, -1 for none; an integer's value; an object array's
+ * required keys and most items); whether null is allowed; its names (an
+ * enum's values, an object array's keys). */
+enum rule_kind { R_STR, R_INT, R_ENUM, R_BOOL, R_PORTS, R_OBJS };
+struct rule {
+  const char *key;
+  enum rule_kind kind;
+  long long min, max;
+  bool nullable;
+  const char *const *names;
+};
+static const struct rule RULES[] = {
+  { "productId", R_STR, 1, 255, false, NULL },
+  { "gpuNum", R_INT, 1, 8, false, NULL },
+  { "rootfsSize", R_INT, 10, 6144, false, NULL },
+  { "imageUrl", R_STR, 1, 500, false, NULL },
+  { "kind", R_ENUM, 0, 0, false, KINDS },
+  { "name", R_STR, 0, 255, false, NULL },
+  { "command", R_STR, 0, 2047, true, NULL },
+  { "imageAuth", R_STR, 0, -1, true, NULL },
+  { "imageAuthId", R_STR, 0, -1, true, NULL },
+  { "clusterId", R_STR, 0, -1, true, NULL },
+  { "networkId", R_STR, 0, -1, true, NULL },
+  { "ports", R_PORTS, 0, 0, false, NULL },
+  { "envs", R_OBJS, 2, 100, false, ENV_KEYS },
+  { "tools", R_OBJS, 0, 0, false, TOOL_KEYS },
+  { "networkStorages", R_OBJS, 2, 30, false, STORAGE_KEYS },
+  { "month", R_INT, -9007199254740991LL, 9007199254740991LL, true, NULL },
+  { "billingMode", R_ENUM, 0, 0, true, BILLING },
+  { "entrypoint", R_STR, 0, 2047, true, NULL },
+  { "minCudaVersion", R_STR, 0, 32, true, NULL },
+  { "autoRenew", R_BOOL, 0, 0, false, NULL },
+  { "autoRenewMonth", R_INT, 0, 120, true, NULL },
+};
+
 static bool check_field(const cJSON *v, char *why, size_t whylen)
 {
   const char *k = v->string;
-  if (strcmp(k, "productId") == 0)
-    return check_str(v, k, 1, 255, false, why, whylen);
-  if (strcmp(k, "gpuNum") == 0)
-    return check_int(v, k, 1, 8, false, why, whylen);
-  if (strcmp(k, "rootfsSize") == 0)
-    return check_int(v, k, 10, 6144, false, why, whylen);
-  if (strcmp(k, "imageUrl") == 0)
-    return check_str(v, k, 1, 500, false, why, whylen);
-  if (strcmp(k, "kind") == 0)
-    return check_enum(v, k, KINDS, false, why, whylen);
-  if (strcmp(k, "name") == 0)
-    return check_str(v, k, 0, 255, false, why, whylen);
-  if (strcmp(k, "command") == 0)
-    return check_str(v, k, 0, 2047, true, why, whylen);
-  if (strcmp(k, "imageAuth") == 0 || strcmp(k, "imageAuthId") == 0 || strcmp(k, "clusterId") == 0 ||
-      strcmp(k, "networkId") == 0)
-    return check_str(v, k, 0, (size_t)-1, true, why, whylen);
-  if (strcmp(k, "ports") == 0)
-    return check_ports(v, why, whylen);
-  if (strcmp(k, "envs") == 0)
-    return check_obj_array(v, k, 100, ENV_KEYS, 2, why, whylen);
-  if (strcmp(k, "tools") == 0)
-    return check_obj_array(v, k, 0, TOOL_KEYS, 0, why, whylen);
-  if (strcmp(k, "networkStorages") == 0)
-    return check_obj_array(v, k, 30, STORAGE_KEYS, 2, why, whylen);
-  if (strcmp(k, "month") == 0)
-    return check_int(v, k, -9007199254740991LL, 9007199254740991LL, true, why, whylen);
-  if (strcmp(k, "billingMode") == 0)
-    return check_enum(v, k, BILLING, true, why, whylen);
-  if (strcmp(k, "entrypoint") == 0)
-    return check_str(v, k, 0, 2047, true, why, whylen);
-  if (strcmp(k, "minCudaVersion") == 0)
-    return check_str(v, k, 0, 32, true, why, whylen);
-  if (strcmp(k, "autoRenew") == 0)
+  const struct rule *r = NULL;
+  for (size_t i = 0; !r && i < sizeof RULES / sizeof RULES[0]; i++) {
+    if (strcmp(k, RULES[i].key) == 0)
+      r = &RULES[i];
+  }
+  if (!r)
+    return fail(why, whylen, "unknown field %s", k);
+  switch (r->kind) {
+  case R_STR:
+    return check_str(v, k, (size_t)r->min, (size_t)r->max, r->nullable, why, whylen);
+  case R_INT:
+    return check_int(v, k, r->min, r->max, r->nullable, why, whylen);
+  case R_ENUM:
+    return check_enum(v, k, r->names, r->nullable, why, whylen);
+  case R_BOOL:
     return check_bool(v, k, why, whylen);
-  if (strcmp(k, "autoRenewMonth") == 0)
-    return check_int(v, k, 0, 120, true, why, whylen);
-  return fail(why, whylen, "unknown field %s", k);
+  case R_PORTS:
+    return check_ports(v, why, whylen);
+  case R_OBJS:
+    return check_obj_array(v, k, (int)r->max, r->names, (size_t)r->min, why, whylen);
+  }
+  return false;
 }
 
 bool nrd_sim_check_create_request(const cJSON *req, char *why, size_t whylen)

@@ -75,6 +75,34 @@ enum store_snapshot_col {
   SNAP_COL_TOOLS
 };
 
+/* A struct's columns, in the order both backends select them: each a heap
+ * string (NULL for SQL NULL), an integer or a boolean at an offset in the
+ * struct. One table per struct serves both backends' row readers and the
+ * struct's cleanup. */
+enum store_field_kind {
+  STORE_F_TEXT, /* char *, a copy of the column's text */
+  STORE_F_I64,  /* int64_t */
+  STORE_F_INT,  /* int */
+  STORE_F_FLAG, /* bool */
+  STORE_F_SKIP  /* read by the struct's own decoder (the ledger's state) */
+};
+struct store_field {
+  enum store_field_kind kind;
+  size_t off;
+};
+struct store_shape {
+  const struct store_field *fields;
+  size_t n;
+};
+/* The columns of struct nrd_ledger_row (enum store_ledger_col), nrd_brake,
+ * nrd_run_record, nrd_event (in PG_EVENT_COLS / STORE_EVENT_COLS order),
+ * nrd_hourly_bucket, and the first columns of nrd_run_summary (its counts
+ * follow, read by each backend its own way). */
+extern const struct store_shape store_ledger_shape, store_brake_shape, store_run_record_shape,
+    store_event_shape, store_bucket_shape, store_run_summary_shape;
+/* Reads the row's columns 0 to sh->n - 1 into out's fields. */
+void store_shape_read(const struct store_shape *sh, const struct store_row *row, void *out);
+
 /* Fills out (zeroed first) from the row; false, with nothing to free, when
  * its state is not one we know (logged). */
 bool store_ledger_decode(const struct store_row *row, struct nrd_ledger_row *out);

@@ -212,52 +212,55 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
   va_end(ap);
 }
 
+/* Per type: what it accepts, for error messages (followed by its bounds
+ * when it has a range; OPT_CHOICE's names say it instead), and whether the
+ * field is text kept on the heap. */
+enum opt_range { RANGE_NONE, RANGE_INT, RANGE_NUM };
+static const struct {
+  const char *accepts;
+  enum opt_range range;
+  bool text;
+} types[] = {
+  [OPT_STRING] = { "a non-empty value", RANGE_NONE, true },
+  [OPT_URL] = { "an http:// or https:// URL", RANGE_NONE, true },
+  [OPT_UINT] = { "an integer", RANGE_INT, false },
+  [OPT_SIZE] = { "a byte count", RANGE_INT, false },
+  [OPT_DOUBLE] = { "a number", RANGE_NUM, false },
+  [OPT_BOOL] = { "true/false/1/0/yes/no", RANGE_NONE, false },
+  [OPT_LOGLEVEL] = { "error, warn, info or debug", RANGE_NONE, false },
+  [OPT_CIDRLIST] = { "comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,::1", RANGE_NONE,
+                     true },
+  [OPT_CHOICE] = { NULL, RANGE_NONE, false },
+  [OPT_WORDLIST] = { "comma-separated instance statuses, e.g. migrating,exited", RANGE_NONE, true },
+};
+
+/* An OPT_CHOICE's names: "a, b or c". */
+static void describe_choices(const struct opt *o, char *out, size_t outlen)
+{
+  const char *const *names = choices_of(o);
+  size_t used = 0;
+  out[0] = '\0';
+  for (size_t k = 0; names && names[k] && used < outlen; k++) {
+    const char *sep = k == 0 ? "" : names[k + 1] ? ", " : " or ";
+    int n = snprintf(out + used, outlen - used, "%s%s", sep, names[k]);
+    if (n < 0)
+      break;
+    used += (size_t)n;
+  }
+}
+
 /* What the option accepts, for error messages. */
 static void describe(const struct opt *o, char *out, size_t outlen)
 {
-  switch (o->type) {
-  case OPT_UINT:
-    snprintf(out, outlen, "an integer %.0f-%.0f", o->min, o->max);
-    break;
-  case OPT_SIZE:
-    snprintf(out, outlen, "a byte count %.0f-%.0f", o->min, o->max);
-    break;
-  case OPT_DOUBLE:
-    snprintf(out, outlen, "a number %g-%g", o->min, o->max);
-    break;
-  case OPT_BOOL:
-    snprintf(out, outlen, "true/false/1/0/yes/no");
-    break;
-  case OPT_LOGLEVEL:
-    snprintf(out, outlen, "error, warn, info or debug");
-    break;
-  case OPT_URL:
-    snprintf(out, outlen, "an http:// or https:// URL");
-    break;
-  case OPT_CIDRLIST:
-    snprintf(out, outlen, "comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,::1");
-    break;
-  case OPT_WORDLIST:
-    snprintf(out, outlen, "comma-separated instance statuses, e.g. migrating,exited");
-    break;
-  case OPT_STRING:
-    snprintf(out, outlen, "a non-empty value");
-    break;
-  case OPT_CHOICE: {
-    /* "a, b or c" */
-    const char *const *names = choices_of(o);
-    size_t used = 0;
-    out[0] = '\0';
-    for (size_t k = 0; names && names[k] && used < outlen; k++) {
-      const char *sep = k == 0 ? "" : names[k + 1] ? ", " : " or ";
-      int n = snprintf(out + used, outlen - used, "%s%s", sep, names[k]);
-      if (n < 0)
-        break;
-      used += (size_t)n;
-    }
-    break;
-  }
-  }
+  const char *what = types[o->type].accepts;
+  if (o->type == OPT_CHOICE)
+    describe_choices(o, out, outlen);
+  else if (types[o->type].range == RANGE_INT)
+    snprintf(out, outlen, "%s %.0f-%.0f", what, o->min, o->max);
+  else if (types[o->type].range == RANGE_NUM)
+    snprintf(out, outlen, "%s %g-%g", what, o->min, o->max);
+  else
+    snprintf(out, outlen, "%s", what);
 }
 
 bool nrd_parse_ip(const char *s, unsigned char out[16])
@@ -456,15 +459,9 @@ static bool apply_string(struct nrd_config *cfg, const struct opt *o, const char
 
 static bool apply(struct nrd_config *cfg, const struct opt *o, const char *text)
 {
-  switch (o->type) {
-  case OPT_CIDRLIST:
-  case OPT_URL:
-  case OPT_WORDLIST:
-  case OPT_STRING:
+  if (types[o->type].text)
     return apply_string(cfg, o, text);
-  default:
-    return apply_value(field(cfg, o), o, text);
-  }
+  return apply_value(field(cfg, o), o, text);
 }
 
 void nrd_config_defaults(struct nrd_config *cfg)

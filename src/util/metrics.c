@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "nrd/util.h"
+
 #ifndef NRD_COMMIT
 #define NRD_COMMIT "unknown"
 #endif
@@ -139,9 +141,7 @@ static void lock_tables(void)
 
 const char *nrd_endpoint_name(enum nrd_endpoint ep)
 {
-  if ((unsigned)ep >= NRD_EP_COUNT)
-    return "unknown";
-  return endpoint_names[ep];
+  return NRD_ENUM_NAME(endpoint_names, ep);
 }
 
 static enum status_class classify(int status)

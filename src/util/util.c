@@ -496,6 +496,11 @@ bool nrd_parse_bool(const char *s, bool *out)
   return false;
 }
 
+const char *nrd_enum_name(const char *const *names, size_t n, unsigned v)
+{
+  return v < n && names[v] ? names[v] : "unknown";
+}
+
 bool nrd_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
   const volatile unsigned char *x = a;

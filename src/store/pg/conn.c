@@ -45,6 +45,26 @@ void pgp_bool(struct pg_params *p, bool v)
   pgp_text(p, v ? "true" : "false");
 }
 
+void pgp_args(struct pg_params *p, size_t n, const struct pg_arg *args)
+{
+  for (size_t i = 0; i < n; i++) {
+    switch (args[i].kind) {
+    case PG_ARG_TEXT:
+      pgp_text(p, args[i].text);
+      break;
+    case PG_ARG_TEXT_OPT:
+      pgp_text_opt(p, args[i].text);
+      break;
+    case PG_ARG_I64:
+      pgp_i64(p, args[i].i64);
+      break;
+    case PG_ARG_BOOL:
+      pgp_bool(p, args[i].i64 != 0);
+      break;
+    }
+  }
+}
+
 char *pg_col_text(const PGresult *r, int row, int col)
 {
   if (PQgetisnull(r, row, col))
@@ -85,6 +105,13 @@ static bool row_flag(const struct store_row *row, int col)
 void pg_row_init(struct pg_row *row, const PGresult *r, int i)
 {
   *row = (struct pg_row){ { row_text, row_i64, row_flag }, r, i };
+}
+
+void pg_shape_row(const PGresult *r, int i, const struct store_shape *sh, void *out)
+{
+  struct pg_row row;
+  pg_row_init(&row, r, i);
+  store_shape_read(sh, &row.row, out);
 }
 
 /* ---- queries ---- */
@@ -293,6 +320,28 @@ int pg_one_row(struct nrd_pg *pg, const char *sql, const struct pg_params *p, co
     rc = NRD_ERR;
   PQclear(r);
   return rc;
+}
+
+struct shaped {
+  const struct store_shape *sh;
+  void *out;
+};
+
+static bool read_shaped(const PGresult *r, int i, void *ctx)
+{
+  const struct shaped *x = ctx;
+  pg_shape_row(r, i, x->sh, x->out);
+  return true;
+}
+
+int pg_get_shaped(struct nrd_pg *pg, const char *sql, const char *key, const char *what,
+                  const struct store_shape *sh, void *out, size_t size)
+{
+  memset(out, 0, size);
+  struct shaped x = { sh, out };
+  struct pg_params p = { 0 };
+  pgp_text(&p, key);
+  return pg_one_row(pg, sql, &p, what, read_shaped, &x);
 }
 
 int pg_read_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,

@@ -25,12 +25,7 @@ static int64_t count_col(const PGresult *r, int row, int col)
 static bool read_run(const PGresult *r, int i, void *run)
 {
   struct nrd_run_summary *s = run;
-  s->run_id = pg_col_text(r, i, 0);
-  s->trigger = pg_col_text(r, i, 1);
-  s->state = pg_col_text(r, i, 2);
-  s->dry_run = pg_col_bool(r, i, 3);
-  s->started_ms = pg_col_i64(r, i, 4);
-  s->finished_ms = pg_col_i64(r, i, 5);
+  pg_shape_row(r, i, &store_run_summary_shape, s);
   s->total_checked = count_col(r, i, 6);
   s->failed_found = count_col(r, i, 7);
   s->recreated = count_col(r, i, 8);
@@ -62,13 +57,7 @@ int nrd_pg_run_list(struct nrd_pg *pg, size_t limit, struct nrd_run_summary **ou
 
 static bool read_bucket(const PGresult *r, int i, void *bucket)
 {
-  struct nrd_hourly_bucket *b = bucket;
-  b->hour_ms = pg_col_i64(r, i, 0);
-  b->state = pg_col_text(r, i, 1);
-  b->adopted = pg_col_bool(r, i, 2);
-  b->count = pg_col_i64(r, i, 3);
-  b->ttr_sum_ms = pg_col_i64(r, i, 4);
-  b->ttr_max_ms = pg_col_i64(r, i, 5);
+  pg_shape_row(r, i, &store_bucket_shape, bucket);
   return true;
 }
 

@@ -20,24 +20,13 @@ int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms, size_
                               &p, rows, n, "ledger following");
 }
 
-struct started_ctx {
-  const char *job_id;
-  const struct nrd_ledger_started *u;
-  int64_t now_ms;
-};
-
-static int started_fn(struct nrd_pg *pg, void *arg)
+int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
+                          int64_t now_ms)
 {
-  const struct started_ctx *ctx = arg;
-  const struct nrd_ledger_started *u = ctx->u;
   struct pg_params p = { 0 };
-  pgp_bool(&p, u->running);
-  pgp_text_opt(&p, u->error_state);
-  pgp_text_opt(&p, u->error_message);
-  pgp_text_opt(&p, u->reason);
-  pgp_i64(&p, ctx->now_ms);
-  pgp_text(&p, ctx->job_id);
-  return pg_write_with_event(
+  PG_PARAMS(&p, PG_BOOL(u->running), PG_TEXT_OPT(u->error_state), PG_TEXT_OPT(u->error_message),
+            PG_TEXT_OPT(u->reason), PG_I64(now_ms), PG_TEXT(job_id));
+  return pg_tx_write_with_event(
       pg,
       "UPDATE ledger SET"
       " state = CASE WHEN $1::boolean THEN 'running' ELSE 'start_failed' END,"
@@ -49,21 +38,11 @@ static int started_fn(struct nrd_pg *pg, void *arg)
       &p, "ledger started", u->event);
 }
 
-int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
-                          int64_t now_ms)
-{
-  struct started_ctx ctx = { .job_id = job_id, .u = u, .now_ms = now_ms };
-  return pg_tx(pg, started_fn, &ctx);
-}
-
 int nrd_pg_ledger_retry_start(struct nrd_pg *pg, const char *job_id, const char *new_name,
                               int64_t name_ms, int64_t now_ms)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, job_id);
-  pgp_text(&p, new_name);
-  pgp_i64(&p, name_ms);
-  pgp_i64(&p, now_ms);
+  PG_PARAMS(&p, PG_TEXT(job_id), PG_TEXT(new_name), PG_I64(name_ms), PG_I64(now_ms));
   return pg_write(pg,
                   "UPDATE ledger SET state = 'deleted', new_name = $2, name_ms = $3,"
                   " new_instance_id = NULL, create_sent = false, adopted = false,"

@@ -76,9 +76,7 @@ static int apply_fn(struct nrd_pg *pg, void *arg)
   }
   PQclear(r);
   struct pg_params rec = { 0 };
-  pgp_i64(&rec, ctx->m->version);
-  pgp_text(&rec, ctx->m->name);
-  pgp_i64(&rec, nrd_now_ms());
+  PG_PARAMS(&rec, PG_I64(ctx->m->version), PG_TEXT(ctx->m->name), PG_I64(nrd_now_ms()));
   rc = pg_write(pg,
                 "INSERT INTO schema_migrations (version, name, applied_at_ms)"
                 " VALUES ($1::int4, $2, $3)",

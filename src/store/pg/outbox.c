@@ -11,17 +11,8 @@
 /* Columns in PG_EVENT_COLS order. */
 static bool read_event(const PGresult *r, int i, void *event)
 {
-  struct nrd_event *out = event;
-  memset(out, 0, sizeof *out);
-  out->id = pg_col_text(r, i, 0);
-  out->type = pg_col_text(r, i, 1);
-  out->body_json = pg_col_text(r, i, 2);
-  out->created_ms = pg_col_i64(r, i, 3);
-  out->state = pg_col_text(r, i, 4);
-  out->attempts = (int)pg_col_i64(r, i, 5);
-  out->next_attempt_ms = pg_col_i64(r, i, 6);
-  out->last_error = pg_col_text(r, i, 7);
-  out->seq = pg_col_i64(r, i, 8);
+  memset(event, 0, sizeof(struct nrd_event));
+  pg_shape_row(r, i, &store_event_shape, event);
   return true;
 }
 
@@ -36,17 +27,32 @@ int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_para
   return rc == NRD_NONE ? NRD_OK : rc;
 }
 
+struct write_event_ctx {
+  const char *sql;
+  const struct pg_params *p;
+  const char *what;
+  const struct nrd_event *event;
+};
+
+static int write_event_fn(struct nrd_pg *pg, void *arg)
+{
+  const struct write_event_ctx *c = arg;
+  return pg_write_with_event(pg, c->sql, c->p, c->what, c->event);
+}
+
+int pg_tx_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                           const char *what, const struct nrd_event *event)
+{
+  struct write_event_ctx c = { sql, p, what, event };
+  return pg_tx(pg, write_event_fn, &c);
+}
+
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, e->id);
-  pgp_text(&p, e->type);
-  pgp_text(&p, e->body_json);
-  pgp_i64(&p, e->created_ms);
-  pgp_text_opt(&p, e->state);
-  pgp_i64(&p, e->attempts);
-  pgp_i64(&p, e->next_attempt_ms);
-  pgp_text(&p, e->last_error);
+  PG_PARAMS(&p, PG_TEXT(e->id), PG_TEXT(e->type), PG_TEXT(e->body_json), PG_I64(e->created_ms),
+            PG_TEXT_OPT(e->state), PG_I64(e->attempts), PG_I64(e->next_attempt_ms),
+            PG_TEXT(e->last_error));
   return pg_write(pg,
                   "INSERT INTO events (id, type, body_json, created_ms, state, attempts,"
                   " next_attempt_ms, last_error) VALUES ($1, $2, $3, $4,"
@@ -84,12 +90,8 @@ int nrd_pg_event_mark(struct nrd_pg *pg, const char *id, const char *state, int 
                       int64_t next_attempt_ms, const char *last_error)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, id);
-  pgp_text(&p, state);
-  pgp_i64(&p, attempts);
-  pgp_i64(&p, next_attempt_ms);
-  pgp_text(&p, last_error);
-  pgp_text(&p, pg->identity);
+  PG_PARAMS(&p, PG_TEXT(id), PG_TEXT(state), PG_I64(attempts), PG_I64(next_attempt_ms),
+            PG_TEXT(last_error), PG_TEXT(pg->identity));
   return pg_write(pg,
                   "UPDATE events SET state = $2, attempts = $3, next_attempt_ms = $4,"
                   " last_error = $5, claimed_by = NULL, claim_until_ms = 0 WHERE id = $1"

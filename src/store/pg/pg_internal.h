@@ -44,6 +44,23 @@ void pgp_text(struct pg_params *p, const char *v);     /* NULL: SQL NULL */
 void pgp_text_opt(struct pg_params *p, const char *v); /* NULL or "": SQL NULL */
 void pgp_i64(struct pg_params *p, int64_t v);
 void pgp_bool(struct pg_params *p, bool v);
+/* One parameter of a list for PG_PARAMS, added as the pgp_ function of its
+ * kind: PG_TEXT(v), PG_TEXT_OPT(v), PG_I64(v), PG_BOOL(v). */
+struct pg_arg {
+  enum { PG_ARG_TEXT, PG_ARG_TEXT_OPT, PG_ARG_I64, PG_ARG_BOOL } kind;
+  const char *text;
+  int64_t i64;
+};
+#define PG_TEXT(v) ((struct pg_arg){ PG_ARG_TEXT, (v), 0 })
+#define PG_TEXT_OPT(v) ((struct pg_arg){ PG_ARG_TEXT_OPT, (v), 0 })
+#define PG_I64(v) ((struct pg_arg){ PG_ARG_I64, NULL, (v) })
+#define PG_BOOL(v) ((struct pg_arg){ PG_ARG_BOOL, NULL, (v) ? 1 : 0 })
+void pgp_args(struct pg_params *p, size_t n, const struct pg_arg *args);
+/* Adds the parameters listed, in order ($1 first):
+ * PG_PARAMS(&p, PG_TEXT(job_id), PG_I64(now_ms)). */
+#define PG_PARAMS(p, ...)                                                               \
+  pgp_args((p), sizeof((const struct pg_arg[]){ __VA_ARGS__ }) / sizeof(struct pg_arg), \
+           (const struct pg_arg[]){ __VA_ARGS__ })
 
 /* Runs sql with p (may be NULL). *rc gets NRD_OK with the result (caller
  * PQclear's it), or NRD_BUSY / NRD_ERR (logged with what) and NULL. A lost
@@ -101,6 +118,9 @@ int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen);
  * written (at least once). */
 int pg_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
                         const char *what, const struct nrd_event *event);
+/* pg_write_with_event in a transaction of its own (pg_tx). */
+int pg_tx_write_with_event(struct nrd_pg *pg, const char *sql, const struct pg_params *p,
+                           const char *what, const struct nrd_event *event);
 /* Inserts an event inside the caller's transaction; NRD_NONE when its id exists. */
 int pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);
 /* A struct store_row over row i of r (store_codec.h). */
@@ -110,6 +130,12 @@ struct pg_row {
   int i;
 };
 void pg_row_init(struct pg_row *row, const PGresult *r, int i);
+/* Reads row i of r into out by the shape (store_codec.h). */
+void pg_shape_row(const PGresult *r, int i, const struct store_shape *sh, void *out);
+/* Runs sql with key as its one parameter and reads its first row into out
+ * (size bytes, zeroed first) by the shape: as pg_one_row. */
+int pg_get_shaped(struct nrd_pg *pg, const char *sql, const char *key, const char *what,
+                  const struct store_shape *sh, void *out, size_t size);
 
 /* Reads row i of a result of PG_LEDGER_COLS into a struct nrd_ledger_row
  * (ledger.c); false: a state we do not know (logged). */

@@ -11,11 +11,8 @@ int nrd_pg_run_insert(struct nrd_pg *pg, const char *run_id, const char *trigger
                       int64_t started_ms)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, run_id);
-  pgp_text(&p, trigger);
-  pgp_bool(&p, dry_run);
-  pgp_i64(&p, started_ms);
-  pgp_text(&p, pg->identity);
+  PG_PARAMS(&p, PG_TEXT(run_id), PG_TEXT(trigger), PG_BOOL(dry_run), PG_I64(started_ms),
+            PG_TEXT(pg->identity));
   return pg_write(pg,
                   "INSERT INTO runs (run_id, trigger, dry_run, state, started_ms, holder)"
                   " VALUES ($1, $2, $3, 'running', $4, $5)",
@@ -26,38 +23,19 @@ int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
                       const char *report_json, int64_t finished_ms)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, run_id);
-  pgp_text(&p, state);
-  pgp_text(&p, report_json);
-  pgp_i64(&p, finished_ms);
+  PG_PARAMS(&p, PG_TEXT(run_id), PG_TEXT(state), PG_TEXT(report_json), PG_I64(finished_ms));
   return pg_write(pg,
                   "UPDATE runs SET state = $2, report_json = $3, finished_ms = $4"
                   " WHERE run_id = $1",
                   &p, "run finish", NULL);
 }
 
-static bool read_run_record(const PGresult *r, int i, void *record)
-{
-  struct nrd_run_record *out = record;
-  out->run_id = pg_col_text(r, i, 0);
-  out->trigger = pg_col_text(r, i, 1);
-  out->state = pg_col_text(r, i, 2);
-  out->dry_run = pg_col_bool(r, i, 3);
-  out->started_ms = pg_col_i64(r, i, 4);
-  out->finished_ms = pg_col_i64(r, i, 5);
-  out->report_json = pg_col_text(r, i, 6);
-  return true;
-}
-
 int nrd_pg_run_get(struct nrd_pg *pg, const char *run_id, struct nrd_run_record *out)
 {
-  memset(out, 0, sizeof *out);
-  struct pg_params p = { 0 };
-  pgp_text(&p, run_id);
-  return pg_one_row(pg,
-                    "SELECT run_id, trigger, state, dry_run, started_ms,"
-                    " coalesce(finished_ms, 0), report_json FROM runs WHERE run_id = $1",
-                    &p, "run get", read_run_record, out);
+  return pg_get_shaped(pg,
+                       "SELECT run_id, trigger, state, dry_run, started_ms,"
+                       " coalesce(finished_ms, 0), report_json FROM runs WHERE run_id = $1",
+                       run_id, "run get", &store_run_record_shape, out, sizeof *out);
 }
 
 int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
@@ -74,36 +52,18 @@ int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
 
 /* ---- brakes ---- */
 
-static bool read_brake(const PGresult *r, int i, void *brake)
-{
-  struct nrd_brake *out = brake;
-  out->reason = pg_col_text(r, i, 0);
-  out->message = pg_col_text(r, i, 1);
-  out->job_id = pg_col_text(r, i, 2);
-  out->until_ms = pg_col_i64(r, i, 3);
-  out->set_ms = pg_col_i64(r, i, 4);
-  return true;
-}
-
 int nrd_pg_brake_get(struct nrd_pg *pg, const char *name, struct nrd_brake *out)
 {
-  memset(out, 0, sizeof *out);
-  struct pg_params p = { 0 };
-  pgp_text(&p, name);
-  return pg_one_row(pg,
-                    "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = $1",
-                    &p, "brake get", read_brake, out);
+  return pg_get_shaped(
+      pg, "SELECT reason, message, job_id, until_ms, set_ms FROM brakes WHERE name = $1", name,
+      "brake get", &store_brake_shape, out, sizeof *out);
 }
 
 int nrd_pg_brake_set(struct nrd_pg *pg, const char *name, const struct nrd_brake *b, int64_t now_ms)
 {
   struct pg_params p = { 0 };
-  pgp_text(&p, name);
-  pgp_text(&p, b->reason);
-  pgp_text(&p, b->message);
-  pgp_text(&p, b->job_id);
-  pgp_i64(&p, b->until_ms);
-  pgp_i64(&p, now_ms);
+  PG_PARAMS(&p, PG_TEXT(name), PG_TEXT(b->reason), PG_TEXT(b->message), PG_TEXT(b->job_id),
+            PG_I64(b->until_ms), PG_I64(now_ms));
   int rc = pg_write(pg,
                     "INSERT INTO brakes (name, reason, message, job_id, until_ms, set_ms)"
                     " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET"

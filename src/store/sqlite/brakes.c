@@ -4,33 +4,10 @@
 
 #include "store_internal.h"
 
-void nrd_brake_cleanup(struct nrd_brake *b)
-{
-  if (!b)
-    return;
-  free(b->reason);
-  free(b->message);
-  free(b->job_id);
-  memset(b, 0, sizeof *b);
-}
-
-static bool read_brake(sqlite3_stmt *s, void *arg)
-{
-  struct nrd_brake *out = arg;
-  out->reason = store_col_text(s, 0);
-  out->message = store_col_text(s, 1);
-  out->job_id = store_col_text(s, 2);
-  out->until_ms = sqlite3_column_int64(s, 3);
-  out->set_ms = sqlite3_column_int64(s, 4);
-  return true;
-}
-
 int nrd_sqlite_brake_get(struct nrd_sqlite *st, const char *name, struct nrd_brake *out)
 {
-  memset(out, 0, sizeof *out);
-  sqlite3_stmt *s = store_stmt(st, STMT_BRAKE_GET);
-  bool bound = s && store_bind_text(s, ":name", name);
-  return store_one_row(st, s, bound, "brake get", read_brake, out);
+  return store_get_shaped(st, STMT_BRAKE_GET, ":name", name, "brake get", &store_brake_shape, out,
+                          sizeof *out);
 }
 
 int nrd_sqlite_brake_set(struct nrd_sqlite *st, const char *name, const struct nrd_brake *b,

@@ -11,27 +11,6 @@
 /* At most this many rows from one console query, whatever is asked. */
 #define CONSOLE_MAX_ROWS 10000
 
-void nrd_run_summaries_free(struct nrd_run_summary *runs, size_t n)
-{
-  if (!runs)
-    return;
-  for (size_t i = 0; i < n; i++) {
-    free(runs[i].run_id);
-    free(runs[i].trigger);
-    free(runs[i].state);
-  }
-  free(runs);
-}
-
-void nrd_hourly_buckets_free(struct nrd_hourly_bucket *b, size_t n)
-{
-  if (!b)
-    return;
-  for (size_t i = 0; i < n; i++)
-    free(b[i].state);
-  free(b);
-}
-
 /* Reads "[8,4,3,1,0]" (json_extract of five paths) into five counts; a
  * missing or non-integer item stays -1. */
 static void read_counts(const char *text, int64_t *const counts[5])
@@ -61,12 +40,7 @@ static bool read_run(sqlite3_stmt *s, void *rows)
     return true;
   int64_t *const counts[5] = { &r->total_checked, &r->failed_found, &r->recreated, &r->errors,
                                &r->deferred };
-  r->run_id = store_col_text(s, 0);
-  r->trigger = store_col_text(s, 1);
-  r->state = store_col_text(s, 2);
-  r->dry_run = sqlite3_column_int(s, 3) != 0;
-  r->started_ms = sqlite3_column_int64(s, 4);
-  r->finished_ms = sqlite3_column_int64(s, 5);
+  store_shape_row(s, &store_run_summary_shape, r);
   read_counts((const char *)sqlite3_column_text(s, 6), counts);
   return true;
 }
@@ -119,13 +93,7 @@ static bool read_bucket(sqlite3_stmt *s, void *rows)
   struct nrd_hourly_bucket *e = store_rows_next(rows);
   if (!e)
     return true;
-  e->hour_ms = sqlite3_column_int64(s, 0);
-  e->state = store_col_text(s, 1);
-  e->adopted = sqlite3_column_int(s, 2) != 0;
-  e->count = sqlite3_column_int64(s, 3);
-  e->ttr_sum_ms = sqlite3_column_int64(s, 4);
-  e->ttr_max_ms = sqlite3_column_int64(s, 5);
-  return true;
+  return store_shape_row(s, &store_bucket_shape, e);
 }
 
 int nrd_sqlite_ledger_hourly(struct nrd_sqlite *st, int64_t since_ms,

@@ -19,9 +19,7 @@ static const char *const row_state_names[NRD_ROW_STATE_COUNT] = {
 
 const char *nrd_row_state_name(enum nrd_row_state s)
 {
-  if ((unsigned)s >= NRD_ROW_STATE_COUNT)
-    return "unknown";
-  return row_state_names[s];
+  return NRD_ENUM_NAME(row_state_names, s);
 }
 
 bool nrd_row_state_parse(const char *s, enum nrd_row_state *out)
@@ -40,31 +38,6 @@ bool nrd_row_state_parse(const char *s, enum nrd_row_state *out)
 bool nrd_row_state_is_open(enum nrd_row_state s)
 {
   return s >= NRD_ROW_PENDING && s <= NRD_ROW_CREATING;
-}
-
-void nrd_ledger_row_cleanup(struct nrd_ledger_row *row)
-{
-  if (!row)
-    return;
-  free(row->job_id);
-  free(row->job_type);
-  free(row->instance_id);
-  free(row->instance_name);
-  free(row->new_name);
-  free(row->new_instance_id);
-  free(row->last_error);
-  free(row->owner);
-  free(row->run_id);
-  free(row->status_error_state);
-  free(row->status_error_message);
-  memset(row, 0, sizeof *row);
-}
-
-void nrd_ledger_rows_free(struct nrd_ledger_row *rows, size_t n)
-{
-  for (size_t i = 0; i < n && rows; i++)
-    nrd_ledger_row_cleanup(&rows[i]);
-  free(rows);
 }
 
 /* A row of STORE_LEDGER_COLS (the order of store_codec.h). */

@@ -8,39 +8,10 @@
 
 #include "nrd/util.h"
 
-void nrd_event_cleanup(struct nrd_event *e)
-{
-  if (!e)
-    return;
-  free(e->id);
-  free(e->type);
-  free(e->body_json);
-  free(e->state);
-  free(e->last_error);
-  memset(e, 0, sizeof *e);
-}
-
-void nrd_events_free(struct nrd_event *e, size_t n)
-{
-  for (size_t i = 0; i < n && e; i++)
-    nrd_event_cleanup(&e[i]);
-  free(e);
-}
-
 /* Columns in STORE_EVENT_COLS order. */
 static bool read_event(sqlite3_stmt *s, void *event)
 {
-  struct nrd_event *out = event;
-  out->id = store_col_text(s, 0);
-  out->type = store_col_text(s, 1);
-  out->body_json = store_col_text(s, 2);
-  out->created_ms = sqlite3_column_int64(s, 3);
-  out->state = store_col_text(s, 4);
-  out->attempts = sqlite3_column_int(s, 5);
-  out->next_attempt_ms = sqlite3_column_int64(s, 6);
-  out->last_error = store_col_text(s, 7);
-  out->seq = sqlite3_column_int64(s, 8);
-  return true;
+  return store_shape_row(s, &store_event_shape, event);
 }
 
 static bool read_event_into(sqlite3_stmt *s, void *rows)

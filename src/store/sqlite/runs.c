@@ -7,17 +7,6 @@
 
 #include "nrd/util.h"
 
-void nrd_run_record_cleanup(struct nrd_run_record *r)
-{
-  if (!r)
-    return;
-  free(r->run_id);
-  free(r->trigger);
-  free(r->state);
-  free(r->report_json);
-  memset(r, 0, sizeof *r);
-}
-
 int nrd_sqlite_run_insert(struct nrd_sqlite *st, const char *run_id, const char *trigger,
                           bool dry_run, int64_t started_ms)
 {
@@ -39,25 +28,10 @@ int nrd_sqlite_run_finish(struct nrd_sqlite *st, const char *run_id, const char 
   return store_write_bound(st, s, bound, "run finish", NULL);
 }
 
-static bool read_run_record(sqlite3_stmt *s, void *arg)
-{
-  struct nrd_run_record *out = arg;
-  out->run_id = store_col_text(s, 0);
-  out->trigger = store_col_text(s, 1);
-  out->state = store_col_text(s, 2);
-  out->dry_run = sqlite3_column_int(s, 3) != 0;
-  out->started_ms = sqlite3_column_int64(s, 4);
-  out->finished_ms = sqlite3_column_int64(s, 5);
-  out->report_json = store_col_text(s, 6);
-  return true;
-}
-
 int nrd_sqlite_run_get(struct nrd_sqlite *st, const char *run_id, struct nrd_run_record *out)
 {
-  memset(out, 0, sizeof *out);
-  sqlite3_stmt *s = store_stmt(st, STMT_RUN_GET);
-  bool bound = s && store_bind_text(s, ":run", run_id);
-  return store_one_row(st, s, bound, "run get", read_run_record, out);
+  return store_get_shaped(st, STMT_RUN_GET, ":run", run_id, "run get", &store_run_record_shape, out,
+                          sizeof *out);
 }
 
 int nrd_sqlite_run_fail_stale(struct nrd_sqlite *st, int64_t now_ms)

@@ -467,6 +467,35 @@ void store_row_init(struct sqlite_row *r, sqlite3_stmt *s)
   *r = (struct sqlite_row){ { row_text, row_i64, row_flag }, s };
 }
 
+bool store_shape_row(sqlite3_stmt *s, const struct store_shape *sh, void *out)
+{
+  struct sqlite_row r;
+  store_row_init(&r, s);
+  store_shape_read(sh, &r.row, out);
+  return true;
+}
+
+struct shaped {
+  const struct store_shape *sh;
+  void *out;
+};
+
+static bool read_shaped(sqlite3_stmt *s, void *ctx)
+{
+  const struct shaped *x = ctx;
+  return store_shape_row(s, x->sh, x->out);
+}
+
+int store_get_shaped(struct nrd_sqlite *st, enum store_stmt id, const char *param, const char *key,
+                     const char *what, const struct store_shape *sh, void *out, size_t size)
+{
+  memset(out, 0, size);
+  struct shaped x = { sh, out };
+  sqlite3_stmt *s = store_stmt(st, id);
+  bool bound = s && store_bind_text(s, param, key);
+  return store_one_row(st, s, bound, what, read_shaped, &x);
+}
+
 /* Creates dir and its missing parents with mode 0700 (umask-proof). */
 static int make_dirs(char *dir, char *err, size_t errlen)
 {

@@ -160,6 +160,12 @@ struct sqlite_row {
   sqlite3_stmt *s;
 };
 void store_row_init(struct sqlite_row *r, sqlite3_stmt *s);
+/* Reads s's current row into out by the shape (store_codec.h); true. */
+bool store_shape_row(sqlite3_stmt *s, const struct store_shape *sh, void *out);
+/* Runs statement id with its one text parameter param bound to key and reads
+ * its row into out (size bytes, zeroed first) by the shape: as store_one_row. */
+int store_get_shaped(struct nrd_sqlite *st, enum store_stmt id, const char *param, const char *key,
+                     const char *what, const struct store_shape *sh, void *out, size_t size);
 
 /* Applies the embedded migrations (migrate.c). */
 int store_migrate(struct nrd_sqlite *st, unsigned *applied, char *err, size_t errlen);
