@@ -14,7 +14,12 @@
 
 const char *nrd_trigger_name(enum nrd_trigger t)
 {
-  static const char *const names[] = { "api", "scheduler", "cli", "watch" }; /* enum's order */
+  static const char *const names[] = {
+    [NRD_TRIGGER_API] = "api",
+    [NRD_TRIGGER_SCHEDULER] = "scheduler",
+    [NRD_TRIGGER_CLI] = "cli",
+    [NRD_TRIGGER_WATCH] = "watch",
+  };
   return NRD_ENUM_NAME(names, t);
 }
 

@@ -45,9 +45,13 @@ const struct nrd_nv_reason *nrd_nv_reason_find(const char *reason)
 
 const char *nrd_nv_class_name(enum nrd_nv_class c)
 {
-  /* In the enum's order. */
-  static const char *const names[] = { "transient", "account-wide", "row-final", "gone",
-                                       "prepaid-on-delete" };
+  static const char *const names[] = {
+    [NRD_NV_CLASS_TRANSIENT] = "transient",
+    [NRD_NV_CLASS_ACCOUNT] = "account-wide",
+    [NRD_NV_CLASS_ROW] = "row-final",
+    [NRD_NV_CLASS_GONE] = "gone",
+    [NRD_NV_CLASS_PREPAID] = "prepaid-on-delete",
+  };
   return NRD_ENUM_NAME(names, c);
 }
 
