@@ -188,10 +188,18 @@ int nrd_store_ledger_abandon(struct nrd_store *st, const char *job_id, const cha
 
 /* ---- following a replacement to running (follow.c) ---- */
 
+/* Where a read of the rows to follow resumes: after the row accepted at
+ * accepted_ms with job_id, in the read's order. */
+struct nrd_follow_cursor {
+  int64_t accepted_ms;
+  const char *job_id;
+};
 /* Rows in created whose create was accepted (accepted_ms set, and before
  * accepted_before_ms unless it is 0) and whose replacement is known, oldest
- * accepted first, at most limit. Caller frees. */
-int nrd_store_ledger_following(struct nrd_store *st, int64_t accepted_before_ms, size_t limit,
+ * accepted first (then by job id), after the cursor (NULL: from the
+ * oldest), at most limit. Caller frees. */
+int nrd_store_ledger_following(struct nrd_store *st, int64_t accepted_before_ms,
+                               const struct nrd_follow_cursor *after, size_t limit,
                                struct nrd_ledger_row **rows, size_t *n);
 /* created -> running (running true) or start_failed (with Novita's
  * statusError state/message and a reason, any may be NULL), with an event

@@ -122,7 +122,8 @@ int nrd_pg_ledger_retry(struct nrd_pg *pg, const char *job_id, int64_t now_ms);
 int nrd_pg_ledger_abandon(struct nrd_pg *pg, const char *job_id, const char *reason,
                           int64_t now_ms);
 /* Following the replacement (nrd/store.h; leases on the database's clock). */
-int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms, size_t limit,
+int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms,
+                            const struct nrd_follow_cursor *after, size_t limit,
                             struct nrd_ledger_row **rows, size_t *n);
 int nrd_pg_ledger_started(struct nrd_pg *pg, const char *job_id, const struct nrd_ledger_started *u,
                           int64_t now_ms);

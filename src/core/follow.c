@@ -145,28 +145,55 @@ static enum nrd_nv_rc follow_row(struct nrd_worker *w, struct run_ctx *ctx,
   return NRD_NV_OK;
 }
 
-int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx)
+/* A look at every row to follow, a batch at a time in the store's order. */
+struct follow_look {
+  int64_t before; /* accepted before this (0: any) */
+  struct nrd_follow_cursor cur;
+  char *job; /* the cursor's job id (owned); NULL at the start */
+  int settled;
+};
+
+/* Looks at the next batch and moves the cursor past it; false when the
+ * look ends here (no more rows, Novita down, or stopping). */
+static bool follow_batch(struct nrd_worker *w, struct run_ctx *ctx, struct follow_look *look)
 {
   struct nrd_ledger_row *rows = NULL;
-  size_t n = 0;
-  int settled = 0;
-  /* A run looks only at replacements created before it: one it created a
-   * moment ago is still being created (the poller looks at it later). */
-  int64_t before = ctx ? ctx->started_ms : 0;
-  if (nrd_store_ledger_following(w->store, before, FOLLOW_BATCH, &rows, &n) != NRD_OK)
-    return 0;
-  for (size_t i = 0; i < n && !atomic_load(&w->runner->stop_work); i++) {
-    enum nrd_nv_rc rc = follow_row(w, ctx, &rows[i], &settled);
+  size_t n = 0, i = 0;
+  if (nrd_store_ledger_following(w->store, look->before, look->job ? &look->cur : NULL,
+                                 FOLLOW_BATCH, &rows, &n) != NRD_OK)
+    return false;
+  bool more = n == FOLLOW_BATCH;
+  for (; i < n; i++) {
+    if (atomic_load(&w->runner->stop_work))
+      break;
+    enum nrd_nv_rc rc = follow_row(w, ctx, &rows[i], &look->settled);
     if (rc == NRD_NV_CIRCUIT_OPEN || rc == NRD_NV_DEADLINE)
       break; /* Novita is down or the run is over: the next look takes the rest */
     if (rc != NRD_NV_OK)
       LOG_WARN("replacement not looked at", "jobId", rows[i].job_id, "newInstanceId",
                rows[i].new_instance_id, "#rc", NRD_I64(rc));
   }
+  more = more && i == n;
+  if (more) {
+    free(look->job);
+    look->job = nrd_xstrdup(rows[n - 1].job_id);
+    look->cur = (struct nrd_follow_cursor){ rows[n - 1].accepted_ms, look->job };
+  }
   nrd_ledger_rows_free(rows, n);
-  if (settled && w->runner->event_hook)
+  return more;
+}
+
+int nrd_follow_created(struct nrd_worker *w, struct run_ctx *ctx)
+{
+  /* A run looks only at replacements created before it: one it created a
+   * moment ago is still being created (the poller looks at it later). */
+  struct follow_look look = { .before = ctx ? ctx->started_ms : 0 };
+  while (follow_batch(w, ctx, &look))
+    ;
+  free(look.job);
+  if (look.settled && w->runner->event_hook)
     w->runner->event_hook(w->runner->event_hook_ud);
-  return settled;
+  return look.settled;
 }
 
 /* ---- the light poller between runs ---- */

@@ -54,9 +54,9 @@
   OP(int, ledger_retry, (const char *job_id, int64_t now_ms), (job_id, now_ms))                   \
   OP(int, ledger_abandon, (const char *job_id, const char *reason, int64_t now_ms),               \
      (job_id, reason, now_ms))                                                                    \
-  OP(int, ledger_following, (int64_t accepted_before_ms, size_t limit,                            \
-                             struct nrd_ledger_row **rows, size_t *n),                            \
-     (accepted_before_ms, limit, rows, n))                                                        \
+  OP(int, ledger_following, (int64_t accepted_before_ms, const struct nrd_follow_cursor *after,   \
+                             size_t limit, struct nrd_ledger_row **rows, size_t *n),              \
+     (accepted_before_ms, after, limit, rows, n))                                                 \
   OP(int, ledger_started, (const char *job_id, const struct nrd_ledger_started *u,                \
                            int64_t now_ms), (job_id, u, now_ms))                                  \
   OP(int, ledger_retry_start, (const char *job_id, const char *new_name, int64_t name_ms,         \

@@ -248,6 +248,38 @@ static void test_poller_between_runs(void **state)
   tu_stack_cleanup(&s);
 }
 
+/* More replacements to follow than one read of the store returns (200):
+ * one look reaches every one of them, a batch after another, with one get
+ * each. Before, a look read the 200 oldest only. */
+static void test_every_row_in_one_look(void **state)
+{
+  enum { N = 230 };
+  (void)state;
+  struct tu_stack s;
+  tu_stack_init(&s, NULL);
+  cJSON *sc = tu_failed_fleet(N, 0);
+  tu_stack_load(&s, sc);
+  cJSON_Delete(sc);
+  s.cfg.max_recoveries_per_run = N; /* the brake lets them all through */
+  tu_stack_start(&s);
+  long status = 0;
+  cJSON *rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 200);
+  assert_int_equal(tu_result_int(rep, "instancesRecreated"), N);
+  cJSON_Delete(rep);
+  size_t gets = nrd_sim_count(s.sim, "GET", "/v1/gpu/instance");
+  rep = tu_stack_check_failed(&s, "{\"immediate\":true}", &status);
+  assert_int_equal(status, 200);
+  int running = 0;
+  const cJSON *o;
+  cJSON_ArrayForEach(o, cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "result"), "outcomes"))
+    running += !strcmp(nrd_json_str(o, "action"), "running");
+  cJSON_Delete(rep);
+  assert_int_equal(running, N);
+  assert_int_equal(nrd_sim_count(s.sim, "GET", "/v1/gpu/instance") - gets, N);
+  tu_stack_cleanup(&s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -255,6 +287,7 @@ int main(void)
     cmocka_unit_test(test_failed_pull_is_start_failed),
     cmocka_unit_test(test_slow_replacement_times_out),
     cmocka_unit_test(test_poller_between_runs),
+    cmocka_unit_test(test_every_row_in_one_look),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,19 +67,43 @@ static void test_accepted_and_following(void **state)
 
   struct nrd_ledger_row *rows = NULL;
   size_t n = 0;
-  assert_int_equal(nrd_store_ledger_following(f->st, 0, 10, &rows, &n), NRD_OK);
+  assert_int_equal(nrd_store_ledger_following(f->st, 0, NULL, 10, &rows, &n), NRD_OK);
   assert_int_equal(n, 2); /* oldest accepted first */
   assert_string_equal(rows[0].job_id, "job-2");
   assert_string_equal(rows[1].job_id, "job-1");
   assert_string_equal(rows[1].new_instance_id, "new-1");
   nrd_ledger_rows_free(rows, n);
-  assert_int_equal(nrd_store_ledger_following(f->st, t + 150, 10, &rows, &n), NRD_OK);
+  assert_int_equal(nrd_store_ledger_following(f->st, t + 150, NULL, 10, &rows, &n), NRD_OK);
   assert_int_equal(n, 1); /* accepted before t + 150 */
   assert_string_equal(rows[0].job_id, "job-2");
   nrd_ledger_rows_free(rows, n);
-  assert_int_equal(nrd_store_ledger_following(f->st, 0, 1, &rows, &n), NRD_OK);
+  assert_int_equal(nrd_store_ledger_following(f->st, 0, NULL, 1, &rows, &n), NRD_OK);
   assert_int_equal(n, 1);
   nrd_ledger_rows_free(rows, n);
+
+  /* A cursor resumes after its row, in (accepted, job id) order: job-5
+   * ties with job-2 on its acceptance and comes after it by id. */
+  insert(f->st, "job-5", t);
+  move(f->st, "job-5", NRD_ROW_CREATED, "new-5", true, t + 100);
+  static const struct {
+    struct nrd_follow_cursor after;
+    const char *expect; /* the jobs read, in order */
+  } pages[] = {
+    { { 0, "" }, "job-2 job-5 job-1 " },
+    { { 100, "job-2" }, "job-5 job-1 " },
+    { { 100, "job-5" }, "job-1 " },
+    { { 200, "job-1" }, "" },
+  };
+  for (size_t p = 0; p < sizeof pages / sizeof pages[0]; p++) {
+    struct nrd_follow_cursor after = pages[p].after;
+    char got[64] = "";
+    after.accepted_ms += after.accepted_ms ? t : 0;
+    assert_int_equal(nrd_store_ledger_following(f->st, 0, &after, 10, &rows, &n), NRD_OK);
+    for (size_t i = 0; i < n; i++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s ", rows[i].job_id);
+    nrd_ledger_rows_free(rows, n);
+    assert_string_equal(got, pages[p].expect);
+  }
 }
 
 static void test_started(void **state)

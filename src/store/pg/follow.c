@@ -6,16 +6,19 @@
 
 #include "pg_internal.h"
 
-int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms, size_t limit,
+int nrd_pg_ledger_following(struct nrd_pg *pg, int64_t accepted_before_ms,
+                            const struct nrd_follow_cursor *after, size_t limit,
                             struct nrd_ledger_row **rows, size_t *n)
 {
   struct pg_params p = { 0 };
-  pgp_i64(&p, accepted_before_ms);
-  pgp_i64(&p, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
+  PG_PARAMS(&p, PG_I64(accepted_before_ms),
+            PG_I64(limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit),
+            PG_I64(after ? after->accepted_ms : 0), PG_TEXT_OPT(after ? after->job_id : NULL));
   return pg_ledger_query_rows(pg,
                               "SELECT " PG_LEDGER_COLS " FROM ledger WHERE state = 'created'"
                               " AND accepted_ms IS NOT NULL AND new_instance_id IS NOT NULL"
                               " AND ($1::bigint = 0 OR accepted_ms < $1::bigint)"
+                              " AND ($4::text IS NULL OR (accepted_ms, job_id) > ($3::bigint, $4))"
                               " ORDER BY accepted_ms, job_id LIMIT $2",
                               &p, rows, n, "ledger following");
 }

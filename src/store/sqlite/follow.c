@@ -4,14 +4,17 @@
 
 #include "store_internal.h"
 
-int nrd_sqlite_ledger_following(struct nrd_sqlite *st, int64_t accepted_before_ms, size_t limit,
+int nrd_sqlite_ledger_following(struct nrd_sqlite *st, int64_t accepted_before_ms,
+                                const struct nrd_follow_cursor *after, size_t limit,
                                 struct nrd_ledger_row **rows, size_t *n)
 {
   *rows = NULL;
   *n = 0;
   sqlite3_stmt *s = store_stmt(st, STMT_LEDGER_FOLLOWING);
   bool bound = s && store_bind_i64(s, ":limit", (int64_t)limit) &&
-               store_bind_i64(s, ":before", accepted_before_ms);
+               store_bind_i64(s, ":before", accepted_before_ms) &&
+               store_bind_i64(s, ":after_ms", after ? after->accepted_ms : 0) &&
+               store_bind_text_opt(s, ":after_job", after ? after->job_id : NULL);
   return store_ledger_read_rows(st, s, bound, rows, n);
 }
 

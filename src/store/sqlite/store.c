@@ -117,6 +117,8 @@ static const char
               "SELECT " STORE_LEDGER_COLS " FROM ledger INDEXED BY ledger_state_created"
               " WHERE state = 'created' AND accepted_ms IS NOT NULL AND new_instance_id IS NOT NULL"
               " AND (:before = 0 OR accepted_ms < :before)"
+              " AND (:after_job IS NULL OR accepted_ms > :after_ms"
+              " OR (accepted_ms = :after_ms AND job_id > :after_job))"
               " ORDER BY accepted_ms, job_id LIMIT :limit",
           [STMT_LEDGER_STARTED] =
               "UPDATE ledger SET state = CASE WHEN :running THEN 'running' ELSE 'start_failed' END,"
