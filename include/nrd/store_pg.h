@@ -69,6 +69,10 @@ int nrd_pg_quick_check(struct nrd_pg *pg, char *msg, size_t msglen);
 /* PostgreSQL's message (first line) of the last failure, "unknown error"
  * when none was recorded. Borrowed until the next call on the connection. */
 const char *nrd_pg_last_error(const struct nrd_pg *pg);
+/* How many times this connection tried to connect again (a lost session);
+ * after a failed try the next waits 100 ms, doubling to 2 s, and calls
+ * meanwhile fail at once (NRD_BUSY). */
+unsigned nrd_pg_reconnect_tries(const struct nrd_pg *pg);
 /* Nothing to give back on PostgreSQL: a no-op, for the same interface. */
 void nrd_pg_release_memory(struct nrd_pg *pg);
 /* The database's clock (epoch ms). */

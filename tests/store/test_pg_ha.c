@@ -424,6 +424,50 @@ static void test_connection_lost_and_back(void **state)
   nrd_pg_close(a);
 }
 
+/* The server is away: a connection tries to connect again, and after a
+ * failed try waits before the next (100 ms, doubling), calls meanwhile
+ * failing at once; once the server is back the next try connects. */
+static void test_reconnect_backs_off(void **state)
+{
+  struct pg_fixture *f = *state;
+  struct nrd_pg *a = open_as(f->url, "replica-away");
+  assert_non_null(a);
+  assert_int_equal(system(getenv("NRD_TEST_PG_STOP")), 0);
+  /* Tries at 0, then after 100, 200 and 400 ms of waiting: the wait is
+   * then 800 ms. */
+  unsigned tries = nrd_pg_reconnect_tries(a);
+  for (int64_t wait = 0; wait <= 400; wait = wait ? wait * 2 : 100) {
+    nrd_sleep_ms(wait + 20);
+    assert_int_equal(nrd_pg_ping(a), NRD_BUSY);
+    assert_int_equal(nrd_pg_reconnect_tries(a), ++tries);
+  }
+  /* Within the 800 ms: no try, the same failure at once. */
+  int64_t t0 = nrd_mono_ms();
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(nrd_pg_ping(a), NRD_BUSY);
+  if (nrd_mono_ms() - t0 < 800)
+    assert_int_equal(nrd_pg_reconnect_tries(a), tries);
+  assert_non_null(strstr(nrd_pg_last_error(a), "connect"));
+
+  assert_int_equal(system(getenv("NRD_TEST_PG_START")), 0);
+  int rc = NRD_BUSY;
+  for (int i = 0; i < 100 && rc != NRD_OK; i++) {
+    rc = nrd_pg_ping(a);
+    if (rc != NRD_OK)
+      nrd_sleep_ms(100);
+  }
+  assert_int_equal(rc, NRD_OK);
+  /* Connected: a lost session later tries again at once. */
+  assert_int_equal(pgt_exec(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                   " WHERE application_name = 'replica-away'"),
+                   0);
+  tries = nrd_pg_reconnect_tries(a);
+  if (nrd_pg_ping(a) != NRD_OK) /* the call that meets the dead session */
+    assert_int_equal(nrd_pg_ping(a), NRD_OK);
+  assert_int_equal(nrd_pg_reconnect_tries(a), tries + 1);
+  nrd_pg_close(a);
+}
+
 /* The server restarts mid-run: each connection's next call answers
  * NRD_BUSY, the one after connects again; the rows, their leases and the
  * outbox are as they were, so nothing is claimed twice or lost. */
@@ -556,6 +600,7 @@ int main(void)
     TEST(test_leader_killed_hands_over),
     TEST(test_connection_lost_and_back),
     TEST(test_server_restart),
+    TEST(test_reconnect_backs_off),
     cmocka_unit_test(test_migrations_once_when_starting_together),
     TEST(test_newer_schema_refused),
   };

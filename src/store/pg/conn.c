@@ -152,6 +152,13 @@ static bool session_alive(struct nrd_pg *pg)
   return true;
 }
 
+/* A reconnect that failed waits before the next: 100 ms, doubling to 2 s.
+ * Calls meanwhile fail at once with the last error, so a server that is
+ * away (or a host that does not answer, each try up to connect_timeout)
+ * costs a caller such as /ready nothing. */
+#define PG_RETRY_MIN_MS 100
+#define PG_RETRY_MAX_MS 2000
+
 static bool ensure_conn(struct nrd_pg *pg)
 {
   if (session_alive(pg))
@@ -161,14 +168,28 @@ static bool ensure_conn(struct nrd_pg *pg)
     return false; /* the transaction is lost: the runner starts again */
   }
   pg_leaders_forget(pg);
+  if (pg->retry_wait_ms && nrd_mono_ms() < pg->retry_at_ms)
+    return false; /* the last error stands */
+  pg->reconnect_tries++;
   PQreset(pg->conn);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
     set_last_error(pg, PQerrorMessage(pg->conn));
-    LOG_WARN_AT(NRD_FAULT_DISK, "store: postgresql unreachable", "error", PQerrorMessage(pg->conn));
+    pg->retry_wait_ms = pg->retry_wait_ms ? pg->retry_wait_ms * 2 : PG_RETRY_MIN_MS;
+    if (pg->retry_wait_ms > PG_RETRY_MAX_MS)
+      pg->retry_wait_ms = PG_RETRY_MAX_MS;
+    pg->retry_at_ms = nrd_mono_ms() + pg->retry_wait_ms;
+    LOG_WARN_AT(NRD_FAULT_DISK, "store: postgresql unreachable", "error", pg->last_error,
+                "#retryInMs", NRD_I64(pg->retry_wait_ms));
     return false;
   }
+  pg->retry_wait_ms = 0;
   LOG_INFO("store: postgresql connection restored");
   return true;
+}
+
+unsigned nrd_pg_reconnect_tries(const struct nrd_pg *pg)
+{
+  return pg->reconnect_tries;
 }
 
 /* A failed result r (may be NULL): kept as the last error and logged.

@@ -31,6 +31,10 @@ struct nrd_pg {
   bool in_tx;
   char *leaders[PG_LEADERS_MAX]; /* leadership names held by this session */
   char last_error[256];          /* PostgreSQL's message of the last failure */
+  /* After a failed reconnect: no new try before retry_at (monotonic ms);
+   * the wait doubles with each failure (PG_RETRY_MIN_MS..PG_RETRY_MAX_MS). */
+  int64_t retry_at_ms, retry_wait_ms;
+  unsigned reconnect_tries;
 };
 
 /* Parameters of one query, as text (libpq's text format). */
