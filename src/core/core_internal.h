@@ -177,9 +177,10 @@ enum run_lock_rc {
 };
 /* On a shared store: takes the run lock, waiting (a try every 200 ms, up to
  * a run deadline) while another replica's run holds it. When the run it
- * waited for ended done with dry_run's setting and may_join (the run has no
- * watch rows of its own to recover), gives the lock back and answers
- * RUN_LOCK_JOIN with that run's record in *joined (caller cleans it up). */
+ * waited for ended done with dry_run's setting and no row deferred, and
+ * may_join (the run has no watch rows of its own to recover), gives the
+ * lock back and answers RUN_LOCK_JOIN with that run's record in *joined
+ * (caller cleans it up). */
 enum run_lock_rc nrd_run_lock_take(struct nrd_runner *r, bool dry_run, bool may_join,
                                    struct nrd_run_record *joined);
 /* Gives it up (nothing when not held). */

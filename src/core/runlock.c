@@ -42,16 +42,29 @@ static void note_holder(struct nrd_runner *r, char seen[64])
   nrd_run_record_cleanup(&rec);
 }
 
-/* The run seen under the lock, once it is free: *other (NRD_OK) when it
- * ended done, with want's dry-run setting and a report, and was not the
- * watch's (a watch run may not have listed anything). */
+/* The count key of a report (-1 when it has none). */
+static int64_t report_count(const char *report_json, const char *key)
+{
+  int64_t n = -1;
+  cJSON *o = report_json ? nrd_json_parse(report_json, strlen(report_json)) : NULL;
+  if (!nrd_json_i64(o, key, &n))
+    n = -1;
+  cJSON_Delete(o);
+  return n;
+}
+
+/* The run seen under the lock, once it is free: true with *other when it
+ * ended done, with the dry-run setting asked for, and left no row for the
+ * next run (a holder that stopped mid-run parks its rows: this run is that
+ * next run), and was not the watch's (a watch run may list nothing). */
 static bool joinable_end(struct nrd_runner *r, const char *seen, bool dry_run,
                          struct nrd_run_record *other)
 {
   if (nrd_store_run_get(r->coord.store, seen, other) != NRD_OK)
     return false;
   bool ok = other->state && strcmp(other->state, "done") == 0 && other->dry_run == dry_run &&
-            other->report_json && other->trigger && strcmp(other->trigger, "watch") != 0;
+            other->trigger && strcmp(other->trigger, "watch") != 0 &&
+            report_count(other->report_json, "deferred") == 0;
   if (!ok) {
     LOG_INFO("the run waited for did not end as one to join; running this one", "heldBy", seen,
              "state", other->state);
