@@ -243,6 +243,13 @@ static void test_posts_to_followers_join_the_run(void **state)
     if (p[i].body)
       pthread_join(th[i], NULL); /* the 202, before the next POST joins it */
   }
+  char path[160], waiting_state[16] = "";
+  snprintf(path, sizeof path, "/api/instances/migration/runs/%s", p[2].run_id);
+  long status = 0;
+  cJSON *waiting = tu_stack_request(&s[2], "GET", path, NULL, &status);
+  snprintf(waiting_state, sizeof waiting_state, "%s",
+           status == 200 && nrd_json_str(waiting, "state") ? nrd_json_str(waiting, "state") : "");
+  cJSON_Delete(waiting);
   for (int i = 0; i < JOIN_POSTS; i++)
     if (!p[i].body)
       pthread_join(th[i], NULL);
@@ -250,6 +257,7 @@ static void test_posts_to_followers_join_the_run(void **state)
   assert_int_equal(p[0].status, 200);
   assert_int_equal(p[0].recreated, JOIN_FAILED);
   assert_int_equal(p[2].status, 202);
+  assert_string_equal(waiting_state, "running"); /* its replica, while it waited */
   for (int i = 1; i < JOIN_POSTS; i++) {
     if (p[i].body)
       continue;
@@ -347,6 +355,44 @@ static void test_follower_runs_itself_after_the_holder_stops(void **state)
     tu_stack_cleanup(&s[i]);
 }
 
+/* A follower stopped while it waits for the lock stops at once (the
+ * holder's run is still under way), its run's record ends failed, and it
+ * sent Novita nothing: the holder recovers every failed job once. */
+static void test_follower_stopped_while_waiting(void **state)
+{
+  (void)state;
+  struct tu_stack s[2];
+  start_replicas(s, 2, JOIN_FAILED, 50);
+  struct poster p[2] = { { .s = &s[0] }, { .s = &s[1], .body = "{}" } };
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, post_one, &p[0]), 0);
+  wait_for_sync(s[0].sim);
+  post_one(&p[1]);
+  assert_int_equal(p[1].status, 202);
+  nrd_sleep_ms(300); /* it has tried the lock, and waits */
+  tu_stack_stop_service(&s[1]);
+  assert_true(nrd_runner_busy(s[0].runner)); /* the stop did not wait for the holder */
+  pthread_join(th, NULL);
+  assert_int_equal(p[0].status, 200);
+  assert_int_equal(p[0].recreated, JOIN_FAILED);
+  struct nrd_run_record rec;
+  assert_int_equal(nrd_runner_run_record(s[0].runner, p[1].run_id, &rec), NRD_OK);
+  assert_string_equal(rec.state, "failed");
+  nrd_run_record_cleanup(&rec);
+  assert_int_equal(nrd_sim_count(s[0].sim, "POST", "/gpu/instance/create"), JOIN_FAILED);
+  assert_one_replacement_each(s[0].sim, JOIN_FAILED);
+  /* As many listings as one run alone makes: none were the follower's. */
+  int listings = sync_listings(s[0].sim, 0);
+  nrd_sim_clear_requests(s[0].sim);
+  struct poster alone = { .s = &s[0] };
+  post_one(&alone);
+  assert_int_equal(alone.status, 200);
+  assert_true(sync_listings(s[0].sim, 0) > 0);
+  assert_int_equal(listings, sync_listings(s[0].sim, 0));
+  for (int i = 1; i >= 0; i--)
+    tu_stack_cleanup(&s[i]);
+}
+
 static long ready_status(struct tu_stack *s)
 {
   long status = 0;
@@ -426,6 +472,7 @@ int main(void)
     cmocka_unit_test(test_posts_to_followers_join_the_run),
     cmocka_unit_test(test_follower_runs_itself_after_a_dry_run),
     cmocka_unit_test(test_follower_runs_itself_after_the_holder_stops),
+    cmocka_unit_test(test_follower_stopped_while_waiting),
     cmocka_unit_test(test_ready_while_pg_away),
     cmocka_unit_test(test_no_change_while_pg_away),
   };
