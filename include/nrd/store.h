@@ -229,6 +229,13 @@ int nrd_store_run_finish(struct nrd_store *st, const char *run_id, const char *s
 int nrd_store_run_get(struct nrd_store *st, const char *run_id, struct nrd_run_record *out);
 /* Marks runs left 'running' by a dead process as failed (at start-up). */
 int nrd_store_run_fail_stale(struct nrd_store *st, int64_t now_ms);
+/* The run under way under another session's run lock lock_name (a
+ * leadership name, nrd_store_leader_try): the newest 'running' run recorded
+ * by the process whose session holds it. NRD_NONE when no session holds it,
+ * or its run is not recorded yet. SQLite: always NRD_NONE (one host, no
+ * shared run lock). */
+int nrd_store_run_holding_lock(struct nrd_store *st, const char *lock_name,
+                               struct nrd_run_record *out);
 
 /* ---- outbox (webhook events) ---- */
 

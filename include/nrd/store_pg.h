@@ -142,6 +142,9 @@ int nrd_pg_run_finish(struct nrd_pg *pg, const char *run_id, const char *state,
 int nrd_pg_run_get(struct nrd_pg *pg, const char *run_id, struct nrd_run_record *out);
 /* Marks failed the runs left 'running' by processes with no session left. */
 int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms);
+/* The newest 'running' run of the process (identity) whose session holds
+ * the leadership lock lock_name in this database; NRD_NONE when none. */
+int nrd_pg_run_holding_lock(struct nrd_pg *pg, const char *lock_name, struct nrd_run_record *out);
 
 /* ---- outbox ---- */
 int nrd_pg_event_insert(struct nrd_pg *pg, const struct nrd_event *e);

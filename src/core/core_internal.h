@@ -166,6 +166,30 @@ int nrd_runner_request_watch(struct nrd_runner *r, bool dry_run, bool watch_only
                              const char *const *job_ids, size_t n, int64_t seen_ms,
                              char run_id[64]);
 
+/* ---- the cluster's run lock (runlock.c), taken by the coordinator ---- */
+
+enum run_lock_rc {
+  RUN_LOCK_ALONE,      /* no lock to take (SQLite), or waited for too long */
+  RUN_LOCK_HELD,       /* taken: run, then nrd_run_lock_release */
+  RUN_LOCK_JOIN,       /* not held: the run to end as is in *joined */
+  RUN_LOCK_STORE_DOWN, /* the store did not answer: the run fails unsent */
+  RUN_LOCK_STOPPED,    /* the runner stopped while another replica held it */
+};
+/* On a shared store: takes the run lock, waiting (a try every 200 ms, up to
+ * a run deadline) while another replica's run holds it. When the run it
+ * waited for ended done with dry_run's setting and no row deferred, and
+ * may_join (the run has no watch rows of its own to recover), gives the
+ * lock back and answers RUN_LOCK_JOIN with that run's record in *joined
+ * (caller cleans it up). */
+enum run_lock_rc nrd_run_lock_take(struct nrd_runner *r, bool dry_run, bool may_join,
+                                   struct nrd_run_record *joined);
+/* Gives it up (nothing when not held). */
+void nrd_run_lock_release(struct nrd_runner *r);
+/* The report of a run that joined other: other's, with this run's runId and
+ * "joinedRunId" (caller frees); *errors gets its error count. */
+char *nrd_run_lock_joined_report(const struct nrd_run_record *other, const char *run_id,
+                                 int *errors);
+
 /* Executes one run start to end on the coordinator thread. */
 void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_json, bool *completed,
                      char **error_message);

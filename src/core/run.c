@@ -47,7 +47,11 @@ void nrd_run_execute(struct nrd_runner *r, struct run_ctx *ctx, char **result_js
   LOG_INFO("run started", "trigger", nrd_trigger_name(ctx->trigger), "#dryRun",
            NRD_BOOL(ctx->dry_run));
   nrd_novita_conn_set_deadline(w->conn, ctx->deadline_mono_ms);
-  if (!nrd_runner_db_file_ok(r, why, sizeof(why)))
+  /* A store that failed before the run (the run lock could not be asked
+   * for) sends Novita nothing, as one that fails at the run's first write. */
+  if (ctx->store_failed)
+    LOG_DEBUG("run not started: the store is unavailable");
+  else if (!nrd_runner_db_file_ok(r, why, sizeof(why)))
     nrd_run_store_failed_msg(ctx, why);
   else if (ctx->watch_only || find_failed(ctx, w, msg, sizeof(msg)) == 0)
     rc = recover(ctx, w, msg, sizeof(msg));

@@ -92,7 +92,46 @@ static void notify_waiters(struct waiter *wt, const struct nrd_run_result *res)
   }
 }
 
-static void run_one(struct nrd_runner *r, struct queued_run *q)
+/* The run's end: the runner is free again, and its waiters are told. */
+static void end_run(struct nrd_runner *r, struct queued_run *q, const struct nrd_run_result *res)
+{
+  pthread_mutex_lock(&r->lock);
+  struct waiter *wt = q->waiters;
+  q->waiters = NULL;
+  r->current = NULL;
+  atomic_store(&r->running, false);
+  pthread_mutex_unlock(&r->lock);
+  notify_waiters(wt, res);
+}
+
+static void run_ctx_free(struct run_ctx *ctx)
+{
+  nrd_buf_cleanup(&ctx->outcomes);
+  for (struct product_entry *e = ctx->products; e;) {
+    struct product_entry *next = e->next;
+    free(e->name);
+    free(e->region);
+    free(e->product_id);
+    free(e);
+    e = next;
+  }
+  for (struct capacity_entry *e = ctx->capacity; e;) {
+    struct capacity_entry *next = e->next;
+    free(e->product);
+    free(e->cluster);
+    free(e->billing);
+    free(e->product_id);
+    free(e);
+    e = next;
+  }
+  nrd_clusters_free(ctx->clusters, ctx->n_clusters);
+  pthread_cond_destroy(&ctx->product_cond);
+  pthread_mutex_destroy(&ctx->lock);
+}
+
+/* Runs q. store_down: the run lock could not be asked for; the run fails
+ * as when the store is down, with nothing sent to Novita. */
+static void run_one(struct nrd_runner *r, struct queued_run *q, bool store_down)
 {
   struct run_ctx ctx = { .runner = r,
                          .trigger = q->trigger,
@@ -112,6 +151,8 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
   nrd_buf_init(&ctx.outcomes);
   pthread_mutex_init(&ctx.lock, NULL);
   pthread_cond_init(&ctx.product_cond, NULL);
+  if (store_down)
+    nrd_run_store_failed(&ctx, r->coord.store);
 
   nrd_run_execute(r, &ctx, &result_json, &completed, &error_message);
   int64_t finished = nrd_now_ms();
@@ -137,37 +178,10 @@ static void run_one(struct nrd_runner *r, struct queued_run *q)
     .finished_ms = finished,
     .errors = ctx.errors,
   };
-  pthread_mutex_lock(&r->lock);
-  struct waiter *wt = q->waiters;
-  q->waiters = NULL;
-  r->current = NULL;
-  atomic_store(&r->running, false);
-  pthread_mutex_unlock(&r->lock);
-  notify_waiters(wt, &res);
-
+  end_run(r, q, &res);
   free(result_json);
   free(error_message);
-  nrd_buf_cleanup(&ctx.outcomes);
-  for (struct product_entry *e = ctx.products; e;) {
-    struct product_entry *next = e->next;
-    free(e->name);
-    free(e->region);
-    free(e->product_id);
-    free(e);
-    e = next;
-  }
-  for (struct capacity_entry *e = ctx.capacity; e;) {
-    struct capacity_entry *next = e->next;
-    free(e->product);
-    free(e->cluster);
-    free(e->billing);
-    free(e->product_id);
-    free(e);
-    e = next;
-  }
-  nrd_clusters_free(ctx.clusters, ctx.n_clusters);
-  pthread_cond_destroy(&ctx.product_cond);
-  pthread_mutex_destroy(&ctx.lock);
+  run_ctx_free(&ctx);
 }
 
 static void queued_free(struct queued_run *q)
@@ -201,6 +215,64 @@ static void record_run(struct nrd_runner *r, const struct queued_run *q)
     LOG_ERROR("could not record a new run", "runId", q->id);
 }
 
+/* Ends q as the other replica's run it joined (nrd_run_lock_take): its
+ * waiters get that run's report; its record, the same state and a report
+ * that names that run (joinedRunId). Nothing was sent to Novita for it, and
+ * its run.completed event is the joined run's. */
+static void join_other(struct nrd_runner *r, struct queued_run *q,
+                       const struct nrd_run_record *other)
+{
+  int errors = 0;
+  char *report = nrd_run_lock_joined_report(other, q->id, &errors);
+  LOG_INFO("run joined another replica's run", "runId", q->id, "joinedRunId", other->run_id);
+  record_run(r, q);
+  if (nrd_store_run_finish(r->coord.store, q->id, other->state, report, nrd_now_ms()) != NRD_OK)
+    LOG_ERROR("could not record the run's end", "runId", q->id);
+  struct nrd_run_result res = {
+    .run_id = other->run_id,
+    .completed = true,
+    .result_json = other->report_json,
+    .started_ms = other->started_ms,
+    .finished_ms = other->finished_ms,
+    .errors = errors,
+  };
+  end_run(r, q, &res);
+  free(report);
+}
+
+/* Ends q unrun: the runner stopped while it waited for the run lock. */
+static void end_unrun(struct nrd_runner *r, struct queued_run *q)
+{
+  record_run(r, q);
+  nrd_store_run_finish(r->coord.store, q->id, "failed", "{}", nrd_now_ms());
+  struct nrd_run_result res = { .run_id = q->id,
+                                .completed = false,
+                                .error_message = "service is shutting down",
+                                .result_json = "{}" };
+  end_run(r, q, &res);
+}
+
+/* Takes the cluster's run lock (runlock.c), then records and runs q, or
+ * ends it as the run it joined. Its record is written only once the lock
+ * is held: a replica that waits for it never looks like its holder. Until
+ * then runs/{id} answers from r->current (nrd_runner_run_record). */
+static void take_run(struct nrd_runner *r, struct queued_run *q)
+{
+  struct nrd_run_record other;
+  enum run_lock_rc rc = nrd_run_lock_take(r, q->dry_run, q->n_watch_jobs == 0, &other);
+  if (rc == RUN_LOCK_JOIN) {
+    join_other(r, q, &other);
+  } else if (rc == RUN_LOCK_STOPPED) {
+    end_unrun(r, q);
+  } else {
+    record_run(r, q);
+    run_one(r, q, rc == RUN_LOCK_STORE_DOWN);
+    if (rc == RUN_LOCK_HELD)
+      nrd_run_lock_release(r);
+  }
+  nrd_run_record_cleanup(&other);
+}
+
 static void *coordinator_main(void *arg)
 {
   struct nrd_runner *r = arg;
@@ -215,8 +287,7 @@ static void *coordinator_main(void *arg)
     r->current = q;
     atomic_store(&r->running, true);
     pthread_mutex_unlock(&r->lock);
-    record_run(r, q);
-    run_one(r, q);
+    take_run(r, q);
     queued_free(q);
     pthread_mutex_lock(&r->lock);
   }
@@ -391,7 +462,7 @@ struct nrd_runner *nrd_runner_create(const struct nrd_config *cfg, struct nrd_no
   nrd_make_id("w", rnd);
   snprintf(r->owner, sizeof(r->owner), "%s:%ld:%s", host, (long)getpid(), rnd + 2);
   pthread_mutex_init(&r->lock, NULL);
-  pthread_cond_init(&r->cond, NULL);
+  nrd_cond_init_mono(&r->cond); /* the run lock's waits are timed */
   pthread_mutex_init(&r->query_lock, NULL);
   nrd_lease_init(r);
   atomic_init(&r->running, false);

@@ -2,7 +2,8 @@
  * and a thread that holds (or keeps trying for) the leadership: only the
  * leader's scheduled runs and watch ticks happen. On PostgreSQL one replica
  * leads (a session advisory lock on this file's own connection); on SQLite
- * every process does, as before. Triggered runs start on any replica. */
+ * every process does, as before. Triggered runs start on any replica, and
+ * run where the cluster's run lock is (runlock.c). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -67,6 +67,8 @@
                        int64_t finished_ms), (run_id, state, report_json, finished_ms))           \
   OP(int, run_get, (const char *run_id, struct nrd_run_record *out), (run_id, out))               \
   OP(int, run_fail_stale, (int64_t now_ms), (now_ms))                                             \
+  OP(int, run_holding_lock, (const char *lock_name, struct nrd_run_record *out),                  \
+     (lock_name, out))                                                                            \
   OP(int, event_insert, (const struct nrd_event *e), (e))                                         \
   OP(int, event_next, (struct nrd_event *out), (out))                                             \
   OP(int, event_mark, (const char *id, const char *state, int attempts, int64_t next_attempt_ms,  \

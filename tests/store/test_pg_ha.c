@@ -365,6 +365,44 @@ static void test_leader_one_at_a_time(void **state)
   nrd_pg_close(a);
 }
 
+/* The run under the run lock: the newest running run of the process whose
+ * session holds the lock (not another name's, not the asker's own, not a
+ * run of a process without it, not a finished one). */
+static void test_run_holding_lock(void **state)
+{
+  struct pg_fixture *f = *state;
+  struct nrd_pg *a = open_as(f->url, "replica-a");
+  struct nrd_pg *b = open_as(f->url, "replica-b");
+  struct nrd_pg *c = open_as(f->url, "replica-c");
+  struct nrd_run_record rec;
+  assert_int_equal(nrd_pg_run_insert(a, "run-a-old", "api", false, 1000), NRD_OK);
+  assert_int_equal(nrd_pg_run_finish(a, "run-a-old", "done", "{}", 1500), NRD_OK);
+  assert_int_equal(nrd_pg_run_insert(b, "run-b", "api", false, 3000), NRD_OK);
+  assert_int_equal(nrd_pg_leader_try(b, "scheduler"), NRD_OK);         /* another name */
+  assert_int_equal(nrd_pg_run_holding_lock(c, "run", &rec), NRD_NONE); /* nobody holds it */
+  assert_int_equal(nrd_pg_leader_try(a, "run"), NRD_OK);
+  assert_int_equal(nrd_pg_run_holding_lock(c, "run", &rec), NRD_NONE); /* a's run not recorded */
+  assert_int_equal(nrd_pg_run_insert(a, "run-a", "scheduler", true, 2000), NRD_OK);
+  assert_int_equal(nrd_pg_run_holding_lock(c, "run", &rec), NRD_OK);
+  assert_string_equal(rec.run_id, "run-a");
+  assert_string_equal(rec.state, "running");
+  assert_string_equal(rec.trigger, "scheduler");
+  assert_true(rec.dry_run);
+  nrd_run_record_cleanup(&rec);
+  assert_int_equal(nrd_pg_run_holding_lock(a, "run", &rec), NRD_NONE); /* its own */
+  assert_int_equal(nrd_pg_run_holding_lock(c, "scheduler", &rec), NRD_OK);
+  assert_string_equal(rec.run_id, "run-b");
+  nrd_run_record_cleanup(&rec);
+  assert_int_equal(nrd_pg_run_finish(a, "run-a", "done", "{}", 2500), NRD_OK);
+  assert_int_equal(nrd_pg_run_holding_lock(c, "run", &rec), NRD_NONE); /* finished */
+  assert_int_equal(nrd_pg_run_insert(a, "run-a-2", "api", false, 4000), NRD_OK);
+  assert_int_equal(nrd_pg_leader_release(a, "run"), NRD_OK);
+  assert_int_equal(nrd_pg_run_holding_lock(c, "run", &rec), NRD_NONE); /* released */
+  nrd_pg_close(a);
+  nrd_pg_close(b);
+  nrd_pg_close(c);
+}
+
 static void test_leader_killed_hands_over(void **state)
 {
   struct pg_fixture *f = *state;
@@ -597,6 +635,7 @@ int main(void)
     TEST(test_outbox_one_sender),
     TEST(test_outbox_senders_deliver_once),
     TEST(test_leader_one_at_a_time),
+    TEST(test_run_holding_lock),
     TEST(test_leader_killed_hands_over),
     TEST(test_connection_lost_and_back),
     TEST(test_server_restart),

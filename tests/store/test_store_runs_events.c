@@ -35,6 +35,8 @@ static void test_runs(void **state)
   if (store_test_is_pg())
     return;
   assert_int_equal(nrd_store_run_insert(f->st, "run_2", "scheduler", false, 3000), NRD_OK);
+  /* SQLite shares no run lock: a running run is never another's to join. */
+  assert_int_equal(nrd_store_run_holding_lock(f->st, "run", &r), NRD_NONE);
   assert_int_equal(nrd_store_run_fail_stale(f->st, 4000), NRD_OK);
   assert_int_equal(nrd_store_run_get(f->st, "run_2", &r), NRD_OK);
   assert_string_equal(r.state, "failed");

@@ -42,6 +42,15 @@ int nrd_sqlite_run_fail_stale(struct nrd_sqlite *st, int64_t now_ms)
   return rc == NRD_NONE ? NRD_OK : rc;
 }
 
+int nrd_sqlite_run_holding_lock(struct nrd_sqlite *st, const char *lock_name,
+                                struct nrd_run_record *out)
+{
+  (void)st;
+  (void)lock_name;
+  memset(out, 0, sizeof *out);
+  return NRD_NONE; /* one host: no run lock is shared (nrd_store_leader_try) */
+}
+
 struct prune_ctx {
   int64_t cutoff_ms;
   int64_t deleted;
