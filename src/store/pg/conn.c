@@ -355,14 +355,20 @@ static bool read_shaped(const PGresult *r, int i, void *ctx)
   return true;
 }
 
-int pg_get_shaped(struct nrd_pg *pg, const char *sql, const char *key, const char *what,
+int pg_one_shaped(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
                   const struct store_shape *sh, void *out, size_t size)
 {
   memset(out, 0, size);
   struct shaped x = { sh, out };
+  return pg_one_row(pg, sql, p, what, read_shaped, &x);
+}
+
+int pg_get_shaped(struct nrd_pg *pg, const char *sql, const char *key, const char *what,
+                  const struct store_shape *sh, void *out, size_t size)
+{
   struct pg_params p = { 0 };
   pgp_text(&p, key);
-  return pg_one_row(pg, sql, &p, what, read_shaped, &x);
+  return pg_one_shaped(pg, sql, &p, what, sh, out, size);
 }
 
 int pg_read_rows(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,

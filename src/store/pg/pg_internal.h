@@ -136,8 +136,11 @@ struct pg_row {
 void pg_row_init(struct pg_row *row, const PGresult *r, int i);
 /* Reads row i of r into out by the shape (store_codec.h). */
 void pg_shape_row(const PGresult *r, int i, const struct store_shape *sh, void *out);
-/* Runs sql with key as its one parameter and reads its first row into out
- * (size bytes, zeroed first) by the shape: as pg_one_row. */
+/* Runs sql with p and reads its first row into out (size bytes, zeroed
+ * first) by the shape: as pg_one_row. */
+int pg_one_shaped(struct nrd_pg *pg, const char *sql, const struct pg_params *p, const char *what,
+                  const struct store_shape *sh, void *out, size_t size);
+/* pg_one_shaped with key as the one parameter. */
 int pg_get_shaped(struct nrd_pg *pg, const char *sql, const char *key, const char *what,
                   const struct store_shape *sh, void *out, size_t size);
 

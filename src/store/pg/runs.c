@@ -52,25 +52,23 @@ int nrd_pg_run_fail_stale(struct nrd_pg *pg, int64_t now_ms)
 
 int nrd_pg_run_holding_lock(struct nrd_pg *pg, const char *lock_name, struct nrd_run_record *out)
 {
-  memset(out, 0, sizeof *out);
   struct pg_params p = { 0 };
-  pgp_i64(&p, PG_LOCK_LEADER);
-  pgp_text(&p, lock_name);
+  PG_PARAMS(&p, PG_I64(PG_LOCK_LEADER), PG_TEXT(lock_name));
   /* The lock as nrd_pg_leader_try takes it: (PG_LOCK_LEADER, hashtext(name)),
    * two int4 keys (objsubid 2), in this database, held by another session.
    * That session's identity (application_name) is its runs' holder. */
-  return pg_one_row(pg,
-                    "SELECT r.run_id, r.trigger, r.state, r.dry_run, r.started_ms,"
-                    " coalesce(r.finished_ms, 0), r.report_json"
-                    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                    " JOIN runs r ON r.holder = a.application_name"
-                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
-                    " AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid"
-                    " AND l.database = (SELECT oid FROM pg_database"
-                    " WHERE datname = current_database())"
-                    " AND l.pid <> pg_backend_pid() AND r.state = 'running'"
-                    " ORDER BY r.started_ms DESC, r.run_id DESC LIMIT 1",
-                    &p, "run holding lock", read_run_record, out);
+  return pg_one_shaped(pg,
+                       "SELECT r.run_id, r.trigger, r.state, r.dry_run, r.started_ms,"
+                       " coalesce(r.finished_ms, 0), r.report_json"
+                       " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                       " JOIN runs r ON r.holder = a.application_name"
+                       " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
+                       " AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid"
+                       " AND l.database = (SELECT oid FROM pg_database"
+                       " WHERE datname = current_database())"
+                       " AND l.pid <> pg_backend_pid() AND r.state = 'running'"
+                       " ORDER BY r.started_ms DESC, r.run_id DESC LIMIT 1",
+                       &p, "run holding lock", &store_run_record_shape, out, sizeof *out);
 }
 
 /* ---- brakes ---- */
