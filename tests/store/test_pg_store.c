@@ -114,6 +114,56 @@ static void test_update_fields_and_event(void **state)
                    NRD_NONE);
 }
 
+/* The write of an intent without an event (DELETING before the delete,
+ * CREATING before the create) is committed when the call returns: another
+ * session sees it, and the writer's session holds no transaction open, so it
+ * is durable before the worker sends its call. A writer without the lease
+ * changes nothing; a session the server ended while idle is replaced. */
+static void test_intent_committed_alone(void **state)
+{
+  struct pg_fixture *f = *state;
+  char err[256] = "";
+  struct nrd_pg *other = NULL;
+  struct nrd_ledger_row row;
+  insert(f->pg, "job-1", "i-a", 1000);
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
+  assert_int_equal(nrd_pg_open_as(f->url, "test-other", &other, NULL, err, sizeof err), NRD_OK);
+
+  struct nrd_ledger_update u = { .state = NRD_ROW_DELETING, .set_delete_sent = true };
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2100), NRD_OK);
+  assert_int_equal(pgt_exec(f->db, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_stat_activity"
+                                   " WHERE application_name = 'test-main' AND state <> 'idle')"
+                                   " THEN RAISE 'a transaction left open'; END IF; END $$"),
+                   0);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_int_equal(row.state, NRD_ROW_DELETING);
+  assert_true(row.delete_sent);
+  assert_int_equal(row.updated_ms, 2100);
+  nrd_ledger_row_cleanup(&row);
+
+  u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATING, .set_create_sent = true };
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "B", &u, 2200), NRD_NONE);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_int_equal(row.state, NRD_ROW_DELETING);
+  assert_false(row.create_sent);
+  nrd_ledger_row_cleanup(&row);
+
+  assert_int_equal(pgt_exec(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                   " WHERE application_name = 'test-main'"),
+                   0);
+  int rc = nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2300);
+  if (rc == NRD_BUSY) /* the lost session noticed by this call: the next connects again */
+    rc = nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2300);
+  assert_int_equal(rc, NRD_OK);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_int_equal(row.state, NRD_ROW_CREATING);
+  assert_true(row.delete_sent);
+  assert_true(row.create_sent);
+  assert_string_equal(row.owner, "A");
+  nrd_ledger_row_cleanup(&row);
+  nrd_pg_close(other);
+}
+
 static void fail_row(struct nrd_pg *st, const char *job, bool delete_sent)
 {
   assert_int_equal(nrd_pg_ledger_claim(st, job, "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
@@ -692,6 +742,7 @@ int main(void)
     TEST(test_insert_many),
     TEST(test_claim_lease),
     TEST(test_update_fields_and_event),
+    TEST(test_intent_committed_alone),
     TEST(test_retry_abandon),
     TEST(test_lists_and_counts),
     TEST(test_runs),

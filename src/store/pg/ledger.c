@@ -345,12 +345,39 @@ static int update_fn(struct nrd_pg *pg, void *arg)
       &p, "ledger update", u->event);
 }
 
+/* Tries of an update without an event, as pg_tx's of a transaction. */
+#define UPDATE_ATTEMPTS 4
+
+/* An update without an event is one statement, which PostgreSQL runs as a
+ * transaction of its own, committed as durably as pg_tx's: one round trip
+ * where BEGIN, UPDATE and COMMIT were three (the row's intents, written
+ * while a worker waits to send its call). It is run again only when the
+ * server answered that it did not do it (a busy error, the session still
+ * there). A session lost while it ran leaves its outcome unknown, as a
+ * COMMIT lost in pg_tx does: NRD_BUSY, not run again. */
+static int update_alone(struct nrd_pg *pg, const struct update_ctx *ctx)
+{
+  int rc = NRD_BUSY;
+  pg->last_error[0] = '\0';
+  for (int attempt = 0; attempt < UPDATE_ATTEMPTS && rc == NRD_BUSY; attempt++) {
+    if (attempt > 0) {
+      if (PQstatus(pg->conn) != CONNECTION_OK)
+        break;
+      nrd_sleep_ms(10 * attempt + (int64_t)(nrd_random_unit() * 20));
+    }
+    rc = update_fn(pg, (void *)ctx);
+  }
+  return rc;
+}
+
 int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owner,
                          const struct nrd_ledger_update *u, int64_t now_ms)
 {
   if (!owner || !*owner || (unsigned)u->state >= NRD_ROW_STATE_COUNT)
     return NRD_ERR;
   struct update_ctx ctx = { .job_id = job_id, .owner = owner, .u = u, .now_ms = now_ms };
+  if (!u->event)
+    return update_alone(pg, &ctx);
   return pg_tx(pg, update_fn, &ctx);
 }
 
