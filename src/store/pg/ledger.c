@@ -263,6 +263,54 @@ int nrd_pg_ledger_claim(struct nrd_pg *pg, const char *job_id, const char *owner
                    &p, out, "ledger claim");
 }
 
+/* Ends the transaction a held claim left open: COMMIT (the claim and what
+ * followed it are kept) or ROLLBACK (the claim is undone). A COMMIT whose
+ * answer was lost (the session gone) is NRD_BUSY: its outcome is unknown. */
+static int held_end(struct nrd_pg *pg, bool commit)
+{
+  int rc = NRD_OK;
+  if (commit && PQtransactionStatus(pg->conn) == PQTRANS_INERROR) {
+    LOG_ERROR_AT(NRD_FAULT_OURS, "store: postgresql claim aborted by a statement we did not check");
+    commit = false;
+    rc = NRD_ERR;
+  }
+  PGresult *r = NULL;
+  if (commit) {
+    r = pg_exec(pg, "COMMIT", NULL, &rc, "claim commit");
+  } else if (PQstatus(pg->conn) == CONNECTION_OK) {
+    int ignored;
+    r = pg_exec(pg, "ROLLBACK", NULL, &ignored, "claim rollback");
+  }
+  PQclear(r);
+  pg->in_tx = false;
+  pg->claim_held = false;
+  return rc;
+}
+
+int nrd_pg_ledger_claim_held(struct nrd_pg *pg, const char *job_id, const char *owner,
+                             const char *run_id, int64_t now_ms, int64_t lease_ms,
+                             struct nrd_ledger_row *out)
+{
+  if (pg->claim_held) /* one at a time: the one before is kept */
+    held_end(pg, true);
+  int rc;
+  PGresult *r = pg_exec(pg, "BEGIN", NULL, &rc, "claim begin");
+  PQclear(r);
+  if (rc != NRD_OK) {
+    if (out)
+      memset(out, 0, sizeof *out);
+    return rc;
+  }
+  pg->in_tx = true;
+  rc = nrd_pg_ledger_claim(pg, job_id, owner, run_id, now_ms, lease_ms, out);
+  if (rc == NRD_OK) {
+    pg->claim_held = true;
+    return NRD_OK;
+  }
+  held_end(pg, false); /* nothing claimed */
+  return rc;
+}
+
 int nrd_pg_ledger_claim_next(struct nrd_pg *pg, const char *owner, const char *run_id,
                              int64_t now_ms, int64_t lease_ms, struct nrd_ledger_row *out)
 {
@@ -294,13 +342,20 @@ int nrd_pg_ledger_renew(struct nrd_pg *pg, const char *job_id, const char *owner
 
 int nrd_pg_ledger_release(struct nrd_pg *pg, const char *job_id, const char *owner)
 {
+  bool held = pg->claim_held;
   struct pg_params p = { 0 };
   pgp_text(&p, job_id);
   pgp_text(&p, owner);
-  return pg_write(pg,
-                  "UPDATE ledger SET owner = NULL, lease_until_ms = 0"
-                  " WHERE job_id = $1 AND owner = $2",
-                  &p, "ledger release", NULL);
+  int rc = pg_write(pg,
+                    "UPDATE ledger SET owner = NULL, lease_until_ms = 0"
+                    " WHERE job_id = $1 AND owner = $2",
+                    &p, "ledger release", NULL);
+  if (held) { /* the claim and its release commit together */
+    int end = held_end(pg, rc == NRD_OK || rc == NRD_NONE);
+    if (end != NRD_OK)
+      rc = end;
+  }
+  return rc;
 }
 
 /* ---- update by the owner ---- */
@@ -376,6 +431,12 @@ int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owne
   if (!owner || !*owner || (unsigned)u->state >= NRD_ROW_STATE_COUNT)
     return NRD_ERR;
   struct update_ctx ctx = { .job_id = job_id, .owner = owner, .u = u, .now_ms = now_ms };
+  if (pg->claim_held) { /* the claim commits with its row's first write */
+    pg->last_error[0] = '\0';
+    int rc = update_fn(pg, &ctx);
+    int end = held_end(pg, rc == NRD_OK || rc == NRD_NONE);
+    return end != NRD_OK ? end : rc;
+  }
   if (!u->event)
     return update_alone(pg, &ctx);
   return pg_tx(pg, update_fn, &ctx);

@@ -29,6 +29,7 @@ struct nrd_pg {
   char identity[PG_IDENTITY_MAX];
   int64_t outbox_lease_ms;
   bool in_tx;
+  bool claim_held;               /* a claim's transaction left open (ledger.c) */
   char *leaders[PG_LEADERS_MAX]; /* leadership names held by this session */
   char last_error[256];          /* PostgreSQL's message of the last failure */
 };
