@@ -242,6 +242,24 @@ static void test_claim_held(void **state)
   nrd_pg_close(other);
 }
 
+/* A claim held longer than a third of its lease (its checks waited on
+ * Novita) gets its whole lease again with its first write, which the lease
+ * keeper could not renew before it was committed. */
+static void test_claim_held_long(void **state)
+{
+  struct pg_fixture *f = *state;
+  struct nrd_ledger_row row;
+  insert(f->pg, "job-1", "i-a", 1000);
+  assert_int_equal(nrd_pg_ledger_claim_held(f->pg, "job-1", "A", "run_1", 2000, 3000, NULL),
+                   NRD_OK);
+  nrd_sleep_ms(1500);
+  struct nrd_ledger_update u = { .state = NRD_ROW_DELETING, .set_delete_sent = true };
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2100), NRD_OK);
+  assert_int_equal(nrd_pg_ledger_get(f->pg, "job-1", &row), NRD_OK);
+  assert_true(row.lease_until_ms - nrd_now_ms() > 2500);
+  nrd_ledger_row_cleanup(&row);
+}
+
 static void fail_row(struct nrd_pg *st, const char *job, bool delete_sent)
 {
   assert_int_equal(nrd_pg_ledger_claim(st, job, "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
@@ -822,6 +840,7 @@ int main(void)
     TEST(test_update_fields_and_event),
     TEST(test_intent_committed_alone),
     TEST(test_claim_held),
+    TEST(test_claim_held_long),
     TEST(test_retry_abandon),
     TEST(test_lists_and_counts),
     TEST(test_runs),

@@ -305,6 +305,8 @@ int nrd_pg_ledger_claim_held(struct nrd_pg *pg, const char *job_id, const char *
   rc = nrd_pg_ledger_claim(pg, job_id, owner, run_id, now_ms, lease_ms, out);
   if (rc == NRD_OK) {
     pg->claim_held = true;
+    pg->held_lease_ms = lease_ms;
+    pg->held_since_ms = nrd_mono_ms();
     return NRD_OK;
   }
   held_end(pg, false); /* nothing claimed */
@@ -400,6 +402,26 @@ static int update_fn(struct nrd_pg *pg, void *arg)
       &p, "ledger update", u->event);
 }
 
+/* The lease of a claim held for more than a third of it (its checks waited
+ * on Novita's look-ups) starts again at its first write: the lease keeper
+ * cannot renew a claim not yet committed, and it renews every third of a
+ * lease from then on. The database's clock now, not nrd_now_ms(): now() is
+ * the transaction's start, the claim's time. */
+static int held_restamp(struct nrd_pg *pg, const struct update_ctx *ctx)
+{
+  if (ctx->u->release || nrd_mono_ms() - pg->held_since_ms <= pg->held_lease_ms / 3)
+    return NRD_OK;
+  struct pg_params p = { 0 };
+  pgp_text(&p, ctx->job_id);
+  pgp_text(&p, ctx->owner);
+  pgp_i64(&p, pg->held_lease_ms);
+  return pg_write(pg,
+                  "UPDATE ledger SET lease_until_ms ="
+                  " (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $3::bigint"
+                  " WHERE job_id = $1 AND owner = $2",
+                  &p, "ledger lease restamp", NULL);
+}
+
 /* Tries of an update without an event, as pg_tx's of a transaction. */
 #define UPDATE_ATTEMPTS 4
 
@@ -433,7 +455,9 @@ int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owne
   struct update_ctx ctx = { .job_id = job_id, .owner = owner, .u = u, .now_ms = now_ms };
   if (pg->claim_held) { /* the claim commits with its row's first write */
     pg->last_error[0] = '\0';
-    int rc = update_fn(pg, &ctx);
+    int rc = held_restamp(pg, &ctx);
+    if (rc == NRD_OK || rc == NRD_NONE)
+      rc = update_fn(pg, &ctx);
     int end = held_end(pg, rc == NRD_OK || rc == NRD_NONE);
     return end != NRD_OK ? end : rc;
   }
