@@ -154,6 +154,16 @@ int nrd_store_ledger_count_by_state(struct nrd_store *st, int64_t counts[NRD_ROW
 int nrd_store_ledger_claim(struct nrd_store *st, const char *job_id, const char *owner,
                            const char *run_id, int64_t now_ms, int64_t lease_ms,
                            struct nrd_ledger_row *out);
+/* The same claim for a row whose first write follows at once on the same
+ * connection (the row executor's): on PostgreSQL the claim is not committed
+ * on its own but with that write (the owner's next nrd_store_ledger_update
+ * or nrd_store_ledger_release on st), one commit fewer a row; until then
+ * its row is locked, so no other session can claim or change it, and only
+ * reads may be made on st. A process that dies before that write loses the
+ * claim with nothing written. On SQLite it is nrd_store_ledger_claim. */
+int nrd_store_ledger_claim_held(struct nrd_store *st, const char *job_id, const char *owner,
+                                const char *run_id, int64_t now_ms, int64_t lease_ms,
+                                struct nrd_ledger_row *out);
 /* Extends the lease; NRD_NONE if owner lost it. */
 int nrd_store_ledger_renew(struct nrd_store *st, const char *job_id, const char *owner,
                            int64_t lease_until_ms);

@@ -111,6 +111,12 @@ int nrd_pg_ledger_count_by_state(struct nrd_pg *pg, int64_t counts[NRD_ROW_STATE
 int nrd_pg_ledger_claim(struct nrd_pg *pg, const char *job_id, const char *owner,
                         const char *run_id, int64_t now_ms, int64_t lease_ms,
                         struct nrd_ledger_row *out);
+/* The same claim, its transaction left open on pg until the owner's next
+ * nrd_pg_ledger_update or nrd_pg_ledger_release on pg, which commits with
+ * it (nrd_store_ledger_claim_held). */
+int nrd_pg_ledger_claim_held(struct nrd_pg *pg, const char *job_id, const char *owner,
+                             const char *run_id, int64_t now_ms, int64_t lease_ms,
+                             struct nrd_ledger_row *out);
 /* Claims the oldest open row that nobody holds (or whose lease ended),
  * skipping rows other sessions are claiming. NRD_NONE when there is none. */
 int nrd_pg_ledger_claim_next(struct nrd_pg *pg, const char *owner, const char *run_id,

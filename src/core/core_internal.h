@@ -271,9 +271,12 @@ void nrd_control_free(struct nrd_runner *r);
 
 /* Failed newest jobs whose instance this run listed in a status not in
  * RECOVER_STATUSES: `ignored` outcomes, logged and counted once per job
- * (ignored.c). */
+ * (ignored.c). recovering(ud, instance_id) says whether this run's sync
+ * listed the instance in a recovered status: such a job is the ledger's,
+ * never ignored, and costs no store read. */
+typedef bool (*nrd_recovering_fn)(void *ud, const char *instance_id);
 void nrd_report_ignored(struct run_ctx *ctx, struct nrd_worker *w, struct nrd_job *jobs[2],
-                        const size_t n_jobs[2]);
+                        const size_t n_jobs[2], nrd_recovering_fn recovering, void *ud);
 
 /* The lease keeper (lease.c): the rows in hand, its thread. init before
  * the runner's threads, start once lease_store is open, stop at the end

@@ -54,6 +54,12 @@ static enum nrd_nv_rc newest_jobs(struct nrd_worker *w, struct sync_state *s,
   return NRD_NV_OK;
 }
 
+/* Listed by this run's sync in a recovered status (nrd_report_ignored). */
+static bool sync_recovering(void *ud, const char *instance_id)
+{
+  return nrd_sync_find(ud, instance_id) != NULL;
+}
+
 /* One ledger row per failed job, all in one transaction. */
 static int record_found(struct run_ctx *ctx, struct nrd_worker *w, struct sync_state *s)
 {
@@ -103,7 +109,7 @@ int nrd_detect(struct run_ctx *ctx, struct nrd_worker *w, struct sync_state *s, 
     return -1;
   }
   if (rc == NRD_NV_OK)
-    nrd_report_ignored(ctx, w, s->jobs, s->n_jobs);
+    nrd_report_ignored(ctx, w, s->jobs, s->n_jobs, sync_recovering, s);
   else /* nothing to recover: only the ignored ones go unreported */
     LOG_WARN("listing migration jobs failed; failed jobs on other statuses not reported", "error",
              err.message);

@@ -99,7 +99,7 @@ static void consider(struct run_ctx *ctx, struct nrd_worker *w, const struct nrd
 }
 
 void nrd_report_ignored(struct run_ctx *ctx, struct nrd_worker *w, struct nrd_job *jobs[2],
-                        const size_t n_jobs[2])
+                        const size_t n_jobs[2], nrd_recovering_fn recovering, void *ud)
 {
   size_t n = 0;
   const struct nrd_job **all = nrd_xcalloc(n_jobs[0] + n_jobs[1] + 1, sizeof(*all));
@@ -110,7 +110,8 @@ void nrd_report_ignored(struct run_ctx *ctx, struct nrd_worker *w, struct nrd_jo
   qsort(all, n, sizeof(*all), cmp_job);
   for (size_t i = 0; i < n; i++) {
     bool newest = i == 0 || strcmp(all[i]->instance_id, all[i - 1]->instance_id);
-    if (newest && all[i]->state && !strcmp(all[i]->state, "fail"))
+    if (newest && all[i]->state && !strcmp(all[i]->state, "fail") &&
+        !recovering(ud, all[i]->instance_id))
       consider(ctx, w, all[i]);
   }
   free(all);

@@ -816,16 +816,18 @@ static void plan_only(struct row_job *j, struct nrd_worker *w, enum nrd_step ste
   row_outcome(j, o);
 }
 
-/* Claims the row (its lease) for this process. false when the run leaves
- * it: held by another worker or process, finished meanwhile, or the store
- * failed (then deferred). */
+/* Claims the row (its lease) for this process, held: the claim commits with
+ * the row's first write (nrd_store_ledger_claim_held), and until then this
+ * worker makes only reads on its connection. false when the run leaves it:
+ * held by another worker or process, finished meanwhile, or the store failed
+ * (then deferred). */
 static bool claim_row(struct row_job *j, struct nrd_worker *w, const struct nrd_ledger_row *in,
                       struct nrd_ledger_row *claimed)
 {
   struct run_ctx *ctx = j->ctx;
   struct nrd_runner *r = ctx->runner;
-  int rc = nrd_store_ledger_claim(w->store, in->job_id, r->owner, ctx->run_id, nrd_now_ms(),
-                                  (int64_t)r->cfg->recovery_lease_seconds * 1000, claimed);
+  int rc = nrd_store_ledger_claim_held(w->store, in->job_id, r->owner, ctx->run_id, nrd_now_ms(),
+                                       (int64_t)r->cfg->recovery_lease_seconds * 1000, claimed);
   if (rc != NRD_OK) {
     if (rc != NRD_NONE) {
       char reason[400];

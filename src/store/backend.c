@@ -159,6 +159,14 @@ int nrd_store_import_sqlite(struct nrd_store *st, const char *path, int64_t now_
   return NRD_ERR;
 }
 
+int nrd_store_ledger_claim_held(struct nrd_store *st, const char *job_id, const char *owner,
+                                const char *run_id, int64_t now_ms, int64_t lease_ms,
+                                struct nrd_ledger_row *out)
+{
+  ON_PG(st, nrd_pg_ledger_claim_held(st->pg, job_id, owner, run_id, now_ms, lease_ms, out));
+  return nrd_sqlite_ledger_claim(st->lite, job_id, owner, run_id, now_ms, lease_ms, out);
+}
+
 /* Every other operation: the same call to the backend st holds. */
 #define DISPATCH(ret, name, params, args)                        \
   ret nrd_store_##name(struct nrd_store *st, NRD_UNPAREN params) \

@@ -114,6 +114,152 @@ static void test_update_fields_and_event(void **state)
                    NRD_NONE);
 }
 
+/* The write of an intent without an event (DELETING before the delete,
+ * CREATING before the create) is committed when the call returns: another
+ * session sees it, and the writer's session holds no transaction open, so it
+ * is durable before the worker sends its call. A writer without the lease
+ * changes nothing; a session the server ended while idle is replaced. */
+static void test_intent_committed_alone(void **state)
+{
+  struct pg_fixture *f = *state;
+  char err[256] = "";
+  struct nrd_pg *other = NULL;
+  struct nrd_ledger_row row;
+  insert(f->pg, "job-1", "i-a", 1000);
+  assert_int_equal(nrd_pg_ledger_claim(f->pg, "job-1", "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
+  assert_int_equal(nrd_pg_open_as(f->url, "test-other", &other, NULL, err, sizeof err), NRD_OK);
+
+  struct nrd_ledger_update u = { .state = NRD_ROW_DELETING, .set_delete_sent = true };
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2100), NRD_OK);
+  assert_int_equal(pgt_exec(f->db, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_stat_activity"
+                                   " WHERE application_name = 'test-main' AND state <> 'idle')"
+                                   " THEN RAISE 'a transaction left open'; END IF; END $$"),
+                   0);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_int_equal(row.state, NRD_ROW_DELETING);
+  assert_true(row.delete_sent);
+  assert_int_equal(row.updated_ms, 2100);
+  nrd_ledger_row_cleanup(&row);
+
+  u = (struct nrd_ledger_update){ .state = NRD_ROW_CREATING, .set_create_sent = true };
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "B", &u, 2200), NRD_NONE);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_int_equal(row.state, NRD_ROW_DELETING);
+  assert_false(row.create_sent);
+  nrd_ledger_row_cleanup(&row);
+
+  assert_int_equal(pgt_exec(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                   " WHERE application_name = 'test-main'"),
+                   0);
+  int rc = nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2300);
+  if (rc == NRD_BUSY) /* the lost session noticed by this call: the next connects again */
+    rc = nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2300);
+  assert_int_equal(rc, NRD_OK);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_int_equal(row.state, NRD_ROW_CREATING);
+  assert_true(row.delete_sent);
+  assert_true(row.create_sent);
+  assert_string_equal(row.owner, "A");
+  nrd_ledger_row_cleanup(&row);
+  nrd_pg_close(other);
+}
+
+/* A held claim (the row executor's) is committed with the row's first
+ * write, not before: until then another session can neither claim the row
+ * nor see it claimed; the write makes claim and intent visible together; a
+ * release commits the claim with it; a session that ends before its first
+ * write leaves the row as it was, free at once. */
+static void test_claim_held(void **state)
+{
+  struct pg_fixture *f = *state;
+  char err[256] = "";
+  struct nrd_pg *other = NULL;
+  struct nrd_ledger_row row, claimed;
+  insert(f->pg, "job-1", "i-a", 1000);
+  insert(f->pg, "job-2", "i-b", 1000);
+  assert_int_equal(nrd_pg_open_as(f->url, "test-other", &other, NULL, err, sizeof err), NRD_OK);
+
+  assert_int_equal(nrd_pg_ledger_claim_held(f->pg, "job-1", "A", "run_1", 2000, LEASE_MS, &claimed),
+                   NRD_OK);
+  assert_string_equal(claimed.owner, "A");
+  assert_int_equal(claimed.attempts, 1);
+  nrd_ledger_row_cleanup(&claimed);
+  assert_int_equal(nrd_pg_ledger_claim(other, "job-1", "B", "run_2", 2000, LEASE_MS, NULL),
+                   NRD_NONE);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_null(row.owner); /* not committed yet */
+  assert_int_equal(row.state, NRD_ROW_PENDING);
+  nrd_ledger_row_cleanup(&row);
+  /* Reads on the holder's session see its own claim. */
+  assert_int_equal(nrd_pg_ledger_get(f->pg, "job-1", &row), NRD_OK);
+  assert_string_equal(row.owner, "A");
+  nrd_ledger_row_cleanup(&row);
+
+  struct nrd_ledger_update u = { .state = NRD_ROW_DELETING, .set_delete_sent = true };
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2100), NRD_OK);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-1", &row), NRD_OK);
+  assert_int_equal(row.state, NRD_ROW_DELETING);
+  assert_true(row.delete_sent);
+  assert_string_equal(row.owner, "A");
+  assert_int_equal(row.attempts, 1);
+  nrd_ledger_row_cleanup(&row);
+  assert_int_equal(pgt_exec(f->db, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_stat_activity"
+                                   " WHERE application_name = 'test-main' AND state <> 'idle')"
+                                   " THEN RAISE 'a transaction left open'; END IF; END $$"),
+                   0);
+
+  /* Claimed and given back: both committed, the attempt counted. */
+  assert_int_equal(nrd_pg_ledger_claim_held(f->pg, "job-2", "A", "run_1", 2200, LEASE_MS, NULL),
+                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_release(f->pg, "job-2", "A"), NRD_OK);
+  assert_int_equal(nrd_pg_ledger_get(other, "job-2", &row), NRD_OK);
+  assert_null(row.owner);
+  assert_int_equal(row.attempts, 1);
+  nrd_ledger_row_cleanup(&row);
+
+  /* Held by another owner: refused, and nothing left open. */
+  assert_int_equal(nrd_pg_ledger_claim_held(other, "job-2", "B", "run_2", 2300, LEASE_MS, NULL),
+                   NRD_OK);
+  assert_int_equal(nrd_pg_ledger_claim_held(f->pg, "job-2", "A", "run_1", 2300, LEASE_MS, NULL),
+                   NRD_NONE);
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2400), NRD_OK);
+
+  /* The holder's session ends before its first write: the claim is gone. */
+  assert_int_equal(pgt_exec(f->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                   " WHERE application_name = 'test-other'"),
+                   0);
+  int rc = NRD_BUSY;
+  for (int i = 0; i < 500 && rc != NRD_OK; i++) {
+    rc = nrd_pg_ledger_claim(f->pg, "job-2", "A", "run_1", 2500, LEASE_MS, NULL);
+    if (rc != NRD_OK)
+      nrd_sleep_ms(10);
+  }
+  assert_int_equal(rc, NRD_OK);
+  assert_int_equal(nrd_pg_ledger_get(f->pg, "job-2", &row), NRD_OK);
+  assert_string_equal(row.owner, "A");
+  assert_int_equal(row.attempts, 2); /* B's claim was never written */
+  nrd_ledger_row_cleanup(&row);
+  nrd_pg_close(other);
+}
+
+/* A claim held longer than a third of its lease (its checks waited on
+ * Novita) gets its whole lease again with its first write, which the lease
+ * keeper could not renew before it was committed. */
+static void test_claim_held_long(void **state)
+{
+  struct pg_fixture *f = *state;
+  struct nrd_ledger_row row;
+  insert(f->pg, "job-1", "i-a", 1000);
+  assert_int_equal(nrd_pg_ledger_claim_held(f->pg, "job-1", "A", "run_1", 2000, 3000, NULL),
+                   NRD_OK);
+  nrd_sleep_ms(1500);
+  struct nrd_ledger_update u = { .state = NRD_ROW_DELETING, .set_delete_sent = true };
+  assert_int_equal(nrd_pg_ledger_update(f->pg, "job-1", "A", &u, 2100), NRD_OK);
+  assert_int_equal(nrd_pg_ledger_get(f->pg, "job-1", &row), NRD_OK);
+  assert_true(row.lease_until_ms - nrd_now_ms() > 2500);
+  nrd_ledger_row_cleanup(&row);
+}
+
 static void fail_row(struct nrd_pg *st, const char *job, bool delete_sent)
 {
   assert_int_equal(nrd_pg_ledger_claim(st, job, "A", "run_1", 2000, LEASE_MS, NULL), NRD_OK);
@@ -692,6 +838,9 @@ int main(void)
     TEST(test_insert_many),
     TEST(test_claim_lease),
     TEST(test_update_fields_and_event),
+    TEST(test_intent_committed_alone),
+    TEST(test_claim_held),
+    TEST(test_claim_held_long),
     TEST(test_retry_abandon),
     TEST(test_lists_and_counts),
     TEST(test_runs),

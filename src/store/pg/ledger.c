@@ -263,6 +263,56 @@ int nrd_pg_ledger_claim(struct nrd_pg *pg, const char *job_id, const char *owner
                    &p, out, "ledger claim");
 }
 
+/* Ends the transaction a held claim left open: COMMIT (the claim and what
+ * followed it are kept) or ROLLBACK (the claim is undone). A COMMIT whose
+ * answer was lost (the session gone) is NRD_BUSY: its outcome is unknown. */
+static int held_end(struct nrd_pg *pg, bool commit)
+{
+  int rc = NRD_OK;
+  if (commit && PQtransactionStatus(pg->conn) == PQTRANS_INERROR) {
+    LOG_ERROR_AT(NRD_FAULT_OURS, "store: postgresql claim aborted by a statement we did not check");
+    commit = false;
+    rc = NRD_ERR;
+  }
+  PGresult *r = NULL;
+  if (commit) {
+    r = pg_exec(pg, "COMMIT", NULL, &rc, "claim commit");
+  } else if (PQstatus(pg->conn) == CONNECTION_OK) {
+    int ignored;
+    r = pg_exec(pg, "ROLLBACK", NULL, &ignored, "claim rollback");
+  }
+  PQclear(r);
+  pg->in_tx = false;
+  pg->claim_held = false;
+  return rc;
+}
+
+int nrd_pg_ledger_claim_held(struct nrd_pg *pg, const char *job_id, const char *owner,
+                             const char *run_id, int64_t now_ms, int64_t lease_ms,
+                             struct nrd_ledger_row *out)
+{
+  if (pg->claim_held) /* one at a time: the one before is kept */
+    held_end(pg, true);
+  int rc;
+  PGresult *r = pg_exec(pg, "BEGIN", NULL, &rc, "claim begin");
+  PQclear(r);
+  if (rc != NRD_OK) {
+    if (out)
+      memset(out, 0, sizeof *out);
+    return rc;
+  }
+  pg->in_tx = true;
+  rc = nrd_pg_ledger_claim(pg, job_id, owner, run_id, now_ms, lease_ms, out);
+  if (rc == NRD_OK) {
+    pg->claim_held = true;
+    pg->held_lease_ms = lease_ms;
+    pg->held_since_ms = nrd_mono_ms();
+    return NRD_OK;
+  }
+  held_end(pg, false); /* nothing claimed */
+  return rc;
+}
+
 int nrd_pg_ledger_claim_next(struct nrd_pg *pg, const char *owner, const char *run_id,
                              int64_t now_ms, int64_t lease_ms, struct nrd_ledger_row *out)
 {
@@ -294,13 +344,20 @@ int nrd_pg_ledger_renew(struct nrd_pg *pg, const char *job_id, const char *owner
 
 int nrd_pg_ledger_release(struct nrd_pg *pg, const char *job_id, const char *owner)
 {
+  bool held = pg->claim_held;
   struct pg_params p = { 0 };
   pgp_text(&p, job_id);
   pgp_text(&p, owner);
-  return pg_write(pg,
-                  "UPDATE ledger SET owner = NULL, lease_until_ms = 0"
-                  " WHERE job_id = $1 AND owner = $2",
-                  &p, "ledger release", NULL);
+  int rc = pg_write(pg,
+                    "UPDATE ledger SET owner = NULL, lease_until_ms = 0"
+                    " WHERE job_id = $1 AND owner = $2",
+                    &p, "ledger release", NULL);
+  if (held) { /* the claim and its release commit together */
+    int end = held_end(pg, rc == NRD_OK || rc == NRD_NONE);
+    if (end != NRD_OK)
+      rc = end;
+  }
+  return rc;
 }
 
 /* ---- update by the owner ---- */
@@ -345,12 +402,67 @@ static int update_fn(struct nrd_pg *pg, void *arg)
       &p, "ledger update", u->event);
 }
 
+/* The lease of a claim held for more than a third of it (its checks waited
+ * on Novita's look-ups) starts again at its first write: the lease keeper
+ * cannot renew a claim not yet committed, and it renews every third of a
+ * lease from then on. The database's clock now, not nrd_now_ms(): now() is
+ * the transaction's start, the claim's time. */
+static int held_restamp(struct nrd_pg *pg, const struct update_ctx *ctx)
+{
+  if (ctx->u->release || nrd_mono_ms() - pg->held_since_ms <= pg->held_lease_ms / 3)
+    return NRD_OK;
+  struct pg_params p = { 0 };
+  pgp_text(&p, ctx->job_id);
+  pgp_text(&p, ctx->owner);
+  pgp_i64(&p, pg->held_lease_ms);
+  return pg_write(pg,
+                  "UPDATE ledger SET lease_until_ms ="
+                  " (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $3::bigint"
+                  " WHERE job_id = $1 AND owner = $2",
+                  &p, "ledger lease restamp", NULL);
+}
+
+/* Tries of an update without an event, as pg_tx's of a transaction. */
+#define UPDATE_ATTEMPTS 4
+
+/* An update without an event is one statement, which PostgreSQL runs as a
+ * transaction of its own, committed as durably as pg_tx's: one round trip
+ * where BEGIN, UPDATE and COMMIT were three (the row's intents, written
+ * while a worker waits to send its call). It is run again only when the
+ * server answered that it did not do it (a busy error, the session still
+ * there). A session lost while it ran leaves its outcome unknown, as a
+ * COMMIT lost in pg_tx does: NRD_BUSY, not run again. */
+static int update_alone(struct nrd_pg *pg, const struct update_ctx *ctx)
+{
+  int rc = NRD_BUSY;
+  pg->last_error[0] = '\0';
+  for (int attempt = 0; attempt < UPDATE_ATTEMPTS && rc == NRD_BUSY; attempt++) {
+    if (attempt > 0) {
+      if (PQstatus(pg->conn) != CONNECTION_OK)
+        break;
+      nrd_sleep_ms(10 * attempt + (int64_t)(nrd_random_unit() * 20));
+    }
+    rc = update_fn(pg, (void *)ctx);
+  }
+  return rc;
+}
+
 int nrd_pg_ledger_update(struct nrd_pg *pg, const char *job_id, const char *owner,
                          const struct nrd_ledger_update *u, int64_t now_ms)
 {
   if (!owner || !*owner || (unsigned)u->state >= NRD_ROW_STATE_COUNT)
     return NRD_ERR;
   struct update_ctx ctx = { .job_id = job_id, .owner = owner, .u = u, .now_ms = now_ms };
+  if (pg->claim_held) { /* the claim commits with its row's first write */
+    pg->last_error[0] = '\0';
+    int rc = held_restamp(pg, &ctx);
+    if (rc == NRD_OK || rc == NRD_NONE)
+      rc = update_fn(pg, &ctx);
+    int end = held_end(pg, rc == NRD_OK || rc == NRD_NONE);
+    return end != NRD_OK ? end : rc;
+  }
+  if (!u->event)
+    return update_alone(pg, &ctx);
   return pg_tx(pg, update_fn, &ctx);
 }
 

@@ -86,10 +86,29 @@ static int apply_fn(struct nrd_pg *pg, void *arg)
   return rc == NRD_NONE ? NRD_ERR : rc;
 }
 
+/* The schema is already this binary's: schema_migrations exists and its
+ * newest version is our newest (migrations are applied in order, each
+ * recorded in its own transaction, so every one before it is there too).
+ * Read without the lock, so the connections a process opens at start do
+ * not queue on it one after the other; anything else (a fresh database, a
+ * migration missing, a newer schema, an error) takes the locked path. */
+static bool schema_current(struct nrd_pg *pg, int binary_version)
+{
+  int rc;
+  PGresult *r =
+      pg_exec(pg, "SELECT to_regclass('schema_migrations') IS NOT NULL", NULL, &rc, "schema check");
+  bool exists = r && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+  PQclear(r);
+  int version = 0;
+  return exists && nrd_pg_schema_version(pg, &version) == NRD_OK && version == binary_version;
+}
+
 int pg_migrate(struct nrd_pg *pg, unsigned *applied, char *err, size_t errlen)
 {
   int binary_version =
       nrd_pg_migrations_count ? nrd_pg_migrations[nrd_pg_migrations_count - 1].version : 0;
+  if (nrd_pg_migrations_count && schema_current(pg, binary_version))
+    return NRD_OK;
   struct apply_ctx ctx = { .m = NULL, .binary_version = binary_version };
   int rc = pg_tx(pg, apply_fn, &ctx);
   for (unsigned i = 0; i < nrd_pg_migrations_count && rc == NRD_OK; i++) {

@@ -29,6 +29,9 @@ struct nrd_pg {
   char identity[PG_IDENTITY_MAX];
   int64_t outbox_lease_ms;
   bool in_tx;
+  bool claim_held;               /* a claim's transaction left open (ledger.c) */
+  int64_t held_lease_ms;         /* its lease */
+  int64_t held_since_ms;         /* when it was claimed (monotonic) */
   char *leaders[PG_LEADERS_MAX]; /* leadership names held by this session */
   char last_error[256];          /* PostgreSQL's message of the last failure */
   /* After a failed reconnect: no new try before retry_at (monotonic ms);
